@@ -1,0 +1,1 @@
+"""Thin library behind the book: CAM engine, receptive fields, models, data, metrics, plots."""
