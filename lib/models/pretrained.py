@@ -98,26 +98,27 @@ def imagenet_categories() -> list[str]:
     return list(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
 
 
-def preprocess(images, size: int = 224, mean=LITE0_MEAN, std=LITE0_STD) -> torch.Tensor:
-    """uint8 HxWx3 arrays (or a list of them) -> a normalised float batch (N, 3, size, size).
+def preprocess(images, size: int = 224, resize: int = 256, mean=LITE0_MEAN, std=LITE0_STD
+               ) -> torch.Tensor:
+    """uint8 (H, W, 3) arrays (or a list of them) -> a normalised float batch (N, 3, size, size).
 
-    Resize the short side to ``size`` * 256/224 then centre-crop ``size`` (the ImageNet protocol).
+    The ImageNet protocol: shorter side to ``resize``, centre crop ``size``; the geometry is
+    :func:`lib.data.boxes.resize_crop_geometry`'s, so boxes rescaled with it stay aligned.
     """
     import numpy as np
     import torch.nn.functional as F
+
+    from lib.data.boxes import resize_crop_geometry
 
     if isinstance(images, np.ndarray) and images.ndim == 3:
         images = [images]
     batch = []
     for img in images:
-        t = torch.as_tensor(np.asarray(img)).permute(2, 0, 1).float()[None] / 255
+        t = torch.from_numpy(np.array(img, dtype=np.float32)).permute(2, 0, 1)[None] / 255
         h, w = t.shape[-2:]
-        short = round(size * 256 / 224)
-        scale = short / min(h, w)
-        t = F.interpolate(t, size=(round(h * scale), round(w * scale)), mode="bilinear",
-                          align_corners=False, antialias=True)
-        top = (t.shape[-2] - size) // 2
-        left = (t.shape[-1] - size) // 2
-        batch.append(t[..., top:top + size, left:left + size])
+        _, _, ox, oy, _, _ = resize_crop_geometry(w, h, resize, size, mode="shorter")
+        rw, rh = resize_crop_geometry(w, h, resize, None, mode="shorter")[4:]
+        t = F.interpolate(t, size=(rh, rw), mode="bilinear", align_corners=False, antialias=True)
+        batch.append(t[..., int(oy):int(oy) + size, int(ox):int(ox) + size])
     x = torch.cat(batch).clamp(0, 1)
     return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
