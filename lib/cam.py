@@ -347,25 +347,37 @@ class _Engine:
 
     def _scorecam_weights(self, a):
         """Score-CAM: softmax over channels of the target score of x masked by each
-        min-max-normalised, up-sampled channel (pytorch-grad-cam's variant: logit scores)."""
+        min-max-normalised, up-sampled channel (pytorch-grad-cam's variant: logit scores).
+
+        A channel that is exactly zero everywhere gives an all-zero mask, hence the same masked
+        input (zeros) whatever the channel: its score is computed once per image, not K times.
+        """
         n, k = a.shape[:2]
         size = self.x.shape[-2:]
         weights = torch.empty(n, k, dtype=a.dtype, device=a.device)
+        flat_a = a.flatten(2)
+        dead = (flat_a.amax(2) == 0) & (flat_a.amin(2) == 0)
         bar = tqdm(total=n * k, desc="Score-CAM", disable=not self.progress, leave=False)
         with torch.no_grad():
             for i in range(n):
-                for lo in range(0, k, self.batch_size):
-                    chunk = a[i:i + 1, lo:lo + self.batch_size]
-                    up = F.interpolate(chunk, size=size, mode="bilinear",
+                live = (~dead[i]).nonzero()[:, 0]
+                if dead[i].any():
+                    zero = torch.zeros_like(self.x[i:i + 1])
+                    idx = torch.full((1,), i, device=a.device)
+                    weights[i, dead[i]] = self.scorer(self.model(zero), idx).to(a.dtype)
+                    bar.update(int(dead[i].sum()))
+                for lo in range(0, len(live), self.batch_size):
+                    chans = live[lo:lo + self.batch_size]
+                    up = F.interpolate(a[i:i + 1, chans], size=size, mode="bilinear",
                                        align_corners=self.align_corners)[0]
                     flat = up.flatten(1)
                     mins = flat.amin(1).view(-1, 1, 1)
                     maxs = flat.amax(1).view(-1, 1, 1)
                     masks = (up - mins) / (maxs - mins + 1e-8)
                     batch = self.x[i:i + 1] * masks[:, None]
-                    idx = torch.full((len(masks),), i, device=a.device)
-                    weights[i, lo:lo + len(masks)] = self.scorer(self.model(batch), idx)
-                    bar.update(len(masks))
+                    idx = torch.full((len(chans),), i, device=a.device)
+                    weights[i, chans] = self.scorer(self.model(batch), idx).to(a.dtype)
+                    bar.update(len(chans))
         bar.close()
         return torch.softmax(weights, dim=1)
 
@@ -396,10 +408,11 @@ class _Engine:
         return (orig - drops) / orig
 
     def _guided_backprop(self):
-        """Guided Backpropagation (Springenberg et al.): at every nn.ReLU the backward pass keeps
-        only positive gradients (and only where the input was positive)."""
+        """Guided Backpropagation (Springenberg et al.): at every nn.ReLU (and nn.ReLU6) module
+        the backward pass keeps only positive gradients, and only where the unit is active.
+        Captum's GuidedBackprop treats nn.ReLU only; functional ReLUs are not seen by either."""
         x = self.x.detach().requires_grad_(True)
-        relus = [m for m in self.model.modules() if isinstance(m, nn.ReLU)]
+        relus = [m for m in self.model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
         handles = [m.register_forward_hook(lambda mod, i, o: _GuidedReLU.apply(o)) for m in relus]
         try:
             with torch.enable_grad():

@@ -1,0 +1,201 @@
+"""Every architecture of the book by name: the papers' torchvision networks, small CPU-trainable
+ResNet / DenseNet / EfficientNet analogues for 64 px scenes, and this project's own models; and
+the papers' layer names for each (``paper_layers``)."""
+from __future__ import annotations
+
+import os
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torchvision
+from torch import nn
+
+from ..layers import resolve_layer
+from .masked_vgg import MaskedVGG, masked_vgg16
+from .small import MnistNet, PooledCNN, gap_net, gmp_net
+from .unet import UNetClassifier
+
+__all__ = ["build", "paper_layers", "imagenet_weights_file", "small_resnet", "small_densenet",
+           "small_efficientnet", "TORCHVISION", "PROJECT", "names"]
+
+#: the papers' ImageNet architectures (torchvision builders)
+TORCHVISION = ("resnet50", "densenet121", "efficientnet_b0", "vgg16", "alexnet", "googlenet")
+
+_EFFNET = [f"features[{-i}]" for i in range(1, 5)]
+_DENSENET = ["denseblock4", "transition3", "denseblock3", "transition2"]
+_RESNET = ["layer4", "layer3", "layer2"]
+# paper label -> dotted name; the receptive-field chapter (paper 000) uses the first three,
+# paper 001 the next three.
+_PAPER_LAYERS: dict[str, dict[str, str]] = {
+    "efficientnet_b0": {k: f"features.{9 - i}" for i, k in enumerate(_EFFNET, start=1)},
+    "densenet121": {k: f"features.{k}" for k in _DENSENET},
+    "resnet50": {k: k for k in _RESNET},
+    "vgg16": {"features.29": "features.29"},
+    "alexnet": {"features.11": "features.11"},
+    "googlenet": {"inception5b": "inception5b"},
+}
+
+
+def _replace_stem_conv(conv: nn.Conv2d, in_channels: int, stride: int) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, stride=stride,
+                     padding=conv.padding, bias=conv.bias is not None)
+
+
+def small_resnet(num_classes: int = 10, in_channels: int = 1, width: int = 16,
+                 layers: tuple[int, ...] = (1, 1, 1, 1), total_stride: int = 16) -> nn.Module:
+    """A ResNet18-style network (timm ResNet, BasicBlocks) with widths (w, 2w, 4w, 8w) and
+    ``layer1..layer4`` named as in ResNet50. ``total_stride=16`` drops the stem max-pool so
+    ``layer4`` is 4x4 on a 64 px input (ResNet50 is 7x7 on 224); 32 keeps it."""
+    from timm.models.resnet import BasicBlock, ResNet
+    if total_stride not in (16, 32):
+        raise ValueError(f"total_stride must be 16 or 32, got {total_stride}")
+    model = ResNet(BasicBlock, list(layers), num_classes=num_classes, in_chans=in_channels,
+                   stem_width=width, channels=tuple(width * 2 ** i for i in range(4)))
+    if total_stride == 16:
+        model.maxpool = nn.Identity()
+    return model
+
+
+def small_densenet(num_classes: int = 10, in_channels: int = 1, growth_rate: int = 12,
+                   block_config: tuple[int, ...] = (2, 2, 2, 2), num_init_features: int = 16,
+                   total_stride: int = 16) -> nn.Module:
+    """A DenseNet121-style network (torchvision DenseNet, 4 dense blocks) with the same layer
+    names (``features.denseblock4``, ``features.transition3`` ...). ``total_stride=16`` drops
+    the stem max-pool ``features.pool0``."""
+    if total_stride not in (16, 32):
+        raise ValueError(f"total_stride must be 16 or 32, got {total_stride}")
+    model = torchvision.models.DenseNet(growth_rate=growth_rate, block_config=tuple(block_config),
+                                        num_init_features=num_init_features,
+                                        num_classes=num_classes)
+    model.features.conv0 = _replace_stem_conv(model.features.conv0, in_channels, 2)
+    nn.init.kaiming_normal_(model.features.conv0.weight)
+    if total_stride == 16:
+        model.features.pool0 = nn.Identity()
+    return model
+
+
+def small_efficientnet(num_classes: int = 10, in_channels: int = 1, width_mult: float = 0.25,
+                       depth_mult: float = 0.5, total_stride: int = 16,
+                       dropout: float = 0.2) -> nn.Module:
+    """An EfficientNet-b0-style network (torchvision EfficientNet with b0's MBConv stages and
+    squeeze-and-excitation, scaled by ``width_mult`` / ``depth_mult``), layers ``features[0..8]``
+    as in b0. ``total_stride=16`` makes the stem conv stride 1."""
+    from torchvision.models.efficientnet import EfficientNet, MBConvConfig
+    if total_stride not in (16, 32):
+        raise ValueError(f"total_stride must be 16 or 32, got {total_stride}")
+    conf = partial(MBConvConfig, width_mult=width_mult, depth_mult=depth_mult)
+    setting = [conf(1, 3, 1, 32, 16, 1), conf(6, 3, 2, 16, 24, 2), conf(6, 5, 2, 24, 40, 2),
+               conf(6, 3, 2, 40, 80, 3), conf(6, 5, 1, 80, 112, 3), conf(6, 5, 2, 112, 192, 4),
+               conf(6, 3, 1, 192, 320, 1)]
+    # stochastic depth off: the small models train for few epochs and must be deterministic
+    model = EfficientNet(setting, dropout=dropout, stochastic_depth_prob=0.0,
+                         num_classes=num_classes)
+    stem = model.features[0][0]
+    model.features[0][0] = _replace_stem_conv(stem, in_channels, 1 if total_stride == 16 else 2)
+    nn.init.kaiming_normal_(model.features[0][0].weight, mode="fan_out")
+    return model
+
+
+#: this project's models: name -> constructor
+PROJECT: dict[str, Callable[..., nn.Module]] = {
+    "mnist_net": MnistNet, "gap_net": gap_net, "gmp_net": gmp_net, "pooled_cnn": PooledCNN,
+    "masked_vgg": MaskedVGG, "masked_vgg16": masked_vgg16, "unet": UNetClassifier,
+    "small_resnet": small_resnet, "small_densenet": small_densenet,
+    "small_efficientnet": small_efficientnet,
+}
+_SMALL_LAYERS = {"small_resnet": "resnet50", "small_densenet": "densenet121",
+                 "small_efficientnet": "efficientnet_b0"}
+
+
+def names() -> list[str]:
+    """Every name ``build`` accepts."""
+    return list(TORCHVISION) + list(PROJECT)
+
+
+def imagenet_weights_file(name: str, which: str = "IMAGENET1K_V1") -> tuple[Path, str]:
+    """(path in the torch hub cache, download URL) of torchvision's ImageNet weights for ``name``."""
+    enum = torchvision.models.get_model_weights(name)[which]
+    url = enum.url
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url), url
+
+
+def _load_state(model: nn.Module, path: str | Path) -> nn.Module:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no weights file at {path}")
+    obj = torch.load(path, map_location="cpu", weights_only=False)
+    state = obj.get("state_dict", obj) if isinstance(obj, dict) else obj
+    model.load_state_dict(state)
+    return model
+
+
+def build(name: str, num_classes: int | None = None, weights: str | Path | None = None,
+          **kwargs) -> nn.Module:
+    """The architecture ``name`` (see ``names()``), randomly initialised (``weights=None``), with
+    torchvision's ImageNet weights (``"imagenet"``, or a torchvision weights name such as
+    ``"IMAGENET1K_V2"``; only from the torch hub cache, never downloaded), or with the state dict
+    in a file (``weights=path``; this project's trainer files load too). ``num_classes`` defaults
+    to the architecture's own (1000 for ImageNet networks, 10 for the project's)."""
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    if name in PROJECT:
+        if weights is not None and str(weights).lower().startswith(("imagenet", "imagenet1k")):
+            raise ValueError(f"{name} has no ImageNet weights; pass a file or train it with "
+                             "lib.train.load_or_train")
+        model = PROJECT[name](**kwargs)
+        return _load_state(model, weights) if weights is not None else model
+    if name not in TORCHVISION:
+        raise ValueError(f"unknown model {name!r}; choose from {names()}")
+    is_imagenet = weights is not None and (str(weights) == "imagenet"
+                                           or str(weights).startswith("IMAGENET1K"))
+    if is_imagenet:
+        which = "IMAGENET1K_V1" if str(weights) == "imagenet" else str(weights)
+        path, url = imagenet_weights_file(name, which)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{name} ImageNet weights not found: {path} is missing. It comes from {url} "
+                f"(torchvision downloads it there on a machine with a network, e.g. "
+                f"torchvision.models.{name}(weights='{which}'), or copy the file in). Only the "
+                "'full' profile needs it; the 'default' profile runs offline without it.")
+        if kwargs.get("num_classes", 1000) != 1000:
+            raise ValueError(f"ImageNet weights have 1000 classes, not {kwargs['num_classes']}")
+        enum = torchvision.models.get_model_weights(name)[which]
+        return torchvision.models.get_model(name, weights=enum, **kwargs)
+    if name == "googlenet":
+        # without weights, skip the auxiliary heads (they only matter for training from scratch)
+        kwargs.setdefault("aux_logits", False)
+        kwargs.setdefault("init_weights", True)
+    model = torchvision.models.get_model(name, weights=None, **kwargs)
+    return _load_state(model, weights) if weights is not None else model
+
+
+def paper_layers(name: str) -> dict[str, str]:
+    """The papers' target layers of ``name``: paper label -> dotted module name.
+
+    EfficientNet-b0 ``features[-1]``..``features[-4]``; DenseNet121 ``denseblock4``,
+    ``transition3``, ``denseblock3``, ``transition2``; ResNet50 ``layer4``..``layer2``; VGG16
+    ``features.29``; AlexNet ``features.11``; GoogLeNet ``inception5b``; the small analogues use
+    their big model's labels; the project's models map ``"target"`` to their CAM layer. Each name
+    is checked to exist with ``lib.layers.resolve_layer``.
+    """
+    if name in _PAPER_LAYERS:
+        layers = dict(_PAPER_LAYERS[name])
+    elif name in _SMALL_LAYERS:
+        layers = dict(_PAPER_LAYERS[_SMALL_LAYERS[name]])
+        if name == "small_efficientnet":
+            layers = {k: f"features.{9 - i}" for i, k in enumerate(_EFFNET, start=1)}
+    elif name in PROJECT:
+        layers = None
+    else:
+        raise ValueError(f"unknown model {name!r}; choose from {names()}")
+    with torch.device("meta"):  # architecture only: no memory, no initialisation cost
+        model = build(name)
+    if layers is None:
+        layers = {"target": model.target_layer}
+    for label, dotted in layers.items():
+        resolve_layer(model, dotted)
+        if label.startswith("features["):  # the papers' spelling must point at the same module
+            assert resolve_layer(model, label) is resolve_layer(model, dotted), (label, dotted)
+    return layers

@@ -1,0 +1,48 @@
+"""Metrics against values worked out by hand."""
+import math
+
+import pytest
+import torch
+
+from lib import metrics
+
+
+def test_mass_in_mask_by_hand():
+    maps = torch.tensor([[[1.0, 3.0], [0.0, 4.0]], [[0.0, 0.0], [0.0, 0.0]]])
+    masks = torch.tensor([[[1, 1], [0, 0]], [[1, 0], [0, 0]]], dtype=torch.bool)
+    assert torch.equal(metrics.mass_in_mask(maps, masks), torch.tensor([0.5, 0.0]))
+    with pytest.raises(ValueError, match="non-negative"):
+        metrics.mass_in_mask(-maps, masks)
+    with pytest.raises(ValueError, match="up-sample"):
+        metrics.mass_in_mask(maps, masks[:, :1])
+
+
+def test_hit_by_hand_with_tolerance():
+    maps = torch.zeros(2, 5, 5)
+    maps[0, 4, 4] = 1.0   # arg-max in the corner
+    maps[1, 0, 0] = 1.0
+    masks = torch.zeros(2, 5, 5, dtype=torch.bool)
+    masks[:, 0:2, 0:2] = True
+    assert torch.equal(metrics.hit(maps, masks), torch.tensor([0.0, 1.0]))
+    # (4, 4) is 3 px from the box's corner (1, 1): a 2-px tolerance misses, 3 px hits
+    assert metrics.hit(maps, masks, tolerance=2)[0] == 0
+    assert metrics.hit(maps, masks, tolerance=3)[0] == 1
+
+
+def test_iou_top_area_by_hand():
+    # box of area 4 (2x2); the map's top-4 pixels are the box's left column + 2 outside
+    maps = torch.tensor([[[9.0, 1.0, 8.0], [7.0, 0.0, 6.0], [0.0, 0.0, 0.0]]])
+    masks = torch.tensor([[[1, 1, 0], [1, 1, 0], [0, 0, 0]]], dtype=torch.bool)
+    # top-4 = {(0,0), (0,2), (1,0), (1,2)}; inside: 2; union: 4 + 4 - 2 = 6
+    assert torch.allclose(metrics.iou_top_area(maps, masks), torch.tensor([2 / 6]))
+    with pytest.raises(ValueError, match="empty"):
+        metrics.iou_top_area(maps, torch.zeros_like(masks))
+
+
+def test_dead_zone_ratio_by_hand():
+    maps = torch.zeros(2, 4, 3)
+    maps[0, :2] = 1.0   # seen rows only
+    maps[0, 3, 0] = 2.0  # one dead pixel
+    # ||dead|| = 2, ||all|| = sqrt(6 + 4)
+    mu = metrics.dead_zone_ratio(maps, slice(3, None))
+    assert torch.allclose(mu, torch.tensor([2 / math.sqrt(10), 0.0]))
