@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from torch import nn
+from tqdm import tqdm
 
 from lib.models.cnn003 import CNN003, effective_weight
 
@@ -22,6 +23,7 @@ __all__ = [
     "gradcam_alpha_autograd", "gradcam_alpha_closed_form", "gradcam_map", "patch_norms",
     "theorem3_bound", "theorem3_expectation", "ensemble_gradcam", "monte_carlo_gradcam",
     "MonteCarloResult", "bound_check",
+    "RowWall", "WalledLayer", "WalledModel", "masked_zone_rows", "wall_scores",
 ]
 
 
@@ -324,3 +326,143 @@ def bound_check(mc: MonteCarloResult, bound: torch.Tensor, n_se: float = 3.0,
         "min_ratio_ci": (float(ratio[i] - half), float(ratio[i] + half)),
         "min_z": float(((mean - bound) / sem.clamp_min(1e-300))[active].min()),
     }
+
+
+# --------------------------------------------------------------------------- walls in real networks
+# (paper 003, Section 3: the masked VGG and Table 1; "walls: experiments" chapter)
+
+class RowWall(nn.Module):
+    """Zero the last ``masked_rows`` rows of a feature map (N, C, H, W).
+
+    A multiplication by a fixed 0/1 row mask, so the gradient reaching the wall's input in those
+    rows is exactly 0 (0 * g), as behind the masked dense weights of paper 003's [VGG].
+    """
+
+    def __init__(self, masked_rows: int):
+        super().__init__()
+        if masked_rows < 0:
+            raise ValueError(f"masked_rows must be >= 0, got {masked_rows}")
+        self.masked_rows = int(masked_rows)
+
+    def keep(self, height: int, device=None, dtype=torch.float32) -> torch.Tensor:
+        """The (height, 1) row mask: 1 on the visible rows, 0 on the masked ones."""
+        if self.masked_rows >= height:
+            raise ValueError(f"masked_rows={self.masked_rows} leaves no visible row of a "
+                             f"{height}-row feature map; mask fewer rows")
+        k = torch.ones(height, 1, device=device, dtype=dtype)
+        if self.masked_rows:
+            k[height - self.masked_rows:] = 0
+        return k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.keep(x.shape[-2], x.device, x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"masked_rows={self.masked_rows}"
+
+
+class WalledLayer(nn.Module):
+    """``wall(inner(x))``: a layer followed by a :class:`RowWall`. Target ``inner`` with a CAM:
+    its activations are whole, and the gradient on its masked rows is exactly 0."""
+
+    def __init__(self, inner: nn.Module, masked_rows: int):
+        super().__init__()
+        self.inner = inner
+        self.wall = RowWall(masked_rows)
+
+    def forward(self, x):
+        return self.wall(self.inner(x))
+
+
+class WalledModel(nn.Module):
+    """A network with a wall built in: the last ``masked_rows`` rows of ``layer``'s output are
+    zeroed before the rest of the network reads them (paper 003's masking, moved into any CNN).
+
+    The model is copied (``copy=True``) and ``layer`` is replaced inside it by a
+    :class:`WalledLayer`, so the mask is part of the forward pass and cannot be bypassed.
+    ``target_layer`` names the layer to explain (the original layer, before the wall): its
+    activations are intact and the gradient of every output there is exactly 0 in the masked
+    rows. ``layer_name`` is the original layer's name in ``model``.
+    """
+
+    def __init__(self, model: nn.Module, layer: nn.Module | str, masked_rows: int,
+                 copy: bool = True):
+        super().__init__()
+        import copy as _copy
+
+        from lib.layers import layer_name, resolve_layer
+
+        name = layer_name(model, resolve_layer(model, layer))
+        if not name:
+            raise ValueError("layer must be a sub-module of the model, not the model itself")
+        net = _copy.deepcopy(model) if copy else model
+        parent_name, _, attr = name.rpartition(".")
+        parent = resolve_layer(net, parent_name) if parent_name else net
+        inner = resolve_layer(net, name)
+        if isinstance(parent, nn.Sequential) and attr.lstrip("-").isdigit():
+            parent[int(attr)] = WalledLayer(inner, masked_rows)
+        else:
+            setattr(parent, attr, WalledLayer(inner, masked_rows))
+        self.net = net
+        self.layer_name = name
+        self.masked_rows = int(masked_rows)
+        self.target_layer = f"net.{name}.inner"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def masked_zone_rows(n_rows: int, masked_rows: int, size: int) -> slice:
+    """Rows of a ``size``-row up-sampled map (bilinear, align_corners=False, as in the CAM
+    post-processing) that receive no weight from a visible feature row: the image of the
+    ``masked_rows`` masked rows of an ``n_rows``-row map. Computed by up-sampling the row mask."""
+    if not 0 < masked_rows < n_rows:
+        raise ValueError(f"masked_rows must be in (0, {n_rows}), got {masked_rows}")
+    visible = torch.zeros(1, 1, n_rows, 1, dtype=torch.float64)
+    visible[..., :n_rows - masked_rows, :] = 1
+    up = F.interpolate(visible, size=(size, 1), mode="bilinear", align_corners=False)[0, 0, :, 0]
+    dead = torch.nonzero(up == 0).flatten()
+    if dead.numel() == 0:
+        return slice(size, size)
+    return slice(int(dead[0]), size)
+
+
+def wall_scores(model: nn.Module, x: torch.Tensor, layer: nn.Module | str, methods,
+                dead_rows: slice, feature_masked_rows: int, target=None, batch_size: int = 64,
+                ) -> dict[str, dict[str, torch.Tensor]]:
+    """Per image and per method, how much of a CAM falls where the model cannot look.
+
+    For each method, from one raw map (N, h, w) at ``layer`` (:func:`lib.cam.compute`):
+    ``mu_pgc``: mu of Eq. 7 over the input rows ``dead_rows`` of the map post-processed as the
+    paper (pytorch-grad-cam: ReLU, per-image min-max, bilinear to the input size);
+    ``mu_relu``: the same on relu(raw) up-sampled without normalisation; ``mu_feature``:
+    Eq. 7 at the layer's own resolution, ||relu(raw)[masked rows]|| / ||relu(raw)|| over the last
+    ``feature_masked_rows`` rows; ``max_feature``: max |raw| over those rows (exactly 0 for a
+    map that ignores them). Also ``pred``: the predicted class. Values are fractions (x100 for
+    the paper's table). Returns ``{method: {name: tensor (N,)}}`` plus ``{"pred": ...}``.
+    """
+    import lib.cam
+    from lib.metrics import dead_zone_ratio
+
+    methods = [methods] if isinstance(methods, str) else list(methods)
+    size = tuple(x.shape[-2:])
+    # a list of layers always gives the nested dict maps[method][layer_name]
+    maps = lib.cam.compute(model, x, [layer], methods, target=target, batch_size=batch_size)
+    name = next(iter(maps[methods[0]]))
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for m in methods:
+        raw = maps[m][name].detach().float().cpu()
+        h = raw.shape[-2]
+        if not 0 < feature_masked_rows < h:
+            raise ValueError(f"feature_masked_rows={feature_masked_rows} must be in (0, {h}) for "
+                             f"the {h}-row map of layer {name!r}")
+        feat = slice(h - feature_masked_rows, h)
+        pgc = lib.cam.postprocess(raw, size, preset=lib.cam.PGC_PRESET)
+        relu_up = lib.cam.postprocess(raw, size, relu=True, mode="bilinear", normalize="none")
+        out[m] = {"mu_pgc": dead_zone_ratio(pgc, dead_rows),
+                  "mu_relu": dead_zone_ratio(relu_up, dead_rows),
+                  "mu_feature": dead_zone_ratio(raw.clamp(min=0), feat),
+                  "max_feature": raw[:, feat].abs().flatten(1).amax(1)}
+    with torch.no_grad():
+        out["pred"] = {"class": model(x).argmax(1).cpu()}
+    return out

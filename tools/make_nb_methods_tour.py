@@ -35,6 +35,7 @@ device = "auto"
 seed = 0
 layer = "bn2"        # EfficientNet-Lite0's last feature map: 1280 x 7 x 7, then GAP + linear
 photos = None        # names from lib.data.photos.list_photos(); None: the profile's
+methods = None       # layer methods; None: all ten (smoke leaves out Score-CAM's 1280 passes)
 occlusion_stride = None""", metadata={"tags": ["parameters"]}),
     code("""import time
 
@@ -51,11 +52,17 @@ from lib.models.pretrained import (LITE0_MEAN, LITE0_STD, efficientnet_lite0,
 from lib.notebook import setup
 from lib.plot import as_image, draw_boxes, method_grid, overlay, signed_map
 
+ALL = ["cam", "gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "counterfactual",
+       "eigencam", "scorecam", "ablationcam"]
 cfg = setup(profile, device, seed,
             sizes={"photos": {"smoke": ["coffee"], "default": list_photos(),
                               "full": list_photos()},
-                   "occlusion_stride": {"smoke": 45, "default": 16, "full": 4}},
-            given={"photos": photos, "occlusion_stride": occlusion_stride})
+                   "methods": {"smoke": [m for m in ALL if m != "scorecam"], "default": ALL,
+                               "full": ALL},
+                   "occlusion_stride": {"smoke": 45, "default": 16, "full": 4},
+                   "ig_steps": {"smoke": 8, "default": 32, "full": 64}},
+            given={"photos": photos, "methods": methods, "occlusion_stride": occlusion_stride,
+                   "ig_steps": None})
 print(f"profile {cfg.profile}, device {cfg.device}, {len(cfg.photos)} photographs, layer {layer}")"""),
     md("""## The model and its predictions
 
@@ -94,8 +101,7 @@ print("predictions as expected")"""),
 One call asks for all ten layer methods; the gradient-based ones share a single forward pass
 (autograd switched on only from the target layer up) and a single backward pass from the output
 to the layer. The target is each image's predicted class."""),
-    code("""layer_methods = ["cam", "gradcam", "gradcam++", "xgradcam", "hirescam", "layercam",
-                 "counterfactual", "eigencam", "scorecam", "ablationcam"]
+    code("""layer_methods = cfg.methods
 t0 = time.perf_counter()
 maps = cam.compute(model, x, layer, layer_methods, batch_size=128)
 elapsed = time.perf_counter() - t0
@@ -161,12 +167,12 @@ attributions = {}
 for m in input_methods:
     kw = {}
     if m == "integratedgradients":
-        kw = {"n_steps": 32, "internal_batch_size": 32}
+        kw = {"n_steps": cfg.ig_steps, "internal_batch_size": 32}
     elif m == "occlusion":
         kw = {"sliding_window_shapes": (3, 45, 45), "strides": cfg.occlusion_stride,
               "perturbations_per_eval": 16}
     elif m == "gradientshap":
-        kw = {"n_samples": 16, "stdevs": 0.1}
+        kw = {"n_samples": cfg.ig_steps // 2, "stdevs": 0.1}
     a = cam.compute(model, x, layer, m, captum_kwargs=kw)
     attributions[m] = cam.postprocess(a.abs().sum(1), relu=False).cpu()
 fig = method_grid(images, attributions, box_list, row_labels=list(cfg.photos), size=1.6, alpha=0.6)"""),

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .boxes import box_mask
 from .fashion_mnist import CLASSES, load_fashion_mnist
