@@ -92,6 +92,13 @@ def test_cam_by_hand_and_equals_gradcam_times_z():
     assert torch.allclose(got, 4 * grad, atol=1e-12)     # Z = 2 * 2
 
 
+def test_guided_gradcam_by_hand():
+    # the layer is at input resolution here, so up-sampling is the identity:
+    # relu(Grad-CAM) * guided backprop = [[1.5, 1.25], [1, .75]] * [[0, 0], [0, 1]]
+    got = cam.compute(tiny_model(), X, "1", "guidedgradcam", target=0)[0, 0]
+    assert torch.allclose(got, _t([[0.0, 0.0], [0.0, 0.75]]), atol=1e-12)
+
+
 def test_guided_backprop_by_hand():
     # plain gradient: [[0, 1], [0, 1]]; guided backprop drops the negative gradient that reaches
     # the ReLU of A_1 at (0, 1): [[0, 0], [0, 1]]
