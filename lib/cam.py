@@ -488,12 +488,27 @@ class _Tail:
         import torch.fx as fx
 
         target_name = self.name
+        leaves = {target_name}
 
         class Tracer(fx.Tracer):
             def is_leaf_module(self, m, qualname):
-                return qualname == target_name or super().is_leaf_module(m, qualname)
+                return qualname in leaves or super().is_leaf_module(m, qualname)
 
-        graph = Tracer().trace(self.model)
+        # A sub-module with Python control flow on shapes or values cannot be traced through;
+        # it is kept whole as a leaf (called as is) unless it contains the target layer.
+        for _ in range(32):
+            tracer = Tracer()
+            try:
+                graph = tracer.trace(self.model)
+                break
+            except Exception:
+                stack = [path for path in getattr(tracer, "module_stack", {}) if path]
+                culprit = stack[-1] if stack else ""
+                if not culprit or culprit in leaves or target_name.startswith(culprit + "."):
+                    raise
+                leaves.add(culprit)
+        else:
+            raise RuntimeError("too many untraceable sub-modules")
         nodes = [nd for nd in graph.nodes if nd.op == "call_module" and nd.target == target_name]
         if len(nodes) != 1:
             raise RuntimeError("layer not found once in the traced graph")

@@ -331,10 +331,28 @@ def test_ablation_tail_handles_skips_and_untraceable_models():
             up = nn.functional.interpolate(m, scale_factor=2)
             return self.head(torch.cat([up, e], 1).mean((2, 3)))
 
+    class ShapeGate(nn.Module):  # control flow on a shape: fx keeps it whole, as a leaf
+        def forward(self, t):
+            return t * 2.0 if t.shape[-1] > 1 else t
+
+    class Gated(Skip):
+        def __init__(self):
+            super().__init__()
+            self.gate = ShapeGate()
+
+        def forward(self, x):
+            e = self.enc(x)
+            m = self.gate(self.mid(nn.functional.max_pool2d(e, 2)))
+            up = nn.functional.interpolate(m, scale_factor=2)
+            return self.head(torch.cat([up, e], 1).mean((2, 3)))
+
     torch.manual_seed(7)
     x = torch.randn(2, 3, 8, 8)
-    for traceable in (True, False):
-        model = Skip(traceable).eval()
+    gated = Gated().eval()
+    a = gated.mid(nn.functional.max_pool2d(gated.enc(x), 2)).detach()
+    tail = cam._Tail(gated, "mid", x, a, gated(x).detach())
+    assert tail.graph_module is not None and tail.externals  # split, with the skip as external
+    for model in (Skip(True).eval(), Skip(False).eval(), gated):
         ours = cam.postprocess(cam.compute(model, x, "mid", "ablationcam"), 8,
                                preset=cam.PGC_PRESET).numpy()
         with pgc.AblationCAM(model=model, target_layers=[model.mid]) as ref_cam:
