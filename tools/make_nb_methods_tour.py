@@ -1,9 +1,8 @@
 """Write notebooks/01_methods_tour.ipynb (run: python tools/make_nb_methods_tour.py)."""
-from pathlib import Path
+from nbformat.v4 import new_code_cell as code
+from nbformat.v4 import new_markdown_cell as md
 
-import nbformat as nbf
-
-md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
+from nbwriter import Notebook
 
 cells = [
     md("""# A tour of the methods: real photographs, a real ImageNet model
@@ -227,9 +226,6 @@ as coarse as its 45-pixel window. The "box share of image" column is what a map 
 over the image would score on "mass in box": a method is only informative above it."""),
 ]
 
-nb = nbf.v4.new_notebook(cells=cells, metadata={
-    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-    "language_info": {"name": "python"}})
-out = Path(__file__).resolve().parent.parent / "notebooks" / "01_methods_tour.ipynb"
-nbf.write(nb, out)
-print(f"wrote {out}")
+_nb = Notebook()
+_nb.cells = cells
+_nb.write("01_methods_tour.ipynb")

@@ -3,25 +3,10 @@ without outputs.
 
 Run: python tools/make_nb_walls_experiments.py
 """
-from pathlib import Path
+from nbwriter import Notebook
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-OUT = Path(__file__).resolve().parent.parent / "notebooks" / "04_walls_experiments.ipynb"
-
-cells = []
-
-
-def md(text):
-    cells.append(new_markdown_cell(text.strip("\n")))
-
-
-def code(text, tags=None):
-    cell = new_code_cell(text.strip("\n"))
-    if tags:
-        cell.metadata["tags"] = tags
-    cells.append(cell)
+_nb = Notebook()
+md, code = _nb.md, _nb.code
 
 
 md(r"""
@@ -525,9 +510,4 @@ code("""
 print(f"profile {cfg.profile}: notebook body ran in {time.perf_counter() - t_start:.0f} s")
 """)
 
-nb = new_notebook(cells=cells, metadata={
-    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-    "language_info": {"name": "python"}})
-OUT.parent.mkdir(parents=True, exist_ok=True)
-nbformat.write(nb, OUT)
-print(f"wrote {OUT}")
+_nb.write("04_walls_experiments.ipynb")
