@@ -64,6 +64,8 @@ def test_photographs_row_uses_the_photos_module(monkeypatch):
     stub = types.ModuleType("lib.data.photos")
     stub.list_photos = lambda: ["chelsea", "coffee", "rocket"]
     monkeypatch.setitem(sys.modules, "lib.data.photos", stub)
+    import lib.data
+    monkeypatch.setattr(lib.data, "photos", stub, raising=False)  # `from . import photos`
     row = summary().set_index("name").loc["photographs"]
     assert row["status"] == "present" and row["size"] == "3 photographs"
     stub.list_photos = lambda: 1 / 0  # a broken module must not hide the other rows
