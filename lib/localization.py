@@ -34,7 +34,8 @@ from .layers import layer_name
 
 __all__ = ["finding_masks", "pool_centres", "down_up", "layer_maps", "evaluate", "summarise",
            "verdict", "PAPER_TABLE2", "paper_table2", "SCENES", "scene_data", "scene_recipe",
-           "scene_model", "lite0_scene_model", "imagenet_classifier"]
+           "test_scenes", "scene_model", "lite0_scene_model", "imagenet_classifier", "vindr_split",
+           "vindr_model", "vindr_test"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -103,9 +104,11 @@ def down_up(maps: torch.Tensor, grid: tuple[int, int], size, centres=None,
     return rf.upsample_at_centres(out, centres[0], centres[1], size)
 
 
-def _grid_centres(model, names: Sequence[str], grid, input_size) -> dict[str, tuple]:
-    """RF centres of each layer's units pooled to the last layer's grid."""
+def _grid_centres(model, names: Sequence[str], input_size) -> dict[str, tuple]:
+    """RF centres (rows, columns) of each layer's units pooled to the grid of ``names[0]`` (the
+    last layer), from one trace of the model (lib.rf)."""
     table = rf.receptive_fields(model, input_size)
+    grid = (table[names[0]].out_h, table[names[0]].out_w)
     out = {}
     for n in names:
         cy, cx = table[n].y.centres(), table[n].x.centres()
@@ -134,7 +137,7 @@ def layer_maps(model: nn.Module, x: torch.Tensor, layers: Sequence, target=None,
     grid = tuple(raw[names[0]].shape[-2:])
     size = tuple(x.shape[-2:])
     if "rf" in modes and centres is None:
-        centres = _grid_centres(model, names, grid, size)
+        centres = _grid_centres(model, names, size)
     return {m: {n: down_up(raw[n], grid, size, centres[n] if m == "rf" else None)
                 for n in names} for m in modes}
 
@@ -158,8 +161,9 @@ def evaluate(model: nn.Module, images, boxes: Sequence, layers: Sequence | dict,
     ``boxes[i]``: (K, 5) rows (x_min, y_min, x_max, y_max, class) in input pixels; ``layers``: the
     last layer first, then earlier ones (a list of names, or a dict label -> name). Grad-CAM's
     target is the finding's logit. Returns one row per (image, finding[, box], layer, upsample):
-    ``image, cls, box, layer, module, upsample, iou, hit, area, score`` (``score``: the model's
-    sigmoid for that class, so ``score > 0.5`` selects the true positives)."""
+    ``image, cls, box, layer, module, upsample, iou, hit, area, score, empty`` (``score``: the
+    model's sigmoid for that class, so ``score > 0.5`` selects the true positives; ``empty``: the
+    map is zero everywhere after ReLU)."""
     labels = dict(layers) if isinstance(layers, dict) else {str(n): n for n in layers}
     if not labels:
         raise ValueError("give at least one layer (the last one first)")
@@ -172,30 +176,31 @@ def evaluate(model: nn.Module, images, boxes: Sequence, layers: Sequence | dict,
     if not pairs:
         raise ValueError("no finding has a box: nothing to localise")
     modes = [upsample] if isinstance(upsample, str) else list(upsample)
-    centres = None
-    if "rf" in modes:
-        with torch.no_grad():
-            grid = tuple(cam.compute(model, _take(images, [0]).to(device), names[next(iter(labels))],
-                                     "gradcam", target=0).shape[-2:])
-        centres = _grid_centres(model, list(names.values()), grid, (h, w))
+    centres = _grid_centres(model, list(names.values()), (h, w)) if "rf" in modes else None
     rows = []
+    was_training = model.training
+    model.eval()
     for s in tqdm(range(0, len(pairs), batch_size), desc="localisation", disable=not progress):
         chunk = pairs[s:s + batch_size]
         x = _take(images, [p[0] for p in chunk]).to(device)
         cls = torch.tensor([p[1] for p in chunk], device=device)
         masks = torch.stack([p[3] for p in chunk]).to(device)
         with torch.no_grad():
-            model.eval()
             score = torch.sigmoid(model(x)).gather(1, cls[:, None])[:, 0].cpu()
         maps = layer_maps(model, x, list(names.values()), cls, modes, centres)
         for mode in modes:
             for lab, n in names.items():
                 iou = metrics.iou_top_area(maps[mode][n], masks).cpu()
                 hit = metrics.hit(maps[mode][n], masks).cpu()
+                # an all-zero map (ReLU removed everything) has no top-A pixels or arg-max of its
+                # own: it is scored as is (a miss at pixel (0, 0)) and flagged
+                empty = (maps[mode][n].flatten(1).amax(1) <= 0).cpu()
                 for j, (i, c, k, m) in enumerate(chunk):
                     rows.append({"image": i, "cls": c, "box": k, "layer": lab, "module": n,
                                  "upsample": mode, "iou": float(iou[j]), "hit": float(hit[j]),
-                                 "area": int(m.sum()), "score": float(score[j])})
+                                 "area": int(m.sum()), "score": float(score[j]),
+                                 "empty": bool(empty[j])})
+    model.train(was_training)
     return pd.DataFrame(rows)
 
 
@@ -275,9 +280,9 @@ SCENES: dict[str, Any] = dict(size=64, n_objects=1, n_distractors=(1, 2), scale=
 #: default model trains in about 1.5-3 min with one thread)
 _SIZES = {"smoke": dict(n_train=64, n_test=12, epochs={"small_resnet": 1, "small_densenet": 1,
                                                        "small_efficientnet": 1}),
-          "default": dict(n_train=3000, n_test=300, epochs={"small_resnet": 4, "small_densenet": 5,
-                                                            "small_efficientnet": 2})}
-_LR = {"small_resnet": 2e-3, "small_densenet": 3e-3, "small_efficientnet": 3e-3}
+          "default": dict(n_train=3000, n_test=300, epochs={"small_resnet": 5, "small_densenet": 6,
+                                                            "small_efficientnet": 3})}
+_LR = {"small_resnet": 3e-3, "small_densenet": 3e-3, "small_efficientnet": 3e-3}
 
 
 def scene_data(profile: str, seed: int, size: int | None = None, channels: int = 1) -> dict:
@@ -298,6 +303,17 @@ def scene_data(profile: str, seed: int, size: int | None = None, channels: int =
     return spec
 
 
+def test_scenes(profile: str, seed: int, n: int, size: int | None = None, channels: int = 1,
+                data_root=None):
+    """``n`` scenes from Fashion-MNIST's TEST split, drawn like the training scenes of
+    ``profile`` / ``seed`` (lib.data.scenes.Scenes: images in [0, 1], exact boxes)."""
+    from .data.scenes import make_scenes
+
+    spec = scene_data(profile, seed, size, channels)
+    kw = {k: v for k, v in spec.items() if k not in ("name", "n_train", "n_test", "multilabel")}
+    return make_scenes(n, "test", data_root=data_root, **kw)
+
+
 def scene_recipe(arch: str, profile: str, seed: int) -> dict:
     """The full lib.train.load_or_train configuration of a small ``arch`` (``small_resnet``,
     ``small_densenet``, ``small_efficientnet``) on the scenes of ``profile`` and ``seed``."""
@@ -305,7 +321,7 @@ def scene_recipe(arch: str, profile: str, seed: int) -> dict:
         raise ValueError(f"unknown scene architecture {arch!r}; choose from {sorted(_LR)}")
     return dict(model_fn=arch, model_kwargs={"num_classes": 10, "in_channels": 1},
                 data=scene_data(profile, seed), epochs=_SIZES[profile]["epochs"][arch],
-                lr=_LR[arch], batch_size=64, seed=seed, loss="bce")
+                lr=_LR[arch], batch_size=32, seed=seed, loss="bce")
 
 
 def scene_model(arch: str, profile: str, seed: int, device="cpu", **kwargs):
@@ -333,7 +349,7 @@ def lite0_scene_model(profile: str, seed: int, size: int = 128, device="cpu", ep
     """(model, history): the ImageNet-pretrained EfficientNet-Lite0 with its features FROZEN and a
     new 10-class multi-label head fitted (lib.train, BCE, Adam) on its pooled features of the
     scenes of ``profile`` / ``seed`` drawn at ``size`` px in RGB. Features are computed only when
-    the head is not cached."""
+    the head is not cached (the default profile's heads, 50 kB each, are committed)."""
     from .models.pretrained import LITE0_MEAN, LITE0_STD, efficientnet_lite0
     from .train import DataBundle, load_data, load_or_train
 
@@ -358,7 +374,7 @@ def lite0_scene_model(profile: str, seed: int, size: int = 128, device="cpu", ep
     head, hist = load_or_train(_Probe, {"in_features": backbone.num_features, "num_classes": 10},
                                data, epochs=epochs, lr=1e-2, batch_size=128, seed=seed,
                                loss="bce", data_key=key, device=device, progress=progress,
-                               **kwargs)
+                               commit=profile == "default", **kwargs)
     clf = nn.Linear(backbone.num_features, 10).to(device)
     clf.load_state_dict(head.fc.state_dict())
     backbone.classifier = clf
@@ -401,3 +417,81 @@ def imagenet_classifier(name: str, num_classes: int = 14) -> nn.Module:
     else:
         raise ValueError(f"no head replacement rule for {name!r}")
     return model
+
+
+def vindr_split(n: int, seed: int, test_fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``seed`` of ``n`` images: (train indices, test indices), a seeded permutation (the
+    paper's 5 splits and their ratios are not published; no validation set: lib.train trains for
+    a fixed number of epochs instead of the paper's early stopping)."""
+    perm = np.random.default_rng(seed).permutation(n)
+    cut = int(round(n * (1 - test_fraction)))
+    return np.sort(perm[:cut]), np.sort(perm[cut:])
+
+
+_PIXELS: dict = {}
+
+
+def _vindr_pixels(ds) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """All images of a VinDrCXR data set (channels=1, normalize=False) as uint8 (N, 1, S, S),
+    their labels (N, 14) and boxes (K, 5) in input pixels, loaded once per data set."""
+    key = (str(ds.root), len(ds), ds.size)
+    if key not in _PIXELS:
+        if ds.channels != 1 or ds.normalize:
+            raise ValueError("build the data set with VinDrCXR(data_root, channels=1, "
+                             "normalize=False): images are kept as uint8 and normalised per batch")
+        xs, ys, bs = [], [], []
+        for i in tqdm(range(len(ds)), desc="VinDr-CXR images"):
+            x, y, b = ds[i]
+            xs.append((x * 255).round().to(torch.uint8))
+            ys.append(y)
+            bs.append(b)
+        _PIXELS[key] = (torch.stack(xs), torch.stack(ys), bs)
+    return _PIXELS[key]
+
+
+def _imagenet_input(x: torch.Tensor) -> torch.Tensor:
+    from .data._images import normalize_imagenet
+
+    x = x.float() / 255
+    return normalize_imagenet(x.expand(*x.shape[:-3], 3, *x.shape[-2:]))
+
+
+def vindr_model(name: str, ds, seed: int, epochs: int = 10, device="cuda", **kwargs):
+    """(model, history): torchvision ``name`` from ImageNet weights with 14 outputs, trained
+    (lib.train, BCE, Adam lr 1e-3, batch 64, 32 for DenseNet121, as paper 000) on the training
+    images of split ``seed`` of ``ds`` (a ``VinDrCXR(data_root, channels=1, normalize=False)``)."""
+    from .train import DataBundle, load_or_train
+
+    def data():
+        x, y, _ = _vindr_pixels(ds)
+        tr, te = vindr_split(len(ds), seed)
+        return DataBundle(x[tr], y[tr], x[te], y[te], transform=_imagenet_input)
+
+    key = f"vindr-cxr:{ds.root}:{len(ds)}:{ds.size}:split{seed}"
+    return load_or_train(imagenet_classifier, {"name": name, "num_classes": 14}, data,
+                         epochs=epochs, lr=1e-3, batch_size=32 if "densenet" in name else 64,
+                         seed=seed, loss="bce", data_key=key, device=device, **kwargs)
+
+
+class _Inputs:
+    """Indexable model inputs (3, S, S) of some images of a VinDrCXR data set."""
+
+    def __init__(self, x: torch.Tensor):
+        self.x = x
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return _imagenet_input(self.x[i])
+
+
+def vindr_test(ds, seed: int, n: int | None = None):
+    """(inputs, boxes) of the test images of split ``seed`` that have at least one finding box:
+    ``inputs[i]`` the ImageNet-normalised (3, S, S) image, ``boxes[i]`` (K, 5) in input pixels
+    (the data set's fusion of the three readers' boxes)."""
+    x, _, all_boxes = _vindr_pixels(ds)
+    _, te = vindr_split(len(ds), seed)
+    keep = [int(i) for i in te if len(all_boxes[i])][:n]
+    boxes = [all_boxes[i] for i in keep]
+    return _Inputs(x[keep]), boxes

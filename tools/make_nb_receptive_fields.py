@@ -3,25 +3,10 @@ up-sampling; paper 003: dead zone), without outputs.
 
 Run: python tools/make_nb_receptive_fields.py
 """
-from pathlib import Path
+from nbwriter import Notebook
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-OUT = Path(__file__).resolve().parent.parent / "notebooks" / "02_receptive_fields.ipynb"
-
-cells = []
-
-
-def md(text):
-    cells.append(new_markdown_cell(text.strip("\n")))
-
-
-def code(text, tags=None):
-    cell = new_code_cell(text.strip("\n"))
-    if tags:
-        cell.metadata["tags"] = tags
-    cells.append(cell)
+_nb = Notebook()
+md, code = _nb.md, _nb.code
 
 
 md(r"""
@@ -521,6 +506,11 @@ plt.tight_layout()
 plt.show()
 erf_cmp = pd.DataFrame(erf_rows)
 display(erf_cmp)
+conc = erf_cmp.pivot(index="model", columns="which", values="ERF radius, 50 % mass (px)")
+moved = conc[conc["best"] != conc["last"]]
+print(f"the best layer's ERF is more concentrated than the last layer's for "
+      f"{int((moved['best'] < moved['last']).sum())} of the {len(moved)} models whose best layer "
+      "is not the last one")
 """)
 
 md(r"""
@@ -688,9 +678,4 @@ reaches the bottom of the image. Each further masked row adds 16 px (the jump), 
 rows masked the whole image is dead.
 """)
 
-nb = new_notebook(cells=cells, metadata={
-    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-    "language_info": {"name": "python"}})
-OUT.parent.mkdir(exist_ok=True)
-nbformat.write(nb, OUT)
-print(f"wrote {OUT}")
+_nb.write("02_receptive_fields.ipynb")
