@@ -1,5 +1,4 @@
 """Fashion-MNIST IDX reader: exact round trip on files written here, clear errors, the real set."""
-import gzip
 
 import numpy as np
 import pytest
@@ -7,20 +6,7 @@ import torch
 
 import lib.data.fashion_mnist as fm
 from lib.data import DataFormatError, DataMissingError
-
-
-def write_idx(path, arr, magic=None):
-    arr = np.asarray(arr, dtype=np.uint8)
-    if magic is None:
-        magic = 0x0800 + arr.ndim
-    data = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
-    data += arr.tobytes()
-    if str(path).endswith(".gz"):
-        with gzip.open(path, "wb") as f:
-            f.write(data)
-    else:
-        path.write_bytes(data)
-    return path
+from idx_files import write_idx
 
 
 def write_split(root, split, n, gz=True, seed=0):

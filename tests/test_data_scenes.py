@@ -1,5 +1,4 @@
 """Scenes: exact boxes and masks, reproducible, train and test splits never mixed."""
-import gzip
 
 import cv2
 import numpy as np
@@ -8,18 +7,7 @@ import torch
 
 import lib.data.fashion_mnist as fm
 from lib.data.scenes import make_scenes
-
-
-def write_idx(path, arr, magic=None):
-    """An IDX file (gzipped if the name ends in .gz), as in the Fashion-MNIST release."""
-    arr = np.asarray(arr, dtype=np.uint8)
-    magic = 0x0800 + arr.ndim if magic is None else magic
-    data = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in arr.shape) + arr.tobytes()
-    if str(path).endswith(".gz"):
-        with gzip.open(path, "wb") as f:
-            f.write(data)
-    else:
-        path.write_bytes(data)
+from idx_files import write_idx
 
 
 def fake_split(n=200, value=200, seed=0):

@@ -1,5 +1,4 @@
 """``python -m lib.data summary``: present data with its size, missing data with its source."""
-import gzip
 
 import numpy as np
 from PIL import Image
@@ -7,18 +6,7 @@ from PIL import Image
 import lib.data.fashion_mnist as fm
 from lib.data import summary
 from lib.data.__main__ import main
-
-
-def write_idx(path, arr, magic=None):
-    """An IDX file (gzipped if the name ends in .gz), as in the Fashion-MNIST release."""
-    arr = np.asarray(arr, dtype=np.uint8)
-    magic = 0x0800 + arr.ndim if magic is None else magic
-    data = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in arr.shape) + arr.tobytes()
-    if str(path).endswith(".gz"):
-        with gzip.open(path, "wb") as f:
-            f.write(data)
-    else:
-        path.write_bytes(data)
+from idx_files import write_idx
 
 
 def write_split(root, split, n):
