@@ -34,7 +34,6 @@ above the layer (a torch.fx split) for its K ablations.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -659,7 +658,3 @@ def _names(model) -> str:
     names = [n for n, _ in model.named_modules() if n]
     return ", ".join(names[-12:]) + (" ..." if len(names) > 12 else "")
 
-
-def z_of(maps: torch.Tensor) -> int:
-    """Z = h * w, the number of positions of a layer's map (paper 002, Eq. 4)."""
-    return math.prod(maps.shape[-2:])

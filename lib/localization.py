@@ -19,7 +19,7 @@ its boxes (``per="finding"``) or box by box (``per="box"``); down-sampling is ar
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
