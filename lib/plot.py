@@ -66,10 +66,10 @@ def signed_map(ax, raw, title=None, cmap="RdBu_r"):
 
 
 def mark_dead_zone(ax, first_row: float, width: float, height: float, color="red", alpha=0.25,
-                   label="unseen"):
+                   label="unseen", hatch=None):
     """Shade the rows from ``first_row`` to the bottom: the part of the input the model cannot see."""
-    ax.add_patch(Rectangle((-0.5, first_row - 0.5), width, height - first_row, color=color,
-                           alpha=alpha, lw=0))
+    ax.add_patch(Rectangle((-0.5, first_row - 0.5), width, height - first_row, facecolor=color,
+                           alpha=alpha, lw=0, hatch=hatch, edgecolor=color))
     ax.axhline(first_row - 0.5, color=color, lw=1)
     if label:
         ax.text(1, height - 2, label, color=color, fontsize=7, va="bottom")

@@ -41,7 +41,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib.patches import Rectangle
+from lib.plot import mark_dead_zone
 
 import lib.cam
 import lib.notebook
@@ -228,15 +228,6 @@ for V, r in results.items():
 """)
 
 code("""
-def mark_unseen(ax, first_row, n_rows, n_cols, label=True):
-    \"\"\"Hatch rows >= first_row of an image shown with imshow (pixel centres at integers).\"\"\"
-    ax.add_patch(Rectangle((-0.5, first_row - 0.5), n_cols, n_rows - first_row, fill=True,
-                           facecolor=(1, 0, 0, 0.15), edgecolor="red", hatch="//", lw=2))
-    ax.axhline(first_row - 0.5, color="red", ls="--", lw=2)
-    if label:
-        ax.text(n_cols / 2 - 0.5, n_rows - 1, "unseen", color="red", ha="center", va="bottom")
-
-
 fig, axes = plt.subplots(len(results), 3, figsize=(10, 3.2 * len(results)), squeeze=False)
 for row, (V, r) in zip(axes, results.items()):
     mean, bound = r["mc"].mean.numpy(), r["bound"].numpy()
@@ -248,7 +239,7 @@ for row, (V, r) in zip(axes, results.items()):
             (row[2], ratio, "mean / bound (blank patches white)",
              dict(cmap="viridis", vmin=1, vmax=np.nanmax(ratio)))):
         im = ax.imshow(img, cmap=kw.pop("cmap", "magma"), vmin=kw.pop("vmin", 0), **kw)
-        mark_unseen(ax, model.feature_dead_row, h, w, label=False)
+        mark_dead_zone(ax, model.feature_dead_row, w, h, label=None, hatch="//")
         ax.set_title(title, fontsize=9)
         ax.axis("off")
         fig.colorbar(im, ax=ax, fraction=0.046)
@@ -300,14 +291,14 @@ predicted = int(fig3_model(x1).argmax())
 
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
 axes[0].imshow(xi, cmap="gray")
-mark_unseen(axes[0], model.input_dead_row + model.padding[2], *xi.shape)
+mark_dead_zone(axes[0], model.input_dead_row + model.padding[2], xi.shape[1], xi.shape[0], hatch="//")
 axes[0].set_title(f"input ({CLASSES[int(labels[cfg.image_index])]}), padded to 29x29")
 axes[1].imshow(gc, cmap="jet")
-mark_unseen(axes[1], model.feature_dead_row, h, w)
+mark_dead_zone(axes[1], model.feature_dead_row, w, h, hatch="//")
 axes[1].set_title(f"Grad-CAM on B (28x28), class {predicted}")
 axes[2].imshow(xi, cmap="gray")
 axes[2].imshow(shown, cmap="jet", alpha=0.6)
-mark_unseen(axes[2], model.input_dead_row + model.padding[2], *xi.shape)
+mark_dead_zone(axes[2], model.input_dead_row + model.padding[2], xi.shape[1], xi.shape[0], hatch="//")
 axes[2].set_title("up-sampled, min-max (pytorch-grad-cam)")
 for ax in axes:
     ax.axis("off")
