@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from . import cam, metrics, rf
+from . import cam, metrics, resample, rf
 from .data.boxes import box_mask
 from .layers import layer_name
 
@@ -87,7 +87,7 @@ def down_up(maps: torch.Tensor, grid: tuple[int, int], size, centres=None,
 
     ``centres``: None for bilinear up-sampling (align_corners=False, as Grad-CAM does), or the
     (rows, columns) input coordinates of the ``grid`` units (e.g. their RF centres) for the
-    RF-centred up-sampling (:func:`lib.rf.upsample_at_centres`)."""
+    RF-centred up-sampling (:func:`lib.resample.upsample_at_centres`)."""
     if maps.dim() != 3:
         raise ValueError(f"maps must be (N, h, w), got {tuple(maps.shape)}")
     gh, gw = grid
@@ -101,7 +101,7 @@ def down_up(maps: torch.Tensor, grid: tuple[int, int], size, centres=None,
     size = (size, size) if isinstance(size, int) else tuple(size)
     if centres is None:
         return F.interpolate(out[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-    return rf.upsample_at_centres(out, centres[0], centres[1], size)
+    return resample.upsample_at_centres(out, centres[0], centres[1], size)
 
 
 def _grid_centres(model, names: Sequence[str], input_size) -> dict[str, tuple]:
@@ -371,7 +371,7 @@ def lite0_scene_model(profile: str, seed: int, size: int = 128, device="cpu", ep
         return DataBundle(pooled(b.x_train), b.y_train, pooled(b.x_test), b.y_test)
 
     key = "lite0-pooled-features:" + ",".join(f"{k}={spec[k]}" for k in sorted(spec))
-    head, hist = load_or_train(_Probe, {"in_features": backbone.num_features, "num_classes": 10},
+    head, hist = load_or_train("linear_probe", {"in_features": backbone.num_features, "num_classes": 10},
                                data, epochs=epochs, lr=1e-2, batch_size=128, seed=seed,
                                loss="bce", data_key=key, device=device, progress=progress,
                                commit=profile == "default", **kwargs)
@@ -468,7 +468,7 @@ def vindr_model(name: str, ds, seed: int, epochs: int = 10, device="cuda", **kwa
         return DataBundle(x[tr], y[tr], x[te], y[te], transform=_imagenet_input)
 
     key = f"vindr-cxr:{ds.root}:{len(ds)}:{ds.size}:split{seed}"
-    return load_or_train(imagenet_classifier, {"name": name, "num_classes": 14}, data,
+    return load_or_train("imagenet_transfer", {"name": name, "num_classes": 14}, data,
                          epochs=epochs, lr=1e-3, batch_size=32 if "densenet" in name else 64,
                          seed=seed, loss="bce", data_key=key, device=device, **kwargs)
 

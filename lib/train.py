@@ -110,16 +110,24 @@ def load_data(data: str | dict | Callable[[], DataBundle], data_root=None) -> Da
 
 
 def _model_name(model_fn) -> str:
+    """The model's part of the cache key: its ``lib.models.zoo`` name. A name, not a callable's
+    module and qualname, so that moving a class never orphans its trained weights."""
     if isinstance(model_fn, str):
+        from .models.zoo import PROJECT, TORCHVISION
+
+        if model_fn not in PROJECT and model_fn not in TORCHVISION:
+            raise ValueError(f"unknown model {model_fn!r}: the trainer builds models by their "
+                             f"lib.models.zoo name; choose from {sorted(PROJECT) + list(TORCHVISION)}")
         return model_fn
-    return f"{getattr(model_fn, '__module__', '?')}.{getattr(model_fn, '__qualname__', repr(model_fn))}"
+    raise TypeError(f"model_fn must be a lib.models.zoo name, got {model_fn!r}: register the "
+                    "constructor in lib.models.zoo.PROJECT under a stable name (the cache key holds "
+                    "the name, so weights survive a class moving to another module)")
 
 
-def _build(model_fn, model_kwargs: dict) -> nn.Module:
-    if isinstance(model_fn, str):
-        from .models.zoo import build
-        return build(model_fn, **model_kwargs)
-    return model_fn(**model_kwargs)
+def _build(model_fn: str, model_kwargs: dict) -> nn.Module:
+    from .models.zoo import build
+
+    return build(model_fn, **model_kwargs)
 
 
 def _config(model_fn, model_kwargs, data, data_key, epochs, lr, batch_size, seed, n_train, n_test,
@@ -233,7 +241,7 @@ def _load_final(path: Path, model_fn, model_kwargs, device) -> tuple[nn.Module, 
     return model.to(device).eval(), history
 
 
-def train(model_fn: str | Callable[..., nn.Module], model_kwargs: dict | None = None,
+def train(model_fn: str, model_kwargs: dict | None = None,
           data: str | dict | Callable[[], DataBundle] = "fashion_mnist", epochs: int = 1,
           lr: float = 1e-3, batch_size: int = 128, seed: int = 0, *,
           n_train: int | None = None, n_test: int | None = None, optimizer: str = "adam",
@@ -242,7 +250,7 @@ def train(model_fn: str | Callable[..., nn.Module], model_kwargs: dict | None = 
           cache_dir=None, models_dir=None, commit: bool = False, progress: bool = True,
           callback: Callable[[int, dict], None] | None = None, verbose: bool = True,
           threads: int | None = 1) -> tuple[nn.Module, dict]:
-    """Train ``model_fn(**model_kwargs)`` (a ``lib.models.zoo`` name or a callable) and save it.
+    """Train ``lib.models.zoo.build(model_fn, **model_kwargs)`` and save it.
 
     Seeded and deterministic on the CPU: the model is initialised after ``torch.manual_seed(seed)``,
     epoch e shuffles with a generator seeded by (seed, e), and the per-epoch checkpoint keeps the
@@ -354,7 +362,7 @@ def train(model_fn: str | Callable[..., nn.Module], model_kwargs: dict | None = 
     return model.eval(), history
 
 
-def load_or_train(model_fn: str | Callable[..., nn.Module], model_kwargs: dict | None = None,
+def load_or_train(model_fn: str, model_kwargs: dict | None = None,
                   data: str | dict | Callable[[], DataBundle] = "fashion_mnist", epochs: int = 1,
                   lr: float = 1e-3, batch_size: int = 128, seed: int = 0, *,
                   retrain: bool = False, device: str | torch.device = "cpu", **kwargs,

@@ -11,6 +11,7 @@ import torchvision
 from torch import nn
 
 from lib import localization as L
+from lib import resample
 from lib import rf as R
 
 
@@ -126,14 +127,14 @@ def test_evaluate_hit_inside_box_and_errors():
 
 
 # ------------------------------------------------------------------------------------------
-# RF-centred up-sampling (lib.rf.upsample_at_centres)
+# RF-centred up-sampling (lib.resample.upsample_at_centres)
 # ------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("n,size", [(7, 224), (5, 13), (4, 4), (1, 6)])
 def test_upsample_at_centres_is_bilinear_on_the_bilinear_grid(n, size):
     g = torch.Generator().manual_seed(n)
     m = torch.rand(3, n, n + 1, generator=g)
-    ours = R.upsample_at_centres(m, R.upsample_centres(n, size), R.upsample_centres(n + 1, size + 3),
+    ours = resample.upsample_at_centres(m, resample.upsample_centres(n, size), resample.upsample_centres(n + 1, size + 3),
                                  (size, size + 3))
     ref = F.interpolate(m[:, None], size=(size, size + 3), mode="bilinear", align_corners=False)[:, 0]
     assert torch.allclose(ours, ref, atol=1e-6)
@@ -146,9 +147,9 @@ def _meta(fn):
 
 def test_rf_centred_equals_bilinear_for_vgg16():
     cy, cx = R.rf_centres(_meta(torchvision.models.vgg16), "features.29", 224)
-    assert np.array_equal(cy, R.upsample_centres(14, 224))
+    assert np.array_equal(cy, resample.upsample_centres(14, 224))
     m = torch.rand(2, 14, 14, generator=torch.Generator().manual_seed(0))
-    assert torch.allclose(R.upsample_at_centres(m, cy, cx, 224),
+    assert torch.allclose(resample.upsample_at_centres(m, cy, cx, 224),
                           F.interpolate(m[:, None], size=224, mode="bilinear",
                                         align_corners=False)[:, 0], atol=1e-6)
 
@@ -156,10 +157,10 @@ def test_rf_centred_equals_bilinear_for_vgg16():
 def test_rf_centred_is_shifted_by_15_5_px_for_resnet50():
     cy, cx = R.rf_centres(_meta(torchvision.models.resnet50), "layer4", 224)
     assert np.array_equal(cy, 32.0 * np.arange(7))
-    assert np.allclose(R.upsample_centres(7, 224) - cy, 15.5)
+    assert np.allclose(resample.upsample_centres(7, 224) - cy, 15.5)
     m = torch.zeros(1, 7, 7)
     m[0, 3, 2] = 1.0  # one active unit: the peak sits at its RF centre (96, 64) ...
-    rfmap = R.upsample_at_centres(m, cy, cx, 224)[0]
+    rfmap = resample.upsample_at_centres(m, cy, cx, 224)[0]
     assert divmod(int(rfmap.argmax()), 224) == (96, 64) and rfmap[96, 64] == 1.0
     # ... and bilinear up-sampling puts it at (111.5, 79.5): pixels 111/112 and 79/80 tie
     bil = F.interpolate(m[:, None], size=224, mode="bilinear", align_corners=False)[0, 0]
@@ -171,7 +172,7 @@ def test_rf_centred_is_shifted_by_15_5_px_for_resnet50():
     assert torch.allclose(bil[111] / bil[111].max(), (1 - (cols - 79.5).abs() / 32).clamp(min=0)
                           / (1 - 0.5 / 32), atol=1e-5)
     with pytest.raises(ValueError, match="one centre per unit"):
-        R.upsample_at_centres(m, cy[:6], cx, 224)
+        resample.upsample_at_centres(m, cy[:6], cx, 224)
 
 
 # ------------------------------------------------------------------------------------------

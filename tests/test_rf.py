@@ -11,7 +11,9 @@ import torchvision
 from scipy.signal import convolve2d
 from torch import nn
 
+from lib import resample
 from lib import rf as R
+from lib.rf.__main__ import _main as rf_cli
 from lib.layers import LayerNotFoundError
 from lib.models.masked_vgg import MaskedVGG, masked_vgg16
 
@@ -438,15 +440,15 @@ def test_erf_radius_by_hand():
 # ------------------------------------------------------------------------------------------
 
 def test_rf_centres_vs_upsampling():
-    np.testing.assert_array_equal(R.upsample_centres(2, 8), [1.5, 5.5])
+    np.testing.assert_array_equal(resample.upsample_centres(2, 8), [1.5, 5.5])
     vgg = meta(torchvision.models.vgg16)
     cy, cx = R.rf_centres(vgg, "features.29", 224)
-    np.testing.assert_array_equal(cy, R.upsample_centres(14, 224))  # 7.5 + 16 i: they agree
+    np.testing.assert_array_equal(cy, resample.upsample_centres(14, 224))  # 7.5 + 16 i: they agree
     np.testing.assert_array_equal(cx, cy)
     r50 = meta(torchvision.models.resnet50)
     cy, _ = R.rf_centres(r50, "layer4", 224)
     np.testing.assert_array_equal(cy, 32 * np.arange(7))  # padded: unit 0 centred on pixel 0
-    np.testing.assert_array_equal(R.upsample_centres(7, 224) - cy, 15.5)
+    np.testing.assert_array_equal(resample.upsample_centres(7, 224) - cy, 15.5)
 
 
 # ------------------------------------------------------------------------------------------
@@ -520,7 +522,7 @@ def test_dead_zone_is_really_dead():
 
 
 def _cli(capsys, *argv) -> list[str]:
-    assert R._main(list(argv)) == 0
+    assert rf_cli(list(argv)) == 0
     return capsys.readouterr().out.splitlines()
 
 

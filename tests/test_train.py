@@ -206,3 +206,57 @@ def test_scenes_spec_trains_multilabel(tmp_path):
     model, hist = _run(tmp_path, model_fn="gap_net", model_kwargs={"channels": [4, 8]},
                        data=spec, data_key=None, loss="bce", epochs=1)
     assert 0 <= hist["test_acc"] <= 1 and hist["config"]["data"] == spec
+
+
+# ------------------------------------------------------------------------------------------
+# Stable weights: the cache key holds the model's zoo name, never a class's module
+# ------------------------------------------------------------------------------------------
+
+def test_every_committed_weights_file_is_named_by_its_own_configuration():
+    """A file whose stored configuration no longer hashes to its name is an orphan: the trainer
+    would never find it and would retrain."""
+    import torch
+    from lib import paths
+
+    files = sorted(paths.MODELS_DIR.glob("*.pt"))
+    assert files
+    for f in files:
+        saved = torch.load(f, map_location="cpu", weights_only=False)
+        name, key = f.stem.rsplit("-", 1)
+        assert saved["config"]["model"] == name, f.name
+        assert config_key(saved["config"]) == key, f"{f.name}: its configuration hashes elsewhere"
+
+
+def test_moving_a_model_class_does_not_orphan_its_weights(monkeypatch, request):
+    """The linear probes of the receptive-fields chapter are committed; if LinearProbe moved to
+    another module (or was renamed), load_or_train must still find them without training."""
+    import lib.train as T
+    from lib.models.heads import LinearProbe
+
+    where = LinearProbe.__module__, LinearProbe.__qualname__
+    LinearProbe.__module__, LinearProbe.__qualname__ = "somewhere.else", "MovedProbe"
+    request.addfinalizer(lambda: setattr(LinearProbe, "__module__", where[0]) or
+                         setattr(LinearProbe, "__qualname__", where[1]))
+
+    def no_training(*a, **k):
+        raise AssertionError("retrained: the committed weights were orphaned")
+
+    monkeypatch.setattr(T, "train", no_training)
+    import torch
+    from lib import paths
+
+    f = sorted(paths.MODELS_DIR.glob("linear_probe-*.pt"))[0]
+    cfg = torch.load(f, map_location="cpu", weights_only=False)["config"]
+    model, hist = load_or_train(cfg["model"], cfg["model_kwargs"], lambda: None, cfg["epochs"],
+                                cfg["lr"], cfg["batch_size"], cfg["seed"], loss=cfg["loss"],
+                                data_key=cfg["data"], verbose=False)
+    assert isinstance(model, LinearProbe) and hist["path"] == str(f)
+
+
+def test_a_callable_model_is_refused_with_the_fix():
+    from lib.models.heads import LinearProbe
+
+    with pytest.raises(TypeError, match="lib.models.zoo.PROJECT"):
+        load_or_train(LinearProbe, {}, "fashion_mnist")
+    with pytest.raises(ValueError, match="unknown model 'no_such_net'"):
+        load_or_train("no_such_net", {}, "fashion_mnist")

@@ -8,11 +8,13 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
+import timm
 import torch
 import torchvision
 from torch import nn
 
 from ..layers import resolve_layer
+from .heads import LinearProbe, imagenet_transfer
 from .masked_vgg import MaskedVGG, masked_vgg16
 from .small import MnistNet, PooledCNN, gap_net, gmp_net
 from .unet import UNetClassifier
@@ -104,6 +106,9 @@ PROJECT: dict[str, Callable[..., nn.Module]] = {
     "masked_vgg": MaskedVGG, "masked_vgg16": masked_vgg16, "unet": UNetClassifier,
     "small_resnet": small_resnet, "small_densenet": small_densenet,
     "small_efficientnet": small_efficientnet,
+    # timm's architecture; lib.models.pretrained.efficientnet_lite0 loads its ImageNet weights
+    "efficientnet_lite0": partial(timm.create_model, "efficientnet_lite0", pretrained=False),
+    "linear_probe": LinearProbe, "imagenet_transfer": imagenet_transfer,
 }
 _SMALL_LAYERS = {"small_resnet": "resnet50", "small_densenet": "densenet121",
                  "small_efficientnet": "efficientnet_b0"}
