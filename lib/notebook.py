@@ -1,7 +1,9 @@
 """The set-up every notebook runs after its papermill ``parameters`` cell."""
 from __future__ import annotations
 
+import os
 import random
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,12 +13,17 @@ import torch
 PROFILES = ("smoke", "default", "full")
 
 
+class ProfileCostWarning(UserWarning):
+    """The profile will run for hours on the device found (``full`` on a CPU)."""
+
+
 @dataclass
 class Setup:
     profile: str
     device: torch.device
     seed: int
     sizes: dict[str, Any] = field(default_factory=dict)
+    device_name: str = field(default="", repr=False)
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -38,6 +45,18 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+def device_name(device: torch.device) -> str:
+    """A short human name of the device, e.g. "NVIDIA H100 80GB HBM3 (cuda)" or "CPU (2 cores)"."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} ({device})"
+    if device.type == "cpu":
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return f"CPU ({n} core{'s' if n != 1 else ''})"
+    if device.type == "mps":
+        return "Apple GPU (mps)"
+    return str(device)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)
@@ -47,20 +66,37 @@ def seed_everything(seed: int) -> None:
 
 def setup(profile: str, device: str = "auto", seed: int = 0,
           sizes: dict[str, dict[str, Any]] | None = None,
-          given: dict[str, Any] | None = None) -> Setup:
+          given: dict[str, Any] | None = None,
+          cost: dict[str, str] | None = None) -> Setup:
     """Validate the profile, pick the device, seed everything and resolve the profile's sizes.
 
     ``sizes`` maps a parameter name to its value per profile, e.g.
     ``{"n_images": {"smoke": 2, "default": 16, "full": 1000}}``; a value the reader passed in
-    ``given`` (not None) wins over the profile's.
+    ``given`` (not None) wins over the profile's. ``cost`` is the notebook's own estimate of its
+    run time per profile (e.g. ``{"default": "~2 min on a 2-core CPU", "full": "~1 h on one
+    GPU"}``). Prints one line, the profile, the device and that estimate; ``full`` on a CPU also
+    raises a ProfileCostWarning (it needs a GPU and would run for hours).
     """
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}: 'smoke' runs in "
                          "seconds on a CPU, 'default' is the rendered book (CPU, offline), "
                          "'full' needs the papers' own data and a GPU")
+    unknown = sorted(set(cost or {}) - set(PROFILES))
+    if unknown:
+        raise ValueError(f"cost has estimates for {unknown}, which are not profiles {PROFILES}")
     resolved = {}
     for name, per_profile in (sizes or {}).items():
         value = (given or {}).get(name)
         resolved[name] = per_profile[profile] if value is None else value
+    dev = resolve_device(device)
+    name = device_name(dev)
+    estimate = (cost or {}).get(profile)
+    print(f"profile {profile!r} on {name}" + (f": {estimate}" if estimate else ""))
+    if profile == "full" and dev.type == "cpu":
+        warnings.warn(
+            f"profile 'full' needs a GPU: on this {name} it will take hours"
+            + (f" (the notebook's estimate is {estimate})" if estimate else "")
+            + ". To render the book on a CPU, run it with `-p profile default` (papermill) or "
+            "set profile = \"default\" in the parameters cell.", ProfileCostWarning, stacklevel=2)
     seed_everything(seed)
-    return Setup(profile=profile, device=resolve_device(device), seed=seed, sizes=resolved)
+    return Setup(profile=profile, device=dev, seed=seed, sizes=resolved, device_name=name)

@@ -69,7 +69,7 @@ def test_loader_labels_boxes_and_counts(tmp_path, with_csv):
 def test_xml_errors_name_the_file(tmp_path):
     p = tmp_path / "a.xml"
     p.write_text(XML.format(name="a", w=10, h=10, objects=OBJ.format(wnid="n01440764", x0=5, y0=1, x1=2, y1=4)))
-    with pytest.raises(DataFormatError, match=r"a.xml: box \(5.0, 1.0, 2.0, 4.0\) is empty"):
+    with pytest.raises(DataFormatError, match=r"a.xml, line 3: box \(5.0, 1.0, 2.0, 4.0\) is empty"):
         parse_voc_xml(p)
     p.write_text("<annotation><object>")
     with pytest.raises(DataFormatError, match="a.xml, line 1: not valid XML"):
@@ -96,3 +96,52 @@ def test_unknown_wnid_and_missing_data(tmp_path):
         ImageNetVal(tmp_path)
     with pytest.raises(DataMissingError, match=r"(?s)LOC_val_solution.csv.*image-net.org.*`default` profile"):
         ImageNetVal(tmp_path / "empty")
+
+
+# -- issue #9, item 14 -----------------------------------------------------------------------------
+def test_unknown_wnid_names_file_and_line(tmp_path):
+    make_val(tmp_path, with_csv=True)
+    text = (tmp_path / "LOC_val_solution.csv").read_text().replace("n02123045", "n99999999")
+    (tmp_path / "LOC_val_solution.csv").write_text(text)
+    with pytest.raises(DataFormatError, match="LOC_val_solution.csv, line 3: unknown wnid 'n99999999'"):
+        ImageNetVal(tmp_path)
+    (tmp_path / "LOC_val_solution.csv").unlink()
+    xml = tmp_path / "bbox" / "ILSVRC2012_val_00000002.xml"
+    xml.write_text(xml.read_text().replace("n02123045", "n99999999"))
+    with pytest.raises(DataFormatError, match="ILSVRC2012_val_00000002.xml, line 3: unknown wnid 'n99999999'"):
+        ImageNetVal(tmp_path, annotations=tmp_path / "bbox")
+
+
+@pytest.mark.parametrize("with_csv", [False, True])
+def test_box_far_outside_the_image_is_an_error(tmp_path, with_csv):
+    make_val(tmp_path, with_csv)
+    name = "ILSVRC2012_val_00000001"
+    if with_csv:
+        p = tmp_path / "LOC_val_solution.csv"
+        p.write_text(p.read_text().replace("n01751748 100 50 300 250", "n01751748 100 50 5000 250"))
+        msg = r"LOC_val_solution.csv, line 2: box .*xmax=5000.*500x375 image"
+    else:
+        p = tmp_path / "bbox" / f"{name}.xml"
+        p.write_text(p.read_text().replace("<xmax>300</xmax>", "<xmax>5000</xmax>"))
+        msg = rf"{name}.xml, line 3: box .*xmax=5000.*500x375 image"
+    with pytest.raises(DataFormatError, match=msg):
+        ImageNetVal(tmp_path, annotations=None if with_csv else tmp_path / "bbox")
+
+
+def test_box_a_pixel_past_the_edge_is_clipped_and_counted(tmp_path):
+    make_val(tmp_path, with_csv=True)
+    p = tmp_path / "LOC_val_solution.csv"
+    p.write_text(p.read_text().replace("n02123045 10 20 490 370", "n02123045 10 20 501 376"))
+    ds = ImageNetVal(tmp_path)
+    assert ds.report.warned == {"box up to 2 px past the image edge, clipped": 1}
+    assert "warned 1 (box up to 2 px past the image edge, clipped, e.g. ILSVRC2012_val_00000002)" in str(ds.report)
+    assert ds[1][2][0, 2].item() == 224  # clipped to the crop
+
+
+def test_csv_bom_and_blank_lines(tmp_path):
+    make_val(tmp_path, with_csv=True)
+    p = tmp_path / "LOC_val_solution.csv"
+    p.write_text("\ufeff" + p.read_text().replace("\nILSVRC2012_val_00000002", "\n\nILSVRC2012_val_00000002")
+                 + "  \n\n", encoding="utf-8")
+    assert len(parse_loc_solution(p)) == 3
+    assert len(ImageNetVal(tmp_path)) == 2

@@ -68,3 +68,54 @@ def test_data_entry_errors(tmp_path):
         read_data_entry(p)
     with pytest.raises(DataMissingError, match=r"(?s)Data_Entry_2017.csv.*nihcc"):
         NIHChestXray(tmp_path / "none")
+
+
+# -- issue #9, item 14 -----------------------------------------------------------------------------
+def test_duplicate_row_with_leading_space_names_both_lines(tmp_path):
+    p = tmp_path / "Data_Entry_2017.csv"
+    p.write_text(ENTRY + " 00000001_000.png,Mass,0,1,58,M,PA,2682,2749,0.143,0.143,\n")
+    with pytest.raises(DataFormatError, match=r"Data_Entry_2017.csv, line 6: image '00000001_000.png' "
+                                              r"appears twice \(first on line 2\)"):
+        read_data_entry(p)
+
+
+@pytest.mark.parametrize("line", ["00000001_000.png,Cardiomegaly,1,40,inf,30,,,",
+                                  "00000001_000.png,Cardiomegaly,-inf,40,3,30,,,",
+                                  "00000001_000.png,Cardiomegaly,1,nan,3,30,,,"])
+def test_bbox_not_finite_is_an_error(tmp_path, line):
+    p = tmp_path / "BBox_List_2017.csv"
+    p.write_text(BBOX.splitlines()[0] + "\n" + BBOX.splitlines()[1] + "\n" + line + "\n")
+    with pytest.raises(DataFormatError, match=r"BBox_List_2017.csv, line 3: .*not finite"):
+        read_bbox_list(p)
+
+
+def test_box_outside_the_image_is_an_error_with_its_line(tmp_path):
+    make_nih(tmp_path)  # 200 x 200 images
+    bbox = BBOX.replace("00000002_000.png,Infiltrate,0,0,100,200", "00000002_000.png,Infiltrate,150,0,100,200")
+    (tmp_path / "BBox_List_2017.csv").write_text(bbox)
+    with pytest.raises(DataFormatError, match=r"BBox_List_2017.csv, line 3: box .*x=250.*200x200 image"):
+        NIHChestXray(tmp_path, size=100)
+    bbox = BBOX.replace("00000002_000.png,Infiltrate,0,0,100,200", "00000002_000.png,Infiltrate,-900,0,100,200")
+    (tmp_path / "BBox_List_2017.csv").write_text(bbox)
+    with pytest.raises(DataFormatError, match=r"BBox_List_2017.csv, line 3: box .*x=-900"):
+        NIHChestXray(tmp_path, size=100)
+
+
+def test_box_a_pixel_past_the_edge_is_clipped_and_counted(tmp_path):
+    make_nih(tmp_path)
+    bbox = BBOX.replace("00000002_000.png,Infiltrate,0,0,100,200", "00000002_000.png,Infiltrate,100,0,101.5,200")
+    (tmp_path / "BBox_List_2017.csv").write_text(bbox)
+    ds = NIHChestXray(tmp_path, size=100)
+    assert ds.report.warned == {"box up to 2 px past the image edge, clipped": 1}
+    assert str(ds.report).endswith("; warned 1 (box up to 2 px past the image edge, clipped, e.g. 00000002_000.png)")
+    np.testing.assert_allclose(ds[1][2].numpy(), [[50, 0, 100, 100, 3]])
+
+
+def test_bom_and_blank_lines_are_read(tmp_path):
+    make_nih(tmp_path)
+    (tmp_path / "Data_Entry_2017.csv").write_text("\ufeff" + ENTRY + "\n   \n\n", encoding="utf-8")
+    (tmp_path / "BBox_List_2017.csv").write_text("\ufeff" + BBOX.replace("\n0000000", "\n\n0000000", 1) + " \n\n",
+                                                 encoding="utf-8")
+    assert len(read_data_entry(tmp_path / "Data_Entry_2017.csv")) == 4
+    assert len(read_bbox_list(tmp_path / "BBox_List_2017.csv")) == 3
+    assert len(NIHChestXray(tmp_path, size=100)) == 2

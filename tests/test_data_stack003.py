@@ -51,3 +51,24 @@ def test_labels_csv_and_subfolders(tmp_path):
 def test_missing_folder(tmp_path):
     with pytest.raises(DataMissingError, match=r"(?s)stackmix.*MagamedT/cam-can-see-through-walls.*`default` profile"):
         load_stack003(tmp_path, "stackmix")
+
+
+# -- issue #9, item 14 -----------------------------------------------------------------------------
+def test_duplicate_labels_row_is_an_error(tmp_path):
+    save(tmp_path / "stackmix" / "a.png", 224, 224)
+    (tmp_path / "stackmix" / "labels.csv").write_text("file,label\na.png,n01751748\n a.png,281\n")
+    with pytest.raises(DataFormatError, match=r"labels.csv, line 3: a.png appears twice \(first on line 2\)"):
+        load_stack003(tmp_path, "stackmix")
+
+
+def test_labels_bom_and_blank_lines(tmp_path):
+    save(tmp_path / "stackmix" / "a.png", 224, 224)
+    save(tmp_path / "stackmix" / "b.png", 224, 224)
+    (tmp_path / "stackmix" / "labels.csv").write_text("\ufefffile,label\na.png,n01751748\n\nb.png,281\n \n\n",
+                                                      encoding="utf-8")
+    assert load_stack003(tmp_path, "stackmix").labels.tolist() == [65, 281]
+
+
+def test_no_data_root_is_data_missing():
+    with pytest.raises(DataMissingError, match=r"(?s)STACK-MIX.*data_root.*MagamedT"):
+        load_stack003(None, "stackmix")

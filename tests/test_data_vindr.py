@@ -114,3 +114,47 @@ def test_resized_png_needs_original_size(tmp_path):
 def test_missing(tmp_path):
     with pytest.raises(DataMissingError, match=r"(?s)train.csv.*physionet.*`default` profile"):
         VinDrCXR(tmp_path)
+
+
+# -- issue #9, item 14 -----------------------------------------------------------------------------
+@pytest.mark.parametrize("row,msg", [
+    ("aaa,Cardiomegaly,3,R1,-500,20,50,60", r"line 3: box .*x_min=-500.*left of or above the image"),
+    ("aaa,Cardiomegaly,3,R1,10,20,inf,60", r"line 3: box .* not finite"),
+    ("aaa,Cardiomegaly,3,R1,10,-inf,50,60", r"line 3: box .* not finite"),
+])
+def test_box_outside_or_not_finite_blames_the_row(tmp_path, row, msg):
+    (tmp_path / "train.csv").write_text("\n".join([HEADER, ROWS[0], row]) + "\n")
+    with pytest.raises(DataFormatError, match="train.csv, " + msg):
+        read_vindr_csv(tmp_path / "train.csv")
+
+
+def test_box_past_the_right_edge_blames_the_csv_row_not_the_image(tmp_path):
+    rows = list(ROWS)
+    rows[1] = "aaa,Cardiomegaly,3,R2,12.0,22.0,5000,58.0"  # line 3; the DICOM is 100 x 80
+    make_vindr(tmp_path, rows)
+    ds = VinDrCXR(tmp_path, size=50)
+    with pytest.raises(DataFormatError, match=r"train.csv, line 3: box .*x_max=5000.*100x80 image"):
+        ds[0]
+
+
+def test_box_touching_the_border_is_clipped_and_counted(tmp_path):
+    rows = list(ROWS)
+    rows[0] = "aaa,Cardiomegaly,3,R1,-1,20,101,60"  # 1 px past both sides of the 100 px image
+    rows[1] = "aaa,Cardiomegaly,3,R2,-1,20,101,60"
+    make_vindr(tmp_path, rows)
+    ds = VinDrCXR(tmp_path, size=50)
+    _, _, boxes = ds[0]
+    np.testing.assert_allclose(boxes.numpy(), [[0, 12.5, 50, 37.5, 3]])
+    ds[0]  # each reader's box counted once, however often the image is loaded
+    assert ds.report.warned == {"box up to 2 px past the image edge, clipped": 2}
+    assert "warned 2 (box up to 2 px past the image edge, clipped, e.g. aaa)" in str(ds.report)
+
+
+def test_bom_and_blank_lines(tmp_path):
+    make_vindr(tmp_path)
+    text = (tmp_path / "train.csv").read_text()
+    (tmp_path / "train.csv").write_text("\ufeff" + text.replace("\nbbb", "\n\nbbb", 1) + "\n \n\n",
+                                        encoding="utf-8")
+    assert len(read_vindr_csv(tmp_path / "train.csv")) == len(ROWS)
+    (tmp_path / "train_meta.csv").write_text("\ufeffimage_id,dim0,dim1\naaa,80,100\n \n\n", encoding="utf-8")
+    assert VinDrCXR(tmp_path, size=50).original_size == {"aaa": (100, 80)}

@@ -9,7 +9,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["resize_crop_geometry", "rescale_boxes", "box_mask"]
+__all__ = ["resize_crop_geometry", "rescale_boxes", "box_mask", "EDGE_TOLERANCE", "EDGE_WARNING",
+           "box_overhang"]
+
+#: how far (pixels) an annotated box may pass the image edge and still be clipped (with a counted
+#: warning, ``EDGE_WARNING``) rather than rejected: ImageNet's XML boxes reach a pixel past the
+#: image, radiologists' boxes touch the border. Farther out, the box or the image size is wrong.
+EDGE_TOLERANCE = 2.0
+EDGE_WARNING = f"box up to {EDGE_TOLERANCE:g} px past the image edge, clipped"
 
 
 def resize_crop_geometry(width: int, height: int, resize: int | None, crop: int | None,
@@ -68,3 +75,17 @@ def box_mask(boxes: torch.Tensor | np.ndarray, height: int, width: int) -> torch
         if xb > xa and yb > ya:
             m[ya:yb, xa:xb] = True
     return m
+
+
+def box_overhang(box, width: float | None = None, height: float | None = None) -> float:
+    """How far (pixels) the box (x_min, y_min, x_max, y_max) passes the image's edges; 0 if inside.
+
+    Without a width/height only the left and top edges are checked.
+    """
+    x0, y0, x1, y1 = (float(v) for v in box[:4])
+    over = max(0.0, -x0, -y0)
+    if width is not None:
+        over = max(over, x1 - width)
+    if height is not None:
+        over = max(over, y1 - height)
+    return over

@@ -1,4 +1,9 @@
-"""Errors and drop accounting shared by the data loaders."""
+"""Errors, drop/warning accounting and CSV conventions shared by the data loaders.
+
+Conventions of every CSV loader in ``lib.data``: files are read as UTF-8 with an optional byte-order
+mark (``utf-8-sig``, as Excel writes them); blank lines (empty or only spaces) are skipped wherever
+they are; a malformed row raises ``DataFormatError`` naming the file and its line.
+"""
 from __future__ import annotations
 
 import logging
@@ -9,7 +14,10 @@ from typing import Iterable
 
 log = logging.getLogger("lib.data")
 
-__all__ = ["DataMissingError", "DataFormatError", "LoadReport"]
+__all__ = ["DataMissingError", "DataFormatError", "LoadReport", "is_blank", "CSV_ENCODING"]
+
+#: every CSV is read with this: UTF-8, a leading byte-order mark dropped
+CSV_ENCODING = "utf-8-sig"
 
 OFFLINE_NOTE = ("The `default` profile runs offline on data installed from package registries "
                 "(Fashion-MNIST from Debian's `dataset-fashion-mnist`, scikit-image photographs); "
@@ -50,21 +58,43 @@ class DataFormatError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
+def is_blank(row: list[str]) -> bool:
+    """Whether a ``csv.reader`` row is a blank line (empty, or only spaces)."""
+    return not row or (len(row) == 1 and not row[0].strip())
+
+
 @dataclass
 class LoadReport:
-    """What a loader kept and what it dropped, by reason (never drop silently)."""
+    """What a loader kept, what it dropped and what it fixed up with a warning, by reason (never
+    drop or clip silently)."""
 
     dataset: str
     kept: int = 0
     dropped: Counter = field(default_factory=Counter)
     examples: dict = field(default_factory=dict)
+    warned: Counter = field(default_factory=Counter)
 
     def drop(self, reason: str, name: str | None = None, n: int = 1) -> None:
         self.dropped[reason] += n
+        self._example(reason, name)
+
+    def warn(self, reason: str, name: str | None = None, n: int = 1) -> None:
+        """Count an item kept after a fix-up the data set's convention allows (e.g. a clip)."""
+        self.warned[reason] += n
+        self._example(reason, name)
+
+    def _example(self, reason: str, name: str | None) -> None:
         if name is not None:
             self.examples.setdefault(reason, [])
             if len(self.examples[reason]) < 5:
                 self.examples[reason].append(str(name))
+
+    def _parts(self, counts: Counter) -> str:
+        parts = []
+        for reason, n in sorted(counts.items()):
+            ex = self.examples.get(reason)
+            parts.append(f"{n} ({reason}" + (f", e.g. {', '.join(ex)}" if ex else "") + ")")
+        return ", ".join(parts)
 
     @property
     def n_dropped(self) -> int:
@@ -72,16 +102,11 @@ class LoadReport:
 
     def __str__(self) -> str:
         s = f"{self.dataset}: kept {self.kept}"
-        if self.dropped:
-            parts = []
-            for reason, n in sorted(self.dropped.items()):
-                ex = self.examples.get(reason)
-                parts.append(f"{n} ({reason}" + (f", e.g. {', '.join(ex)}" if ex else "") + ")")
-            s += ", dropped " + ", ".join(parts)
-        else:
-            s += ", dropped 0"
+        s += ", dropped " + (self._parts(self.dropped) if self.dropped else "0")
+        if self.warned:
+            s += "; warned " + self._parts(self.warned)
         return s
 
     def log(self) -> "LoadReport":
-        (log.warning if self.dropped else log.info)(str(self))
+        (log.warning if self.dropped or self.warned else log.info)(str(self))
         return self

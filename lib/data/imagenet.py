@@ -6,10 +6,17 @@ indices follow torchvision's order, which is the sorted list of the 1000 wnids s
 ``data/imagenet_wnids.txt`` (copied from timm's ``imagenet_synsets.txt``). Images and boxes are
 resized to 256 x 256 and centre-cropped to 224, as paper 001 did (``mode="shorter"`` gives
 torchvision's shorter-side resize instead).
+
+Boxes must be finite and inside the image; ILSVRC's boxes may reach a pixel or two past it, so a
+box that passes the edge by up to ``EDGE_TOLERANCE`` px is clipped and counted in ``report``;
+farther is an error naming the file and line (of the CSV row, or of the XML ``<object>``).
+``LOC_val_solution.csv`` follows ``lib.data.errors``' conventions (BOM, blank lines skipped).
 """
 from __future__ import annotations
 
 import csv
+import math
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +26,8 @@ from torch.utils.data import Dataset
 
 from ..paths import DATA_DIR
 from ._images import array_to_tensor, find_image, image_size, load_rgb, normalize_imagenet
-from .boxes import rescale_boxes
-from .errors import DataFormatError, DataMissingError, LoadReport
+from .boxes import EDGE_TOLERANCE, EDGE_WARNING, box_overhang, rescale_boxes
+from .errors import CSV_ENCODING, DataFormatError, DataMissingError, LoadReport, is_blank
 
 __all__ = ["load_wnids", "parse_voc_xml", "parse_loc_solution", "ImageNetVal", "collate",
            "imagenet_root", "WHERE"]
@@ -60,16 +67,38 @@ def load_wnids(data_root: str | Path | None = None) -> list[str]:
 
 @dataclass
 class ImageBoxes:
-    """Boxes of one image in its original pixels: rows (wnid, x_min, y_min, x_max, y_max)."""
+    """Boxes of one image in its original pixels: rows (wnid, x_min, y_min, x_max, y_max), and
+    the line of the file each box is on (None where unknown)."""
 
     width: int | None
     height: int | None
     boxes: list[tuple[str, float, float, float, float]]
+    lines: list[int | None] | None = None
+
+    def line(self, k: int) -> int | None:
+        return self.lines[k] if self.lines else None
 
 
 def _check_box(src, x0, y0, x1, y1, line=None):
-    if not (x1 > x0 and y1 > y0 and x0 >= 0 and y0 >= 0):
+    if not all(map(math.isfinite, (x0, y0, x1, y1))):
+        raise DataFormatError(src, f"box ({x0}, {y0}, {x1}, {y1}) is not finite", line)
+    if not (x1 > x0 and y1 > y0):
         raise DataFormatError(src, f"box ({x0}, {y0}, {x1}, {y1}) is empty or negative", line)
+    if box_overhang((x0, y0, x1, y1)) > EDGE_TOLERANCE:
+        raise DataFormatError(src, f"box ({x0}, {y0}, {x1}, {y1}) starts more than "
+                              f"{EDGE_TOLERANCE:g} px left of or above the image", line)
+
+
+def _object_lines(path: Path, n: int) -> list[int | None]:
+    """Line of each ``<object>`` in an XML file (ElementTree keeps no line numbers)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return [None] * n
+    starts = [m.start() for m in re.finditer(r"<object[\s>]", text)]
+    if len(starts) != n:  # e.g. "<object" inside a comment: give no line rather than a wrong one
+        return [None] * n
+    return [text.count("\n", 0, i) + 1 for i in starts]
 
 
 def parse_voc_xml(path: str | Path) -> ImageBoxes:
@@ -84,32 +113,39 @@ def parse_voc_xml(path: str | Path) -> ImageBoxes:
         w = int(size.findtext("width")) if size is not None else None
         h = int(size.findtext("height")) if size is not None else None
         boxes = []
-        for obj in root.iter("object"):
+        objects = list(root.iter("object"))
+        lines = _object_lines(path, len(objects))
+        for obj, line in zip(objects, lines):
             name = (obj.findtext("name") or "").strip()
             bb = obj.find("bndbox")
             if not name or bb is None:
-                raise DataFormatError(path, "an <object> without <name> or <bndbox>")
-            x0, y0, x1, y1 = (float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
-            _check_box(path, x0, y0, x1, y1)
+                raise DataFormatError(path, "an <object> without <name> or <bndbox>", line)
+            try:
+                x0, y0, x1, y1 = (float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+            except (TypeError, ValueError) as e:
+                raise DataFormatError(path, f"a box coordinate is missing or not a number ({e})", line) from e
+            _check_box(path, x0, y0, x1, y1, line)
             boxes.append((name, x0, y0, x1, y1))
     except (TypeError, ValueError) as e:
         if isinstance(e, DataFormatError):
             raise
         raise DataFormatError(path, f"a size or box coordinate is missing or not a number ({e})") from e
-    return ImageBoxes(w, h, boxes)
+    return ImageBoxes(w, h, boxes, lines)
 
 
 def parse_loc_solution(path: str | Path) -> dict[str, ImageBoxes]:
     """Parse ``LOC_val_solution.csv``: ImageId,PredictionString of 5-tuples (wnid x0 y0 x1 y1)."""
     path = Path(path)
     out: dict[str, ImageBoxes] = {}
-    with open(path, newline="") as f:
+    first_line: dict[str, int] = {}
+    with open(path, newline="", encoding=CSV_ENCODING) as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None or [h.strip() for h in header[:2]] != ["ImageId", "PredictionString"]:
             raise DataFormatError(path, f"header {header}, expected ImageId,PredictionString", 1)
-        for line, row in enumerate(reader, start=2):
-            if not row:
+        for row in reader:
+            line = reader.line_num
+            if is_blank(row):
                 continue
             if len(row) != 2:
                 raise DataFormatError(path, f"{len(row)} fields, expected 2", line)
@@ -126,9 +162,12 @@ def parse_loc_solution(path: str | Path) -> dict[str, ImageBoxes]:
                                           line) from e
                 _check_box(path, x0, y0, x1, y1, line)
                 boxes.append((parts[k], x0, y0, x1, y1))
-            if row[0] in out:
-                raise DataFormatError(path, f"image {row[0]} appears twice", line)
-            out[row[0]] = ImageBoxes(None, None, boxes)
+            name = row[0].strip()
+            if name in first_line:
+                raise DataFormatError(path, f"image {name} appears twice (first on line "
+                                      f"{first_line[name]})", line)
+            first_line[name] = line
+            out[name] = ImageBoxes(None, None, boxes, [line] * len(boxes))
     return out
 
 
@@ -163,13 +202,16 @@ class ImageNetVal(Dataset):
             if not ib.boxes:
                 self.report.drop("no boxes", name)
                 continue
+            src = ann.source.get(name, name)
             classes = []
-            for wnid, *_ in ib.boxes:
+            for k, (wnid, *_) in enumerate(ib.boxes):
                 if wnid not in self.index:
-                    raise DataFormatError(ann.source.get(name, name), f"unknown wnid {wnid!r}")
+                    raise DataFormatError(src, f"unknown wnid {wnid!r} (not one of the 1000 ImageNet "
+                                          "classes)", ib.line(k))
                 classes.append(self.index[wnid])
             label = max(set(classes), key=classes.count)
             w, h = (ib.width, ib.height) if ib.width is not None else image_size(path)
+            self._check_edges(src, name, ib, w, h)
             _, kept = rescale_boxes([b[1:] for b in ib.boxes], w, h, resize, crop, mode)
             if not kept.all():
                 self.report.drop("box outside the centre crop", name, n=int((~kept).sum()))
@@ -192,6 +234,19 @@ class ImageNetVal(Dataset):
                                    searched=image_dirs or [self.root])
         self.report.kept = len(self.samples)
         self.report.log()
+
+    def _check_edges(self, src, name: str, ib: ImageBoxes, w: int, h: int) -> None:
+        """Boxes past the image: clipped and counted up to EDGE_TOLERANCE, else an error."""
+        clipped = 0
+        for k, (wnid, x0, y0, x1, y1) in enumerate(ib.boxes):
+            over = box_overhang((x0, y0, x1, y1), w, h)
+            if over > EDGE_TOLERANCE:
+                raise DataFormatError(src, f"box xmin={x0:g}, ymin={y0:g}, xmax={x1:g}, ymax={y1:g} "
+                                      f"({wnid}) of {name} passes the edge of its {w}x{h} image by "
+                                      f"{over:g} px (more than {EDGE_TOLERANCE:g})", ib.line(k))
+            clipped += over > 0
+        if clipped:
+            self.report.warn(EDGE_WARNING, name, n=clipped)
 
     def _annotations(self, annotations):
         ann: dict[str, ImageBoxes] = {}

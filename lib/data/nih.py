@@ -6,7 +6,9 @@ OriginalImagePixelSpacing[x,y] - the bracketed headers each span two fields, so 
 (12 with the release's trailing comma). ``BBox_List_2017.csv``: header
 ``Image Index,Finding Label,Bbox [x,y,w,h],,,`` - x, y, w, h sit in fields 3-6 whatever the header
 says, followed by empty fields. Both are read by position. The box list says "Infiltrate" where the
-labels say "Infiltration".
+labels say "Infiltration". Boxes are in the pixels of the released 1024 x 1024 PNGs; one that passes
+the image edge by up to ``EDGE_TOLERANCE`` px is clipped and counted in ``report``, farther is an
+error naming its line. CSVs follow ``lib.data.errors``' conventions (BOM, blank lines skipped).
 """
 from __future__ import annotations
 
@@ -18,9 +20,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ._images import array_to_tensor, find_image, load_rgb, normalize_imagenet
-from .boxes import rescale_boxes
-from .errors import DataFormatError, DataMissingError, LoadReport
+from ._images import array_to_tensor, find_image, image_size, load_rgb, normalize_imagenet
+from .boxes import EDGE_TOLERANCE, EDGE_WARNING, box_overhang, rescale_boxes
+from .errors import CSV_ENCODING, DataFormatError, DataMissingError, LoadReport, is_blank
 
 __all__ = ["FINDINGS", "read_data_entry", "read_bbox_list", "NIHChestXray", "WHERE", "nih_root"]
 
@@ -57,47 +59,58 @@ def read_data_entry(path: str | Path) -> dict[str, dict]:
     if not path.is_file():
         raise DataMissingError("NIH ChestX-ray14", [path], WHERE)
     out = {}
-    with open(path, newline="") as f:
+    first_line: dict[str, int] = {}
+    with open(path, newline="", encoding=CSV_ENCODING) as f:
         reader = csv.reader(f)
         header = next(reader, [])
-        if not header or header[0].strip() != "Image Index" or header[1].strip() != "Finding Labels":
+        if len(header) < 2 or header[0].strip() != "Image Index" or header[1].strip() != "Finding Labels":
             raise DataFormatError(path, f"header starts {header[:2]}, expected Image Index,Finding Labels", 1)
-        for line, r in enumerate(reader, start=2):
-            if not r:
+        for r in reader:
+            line = reader.line_num
+            if is_blank(r):
                 continue
             fields = r[:-1] if len(r) == 12 and r[-1] == "" else r
             if len(fields) < 2 or len(fields) not in (2, 11):
                 raise DataFormatError(path, f"{len(r)} fields, expected 11 (the bracketed headers "
                                       "span two fields each)", line)
+            name = fields[0].strip()
+            if name in first_line:
+                raise DataFormatError(path, f"image {name!r} appears twice (first on line "
+                                      f"{first_line[name]})", line)
             labels = np.zeros(len(FINDINGS), np.float32)
             if fields[1].strip() != "No Finding":
-                for name in fields[1].split("|"):
-                    labels[_finding_index(path, name, line)] = 1.0
+                for finding in fields[1].split("|"):
+                    labels[_finding_index(path, finding, line)] = 1.0
             w = h = None
             if len(fields) == 11:
                 try:
                     w, h = int(float(fields[7])), int(float(fields[8]))
-                except ValueError:
+                except (ValueError, OverflowError):
                     raise DataFormatError(path, f"OriginalImage width/height {fields[7:9]} not numbers", line) from None
-            if fields[0] in out:
-                raise DataFormatError(path, f"image {fields[0]} appears twice", line)
-            out[fields[0].strip()] = {"labels": labels, "width": w, "height": h}
+            first_line[name] = line
+            out[name] = {"labels": labels, "width": w, "height": h}
     return out
 
 
 def read_bbox_list(path: str | Path) -> list[tuple[str, int, float, float, float, float]]:
     """Rows (image, finding index, x, y, w, h) of BBox_List_2017.csv, read by position."""
+    return [row for row, _ in _read_bbox_rows(path)]
+
+
+def _read_bbox_rows(path: str | Path) -> list[tuple[tuple[str, int, float, float, float, float], int]]:
+    """(row, line) pairs of BBox_List_2017.csv; see ``read_bbox_list``."""
     path = Path(path)
     if not path.is_file():
         raise DataMissingError("NIH ChestX-ray14 boxes", [path], WHERE)
     rows = []
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding=CSV_ENCODING) as f:
         reader = csv.reader(f)
         header = next(reader, [])
         if len(header) < 3 or header[0].strip() != "Image Index" or not header[2].startswith("Bbox"):
             raise DataFormatError(path, f"header {header}, expected 'Image Index,Finding Label,Bbox [x,y,w,h],,,'", 1)
-        for line, r in enumerate(reader, start=2):
-            if not r:
+        for r in reader:
+            line = reader.line_num
+            if is_blank(r):
                 continue
             if len(r) < 6 or any(v.strip() for v in r[6:]):
                 raise DataFormatError(path, f"{len(r)} fields {r}: expected image, finding, x, y, w, h "
@@ -106,9 +119,11 @@ def read_bbox_list(path: str | Path) -> list[tuple[str, int, float, float, float
                 x, y, w, h = (float(v) for v in r[2:6])
             except ValueError:
                 raise DataFormatError(path, f"x, y, w, h {r[2:6]} are not numbers", line) from None
-            if not (w > 0 and h > 0) or any(map(math.isnan, (x, y, w, h))):
+            if not all(map(math.isfinite, (x, y, w, h))):
+                raise DataFormatError(path, f"box x, y, w, h = {x}, {y}, {w}, {h} is not finite", line)
+            if not (w > 0 and h > 0):
                 raise DataFormatError(path, f"box of width {w} and height {h}", line)
-            rows.append((r[0].strip(), _finding_index(path, r[1], line), x, y, w, h))
+            rows.append(((r[0].strip(), _finding_index(path, r[1], line), x, y, w, h), line))
     return rows
 
 
@@ -129,9 +144,11 @@ class NIHChestXray(Dataset):
         entries = read_data_entry(self.root / "Data_Entry_2017.csv")
         bbox_path = self.root / "BBox_List_2017.csv"
         boxes: dict[str, list] = {}
+        lines: dict[str, list[int]] = {}
         if bbox_path.is_file() or boxed_only:
-            for img, c, x, y, w, h in read_bbox_list(bbox_path):
+            for (img, c, x, y, w, h), line in _read_bbox_rows(bbox_path):
                 boxes.setdefault(img, []).append((x, y, x + w, y + h, c))
+                lines.setdefault(img, []).append(line)
         self.report = LoadReport("NIH ChestX-ray14")
         dirs = [self.root / "images", self.root] + sorted(self.root.glob("images_*/images"))
         names = sorted(boxes) if boxed_only else sorted(entries)
@@ -145,6 +162,8 @@ class NIHChestXray(Dataset):
                 continue
             e = entries[name]
             b = np.array(boxes.get(name, []), np.float64).reshape(-1, 5)
+            if len(b):
+                self._check_boxes(bbox_path, name, b, lines[name], *image_size(path))
             self.samples.append((name, path, e, b))
             if limit is not None and len(self.samples) >= limit:
                 break
@@ -153,6 +172,17 @@ class NIHChestXray(Dataset):
                                    WHERE, searched=dirs)
         self.report.kept = len(self.samples)
         self.report.log()
+
+    def _check_boxes(self, src, name, boxes, lines, width, height) -> None:
+        """Boxes past the image edge: clipped and counted up to EDGE_TOLERANCE, else an error."""
+        over = [box_overhang(b, width, height) for b in boxes]
+        for b, o, line in zip(boxes, over, lines):
+            if o > EDGE_TOLERANCE:
+                raise DataFormatError(src, f"box of {name} from x={b[0]:g}, y={b[1]:g} to "
+                                      f"x={b[2]:g}, y={b[3]:g} passes the edge of its {width}x{height} "
+                                      f"image by {o:g} px (more than {EDGE_TOLERANCE:g})", line)
+        if max(over) > 0:
+            self.report.warn(EDGE_WARNING, name, n=sum(o > 0 for o in over))
 
     def __len__(self) -> int:
         return len(self.samples)

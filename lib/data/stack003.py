@@ -8,6 +8,8 @@ already 224 x 224. The paper scores the *predicted* class, so labels are optiona
 sources, first that applies: a ``labels.csv`` in the folder (``file,label``; label a wnid or a
 class index), sub-folders named by wnid or class index (ImageFolder layout), or a wnid
 (``n\\d{8}``) inside the file name. Otherwise the label is -1 and ``labels_known`` is False.
+``labels.csv`` follows ``lib.data.errors``' conventions (BOM, blank lines skipped); a file listed
+twice is an error naming both lines.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ._images import array_to_tensor, load_rgb
-from .errors import DataFormatError, DataMissingError, LoadReport
+from .errors import CSV_ENCODING, DataFormatError, DataMissingError, LoadReport, is_blank
 from .imagenet import load_wnids
 
 __all__ = ["Stack003", "load_stack003", "stack003_dir", "WHERE"]
@@ -68,6 +70,9 @@ def _label(token: str, index: dict[str, int], src, line=None) -> int:
 def load_stack003(data_root: str | Path, kind: str = "stackmix", size: int = 224,
                   limit: int | None = None) -> Stack003:
     """Load STACK-MIX or STACK-GEN as a batch of [0, 1] images (see the module doc)."""
+    if data_root is None:
+        stack003_dir(".", kind)  # checks kind
+        raise DataMissingError(f"STACK-{kind[5:].upper()} (paper 003)", ["data_root"], WHERE)
     folder = stack003_dir(data_root, kind)
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTS) if folder.is_dir() else []
     if not files:
@@ -77,16 +82,25 @@ def load_stack003(data_root: str | Path, kind: str = "stackmix", size: int = 224
     index = {w: i for i, w in enumerate(load_wnids())}
     labels_csv = folder / "labels.csv"
     table: dict[str, int] = {}
+    first_line: dict[str, int] = {}
     if labels_csv.is_file():
-        with open(labels_csv, newline="") as f:
+        with open(labels_csv, newline="", encoding=CSV_ENCODING) as f:
             reader = csv.reader(f)
             header = next(reader, [])
             if [h.strip() for h in header[:2]] != ["file", "label"]:
                 raise DataFormatError(labels_csv, f"header {header}, expected file,label", 1)
-            for line, r in enumerate(reader, start=2):
+            for r in reader:
+                line = reader.line_num
+                if is_blank(r):
+                    continue
                 if len(r) != 2:
                     raise DataFormatError(labels_csv, f"{len(r)} fields, expected 2", line)
-                table[r[0].strip()] = _label(r[1], index, labels_csv, line)
+                name = r[0].strip()
+                if name in first_line:
+                    raise DataFormatError(labels_csv, f"{name} appears twice (first on line "
+                                          f"{first_line[name]})", line)
+                first_line[name] = line
+                table[name] = _label(r[1], index, labels_csv, line)
     report = LoadReport(f"STACK-{kind[5:].upper()}")
     images, labels, names = [], [], []
     for p in files:

@@ -8,6 +8,11 @@ same finding that overlap with IoU >= 0.4 form a cluster whose coordinates are a
 marked by a majority of readers are kept, or all clusters of that finding if none reaches a
 majority). Images are DICOM (``train/<image_id>.dicom``) or PNG/JPEG; for resized PNGs give a
 ``meta`` CSV (image_id, dim0 = original height, dim1 = original width) so boxes can be rescaled.
+
+Boxes must be finite and inside the image: a reader's box that passes the border by up to
+``EDGE_TOLERANCE`` px is clipped and counted in ``report`` (as the images are loaded, once per
+image: the image size is known only then); farther is an error naming the ``train.csv`` line.
+CSVs follow ``lib.data.errors``' conventions (BOM, blank lines skipped).
 """
 from __future__ import annotations
 
@@ -21,8 +26,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ._images import array_to_tensor, find_image, load_rgb, normalize_imagenet
-from .boxes import rescale_boxes
-from .errors import DataFormatError, DataMissingError, LoadReport
+from .boxes import EDGE_TOLERANCE, EDGE_WARNING, box_overhang, rescale_boxes
+from .errors import CSV_ENCODING, DataFormatError, DataMissingError, LoadReport, is_blank
 
 __all__ = ["FINDINGS", "read_vindr_csv", "fuse_annotations", "read_dicom", "VinDrCXR", "WHERE",
            "vindr_root"]
@@ -61,15 +66,16 @@ def read_vindr_csv(path: str | Path) -> list[Row]:
     if not path.is_file():
         raise DataMissingError("VinDr-CXR", [path], WHERE)
     rows = []
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding=CSV_ENCODING) as f:
         reader = csv.reader(f)
         header = [h.strip() for h in next(reader, [])]
         missing = [c for c in COLUMNS if c not in header and c != "rad_id"]
         if missing:
             raise DataFormatError(path, f"missing columns {missing}; header is {header}", 1)
         col = {c: header.index(c) for c in COLUMNS if c in header}
-        for line, r in enumerate(reader, start=2):
-            if not r:
+        for r in reader:
+            line = reader.line_num
+            if is_blank(r):
                 continue
             if len(r) != len(header):
                 raise DataFormatError(path, f"{len(r)} fields, the header has {len(header)}", line)
@@ -94,8 +100,13 @@ def read_vindr_csv(path: str | Path) -> list[Row]:
                     box = tuple(float(c) for c in coords)
                 except ValueError:
                     raise DataFormatError(path, f"box {coords} is missing or not numeric", line) from None
-                if not (box[2] > box[0] and box[3] > box[1]) or any(map(math.isnan, box)):
+                if not all(map(math.isfinite, box)):
+                    raise DataFormatError(path, f"box {box} is not finite", line)
+                if not (box[2] > box[0] and box[3] > box[1]):
                     raise DataFormatError(path, f"box {box} is empty (x_max <= x_min or y_max <= y_min)", line)
+                if box_overhang(box) > EDGE_TOLERANCE:
+                    raise DataFormatError(path, f"box x_min={box[0]:g}, y_min={box[1]:g} starts more than "
+                                          f"{EDGE_TOLERANCE:g} px left of or above the image", line)
             rad = r[col["rad_id"]].strip() if "rad_id" in col else "consensus"
             rows.append(Row(r[col["image_id"]].strip(), cid, rad, box, line))
     return rows
@@ -180,16 +191,34 @@ def read_dicom(path: str | Path) -> np.ndarray:
 
 
 def _read_meta(path: Path) -> dict[str, tuple[int, int]]:
-    out = {}
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if not {"image_id", "dim0", "dim1"} <= set(reader.fieldnames or []):
+    """{image_id: (original width, original height)} from a CSV of image_id, dim0, dim1."""
+    out: dict[str, tuple[int, int]] = {}
+    first_line: dict[str, int] = {}
+    with open(path, newline="", encoding=CSV_ENCODING) as f:
+        reader = csv.reader(f)
+        header = [h.strip() for h in next(reader, [])]
+        if not {"image_id", "dim0", "dim1"} <= set(header):
             raise DataFormatError(path, "expected columns image_id, dim0 (height), dim1 (width)", 1)
-        for line, r in enumerate(reader, start=2):
+        col = {c: header.index(c) for c in ("image_id", "dim0", "dim1")}
+        for r in reader:
+            line = reader.line_num
+            if is_blank(r):
+                continue
+            if len(r) != len(header):
+                raise DataFormatError(path, f"{len(r)} fields, the header has {len(header)}", line)
+            image_id = r[col["image_id"]].strip()
+            if image_id in first_line:
+                raise DataFormatError(path, f"image {image_id!r} appears twice (first on line "
+                                      f"{first_line[image_id]})", line)
             try:
-                out[r["image_id"]] = (int(float(r["dim1"])), int(float(r["dim0"])))
-            except (TypeError, ValueError):
-                raise DataFormatError(path, f"dim0/dim1 not numbers: {r}", line) from None
+                w, h = int(r[col["dim1"]]), int(r[col["dim0"]])
+            except ValueError:
+                raise DataFormatError(path, f"dim0/dim1 {r[col['dim0']]!r}, {r[col['dim1']]!r} are not "
+                                      "whole numbers", line) from None
+            if w <= 0 or h <= 0:
+                raise DataFormatError(path, f"image size {w}x{h} is not positive", line)
+            first_line[image_id] = line
+            out[image_id] = (w, h)
     return out
 
 
@@ -209,8 +238,14 @@ class VinDrCXR(Dataset):
             raise DataMissingError("VinDr-CXR", ["data_root"], WHERE)
         self.root = vindr_root(data_root)
         self.size, self.channels, self.normalize = size, channels, normalize
-        rows = read_vindr_csv(self.root / csv_name)
+        self.csv_path = self.root / csv_name
+        rows = read_vindr_csv(self.csv_path)
         ann = fuse_annotations(rows, fusion, iou_threshold)
+        self._rows: dict[str, list[Row]] = {}
+        for r in rows:
+            if r.box is not None:
+                self._rows.setdefault(r.image_id, []).append(r)
+        self._edge_checked: set[str] = set()
         meta_path = Path(meta) if meta else next(
             (p for p in (self.root / "train_meta.csv", self.root / "meta.csv") if p.is_file()), None)
         self.original_size = _read_meta(meta_path) if meta_path else {}
@@ -248,11 +283,29 @@ class VinDrCXR(Dataset):
             arr = load_rgb(path)
             h, w = arr.shape[:2]
             w, h = self.original_size.get(image_id, (w, h))
-        if a.boxes.size and (a.boxes[:, 2].max() > w + 1 or a.boxes[:, 3].max() > h + 1):
-            raise DataFormatError(path, f"boxes reach x={a.boxes[:, 2].max():.0f}, "
-                                  f"y={a.boxes[:, 3].max():.0f} outside the {w}x{h} image: a "
-                                  "resized PNG needs meta= with the original sizes (dim0, dim1)")
+        self._check_edges(image_id, path, w, h)
         return arr, w, h
+
+    def _check_edges(self, image_id: str, path: Path, w: int, h: int) -> None:
+        """Readers' boxes past the image: an error naming the csv row beyond EDGE_TOLERANCE, else
+        clipped later by rescale_boxes and counted once per image."""
+        if image_id in self._edge_checked:
+            return
+        clipped = 0
+        for r in self._rows.get(image_id, []):
+            over = box_overhang(r.box, w, h)
+            if over > EDGE_TOLERANCE:
+                hint = ("; this image is a PNG without its original size: pass meta= (a CSV of "
+                        "image_id, dim0, dim1) if it was resized" if path.suffix.lower() not in
+                        (".dicom", ".dcm") and image_id not in self.original_size else "")
+                x0, y0, x1, y1 = r.box
+                raise DataFormatError(self.csv_path, f"box x_min={x0:g}, y_min={y0:g}, x_max={x1:g}, "
+                                      f"y_max={y1:g} of {image_id} passes the edge of its {w}x{h} "
+                                      f"image ({path.name}) by {over:g} px{hint}", r.line)
+            clipped += over > 0
+        if clipped:
+            self.report.warn(EDGE_WARNING, image_id, n=clipped)
+        self._edge_checked.add(image_id)
 
     def __getitem__(self, i):
         image_id, path, a = self.samples[i]
