@@ -1,18 +1,119 @@
-"""The notebooks' contract with papermill, nbval and the book.
+"""The notebooks' contract with Jupytext, papermill, nbval and the book.
 
-nbval runs every notebook on the `smoke` profile (``make test``); these tests check what nbval
-cannot: the parameters cell, the table of contents, and one papermill run on another profile.
+The committed ``notebooks/*.ipynb`` are the source a reader opens; each is paired with a MyST
+Markdown text form (``notebooks/*.md``, Jupytext, ``[tool.jupytext]`` in pyproject.toml). nbval
+runs every notebook on the `smoke` profile (``make test``); these tests check what nbval cannot:
+the pairing, clean storage, stable cell ids, no code definitions in cells, the parameters cell,
+the table of contents, and one papermill run on another profile.
 """
 import ast
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
+import jupytext
 import pytest
 import yaml
+from jupytext.combine import combine_inputs_with_outputs
 
 from lib.paths import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+TEXT_FORMAT = "md:myst"
+
+
+def _inputs(nb):
+    """What a reader edits: per cell its type, source and tags."""
+    return [(c.cell_type, c.source.strip(), tuple(c.metadata.get("tags", ()))) for c in nb.cells]
+
+
+def _text_form(path: Path) -> Path:
+    return path.with_suffix(".md")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_and_its_text_form_agree(path):
+    text = _text_form(path)
+    assert text.is_file(), (f"{path.name} has no text form: run `jupytext --set-formats "
+                            f"ipynb,{TEXT_FORMAT} {path}`")
+    assert _inputs(jupytext.read(path)) == _inputs(jupytext.read(text)), (
+        f"{path.name} and {text.name} disagree: after editing one, run `jupytext --sync {text}`")
+
+
+def test_every_text_form_has_its_notebook():
+    for text in (REPO_ROOT / "notebooks").glob("*.md"):
+        assert text.with_suffix(".ipynb").is_file(), (
+            f"{text.name} has no notebook: run `jupytext --sync {text}`")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_syncing_keeps_the_cell_ids(path):
+    """Re-pairing the text form with the notebook (what `jupytext --sync` writes) changes no id."""
+    nb = jupytext.read(path)
+    synced = combine_inputs_with_outputs(jupytext.read(_text_form(path)), nb, fmt=TEXT_FORMAT)
+    assert [c.get("id") for c in synced.cells] == [c.get("id") for c in nb.cells]
+    ids = [c.get("id") for c in nb.cells]
+    assert all(ids) and len(set(ids)) == len(ids), f"{path.name}: missing or repeated cell ids"
+
+
+def _git_notebook(rev: str, path: Path):
+    rel = path.relative_to(REPO_ROOT).as_posix()
+    out = subprocess.run(["git", "-C", str(REPO_ROOT), "show", f"{rev}:{rel}"],
+                         capture_output=True, text=True)
+    return jupytext.reads(out.stdout, fmt="ipynb") if out.returncode == 0 else None
+
+
+def changed_ids(old, new) -> list[str]:
+    """Cells whose content is the same in ``old`` and ``new`` but whose id changed."""
+    before = {}
+    for c in old.cells:
+        before.setdefault((c.cell_type, c.source), set()).add(c.get("id"))
+    return [c.source.splitlines()[0][:60] if c.source else "<empty cell>" for c in new.cells
+            if (c.cell_type, c.source) in before and c.get("id") not in before[c.cell_type, c.source]]
+
+
+def test_changed_ids_sees_a_regenerated_notebook():
+    nb = jupytext.read(NOTEBOOKS[0])
+    regenerated = jupytext.reads(jupytext.writes(nb, fmt=TEXT_FORMAT), fmt=TEXT_FORMAT)
+    assert changed_ids(nb, regenerated), "new ids for unchanged cells must be caught"
+    assert changed_ids(nb, nb) == []
+
+
+@pytest.mark.skipif(shutil.which("git") is None or not (REPO_ROOT / ".git").exists(),
+                    reason="no git history here")
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_cell_ids_change_only_with_content(path):
+    """Against the last commit (the working tree) and the commit before (the last change): a cell
+    whose content did not change keeps its id, so diffs and review comments stay attached."""
+    now = jupytext.read(path)
+    head, parent = _git_notebook("HEAD", path), _git_notebook("HEAD~1", path)
+    for old, new, what in ((head, now, "since HEAD"), (parent, head, "in HEAD")):
+        if old is not None and new is not None:
+            assert not changed_ids(old, new), (
+                f"{path.name}: ids changed {what} for unchanged cells {changed_ids(old, new)}; "
+                "edit the notebook or its text form and `jupytext --sync`, never regenerate it")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_definitions_in_code_cells(path):
+    """Chapters tell the story, the library does the work: no def/class in a notebook."""
+    for cell in jupytext.read(path).cells:
+        if cell.cell_type != "code":
+            continue
+        tree = ast.parse("\n".join(line for line in cell.source.splitlines()
+                                   if not line.lstrip().startswith(("%", "!"))))
+        defs = [n.name for n in ast.walk(tree)
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+        assert not defs, f"{path.name} defines {defs} in a cell: move them to lib/"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_typed_normalisation_constants(path):
+    """ImageNet's mean and std come from the library, never typed into a chapter."""
+    for cell in jupytext.read(path).cells:
+        if cell.cell_type == "code":
+            assert "0.485" not in cell.source and "0.229" not in cell.source, path.name
 
 
 def _cells(path):
@@ -40,8 +141,9 @@ def test_parameters_cell(path):
 def test_stored_without_outputs(path):
     for cell in _cells(path):
         if cell["cell_type"] == "code":
-            assert not cell["outputs"] and cell["execution_count"] is None, \
-                "notebooks are stored clean; regenerate with tools/make_nb_*.py"
+            assert not cell["outputs"] and cell["execution_count"] is None, (
+                f"{path.name} is stored with outputs: clear them (Jupyter: Edit > Clear Outputs "
+                "of All Cells; or `jupyter nbconvert --clear-output --inplace`)")
 
 
 def test_every_notebook_is_a_chapter_of_the_book():

@@ -48,3 +48,17 @@ def test_malformed_rows_name_the_file_and_line(tmp_path):
     bad.write_text(good + "coffee,cup,0,0,10,10,967;abc\n")
     with pytest.raises(DataFormatError, match="line 2: coordinates and classes must be integers"):
         photos.load_boxes(bad)
+
+
+def test_bom_blank_lines_and_line_numbers_like_every_loader(tmp_path):
+    """A byte-order mark and blank or whitespace-only lines are read as the other loaders read
+    them; the line number of a bad row still counts every line of the file."""
+    f = tmp_path / "boxes.csv"
+    f.write_bytes(("\ufeffphoto,object,x_min,y_min,x_max,y_max,imagenet_classes\n\n   \n"
+                   "coffee,cup,10,10,100,100,967\n\n").encode("utf-8"))
+    (box,) = photos.load_boxes(f)
+    assert (box.photo, box.x_min, box.y_max, box.imagenet_classes) == ("coffee", 10, 100, (967,))
+    g = tmp_path / "bad.csv"  # load_boxes caches by path
+    g.write_text("photo,object,x_min,y_min,x_max,y_max,imagenet_classes\n\n\ncoffee,cup,1,2\n")
+    with pytest.raises(DataFormatError, match=r"line 4: expected 7 fields"):
+        photos.load_boxes(g)

@@ -16,7 +16,7 @@ import torch
 from lib.paths import DATA_DIR
 
 from .boxes import rescale_boxes
-from .errors import DataFormatError
+from .errors import CSV_ENCODING, DataFormatError
 
 __all__ = ["list_photos", "load_photo", "load_boxes", "Box", "photo_boxes", "BOXES_CSV"]
 
@@ -65,8 +65,10 @@ class Box:
 def load_boxes(path: Path = BOXES_CSV) -> tuple[Box, ...]:
     """Parse the boxes file; a malformed row raises an error that gives the file and line."""
     boxes = []
-    with open(path, newline="") as f:
-        lines = [(i, line) for i, line in enumerate(f, 1) if not line.startswith("#")]
+    # comments and blank lines are skipped, a byte-order mark is read, as in every loader
+    with open(path, newline="", encoding=CSV_ENCODING) as f:
+        lines = [(i, line) for i, line in enumerate(f, 1)
+                 if not line.startswith("#") and line.strip()]
     reader = csv.reader([line for _, line in lines])
     header = next(reader, None)
     if header != _COLUMNS:
@@ -74,8 +76,6 @@ def load_boxes(path: Path = BOXES_CSV) -> tuple[Box, ...]:
                               lines[0][0] if lines else 1)
     known = _loaders()
     for (lineno, _), row in zip(lines[1:], reader):
-        if not row:
-            continue
         if len(row) != len(_COLUMNS):
             raise DataFormatError(path, f"expected {len(_COLUMNS)} fields, got {len(row)}", lineno)
         photo, obj, *coords, classes = row
