@@ -1,42 +1,44 @@
 """One CAM engine, many weightings.
 
 A forward hook captures the target layer's activations A (N, K, h, w); autograd gives
-G = dY/dA for the target score Y; each method is a weighting of A:
+G = dY/dA for the target score Y; each method is a weighting of A. The methods live in one
+registry, :data:`METHODS` (name -> :class:`Method`); each entry says what it computes, what it
+needs, what it costs and where it comes from (``help(cam.METHODS["gradcam"])``). The table
+below is generated from it:
 
-==============  ====================================================================
-method          map (before any post-processing)
-==============  ====================================================================
-cam             sum_k w_k^c A_k, w the linear head after global average pooling
-gradcam         sum_k alpha_k A_k, alpha_k = mean_ij G_kij               (paper 002, Eq. 1-2)
-counterfactual  gradcam with -G                                           (paper 002, Eq. 12)
-gradcam++       alpha_k = sum_ij relu(G) a_kij, a = G^2 / (2G^2 + sum(A) G^3)
-xgradcam        alpha_k = sum_ij G_kij A_kij / sum_ij A_kij               (paper 003, Def. 4)
-hirescam        sum_k G_k * A_k  (element-wise, no spatial averaging)      (paper 003, Def. 6)
-layercam        sum_k relu(G_k) * A_k
-eigencam        projection of A on its first principal component (no gradient)
-scorecam        alpha = softmax_k(Y(x * up(A_k)))  (K forward passes)     (paper 003, Def. 7)
-ablationcam     alpha_k = (Y - Y with A_k ablated) / Y                    (paper 003, Def. 8)
-guidedbackprop  dY/dx with negative gradients zeroed at every ReLU        (input resolution)
-guidedgradcam   bilinear-up-sampled relu(gradcam) * guidedbackprop        (input resolution)
-==============  ====================================================================
+@METHODS_TABLE@
 
 Maps are returned raw: signed, not normalised, at the layer's own resolution; post-processing
 is separate (:func:`postprocess`). The constants (eps) of Grad-CAM++, XGrad-CAM, Score-CAM and
 Ablation-CAM are those of pytorch-grad-cam, so that both agree to 1e-4 after the same
-post-processing. Integrated Gradients, occlusion and Gradient SHAP come from Captum behind
-the same call (``integratedgradients``, ``occlusion``, ``gradientshap``).
+post-processing (Ablation-CAM: where a layer's smallest activation is 0, see its entry).
+Integrated Gradients, occlusion and Gradient SHAP come from Captum behind the same call.
+
+:func:`compute` gives one map (one method, one layer); :func:`compute_many` gives
+``maps[method][layer_name]`` for several methods and layers from one shared forward and backward
+pass. Options of a method go in ``options={"eigencam": {"sign": "svd"}}``.
 
 Speed: the network below the first target layer runs without autograd, so a gradient map
 costs one forward pass and a backward pass from the output to the layer only; all
 gradient-based methods and layers share it. Ablation-CAM runs only the part of the network
 above the layer (a torch.fx split) for its K ablations.
+
+Adding a method: one function ``weighting(A, G, ctx) -> map`` decorated with
+:func:`register` (name, formula, cost, reference, needs). Nothing else to edit: the name
+tuples (``GRADIENT_METHODS``, ``LAYER_METHODS``, ``INPUT_METHODS``, ``CAPTUM_METHODS``) and
+this table are derived from the registry.
 """
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import inspect
+import numbers
+import random
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,66 +46,526 @@ from tqdm import tqdm
 
 from lib.layers import layer_name, resolve_layer
 
-__all__ = ["compute", "postprocess", "METHODS", "GRADIENT_METHODS", "INPUT_METHODS",
+__all__ = ["compute", "compute_many", "postprocess", "register", "Method", "Context",
+           "METHODS", "GRADIENT_METHODS", "LAYER_METHODS", "INPUT_METHODS", "CAPTUM_METHODS",
            "CAMError", "PGC_PRESET"]
-
-GRADIENT_METHODS = ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "counterfactual")
-LAYER_METHODS = ("cam",) + GRADIENT_METHODS + ("eigencam", "scorecam", "ablationcam")
-INPUT_METHODS = ("guidedbackprop", "guidedgradcam")
-CAPTUM_METHODS = ("integratedgradients", "occlusion", "gradientshap")
-METHODS = LAYER_METHODS + INPUT_METHODS + CAPTUM_METHODS
 
 #: post-processing of pytorch-grad-cam (and so of papers that used it, e.g. paper 003)
 PGC_PRESET = "pytorch-grad-cam"
 
-Target = None | int | Sequence[int] | torch.Tensor | Callable[[torch.Tensor], torch.Tensor]
+#: what :func:`compute` does when given a list of methods or layers: "warn" (DeprecationWarning,
+#: then the old dict result of :func:`compute_many`) or "error" (CAMError naming compute_many)
+_LIST_FORM = "warn"
+
+Target = (None | int | Sequence[int] | torch.Tensor | Callable[[object], torch.Tensor]
+          | Sequence[Callable[[object], torch.Tensor]])
 
 
 class CAMError(ValueError):
     """Bad input to the CAM engine; the message names the problem and the fix."""
 
 
+# --------------------------------------------------------------------------- the registry
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Method:
+    """One registered CAM method (an entry of :data:`METHODS`); ``help()`` on it says what it
+    computes, what it needs, its cost and its reference.
+
+    ``weighting(A, G, ctx)`` returns the raw map: (N, h, w) for a layer method, (N, C, H, W) for
+    an input-resolution one. A is the layer's activations (N, K, h, w) and G = dY/dA (None
+    unless ``gradients``); both are None for methods without a layer. ``ctx`` is a
+    :class:`Context`. ``options`` maps each option of the method to its allowed values, the
+    first being the default.
+    """
+    name: str
+    weighting: Callable
+    formula: str
+    cost: str
+    reference: str
+    layer: bool = True
+    gradients: bool = False
+    extra_forwards: bool = False
+    input_resolution: bool = False
+    captum: bool = False
+    hooks: bool | None = None
+    options: Mapping[str, tuple] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.hooks is None:  # a layer's activations are read by a forward hook
+            object.__setattr__(self, "hooks", self.layer)
+        doc = inspect.cleandoc(self.weighting.__doc__ or "")
+        opts = "; ".join(f"{k} in {v} (default {v[0]!r})" for k, v in self.options.items())
+        object.__setattr__(self, "__doc__", (
+            f"{self.name}: {doc}\n\n"
+            f"map:       {self.formula}\n"
+            f"needs:     {', '.join(self.needs)}\n"
+            f"cost:      {self.cost}\n"
+            f"reference: {self.reference}\n"
+            f"options:   {opts or 'none'}  (compute(..., options={{{self.name!r}: {{...}}}}))"))
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """What the method needs, in words."""
+        out = []
+        if self.layer:
+            out.append("a target layer's activations A")
+        if self.gradients:
+            out.append("gradients G = dY/dA" if self.layer and not self.input_resolution
+                       else "gradients (autograd)")
+        if self.extra_forwards:
+            out.append("extra forward passes")
+        if self.input_resolution:
+            out.append("input resolution (returns (N, C, H, W))")
+        if self.captum:
+            out.append("Captum")
+        return tuple(out) or ("the model's output only",)
+
+    def __call__(self, a, g, ctx):
+        return self.weighting(a, g, ctx)
+
+    def __repr__(self):
+        return f"<CAM method {self.name!r}>"
+
+
+#: the registry: method name -> :class:`Method`, in the order of the module's table
+METHODS: dict[str, Method] = {}
+
+
+def register(name: str, *, formula: str, cost: str, reference: str, **needs):
+    """Decorator: register ``weighting(A, G, ctx)`` as the method ``name``.
+
+    ``formula`` (one line, for the table), ``cost`` (e.g. ``"1 forward + 1 backward"``),
+    ``reference`` (paper and equation); ``needs``: the :class:`Method` flags ``layer``,
+    ``gradients``, ``extra_forwards``, ``input_resolution``, ``captum``, ``hooks`` and
+    ``options``. The function's docstring says what the method computes.
+    """
+    def deco(fn):
+        if name in METHODS:
+            raise ValueError(f"a CAM method named {name!r} is already registered")
+        if not (fn.__doc__ or "").strip():
+            raise ValueError(f"the weighting of {name!r} needs a docstring: what it computes")
+        METHODS[name] = Method(name, fn, formula, cost, reference, **needs)
+        return fn
+    return deco
+
+
+@dataclass
+class Context:
+    """What a method's weighting may use besides A and G (one layer, one call).
+
+    ``model``; ``x`` (the images, detached); ``output`` (the model's raw output on x: a tensor,
+    or the tuple / dict it returns); ``layer`` and ``name`` (the target module and its dotted
+    name, None for methods without a layer); ``options`` (this method's, defaults filled in);
+    ``target`` (as the caller gave it); ``classes`` ((N,) class indices, None for a callable
+    target); ``batch_size``, ``progress``, ``captum_kwargs``. ``score(out, images)`` is the
+    target score of each row of ``out``, the model's output for inputs made from the images
+    ``images`` (indices into x). ``guided_backprop()`` is computed once per call and shared.
+    """
+    model: nn.Module
+    x: torch.Tensor
+    output: object
+    layer: nn.Module | None
+    name: str | None
+    options: dict
+    _engine: _Engine
+
+    @property
+    def target(self):
+        return self._engine.target
+
+    @property
+    def classes(self):
+        return self._engine.classes
+
+    @property
+    def batch_size(self):
+        return self._engine.batch_size
+
+    @property
+    def progress(self):
+        return self._engine.progress
+
+    @property
+    def captum_kwargs(self):
+        return dict(self._engine.captum_kwargs)
+
+    def score(self, out, images: torch.Tensor) -> torch.Tensor:
+        return self._engine.scorer(out, images)
+
+    def guided_backprop(self) -> torch.Tensor:
+        return self._engine.guided_backprop()
+
+
+# --------------------------------------------------------------------------- the methods
+
+@register("cam", formula="sum_k w_k^c A_k, w the linear head after global average pooling",
+          cost="1 forward",
+          reference="Zhou et al. 2016 (CAM); paper 002 (w_k^c = Z alpha_k^c)")
+def _cam(a, g, ctx):
+    """CAM: the channels weighted by the class's weights in a linear head on GAP(A); the model
+    must be exactly linear(GAP(A)) above the layer (checked)."""
+    if ctx.classes is None:
+        raise CAMError("CAM needs a class index target (None, an int or one int per image), "
+                       "not a callable")
+    output = ctx.output
+    linears = [m for m in ctx.model.modules() if isinstance(m, nn.Linear)]
+    head = linears[-1] if linears else None
+    if head is None or head.in_features != a.shape[1]:
+        raise CAMError(
+            f"CAM needs a model whose output is a linear layer applied to the global average "
+            f"pool of layer {ctx.name!r} ({a.shape[1]} channels); this "
+            f"{type(ctx.model).__name__} has "
+            + (f"a last linear layer with {head.in_features} inputs" if head else
+               "no linear layer")
+            + ". Use method='gradcam', which equals CAM up to Z = h*w on such models")
+    with torch.no_grad():
+        predicted = head(a.mean((2, 3)))
+    if not torch.allclose(predicted, output, rtol=1e-4, atol=1e-4 * output.abs().max()):
+        raise CAMError(
+            f"CAM needs a global-average-pool + linear head after layer {ctx.name!r}, but "
+            f"linear(GAP(A)) differs from the model's output by "
+            f"{(predicted - output).abs().max().item():.3g}; use method='gradcam'")
+    return _weighted(head.weight[ctx.classes].to(a.dtype), a)
+
+
+_GRAD = dict(gradients=True, cost="1 forward + 1 backward (shared)")
+
+
+@register("gradcam", formula="sum_k alpha_k A_k, alpha_k = mean_ij G_kij",
+          reference="Selvaraju et al. 2017, Eq. 1-2 (paper 002); paper 003, Def. 1", **_GRAD)
+def _gradcam(a, g, ctx):
+    """Grad-CAM: the channels weighted by their spatially averaged gradient."""
+    return _weighted(g.mean((2, 3)), a)
+
+
+@register("gradcam++", formula="alpha_k = sum_ij relu(G) a_kij, a = G^2 / (2G^2 + sum(A) G^3)",
+          reference="Chattopadhay et al. 2018; paper 003, Def. 5", **_GRAD)
+def _gradcampp(a, g, ctx):
+    """Grad-CAM++: positive gradients weighted by the closed-form a_kij of an exponential score
+    (higher derivatives as powers of G), with pytorch-grad-cam's eps 1e-6."""
+    g2 = g * g
+    g3 = g2 * g
+    sum_a = a.sum((2, 3), keepdim=True)
+    aij = g2 / (2 * g2 + sum_a * g3 + 1e-6)
+    aij = torch.where(g != 0, aij, torch.zeros_like(aij))
+    return _weighted((g.clamp(min=0) * aij).sum((2, 3)), a)
+
+
+@register("xgradcam", formula="alpha_k = sum_ij G_kij A_kij / sum_ij A_kij",
+          reference="Fu et al. 2020; paper 003, Def. 4", **_GRAD)
+def _xgradcam(a, g, ctx):
+    """XGrad-CAM: the gradient averaged with the channel's normalised activations as weights
+    (pytorch-grad-cam's eps 1e-7)."""
+    sum_a = a.sum((2, 3), keepdim=True)
+    return _weighted((g * a / (sum_a + 1e-7)).sum((2, 3)), a)
+
+
+@register("hirescam", formula="sum_k G_k * A_k  (element-wise, no spatial averaging)",
+          reference="Draelos & Carin 2021; paper 003, Def. 6", **_GRAD)
+def _hirescam(a, g, ctx):
+    """HiResCAM: gradient times activation, summed over channels; exactly 0 where G is 0."""
+    return (g * a).sum(1)
+
+
+@register("layercam", formula="sum_k relu(G_k) * A_k",
+          reference="Jiang et al. 2021 (LayerCAM)", **_GRAD)
+def _layercam(a, g, ctx):
+    """LayerCAM: positive gradient times activation, summed over channels."""
+    return (g.clamp(min=0) * a).sum(1)
+
+
+@register("counterfactual", formula="gradcam with -G",
+          reference="Selvaraju et al. 2017, Eq. 12 (paper 002)", **_GRAD)
+def _counterfactual(a, g, ctx):
+    """Counterfactual Grad-CAM: Grad-CAM of the negated gradient (what lowers the score)."""
+    return _weighted((-g).mean((2, 3)), a)
+
+
+@register("eigencam", formula="A (pixels x channels, centred) on its 1st principal direction",
+          cost="1 forward + 1 SVD per image",
+          reference="Muhammad & Yeasin 2020 (Eigen-CAM)", options={"sign": ("sum", "svd")})
+def _eigencam(a, g, ctx):
+    """Eigen-CAM: each image's A, as an (h*w, K) matrix centred over pixels, projected on its
+    first right singular vector v. The sign of a principal component is arbitrary (v and -v are
+    both first singular vectors), so the map's sign is a convention:
+    ``sign="sum"`` (default, the library's): the sign that makes the map correlate positively
+    with the centred channel sum sum_k A_k, so the map points the way the activations do, per
+    image, whatever the SVD routine, machine or batch;
+    ``sign="svd"``: v as numpy.linalg.svd returns it, as pytorch-grad-cam's
+    ``get_2d_projection`` (the protocol of paper 003) does, so maps equal its EigenCAM."""
+    return _eigen_projection(a, ctx.options["sign"])
+
+
+@register("scorecam", formula="alpha = softmax_k(Y(x * up(A_k)))",
+          cost="1 + N*K forwards (masked inputs)",
+          reference="Wang et al. 2020; paper 003, Def. 7", extra_forwards=True,
+          options={"align_corners": (True, False)})
+def _scorecam(a, g, ctx):
+    """Score-CAM: softmax over channels of the target score of x masked by each min-max
+    normalised, up-sampled channel (pytorch-grad-cam's variant: logit scores, eps 1e-8;
+    ``align_corners=True`` up-samples as its ``nn.UpsamplingBilinear2d``).
+
+    A channel that is exactly zero everywhere gives an all-zero mask, hence the same masked
+    input (zeros) whatever the channel: its score is computed once per image, not K times.
+    """
+    model, x = ctx.model, ctx.x
+    n, k = a.shape[:2]
+    size = x.shape[-2:]
+    weights = torch.empty(n, k, dtype=a.dtype, device=a.device)
+    flat_a = a.flatten(2)
+    dead = (flat_a.amax(2) == 0) & (flat_a.amin(2) == 0)
+    bar = tqdm(total=n * k, desc="Score-CAM", disable=not ctx.progress, leave=False)
+    with torch.no_grad():
+        for i in range(n):
+            live = (~dead[i]).nonzero()[:, 0]
+            if dead[i].any():
+                zero = torch.zeros_like(x[i:i + 1])
+                idx = torch.full((1,), i, device=a.device)
+                weights[i, dead[i]] = ctx.score(model(zero), idx).to(a.dtype)
+                bar.update(int(dead[i].sum()))
+            for lo in range(0, len(live), ctx.batch_size):
+                chans = live[lo:lo + ctx.batch_size]
+                up = F.interpolate(a[i:i + 1, chans], size=size, mode="bilinear",
+                                   align_corners=ctx.options["align_corners"])[0]
+                flat = up.flatten(1)
+                mins = flat.amin(1).view(-1, 1, 1)
+                maxs = flat.amax(1).view(-1, 1, 1)
+                masks = (up - mins) / (maxs - mins + 1e-8)
+                batch = x[i:i + 1] * masks[:, None]
+                idx = torch.full((len(chans),), i, device=a.device)
+                weights[i, chans] = ctx.score(model(batch), idx).to(a.dtype)
+                bar.update(len(chans))
+    bar.close()
+    return _weighted(torch.softmax(weights, dim=1), a)
+
+
+@register("ablationcam", formula="alpha_k = (Y - Y with A_k ablated) / Y",
+          cost="1 + N*K forwards of the part above the layer",
+          reference="Desai & Ramaswamy 2020; paper 003, Def. 8", extra_forwards=True)
+def _ablationcam(a, g, ctx):
+    """Ablation-CAM: relative drop of the target score when channel k is ablated, i.e. set to
+    one value v_i per image i: v_i = 0 when image i's smallest activation is exactly 0 (the
+    usual post-ReLU layer: the paper's zeroing), else v_i = min(A_i) - 1e7 (a very negative
+    value, as pytorch-grad-cam does), with min over image i's activations only.
+
+    So an image's map is the same alone or within any batch, and for any ``batch_size``: the
+    value depends on the image only. Where the minimum is 0 this equals pytorch-grad-cam to
+    1e-4. Where it is negative pytorch-grad-cam's value depends on its batch: its AblationLayer
+    takes the minimum over the ablation batch after ablating the earlier rows in place, so the
+    rows get min - 1e7, min - 2e7, ... With its batch_size=1 it equals ours; with its default
+    (32) the maps differ wherever the ablated value reaches the score unsaturated (no ReLU
+    between the layer and a linear head).
+    """
+    n, k = a.shape[:2]
+    tail = _Tail(ctx.model, ctx.name, ctx.x, a, ctx.output)
+    original = ctx.score(ctx.output, torch.arange(n, device=a.device))
+    drops = torch.empty(n, k, dtype=a.dtype, device=a.device)
+    bar = tqdm(total=n * k, desc="Ablation-CAM", disable=not ctx.progress, leave=False)
+    with torch.no_grad():
+        for i in range(n):
+            low = a[i].min()
+            value = 0.0 if low == 0 else low.item() - 1e7
+            for lo in range(0, k, ctx.batch_size):
+                chans = torch.arange(lo, min(lo + ctx.batch_size, k), device=a.device)
+                batch = a[i:i + 1].repeat(len(chans), 1, 1, 1)
+                batch[torch.arange(len(chans)), chans] = value
+                idx = torch.full((len(chans),), i, device=a.device)
+                drops[i, lo:lo + len(chans)] = ctx.score(tail(batch, i), idx)
+                bar.update(len(chans))
+    bar.close()
+    orig = original.view(-1, 1).to(a.dtype)
+    if (orig == 0).any():
+        raise CAMError("Ablation-CAM divides by the target score, which is exactly 0 for "
+                       "some image; use another method or target")
+    return _weighted((orig - drops) / orig, a)
+
+
+@register("guidedbackprop", formula="dY/dx with negative gradients zeroed at every ReLU",
+          cost="1 forward + 1 backward to x", layer=False, gradients=True,
+          input_resolution=True, hooks=True, reference="Springenberg et al. 2015")
+def _guidedbackprop(a, g, ctx):
+    """Guided Backpropagation: the input gradient where, at every nn.ReLU / nn.ReLU6 module,
+    the backward pass keeps only positive gradients at active units (as Captum's)."""
+    return ctx.guided_backprop()
+
+
+@register("guidedgradcam", formula="bilinear-up-sampled relu(gradcam) * guidedbackprop",
+          cost="gradcam's + guidedbackprop's", gradients=True,
+          input_resolution=True,
+          reference="Selvaraju et al. 2017, Guided Grad-CAM (paper 002)")
+def _guidedgradcam(a, g, ctx):
+    """Guided Grad-CAM: relu(Grad-CAM) up-sampled bilinearly to the input, times Guided
+    Backpropagation (Captum's GuidedGradCam with interpolate_mode='bilinear')."""
+    cam = _weighted(g.mean((2, 3)), a).clamp(min=0)
+    up = F.interpolate(cam[:, None], size=ctx.x.shape[-2:], mode="bilinear", align_corners=False)
+    return up * ctx.guided_backprop()
+
+
+_CAPTUM = dict(layer=False, input_resolution=True, captum=True)
+
+
+@register("integratedgradients", formula="(x - x0) * mean over the path x0 -> x of dY/dx",
+          cost="n_steps (50) forwards + backwards", gradients=True,
+          reference="Sundararajan et al. 2017 (Captum IntegratedGradients)", **_CAPTUM)
+def _integratedgradients(a, g, ctx):
+    """Integrated Gradients (Captum), zero baseline unless ``captum_kwargs`` says otherwise."""
+    import captum.attr as ca
+    forward, cls = _captum_forward(ctx)
+    return ca.IntegratedGradients(forward).attribute(ctx.x, target=cls, **ctx.captum_kwargs)
+
+
+@register("occlusion", formula="Y(x) - Y(x with a sliding window zeroed)",
+          cost="1 forward per window position (no gradient)",
+          reference="Zeiler & Fergus 2014 (Captum Occlusion)", extra_forwards=True, **_CAPTUM)
+def _occlusion(a, g, ctx):
+    """Occlusion (Captum): the score drop when a (C, 45, 45) window, stride 1, is zeroed
+    (``sliding_window_shapes`` / ``strides`` in ``captum_kwargs``)."""
+    import captum.attr as ca
+    forward, cls = _captum_forward(ctx)
+    kw = ctx.captum_kwargs
+    kw.setdefault("sliding_window_shapes", (ctx.x.shape[1], 45, 45))
+    kw.setdefault("strides", 1)
+    return ca.Occlusion(forward).attribute(ctx.x, target=cls, **kw)
+
+
+@register("gradientshap", formula="E[dY/dx at random path points] * (x - random baseline)",
+          cost="n_samples (5) forwards + backwards", gradients=True,
+          reference="Lundberg & Lee 2017 (Captum GradientShap)", **_CAPTUM)
+def _gradientshap(a, g, ctx):
+    """Gradient SHAP (Captum), zero baseline by default. ``captum_kwargs["seed"]`` (default 0)
+    seeds torch, NumPy's and Python's global generators (Captum draws from NumPy's) for this
+    call only: the same seed gives bit-identical maps, and the caller's random state is left
+    as it was."""
+    import captum.attr as ca
+    forward, cls = _captum_forward(ctx)
+    kw = ctx.captum_kwargs
+    kw.setdefault("baselines", torch.zeros_like(ctx.x[:1]))
+    seed = kw.pop("seed", 0)
+    with _seeded(seed, ctx.x.device):
+        return ca.GradientShap(forward).attribute(ctx.x, target=cls, **kw)
+
+
+#: derived from the registry; kept for callers that test membership
+GRADIENT_METHODS = tuple(n for n, m in METHODS.items()
+                         if m.layer and m.gradients and not m.input_resolution)
+LAYER_METHODS = tuple(n for n, m in METHODS.items() if m.layer and not m.input_resolution)
+INPUT_METHODS = tuple(n for n, m in METHODS.items() if m.input_resolution and not m.captum)
+CAPTUM_METHODS = tuple(n for n, m in METHODS.items() if m.captum)
+
+
+def _methods_table() -> str:
+    rows = [("method", "map (before any post-processing)", "cost", "reference")]
+    rows += [(n, m.formula, m.cost, m.reference) for n, m in METHODS.items()]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    rule = "  ".join("=" * w for w in widths)
+    fmt = [("  ".join(c.ljust(w) for c, w in zip(r, widths))).rstrip() for r in rows]
+    return "\n".join([rule, fmt[0], rule, *fmt[1:], rule])
+
+
+__doc__ = __doc__.replace("@METHODS_TABLE@", _methods_table())
+
+
 # --------------------------------------------------------------------------- public API
 
-def compute(model: nn.Module, x: torch.Tensor, layer: nn.Module | str | Sequence | None = None,
-            method: str | Sequence[str] = "gradcam", target: Target = None, *,
-            batch_size: int = 64, scorecam_align_corners: bool = True, progress: bool = False,
-            captum_kwargs: dict | None = None):
-    """Class activation maps of ``model`` for the images ``x`` (N, C, H, W).
+def compute(model: nn.Module, x: torch.Tensor, layer: nn.Module | str | None = None,
+            method: str = "gradcam", target: Target = None, *, batch_size: int = 64,
+            scorecam_align_corners: bool = True, progress: bool = False,
+            captum_kwargs: dict | None = None, options: dict | None = None) -> torch.Tensor:
+    """The class activation map of ``model`` for the images ``x`` (N, C, H, W): one method, one
+    layer.
 
     Returns a float tensor (N, h, w) at ``layer``'s resolution, signed and not normalised, on
     ``x``'s device (``guidedbackprop``, ``guidedgradcam`` and the Captum methods return input
-    attributions (N, C, H, W)). ``layer`` is a module of the model or a dotted name; ``target``
-    is None (the predicted class), an int, one int per image, or a callable mapping the model's
-    output to one score per image. If ``method`` or ``layer`` is a list, returns
-    ``maps[method][layer_name]`` from one shared forward and backward pass.
+    attributions (N, C, H, W)). For several methods or layers use :func:`compute_many` (a list
+    here is deprecated: it warns and returns compute_many's dict).
 
-    ``batch_size`` bounds the batches of Score-CAM's masked inputs and Ablation-CAM's ablated
-    activations; ``scorecam_align_corners=True`` up-samples Score-CAM's masks as
-    pytorch-grad-cam does (``nn.UpsamplingBilinear2d``).
+    ``layer``: a module of the model or a dotted name; None picks the last module to finish
+    whose output is a 4-D feature map with h*w > 1 and that runs once (torchcam's rule; found
+    with one extra forward pass of x[:1]): ``layer4`` on torchvision's ResNets, ``features`` on
+    its DenseNets and EfficientNets, ``inception5b`` on GoogLeNet, ``avgpool`` on its VGGs and
+    AlexNet (their adaptive pool, the identity on ``features``' map at 224 px), ``features`` on
+    a VGG-style net whose classifier flattens it. ``target``: None (the predicted
+    class), an int (also a NumPy or 0-d torch integer), one int per image, a callable mapping
+    the model's raw output (a tensor, or the tuple / dict it returns) to one score per image, or
+    one callable per image taking that image's output (pytorch-grad-cam's targets, e.g.
+    ``ClassifierOutputTarget``). ``options``: per-method options, e.g.
+    ``{"eigencam": {"sign": "svd"}}`` (see ``help(cam.METHODS[name])``). ``batch_size`` bounds
+    the batches of Score-CAM's masked inputs and Ablation-CAM's ablated activations;
+    ``scorecam_align_corners`` is ``options={"scorecam": {"align_corners": ...}}``.
+
+    Runs inside the caller's ``torch.no_grad()``; inside ``torch.inference_mode()`` only the
+    gradient-free methods do (cam, eigencam, scorecam, ablationcam, occlusion).
     """
-    methods = [method] if isinstance(method, str) else list(method)
-    many_layers = isinstance(layer, (list, tuple))
-    layers = list(layer) if many_layers else [layer]
+    if isinstance(method, (list, tuple)) or isinstance(layer, (list, tuple)):
+        msg = ("cam.compute returns one map (N, h, w) for one method and one layer; for several "
+               "methods or layers call cam.compute_many(model, x, layers, methods, target), "
+               "which returns maps[method][layer_name]")
+        if _LIST_FORM == "error":
+            raise CAMError(msg)
+        warnings.warn(msg + " (the list form of compute is deprecated)", DeprecationWarning,
+                      stacklevel=2)
+        return compute_many(model, x, layer, method, target, batch_size=batch_size,
+                            scorecam_align_corners=scorecam_align_corners, progress=progress,
+                            captum_kwargs=captum_kwargs, options=options)
+    maps = compute_many(model, x, layer, method, target, batch_size=batch_size,
+                        scorecam_align_corners=scorecam_align_corners, progress=progress,
+                        captum_kwargs=captum_kwargs, options=options)
+    return next(iter(maps[method].values()))
+
+
+def compute_many(model: nn.Module, x: torch.Tensor,
+                 layers: nn.Module | str | Sequence[nn.Module | str] | None,
+                 methods: str | Sequence[str], target: Target = None, *, batch_size: int = 64,
+                 scorecam_align_corners: bool = True, progress: bool = False,
+                 captum_kwargs: dict | None = None, options: dict | None = None
+                 ) -> dict[str, dict[str, torch.Tensor]]:
+    """Maps of several methods at several layers: ``maps[method][layer_name]``, each as
+    :func:`compute` returns it, from one shared forward and backward pass.
+
+    ``layers`` and ``methods`` are lists (a single name is a list of one); ``layer_name`` is
+    the module's dotted name. Methods without a layer (guidedbackprop, Captum) appear under
+    every layer name (the same tensor), or under ``"input"`` when ``layers`` is None and no
+    method needs a layer. Other arguments as in :func:`compute`.
+    """
+    methods = list(methods) if isinstance(methods, (list, tuple)) else [methods]
+    many = isinstance(layers, (list, tuple))
+    layers = list(layers) if many else [layers]
     _check_methods(methods)
-    needs_layer = [m for m in methods if m in LAYER_METHODS or m == "guidedgradcam"]
-    if needs_layer and any(lay is None for lay in layers):
-        raise CAMError(f"method(s) {needs_layer} need a target layer: pass layer='layer4' (a "
-                       f"dotted name) or a module; valid names: {_names(model)}")
-    modules = [resolve_layer(model, lay) if lay is not None else None for lay in layers]
-    names = [layer_name(model, m) if m is not None else "input" for m in modules]
+    if not layers:
+        raise CAMError("layers is an empty list: pass at least one layer (a dotted name such as "
+                       "'layer4' or a module), or None for the default layer")
+    opts = _method_options(options, scorecam_align_corners)
+    specs = [METHODS[m] for m in methods]
     x = _check_input(model, x)
+    _check_scripted(model, [s.name for s in specs if s.hooks])
+    grad_methods = [s.name for s in specs if s.gradients]
+    if grad_methods and torch.is_inference_mode_enabled():
+        free = ", ".join(n for n, m in METHODS.items() if not m.gradients)
+        raise CAMError(
+            f"method(s) {grad_methods} need gradients, but cam was called inside "
+            "torch.inference_mode(), where autograd records nothing (not even under "
+            "torch.enable_grad()). Call it outside the inference_mode block; torch.no_grad() "
+            "around it is fine (the engine switches autograd on only where it needs it), or use "
+            f"a gradient-free method ({free})")
+    needs_layer = any(s.layer for s in specs)
 
     with _model_state(model):
-        maps = _Engine(model, x, modules, names, target, batch_size, scorecam_align_corners,
-                       progress, captum_kwargs or {}).run(methods)
+        if needs_layer and any(lay is None for lay in layers):
+            default = _default_layer(model, x)
+            layers = [default if lay is None else lay for lay in layers]
+        modules = [resolve_layer(model, lay) if lay is not None else None for lay in layers]
+        _check_scripted(model, [s.name for s in specs if s.hooks], modules)
+        names = [layer_name(model, m) if m is not None else "input" for m in modules]
+        if len(set(names)) != len(names):
+            raise CAMError(f"layer list {names} names a layer twice")
+        maps = _Engine(model, x, modules, names, target, batch_size, progress,
+                       captum_kwargs or {}, opts).run(specs)
     for m, per_layer in maps.items():
         for n, t in per_layer.items():
             if not torch.isfinite(t).all():
                 raise CAMError(f"the {m} map at layer {n!r} holds NaN or Inf: check the model's "
                                "output for this input (a non-finite score or activation)")
-    if len(methods) == 1 and not many_layers:
-        return maps[methods[0]][names[0]]
     return maps
 
 
@@ -155,48 +617,35 @@ class _Capture:
 
 
 class _Engine:
-    def __init__(self, model, x, modules, names, target, batch_size, align_corners, progress,
-                 captum_kwargs):
+    def __init__(self, model, x, modules, names, target, batch_size, progress, captum_kwargs,
+                 options):
         self.model, self.x, self.modules, self.names = model, x, modules, names
-        self.target, self.batch_size, self.align_corners = target, batch_size, align_corners
-        self.progress, self.captum_kwargs = progress, captum_kwargs
-        self.scorer: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+        self.target, self.batch_size, self.progress = target, batch_size, progress
+        self.captum_kwargs, self.options = captum_kwargs, options
+        self.scorer: Callable[[object, torch.Tensor], torch.Tensor] | None = None
         self.classes: torch.Tensor | None = None
+        self._guided: torch.Tensor | None = None
 
-    # -- orchestration
-    def run(self, methods):
-        maps: dict[str, dict[str, torch.Tensor]] = {m: {} for m in methods}
-        layer_methods = [m for m in methods if m in LAYER_METHODS]
-        need_grad = any(m in GRADIENT_METHODS for m in layer_methods) or "guidedgradcam" in methods
-        need_acts = bool(layer_methods) or "guidedgradcam" in methods
-        if need_acts:
+    def run(self, specs):
+        maps: dict[str, dict[str, torch.Tensor]] = {s.name: {} for s in specs}
+        if any(s.layer for s in specs):
+            need_grad = any(s.layer and s.gradients for s in specs)
             acts, grads, output = self._forward(need_grad)
-            self._set_scorer(output)
-            for m in layer_methods:
-                for n, mod, a, g in zip(self.names, self.modules, acts, grads):
-                    maps[m][n] = self._layer_map(m, mod, n, a, g, output)
-            if "guidedgradcam" in methods:
-                gb = self._guided_backprop()
-                for n, a, g in zip(self.names, acts, grads):
-                    cam = _weighted(g.mean((2, 3)), a).clamp(min=0)
-                    up = F.interpolate(cam[:, None], size=self.x.shape[-2:], mode="bilinear",
-                                       align_corners=False)
-                    maps["guidedgradcam"][n] = up * gb
-                if "guidedbackprop" in methods:
-                    for n in self.names:
-                        maps["guidedbackprop"][n] = gb
         else:
             with torch.no_grad():
-                self._set_scorer(self.model(self.x))
-        if "guidedbackprop" in methods and not maps["guidedbackprop"]:
-            gb = self._guided_backprop()
-            for n in self.names:
-                maps["guidedbackprop"][n] = gb
-        for m in methods:
-            if m in CAPTUM_METHODS:
-                attr = self._captum(m)
+                output = self.model(self.x)
+            acts = grads = [None] * len(self.names)
+        self._set_scorer(output)
+        for s in specs:
+            opts = self.options.get(s.name, {})
+            if s.layer:
+                for n, mod, a, g in zip(self.names, self.modules, acts, grads):
+                    ctx = Context(self.model, self.x, output, mod, n, opts, self)
+                    maps[s.name][n] = s(a, g, ctx)
+            else:
+                t = s(None, None, Context(self.model, self.x, output, None, None, opts, self))
                 for n in self.names:
-                    maps[m][n] = attr
+                    maps[s.name][n] = t
         return maps
 
     def _forward(self, need_grad: bool):
@@ -239,44 +688,62 @@ class _Engine:
         acts = [c.activation for c in captures]
         if not need_grad:
             return acts, [None] * len(acts), output
-        scores = self._scores_for_output(output)
-        if not scores.requires_grad:
-            raise CAMError(f"the target score does not depend on layer(s) {self.names}: no "
-                           "target layer is on the path from the input to the output")
-        grads = torch.autograd.grad(scores.sum(), acts, allow_unused=True)
+        # the caller may be inside torch.no_grad(), which the block above restored
+        with torch.enable_grad():
+            scores = self._scores_for_output(output)
+            if not scores.requires_grad:
+                raise CAMError(f"the target score does not depend on layer(s) {self.names}: no "
+                               "target layer is on the path from the input to the output")
+            grads = torch.autograd.grad(scores.sum(), acts, allow_unused=True)
         for n, g in zip(self.names, grads):
             if g is None:
                 raise CAMError(f"layer {n!r} is not on the path to the output (its gradient is "
                                "None); pick a layer whose output the prediction depends on")
-        return [a.detach() for a in acts], list(grads), output.detach()
+        return [a.detach() for a in acts], list(grads), _tree_map(torch.Tensor.detach, output)
 
     # -- targets
-    def _set_scorer(self, output: torch.Tensor):
-        """Fix the target once, from the unperturbed output: a class per image or a callable."""
+    def _set_scorer(self, output):
+        """Fix the target once, from the unperturbed output: a class per image, a callable on
+        the whole output, or one callable per image."""
         target = self.target
         n = self.x.shape[0]
         if callable(target) and not isinstance(target, torch.Tensor):
             def scorer(out, idx):
                 s = target(out)
-                if not isinstance(s, torch.Tensor) or s.shape != (out.shape[0],):
+                if not isinstance(s, torch.Tensor) or s.shape != (len(idx),):
                     raise CAMError(f"a callable target must return one score per image, shape "
-                                   f"({out.shape[0]},); it returned {_describe(s)}")
+                                   f"({len(idx)},); it returned {_describe(s)}")
                 return s
             self.scorer = scorer
             return
+        if isinstance(target, (list, tuple)) and any(callable(t) for t in target):
+            self.scorer = _per_image_scorer(target, n)
+            return
+        if not isinstance(output, torch.Tensor):
+            key = (f"out[{next(iter(output))!r}]" if isinstance(output, Mapping) and output
+                   else "out[0]")
+            raise CAMError(
+                f"the model returns {_describe(output)}, not a logits tensor, so a class index "
+                f"cannot pick its score: pass a callable target that maps the output to one score "
+                f"per image, e.g. target=lambda out: {key}[:, c].mean((1, 2)) for a segmentation "
+                f"map or target=lambda out: {key}[:, c] for logits")
         if output.dim() != 2:
             raise CAMError(f"the model's output has shape {tuple(output.shape)}; an int target "
                            "needs (N, classes) logits: pass a callable target instead")
         k = output.shape[1]
         if target is None:
             classes = output.argmax(1)
-        elif isinstance(target, int) and not isinstance(target, bool):
-            classes = torch.full((n,), target, dtype=torch.long, device=output.device)
+        elif _is_integer(target):
+            classes = torch.full((n,), int(target), dtype=torch.long, device=output.device)
         else:
-            classes = torch.as_tensor(target, device=output.device)
-            if classes.dtype.is_floating_point or classes.dim() != 1 or len(classes) != n:
-                raise CAMError(f"target must be None, an int, one int per image ({n}) or a "
-                               f"callable; got {_describe(target)}")
+            try:
+                classes = torch.as_tensor(target, device=output.device)
+            except (TypeError, ValueError, RuntimeError):
+                classes = None
+            if (classes is None or classes.dtype.is_floating_point or classes.dtype == torch.bool
+                    or classes.dim() != 1 or len(classes) != n):
+                raise CAMError(f"target must be None, an int, one int per image ({n}), a "
+                               f"callable or one callable per image; got {_describe(target)}")
             classes = classes.long()
         bad = (classes < 0) | (classes >= k)
         if bad.any():
@@ -287,129 +754,15 @@ class _Engine:
 
     def _scores_for_output(self, output):
         if self.scorer is None:
-            self._set_scorer(output.detach())
-        return self.scorer(output, torch.arange(output.shape[0], device=output.device))
+            self._set_scorer(_tree_map(torch.Tensor.detach, output))
+        return self.scorer(output, torch.arange(self.x.shape[0], device=self.x.device))
 
-    # -- one layer, one method
-    def _layer_map(self, method, module, name, a, g, output):
-        if method == "gradcam":
-            return _weighted(g.mean((2, 3)), a)
-        if method == "counterfactual":
-            return _weighted((-g).mean((2, 3)), a)
-        if method == "gradcam++":
-            g2 = g * g
-            g3 = g2 * g
-            sum_a = a.sum((2, 3), keepdim=True)
-            aij = g2 / (2 * g2 + sum_a * g3 + 1e-6)
-            aij = torch.where(g != 0, aij, torch.zeros_like(aij))
-            return _weighted((g.clamp(min=0) * aij).sum((2, 3)), a)
-        if method == "xgradcam":
-            sum_a = a.sum((2, 3), keepdim=True)
-            return _weighted((g * a / (sum_a + 1e-7)).sum((2, 3)), a)
-        if method == "hirescam":
-            return (g * a).sum(1)
-        if method == "layercam":
-            return (g.clamp(min=0) * a).sum(1)
-        if method == "eigencam":
-            return _eigen_projection(a)
-        if method == "cam":
-            return self._cam(module, name, a, output)
-        if method == "scorecam":
-            return _weighted(self._scorecam_weights(a), a)
-        if method == "ablationcam":
-            return _weighted(self._ablation_weights(module, name, a, output), a)
-        raise AssertionError(method)
-
-    def _cam(self, module, name, a, output):
-        """CAM (Zhou et al. 2016): w_k^c of a linear head on the global average pool of A."""
-        if self.classes is None:
-            raise CAMError("CAM needs a class index target (None, an int or one int per image), "
-                           "not a callable")
-        linears = [m for m in self.model.modules() if isinstance(m, nn.Linear)]
-        head = linears[-1] if linears else None
-        if head is None or head.in_features != a.shape[1]:
-            raise CAMError(
-                f"CAM needs a model whose output is a linear layer applied to the global average "
-                f"pool of layer {name!r} ({a.shape[1]} channels); this "
-                f"{type(self.model).__name__} has "
-                + (f"a last linear layer with {head.in_features} inputs" if head else
-                   "no linear layer")
-                + ". Use method='gradcam', which equals CAM up to Z = h*w on such models")
-        with torch.no_grad():
-            predicted = head(a.mean((2, 3)))
-        if not torch.allclose(predicted, output, rtol=1e-4, atol=1e-4 * output.abs().max()):
-            raise CAMError(
-                f"CAM needs a global-average-pool + linear head after layer {name!r}, but "
-                f"linear(GAP(A)) differs from the model's output by "
-                f"{(predicted - output).abs().max().item():.3g}; use method='gradcam'")
-        return _weighted(head.weight[self.classes].to(a.dtype), a)
-
-    def _scorecam_weights(self, a):
-        """Score-CAM: softmax over channels of the target score of x masked by each
-        min-max-normalised, up-sampled channel (pytorch-grad-cam's variant: logit scores).
-
-        A channel that is exactly zero everywhere gives an all-zero mask, hence the same masked
-        input (zeros) whatever the channel: its score is computed once per image, not K times.
-        """
-        n, k = a.shape[:2]
-        size = self.x.shape[-2:]
-        weights = torch.empty(n, k, dtype=a.dtype, device=a.device)
-        flat_a = a.flatten(2)
-        dead = (flat_a.amax(2) == 0) & (flat_a.amin(2) == 0)
-        bar = tqdm(total=n * k, desc="Score-CAM", disable=not self.progress, leave=False)
-        with torch.no_grad():
-            for i in range(n):
-                live = (~dead[i]).nonzero()[:, 0]
-                if dead[i].any():
-                    zero = torch.zeros_like(self.x[i:i + 1])
-                    idx = torch.full((1,), i, device=a.device)
-                    weights[i, dead[i]] = self.scorer(self.model(zero), idx).to(a.dtype)
-                    bar.update(int(dead[i].sum()))
-                for lo in range(0, len(live), self.batch_size):
-                    chans = live[lo:lo + self.batch_size]
-                    up = F.interpolate(a[i:i + 1, chans], size=size, mode="bilinear",
-                                       align_corners=self.align_corners)[0]
-                    flat = up.flatten(1)
-                    mins = flat.amin(1).view(-1, 1, 1)
-                    maxs = flat.amax(1).view(-1, 1, 1)
-                    masks = (up - mins) / (maxs - mins + 1e-8)
-                    batch = self.x[i:i + 1] * masks[:, None]
-                    idx = torch.full((len(chans),), i, device=a.device)
-                    weights[i, chans] = self.scorer(self.model(batch), idx).to(a.dtype)
-                    bar.update(len(chans))
-        bar.close()
-        return torch.softmax(weights, dim=1)
-
-    def _ablation_weights(self, module, name, a, output):
-        """Ablation-CAM: relative drop of the target score when channel k is ablated (set to 0,
-        or to min(A) - 1e7 when A has negative values, as pytorch-grad-cam does)."""
-        n, k = a.shape[:2]
-        tail = _Tail(self.model, name, self.x, a, output)
-        original = self.scorer(output, torch.arange(n, device=a.device))
-        drops = torch.empty(n, k, dtype=a.dtype, device=a.device)
-        bar = tqdm(total=n * k, desc="Ablation-CAM", disable=not self.progress, leave=False)
-        with torch.no_grad():
-            for i in range(n):
-                low = a[i].min()
-                value = 0.0 if low == 0 else low.item() - 1e7
-                for lo in range(0, k, self.batch_size):
-                    chans = torch.arange(lo, min(lo + self.batch_size, k), device=a.device)
-                    batch = a[i:i + 1].repeat(len(chans), 1, 1, 1)
-                    batch[torch.arange(len(chans)), chans] = value
-                    idx = torch.full((len(chans),), i, device=a.device)
-                    drops[i, lo:lo + len(chans)] = self.scorer(tail(batch, i), idx)
-                    bar.update(len(chans))
-        bar.close()
-        orig = original.view(-1, 1).to(a.dtype)
-        if (orig == 0).any():
-            raise CAMError("Ablation-CAM divides by the target score, which is exactly 0 for "
-                           "some image; use another method or target")
-        return (orig - drops) / orig
-
-    def _guided_backprop(self):
+    def guided_backprop(self):
         """Guided Backpropagation (Springenberg et al.): at every nn.ReLU (and nn.ReLU6) module
         the backward pass keeps only positive gradients, and only where the unit is active.
         Captum's GuidedBackprop treats nn.ReLU only; functional ReLUs are not seen by either."""
+        if self._guided is not None:
+            return self._guided
         x = self.x.detach().requires_grad_(True)
         relus = [m for m in self.model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
         handles = [m.register_forward_hook(lambda mod, i, o: _GuidedReLU.apply(o)) for m in relus]
@@ -421,32 +774,48 @@ class _Engine:
         finally:
             for h in handles:
                 h.remove()
+        self._guided = grad
         return grad
 
-    def _captum(self, method):
-        """Captum's attribution for the same target: class indices are passed to Captum (which
-        expands them with its batches); a callable target becomes part of the forward function."""
-        import captum.attr as ca
-        model, target = self.model, self.target
-        if self.classes is not None:
-            forward, cls = model, self.classes
-        else:
-            forward, cls = (lambda inp: target(model(inp))), None
-        kw = dict(self.captum_kwargs)
-        x = self.x.detach()
-        if method == "integratedgradients":
-            return ca.IntegratedGradients(forward).attribute(x, target=cls, **kw)
-        if method == "occlusion":
-            kw.setdefault("sliding_window_shapes", (x.shape[1], 45, 45))
-            kw.setdefault("strides", 1)
-            return ca.Occlusion(forward).attribute(x, target=cls, **kw)
-        if method == "gradientshap":
-            kw.setdefault("baselines", torch.zeros_like(x[:1]))
-            seed = kw.pop("seed", 0)
-            with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-                torch.manual_seed(seed)
-                return ca.GradientShap(forward).attribute(x, target=cls, **kw)
-        raise AssertionError(method)
+
+def _per_image_scorer(targets, n):
+    """Scores from one callable per image (pytorch-grad-cam's target objects): callable i gets
+    image i's output (every batch-sized tensor of the output indexed at that image) and returns
+    one score."""
+    if not all(callable(t) for t in targets):
+        raise CAMError("target mixes callables and class indices: pass one callable per image, "
+                       "or class indices only")
+    if len(targets) != n:
+        raise CAMError(f"target holds {len(targets)} per-image callables for {n} images: pass "
+                       "one per image")
+
+    def scorer(out, idx):
+        rows = len(idx)
+        scores = []
+        for j, i in enumerate(idx.tolist()):
+            s = targets[i](_tree_map(lambda t: t[j] if t.dim() and t.shape[0] == rows else t,
+                                     out))
+            if not isinstance(s, torch.Tensor) or s.numel() != 1:
+                raise CAMError(f"the per-image target {i} must return one score (a scalar "
+                               f"tensor); it returned {_describe(s)}")
+            scores.append(s.reshape(()))
+        return torch.stack(scores)
+    return scorer
+
+
+def _captum_forward(ctx):
+    """The forward function and class indices for Captum: class indices are passed to Captum
+    (which expands them with its batches); a callable target becomes part of the forward."""
+    model, target = ctx.model, ctx.target
+    if ctx.classes is not None:
+        return model, ctx.classes
+    if isinstance(target, (list, tuple)):
+        # Captum re-batches (steps x images, windows, samples): a per-image callable list
+        # cannot follow the rows
+        raise CAMError("the Captum methods need class indices or one callable on the whole "
+                       "output, not one callable per image: pass target=[c_1, ..., c_N] or "
+                       "target=lambda out: ... (one score per row)")
+    return (lambda inp: target(model(inp))), None
 
 
 class _GuidedReLU(torch.autograd.Function):
@@ -478,7 +847,7 @@ class _Tail:
             self._split()
             with torch.no_grad():
                 check = self._run_fx(a, torch.arange(len(a), device=a.device))
-            if not torch.allclose(check, output, rtol=1e-4, atol=1e-5 * (1 + output.abs().max())):
+            if not _allclose_tree(check, output):
                 self.graph_module = None
         except Exception:  # untraceable model: fall back to the full forward pass
             self.graph_module = None
@@ -575,19 +944,29 @@ def _weighted(alpha: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     return torch.einsum("nk,nkhw->nhw", alpha.to(a.dtype), a)
 
 
-def _eigen_projection(a: torch.Tensor) -> torch.Tensor:
-    """Eigen-CAM: A (pixels x channels, centred over pixels) projected on its first right
-    singular vector. The SVD's sign is arbitrary; we pick the one that correlates positively
-    with the channel-summed activations."""
+def _eigen_projection(a: torch.Tensor, sign: str = "sum") -> torch.Tensor:
+    """A (pixels x channels, centred over pixels) projected on its first right singular vector,
+    per image, in float64; the sign as in Eigen-CAM's entry (``"sum"`` or ``"svd"``)."""
     n, k, h, w = a.shape
     r = a.reshape(n, k, h * w).transpose(1, 2).double()
     r = r - r.mean(1, keepdim=True)
     _, _, vh = torch.linalg.svd(r, full_matrices=False)
-    proj = torch.einsum("npk,nk->np", r, vh[:, 0])
-    ref = a.reshape(n, k, h * w).sum(1).double()
-    ref = ref - ref.mean(1, keepdim=True)
-    sign = torch.where((proj * ref).sum(1) < 0, -1.0, 1.0).to(proj.dtype)
-    return (proj * sign[:, None]).reshape(n, h, w).to(a.dtype)
+    v = vh[:, 0]
+    if sign == "sum":
+        proj = torch.einsum("npk,nk->np", r, v)
+        ref = a.reshape(n, k, h * w).sum(1).double()
+        ref = ref - ref.mean(1, keepdim=True)
+        flip = (proj * ref).sum(1) < 0
+    else:
+        # numpy's SVD, in the activations' precision, as pytorch-grad-cam runs it; torch's SVD
+        # returns the opposite sign for about a third of matrices
+        dtype = np.float64 if a.dtype == torch.float64 else np.float32
+        rn = a.detach().cpu().numpy().astype(dtype).reshape(n, k, h * w).transpose(0, 2, 1)
+        rn = rn - rn.mean(1, keepdims=True)
+        v_np = torch.from_numpy(np.linalg.svd(rn, full_matrices=False)[2][:, 0].astype(np.float64))
+        flip = (v * v_np.to(v.device)).sum(1) < 0
+    v = torch.where(flip[:, None], -v, v)
+    return torch.einsum("npk,nk->np", r, v).reshape(n, h, w).to(a.dtype)
 
 
 def _minmax(m: torch.Tensor, eps: float) -> torch.Tensor:
@@ -599,9 +978,90 @@ def _minmax(m: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.where(span > 0, (m - lo) / span.clamp(min=torch.finfo(m.dtype).tiny), 0.0)
 
 
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device):
+    """Seed torch (CPU and ``device``), NumPy's and Python's global generators for the block;
+    restore all of them after, so the caller's random streams are untouched."""
+    np_state, py_state = np.random.get_state(), random.getstate()
+    cuda = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.random.default_generator.manual_seed(seed)
+        if cuda:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)
+
+
+def _default_layer(model: nn.Module, x: torch.Tensor) -> str:
+    """The last module (in the order modules finish) whose output is a 4-D tensor with h*w > 1
+    and that runs once, from a no-grad forward pass of x[:1] (torchcam's
+    ``locate_candidate_layer`` rule, on the real input)."""
+    seen: list[tuple[str, bool]] = []
+    calls: dict[str, int] = {}
+
+    def make_hook(name):
+        def hook(module, inputs, output):
+            calls[name] = calls.get(name, 0) + 1
+            seen.append((name, isinstance(output, torch.Tensor) and output.dim() == 4
+                         and output.shape[-2] * output.shape[-1] > 1))
+        return hook
+
+    handles = [m.register_forward_hook(make_hook(n)) for n, m in model.named_modules() if n]
+    try:
+        with torch.no_grad():
+            model(x[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    for name, spatial in reversed(seen):
+        if spatial and calls[name] == 1:
+            return name
+    raise CAMError(f"no module of this {type(model).__name__} outputs a 4-D feature map "
+                   f"(N, K, h, w) with h*w > 1, so there is no default target layer: pass "
+                   f"layer= (a dotted name or a module); names: {_names(model)}")
+
+
+def _method_options(options, align_corners) -> dict[str, dict]:
+    """Every method's options, defaults filled in, ``options`` checked against the registry."""
+    out = {n: {k: v[0] for k, v in m.options.items()} for n, m in METHODS.items()}
+    out["scorecam"]["align_corners"] = align_corners
+    if options is None:
+        return out
+    if not isinstance(options, Mapping):
+        raise CAMError(f"options must be a dict {{method: {{option: value}}}}, e.g. "
+                       f"{{'eigencam': {{'sign': 'svd'}}}}; got {_describe(options)}")
+    for name, opts in options.items():
+        if name not in METHODS:
+            raise CAMError(f"options given for unknown method {name!r}; valid methods: "
+                           f"{', '.join(METHODS)}")
+        if not isinstance(opts, Mapping):
+            raise CAMError(f"options[{name!r}] must be a dict of option -> value, got "
+                           f"{_describe(opts)}")
+        allowed = METHODS[name].options
+        for key, value in opts.items():
+            if key not in allowed:
+                raise CAMError(f"{name} has no option {key!r}; its options: "
+                               f"{', '.join(allowed) or 'none'}")
+            if not any(value is v or (type(value) is type(v) and value == v)
+                       for v in allowed[key]):
+                raise CAMError(f"options[{name!r}][{key!r}] must be one of {allowed[key]}, got "
+                               f"{value!r}")
+            out[name][key] = value
+    return out
+
+
 def _check_methods(methods):
+    if not methods:
+        raise CAMError("methods is an empty list: pass at least one method, e.g. 'gradcam'; "
+                       f"valid methods: {', '.join(METHODS)}")
     for m in methods:
-        if m not in METHODS:
+        if not isinstance(m, str) or m not in METHODS:
             raise CAMError(f"unknown method {m!r}; valid methods: {', '.join(METHODS)}")
     if len(set(methods)) != len(methods):
         raise CAMError(f"method list {methods} names a method twice")
@@ -618,11 +1078,44 @@ def _check_input(model, x):
                        "x.float() / 255 and normalise them as the model expects")
     if x.shape[0] == 0:
         raise CAMError("x holds no images (batch size 0)")
-    param = next(model.parameters(), None)
-    if param is not None and param.device != x.device:
-        raise CAMError(f"x is on {x.device} but the model is on {param.device}; move one of them "
-                       "(x.to(device) or model.to(device))")
+    params = [p for p in model.parameters() if p.dtype.is_floating_point]
+    if params and params[0].device != x.device:
+        raise CAMError(f"x is on {x.device} but the model is on {params[0].device}; move one of "
+                       "them (x.to(device) or model.to(device))")
+    dtypes = {p.dtype for p in params}
+    if dtypes and x.dtype not in dtypes:
+        want = params[0].dtype
+        fix = {torch.float32: "x.float()", torch.float64: "x.double()",
+               torch.float16: "x.half()", torch.bfloat16: "x.bfloat16()"}.get(want, f"x.to({want})")
+        conv = {torch.float64: "model.double()", torch.float32: "model.float()",
+                torch.float16: "model.half()"}.get(x.dtype, f"model.to({x.dtype})")
+        raise CAMError(f"x is {x.dtype} but the model's parameters are {want}: pass {fix}, or "
+                       f"convert the model with {conv}")
+    if x.is_inference() and not torch.is_inference_mode_enabled():
+        x = x.clone()  # an inference tensor (made under inference_mode) cannot require grad
     return x.detach()
+
+
+def _check_scripted(model, hooked_methods, modules=()):
+    """Hooks cannot see inside TorchScript (torch.jit.trace / torch.jit.script): refuse early
+    rather than report that the layer 'did not run'."""
+    if not hooked_methods:
+        return
+    scripted = isinstance(model, torch.jit.ScriptModule)
+    if not scripted:
+        for mod in modules:
+            if mod is None:
+                continue
+            name = layer_name(model, mod)
+            parts = name.split(".") if name else []
+            chain = [model.get_submodule(".".join(parts[:i])) for i in range(1, len(parts) + 1)]
+            scripted = scripted or any(isinstance(m, torch.jit.ScriptModule) for m in chain)
+    if scripted:
+        raise CAMError(
+            f"this model (or the part holding the layer) is TorchScript ({type(model).__name__}, "
+            f"from torch.jit.trace or torch.jit.script): forward hooks cannot see inside a "
+            f"compiled graph, so method(s) {hooked_methods} cannot read the layer's activations. "
+            "Pass the eager nn.Module (the model before tracing / scripting)")
 
 
 @contextlib.contextmanager
@@ -646,9 +1139,52 @@ def _model_state(model: nn.Module):
             p.grad = g
 
 
+def _is_integer(obj) -> bool:
+    """An int-like scalar: int, NumPy integer, 0-d integer tensor or array (not a bool)."""
+    if isinstance(obj, bool | np.bool_):
+        return False
+    if isinstance(obj, numbers.Integral):
+        return True
+    if isinstance(obj, torch.Tensor | np.ndarray) and obj.ndim == 0:
+        dtype = obj.dtype
+        if isinstance(obj, torch.Tensor):
+            return not dtype.is_floating_point and not dtype.is_complex and dtype != torch.bool
+        return np.issubdtype(dtype, np.integer)
+    return False
+
+
+def _tree_map(fn, obj):
+    """``fn`` applied to every tensor of a model output (a tensor, or nested tuple / list /
+    dict of them, named tuples included)."""
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, Mapping):
+        return type(obj)((k, _tree_map(fn, v)) for k, v in obj.items())
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(_tree_map(fn, v) for v in obj))
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_tree_map(fn, v) for v in obj)
+    return obj
+
+
+def _leaves(obj) -> list[torch.Tensor]:
+    out = []
+    _tree_map(out.append, obj)
+    return out
+
+
+def _allclose_tree(a, b) -> bool:
+    la, lb = _leaves(a), _leaves(b)
+    return len(la) == len(lb) and all(
+        u.shape == v.shape and torch.allclose(u, v, rtol=1e-4, atol=1e-5 * (1 + v.abs().max()))
+        for u, v in zip(la, lb))
+
+
 def _describe(obj) -> str:
     if isinstance(obj, torch.Tensor):
         return f"a tensor of shape {tuple(obj.shape)}"
+    if isinstance(obj, Mapping):
+        return f"a {type(obj).__name__} with keys {list(obj)}"
     if isinstance(obj, (tuple, list)):
         return f"a {type(obj).__name__} of {len(obj)} items"
     return f"a {type(obj).__name__}"
@@ -657,4 +1193,3 @@ def _describe(obj) -> str:
 def _names(model) -> str:
     names = [n for n, _ in model.named_modules() if n]
     return ", ".join(names[-12:]) + (" ..." if len(names) > 12 else "")
-

@@ -9,11 +9,11 @@ from lib.paths import REPO_ROOT
 def test_bench_prints_json_with_agreeing_maps():
     cmd = [sys.executable, "-m", "lib.bench", "--model", "resnet18", "--layer", "layer4",
            "--batch", "1", "--size", "64", "--repeats", "1", "--device", "cpu",
-           "--methods", "gradcam,hirescam,ablationcam", "--cam-batch", "512"]
+           "--methods", "gradcam,hirescam,ablationcam,eigencam", "--cam-batch", "512"]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["forward_ms"] > 0
-    for method in ("gradcam", "hirescam", "ablationcam"):
+    for method in ("gradcam", "hirescam", "ablationcam", "eigencam"):
         row = result[method]
         assert row["lib_ms"] > 0 and row["pgc_ms"] > 0
         assert row["max_abs_diff"] < 1e-4, (method, row)
