@@ -1,9 +1,9 @@
 """The dead zone of every masked model in the book is dead (paper 003, Section 3.1): noise there
-leaves the logits bit-identical, a change in the row just above changes them; HiResCAM is
-exactly 0 there while Grad-CAM is not (Table 1's claim); the wall helpers of lib.walls."""
+leaves the logits bit-identical, a change in the row just above changes them
+(``lib.models.walled.dead_zone_check``); HiResCAM is exactly 0 there while Grad-CAM is not
+(Table 1's claim); the walls of lib.models.walled."""
 import pytest
 import torch
-import torch.nn.functional as F
 
 import lib.cam
 from lib.metrics import dead_zone_ratio
@@ -12,7 +12,8 @@ from lib.models.masked_vgg import MaskedVGG, masked_vgg16
 from lib.rf import dead_zone
 from lib.data.stackmix import stack_mix
 from lib.train import RECIPES, load_data, recipe_path
-from lib.walls import RowWall, WalledModel, masked_zone_rows, wall_scores
+from lib.chapters.walls_experiments import masked_zone_rows, wall_scores
+from lib.models.walled import RowWall, WalledModel, dead_zone_check
 
 SCALED = [n for n, r in RECIPES.items()
           if r["model_fn"] == "masked_vgg" and r["model_kwargs"].get("masked_rows", 9) > 0]
@@ -30,22 +31,10 @@ def _scaled(name: str, trained: bool) -> MaskedVGG:
     return model.eval()
 
 
-def _perturbations(x: torch.Tensor, first: int, seed: int = 0):
-    """x, x with noise over rows >= first, x with row first - 1 changed (one batch)."""
-    g = torch.Generator().manual_seed(seed)
-    dead = x.clone()
-    dead[..., first:, :] = 5 * torch.randn(dead[..., first:, :].shape, generator=g)
-    seen = x.clone()
-    seen[..., first - 1, :] += 1.0
-    return dead, seen
-
-
 def _assert_wall(model, x: torch.Tensor, first: int):
-    dead, seen = _perturbations(x, first)
-    with torch.no_grad():  # one batch, one forward pass
-        y, y_dead, y_seen = model(torch.cat([x, dead, seen])).split(len(x))
-    assert torch.equal(y, y_dead), "noise in the dead zone changed the logits"
-    assert not torch.equal(y, y_seen), f"row {first - 1}, just above the dead zone, is not seen"
+    check = dead_zone_check(model, x, first, noise_scale=5.0, bump=1.0)
+    assert check.dead == 0.0, "noise in the dead zone changed the logits"
+    assert check.above > 0.0, f"row {first - 1}, just above the dead zone, is not seen"
 
 
 def test_recipes_hold_a_masked_vgg():
@@ -134,21 +123,12 @@ def test_lite0_wall_is_exact_in_features_but_leaves_no_dead_input_rows():
         assert dead_zone(lite0, 224, k, layer="bn2").n == 0
     walled = WalledModel(lite0, "bn2", 3).eval()
     x = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
-    inner = dict(walled.named_modules())[walled.target_layer]
-    hook = inner.register_forward_hook(
-        lambda m, i, o: o + F.pad(10 * torch.randn(o.shape[0], o.shape[1], 3, o.shape[3]), (0, 0, 4, 0)))
-    with torch.no_grad():
-        y = walled(x)
-        try:
-            y_feat = walled(x)
-        finally:
-            hook.remove()
-        zone = masked_zone_rows(7, 3, 224)
-        x_in = x.clone()
-        x_in[..., zone, :] = torch.rand_like(x_in[..., zone, :])
-        y_in = walled(x_in)
-    assert torch.equal(y, y_feat)        # the wall in feature space is exact
-    assert not torch.equal(y, y_in)      # but the input rows below it are seen
+    in_features = dead_zone_check(walled, x, 4, layer=walled.target_layer, noise_scale=10)
+    assert in_features.holds and in_features.where == "net.bn2.inner"  # exact in feature space
+    in_input = dead_zone_check(walled, x, masked_zone_rows(7, 3, 224))
+    assert in_input.dead > 0                                            # but the input is seen
+    # the same noise behind the wall of the unwalled network changes the logits
+    assert dead_zone_check(lite0, x, 4, layer="bn2", noise_scale=10).dead > 0
 
 
 def test_hirescam_exactly_zero_in_dead_zone_gradcam_not():
@@ -164,9 +144,13 @@ def test_hirescam_exactly_zero_in_dead_zone_gradcam_not():
     # Grad-CAM is exactly Eq. 7 of the raw map: check wall_scores against a direct computation
     raw = lib.cam.compute(model, x, model.target_layer, "gradcam")
     pgc = lib.cam.postprocess(raw, 64, preset=lib.cam.PGC_PRESET)
-    mu = dead_zone_ratio(pgc, dz.as_slice())
-    assert torch.allclose(r["gradcam"]["mu_pgc"], mu)
-    assert mu.mean() > 0.05 and (r["gradcam"]["mu_feature"] > 0).any()
+    empty = (raw <= 0).flatten(1).all(1)  # negative everywhere: nothing left after the ReLU
+    assert empty.any() and not empty.all()  # this batch holds both kinds (issue #9, item 2)
+    assert torch.equal(r["gradcam"]["empty"], empty)
+    assert r["gradcam"]["mu_pgc"][empty].isnan().all()  # no mass: no mu, never a silent 0
+    mu = dead_zone_ratio(pgc[~empty], dz.as_slice())
+    assert torch.allclose(r["gradcam"]["mu_pgc"][~empty], mu)
+    assert mu.mean() > 0.05 and (r["gradcam"]["mu_feature"][~empty] > 0).any()
     assert (r["gradcam++"]["mu_pgc"] > 0).all()
 
 
@@ -183,3 +167,22 @@ def test_hirescam_exactly_zero_on_random_masked_vgg():
     assert gc[:, -5:].abs().max() > 0
     up = lib.cam.postprocess(hi, 64, preset=lib.cam.PGC_PRESET)
     assert float(up[:, dz.as_slice()].max()) == 0.0
+
+
+def test_dead_zone_check_finds_a_misplaced_wall():
+    """The check can fail both ways: one row too early (noise in a seen row) and one row too
+    late (the row "just above" is itself dead)."""
+    model = _scaled(SCALED[0], trained=False)
+    dz = dead_zone(model)
+    x = torch.rand(2, 1, model.input_size, model.input_size,
+                   generator=torch.Generator().manual_seed(3))
+    right = dead_zone_check(model, x, dz.as_slice())
+    assert right.holds and right.rows == dz.as_slice() and right.where == "input"
+    early = dead_zone_check(model, x, dz.first - 1)
+    assert early.dead > 0 and not early.holds
+    late = dead_zone_check(model, x, dz.first + 1)
+    assert late.dead == 0.0 and late.above == 0.0 and not late.holds
+    with pytest.raises(ValueError, match="no row just above"):
+        dead_zone_check(model, x, 0)
+    with pytest.raises(ValueError, match="consecutive"):
+        dead_zone_check(model, x, slice(dz.first, None, 2))

@@ -10,7 +10,8 @@ from lib import metrics
 def test_mass_in_mask_by_hand():
     maps = torch.tensor([[[1.0, 3.0], [0.0, 4.0]], [[0.0, 0.0], [0.0, 0.0]]])
     masks = torch.tensor([[[1, 1], [0, 0]], [[1, 0], [0, 0]]], dtype=torch.bool)
-    assert torch.equal(metrics.mass_in_mask(maps, masks), torch.tensor([0.5, 0.0]))
+    s = metrics.mass_in_mask(maps, masks, empty="nan")
+    assert s[0] == 0.5 and s[1].isnan()  # the empty map has no share: NaN, asked for explicitly
     with pytest.raises(ValueError, match="non-negative"):
         metrics.mass_in_mask(-maps, masks)
     with pytest.raises(ValueError, match="up-sample"):
@@ -44,5 +45,27 @@ def test_dead_zone_ratio_by_hand():
     maps[0, :2] = 1.0   # seen rows only
     maps[0, 3, 0] = 2.0  # one dead pixel
     # ||dead|| = 2, ||all|| = sqrt(6 + 4)
-    mu = metrics.dead_zone_ratio(maps, slice(3, None))
-    assert torch.allclose(mu, torch.tensor([2 / math.sqrt(10), 0.0]))
+    mu = metrics.dead_zone_ratio(maps, slice(3, None), empty="nan")
+    assert mu[0] == pytest.approx(2 / math.sqrt(10)) and mu[1].isnan()
+    assert metrics.dead_zone_ratio(maps[:1], slice(3, None)) == pytest.approx(2 / math.sqrt(10))
+
+
+def test_empty_maps_are_never_scored_silently():
+    """Issue #9, item 2: a map that is zero everywhere has no mass to place. It used to score 0
+    ("no leak", "nothing in the box"); now it is refused, naming the maps, unless the caller
+    asks for NaN, and is_empty counts such maps."""
+    maps = torch.zeros(3, 4, 4)
+    maps[1, 0, 0] = 1.0
+    masks = torch.ones(3, 4, 4, dtype=torch.bool)
+    assert torch.equal(metrics.is_empty(maps), torch.tensor([True, False, True]))
+    with pytest.raises(ValueError,
+                       match=r"2 of 3 maps are zero everywhere \(maps \[0, 2\]\).*empty='nan'"):
+        metrics.dead_zone_ratio(maps, slice(2, None))
+    with pytest.raises(ValueError, match="2 of 3 maps are zero everywhere"):
+        metrics.mass_in_mask(maps, masks)
+    mu = metrics.dead_zone_ratio(maps, slice(2, None), empty="nan")
+    assert torch.equal(mu.isnan(), metrics.is_empty(maps)) and mu[1] == 0.0
+    s = metrics.mass_in_mask(maps, masks, empty="nan")
+    assert torch.equal(s.isnan(), metrics.is_empty(maps))
+    with pytest.raises(ValueError, match="empty must be"):
+        metrics.dead_zone_ratio(maps, slice(2, None), empty="zero")

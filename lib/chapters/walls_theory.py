@@ -1,6 +1,7 @@
-"""Grad-CAM on the masked [CNN] of paper 003 (Section 2): Proposition 2's closed form of alpha,
-Theorem 3's lower bound on the expected Grad-CAM score, its exact value (Eq. 11), and a batched
-Monte Carlo over random initialisations that checks both.
+"""The "walls: theory" chapter (paper 003, Section 2: Taimeskhanov, Sicre, Garreau, *CAM-based
+methods can see through walls*): Grad-CAM on the masked [CNN], Proposition 2's closed form of
+alpha, Theorem 3's lower bound on the expected Grad-CAM score, its exact value (Eq. 11), a batched
+Monte Carlo over random initialisations that checks both, and Figure 3.
 
 Symbols (paper 003, Section 2): xi is the conv input (H x W, after padding), k the filter size,
 B = ReLU(conv(xi)) in R^{V x h x w}, (h, w) = (H-k+1, W-k+1), k' the max-pool size,
@@ -10,21 +11,39 @@ B = ReLU(conv(xi)) in R^{V x h x w}, (h, w) = (H-k+1, W-k+1), k' the max-pool si
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
+from statistics import NormalDist
 
+import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm import tqdm
 
-from lib.models.cnn003 import CNN003, effective_weight
+from lib.models.cnn003 import CNN003, effective_weight, mnist_cnn003
 
 __all__ = [
-    "gradcam_alpha_autograd", "gradcam_alpha_closed_form", "gradcam_map", "patch_norms",
-    "theorem3_bound", "theorem3_expectation", "ensemble_gradcam", "monte_carlo_gradcam",
-    "MonteCarloResult", "bound_check",
-    "RowWall", "WalledLayer", "WalledModel", "masked_zone_rows", "wall_scores",
+    "SIZES", "PAPER_FILTERS", "PROP2_ERRORS", "gradcam_alpha_autograd",
+    "gradcam_alpha_closed_form", "gradcam_map", "patch_norms", "theorem3_bound",
+    "theorem3_expectation", "ensemble_gradcam", "monte_carlo_gradcam", "MonteCarloResult",
+    "bound_check", "sign_check", "prop2_table", "theorem3_table", "predicted_class_table",
+    "Figure3", "figure3", "plot_theorem3", "plot_figure3", "add_claims",
 ]
+
+#: The chapter's sizes per profile (``lib.notebook.setup(profile, sizes=SIZES, ...)``).
+SIZES = {
+    "n_draws": {"smoke": 400, "default": 2000, "full": 20000},
+    "n_filters": {"smoke": (64,), "default": (25, 64, 256),
+                  "full": (21, 25, 32, 64, 128, 256, 512, 1024, 2048)},
+    "n_draws_predicted": {"smoke": 200, "default": 1000, "full": 10000},
+    "v_predicted": {"smoke": 64, "default": 256, "full": 1024},
+    "image_index": {"smoke": 0, "default": 0, "full": 0},
+    "prop2_filters": {"smoke": 32, "default": 256, "full": 256},
+}
+
+#: The paper's set-up for Figure 3 and Theorem 3 (Section 2.3, the authors' MNIST code).
+PAPER_FILTERS = 256
 
 
 # --------------------------------------------------------------------------- Proposition 2
@@ -229,6 +248,7 @@ class MonteCarloResult:
     target: object
     first: torch.Tensor  # (h, w), the map of the first draw (for figures)
     draw_totals: torch.Tensor  # (n_draws,), each draw's map summed over pixels
+    positive: torch.Tensor  # (h, w), int64: in how many draws GC_ij > 0
 
     @property
     def total_sem(self) -> float:
@@ -263,6 +283,7 @@ def monte_carlo_gradcam(xi: torch.Tensor, n_filters: int, n_draws: int, tau: flo
     chunk = max(1, min(n_draws, max_elements // (n_filters * h * w * (1 + rows // 4))))
     total = torch.zeros(h, w, dtype=torch.float64, device=device)
     total_sq = torch.zeros_like(total)
+    positive = torch.zeros(h, w, dtype=torch.int64, device=device)
     first = None
     totals = []
     done = 0
@@ -279,13 +300,14 @@ def monte_carlo_gradcam(xi: torch.Tensor, n_filters: int, n_draws: int, tau: flo
             totals.append(maps.sum(dim=(1, 2)).cpu())
             total += maps.sum(0)
             total_sq += (maps ** 2).sum(0)
+            positive += (maps > 0).sum(0)
             done += d
             bar.update(d)
     mean = total / n_draws
     var = ((total_sq - n_draws * mean ** 2) / (n_draws - 1)).clamp_min(0)
     return MonteCarloResult(mean=mean.cpu(), sem=(var / n_draws).sqrt().cpu(), n_draws=n_draws,
                             n_filters=n_filters, tau=tau, target=target, first=first,
-                            draw_totals=torch.cat(totals))
+                            draw_totals=torch.cat(totals), positive=positive.cpu())
 
 
 def bound_check(mc: MonteCarloResult, bound: torch.Tensor, n_se: float = 3.0,
@@ -328,141 +350,234 @@ def bound_check(mc: MonteCarloResult, bound: torch.Tensor, n_se: float = 3.0,
     }
 
 
-# --------------------------------------------------------------------------- walls in real networks
-# (paper 003, Section 3: the masked VGG and Table 1; "walls: experiments" chapter)
 
-class RowWall(nn.Module):
-    """Zero the last ``masked_rows`` rows of a feature map (N, C, H, W).
 
-    A multiplication by a fixed 0/1 row mask, so the gradient reaching the wall's input in those
-    rows is exactly 0 (0 * g), as behind the masked dense weights of paper 003's [VGG].
+def sign_check(mc: MonteCarloResult, xi: torch.Tensor, region: torch.Tensor | None = None,
+               kernel_size: int = 2, family_error: float = 1e-3) -> dict:
+    """Figure 3's claim over initialisations: for a fixed class, every pixel whose patch is not
+    blank has P(GC_ij > 0) = (1 - 2^-V) / 2 exactly, behind the wall as in front of it.
+
+    With L = 1, alpha_v = 1/(hw) sum_ij W_{c,v,i,j} (Proposition 2) is symmetric and independent
+    of B, so sum_v alpha_v B_ij^(v) is symmetric given B and non-zero unless every B_ij^(v) = 0
+    (each filter misses the patch with probability 1/2). Each pixel's count of positive draws is
+    tested with its binomial z-score at a family-wise error ``family_error`` (Bonferroni over the
+    pixels tested, inside ``region`` if given). Not a theorem for the predicted class.
     """
-
-    def __init__(self, masked_rows: int):
-        super().__init__()
-        if masked_rows < 0:
-            raise ValueError(f"masked_rows must be >= 0, got {masked_rows}")
-        self.masked_rows = int(masked_rows)
-
-    def keep(self, height: int, device=None, dtype=torch.float32) -> torch.Tensor:
-        """The (height, 1) row mask: 1 on the visible rows, 0 on the masked ones."""
-        if self.masked_rows >= height:
-            raise ValueError(f"masked_rows={self.masked_rows} leaves no visible row of a "
-                             f"{height}-row feature map; mask fewer rows")
-        k = torch.ones(height, 1, device=device, dtype=dtype)
-        if self.masked_rows:
-            k[height - self.masked_rows:] = 0
-        return k
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.keep(x.shape[-2], x.device, x.dtype)
-
-    def extra_repr(self) -> str:
-        return f"masked_rows={self.masked_rows}"
+    if mc.target == "predicted":
+        raise ValueError("sign_check needs a Monte Carlo for a fixed class (target=int): for the "
+                         "predicted class alpha depends on B and P(GC > 0) = 1/2 is not exact")
+    xi = _image(xi)
+    active = patch_norms(xi, kernel_size) > 0
+    if region is not None:
+        active &= region.cpu().bool()
+    m = int(active.sum())
+    if m == 0:
+        raise ValueError("no pixel with a non-blank patch in the region")
+    n = mc.n_draws
+    p = 0.5 * (1 - 2.0 ** -mc.n_filters)
+    counts = mc.positive[active].double()
+    z = (counts - n * p) / math.sqrt(n * p * (1 - p))
+    z_star = NormalDist().inv_cdf(1 - family_error / (2 * m))
+    return {"n_pixels": m, "p_exact": p, "share_positive": float(counts.mean() / n),
+            "min_share": float(counts.min() / n), "max_share": float(counts.max() / n),
+            "max_abs_z": float(z.abs().max()), "z_threshold": z_star,
+            "holds": bool(z.abs().max() <= z_star)}
 
 
-class WalledLayer(nn.Module):
-    """``wall(inner(x))``: a layer followed by a :class:`RowWall`. Target ``inner`` with a CAM:
-    its activations are whole, and the gradient on its masked rows is exactly 0."""
+# --------------------------------------------------------------------------- the chapter's drivers
 
-    def __init__(self, inner: nn.Module, masked_rows: int):
-        super().__init__()
-        self.inner = inner
-        self.wall = RowWall(masked_rows)
-
-    def forward(self, x):
-        return self.wall(self.inner(x))
+#: prop2_table's columns of differences (machine precision: shown as 1e-16, not rounded to 0)
+PROP2_ERRORS = ["max |closed - autograd|", "max |closed-form map - lib.cam map|"]
 
 
-class WalledModel(nn.Module):
-    """A network with a wall built in: the last ``masked_rows`` rows of ``layer``'s output are
-    zeroed before the rest of the network reads them (paper 003's masking, moved into any CNN).
-
-    The model is copied (``copy=True``) and ``layer`` is replaced inside it by a
-    :class:`WalledLayer`, so the mask is part of the forward pass and cannot be bypassed.
-    ``target_layer`` names the layer to explain (the original layer, before the wall): its
-    activations are intact and the gradient of every output there is exactly 0 in the masked
-    rows. ``layer_name`` is the original layer's name in ``model``.
-    """
-
-    def __init__(self, model: nn.Module, layer: nn.Module | str, masked_rows: int,
-                 copy: bool = True):
-        super().__init__()
-        import copy as _copy
-
-        from lib.layers import layer_name, resolve_layer
-
-        name = layer_name(model, resolve_layer(model, layer))
-        if not name:
-            raise ValueError("layer must be a sub-module of the model, not the model itself")
-        net = _copy.deepcopy(model) if copy else model
-        parent_name, _, attr = name.rpartition(".")
-        parent = resolve_layer(net, parent_name) if parent_name else net
-        inner = resolve_layer(net, name)
-        if isinstance(parent, nn.Sequential) and attr.lstrip("-").isdigit():
-            parent[int(attr)] = WalledLayer(inner, masked_rows)
-        else:
-            setattr(parent, attr, WalledLayer(inner, masked_rows))
-        self.net = net
-        self.layer_name = name
-        self.masked_rows = int(masked_rows)
-        self.target_layer = f"net.{name}.inner"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-def masked_zone_rows(n_rows: int, masked_rows: int, size: int) -> slice:
-    """Rows of a ``size``-row up-sampled map (bilinear, align_corners=False, as in the CAM
-    post-processing) that receive no weight from a visible feature row: the image of the
-    ``masked_rows`` masked rows of an ``n_rows``-row map. Computed by up-sampling the row mask."""
-    if not 0 < masked_rows < n_rows:
-        raise ValueError(f"masked_rows must be in (0, {n_rows}), got {masked_rows}")
-    visible = torch.zeros(1, 1, n_rows, 1, dtype=torch.float64)
-    visible[..., :n_rows - masked_rows, :] = 1
-    up = F.interpolate(visible, size=(size, 1), mode="bilinear", align_corners=False)[0, 0, :, 0]
-    dead = torch.nonzero(up == 0).flatten()
-    if dead.numel() == 0:
-        return slice(size, size)
-    return slice(int(dead[0]), size)
-
-
-def wall_scores(model: nn.Module, x: torch.Tensor, layer: nn.Module | str, methods,
-                dead_rows: slice, feature_masked_rows: int, target=None, batch_size: int = 64,
-                ) -> dict[str, dict[str, torch.Tensor]]:
-    """Per image and per method, how much of a CAM falls where the model cannot look.
-
-    For each method, from one raw map (N, h, w) at ``layer`` (:func:`lib.cam.compute`):
-    ``mu_pgc``: mu of Eq. 7 over the input rows ``dead_rows`` of the map post-processed as the
-    paper (pytorch-grad-cam: ReLU, per-image min-max, bilinear to the input size);
-    ``mu_relu``: the same on relu(raw) up-sampled without normalisation; ``mu_feature``:
-    Eq. 7 at the layer's own resolution, ||relu(raw)[masked rows]|| / ||relu(raw)|| over the last
-    ``feature_masked_rows`` rows; ``max_feature``: max |raw| over those rows (exactly 0 for a
-    map that ignores them). Also ``pred``: the predicted class. Values are fractions (x100 for
-    the paper's table). Returns ``{method: {name: tensor (N,)}}`` plus ``{"pred": ...}``.
-    """
+def prop2_table(x: torch.Tensor, n_filters: int, seed: int = 0) -> pd.DataFrame:
+    """Proposition 2 against autograd and the CAM engine, for L = 1 (the paper's set-up) and
+    L = 3 (two hidden ReLU layers, where the indicators depend on the image), in float64, on the
+    images ``x`` (N, 1, 28, 28) and their predicted classes. One row per L."""
     import lib.cam
-    from lib.metrics import dead_zone_ratio
 
-    methods = [methods] if isinstance(methods, str) else list(methods)
-    size = tuple(x.shape[-2:])
-    # a list of layers always gives the nested dict maps[method][layer_name]
-    maps = lib.cam.compute(model, x, [layer], methods, target=target, batch_size=batch_size)
-    name = next(iter(maps[methods[0]]))
-    out: dict[str, dict[str, torch.Tensor]] = {}
-    for m in methods:
-        raw = maps[m][name].detach().float().cpu()
-        h = raw.shape[-2]
-        if not 0 < feature_masked_rows < h:
-            raise ValueError(f"feature_masked_rows={feature_masked_rows} must be in (0, {h}) for "
-                             f"the {h}-row map of layer {name!r}")
-        feat = slice(h - feature_masked_rows, h)
-        pgc = lib.cam.postprocess(raw, size, preset=lib.cam.PGC_PRESET)
-        relu_up = lib.cam.postprocess(raw, size, relu=True, mode="bilinear", normalize="none")
-        out[m] = {"mu_pgc": dead_zone_ratio(pgc, dead_rows),
-                  "mu_relu": dead_zone_ratio(relu_up, dead_rows),
-                  "mu_feature": dead_zone_ratio(raw.clamp(min=0), feat),
-                  "max_feature": raw[:, feat].abs().flatten(1).amax(1)}
+    rows = []
+    for L, hidden in ((1, ()), (3, (128, 64))):
+        m = mnist_cnn003(n_filters=n_filters, hidden=hidden,
+                         generator=torch.Generator().manual_seed(seed + L)).double()
+        closed = gradcam_alpha_closed_form(m, x)
+        auto = gradcam_alpha_autograd(m, x)
+        with torch.no_grad():
+            b = m.features(x)
+        engine = lib.cam.compute(m, x, "relu", method="gradcam").detach()
+        rows.append({"L": L, "V": n_filters, "images": len(x),
+                     "max |alpha|": float(auto.abs().max()),
+                     "max |closed - autograd|": float((closed - auto).abs().max()),
+                     "max |closed-form map - lib.cam map|":
+                         float((torch.einsum("nv,nvij->nij", closed, b) - engine).abs().max())})
+    return pd.DataFrame(rows)
+
+
+def theorem3_table(xi: torch.Tensor, n_filters, n_draws: int, unseen: torch.Tensor,
+                   seed: int = 0, device="cpu", n_se: float = 3.0) -> tuple[dict, pd.DataFrame]:
+    """Theorem 3 by Monte Carlo for each V in ``n_filters`` (fixed class 0, tau = 1): the bound
+    pixel by pixel (all pixels, and the ``unseen`` ones), Eq. 11 map-wide and per pixel, and
+    the sign of GC (:func:`sign_check`). Returns ``({V: details}, one table row per V)``."""
+    results, rows = {}, []
+    for V in n_filters:
+        t0 = time.perf_counter()
+        mc = monte_carlo_gradcam(xi, V, n_draws, tau=1.0, target=0, seed=seed + V, device=device)
+        seconds = time.perf_counter() - t0
+        bound = theorem3_bound(xi, V)
+        exact = theorem3_expectation(xi, V).double()
+        every, walled = bound_check(mc, bound, n_se), bound_check(mc, bound, n_se, region=unseen)
+        signs = sign_check(mc, xi, region=unseen)
+        ratio_total = float(mc.mean.sum() / exact.sum())
+        se_total = mc.total_sem / float(exact.sum())
+        z_map = ((mc.mean - exact) / mc.sem)[bound > 0]
+        results[V] = dict(mc=mc, bound=bound, exact=exact, every=every, walled=walled, signs=signs)
+        rows.append({
+            "V": V, "draws": mc.n_draws, "pixels tested": every["n_pixels"],
+            "bound holds (all)": every["frac_holds"], "violated (all)": every["frac_violated"],
+            "undecided (all)": every["frac_undecided"],
+            f"holding fraction, {n_se:g}-SE interval":
+                "[{:.3f}, {:.3f}]".format(*every["frac_interval"]),
+            "pixels tested (unseen rows)": walled["n_pixels"],
+            "bound holds (unseen rows)": walled["frac_holds"],
+            "min mean/bound": every["min_ratio"],
+            f"min mean/bound, {n_se:g} SE": "[{:.2f}, {:.2f}]".format(*every["min_ratio_ci"]),
+            "exact/bound (Eq. 11)": float((exact / bound)[bound > 0].min()),
+            "MC/exact, map-wide": f"{ratio_total:.3f} ± {n_se * se_total:.3f}",
+            "|MC - exact| / SE, map-wide": abs(float(mc.mean.sum() - exact.sum())) / mc.total_sem,
+            "pixels within 4 SE of Eq. 11": float((z_map.abs() < 4).double().mean()),
+            "P(GC > 0), unseen rows: MC": signs["share_positive"],
+            "P(GC > 0): exact": signs["p_exact"],
+            "sign test: max |z| / threshold": signs["max_abs_z"] / signs["z_threshold"],
+            "seconds": round(seconds, 1),
+            "paper (Theorem 3)": "E[GC_ij] >= bound at every pixel, for every V > 20",
+        })
+    return results, pd.DataFrame(rows)
+
+
+def predicted_class_table(xi: torch.Tensor, n_filters: int, n_draws: int, unseen: torch.Tensor,
+                          seed: int = 1, device="cpu") -> tuple[MonteCarloResult, pd.DataFrame]:
+    """The same Monte Carlo for the predicted class (the authors' Figure 3 code), where the
+    theorem's independence argument does not apply: measured numbers only, no claim."""
+    mc = monte_carlo_gradcam(xi, n_filters, n_draws, target="predicted", seed=seed, device=device)
+    check = bound_check(mc, theorem3_bound(xi, n_filters))
+    nonblank = (patch_norms(xi, 2) > 0) & unseen.cpu().bool()
+    table = pd.DataFrame([{
+        "V": n_filters, "draws": mc.n_draws, "target": "predicted class",
+        "bound holds (all)": check["frac_holds"],
+        "violated (all)": check["frac_violated"],
+        "MC/exact (fixed-class Eq. 11), map-wide":
+            float(mc.mean.sum() / theorem3_expectation(xi, n_filters).sum()),
+        "P(GC > 0), unseen rows: MC": float(mc.positive[nonblank].double().mean() / mc.n_draws)}])
+    return mc, table
+
+
+@dataclass
+class Figure3:
+    """Figure 3: Grad-CAM of the masked [CNN] at one initialisation, for the predicted class."""
+    xi: torch.Tensor      # the padded input (H, W)
+    gc: torch.Tensor      # GC on B (h, w), Definition 1
+    shown: torch.Tensor   # up-sampled onto xi with pytorch-grad-cam's post-processing (H, W)
+    predicted: int
+    dead_row: int         # first unseen row of B
+    input_dead_row: int   # first unseen row of xi
+    share_norm_unseen: float  # ||GC[unseen rows]|| / ||GC||
+    positive: dict        # {"unseen": (positive, non-blank), "seen": (positive, non-blank)}
+
+
+def figure3(image: torch.Tensor, n_filters: int = PAPER_FILTERS, seed: int = 0) -> Figure3:
+    """The paper's Figure 3 set-up (V = 256, L = 1, everything N(0, 1), lower half of W masked)
+    on one grey image (28, 28) in [0, 1]: Grad-CAM for the predicted class, as the authors' code."""
+    import lib.cam
+
+    model = mnist_cnn003(n_filters=n_filters,
+                         generator=torch.Generator().manual_seed(seed)).double()
+    x1 = image.double()[None, None]
+    xi = model.pad(x1)[0, 0]
+    signed = lib.cam.compute(model, x1, "relu", method="gradcam").detach()
+    gc = torch.relu(signed)[0]
+    shown = lib.cam.postprocess(signed, size=tuple(xi.shape), preset=lib.cam.PGC_PRESET)[0]
+    r = model.feature_dead_row
+    nonblank = patch_norms(xi, model.kernel_size) > 0
+    positive = {part: (int(((gc > 0) & nonblank)[rows].sum()), int(nonblank[rows].sum()))
+                for part, rows in (("unseen", slice(r, None)), ("seen", slice(0, r)))}
     with torch.no_grad():
-        out["pred"] = {"class": model(x).argmax(1).cpu()}
-    return out
+        predicted = int(model(x1).argmax())
+    return Figure3(xi=xi, gc=gc, shown=shown, predicted=predicted, dead_row=r,
+                   input_dead_row=model.input_dead_row + model.padding[2],
+                   share_norm_unseen=float(gc[r:].norm() / gc.norm()), positive=positive)
+
+
+def add_claims(claims, prop2: pd.DataFrame, theorem3: pd.DataFrame, results: dict, fig3: Figure3,
+               section: str | None = None) -> None:
+    """The chapter's claim rows (``lib.report.Claims``): Proposition 2, Theorem 3, and Figure 3's
+    "positive behind the wall" checked over the Monte Carlo's draws (:func:`sign_check`)."""
+    kw = dict(paper="taimeskhanov")
+    claims.add("prop2", where="Proposition 2", statement="The closed form of Grad-CAM's alpha "
+               "equals automatic differentiation (L = 1 and L = 3).", paper_value=None,
+               ours=f"max |difference| {prop2[PROP2_ERRORS[0]].max():.1e}",
+               holds=bool((prop2[PROP2_ERRORS] < 1e-10).all().all()), **kw)
+    claims.add("theorem3", where="Theorem 3", statement="E[GC_ij] >= the bound at every pixel, "
+               "the unseen rows included, for every V > 20.", paper_value="every pixel",
+               ours=f"{theorem3['bound holds (all)'].min():.0%} of pixels, V = "
+                    + ", ".join(str(v) for v in theorem3["V"]),
+               holds=bool((theorem3["bound holds (all)"] == 1).all()
+                          and (theorem3["violated (all)"] == 0).all()), section=section, **kw)
+    signs = [r["signs"] for r in results.values()]
+    claims.add("figure3", where="Figure 3", statement="Grad-CAM is positive behind the wall at "
+               "initialisation: each unseen pixel in half of the draws (fixed class).",
+               paper_value="positive behind the wall",
+               ours="P(GC > 0) = " + ", ".join(f"{s['share_positive']:.3f}" for s in signs),
+               holds=all(s["holds"] for s in signs) and fig3.positive["unseen"][0] > 0,
+               section=section, **kw)
+
+
+def plot_theorem3(results: dict, dead_row: int):
+    """Per V: the Monte Carlo mean of GC, Theorem 3's bound and their ratio, unseen rows marked."""
+    import matplotlib.pyplot as plt
+
+    from lib.plot import mark_dead_zone
+
+    fig, axes = plt.subplots(len(results), 3, figsize=(10, 3.2 * len(results)), squeeze=False)
+    for row, (V, r) in zip(axes, results.items()):
+        mean, bound = r["mc"].mean.numpy(), r["bound"].numpy()
+        h, w = mean.shape
+        ratio = np.where(bound > 0, mean / np.where(bound > 0, bound, 1), np.nan)
+        vmax = float(mean.max())
+        for ax, img, title, kw in (
+                (row[0], mean, f"V={V}: mean GC over {r['mc'].n_draws} draws", dict(vmax=vmax)),
+                (row[1], bound, "Theorem 3 bound", dict(vmax=vmax)),
+                (row[2], ratio, "mean / bound (blank patches white)",
+                 dict(cmap="viridis", vmin=1, vmax=np.nanmax(ratio)))):
+            im = ax.imshow(img, cmap=kw.pop("cmap", "magma"), vmin=kw.pop("vmin", 0), **kw)
+            mark_dead_zone(ax, dead_row, w, h, label=None, hatch="//")
+            ax.set_title(title, fontsize=9)
+            ax.axis("off")
+            fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle("Theorem 3 on Fashion-MNIST: the unseen rows (red) get the same expected score")
+    fig.tight_layout()
+    return fig
+
+
+def plot_figure3(f: Figure3, title: str):
+    """The input, GC on B and GC up-sampled onto the input, the unseen part in red."""
+    import matplotlib.pyplot as plt
+
+    from lib.plot import mark_dead_zone
+
+    H, W = f.xi.shape
+    h, w = f.gc.shape
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
+    axes[0].imshow(f.xi, cmap="gray")
+    mark_dead_zone(axes[0], f.input_dead_row, W, H, hatch="//")
+    axes[0].set_title(f"input ({title}), padded to {H}x{W}")
+    axes[1].imshow(f.gc, cmap="jet")
+    mark_dead_zone(axes[1], f.dead_row, w, h, hatch="//")
+    axes[1].set_title(f"Grad-CAM on B ({h}x{w}), class {f.predicted}")
+    axes[2].imshow(f.xi, cmap="gray")
+    axes[2].imshow(f.shown, cmap="jet", alpha=0.6)
+    mark_dead_zone(axes[2], f.input_dead_row, W, H, hatch="//")
+    axes[2].set_title("up-sampled, min-max (pytorch-grad-cam)")
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,652 @@
+"""The "walls: experiments" chapter (paper 003, Section 3: Taimeskhanov, Sicre, Garreau,
+*CAM-based methods can see through walls*): the masked VGG, STACK-MIX and Table 1's mu (Eq. 7)
+for seven CAM methods, and a wall built into a pretrained EfficientNet-Lite0.
+
+The paper's numbers (Table 1, Figure 5's accuracies), the profile's sizes, the full profile's
+data check (the authors' weights and STACK-MIX / STACK-GEN folders), the scoring of a batch and
+the tables live here; the chapter calls them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import lib.cam
+from lib.metrics import dead_zone_ratio, is_empty
+from lib.models.walled import WalledModel
+from lib.results import ResultsStore
+from lib.rf import dead_zone
+
+__all__ = [
+    "SIZES", "TABLE1_METHODS", "EIGEN_OURS", "EIGEN_SIGNS", "PAPER_TABLE1", "PAPER_ACCURACY",
+    "PAPER_EPOCHS", "PAPER_IMAGES", "PAPER_DEAD_ROWS", "PAPER_MODEL", "STAND_IN", "RECIPES",
+    "authors_files", "check_data", "Table1Data", "table1_data", "masked_zone_rows", "wall_scores",
+    "score_batch", "run_table1", "table1_stats", "table1", "ordering_verdict", "what_moved",
+    "eigen_sign_summary", "table1_claims", "add_table1_claims", "mean_std_text",
+    "dataset_summary", "plot_training", "plot_examples", "figure7", "accuracy_table",
+    "accuracy_reason", "lite0_dead_zone_table", "lite0_predictions", "lite0_scores", "plot_lite0",
+]
+
+#: Table 1's methods, in the paper's order. "eigencam" is scored as the paper's tool computes it.
+TABLE1_METHODS = ["gradcam", "gradcam++", "xgradcam", "scorecam", "ablationcam", "eigencam",
+                  "hirescam"]
+#: Eigen-CAM with this library's sign convention, scored beside the paper's (not in the paper).
+EIGEN_OURS = "eigencam (sign: channel sum)"
+#: lib.cam's Eigen-CAM sign option per row: the SVD's sign as returned (pytorch-grad-cam, the
+#: paper's protocol) and ours (the first component correlated with the channel sum).
+EIGEN_SIGNS = {"eigencam": "svd", EIGEN_OURS: "sum"}
+
+#: Paper 003, Table 1: 100 * mu, mean and standard deviation over 100 images per data set.
+PAPER_TABLE1 = {
+    "STACK-MIX": {"gradcam": (22.7, 13.4), "gradcam++": (28.8, 8.1), "xgradcam": (23.8, 9.0),
+                  "scorecam": (19.9, 10.3), "ablationcam": (21.0, 9.9),
+                  "eigencam": (51.7, 19.7), "hirescam": (0.0, 0.0)},
+    "STACK-GEN": {"gradcam": (21.6, 11.6), "gradcam++": (28.5, 7.9), "xgradcam": (22.8, 9.0),
+                  "scorecam": (18.5, 10.6), "ablationcam": (20.8, 9.6),
+                  "eigencam": (55.8, 21.6), "hirescam": (0.0, 0.0)},
+}
+#: Paper 003, Figure 5 and Section 3.1: ImageNet validation accuracy (%), after 90 epochs.
+PAPER_ACCURACY = {"masked": {"top-1": 66.5, "top-5": 87.0},
+                  "unmasked": {"top-1": 71.5, "top-5": 90.4}}
+PAPER_EPOCHS = 90
+PAPER_IMAGES = 100  # images per data set in Table 1
+#: Paper 003, Section 3.1: the masked VGG16 cannot see input rows 171..224 (1-based), 54 px.
+PAPER_DEAD_ROWS = slice(170, 224)
+PAPER_MODEL = "VGG16 (paper): masked [VGG], ImageNet, 224 px"
+#: What stands in for the paper's model in the default profile, and its recipes (lib.train).
+STAND_IN = "VGG-style, 64 px, trained here on Fashion-MNIST"
+RECIPES = {"masked": "masked_vgg_fmnist64", "unmasked": "unmasked_vgg_fmnist64"}
+
+#: The chapter's sizes per profile (``lib.notebook.setup(profile, sizes=SIZES, ...)``).
+SIZES = {
+    "n_per_class": {"smoke": 1, "default": 10, "full": 10},
+    "n_photos": {"smoke": 1, "default": 8, "full": 8},
+    "lite0_masked_rows": {"smoke": 3, "default": 3, "full": 3},
+    "lite0_methods": {"smoke": ["gradcam", "hirescam"],
+                      "default": ["gradcam", "gradcam++", "xgradcam", "eigencam", EIGEN_OURS,
+                                  "ablationcam", "hirescam"],
+                      "full": TABLE1_METHODS + [EIGEN_OURS]},
+    "lite0_sweep": {"smoke": (3, 6), "default": tuple(range(7)), "full": tuple(range(7))},
+    "n_show": {"smoke": 2, "default": 4, "full": 4},
+    "stackmix_pool": {"smoke": 2000, "default": 2000, "full": None},
+}
+BATCH = 10  # images per record of the results store
+Z_AGREE = 3.0  # ours agrees with the paper's mean within this many combined standard errors
+
+
+# --------------------------------------------------------------------------- data and models
+
+def authors_files(data_root) -> tuple[Path, dict[str, Path]]:
+    """The full profile's inputs: the authors' masked VGG16 weights and their STACK-MIX /
+    STACK-GEN folders under ``data_root``. Raises one DataMissingError listing everything that
+    is missing, with where to get it (before any long computation starts)."""
+    from lib.data.errors import DataMissingError
+    from lib.data.stack003 import WHERE, stack003_dir
+    from lib.models.masked_vgg import AUTHORS_WEIGHTS_URL
+
+    root = Path(data_root) if data_root is not None else None
+    candidates = ([root / "stack003" / "params_vgg16_masked.pt", root / "params_vgg16_masked.pt"]
+                  if root is not None else [])
+    weights = next((p for p in candidates if p.is_file()), None)
+    missing = []
+    if weights is None:
+        missing.append(str(candidates[0]) if root is not None
+                       else "DATA_ROOT/stack003/params_vgg16_masked.pt (data_root is None)")
+    folders = {}
+    for kind in ("stackmix", "stackgen"):
+        folder = stack003_dir(root, kind) if root is not None else None
+        if folder is None or not folder.is_dir() or not any(folder.iterdir()):
+            missing.append(f"{folder if folder is not None else 'DATA_ROOT/stack003/' + kind}"
+                           "/*.png|jpg")
+        folders[kind] = folder
+    if missing:
+        raise DataMissingError("paper 003's masked VGG and STACK-MIX / STACK-GEN", missing,
+                               f"weights: {AUTHORS_WEIGHTS_URL}, put in DATA_ROOT/stack003/; "
+                               f"images: {WHERE}")
+    return weights, folders
+
+
+def check_data(profile: str, data_root) -> None:
+    """Fail at the start, not after an hour: the full profile needs :func:`authors_files`."""
+    if profile == "full":
+        authors_files(data_root)
+
+
+@dataclass
+class Table1Data:
+    """The model Table 1 explains and its data sets: ``datasets[name] = (images, labels)`` as the
+    model takes them (normalised); ``show_mean`` / ``show_std`` undo that for display."""
+    model: nn.Module
+    model_name: str
+    datasets: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    weights: list[Path]
+    show_mean: tuple | None = None
+    show_std: tuple | None = None
+    stack_mix: object = None  # the StackMix built here (default and smoke profiles)
+    data_identity: dict = field(default_factory=dict)
+
+
+def table1_data(profile: str, data_root, device, masked: nn.Module | None = None,
+                n_per_class: int = 10, pool: int | None = 2000, seed: int = 0) -> Table1Data:
+    """``full``: the authors' masked VGG16 and their STACK-MIX and STACK-GEN (ImageNet
+    normalisation, assumed as for torchvision's VGG16). Otherwise ``masked`` (the stand-in) and
+    STACK-MIX (Eq. 6) built from the first ``pool`` Fashion-MNIST test images, split at the
+    stand-in's first dead row, ``n_per_class`` images per class."""
+    from lib.train import load_data, recipe_path
+
+    if profile == "full":
+        from lib.data._images import IMAGENET_MEAN, IMAGENET_STD, normalize_imagenet
+        from lib.data.stack003 import load_stack003
+        from lib.models.masked_vgg import load_authors_weights
+
+        weights, _ = authors_files(data_root)
+        model = load_authors_weights(weights).to(device).eval()
+        datasets = {}
+        for kind, label in (("stackmix", "STACK-MIX"), ("stackgen", "STACK-GEN")):
+            s = load_stack003(data_root, kind, size=model.input_size)
+            datasets[label] = (normalize_imagenet(s.images), s.labels)
+        return Table1Data(model, "authors' masked VGG16 (ImageNet, 224 px)", datasets, [weights],
+                          IMAGENET_MEAN, IMAGENET_STD,
+                          data_identity={k: len(v[0]) for k, v in datasets.items()})
+    from lib.data.stackmix import stack_mix
+
+    if masked is None:
+        raise ValueError("give the stand-in model (masked=...) for the default and smoke profiles")
+    fm64 = load_data("fashion_mnist@64", data_root)
+    n = len(fm64.x_test) if pool is None else pool
+    sm = stack_mix(fm64.prepare(fm64.x_test[:n]), fm64.y_test[:n],
+                   split_row=dead_zone(masked).first, n_per_class=n_per_class, seed=seed)
+    return Table1Data(masked, f"{STAND_IN} (stand-in for the paper's VGG16)",
+                      {"STACK-MIX": (sm.images, sm.labels)}, [recipe_path(RECIPES["masked"])],
+                      stack_mix=sm,
+                      data_identity={"fashion_mnist@64 test[:n]": n, "n_per_class": n_per_class,
+                                     "seed": seed, "split_row": sm.split_row})
+
+
+# --------------------------------------------------------------------------- Table 1
+
+def masked_zone_rows(n_rows: int, masked_rows: int, size: int) -> slice:
+    """Rows of a ``size``-row up-sampled map (bilinear, align_corners=False, as in the CAM
+    post-processing) that receive no weight from a visible feature row: the image of the
+    ``masked_rows`` masked rows of an ``n_rows``-row map. Computed by up-sampling the row mask."""
+    if not 0 < masked_rows < n_rows:
+        raise ValueError(f"masked_rows must be in (0, {n_rows}), got {masked_rows}")
+    visible = torch.zeros(1, 1, n_rows, 1, dtype=torch.float64)
+    visible[..., :n_rows - masked_rows, :] = 1
+    up = F.interpolate(visible, size=(size, 1), mode="bilinear", align_corners=False)[0, 0, :, 0]
+    dead = torch.nonzero(up == 0).flatten()
+    if dead.numel() == 0:
+        return slice(size, size)
+    return slice(int(dead[0]), size)
+
+
+def _raw_maps(model, x, layer, methods, target, batch_size) -> dict[str, torch.Tensor]:
+    """Raw maps (N, h, w) per method name, from one shared pass (:func:`lib.cam.compute_many`);
+    the Eigen-CAM rows with their sign convention (:data:`EIGEN_SIGNS`)."""
+    engine = [m for m in methods if m not in EIGEN_SIGNS or m == "eigencam"]
+    out = {}
+    if engine:
+        maps = lib.cam.compute_many(model, x, [layer], engine, target=target,
+                                    batch_size=batch_size,
+                                    options={"eigencam": {"sign": EIGEN_SIGNS["eigencam"]}})
+        out.update({m: next(iter(maps[m].values())) for m in engine})
+    for m in methods:
+        if m not in out:
+            out[m] = lib.cam.compute(model, x, layer, "eigencam", target=target,
+                                     options={"eigencam": {"sign": EIGEN_SIGNS[m]}})
+    return {m: out[m].detach().float().cpu() for m in methods}
+
+
+def wall_scores(model: nn.Module, x: torch.Tensor, layer: nn.Module | str, methods,
+                dead_rows: slice, feature_masked_rows: int, target=None, batch_size: int = 64,
+                ) -> dict[str, dict[str, torch.Tensor]]:
+    """Per image and per method, how much of a CAM falls where the model cannot look.
+
+    For each method, from one raw map (N, h, w) at ``layer`` (:func:`lib.cam.compute`;
+    "eigencam" with the SVD's sign as pytorch-grad-cam returns it, :data:`EIGEN_OURS` with the
+    library's sign): ``mu_pgc``: mu of Eq. 7 over the input rows ``dead_rows`` of the map
+    post-processed as the paper (pytorch-grad-cam: ReLU, per-image min-max, bilinear to the input
+    size); ``mu_relu``: the same on relu(raw) up-sampled without normalisation; ``mu_feature``:
+    Eq. 7 at the layer's own resolution over the last ``feature_masked_rows`` rows;
+    ``max_feature``: max |raw| over those rows (exactly 0 for a map that ignores them);
+    ``empty``: the map is zero everywhere after ReLU, so it has no mass to place and its three
+    mu are NaN (never 0). Also ``pred``: the predicted class. Values are fractions (x100 for the
+    paper's table). Returns ``{method: {name: tensor (N,)}}`` plus ``{"pred": ...}``.
+    """
+    methods = [methods] if isinstance(methods, str) else list(methods)
+    size = tuple(x.shape[-2:])
+    raws = _raw_maps(model, x, layer, methods, target, batch_size)
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for m, raw in raws.items():
+        h = raw.shape[-2]
+        if not 0 < feature_masked_rows < h:
+            raise ValueError(f"feature_masked_rows={feature_masked_rows} must be in (0, {h}) for "
+                             f"the {h}-row map of layer {layer!r}")
+        feat = slice(h - feature_masked_rows, h)
+        relu = raw.clamp(min=0)
+        pgc = lib.cam.postprocess(raw, size, preset=lib.cam.PGC_PRESET)
+        relu_up = lib.cam.postprocess(raw, size, relu=True, mode="bilinear", normalize="none")
+        out[m] = {"mu_pgc": dead_zone_ratio(pgc, dead_rows, empty="nan"),
+                  "mu_relu": dead_zone_ratio(relu_up, dead_rows, empty="nan"),
+                  "mu_feature": dead_zone_ratio(relu, feat, empty="nan"),
+                  "max_feature": raw[:, feat].abs().flatten(1).amax(1),
+                  "empty": is_empty(relu)}
+    if all(m in raws for m in EIGEN_SIGNS):
+        # the two conventions differ by the sign of the whole map, image by image
+        a, b = (raws[m].flatten(1).double() for m in EIGEN_SIGNS)
+        out["eigencam sign"] = {"differs": (a * b).sum(1) < 0}
+    with torch.no_grad():
+        out["pred"] = {"class": model(x).argmax(1).cpu()}
+    return out
+
+
+def score_batch(model: nn.Module, x: torch.Tensor, first_index: int, dead_rows: slice,
+                methods=None) -> dict:
+    """One results-store record: :func:`wall_scores` of the images ``x`` (indices from
+    ``first_index``) at ``model.target_layer``, flattened to ``{"method|score": list}``."""
+    methods = TABLE1_METHODS + [EIGEN_OURS] if methods is None else list(methods)
+    r = wall_scores(model, x, model.target_layer, methods, dead_rows, model.masked_rows)
+    rec = {"index": list(range(first_index, first_index + len(x))), "pred": r["pred"]["class"]}
+    for m in methods:
+        for k, v in r[m].items():
+            rec[f"{m}|{k}"] = v
+    if "eigencam sign" in r:
+        rec["eigencam sign differs"] = r["eigencam sign"]["differs"]
+    return rec
+
+
+SCORES = ("mu_pgc", "mu_relu", "mu_feature", "max_feature", "empty")
+
+
+def run_table1(data: Table1Data, profile: str, config: dict, device, methods=None,
+               batch: int = BATCH) -> pd.DataFrame:
+    """Score every image of every data set (results store: an interrupted run resumes, a
+    finished one is read back) and return one row per (data set, image, method)."""
+    methods = TABLE1_METHODS + [EIGEN_OURS] if methods is None else list(methods)
+    model = data.model
+    dead = dead_zone(model).as_slice()
+    store = ResultsStore("04_walls_experiments", profile,
+                         {**config, "model": data.model_name, "dead": [dead.start, dead.stop],
+                          "methods": methods, "batch": batch,
+                          "datasets": {k: len(v[0]) for k, v in data.datasets.items()}},
+                         weights=data.weights, data=data.data_identity)
+    items = [(name, i0) for name, (xs, _) in data.datasets.items()
+             for i0 in range(0, len(xs), batch)]
+
+    def one(item):
+        name, i0 = item
+        xs = data.datasets[name][0][i0:i0 + batch].to(device)
+        return score_batch(model, xs, i0, dead, methods)
+
+    rec = store.run(items, one, key=lambda it: f"{it[0]}:{it[1]}", desc="Table 1")
+    rows = []
+    for _, r in rec.iterrows():
+        name = r["key"].rsplit(":", 1)[0]
+        differs = r.get("eigencam sign differs")
+        for j, idx in enumerate(r["index"]):
+            for m in methods:
+                rows.append({"dataset": name, "image": idx, "method": m,
+                             **{k: r[f"{m}|{k}"][j] for k in SCORES},
+                             "eigen sign differs": None if differs is None else bool(differs[j])})
+    per_image = pd.DataFrame(rows)
+    per_image["empty"] = per_image["empty"].astype(bool)
+    n_expected = {k: len(v[0]) for k, v in data.datasets.items()}
+    n_found = per_image.groupby("dataset")["image"].nunique().to_dict()
+    if n_found != n_expected:
+        raise RuntimeError(f"the results store holds {n_found} images per data set, expected "
+                           f"{n_expected}: delete its folder ({store.path}) and rerun")
+    for k in ("mu_pgc", "mu_relu", "mu_feature"):
+        if not per_image[k].isna().equals(per_image["empty"]):
+            raise RuntimeError(f"{k} is NaN on other images than the empty maps")
+    return per_image
+
+
+def _std(s: pd.Series) -> float:
+    # the authors' spread: sample standard deviation (ddof = 1); one image has none
+    return float(s.std(ddof=1)) if s.count() > 1 else float("nan")
+
+
+def table1_stats(per_image: pd.DataFrame, dataset: str, score: str = "mu_pgc") -> pd.DataFrame:
+    """Numbers of Table 1 for one data set, one row per method: 100 * mean, std (ddof = 1) and
+    standard error of ``score`` over the non-empty maps, how many maps are empty, the paper's
+    mean and std, and ``z``: (ours - paper) over the two means' combined standard error (the
+    paper's from its std over its :data:`PAPER_IMAGES` images)."""
+    d = per_image[per_image.dataset == dataset]
+    paper = PAPER_TABLE1.get(dataset, {})
+    rows = {}
+    for m, g in d.groupby("method", sort=False):
+        ok = g[~g["empty"]][score]
+        mean, std = (100 * float(ok.mean()) if len(ok) else float("nan")), 100 * _std(ok)
+        p_mean, p_std = paper.get(m, (np.nan, np.nan))
+        se = std / np.sqrt(len(ok)) if len(ok) > 1 else np.nan
+        se_both = np.hypot(se, p_std / np.sqrt(PAPER_IMAGES))
+        rows[m] = {"mean": mean, "std": std, "se": se, "n": len(g), "empty": int(g["empty"].sum()),
+                   "paper mean": p_mean, "paper std": p_std,
+                   "z": np.nan if np.isnan(p_mean) else (
+                       (mean - p_mean) / se_both if se_both > 0 else
+                       (0.0 if mean == p_mean else np.inf))}
+    return pd.DataFrame(rows).T.astype({"n": int, "empty": int})
+
+
+def _pm(mean: float, std: float) -> str:
+    if np.isnan(mean):
+        return "—"
+    return f"{mean:.1f}" + (" (one image)" if np.isnan(std) else f" ± {std:.1f}")
+
+
+def mean_std_text(values) -> str:
+    """"mean ± std" (ddof = 1, as the authors) of a 1-D tensor or array; one value has no std."""
+    v = np.asarray(torch.as_tensor(values).double().cpu())
+    return _pm(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan"))
+
+
+def table1(per_image: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Table 1 for one data set as the chapter shows it: ours beside the paper's, mu x100 as
+    mean ± std (ddof = 1) over the maps that are not empty, with the count of empty maps."""
+    s = {k: table1_stats(per_image, dataset, k) for k in ("mu_pgc", "mu_relu", "mu_feature")}
+    p = s["mu_pgc"]
+    t = pd.DataFrame(index=p.index)
+    t.index.name = "method"
+    t["ours: mu x100, paper's post-processing"] = [_pm(a, b) for a, b in zip(p["mean"], p["std"])]
+    t["empty maps (left out)"] = [f"{e} of {n}" for e, n in zip(p["empty"], p["n"])]
+    t["paper's Table 1"] = [_pm(a, b) for a, b in zip(p["paper mean"], p["paper std"])]
+    t["ours - paper (mean)"] = (p["mean"] - p["paper mean"]).astype(float).round(1)
+    t[f"agrees with the paper (|z| <= {Z_AGREE:g})"] = [
+        "—" if np.isnan(z) else ("yes" if abs(z) <= Z_AGREE else "no") + f" (z = {z:.1f})"
+        for z in p["z"].astype(float)]
+    t["ours: relu(raw), up-sampled"] = [_pm(a, b) for a, b in zip(s["mu_relu"]["mean"],
+                                                                 s["mu_relu"]["std"])]
+    t["ours: relu(raw), masked feature rows"] = [_pm(a, b) for a, b in
+                                                 zip(s["mu_feature"]["mean"],
+                                                     s["mu_feature"]["std"])]
+    return t
+
+
+def ordering_verdict(stats: pd.DataFrame) -> dict:
+    """The methods ordered by mean mu, ours against the paper's (over the methods the paper
+    scored), with Kendall's tau between the two orders."""
+    from scipy.stats import kendalltau
+
+    s = stats.dropna(subset=["paper mean", "mean"])
+    ours = list(s["mean"].astype(float).sort_values(ascending=False, kind="stable").index)
+    paper = list(s["paper mean"].astype(float).sort_values(ascending=False, kind="stable").index)
+    tau = kendalltau(s["mean"].astype(float), s["paper mean"].astype(float)).statistic
+    return {"ours": ours, "paper": paper, "same": ours == paper, "kendall_tau": float(tau),
+            "highest": (ours[0], paper[0]), "lowest": (ours[-1], paper[-1])}
+
+
+def what_moved(per_image: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Issue #9's fixes, number by number: mu x100 on the paper's post-processing as this chapter
+    printed it before (empty maps scored 0, std with ddof = 0, Eigen-CAM with the library's
+    sign) and now (empty maps left out, ddof = 1, Eigen-CAM as pytorch-grad-cam returns it)."""
+    d = per_image[per_image.dataset == dataset]
+    now = table1_stats(per_image, dataset)
+    rows = {}
+    for m in [m for m in TABLE1_METHODS if m in now.index]:
+        before_src = EIGEN_OURS if m == "eigencam" else m
+        old = d[d.method == before_src]["mu_pgc"].fillna(0.0)
+        reasons = []
+        if now.loc[m, "empty"]:
+            reasons.append(f"{now.loc[m, 'empty']} empty maps left out, not scored 0")
+        if m == "eigencam":
+            reasons.append("the SVD's sign as pytorch-grad-cam returns it")
+        reasons.append("std with ddof = 1")
+        rows[m] = {"before: mean": 100 * old.mean(), "before: std": 100 * old.std(ddof=0),
+                   "now: mean": now.loc[m, "mean"], "now: std": now.loc[m, "std"],
+                   "why": "; ".join(reasons)}
+    return pd.DataFrame(rows).T
+
+
+def eigen_sign_summary(per_image: pd.DataFrame, dataset: str) -> dict:
+    """How much Table 1's Eigen-CAM row owes to the SVD's arbitrary sign: on how many images the
+    sign pytorch-grad-cam gets differs from the library's, and mu x100 with each convention."""
+    d = per_image[per_image.dataset == dataset]
+    first = d[d.method == "eigencam"]
+    stats = table1_stats(per_image, dataset)
+    return {"differs": int(first["eigen sign differs"].sum()), "n": len(first),
+            "mu paper's tool": float(stats.loc["eigencam", "mean"]),
+            "mu ours": float(stats.loc[EIGEN_OURS, "mean"])}
+
+
+def table1_claims(per_image: pd.DataFrame, dataset: str) -> dict:
+    """Table 1's claims, computed on our numbers.
+
+    ``hirescam_zero``: HiResCAM's mu is exactly 0 on every image in all three measures, its raw
+    map exactly 0 on the masked rows, and no map is empty. ``leaks``: per other method, on how
+    many of its non-empty maps mu > 0, ``(k, n)``; a method that respected the wall would give
+    exactly 0 on every image (as HiResCAM does), so one image with mu > 0 refutes it, and
+    ``all_leak`` says each method has one. ``gradcam_agrees``: Grad-CAM's mean mu lies within
+    :data:`Z_AGREE` combined standard errors of the paper's (``gradcam_band``; the band
+    narrows with more images).
+    """
+    d = per_image[per_image.dataset == dataset]
+    hi = d[d.method == "hirescam"]
+    stats = table1_stats(per_image, dataset)
+    others = d[(d.method != "hirescam") & ~d["empty"]]
+    leaks = {m: (int((g["mu_pgc"] > 0).sum()), len(g))
+             for m, g in others.groupby("method", sort=False)}
+    g = stats.loc["gradcam"]
+    half = Z_AGREE * float(g["mean"] - g["paper mean"]) / float(g["z"]) if g["z"] else np.nan
+    return {
+        "hirescam_zero": bool((hi[["mu_pgc", "mu_relu", "mu_feature", "max_feature"]] == 0.0)
+                              .all().all() and not hi["empty"].any()),
+        "n_images": int(hi["image"].nunique()),
+        "leaks": leaks, "all_leak": all(k > 0 for k, _ in leaks.values()),
+        "gradcam_mean": float(g["mean"]), "gradcam_paper": float(g["paper mean"]),
+        "gradcam_band": (float(g["paper mean"]) - abs(half), float(g["paper mean"]) + abs(half)),
+        "gradcam_agrees": bool(abs(float(g["z"])) <= Z_AGREE),
+    }
+
+
+def add_table1_claims(claims, per_image: pd.DataFrame, dataset: str, section: str | None = None):
+    """Table 1's claim rows for the chapter's verdict box (``lib.report.Claims``), computed on
+    ``dataset``: HiResCAM exactly 0, every other method leaks, Grad-CAM's mean within the band,
+    Eigen-CAM highest, the paper's ordering."""
+    stats, v = table1_stats(per_image, dataset), table1_claims(per_image, dataset)
+    order = ordering_verdict(stats)
+    leakers = stats.loc[[m for m in TABLE1_METHODS if m != "hirescam" and m in stats.index]]
+    span = "{:.1f} to {:.1f}".format
+    kw = dict(paper="taimeskhanov", where="Table 1", section=section)
+    claims.add("hirescam", statement="HiResCAM puts exactly nothing in the dead zone.",
+               paper_value=0.0, ours=f"0.0 exactly on {v['n_images']} images",
+               holds=v["hirescam_zero"], digits=1, **kw)
+    claims.add("others-leak", statement="Every other method highlights the dead zone.",
+               paper_value=span(leakers["paper mean"].min(), leakers["paper mean"].max()),
+               ours=span(leakers["mean"].min(), leakers["mean"].max()), holds=v["all_leak"], **kw)
+    claims.add("gradcam", statement=f"Grad-CAM's mu x100 on {dataset} (ours: mean over the "
+               "non-empty maps).", paper_value=float(stats.loc["gradcam", "paper mean"]),
+               ours=v["gradcam_mean"], holds=v["gradcam_agrees"], digits=1, **kw)
+    claims.add("eigencam-highest", statement="Eigen-CAM leaks most (as pytorch-grad-cam "
+               "computes it).", paper_value=order["paper"][0], ours=order["ours"][0],
+               holds=order["ours"][0] == "eigencam", **kw)
+    claims.add("ordering", statement="The methods in the paper's order of mean mu.",
+               paper_value=" > ".join(order["paper"]), ours=" > ".join(order["ours"]),
+               holds=order["same"], **kw)
+
+
+# --------------------------------------------------------------------------- figures
+
+def dataset_summary(data: Table1Data, device) -> pd.DataFrame:
+    """Per data set: images, their shape and the masked model's accuracy on them."""
+    rows = []
+    for name, (xs, ys) in data.datasets.items():
+        with torch.no_grad():
+            pred = torch.cat([data.model(xs[i:i + 64].to(device)).argmax(1).cpu()
+                              for i in range(0, len(xs), 64)])
+        known = ys >= 0
+        rows.append({"data set": name, "images": len(xs), "shape": str(tuple(xs.shape[1:])),
+                     "accuracy of the masked model (%)":
+                         100 * float((pred[known] == ys[known]).float().mean())
+                         if known.any() else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def plot_training(hist_masked: dict, hist_unmasked: dict):
+    """Figure 5, scaled: training loss and test accuracy per epoch, masked and unmasked."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for hist, name in ((hist_unmasked, "unmasked (baseline)"), (hist_masked, "masked")):
+        ep = [e["epoch"] for e in hist["epochs"]]
+        axes[0].plot(ep, [e["train_loss"] for e in hist["epochs"]], "o-", label=name)
+        axes[1].plot(ep, [100 * e["test_acc"] for e in hist["epochs"]], "o-", label=name)
+    axes[0].set(xlabel="epoch", ylabel="training loss", title="training loss")
+    axes[1].set(xlabel="epoch", ylabel="test top-1 accuracy (%)", title="test accuracy")
+    for ax in axes:
+        ax.legend()
+        ax.set_xticks(ep)
+    fig.suptitle(f"Figure 5, scaled: masked vs unmasked {STAND_IN}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_examples(data: Table1Data, first_dead: int, k: int = 5):
+    """The first ``k`` images of each data set, the dead zone in red."""
+    import matplotlib.pyplot as plt
+
+    from lib.data.fashion_mnist import CLASSES
+    from lib.plot import as_image, mark_dead_zone
+
+    fig, axes = plt.subplots(len(data.datasets), k, figsize=(1.8 * k, 2.1 * len(data.datasets)),
+                             squeeze=False)
+    for row, (name, (xs, ys)) in zip(axes, data.datasets.items()):
+        for i, ax in enumerate(row[:len(xs)]):
+            ax.imshow(as_image(xs[i], data.show_mean, data.show_std), cmap="gray")
+            size = xs.shape[-1]
+            mark_dead_zone(ax, first_dead, size, size, label="dead" if i == 0 else None)
+            if data.stack_mix is not None:
+                ax.set_title(CLASSES[int(ys[i])], fontsize=8)
+            ax.axis("off")
+        row[0].set_ylabel(name)
+    fig.suptitle(f"{', '.join(data.datasets)}: rows >= {first_dead} from a second item of the "
+                 "same class")
+    fig.tight_layout()
+    return fig
+
+
+def figure7(data: Table1Data, first_dead: int, n_show: int):
+    """Figure 7: for ``n_show`` images of each data set, the input and the seven methods of
+    Table 1 after the paper's post-processing, the dead zone in red. Returns the figures and the
+    maps shown, ``{data set: {method: (n_show, H, W)}}``."""
+    import matplotlib.pyplot as plt
+
+    from lib.plot import as_image, mark_dead_zone, method_grid
+
+    figs, shown_all = [], {}
+    for name, (xs, _) in data.datasets.items():
+        idx = torch.linspace(0, len(xs) - 1, n_show).round().long()
+        x_show = xs[idx].to(next(data.model.parameters()).device)
+        raw = _raw_maps(data.model, x_show, data.model.target_layer, TABLE1_METHODS, None, 64)
+        shown = {m: lib.cam.postprocess(raw[m], tuple(x_show.shape[-2:]),
+                                        preset=lib.cam.PGC_PRESET) for m in TABLE1_METHODS}
+        images = [as_image(x.cpu(), data.show_mean, data.show_std) for x in x_show]
+        fig = method_grid(images, shown, size=1.5)
+        size = x_show.shape[-1]
+        for ax in fig.axes:
+            mark_dead_zone(ax, first_dead, size, size, label=None)
+        fig.suptitle(f"Figure 7 ({name}, {data.model_name}): red = dead zone", y=1.02)
+        figs.append(fig)
+        shown_all[name] = shown
+        plt.show()
+    return figs, shown_all
+
+
+# --------------------------------------------------------------------------- accuracy (Figure 5)
+
+def accuracy_table(hist_masked: dict, hist_unmasked: dict) -> pd.DataFrame:
+    """Test accuracy of the stand-ins (top-1, from the trainer's history) beside the paper's."""
+    acc = pd.DataFrame({
+        "ours: test top-1 (%)": [100 * hist_masked["test_acc"], 100 * hist_unmasked["test_acc"]],
+        "ours: epochs": [len(hist_masked["epochs"]), len(hist_unmasked["epochs"])],
+        "paper: ImageNet top-1 (%)": [PAPER_ACCURACY[k]["top-1"] for k in ("masked", "unmasked")],
+        "paper: ImageNet top-5 (%)": [PAPER_ACCURACY[k]["top-5"] for k in ("masked", "unmasked")],
+    }, index=["masked", "unmasked"])
+    acc["ours: top-1 change (points)"] = (acc["ours: test top-1 (%)"]
+                                          - acc.loc["unmasked", "ours: test top-1 (%)"])
+    acc["paper: top-1 change (points)"] = (acc["paper: ImageNet top-1 (%)"]
+                                           - PAPER_ACCURACY["unmasked"]["top-1"])
+    return acc
+
+
+def accuracy_reason(acc: pd.DataFrame, dead_fraction: float, input_size: int) -> str:
+    """Why the stand-in's accuracy drop differs from the paper's, from the numbers themselves."""
+    ours = float(acc.loc["masked", "ours: top-1 change (points)"])
+    paper = float(acc.loc["masked", "paper: top-1 change (points)"])
+    epochs = int(acc.loc["masked", "ours: epochs"])
+    return (f"Masking costs the stand-in {-ours:.1f} points of top-1 accuracy against the paper's "
+            f"{-paper:.1f}. Fashion-MNIST items fill the whole {input_size} px frame (a "
+            f"{100 * dead_fraction:.0f} % dead zone cuts into every item), while ImageNet objects "
+            f"are mostly centred; and the stand-ins train {epochs} epochs, not {PAPER_EPOCHS}.")
+
+
+# --------------------------------------------------------------------------- a wall in Lite0
+
+def lite0_dead_zone_table(lite0: nn.Module, layer: str, masked_rows, size: int = 224
+                          ) -> pd.DataFrame:
+    """Dead input rows of ``lite0`` with the last ``k`` rows of ``layer`` masked, per k."""
+    rows = [{"masked feature rows (of 7)": k,
+             "dead input rows (of %d)" % size: dead_zone(lite0, size, k, layer=layer).n}
+            for k in masked_rows]
+    return pd.DataFrame(rows).set_index("masked feature rows (of 7)")
+
+
+def lite0_predictions(lite0: nn.Module, walled: WalledModel, x: torch.Tensor, names
+                      ) -> pd.DataFrame:
+    """Top-1 ImageNet class of each photograph, without and with the wall."""
+    from lib.models.pretrained import imagenet_categories
+
+    categories = imagenet_categories()
+    with torch.no_grad():
+        plain, wall = lite0(x).argmax(1).tolist(), walled(x).argmax(1).tolist()
+    return pd.DataFrame({"photo": list(names), "Lite0": [categories[i] for i in plain],
+                         f"Lite0 with {walled.masked_rows} rows walled":
+                             [categories[i] for i in wall]})
+
+
+def plot_lite0(walled: WalledModel, x: torch.Tensor, zone: slice, methods, n: int = 4):
+    """The walled Lite0's maps (paper's post-processing) on up to ``n`` photographs, the input
+    rows under the masked features in orange."""
+    from lib.models.pretrained import LITE0_MEAN, LITE0_STD
+    from lib.plot import as_image, mark_dead_zone, method_grid
+
+    x_show = x[:min(n, len(x))]
+    size = x.shape[-1]
+    raw = _raw_maps(walled, x_show, walled.target_layer, methods, None, 64)
+    shown = {m: lib.cam.postprocess(raw[m], size, preset=lib.cam.PGC_PRESET) for m in methods}
+    fig = method_grid([as_image(v.cpu(), LITE0_MEAN, LITE0_STD) for v in x_show], shown, size=1.6)
+    for ax in fig.axes:
+        mark_dead_zone(ax, zone.start, size, size, color="orange", label=None)
+    fig.suptitle(f"EfficientNet-Lite0 with its last {walled.masked_rows} feature rows walled: "
+                 "orange = under the masked features (seen in the input)", y=1.02)
+    return fig
+
+
+def lite0_scores(walled: WalledModel, x: torch.Tensor, zone: slice, methods
+                 ) -> tuple[dict, torch.Tensor, pd.DataFrame]:
+    """Table 1's analysis on the walled Lite0: :func:`wall_scores` over the input rows ``zone``
+    under the masked features, and the share of the input gradient of the predicted logit in
+    those rows (how much the prediction depends on them). Returns the scores, the gradient
+    shares and the table (mu x100, mean ± std with ddof = 1 over the non-empty maps)."""
+    r = wall_scores(walled, x, walled.target_layer, methods, zone, walled.masked_rows)
+    xg = x.clone().requires_grad_(True)
+    with torch.enable_grad():
+        out = walled(xg)
+        out.gather(1, out.argmax(1, keepdim=True)).sum().backward()
+    grad_share = dead_zone_ratio(xg.grad.detach().abs().sum(1).cpu(), zone)
+
+    def pm(v: torch.Tensor, empty: torch.Tensor) -> str:
+        return mean_std_text(100 * v[~empty]) if (~empty).any() else "—"
+
+    table = pd.DataFrame({m: {
+        "mu x100 (paper's post-processing)": pm(r[m]["mu_pgc"], r[m]["empty"]),
+        "mu x100 (relu(raw), up-sampled)": pm(r[m]["mu_relu"], r[m]["empty"]),
+        "mu x100 (masked rows of bn2)": pm(r[m]["mu_feature"], r[m]["empty"]),
+        "empty maps (left out)": f"{int(r[m]['empty'].sum())} of {len(x)}",
+        "max |raw| in masked rows": float(r[m]["max_feature"].max())} for m in methods}).T
+    return r, grad_share, table
