@@ -1,14 +1,81 @@
-"""Figures the chapters share: maps over images, boxes, signed raw maps, dead zones."""
+"""Figures the chapters share, in one style: maps over images, boxes, signed raw maps, dead zones,
+colour bars, grey input attributions, statistical plots (seaborn) and compressed photo grids.
+
+A chapter calls ``style()`` once; figures are then drawn for the book's ~750 px text column at
+100 dpi (7.5 inches wide), so that 9 pt text is ~12 px on screen and no text is below ~9 px.
+Photo grids go out as JPEG through ``show(fig)`` to keep each page under ~2.5 MB.
+"""
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
-__all__ = ["as_image", "overlay", "draw_boxes", "signed_map", "mark_dead_zone", "method_grid"]
+__all__ = ["style", "method_label", "METHOD_LABELS", "INPUT_ATTRIBUTIONS", "as_image", "overlay",
+           "draw_boxes", "signed_map", "mark_dead_zone", "method_grid", "colorbar",
+           "attribution_image", "show", "text_px_on_screen", "interval_plot", "TEXT_COLUMN_PX",
+           "DPI"]
+
+#: width of the book's text column (px) and the figure resolution: a 7.5-inch figure fills it
+TEXT_COLUMN_PX = 750
+DPI = 100
+#: the smallest figure text a reader should meet on screen (px)
+MIN_TEXT_PX = 9.0
+
+#: display names of every method of lib.cam.METHODS
+METHOD_LABELS = {
+    "cam": "CAM", "gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "xgradcam": "XGrad-CAM",
+    "hirescam": "HiResCAM", "layercam": "LayerCAM", "counterfactual": "Counterfactual Grad-CAM",
+    "eigencam": "Eigen-CAM", "scorecam": "Score-CAM", "ablationcam": "Ablation-CAM",
+    "guidedbackprop": "Guided Backprop", "guidedgradcam": "Guided Grad-CAM",
+    "integratedgradients": "Integrated Gradients", "occlusion": "Occlusion",
+    "gradientshap": "GradientSHAP",
+}
+#: methods whose result is an attribution of the input pixels (shown in grey, not as an overlay)
+INPUT_ATTRIBUTIONS = ("guidedbackprop", "guidedgradcam", "integratedgradients", "occlusion",
+                      "gradientshap")
+
+
+def style(figure_format: str = "png") -> None:
+    """Set the book's figure style (rcParams): 7.5-inch figures at 100 dpi, 9-11 pt text, no top
+    or right spines. ``figure_format="jpeg"`` makes the notebook's inline figures JPEG too (for a
+    chapter that is mostly photographs); line plots stay sharper as PNG."""
+    mpl.rcParams.update({
+        "figure.figsize": (7.5, 3.6), "figure.dpi": DPI, "savefig.dpi": DPI,
+        "font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "xtick.labelsize": 9,
+        "ytick.labelsize": 9, "legend.fontsize": 9, "figure.titlesize": 11,
+        "legend.title_fontsize": 9, "axes.spines.top": False, "axes.spines.right": False,
+        "image.interpolation": "nearest", "savefig.bbox": "tight", "figure.constrained_layout.use": False,
+    })
+    try:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats(figure_format)
+    except Exception:  # not in a kernel with the inline backend (scripts, tests): nothing to set
+        pass
+
+
+def method_label(method: str) -> str:
+    """The name a reader sees: ``"gradcam++"`` -> ``"Grad-CAM++"``."""
+    try:
+        return METHOD_LABELS[method]
+    except KeyError:
+        raise ValueError(f"unknown method {method!r}; known: {sorted(METHOD_LABELS)}") from None
+
+
+def _title(key, wrap: int = 12) -> str:
+    """The panel title of a map: a method's display name (long ones on two lines), else the key."""
+    label = METHOD_LABELS.get(key, str(key))
+    return label.replace(" ", "\n", 1) if len(label) > wrap and " " in label else label
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().cpu().float().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
 def as_image(x, mean=None, std=None) -> np.ndarray:
@@ -28,67 +95,231 @@ def as_image(x, mean=None, std=None) -> np.ndarray:
     return np.clip(arr, 0, 1)
 
 
+def _is_colorbar(ax) -> bool:
+    return getattr(ax, "_colorbar", None) is not None
+
+
 def draw_boxes(ax, boxes, color="lime", lw=1.5, labels: Sequence[str] | None = None) -> None:
     """Boxes (K, 4+) as (x_min, y_min, x_max, y_max), x_max exclusive (pixel edges)."""
+    if _is_colorbar(ax):
+        return
     for k, b in enumerate(np.asarray(boxes, dtype=float).reshape(-1, np.shape(boxes)[-1])):
         x0, y0, x1, y1 = b[:4]
         ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
                                edgecolor=color, lw=lw))
         if labels is not None:
-            ax.text(x0, y0, labels[k], color=color, fontsize=7, va="bottom")
+            ax.text(x0, y0, labels[k], color="black", fontsize=8, va="bottom",
+                    bbox=dict(facecolor=color, alpha=0.85, edgecolor="none", pad=1))
 
 
-def overlay(ax, image, heat=None, boxes=None, alpha=0.5, cmap="jet", title=None, vmax=None):
-    """The image with a non-negative heat map (same H, W) over it, and boxes."""
+def colorbar(ax, mappable, label: str | None = None, orientation: str = "vertical"):
+    """A colour bar beside ``ax`` for ``mappable`` (what ``imshow`` returned), its ticks at 8 pt."""
+    cb = ax.figure.colorbar(mappable, ax=ax, fraction=0.046, pad=0.03, orientation=orientation)
+    cb.ax.tick_params(labelsize=8)
+    if label:
+        cb.set_label(label, fontsize=9)
+    return cb
+
+
+def overlay(ax, image, heat=None, boxes=None, alpha=0.5, cmap="jet", title=None, vmax=None,
+            colorbar_label: str | None = None):
+    """The image with a non-negative heat map (same H, W) over it, and boxes. Returns the heat
+    map's image (for ``colorbar``), or None without a heat map; ``colorbar_label`` adds one."""
     ax.imshow(image, cmap="gray" if np.ndim(image) == 2 else None)
+    im = None
     if heat is not None:
-        h = heat.detach().cpu().numpy() if isinstance(heat, torch.Tensor) else np.asarray(heat)
-        ax.imshow(h, cmap=cmap, alpha=alpha, vmin=0, vmax=vmax if vmax is not None else
-                  max(float(h.max()), 1e-12))
+        h = _np(heat)
+        im = ax.imshow(h, cmap=cmap, alpha=alpha, vmin=0, vmax=vmax if vmax is not None else
+                       max(float(h.max()), 1e-12))
+        if colorbar_label is not None:
+            colorbar(ax, im, colorbar_label)
     if boxes is not None:
         draw_boxes(ax, boxes)
     if title:
-        ax.set_title(title, fontsize=8)
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def signed_map(ax, raw, title=None, cmap="RdBu_r"):
-    """A raw, signed map at its own resolution, with a colour scale centred on zero."""
-    r = raw.detach().cpu().numpy() if isinstance(raw, torch.Tensor) else np.asarray(raw)
-    lim = max(float(np.abs(r).max()), 1e-12)
-    im = ax.imshow(r, cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
-    if title:
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
     return im
 
 
+def signed_map(ax, raw, title=None, cmap="RdBu_r", colorbar_label: str | None = None):
+    """A raw, signed map at its own resolution, with a colour scale centred on zero."""
+    r = _np(raw)
+    lim = max(float(np.abs(r).max()), 1e-12)
+    im = ax.imshow(r, cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
+    if colorbar_label is not None:
+        colorbar(ax, im, colorbar_label)
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return im
+
+
+def attribution_image(attr, percentile: float = 99, channels: str = "auto") -> np.ndarray:
+    """An input attribution as a grey image in [0, 1]: |attribution| summed over the colour
+    channels ((C, H, W) or (H, W, C) with C = 1 or 3; ``channels="first"``/``"last"`` where the
+    shape cannot tell), divided by its ``percentile``-th percentile and clipped at 1, so that a
+    few extreme pixels do not make the rest invisible."""
+    a = np.abs(_np(attr).astype(np.float64))
+    if a.ndim == 3:
+        first, last = a.shape[0] in (1, 3), a.shape[-1] in (1, 3)
+        if channels == "auto":
+            if first == last:
+                raise ValueError(f"attribution of shape {a.shape}: cannot tell the colour axis; "
+                                 "pass channels='first' or 'last'")
+            channels = "first" if first else "last"
+        if channels not in ("first", "last"):
+            raise ValueError(f"channels must be 'auto', 'first' or 'last', got {channels!r}")
+        a = a.sum(0) if channels == "first" else a.sum(-1)
+    elif a.ndim != 2:
+        raise ValueError(f"attribution of shape {a.shape}: expected (H, W), (C, H, W) or (H, W, C)")
+    if not np.isfinite(a).all():
+        raise ValueError("the attribution holds NaN or infinite values; check the method's input")
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile must be in (0, 100], got {percentile}")
+    top = float(np.percentile(a, percentile))
+    if top <= 0:
+        top = float(a.max())
+    return np.clip(a / top, 0, 1) if top > 0 else np.zeros_like(a)
+
+
 def mark_dead_zone(ax, first_row: float, width: float, height: float, color="red", alpha=0.25,
                    label="unseen", hatch=None):
-    """Shade the rows from ``first_row`` to the bottom: the part of the input the model cannot see."""
+    """Shade the rows from ``first_row`` to the bottom: the part of the input the model cannot see.
+    The label is drawn in black on a light patch so that it reads over any colour."""
+    if _is_colorbar(ax):
+        return
     ax.add_patch(Rectangle((-0.5, first_row - 0.5), width, height - first_row, facecolor=color,
                            alpha=alpha, lw=0, hatch=hatch, edgecolor=color))
-    ax.axhline(first_row - 0.5, color=color, lw=1)
+    ax.axhline(first_row - 0.5, color=color, lw=1.2)
     if label:
-        ax.text(1, height - 2, label, color=color, fontsize=7, va="bottom")
+        ax.text(1, height - 2, label, color="black", fontsize=8, va="bottom",
+                bbox=dict(facecolor="white", alpha=0.85, edgecolor=color, pad=1.5))
 
 
-def method_grid(images: Sequence, maps: dict[str, torch.Tensor], boxes: Sequence | None = None,
-                row_labels: Sequence[str] | None = None, size: float = 1.6, alpha=0.5):
-    """Rows of images, one column per method, each map over its image (maps (N, H, W))."""
+def method_grid(images: Sequence, maps: dict, boxes: Sequence | None = None,
+                row_labels: Sequence[str] | None = None, size: float = 1.6, alpha=0.5,
+                max_cols: int = 6, colorbar_label: str | None = "saliency (min-max)",
+                percentile: float = 99, cmap: str = "jet"):
+    """Rows of images, one panel per method, each map over its image (maps (N, H, W)).
+
+    Methods are titled by ``method_label``; input attributions (``INPUT_ATTRIBUTIONS``) are shown
+    as grey images clipped at ``percentile``. At most ``max_cols`` panels per row: more methods
+    wrap into further blocks of rows (each block starts with the images again), so that the figure
+    stays within the 7.5-inch text column and its titles stay legible. A shared colour bar for the
+    overlays is added unless ``colorbar_label`` is None. ``fig.panel_axes`` lists the image and map
+    panels (not the colour bar).
+    """
     methods = list(maps)
     n = len(images)
-    fig, axes = plt.subplots(n, len(methods) + 1, figsize=(size * (len(methods) + 1), size * n),
+    if n == 0 or not methods:
+        raise ValueError("method_grid needs at least one image and one method")
+    per_block = max(1, max_cols - 1)
+    blocks = [methods[i:i + per_block] for i in range(0, len(methods), per_block)]
+    ncols = min(len(methods), per_block) + 1
+    cell = min(size, (TEXT_COLUMN_PX / DPI) / ncols)
+    fig, axes = plt.subplots(n * len(blocks), ncols, figsize=(cell * ncols, cell * n * len(blocks) + 0.4),
                              squeeze=False)
-    for i, img in enumerate(images):
-        overlay(axes[i, 0], img, None, None if boxes is None else boxes[i],
-                title="image" if i == 0 else None)
-        if row_labels is not None:
-            axes[i, 0].set_ylabel(row_labels[i], fontsize=8)
-        for j, m in enumerate(methods):
-            overlay(axes[i, j + 1], img, maps[m][i], None if boxes is None else boxes[i],
-                    alpha=alpha, title=m if i == 0 else None)
+    heat = None
+    for b, block in enumerate(blocks):
+        for i, img in enumerate(images):
+            row = axes[b * n + i]
+            bx = None if boxes is None else boxes[i]
+            overlay(row[0], img, None, bx, title="image" if i == 0 else None)
+            if row_labels is not None:
+                row[0].set_ylabel(row_labels[i], fontsize=9)
+            for j, m in enumerate(block):
+                ax = row[j + 1]
+                if m in INPUT_ATTRIBUTIONS:
+                    ax.imshow(attribution_image(maps[m][i], percentile), cmap="gray", vmin=0, vmax=1)
+                    ax.set_xticks([])
+                    ax.set_yticks([])
+                    if i == 0:
+                        ax.set_title(_title(m), fontsize=9)
+                else:
+                    im = overlay(ax, img, maps[m][i], bx, alpha=alpha, cmap=cmap,
+                                 title=_title(m) if i == 0 else None)
+                    heat = heat or im
+            for ax in row[len(block) + 1:]:
+                fig.delaxes(ax)  # not in fig.axes: chapters loop over fig.axes to mark panels
+    fig.panel_axes = list(fig.axes)
     fig.tight_layout()
+    if colorbar_label is not None and heat is not None:
+        # one bar for all overlays: each map is drawn on its own 0..max scale, so the bar reads
+        # as "share of the map's maximum"
+        sm = mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(0, 1), cmap=cmap)
+        cb = fig.colorbar(sm, ax=fig.panel_axes, orientation="horizontal", fraction=0.04,
+                          pad=0.02, aspect=40, shrink=0.8)
+        cb.set_label(f"{colorbar_label}, as a share of each map's maximum", fontsize=9)
+        cb.ax.tick_params(labelsize=8)
     return fig
+
+
+def text_px_on_screen(fig, column_px: float = TEXT_COLUMN_PX) -> float:
+    """The height (px) on screen of the figure's smallest visible text when the figure is shown
+    at most ``column_px`` wide (the book scales wider images down to the column)."""
+    fig.canvas.draw()
+    width_px = fig.get_figwidth() * fig.dpi
+    scale = min(1.0, column_px / width_px)
+    sizes = [t.get_fontsize() for t in fig.findobj(mpl.text.Text)
+             if t.get_visible() and t.get_text().strip()]
+    if not sizes:
+        return float("inf")
+    return min(sizes) * fig.dpi / 72 * scale
+
+
+def show(fig, format: str = "jpg", quality: int = 85, close: bool = True) -> None:
+    """Display ``fig`` as a compressed image (JPEG by default, or "webp"/"png") and close it, so
+    that a grid of photographs weighs tens of kB, not MB. Returns None (a returned image would be
+    displayed a second time as the cell's value)."""
+    from IPython.display import Image, display
+
+    fmt = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}.get(format.lower())
+    if fmt is None:
+        raise ValueError(f"format must be 'jpg', 'webp' or 'png', got {format!r}")
+    buf = io.BytesIO()
+    kwargs = {"pil_kwargs": {"quality": quality}} if fmt in ("jpeg", "webp") else {}
+    if fmt == "webp":
+        from PIL import Image as PILImage
+
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=fig.dpi, bbox_inches="tight", facecolor="white")
+        PILImage.open(png).convert("RGB").save(buf, format="WEBP", quality=quality)
+        data = buf.getvalue()
+        img = Image(data=data, format="webp")
+    else:
+        fig.savefig(buf, format=fmt, dpi=fig.dpi, bbox_inches="tight", facecolor="white", **kwargs)
+        img = Image(data=buf.getvalue(), format=fmt)
+    if close:
+        plt.close(fig)
+    display(img)
+
+
+def interval_plot(df, x: str, y: str, hue: str | None = None, ax=None, errorbar=("ci", 95),
+                  n_boot: int = 1000, seed: int = 0, label_methods: bool = True):
+    """Means of ``y`` per ``x`` (and ``hue``) with their intervals over the rows (seeds, images):
+    seaborn's point plot, a 95 % bootstrap interval by default (``errorbar="sd"`` for mean ± SD).
+    Method names on the x axis or in the legend are shown by their display names."""
+    import seaborn as sns
+
+    for col in (x, y) + ((hue,) if hue else ()):
+        if col not in df.columns:
+            raise ValueError(f"interval_plot: no column {col!r} (columns: {list(df.columns)})")
+    if df[y].isna().any():
+        raise ValueError(f"interval_plot: {int(df[y].isna().sum())} NaN values in {y!r}; drop or "
+                         "explain them first")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 3.2))
+    sns.pointplot(data=df, x=x, y=y, hue=hue, ax=ax, errorbar=errorbar, n_boot=n_boot, seed=seed,
+                  dodge=0.3 if hue else False, linestyle="none", capsize=0.15, markersize=5,
+                  err_kws={"linewidth": 1.2})
+    if label_methods:
+        ticks = [t.get_text() for t in ax.get_xticklabels()]
+        if ticks and all(t in METHOD_LABELS for t in ticks):
+            ax.set_xticks(ax.get_xticks(), [METHOD_LABELS[t] for t in ticks], rotation=30, ha="right")
+        leg = ax.get_legend()
+        if leg is not None:
+            for t in leg.get_texts():
+                t.set_text(METHOD_LABELS.get(t.get_text(), t.get_text()))
+    return ax

@@ -1,0 +1,745 @@
+"""What a chapter shows its reader: formatted tables, computed numbers glued into the prose, and
+the paper's claims set against this book's measurements.
+
+The chapters call four things (see README.md, "Editing a chapter"):
+
+- ``table(df, columns={...}, digits={...})``: a table for the page: no row numbers, readable
+  column names, integers as integers, floats rounded to the digits that matter, and a table too
+  wide for the ~750 px text column split into parts (or transposed).
+- ``glue("name", value, fmt=".1f")``: stores the formatted value for the prose, where MyST
+  Markdown inserts it with ``{glue:text}`name``` (myst-nb's glue; nothing is displayed).
+- ``Claims(chapter, profile)``: ``.add(...)`` one row per claim of the paper, ``.save()`` (the
+  chapter's record for the summary page "The papers against this book") and ``.verdict_box()``
+  (the box "the paper claims / we measured / holds?" that closes the chapter).
+- ``summary(profile)``: every chapter's claim rows, for the summary page.
+
+Papers are named by authors and a short title (``PAPERS``, the same names as the references page),
+never by a file number.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import math
+import numbers
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from . import paths
+
+__all__ = ["PAPERS", "Paper", "paper_name", "format_number", "table", "SplitTable", "glue",
+           "GluedText", "Claim", "Claims", "claim", "summary", "claims_dir", "section_anchor",
+           "VerdictBox", "SummaryPage", "book_chapters"]
+
+#: the text column of the book's theme is ~750 px wide at desktop width
+TEXT_WIDTH_PX = 750
+# Width estimate of a table cell: the tables are drawn at 0.9 em of a 16 px font, where a digit or
+# an average letter is ~7.5 px wide; a cell adds ~16 px of padding.
+_CHAR_PX = 7.5
+_CELL_PAD_PX = 16.0
+# Text cells wrap at spaces and hyphens: a long text is drawn on several lines of about this many
+# characters, but never narrower than its longest word. Numbers never wrap.
+_WRAP_CHARS = 24
+
+
+# -- the papers, by the names a reader sees ---------------------------------------------------------
+@dataclass(frozen=True)
+class Paper:
+    key: str
+    authors: str  # "Taimeskhanov, Sicre, Garreau" or "Santos et al."
+    short: str    # a short title
+    year: int | None
+    ref: str      # anchor on the references page
+
+    @property
+    def name(self) -> str:
+        """"Authors, short title": how chapters and the summary page name the paper."""
+        return f"{self.authors}, {self.short}"
+
+
+#: Every paper the chapters state claims of, keyed as chapters name them in ``Claims.add(paper=...)``.
+#: The references page (book/references.md) gives the full entries under the same anchors.
+PAPERS: dict[str, Paper] = {p.key: p for p in (
+    Paper("santos", "Santos et al.", "large receptive fields", None, "ref-santos"),
+    Paper("nagy", "Nagy, Nimara, Qian", "Grad-CAM reproduced", 2020, "ref-nagy"),
+    Paper("selvaraju", "Selvaraju et al.", "Grad-CAM", 2017, "ref-selvaraju"),
+    Paper("taimeskhanov", "Taimeskhanov, Sicre, Garreau", "CAM-based methods can see through walls",
+          2024, "ref-taimeskhanov"),
+    Paper("mascolini", "Mascolini et al.", "high-resolution maps with U-Nets", 2022,
+          "ref-mascolini"),
+    Paper("zhou", "Zhou et al.", "CAM", 2016, "ref-zhou"),
+)}
+
+
+def paper_name(key: str) -> str:
+    """The reader-facing name of a paper ("Taimeskhanov, Sicre, Garreau, CAM-based methods can
+    see through walls") from its key in ``PAPERS``."""
+    return _paper(key).name
+
+
+def _paper(key: str) -> Paper:
+    try:
+        return PAPERS[key]
+    except KeyError:
+        raise ValueError(f"unknown paper {key!r}: use one of {sorted(PAPERS)} (lib.report.PAPERS; "
+                         "add a new paper there and on book/references.md)") from None
+
+
+# -- numbers ---------------------------------------------------------------------------------------
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (numbers.Real, np.number)) and not isinstance(v, (bool, np.bool_))
+
+
+def _integral(v: Any) -> bool:
+    return _is_number(v) and math.isfinite(float(v)) and float(v).is_integer()
+
+
+def auto_digits(values: Iterable[Any]) -> int:
+    """Decimals that give the largest finite, non-zero |value| three significant figures, from 0
+    to 4 (22.7 -> 1, 0.142948 -> 3, 1047.3 -> 0, 0.0004 -> 4)."""
+    mags = [abs(float(v)) for v in values if _is_number(v) and math.isfinite(float(v)) and v != 0]
+    if not mags:
+        return 0
+    return int(min(4, max(0, 2 - math.floor(math.log10(max(mags))))))
+
+
+def format_number(v: Any, digits: int | None = None, na: str = "—") -> str:
+    """``v`` as the page shows it: an integral number as an integer (1047.0 -> "1047"), another
+    float with ``digits`` decimals (default: three significant figures, ``auto_digits``), NaN or
+    None as ``na``, a bool as "yes" / "no", anything else as ``str(v)``."""
+    if v is None:
+        return na
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if hasattr(v, "detach") and getattr(v, "ndim", None) == 0:  # a 0-d torch tensor
+        v = v.item()
+    if not _is_number(v):
+        return str(v)
+    f = float(v)
+    if math.isnan(f):
+        return na
+    if math.isinf(f):
+        return "∞" if f > 0 else "−∞"
+    if digits is None:
+        if f.is_integer():
+            return str(int(f))
+        digits = auto_digits([f])
+    text = f"{f:.{digits}f}"
+    return "0" + text[2:] if text.startswith("-0") and float(text) == 0 else text
+
+
+# -- tables ----------------------------------------------------------------------------------------
+# where a long word (a path, a file name) may break: after these characters (see _soft_breaks)
+_BREAK_AFTER = re.compile(r"(?<=[/_,.=\-])")
+
+
+def _text_px(s: str) -> float:
+    pieces = [p for w in s.split() for p in _BREAK_AFTER.split(w) if p]
+    longest = max((len(p) for p in pieces), default=0)
+    return max(longest, min(len(s), _WRAP_CHARS)) * _CHAR_PX
+
+
+def _soft_breaks(text: str) -> str:
+    """Escaped ``text`` where every word longer than a wrapped line may break after / _ , . = -
+    (``<wbr>``), so that a path does not widen its column."""
+    words = re.split(r"(\s+)", text)
+    return "".join(html.escape(w, quote=False) if len(w) <= _WRAP_CHARS else
+                   "<wbr>".join(html.escape(p, quote=False) for p in _BREAK_AFTER.split(w) if p)
+                   for w in words)
+
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def _column_px(header: str, cells: Iterable[str]) -> float:
+    """Estimated width (px) of a column: its header and its text wrap at spaces."""
+    head = max((len(w) for w in str(header).split()), default=0) * _CHAR_PX
+    return max([head] + [_text_px(html.unescape(_TAG.sub("", c))) for c in cells]) + _CELL_PAD_PX
+
+
+class SplitTable:
+    """A table too wide for the text column, drawn as several tables (``parts``, each a pandas
+    Styler) that repeat the key column(s)."""
+
+    def __init__(self, parts: list):
+        self.parts = parts
+
+    def _repr_html_(self) -> str:
+        gap = '<div style="height:0.6em"></div>'
+        return gap.join(p.to_html() for p in self.parts)
+
+    def to_html(self) -> str:
+        return self._repr_html_()
+
+    def __repr__(self) -> str:
+        return f"SplitTable({len(self.parts)} parts)"
+
+
+def _formatted(df: pd.DataFrame, digits: Mapping[str, int | None], default: int | None = None,
+               html_columns: Iterable[str] = ()) -> pd.DataFrame:
+    """Every cell as the page shows it (HTML strings, text escaped), column by column: ``digits``
+    per column; a column of integral numbers without its own entry stays integer, any other
+    number column gets ``default`` decimals, or three significant figures."""
+    out = {}
+    html_columns = set(html_columns)
+    for col in df.columns:
+        values = list(df[col])
+        nums = [v for v in values if _is_number(v) and not (isinstance(v, float) and math.isnan(v))]
+        d = digits.get(col)
+        if d is None and nums and not all(_integral(v) for v in nums):
+            d = default if default is not None else auto_digits(nums)
+        cells = [format_number(v, d) for v in values]
+        out[col] = cells if col in html_columns else [_soft_breaks(c) for c in cells]
+    return pd.DataFrame(out, columns=df.columns)
+
+
+def _style(shown: pd.DataFrame, numeric: set, caption: str | None):
+    styles = [
+        {"selector": "", "props": "border-collapse: collapse; font-size: 0.9em; margin: 0.4em 0;"},
+        {"selector": "th", "props": "text-align: left; white-space: normal; padding: 0.3em 0.5em; "
+                                    "border-bottom: 1px solid currentColor; vertical-align: bottom;"},
+        {"selector": "td", "props": "padding: 0.25em 0.5em; vertical-align: top;"},
+        {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: 600;"},
+    ]
+    st = shown.style.hide(axis="index").set_table_styles(styles)
+    st = st.set_table_attributes('class="report-table"')
+    num_cols = [c for c in shown.columns if c in numeric]
+    if num_cols:
+        st = st.set_properties(subset=num_cols, **{"text-align": "right",
+                                                    "font-variant-numeric": "tabular-nums",
+                                                    "white-space": "nowrap"})
+    if caption:
+        st = st.set_caption(caption)
+    return st
+
+
+def table(df: pd.DataFrame, columns: Mapping[str, str] | None = None,
+          digits: int | Mapping[str, int] | None = None, *, caption: str | None = None,
+          index: bool | str = "auto", max_width: int = TEXT_WIDTH_PX, wide: str = "auto",
+          key_columns: int = 1, html_columns: Iterable[str] = ()):
+    """A formatted table for the page: a pandas Styler, or a ``SplitTable`` of Stylers.
+
+    - no row numbers; a meaningful index (``index="auto"``: anything but a plain 0..n-1 range)
+      becomes the first column, ``index=False`` drops it, ``index=True`` always keeps it;
+    - ``columns`` renames columns for the reader (``{"rf_min": "smallest RF (px)"}``);
+    - integral columns (1047.0) are shown as integers, other number columns with ``digits``
+      decimals: one number for all of them, or per column (by the original or the new name, which
+      also applies to an integral column); by default three significant figures of the column's
+      largest value (``auto_digits``); NaN shows "—";
+    - if the estimated width exceeds ``max_width`` px: ``wide="transpose"`` swaps rows and columns,
+      ``"split"`` draws several tables that repeat the first ``key_columns`` columns, ``"auto"``
+      transposes a table of at most four rows when that fits, else splits;
+    - text is HTML-escaped, except in ``html_columns`` (by their new names), which hold HTML
+      (links).
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"table() takes a pandas DataFrame, got {type(df).__name__}; "
+                        "wrap it: pd.DataFrame(...)")
+    if wide not in ("auto", "split", "transpose"):
+        raise ValueError(f"wide must be 'auto', 'split' or 'transpose', got {wide!r}")
+    d = df.copy()
+    keep_index = (index is True or (index == "auto" and not (
+        isinstance(d.index, pd.RangeIndex) and d.index.start == 0 and d.index.step == 1)))
+    if keep_index:
+        names = [n if n is not None else "" for n in d.index.names]
+        d.index = d.index.set_names(names)
+        d = d.reset_index()
+    d = d.reset_index(drop=True)
+    columns = dict(columns or {})
+    unknown = [c for c in columns if c not in d.columns]
+    if unknown:
+        raise ValueError(f"columns= renames {unknown}, which the table does not have "
+                         f"(its columns: {list(d.columns)})")
+    if isinstance(digits, Mapping):
+        per_col = {columns.get(c, c): v for c, v in digits.items()}
+        missing = [c for c in per_col if c not in {columns.get(x, x) for x in d.columns}]
+        if missing:
+            raise ValueError(f"digits= names {missing}, which the table does not have")
+    else:
+        per_col = {}
+    d = d.rename(columns=columns)
+    if d.columns.duplicated().any():
+        raise ValueError(f"two columns have the same name {list(d.columns[d.columns.duplicated()])}"
+                         "; give them distinct names with columns=")
+    d.columns = [str(c) for c in d.columns]
+    per_col = {str(k): v for k, v in per_col.items()}
+    numeric = {c for c in d.columns if pd.api.types.is_numeric_dtype(d[c])
+               and not pd.api.types.is_bool_dtype(d[c])}
+    html_columns = [columns.get(c, c) for c in html_columns]
+    missing = [c for c in html_columns if c not in d.columns]
+    if missing:
+        raise ValueError(f"html_columns= names {missing}, which the table does not have")
+    shown = _formatted(d, per_col, None if isinstance(digits, Mapping) else digits, html_columns)
+
+    widths = [_column_px(c, shown[c]) for c in shown.columns]
+    if sum(widths) <= max_width:
+        return _style(shown, numeric, caption)
+
+    if wide in ("auto", "transpose"):
+        t = shown.set_index(shown.columns[0]).T.reset_index()
+        t.columns = [""] + [str(c) for c in t.columns[1:]]
+        if t.columns.duplicated().any():
+            raise ValueError(f"cannot transpose: the first column has repeated values "
+                             f"{list(shown.iloc[:, 0])}; use wide='split'")
+        t_widths = [_column_px(c, t[c]) for c in t.columns]
+        if wide == "transpose" or (len(shown) <= 4 and sum(t_widths) <= max_width):
+            return _style(t, set(t.columns[1:]), caption)
+
+    keys = list(shown.columns[:key_columns])
+    key_px = sum(widths[:key_columns])
+    parts, cur, cur_px = [], [], key_px
+    for c, w in zip(shown.columns[key_columns:], widths[key_columns:]):
+        if cur and cur_px + w > max_width:
+            parts.append(cur)
+            cur, cur_px = [], key_px
+        cur.append(c)
+        cur_px += w
+    if cur:
+        parts.append(cur)
+    styled = []
+    for i, cols in enumerate(parts):
+        cap = f"{caption} ({i + 1} of {len(parts)})" if caption else None
+        styled.append(_style(shown[keys + cols], numeric, cap))
+    return styled[0] if len(styled) == 1 else SplitTable(styled)
+
+
+# -- numbers in the prose --------------------------------------------------------------------------
+_GLUE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+
+class GluedText(str):
+    """The text ``glue`` stored: a plain ``str`` that shows nothing when it is a cell's value."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def glue(name: str, value: Any, fmt: str | None = None, digits: int | None = None) -> GluedText:
+    """Store ``value``, formatted, under ``name`` for the prose, and return the text (a ``str``
+    that displays nothing, so ``glue(...)`` as the last line of a cell adds no output).
+
+    In the chapter's Markdown, ``{glue:text}`name``` inserts the text (myst-nb, Jupyter Book 1).
+    ``fmt`` is a format spec (``".1f"``, ``".0%"``, ``","``); without it the number follows
+    ``format_number`` (integers as integers, else ``digits`` or three significant figures). Nothing
+    is displayed in the page or the notebook's visible output: the value lives in a hidden output
+    (``display=False``). A name is unique within a chapter (two cells gluing one name is a build
+    warning, so an error in the book); it may hold letters, digits, ``_ . -`` but no ``:``.
+    """
+    if not isinstance(name, str) or not _GLUE_NAME.match(name):
+        raise ValueError(f"glue name {name!r}: use letters, digits, '_', '.', '-' (no spaces, no "
+                         "':' — {glue:text}`name:fmt` reads ':' as the start of a format)")
+    if fmt is not None:
+        if hasattr(value, "detach") and getattr(value, "ndim", None) == 0:
+            value = value.item()
+        if _is_number(value) and math.isnan(float(value)):
+            raise ValueError(f"glue {name!r}: the value is NaN; a number in the prose must be "
+                             "computed, not missing")
+        text = format(value, fmt)
+    else:
+        if _is_number(value) and math.isnan(float(value)):
+            raise ValueError(f"glue {name!r}: the value is NaN; a number in the prose must be "
+                             "computed, not missing")
+        text = format_number(value, digits)
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:  # a reader's Jupyter or Colab without myst-nb: the same hidden output
+        _glue = _glue_fallback
+    _glue(name, text, display=False)
+    return GluedText(text)
+
+
+def _glue_fallback(name: str, variable: Any, display: bool = False) -> None:
+    """myst_nb.glue's output, for kernels without myst-nb (the rendered book always has it)."""
+    from IPython.display import display as ipy_display
+
+    prefix = "application/papermill.record/"
+    ipy_display({prefix + "text/plain": repr(variable)}, raw=True,
+                metadata={"scrapbook": {"name": name, "mime_prefix": prefix}})
+
+
+# -- claims ----------------------------------------------------------------------------------------
+def claims_dir(profile: str | None = None) -> Path:
+    """Where claim records live: ``CACHE_DIR/claims/<profile>/<chapter>.json``."""
+    root = Path(paths.CACHE_DIR) / "claims"
+    return root / profile if profile else root
+
+
+def section_anchor(section: str | None) -> str | None:
+    """The HTML id Sphinx gives a heading or a MyST label (``"2. STACK-MIX and Table 1"`` ->
+    ``"stack-mix-and-table-1"``)."""
+    if section is None:
+        return None
+    from docutils.nodes import make_id
+
+    anchor = make_id(section)
+    if not anchor:
+        raise ValueError(f"section {section!r} has no letters to make an anchor from")
+    return anchor
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of a paper, the paper's number, ours, and whether the claim holds here."""
+    chapter: str
+    claim_id: str
+    paper: str
+    where: str
+    statement: str
+    paper_value: Any
+    ours: Any
+    holds: bool
+    profile: str
+    section: str | None = None
+    digits: int | None = None
+
+    @property
+    def paper_text(self) -> str:
+        return format_number(self.paper_value, self.digits)
+
+    @property
+    def ours_text(self) -> str:
+        return format_number(self.ours, self.digits)
+
+    @property
+    def anchor(self) -> str | None:
+        return section_anchor(self.section)
+
+    def as_record(self) -> dict:
+        rec = asdict(self)
+        rec.update(paper_text=self.paper_text, ours_text=self.ours_text, anchor=self.anchor)
+        return rec
+
+
+def _json_value(v: Any, what: str, allow_none: bool) -> Any:
+    """A number, string or None for JSON; NaN, arrays and other objects are refused."""
+    if hasattr(v, "detach") and getattr(v, "ndim", None) == 0:
+        v = v.item()
+    if isinstance(v, np.generic):
+        v = v.item()
+    if v is None:
+        if allow_none:
+            return None
+        raise ValueError(f"{what} is None: give the number (or a short text such as '0.27 ± 0.04')")
+    if isinstance(v, bool):
+        raise TypeError(f"{what} is a bool; give the number the claim is about (holds= takes the "
+                        "verdict)")
+    if isinstance(v, numbers.Real):
+        if math.isnan(float(v)):
+            raise ValueError(f"{what} is NaN: a claim needs a computed number, not a missing one")
+        return v
+    if isinstance(v, str):
+        if not v.strip():
+            raise ValueError(f"{what} is empty")
+        return v
+    raise TypeError(f"{what} is a {type(v).__name__}; give a number or a short text "
+                    "(float(x) for a tensor or an array of one element)")
+
+
+def _make_claim(chapter, claim_id, paper, where, statement, paper_value, ours, holds, profile,
+                section=None, digits=None) -> Claim:
+    from .notebook import PROFILES
+
+    if isinstance(holds, np.bool_):
+        holds = bool(holds)
+    if not isinstance(holds, bool):
+        raise TypeError(f"claim {claim_id!r}: holds must be a bool computed from the numbers "
+                        f"(e.g. holds = abs(ours - paper) <= tol), got {type(holds).__name__} "
+                        f"{holds!r}")
+    for label, v in (("chapter", chapter), ("claim_id", claim_id), ("where", where),
+                     ("statement", statement)):
+        if not isinstance(v, str) or not v.strip():
+            raise ValueError(f"claim {claim_id!r}: {label} must be a non-empty string, got {v!r}")
+    if profile not in PROFILES:
+        raise ValueError(f"claim {claim_id!r}: profile must be one of {PROFILES}, got {profile!r}")
+    _paper(paper)
+    if digits is not None and (not isinstance(digits, int) or digits < 0):
+        raise ValueError(f"claim {claim_id!r}: digits must be a non-negative int, got {digits!r}")
+    c = Claim(chapter, claim_id, paper, where, statement,
+              _json_value(paper_value, f"claim {claim_id!r}: paper_value", allow_none=True),
+              _json_value(ours, f"claim {claim_id!r}: ours", allow_none=False),
+              holds, profile, section, digits)
+    c.anchor  # a section with no anchor fails now, not on the summary page
+    return c
+
+
+def _atomic_write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, ensure_ascii=False, allow_nan=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+_FIELDS = ("chapter", "claim_id", "paper", "where", "statement", "paper_value", "ours", "holds",
+           "profile", "section", "digits")
+
+
+def _read_records(path: Path) -> list[dict]:
+    """The rows of one claims file; a file or row that is not a claims record raises ValueError
+    naming the file and the row."""
+    return _read_file(path)["claims"]
+
+
+def _read_file(path: Path) -> dict:
+    """A claims file, every row checked as ``Claims.add`` checks it."""
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a valid claims record ({e}); delete it and run its chapter "
+                         "again") from None
+    rows = obj.get("claims") if isinstance(obj, dict) else None
+    if not isinstance(rows, list):
+        raise ValueError(f"{path}: no 'claims' list; delete it and run its chapter again")
+    for i, row in enumerate(rows):
+        missing = [f for f in _FIELDS if not isinstance(row, dict) or f not in row]
+        if missing:
+            raise ValueError(f"{path}, claim row {i + 1}: missing {missing}; delete the file and "
+                             "run its chapter again")
+        try:
+            _make_claim(**{f: row[f] for f in _FIELDS})
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}, claim row {i + 1}: {e}") from None
+    return obj
+
+
+class Claims:
+    """The claims of one chapter on one profile: ``add`` rows, ``save`` them (replacing what the
+    chapter wrote on its previous run), show ``verdict_box()`` at the end of the chapter."""
+
+    def __init__(self, chapter: str, profile: str):
+        from .notebook import PROFILES
+
+        if not isinstance(chapter, str) or not re.match(r"^[A-Za-z0-9_.\-]+$", chapter):
+            raise ValueError(f"chapter must be the notebook's name (e.g. '04_walls_experiments'), "
+                             f"got {chapter!r}")
+        if profile not in PROFILES:
+            raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+        self.chapter, self.profile = chapter, profile
+        self.rows: list[Claim] = []
+
+    @property
+    def path(self) -> Path:
+        return claims_dir(self.profile) / f"{self.chapter}.json"
+
+    def add(self, claim_id: str, paper: str, where: str, statement: str, paper_value: Any,
+            ours: Any, holds: bool, section: str | None = None, digits: int | None = None) -> Claim:
+        """One claim: ``paper`` a key of ``PAPERS``, ``where`` its table or figure ("Table 1"),
+        ``statement`` the claim in a sentence (plain text, no TeX), ``paper_value`` the paper's
+        number (None if it gives none), ``ours`` our number, ``holds`` the computed verdict,
+        ``section`` the heading (or MyST label) of this chapter that shows the evidence."""
+        if any(r.claim_id == claim_id for r in self.rows):
+            raise ValueError(f"claim {claim_id!r} was added twice to {self.chapter}")
+        c = _make_claim(self.chapter, claim_id, paper, where, statement, paper_value, ours, holds,
+                        self.profile, section, digits)
+        self.rows.append(c)
+        return c
+
+    def save(self) -> Path:
+        """Write the chapter's record atomically, replacing its previous rows."""
+        if not self.rows:
+            raise ValueError(f"{self.chapter}: no claims to save; add() them first")
+        _atomic_write_json(self.path, {
+            "chapter": self.chapter, "profile": self.profile,
+            "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "claims": [c.as_record() for c in self.rows]})
+        return self.path
+
+    def verdict_box(self) -> "VerdictBox":
+        """The box that closes the chapter: each claim, the paper's number, ours, holds or not."""
+        if not self.rows:
+            raise ValueError(f"{self.chapter}: no claims to show; add() them first")
+        return VerdictBox(self.rows, self.profile)
+
+
+class VerdictBox:
+    """"The paper claims / we measured / holds?" as HTML (the book, Jupyter) or Markdown."""
+
+    def __init__(self, rows: list[Claim], profile: str):
+        self.rows, self.profile = list(rows), profile
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        head = ('<tr><th style="text-align:left;padding:0.3em 0.5em">the paper claims</th>'
+                '<th style="text-align:left;padding:0.3em 0.5em">we measured</th>'
+                '<th style="text-align:left;padding:0.3em 0.5em">holds?</th></tr>')
+        body = []
+        for c in self.rows:
+            yes = ('<strong style="color:#1a7f37">yes</strong>' if c.holds
+                   else '<strong style="color:#cf222e">no</strong>')
+            body.append(
+                '<tr style="border-top:1px solid rgba(128,128,128,0.35)">'
+                f'<td style="padding:0.3em 0.5em;vertical-align:top"><em>{e(c.where)}</em> '
+                f'({e(_paper(c.paper).authors)}): {e(c.statement)} '
+                f'Paper: <strong>{e(c.paper_text)}</strong></td>'
+                f'<td data-label="we measured" style="padding:0.3em 0.5em;vertical-align:top;'
+                f'width:30%;overflow-wrap:anywhere"><strong>{e(c.ours_text)}</strong></td>'
+                f'<td data-label="holds?" style="padding:0.3em 0.5em;vertical-align:top">{yes}</td></tr>')
+        n_hold = sum(c.holds for c in self.rows)
+        return ('<div class="admonition verdict-box" style="border-left:4px solid #0969da;'
+                'background:rgba(9,105,218,0.06);padding:0.6em 0.8em;margin:1em 0">'
+                '<p class="admonition-title" style="font-weight:600;margin:0 0 0.4em 0">'
+                f'Verdict: {n_hold} of {len(self.rows)} claims hold here '
+                f'(profile <code>{e(self.profile)}</code>)</p>'
+                '<table style="width:100%;border-collapse:collapse;font-size:0.95em;'
+                'table-layout:auto">'
+                f'<thead>{head}</thead><tbody>{"".join(body)}</tbody></table></div>')
+
+    def _repr_markdown_(self) -> str:
+        lines = [f"**Verdict: {sum(c.holds for c in self.rows)} of {len(self.rows)} claims hold "
+                 f"here** (profile `{self.profile}`)", "",
+                 "| the paper claims | we measured | holds? |", "|---|---|---|"]
+        for c in self.rows:
+            claim_txt = (f"*{c.where}* ({_paper(c.paper).authors}): {c.statement} "
+                         f"Paper: **{c.paper_text}**").replace("|", "\\|")
+            lines.append(f"| {claim_txt} | **{c.ours_text}** | {'yes' if c.holds else 'no'} |")
+        return "\n".join(lines)
+
+
+def claim(chapter: str, claim_id: str, paper: str, where: str, statement: str, paper_value: Any,
+          ours: Any, holds: bool, profile: str, section: str | None = None,
+          digits: int | None = None) -> Claim:
+    """Record one claim row at once: replace the row with the same ``claim_id`` in the chapter's
+    record (or add it). A chapter that states several claims uses ``Claims``, whose ``save``
+    replaces all of the chapter's previous rows."""
+    c = _make_claim(chapter, claim_id, paper, where, statement, paper_value, ours, holds, profile,
+                    section, digits)
+    claims = Claims(chapter, profile)
+    if claims.path.exists():
+        for row in _read_records(claims.path):
+            if row["claim_id"] != claim_id:
+                claims.rows.append(_make_claim(**{f: row[f] for f in _FIELDS}))
+    claims.rows.append(c)
+    claims.save()
+    return c
+
+
+SUMMARY_COLUMNS = ["chapter", "claim_id", "paper", "paper_name", "where", "statement",
+                   "paper_value", "ours", "holds", "profile", "anchor", "link", "written"]
+
+
+def summary(profile: str) -> pd.DataFrame:
+    """Every chapter's claim rows on ``profile`` (one row per claim, chapters in name order), with
+    the paper's reader-facing name, the numbers as the page shows them, and ``link``: the chapter's
+    page and section relative to a page in ``notebooks/`` (``04_walls_experiments.html#table-1``).
+    Empty (with these columns) when no chapter has run on the profile yet."""
+    from .notebook import PROFILES
+
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    rows = []
+    for path in sorted(claims_dir(profile).glob("*.json")):
+        record = _read_file(path)
+        written = record.get("written")
+        for r in record["claims"]:
+            c = _make_claim(**{f: r[f] for f in _FIELDS})
+            if c.profile != profile or c.chapter != path.stem:
+                raise ValueError(f"{path}: claim {c.claim_id!r} belongs to chapter {c.chapter!r}, "
+                                 f"profile {c.profile!r}; delete the file and run its chapter again")
+            link = f"{c.chapter}.html" + (f"#{c.anchor}" if c.anchor else "")
+            rows.append({"chapter": c.chapter, "claim_id": c.claim_id, "paper": c.paper,
+                         "paper_name": paper_name(c.paper), "where": c.where,
+                         "statement": c.statement, "paper_value": c.paper_text,
+                         "ours": c.ours_text, "holds": c.holds, "profile": c.profile,
+                         "anchor": c.anchor, "link": link, "written": written})
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+# -- the summary page ------------------------------------------------------------------------------
+def _title_of(stem: Path) -> str:
+    """The first ``# `` heading of a notebook's Markdown: from ``stem.ipynb``, else its text form
+    ``stem.md`` (code blocks skipped), else the notebook's name."""
+    import nbformat
+
+    if stem.with_suffix(".ipynb").is_file():
+        nb = nbformat.read(stem.with_suffix(".ipynb"), as_version=4)
+        lines = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()]
+    elif stem.with_suffix(".md").is_file():
+        lines, fenced = [], False
+        for line in stem.with_suffix(".md").read_text(encoding="utf-8").splitlines():
+            if line.startswith(("```", "~~~")):
+                fenced = not fenced
+            elif not fenced:
+                lines.append(line)
+    else:
+        return stem.name
+    return next((line[2:].strip() for line in lines if line.startswith("# ")), stem.name)
+
+
+def book_chapters() -> dict[str, str]:
+    """The book's chapters in table-of-contents order, ``{notebook name: title}``: every
+    ``notebooks/...`` entry of ``_toc.yml`` but the summary page itself, titled by the first
+    ``# `` heading of the notebook."""
+    import yaml
+
+    toc = yaml.safe_load((paths.REPO_ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    out = {}
+    for entry in toc.get("chapters", []):
+        f = entry.get("file", "")
+        if not f.startswith("notebooks/") or f == f"notebooks/{SUMMARY_PAGE}":
+            continue
+        name = f.split("/", 1)[1]
+        out[name] = _title_of(paths.REPO_ROOT / "notebooks" / name)
+    return out
+
+
+SUMMARY_PAGE = "90_summary"
+
+
+class SummaryPage:
+    """What the page "The papers against this book" shows for ``profile``: every chapter's claim
+    rows (``rows``), which chapters have records (``with_records``) and which none yet
+    (``without``)."""
+
+    def __init__(self, profile: str, chapters: Mapping[str, str] | None = None):
+        self.profile = profile
+        self.rows = summary(profile)
+        self.titles = dict(book_chapters() if chapters is None else chapters)
+        have = set(self.rows["chapter"])
+        self.with_records = [c for c in self.titles if c in have]
+        self.with_records += sorted(have - set(self.titles))  # records of a chapter not in the toc
+        self.without = [c for c in self.titles if c not in have]
+
+    def title(self, chapter: str) -> str:
+        return self.titles.get(chapter, chapter)
+
+    def glue(self) -> None:
+        """The numbers and lists of the page's prose: ``summary_profile``, ``summary_n_claims``,
+        ``summary_n_hold``, ``summary_with``, ``summary_without``."""
+        glue("summary_profile", self.profile)
+        glue("summary_n_claims", len(self.rows))
+        glue("summary_n_hold", int(self.rows["holds"].sum()))
+        glue("summary_with", "; ".join(self.title(c) for c in self.with_records) or "none yet")
+        glue("summary_without", "; ".join(self.title(c) for c in self.without) or "none")
+
+    def table(self):
+        """One row per claim: the table or figure (linked to the chapter's section), the paper
+        by authors and short title, the claim, the paper's number, ours, holds, the profile; with
+        no records, a sentence that says so instead of an empty table."""
+        from IPython.display import Markdown
+
+        if self.rows.empty:
+            return Markdown(f"No chapter has recorded a claim on the profile `{self.profile}` yet, "
+                            "so there is no table: run the chapters on this profile first (the "
+                            "book runs them before this page).")
+        e = html.escape
+        claim = [f'<a href="{e(r.link)}">{e(r.where)}</a>, {e(r.paper_name)}: {e(r.statement)} '
+                 f'<em>({e(self.title(r.chapter))})</em>' for r in self.rows.itertuples()]
+        shown = self.rows.assign(claim=claim, holds=["yes" if h else "no" for h in self.rows["holds"]])
+        return table(shown[["claim", "paper_value", "ours", "holds", "profile"]],
+                     columns={"paper_value": "the paper", "holds": "holds?"},
+                     html_columns=["claim"], wide="split")

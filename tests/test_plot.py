@@ -1,0 +1,146 @@
+"""lib.plot: the shared figure style, display names, grey attributions, compressed photo grids."""
+import io
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from lib import cam, plot  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _style():
+    with matplotlib.rc_context():
+        plot.style()
+        yield
+    plt.close("all")
+
+
+def test_every_method_has_a_distinct_display_name():
+    labels = [plot.method_label(m) for m in cam.METHODS]
+    assert len(set(labels)) == len(cam.METHODS)
+    assert plot.method_label("gradcam++") == "Grad-CAM++"
+    assert plot.method_label("hirescam") == "HiResCAM"
+    assert set(plot.INPUT_ATTRIBUTIONS) <= set(cam.METHODS)
+    with pytest.raises(ValueError, match=re.escape("unknown method 'gradcam+'")):
+        plot.method_label("gradcam+")
+
+
+def test_attribution_image_clips_at_the_percentile_by_hand():
+    a = np.array([[0.0, -1.0], [2.0, 100.0]])
+    # |a| = 0, 1, 2, 100; the 50th percentile is (1 + 2) / 2 = 1.5
+    out = plot.attribution_image(a, percentile=50)
+    np.testing.assert_allclose(out, [[0.0, 1 / 1.5], [1.0, 1.0]])
+    # channels are summed in absolute value, first or last axis
+    chw = torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[-1.0, 0.0], [0.0, 0.0]],
+                        [[2.0, 4.0], [0.0, 8.0]]])  # (3, 2, 2): |sums| 4, 4, 0, 8
+    expected = [[0.5, 0.5], [0.0, 1.0]]
+    np.testing.assert_allclose(plot.attribution_image(chw, 100), expected)
+    np.testing.assert_allclose(plot.attribution_image(chw.permute(1, 2, 0), 100), expected)
+    with pytest.raises(ValueError, match="cannot tell the colour axis"):
+        plot.attribution_image(np.zeros((3, 5, 3)))
+    assert plot.attribution_image(np.zeros((2, 2))).max() == 0
+    with pytest.raises(ValueError, match="NaN"):
+        plot.attribution_image(np.array([[np.nan, 1.0]]))
+
+
+def _photos(n=2, size=64, seed=0):
+    g = np.random.default_rng(seed)
+    return [g.random((size, size, 3)) for _ in range(n)]
+
+
+def _maps(methods, n=2, size=64, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return {m: torch.rand(n, size, size, generator=g) for m in methods}
+
+
+def test_a_grid_of_all_methods_stays_legible_in_the_text_column():
+    fig = plot.method_grid(_photos(), _maps(cam.METHODS), row_labels=["chelsea", "coffee"])
+    assert fig.get_figwidth() * fig.dpi <= plot.TEXT_COLUMN_PX + 1
+    assert plot.text_px_on_screen(fig) >= 9.0
+    titles = {ax.get_title() for ax in fig.panel_axes}
+    assert {"Grad-CAM++", "Integrated\nGradients", "image"} <= titles
+    assert "gradcam++" not in titles
+
+
+def test_the_old_layout_fails_the_legibility_measure():
+    """16 panels of 1.6 in with 8 pt titles, as before: ~3 px titles once scaled to the column."""
+    fig, axes = plt.subplots(1, 16, figsize=(1.6 * 16, 1.6))
+    axes[0].set_title("gradcam++", fontsize=8)
+    px = plot.text_px_on_screen(fig)
+    assert px == pytest.approx(8 * 100 / 72 * 750 / 2560)
+    assert px < 9
+
+
+def test_method_grid_shows_input_attributions_in_grey_and_adds_one_colour_bar():
+    fig = plot.method_grid(_photos(1), _maps(["gradcam", "integratedgradients"], n=1))
+    gray = [im for ax in fig.panel_axes for im in ax.get_images() if im.get_cmap().name == "gray"]
+    assert len(gray) == 1  # the attribution, not the photograph (RGB)
+    cbars = [ax for ax in fig.axes if plot._is_colorbar(ax)]
+    assert len(cbars) == 1 and cbars[0] not in fig.panel_axes
+
+
+def test_mark_dead_zone_over_a_grid_leaves_the_colour_bar_alone_and_labels_readably():
+    fig = plot.method_grid(_photos(1), _maps(["gradcam"], n=1))
+    for ax in fig.axes:  # what the chapters do
+        plot.mark_dead_zone(ax, 40, 64, 64)
+    cbar = next(ax for ax in fig.axes if plot._is_colorbar(ax))
+    assert not cbar.patches
+    label = next(t for t in fig.panel_axes[0].texts if t.get_text() == "unseen")
+    assert label.get_color() == "black" and label.get_bbox_patch().get_facecolor()[:3] == (1, 1, 1)
+
+
+def test_show_sends_a_jpeg_much_lighter_than_png(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    fig = plot.method_grid(_photos(4, 128), _maps(["gradcam", "hirescam", "eigencam"], n=4, size=128))
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
+    assert plot.show(fig) is None  # the cell's value would be displayed again
+    (img,) = shown
+    assert img.format == "jpeg"
+    assert img.data[:2] == b"\xff\xd8"
+    assert len(img.data) < len(png.getvalue()) / 2
+    assert Image.open(io.BytesIO(img.data)).width <= plot.TEXT_COLUMN_PX + 20
+    assert not plt.get_fignums()  # closed: the inline backend does not send a PNG as well
+
+
+def test_interval_plot_draws_means_and_sd_by_hand():
+    df = pd.DataFrame({"method": ["gradcam"] * 4 + ["hirescam"] * 4,
+                       "iou": [0.1, 0.2, 0.3, 0.4, 0.5, 0.5, 0.7, 0.9]})
+    ax = plot.interval_plot(df, "method", "iou", errorbar="sd")
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.25, 0.65])
+    # mean -+ sample SD: gradcam sd = sqrt(0.05 / 3), hirescam sd = sqrt(0.11 / 3)
+    lo, hi = ax.lines[1].get_ydata()[3:5]
+    assert (lo, hi) == pytest.approx((0.25 - np.sqrt(0.05 / 3), 0.25 + np.sqrt(0.05 / 3)))
+    lo, hi = ax.lines[2].get_ydata()[3:5]
+    assert (lo, hi) == pytest.approx((0.65 - np.sqrt(0.11 / 3), 0.65 + np.sqrt(0.11 / 3)))
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["Grad-CAM", "HiResCAM"]
+    with pytest.raises(ValueError, match="NaN"):
+        plot.interval_plot(df.assign(iou=[np.nan] + [0.1] * 7), "method", "iou")
+
+
+def test_style_keeps_default_text_above_nine_pixels():
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    ax.set(title="t", xlabel="x")
+    assert fig.get_figwidth() * fig.dpi == plot.TEXT_COLUMN_PX
+    assert plot.text_px_on_screen(fig) >= 9.0
+
+
+def test_existing_helpers_keep_working():
+    fig, axes = plt.subplots(1, 3)
+    img = plot.as_image(torch.rand(3, 8, 8))
+    im = plot.overlay(axes[0], img, torch.rand(8, 8), boxes=[[1, 1, 4, 4]], title="x",
+                      colorbar_label="saliency")
+    assert im is not None and len(fig.axes) == 4
+    plot.signed_map(axes[1], torch.randn(4, 4), title="raw")
+    plot.draw_boxes(axes[2], np.array([[0, 0, 2, 2, 1]]), labels=["cat"])
+    assert axes[2].texts[0].get_text() == "cat"

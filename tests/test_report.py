@@ -1,0 +1,378 @@
+"""lib.report: the tables, glued numbers, claim records and verdict boxes the chapters show."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib import paths, report
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "CACHE_DIR", tmp_path)
+    return tmp_path
+
+
+# -- numbers -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("value, digits, text", [
+    (1047.0, None, "1047"),          # an integral float is an integer
+    (np.float32(427.0), None, "427"),
+    (0.142948, None, "0.143"),       # three significant figures
+    (0.142948, 2, "0.14"),
+    (22.71, None, "22.7"),
+    (1047.3, None, "1047"),
+    (0.00041, None, "0.0004"),       # at most four decimals
+    (-0.0001, 2, "0.00"),            # no "-0.00"
+    (float("nan"), None, "—"),
+    (None, None, "—"),
+    (float("inf"), None, "∞"),
+    (True, None, "yes"),
+    ("0.27 ± 0.04", None, "0.27 ± 0.04"),
+])
+def test_format_number(value, digits, text):
+    assert report.format_number(value, digits) == text
+
+
+def test_auto_digits_by_hand():
+    assert report.auto_digits([0.142948, 0.2]) == 3   # log10(0.2) = -0.7 -> floor -1 -> 2 + 1
+    assert report.auto_digits([22.7, 3.1]) == 1
+    assert report.auto_digits([0.0, 0.0]) == 0
+    assert report.auto_digits([float("nan"), 5.5]) == 2
+
+
+# -- tables ------------------------------------------------------------------------------------------
+def _df():
+    return pd.DataFrame({"model": ["resnet50", "densenet121"], "rf_min": [427.0, 1047.0],
+                         "iou": [0.142948, 0.271234], "n": [3, 12]})
+
+
+def test_table_integers_digits_names_and_no_index():
+    st = report.table(_df(), columns={"rf_min": "smallest RF (px)", "iou": "IoU"})
+    shown = st.data
+    assert list(shown.columns) == ["model", "smallest RF (px)", "IoU", "n"]
+    assert list(shown["smallest RF (px)"]) == ["427", "1047"]
+    assert list(shown["IoU"]) == ["0.143", "0.271"]
+    html = st.to_html()
+    assert "1047.0" not in html and "0.142948" not in html and "rf_min" not in html
+    assert "row_heading" not in html  # no pandas row numbers
+
+
+def test_table_per_column_digits_by_either_name():
+    st = report.table(_df(), columns={"iou": "IoU"}, digits={"IoU": 2})
+    assert list(st.data["IoU"]) == ["0.14", "0.27"]
+    st = report.table(_df(), digits={"iou": 1})
+    assert list(st.data["iou"]) == ["0.1", "0.3"]
+    st = report.table(_df(), digits=2)  # one number for all: integral columns stay integers
+    assert list(st.data["iou"]) == ["0.14", "0.27"] and list(st.data["rf_min"]) == ["427", "1047"]
+    assert list(st.data["n"]) == ["3", "12"]
+    st = report.table(_df(), digits={"n": 1})  # named explicitly: as asked
+    assert list(st.data["n"]) == ["3.0", "12.0"]
+    with pytest.raises(ValueError, match="does not have"):
+        report.table(_df(), digits={"nope": 1})
+    with pytest.raises(ValueError, match="renames"):
+        report.table(_df(), columns={"nope": "x"})
+
+
+def test_table_meaningful_index_becomes_a_column():
+    df = pd.DataFrame({"top-1 (%)": [66.5, 71.5]}, index=pd.Index(["masked", "unmasked"], name="model"))
+    st = report.table(df)
+    assert list(st.data.columns) == ["model", "top-1 (%)"]
+    assert list(st.data["model"]) == ["masked", "unmasked"]
+
+
+def test_table_nan_is_shown_as_a_dash_not_nan():
+    df = pd.DataFrame({"a": [1.5, float("nan")]})
+    assert list(report.table(df).data["a"]) == ["1.50", "—"]  # three significant figures
+
+
+def test_column_width_estimate_by_hand():
+    # longest word of the header (3) vs longest cell (5 chars): 5 * 7.5 px + 16 px padding
+    assert report._column_px("abc", ["12345", "1"]) == 53.5
+    # a 60-character sentence wraps: counted as 24 characters; a long path breaks after / _ - .
+    assert report._column_px("x", ["word " * 12]) == 24 * 7.5 + 16
+    assert report._column_px("x", ["in /usr/share/datasets/fashion-mnist"]) == 24 * 7.5 + 16
+    assert report._column_px("x", ["aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"]) == 30 * 7.5 + 16
+    # a header by its longest word
+    assert report._column_px("the paper's number", ["1"]) == 7 * 7.5 + 16
+
+
+def _wide(n_rows):
+    cols = {"method": [f"method {i}" for i in range(n_rows)]}
+    for j in range(12):
+        cols[f"deviation_from_paper_{j}"] = np.linspace(0.1, 0.9, n_rows) + j
+    return pd.DataFrame(cols)
+
+
+def test_wide_table_is_split_into_parts_that_fit_and_repeat_the_key():
+    df = _wide(6)
+    out = report.table(df, max_width=750)
+    assert isinstance(out, report.SplitTable) and len(out.parts) > 1
+    seen = []
+    for part in out.parts:
+        shown = part.data
+        assert shown.columns[0] == "method"
+        assert sum(report._column_px(c, shown[c]) for c in shown.columns) <= 750
+        seen += list(shown.columns[1:])
+    assert seen == list(df.columns[1:])  # every column once, in order
+    assert "deviation_from_paper_11" in out._repr_html_()
+
+
+def test_wide_table_with_few_rows_is_transposed():
+    df = _wide(2)
+    st = report.table(df)
+    assert not isinstance(st, report.SplitTable)
+    assert list(st.data.columns) == ["", "method 0", "method 1"]
+    assert list(st.data[""])[:2] == ["deviation_from_paper_0", "deviation_from_paper_1"]
+    assert list(st.data["method 1"])[:1] == ["0.900"]
+
+
+def test_table_rejects_a_non_dataframe():
+    with pytest.raises(TypeError, match="DataFrame"):
+        report.table([[1, 2]])
+
+
+# -- glue --------------------------------------------------------------------------------------------
+def test_glue_stores_the_formatted_text_hidden(monkeypatch):
+    calls = []
+    import myst_nb
+    monkeypatch.setattr(myst_nb, "glue", lambda name, v, display=True: calls.append((name, v, display)))
+    assert report.glue("best_iou", 0.142948) == "0.143"
+    assert report.glue("n_images", 1047.0) == "1047"
+    assert report.glue("share", 0.2712, fmt=".0%") == "27%"
+    assert calls == [("best_iou", "0.143", False), ("n_images", "1047", False), ("share", "27%", False)]
+
+
+def test_glue_as_a_cells_last_line_displays_nothing(monkeypatch):
+    import myst_nb
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setattr(myst_nb, "glue", lambda *a, **k: None)
+    text = report.glue("best_iou", 0.142948)
+    assert text == "0.143" and f"IoU {text}" == "IoU 0.143"
+    shell = InteractiveShell.instance()
+    assert shell.display_formatter.format(text) == ({}, {})   # no execute_result
+    assert shell.display_formatter.format("0.143")[0]          # a plain str would show
+
+
+def test_glue_refuses_names_the_role_cannot_read_and_nan(monkeypatch):
+    import myst_nb
+    monkeypatch.setattr(myst_nb, "glue", lambda *a, **k: None)
+    with pytest.raises(ValueError, match="':'"):
+        report.glue("mu:pgc", 1.0)
+    with pytest.raises(ValueError, match="NaN"):
+        report.glue("mu", float("nan"))
+
+
+def test_glue_fallback_writes_what_myst_nb_writes(monkeypatch):
+    """Without myst-nb (Colab), the hidden output has the same mime bundle and metadata."""
+    import IPython.display
+    import myst_nb.ext.glue as mg
+
+    got = {}
+    monkeypatch.setattr(mg, "ipy_display", lambda obj, raw, metadata: got.setdefault("myst", (obj, metadata)))
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw, metadata: got.setdefault("ours", (obj, metadata)))
+    mg.glue("x", "0.143", display=False)
+    report._glue_fallback("x", "0.143", display=False)
+    assert got["ours"] == got["myst"]
+
+
+# -- claims ------------------------------------------------------------------------------------------
+def _add_two(c):
+    c.add("table1-gradcam", "taimeskhanov", "Table 1", "Grad-CAM puts saliency in the dead zone.",
+          22.7, 21.93, True, section="2. STACK-MIX and Table 1", digits=1)
+    c.add("table1-hirescam", "taimeskhanov", "Table 1", "HiResCAM puts none there.", 0.0, 0.0, True)
+
+
+def test_claims_save_and_summary(cache):
+    c = report.Claims("04_walls_experiments", "smoke")
+    _add_two(c)
+    path = c.save()
+    assert path == cache / "claims" / "smoke" / "04_walls_experiments.json"
+    rec = json.loads(path.read_text())
+    assert [r["claim_id"] for r in rec["claims"]] == ["table1-gradcam", "table1-hirescam"]
+    report.claim("02_receptive_fields", "table1-resnet", "santos", "Table 1", "ResNet50's RF is 427 px.",
+                 427, 427.0, True, "smoke", section="Table 1")
+    s = report.summary("smoke")
+    assert list(s["chapter"]) == ["02_receptive_fields", "04_walls_experiments", "04_walls_experiments"]
+    assert list(s["ours"]) == ["427", "21.9", "0"]
+    assert list(s["paper_value"]) == ["427", "22.7", "0"]
+    assert s["link"].iloc[1] == "04_walls_experiments.html#stack-mix-and-table-1"
+    assert s["link"].iloc[2] == "04_walls_experiments.html"
+    assert s["paper_name"].iloc[0] == "Santos et al., large receptive fields"
+    assert s["holds"].dtype == bool
+    assert report.summary("default").empty
+    assert list(report.summary("default").columns) == report.SUMMARY_COLUMNS
+
+
+def test_a_chapter_run_again_replaces_its_rows(cache):
+    c = report.Claims("04_walls_experiments", "smoke")
+    _add_two(c)
+    c.save()
+    again = report.Claims("04_walls_experiments", "smoke")
+    again.add("figure7", "taimeskhanov", "Figure 7", "Maps leak below the wall.", None, 0.3, True)
+    again.save()
+    assert list(report.summary("smoke")["claim_id"]) == ["figure7"]
+
+
+def test_claim_replaces_only_its_own_row(cache):
+    kw = dict(paper="santos", where="Table 1", statement="s", paper_value=1, profile="smoke")
+    report.claim("02_receptive_fields", "a", ours=1, holds=True, **kw)
+    report.claim("02_receptive_fields", "b", ours=2, holds=True, **kw)
+    report.claim("02_receptive_fields", "a", ours=3, holds=False, **kw)
+    s = report.summary("smoke")
+    assert list(s["claim_id"]) == ["b", "a"] and list(s["ours"]) == ["2", "3"]
+
+
+@pytest.mark.parametrize("holds", ["yes", 1, None, 0.0])
+def test_holds_must_be_a_computed_bool(holds):
+    c = report.Claims("04_walls_experiments", "smoke")
+    with pytest.raises(TypeError, match="holds must be a bool"):
+        c.add("x", "taimeskhanov", "Table 1", "s", 1.0, 1.0, holds)
+
+
+def test_numpy_bool_is_accepted_and_stored_as_bool(cache):
+    c = report.Claims("04_walls_experiments", "smoke")
+    ours = np.array([0.2, 0.3]).mean()
+    c.add("x", "taimeskhanov", "Table 1", "s", 0.25, ours, ours > 0.2)
+    c.save()
+    assert json.loads(c.path.read_text())["claims"][0]["holds"] is True
+
+
+def test_bad_claims_are_refused_with_the_reason():
+    c = report.Claims("04_walls_experiments", "smoke")
+    with pytest.raises(ValueError, match="NaN"):
+        c.add("x", "taimeskhanov", "Table 1", "s", 1.0, float("nan"), True)
+    with pytest.raises(ValueError, match="unknown paper 'paper 003'"):
+        c.add("x", "paper 003", "Table 1", "s", 1.0, 1.0, True)
+    with pytest.raises(TypeError, match="ndarray"):
+        c.add("x", "taimeskhanov", "Table 1", "s", 1.0, np.array([1.0, 2.0]), True)
+    c.add("x", "taimeskhanov", "Table 1", "s", 1.0, 1.0, True)
+    with pytest.raises(ValueError, match="added twice"):
+        c.add("x", "taimeskhanov", "Table 1", "s", 1.0, 1.0, True)
+    with pytest.raises(ValueError, match="profile"):
+        report.Claims("04_walls_experiments", "fast")
+    with pytest.raises(ValueError, match="no claims"):
+        report.Claims("04_walls_experiments", "smoke").save()
+
+
+def test_corrupt_and_malformed_records_name_file_and_row(cache):
+    d = cache / "claims" / "smoke"
+    d.mkdir(parents=True)
+    (d / "01_methods_tour.json").write_text("{not json")
+    with pytest.raises(ValueError, match="01_methods_tour.json: not a valid claims record"):
+        report.summary("smoke")
+    c = report.Claims("01_methods_tour", "smoke")
+    c.add("a", "selvaraju", "Eq. 2", "s", 1.0, 1.0, True)
+    c.add("b", "selvaraju", "Eq. 2", "s", 1.0, 1.0, True)
+    c.save()
+    rec = json.loads(c.path.read_text())
+    rec["claims"][1]["holds"] = "yes"
+    c.path.write_text(json.dumps(rec))
+    with pytest.raises(ValueError, match=r"01_methods_tour.json, claim row 2: .*holds must be a bool"):
+        report.summary("smoke")
+
+
+def test_save_is_atomic(cache, monkeypatch):
+    c = report.Claims("04_walls_experiments", "smoke")
+    _add_two(c)
+    c.save()
+    before = c.path.read_text()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(report.json, "dump", boom)
+    again = report.Claims("04_walls_experiments", "smoke")
+    again.add("other", "taimeskhanov", "Figure 7", "s", 1.0, 1.0, True)
+    with pytest.raises(OSError):
+        again.save()
+    assert c.path.read_text() == before
+    assert [p.name for p in c.path.parent.iterdir()] == [c.path.name]  # no temporary left
+
+
+def test_verdict_box_html_and_markdown():
+    c = report.Claims("04_walls_experiments", "default")
+    _add_two(c)
+    c.add("x", "taimeskhanov", "Figure 7", "a <b> tag & co", 0.5, 0.9, False)
+    html = c.verdict_box()._repr_html_()
+    for text in ("the paper claims", "we measured", "holds?", "2 of 3 claims hold", "21.9", "22.7",
+                 "Taimeskhanov, Sicre, Garreau", "a &lt;b&gt; tag &amp; co", ">no<", ">yes<"):
+        assert text in html, text
+    md = c.verdict_box()._repr_markdown_()
+    assert "| *Table 1* (Taimeskhanov, Sicre, Garreau): Grad-CAM" in md and "| **21.9** | yes |" in md
+
+
+def test_section_anchor_matches_sphinx_ids():
+    assert report.section_anchor("2. STACK-MIX and Table 1") == "stack-mix-and-table-1"
+    assert report.section_anchor("Accuracy and training curves (Figure 5)") == \
+        "accuracy-and-training-curves-figure-5"
+    with pytest.raises(ValueError):
+        report.section_anchor("1.")
+
+
+def test_every_paper_key_is_on_the_references_page():
+    text = (paths.REPO_ROOT / "book" / "references.md").read_text()
+    for p in report.PAPERS.values():
+        assert f"({p.ref})=" in text, p.key
+        assert p.name.startswith(p.authors)
+
+
+def test_long_words_get_break_opportunities():
+    st = report.table(pd.DataFrame({"where": ["DATA_ROOT/stack003/{stackmix,stackgen}/", "present"]}))
+    assert list(st.data["where"]) == ["DATA_<wbr>ROOT/<wbr>stack003/<wbr>{stackmix,<wbr>stackgen}/",
+                                      "present"]
+
+
+def test_table_escapes_text_but_not_html_columns():
+    df = pd.DataFrame({"claim": ["a < b & c"], "link": ['<a href="x.html#t">Table 1</a>']})
+    st = report.table(df, html_columns=["link"])
+    assert list(st.data["claim"]) == ["a &lt; b &amp; c"]
+    assert '<a href="x.html#t">Table 1</a>' in st.to_html()
+    # the width of a link is the width of its text, not of its markup
+    assert report._column_px("link", list(st.data["link"])) == 7 * 7.5 + 16
+
+
+def test_summary_page_names_chapters_with_and_without_records(cache, monkeypatch):
+    import myst_nb
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, v, display=True: glued.__setitem__(name, v))
+    chapters = {"01_methods_tour": "A tour of the methods", "04_walls_experiments": "Walls: experiments"}
+    empty = report.SummaryPage("smoke", chapters)
+    empty.glue()
+    assert glued["summary_with"] == "none yet"
+    assert glued["summary_without"] == "A tour of the methods; Walls: experiments"
+    assert "no table" in empty.table().data  # a sentence, never an empty table
+    c = report.Claims("04_walls_experiments", "smoke")
+    _add_two(c)
+    c.save()
+    page = report.SummaryPage("smoke", chapters)
+    page.glue()
+    assert (glued["summary_n_claims"], glued["summary_n_hold"]) == ("2", "2")
+    assert glued["summary_with"] == "Walls: experiments"
+    assert glued["summary_without"] == "A tour of the methods"
+    html = page.table().to_html()
+    assert ('<a href="04_walls_experiments.html#stack-mix-and-table-1">Table 1</a>, Taimeskhanov, '
+            'Sicre, Garreau, CAM-based methods can see through walls: Grad-CAM') in html
+    assert not isinstance(page.table(), report.SplitTable)
+    assert "<em>(Walls: experiments)</em>" in html
+
+
+def test_chapter_titles_from_notebook_or_text_form(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("# not a title"),
+                                         nbformat.v4.new_markdown_cell("# Walls: theory\n\ntext")])
+    nbformat.write(nb, tmp_path / "a.ipynb")
+    (tmp_path / "b.md").write_text("---\njupytext: {}\n---\n\n```{code-cell}\n# comment\n```\n"
+                                   "# Localization\n")
+    assert report._title_of(tmp_path / "a") == "Walls: theory"
+    assert report._title_of(tmp_path / "b") == "Localization"
+    assert report._title_of(tmp_path / "c") == "c"
+
+
+def test_book_chapters_follow_the_table_of_contents():
+    chapters = report.book_chapters()
+    assert report.SUMMARY_PAGE not in chapters
+    assert list(chapters)[:1] == ["01_methods_tour"]
+    assert all(title and not title.startswith("#") for title in chapters.values())
