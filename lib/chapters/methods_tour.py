@@ -107,10 +107,13 @@ def predicted_object_masks(names: Sequence[str], top1: Sequence[int], size: int 
 
 
 def box_scores(maps: dict[str, torch.Tensor], masks: torch.Tensor) -> pd.DataFrame:
-    """Per method: mean share of the map's mass in the box (``metrics.mass_in_mask``) and hit
-    rate (arg-max in the box), beside the box's share of the image (what an even map scores)."""
-    table = pd.DataFrame({m: {"mass in box": metrics.mass_in_mask(v, masks).mean().item(),
-                              "hit rate": metrics.hit(v, masks).mean().item()}
+    """Per method: mean share of the map's mass in the box (``metrics.mass_in_mask``) over the
+    maps that are not zero everywhere (an empty map has no mass to place: counted, left out), hit
+    rate (arg-max in the box), and the box's share of the image (what an even map scores)."""
+    table = pd.DataFrame({m: {"mass in box": torch.nanmean(
+                                  metrics.mass_in_mask(v, masks, empty="nan")).item(),
+                              "hit rate": metrics.hit(v, masks).mean().item(),
+                              "empty maps": int(metrics.is_empty(v).sum())}
                           for m, v in maps.items()}).T
     table["box share of image"] = masks.float().mean().item()
     return table
