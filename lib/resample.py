@@ -1,11 +1,13 @@
-"""Resampling of explanation maps: bilinear up-sampling as an explicit interpolation, and
-up-sampling that places every unit at its receptive-field centre instead of its grid cell."""
+"""Resampling of explanation maps: bilinear up-sampling as an explicit interpolation,
+up-sampling that places every unit at its receptive-field centre instead of its grid cell, and
+paper 000's down-then-up resampling that brings maps of several layers to one resolution."""
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-__all__ = ["upsample_centres", "interp_matrix", "upsample_at_centres"]
+__all__ = ["upsample_centres", "interp_matrix", "upsample_at_centres", "pool_centres", "down_up"]
 
 
 def upsample_centres(n: int, size: int) -> np.ndarray:
@@ -47,3 +49,42 @@ def upsample_at_centres(maps: torch.Tensor, centres_y, centres_x, size) -> torch
     wy = interp_matrix(centres_y, H).to(maps.device, torch.float64)
     wx = interp_matrix(centres_x, W).to(maps.device, torch.float64)
     return (wy @ maps.double() @ wx.T).to(maps.dtype if maps.is_floating_point() else torch.float32)
+
+
+def pool_centres(centres, n: int) -> np.ndarray:
+    """Centres of the ``n`` units of a 1-D map area-averaged (adaptive average pooling) from units
+    placed at ``centres``: the mean centre of each pooling window (e.g. the RF centres of a
+    layer's units after :func:`down_up`'s down-sampling)."""
+    c = np.asarray(centres, dtype=np.float64).ravel()
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive number of units, got {n!r}")
+    if c.size < n:
+        raise ValueError(f"cannot pool {c.size} units down to {n}: down-sampling needs at least "
+                         "as many units as the target grid")
+    return F.adaptive_avg_pool1d(torch.from_numpy(c).view(1, 1, -1), int(n)).view(-1).numpy()
+
+
+def down_up(maps: torch.Tensor, grid: tuple[int, int], size, centres=None,
+            relu: bool = True) -> torch.Tensor:
+    """Paper 000's resampling of a layer's maps (N, h, w) (Section 2.4): ReLU, area-average down
+    to ``grid`` (the last layer's feature size; nothing to do if already that size), then
+    up-sample to ``size`` (int or (H, W)), so that every layer is judged at the same resolution.
+
+    ``centres``: None for bilinear up-sampling (align_corners=False, as Grad-CAM does), or the
+    (rows, columns) input coordinates of the ``grid`` units (e.g. their RF centres pooled by
+    :func:`pool_centres`) for the RF-centred up-sampling (:func:`upsample_at_centres`)."""
+    if not isinstance(maps, torch.Tensor) or maps.dim() != 3:
+        raise ValueError(f"maps must be a (N, h, w) tensor, got "
+                         f"{tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__}")
+    gh, gw = grid
+    h, w = maps.shape[-2:]
+    if h < gh or w < gw:
+        raise ValueError(f"a {h}x{w} map cannot be down-sampled to the last layer's {gh}x{gw} "
+                         "grid: list the last (coarsest) layer first")
+    out = maps.float().clamp(min=0) if relu else maps.float()
+    if (h, w) != (gh, gw):
+        out = F.adaptive_avg_pool2d(out[:, None], (gh, gw))[:, 0]
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if centres is None:
+        return F.interpolate(out[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    return upsample_at_centres(out, centres[0], centres[1], size)
