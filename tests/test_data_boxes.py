@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib.data._images import array_to_tensor
+from lib.data.images import array_to_tensor
 from lib.data.boxes import box_mask, rescale_boxes, resize_crop_geometry
 
 

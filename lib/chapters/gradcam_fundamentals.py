@@ -111,7 +111,7 @@ def load_images(profile: str, device, photos: Sequence[str] | None = None,
 
     categories = imagenet_categories()
     if profile == "full":
-        from ..data._images import IMAGENET_MEAN, IMAGENET_STD
+        from ..data.images import IMAGENET_MEAN, IMAGENET_STD
         from ..data.imagenet import ImageNetVal
         from ..models.zoo import build
 

@@ -141,7 +141,7 @@ def table1_data(profile: str, data_root, device, masked: nn.Module | None = None
     from lib.train import load_data, recipe_path
 
     if profile == "full":
-        from lib.data._images import IMAGENET_MEAN, IMAGENET_STD, normalize_imagenet
+        from lib.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize_imagenet
         from lib.data.stack003 import load_stack003
         from lib.models.masked_vgg import load_authors_weights
 

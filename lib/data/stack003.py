@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ._images import array_to_tensor, load_rgb
+from .images import array_to_tensor, load_rgb
 from .errors import CSV_ENCODING, DataFormatError, DataMissingError, LoadReport, is_blank
 from .imagenet import load_wnids
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ._images import array_to_tensor, find_image, load_rgb, normalize_imagenet
+from .images import array_to_tensor, find_image, load_rgb, normalize_imagenet
 from .boxes import EDGE_TOLERANCE, EDGE_WARNING, box_overhang, rescale_boxes
 from .errors import CSV_ENCODING, DataFormatError, DataMissingError, LoadReport, is_blank
 
