@@ -23,9 +23,7 @@ import html
 import json
 import math
 import numbers
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -34,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from . import paths
+from .results import atomic_write_json
 
 __all__ = ["PAPERS", "Paper", "paper_name", "format_number", "table", "SplitTable", "glue",
            "GluedText", "Claim", "Claims", "claim", "summary", "claims_dir", "section_anchor",
@@ -470,21 +469,6 @@ def _make_claim(chapter, claim_id, paper, where, statement, paper_value, ours, h
     return c
 
 
-def _atomic_write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, ensure_ascii=False, allow_nan=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 _FIELDS = ("chapter", "claim_id", "paper", "where", "statement", "paper_value", "ours", "holds",
            "profile", "section", "digits")
 
@@ -553,10 +537,11 @@ class Claims:
         """Write the chapter's record atomically, replacing its previous rows."""
         if not self.rows:
             raise ValueError(f"{self.chapter}: no claims to save; add() them first")
-        _atomic_write_json(self.path, {
+        atomic_write_json(self.path, {
             "chapter": self.chapter, "profile": self.profile,
             "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "claims": [c.as_record() for c in self.rows]})
+            "claims": [c.as_record() for c in self.rows]}, indent=1, ensure_ascii=False,
+            allow_nan=False)
         return self.path
 
     def verdict_box(self) -> "VerdictBox":

@@ -23,7 +23,6 @@ import enum
 import functools
 import hashlib
 import json
-import math
 import os
 import re
 import tempfile
@@ -181,11 +180,14 @@ def file_digest(path: str | Path) -> str:
     return _DIGESTS[key]
 
 
-def _atomic_write_json(path: Path, obj: Any) -> None:
+def atomic_write_json(path: Path, obj: Any, **dump_kwargs) -> None:
+    """Write ``obj`` as JSON to ``path`` so that a crash leaves the previous file whole: a
+    temporary file in the same folder, fsync, ``os.replace``, then fsync of the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, allow_nan=True)
+            json.dump(obj, f, **{"allow_nan": True, **dump_kwargs})
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -273,7 +275,7 @@ class ResultsStore:
             self._records: dict[str, dict] = _read_json_or_set_aside(self.path / RECORDS, "records") or {}
             meta = _read_json_or_set_aside(self.path / META, "completion state")
             if meta is None:
-                _atomic_write_json(self.path / META, self._meta)
+                atomic_write_json(self.path / META, self._meta)
             else:
                 self._meta.update(meta)
 
@@ -332,8 +334,8 @@ class ResultsStore:
             on_disk = {} if self._reset_pending else (
                 _read_json_or_set_aside(self.path / RECORDS, "records") or {})
             on_disk.update({k: v for k, v in self._records.items() if k in self._dirty})  # put order
-            _atomic_write_json(self.path / RECORDS, on_disk)
-            _atomic_write_json(self.path / META, self._meta)
+            atomic_write_json(self.path / RECORDS, on_disk)
+            atomic_write_json(self.path / META, self._meta)
             self._records = on_disk
             self._dirty.clear()
             self._reset_pending = False
