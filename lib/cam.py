@@ -34,7 +34,6 @@ import contextlib
 import inspect
 import numbers
 import random
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -52,10 +51,6 @@ __all__ = ["compute", "compute_many", "postprocess", "register", "Method", "Cont
 
 #: post-processing of pytorch-grad-cam (and so of papers that used it, e.g. paper 003)
 PGC_PRESET = "pytorch-grad-cam"
-
-#: what :func:`compute` does when given a list of methods or layers: "warn" (DeprecationWarning,
-#: then the old dict result of :func:`compute_many`) or "error" (CAMError naming compute_many)
-_LIST_FORM = "warn"
 
 Target = (None | int | Sequence[int] | torch.Tensor | Callable[[object], torch.Tensor]
           | Sequence[Callable[[object], torch.Tensor]])
@@ -478,7 +473,7 @@ def compute(model: nn.Module, x: torch.Tensor, layer: nn.Module | str | None = N
     Returns a float tensor (N, h, w) at ``layer``'s resolution, signed and not normalised, on
     ``x``'s device (``guidedbackprop``, ``guidedgradcam`` and the Captum methods return input
     attributions (N, C, H, W)). For several methods or layers use :func:`compute_many` (a list
-    here is deprecated: it warns and returns compute_many's dict).
+    here is an error that says so).
 
     ``layer``: a module of the model or a dotted name; None picks the last module to finish
     whose output is a 4-D feature map with h*w > 1 and that runs once (torchcam's rule; found
@@ -498,16 +493,9 @@ def compute(model: nn.Module, x: torch.Tensor, layer: nn.Module | str | None = N
     gradient-free methods do (cam, eigencam, scorecam, ablationcam, occlusion).
     """
     if isinstance(method, (list, tuple)) or isinstance(layer, (list, tuple)):
-        msg = ("cam.compute returns one map (N, h, w) for one method and one layer; for several "
-               "methods or layers call cam.compute_many(model, x, layers, methods, target), "
-               "which returns maps[method][layer_name]")
-        if _LIST_FORM == "error":
-            raise CAMError(msg)
-        warnings.warn(msg + " (the list form of compute is deprecated)", DeprecationWarning,
-                      stacklevel=2)
-        return compute_many(model, x, layer, method, target, batch_size=batch_size,
-                            scorecam_align_corners=scorecam_align_corners, progress=progress,
-                            captum_kwargs=captum_kwargs, options=options)
+        raise CAMError("cam.compute returns one map (N, h, w) for one method and one layer; for "
+                       "several methods or layers call cam.compute_many(model, x, layers, "
+                       "methods, target), which returns maps[method][layer_name]")
     maps = compute_many(model, x, layer, method, target, batch_size=batch_size,
                         scorecam_align_corners=scorecam_align_corners, progress=progress,
                         captum_kwargs=captum_kwargs, options=options)

@@ -135,22 +135,18 @@ def test_compute_returns_one_tensor_and_compute_many_a_dict_from_one_pass():
     assert torch.allclose(single["hirescam"]["layer3"], many["hirescam"]["layer3"], atol=1e-6)
 
 
-def test_compute_given_lists_warns_now_and_errors_when_switched(monkeypatch):
+def test_compute_given_lists_is_an_error_naming_compute_many():
+    """compute's return type never changes with list-ness: lists go to compute_many."""
     torch.manual_seed(2)
     model, x = GapNet(), torch.randn(2, 3, 8, 8)
-    with pytest.warns(DeprecationWarning, match="compute_many"):
-        old = cam.compute(model, x, "features", ["gradcam", "hirescam"])
-    with pytest.warns(DeprecationWarning, match="compute_many"):
-        old_layers = cam.compute(model, x, ["features"], "gradcam")
-    assert torch.equal(old["gradcam"]["features"], old_layers["gradcam"]["features"])
-    monkeypatch.setattr(cam, "_LIST_FORM", "error")
     for method, layer in ((["gradcam"], "features"), ("gradcam", ["features"]),
                           (("gradcam", "hirescam"), ("features",))):
         with pytest.raises(CAMError, match=r"several methods or layers call cam\.compute_many"):
             cam.compute(model, x, layer, method)
+    many = cam.compute_many(model, x, ["features"], ["gradcam"])
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the one-map form never warns
-        assert torch.equal(cam.compute(model, x, "features", "gradcam"), old["gradcam"]["features"])
+        assert torch.equal(cam.compute(model, x, "features", "gradcam"), many["gradcam"]["features"])
 
 
 def test_default_layer_is_the_last_4d_feature_map():
