@@ -1,0 +1,1017 @@
+"""The "U-Net resolution" chapter: Mascolini et al., *High resolution explanation maps for CNNs
+using segmentation networks* (2022), Table I, and what the paper could not measure.
+
+A U-Net used as a classifier (GAP + linear head after the decoder, ``lib.models.unet``) and the
+same network without its skip connections ("ablated") are explained with Grad-CAM, Grad-CAM++
+and Score-CAM at the last decoder layer (``dec1``, full input resolution) and, for contrast, at
+the bottleneck. Each map A is scored by the paper's localisation score
+
+    s = sum_ij A_ij M_ij / sum_ij A_ij          (Section III; ``lib.metrics.mass_in_mask``)
+
+with M the paper's reference (a thresholded Grad-CAM++ map of a separate ResNet-style
+classifier; the threshold is not given, so it is swept) and, beyond the paper, M the true object
+mask of the scene.
+
+What lives here, so that the chapter only calls it: the paper's numbers (``PAPER_TABLE1``), the
+sizes per profile (``SIZES``, ``COST``), the recipes of the models (``unet_recipe``,
+``reference_model``), the test images of each profile (``test_set``), the experiment
+(``Experiment``: models, maps, scores, cached in a ``lib.results.ResultsStore``), the tables, the
+verdicts and the figures.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from lib import cam, metrics
+from lib.plot import METHOD_LABELS, overlay
+
+__all__ = [
+    # the paper, the chapter's sizes and choices
+    "CHAPTER", "PAPER_TABLE1", "PAPER_DATA", "METHODS", "LAYERS", "NETWORKS", "REFERENCE",
+    "THRESHOLDS", "SCENES", "STAND_IN", "REFERENCE_STAND_IN", "SIZES", "COST",
+    # data and models
+    "scene_data", "scenes_text", "check_data", "folder_data", "unet_recipe", "unet_model",
+    "reference_recipe", "reference_model", "TestSet", "test_set",
+    # maps and scores
+    "postprocess", "reference_masks", "mask_iou", "score_maps", "Experiment", "Scores",
+    "map_sizes",
+    # tables and verdicts
+    "accuracy_table", "reference_quality", "argued_threshold", "seed_means", "table1",
+    "paired_differences", "skips_verdict", "gap_verdict", "sweep_verdict", "truth_table",
+    "layer_verdict", "both_correct", "correct_subset_table",
+    "correct_subset_text", "selectivity_table", "class_blind_share", "uniform_baseline", "for_page",
+    "verdict_text", "sweep_text", "closing_text",
+    "claim_rows",
+    # figures
+    "plot_reference", "plot_sweep", "plot_maps", "plot_layers",
+]
+
+CHAPTER = "06_unet_resolution"
+
+#: Mascolini et al., Table I: localisation score s (%) on ImageNet validation images, reference
+#: M = ResNet50 + Grad-CAM++ thresholded (threshold not given).
+PAPER_TABLE1 = {"U-Net": {"gradcam": 53.55, "gradcam++": 72.47, "scorecam": 71.52},
+                "ablated U-Net": {"gradcam": 47.81, "gradcam++": 63.04, "scorecam": 64.36}}
+PAPER_DATA = "ImageNet validation images, U-Net / ResNet50 trained on ImageNet"
+#: Table I's methods, in the paper's order
+METHODS = ("gradcam", "gradcam++", "scorecam")
+#: the layers explained: the paper's (the last decoder layer) and, for contrast, the bottleneck
+LAYERS = {"dec1": "last decoder layer", "bottleneck": "bottleneck"}
+#: the two networks: name -> skip connections
+NETWORKS = {"U-Net": True, "ablated U-Net": False}
+#: the reference map: method and layer of the ResNet-style classifier (ResNet50's names)
+REFERENCE = ("gradcam++", "layer4")
+#: thresholds of the reference map (min-max normalised): M = ref > t
+THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.0, 0.96, 0.05), 2))
+
+
+#: the chapter's sizes per profile (``lib.notebook.setup(profile, sizes=SIZES, ...)``)
+SIZES: dict[str, dict[str, Any]] = {
+    "n_seeds": {"smoke": 1, "default": 3, "full": 3},     # trained pairs (U-Net + ablated)
+    # test images explained per seed: Score-CAM costs 8 + 64 forward passes of the U-Net per
+    # image and network (dec1, bottleneck), ~0.25 CPU-s at 48 px; 40 keeps the default within
+    # ~1.5 CPU-minutes of scoring
+    "n_images": {"smoke": 4, "default": 40, "full": 500},
+    "n_show": {"smoke": 2, "default": 4, "full": 4},       # scenes in the figures
+}
+COST = {"smoke": "under a minute on a CPU (trains tiny models)",
+        "default": "about 2 minutes of CPU time with the committed models (Score-CAM: 72 "
+                   "forward passes an image and network), more on a busy machine",
+        "full": "hours on one GPU (trains 3 x 3 networks on the data folder)"}
+
+#: the scenes (lib.data.scenes.make_scenes): two items of the scene's class and one distractor
+#: item of another class, 30-40 % of the side each, never touching; the label (single, cross-
+#: entropy) is the class with two items, so it is identifiable, and its true mask is the union of
+#: those two items' pixels
+SCENES: dict[str, Any] = dict(size=48, n_objects=2, n_distractors=1, scale=(0.3, 0.4))
+#: what stands in for the paper's networks in the default profile (the scenes' size: dec1 has one
+#: unit per pixel, the bottleneck 1/8 of the side, the ResNet-style layer4 1/16)
+_S = SCENES["size"]
+STAND_IN = (f"a U-Net-style classifier, 8 to 64 channels, {_S} px in, {_S} x {_S} maps at the "
+            f"last decoder layer, {_S // 8} x {_S // 8} at the bottleneck, trained here on scenes")
+REFERENCE_STAND_IN = (f"ResNet-style (ResNet18-like BasicBlocks, layer4 {_S // 16} x {_S // 16} at "
+                      f"{_S} px), trained here on the same scenes, standing in for the paper's "
+                      "ResNet50 (7 x 7 at 224 px)")
+# Models per profile: train / test scenes per seed, the U-Nets' and the reference's training.
+# default: each model trains in at most ~3 CPU-minutes with one thread.
+_SCENE_SIZES = {"smoke": dict(n_train=64, n_test=12), "default": dict(n_train=3000, n_test=300)}
+_UNET = {"smoke": dict(base=8, depth=3, epochs=1, lr=1e-2, batch_size=32),
+         "default": dict(base=8, depth=3, epochs=12, lr=1e-2, batch_size=32),
+         "full": dict(base=16, depth=4, epochs=30, lr=1e-3, batch_size=64)}
+_REFERENCE = {"smoke": dict(epochs=1, lr=3e-3, batch_size=32),
+              "default": dict(epochs=10, lr=3e-3, batch_size=32)}
+#: the full profile: image size of the data folder and the reference's fine-tuning
+_FULL = dict(size=128, reference_epochs=10, reference_lr=1e-4)
+
+
+# --------------------------------------------------------------------------- data and models
+
+def scene_data(profile: str, seed: int) -> dict:
+    """The lib.train data spec of the scenes of ``profile`` and ``seed`` (the seed draws both the
+    training scenes, from Fashion-MNIST's train split, and the test scenes, from its test split)."""
+    if profile not in _SCENE_SIZES:
+        raise ValueError(f"the scenes are the data of the 'smoke' and 'default' profiles, not "
+                         f"{profile!r} (the 'full' profile reads a data folder)")
+    return dict(SCENES, name="scenes", scale=list(SCENES["scale"]), seed=seed,
+                **_SCENE_SIZES[profile])
+
+
+def scenes_text(profile: str, data_root=None) -> str:
+    """The data of ``profile`` in words, for the page."""
+    if profile == "full":
+        from lib.data.unet_folder import unet_folder_dir
+        return f"the images and masks of {unet_folder_dir(data_root)}, at {_FULL['size']} px"
+    lo, hi = SCENES["scale"]
+    n = _SCENE_SIZES[profile]
+    return (f"{SCENES['size']} px scenes of real Fashion-MNIST items, {SCENES['n_objects']} of the "
+            f"scene's class and {SCENES['n_distractors']} of another class, each "
+            f"{100 * lo:.0f}–{100 * hi:.0f} % of the side, never touching; {n['n_train']} "
+            f"training and {n['n_test']} test scenes per seed")
+
+
+def check_data(profile: str, data_root) -> None:
+    """Fail at the start, not after an hour: the full profile needs the data folder (listed,
+    not read) and the torchvision ResNet50 ImageNet weights."""
+    if profile != "full":
+        return
+    from lib.data.errors import DataMissingError
+    from lib.data.unet_folder import list_unet_folder
+    from lib.models.zoo import imagenet_weights_file
+
+    list_unet_folder(data_root, "train", masks=False)
+    list_unet_folder(data_root, "test", masks=True)
+    path, url = imagenet_weights_file("resnet50")
+    if not path.is_file():
+        raise DataMissingError("ResNet50 ImageNet weights (the paper's reference network)",
+                               [str(path)], f"{url} (torchvision downloads it there)")
+
+
+def folder_data(data_root, size: int = _FULL["size"]):
+    """(data callable for lib.train, data_key): the train and test splits of the data folder
+    (``lib.data.unet_folder``) as uint8 RGB at ``size`` px. The key names every file, so that
+    a changed folder retrains."""
+    from lib.data.unet_folder import list_unet_folder, load_unet_folder
+    from lib.train import DataBundle
+
+    names = []
+    for split in ("train", "test"):
+        root, classes, items, _ = list_unet_folder(data_root, split, masks=False)
+        names += [f"{split}/{f.relative_to(root / split)}:{k}" for f, k, _ in items]
+    digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+    def data():
+        tr = load_unet_folder(data_root, "train", size, 3, masks=False)
+        te = load_unet_folder(data_root, "test", size, 3, masks=False)
+        return DataBundle(tr.images, tr.labels, te.images, te.labels)
+
+    return data, f"unet-folder:{len(classes)}classes:{len(names)}files:{digest}:size{size}"
+
+
+def _num_classes(profile: str, data_root) -> int:
+    if profile != "full":
+        return 10
+    from lib.data.unet_folder import list_unet_folder
+    return len(list_unet_folder(data_root, "train", masks=False)[1])
+
+
+def unet_recipe(profile: str, seed: int, skips: bool, data_root=None) -> dict:
+    """The lib.train.load_or_train configuration of the U-Net (``skips=True``) or its ablation
+    (``skips=False``) of ``profile`` and ``seed``: on the scenes (smoke / default) or the data
+    folder (full), cross-entropy."""
+    if profile not in _UNET:
+        raise ValueError(f"profile must be one of {sorted(_UNET)}, got {profile!r}")
+    u = _UNET[profile]
+    kwargs = {"num_classes": _num_classes(profile, data_root),
+              "in_channels": 3 if profile == "full" else 1, "base": u["base"],
+              "depth": u["depth"], "skips": bool(skips)}
+    recipe = dict(model_fn="unet", model_kwargs=kwargs, epochs=u["epochs"], lr=u["lr"],
+                  batch_size=u["batch_size"], seed=seed, loss="ce")
+    if profile == "full":
+        data, key = folder_data(data_root)
+        recipe.update(data=data, data_key=key)
+    else:
+        recipe.update(data=scene_data(profile, seed))
+    return recipe
+
+
+def reference_recipe(profile: str, seed: int) -> dict:
+    """The lib.train.load_or_train configuration of the ResNet-style reference network
+    (``small_resnet``: ResNet18-like, layers named as ResNet50's) on the scenes of ``profile``
+    and ``seed``, the U-Nets' scenes."""
+    if profile not in _REFERENCE:
+        raise ValueError(f"the ResNet-style reference exists for 'smoke' and 'default', not "
+                         f"{profile!r} (the 'full' profile fine-tunes ResNet50)")
+    r = _REFERENCE[profile]
+    return dict(model_fn="small_resnet", model_kwargs={"num_classes": 10, "in_channels": 1},
+                data=scene_data(profile, seed), epochs=r["epochs"], lr=r["lr"],
+                batch_size=r["batch_size"], seed=seed, loss="ce")
+
+
+def unet_model(profile: str, seed: int, skips: bool, device="cpu", data_root=None, **kwargs):
+    """(model, history): the U-Net or its ablation, trained by lib.train (cached; the default
+    profile's weights are committed to MODELS_DIR)."""
+    from lib.train import load_or_train
+
+    return load_or_train(**unet_recipe(profile, seed, skips, data_root), device=device,
+                         commit=profile == "default", **kwargs)
+
+
+def reference_model(profile: str, seed: int, device="cpu", data_root=None, **kwargs):
+    """(model taking images in [0, 1], history): the network whose Grad-CAM++ map is the
+    reference M. smoke / default: a ResNet-style network trained on the same scenes
+    (:func:`reference_recipe`; the default's weights committed); full: torchvision's ResNet50
+    from its ImageNet weights, fine-tuned on the data folder (the paper's ResNet50)."""
+    from lib.train import load_or_train
+
+    if profile != "full":
+        return load_or_train(**reference_recipe(profile, seed), device=device,
+                             commit=profile == "default", **kwargs)
+    from lib.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize_imagenet
+    from lib.models.heads import Normalized
+    from lib.train import DataBundle
+
+    data, key = folder_data(data_root)
+
+    def normalised():
+        b = data()
+        return DataBundle(b.x_train, b.y_train, b.x_test, b.y_test,
+                          transform=lambda x: normalize_imagenet(x.float() / 255))
+
+    model, hist = load_or_train("imagenet_transfer",
+                                {"name": "resnet50", "num_classes": _num_classes(profile, data_root)},
+                                normalised, epochs=_FULL["reference_epochs"],
+                                lr=_FULL["reference_lr"], batch_size=64, seed=seed, loss="ce",
+                                data_key=key + ":imagenet-normalised", device=device, **kwargs)
+    return Normalized(model, IMAGENET_MEAN, IMAGENET_STD).to(device).eval(), hist
+
+
+@dataclass
+class TestSet:
+    """The images explained for one seed: ``images`` float (N, C, S, S) in [0, 1], ``labels``
+    (N,) the class explained (the scene's object class), ``masks`` bool (N, S, S) the true
+    object masks (the union of the items of that class), ``others`` bool (N, S, S) the masks of
+    the other items (the distractors; None where the data have no such masks),
+    ``description``."""
+    images: torch.Tensor
+    labels: torch.Tensor
+    masks: torch.Tensor
+    description: str
+    others: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+def test_set(profile: str, seed: int, n: int, data_root=None) -> TestSet:
+    """``n`` test images with exact masks: scenes from Fashion-MNIST's test split, drawn like the
+    training scenes of ``seed`` (smoke / default), or the data folder's test split (full)."""
+    if profile == "full":
+        from lib.data.unet_folder import load_unet_folder
+        d = load_unet_folder(data_root, "test", _FULL["size"], 3, n=n)
+        return TestSet(d.float_images(), d.labels, d.masks, f"{len(d)} test images of {d.root}")
+    from lib.data.scenes import make_scenes
+
+    spec = scene_data(profile, seed)
+    sc = make_scenes(n, "test", **{k: v for k, v in spec.items()
+                                   if k not in ("name", "n_train", "n_test")})
+    masks = torch.stack([sc.target_mask(i) for i in range(len(sc))])
+    items = sc.instance_map > 0
+    return TestSet(sc.images, sc.labels, masks,
+                   f"{len(sc)} test scenes ({sc.size} px, seed {seed}, Fashion-MNIST test split)",
+                   items & ~masks)
+
+
+# --------------------------------------------------------------------------- maps and scores
+
+def postprocess(raw: torch.Tensor, size) -> torch.Tensor:
+    """The display map of a raw CAM as pytorch-grad-cam gives it (ReLU, per-image min-max,
+    bilinear to ``size``, min-max): non-negative, max 1 (0 everywhere for an empty map)."""
+    return cam.postprocess(raw, size, preset=cam.PGC_PRESET)
+
+
+def reference_masks(ref: torch.Tensor, thresholds: Sequence[float] = THRESHOLDS) -> torch.Tensor:
+    """Binary reference masks M_t = ref > t, bool (T, N, H, W), from post-processed reference
+    maps (N, H, W) in [0, 1]."""
+    t = torch.as_tensor(list(thresholds), dtype=ref.dtype).view(-1, 1, 1, 1)
+    return ref[None] > t
+
+
+def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """|a and b| / |a or b| per image over the last two dimensions (1 when both are empty)."""
+    inter = (a & b).flatten(-2).sum(-1).float()
+    union = (a | b).flatten(-2).sum(-1).float()
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+
+
+def score_maps(maps: torch.Tensor, ref_masks: torch.Tensor, true_masks: torch.Tensor,
+               other_masks: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The localisation score s of post-processed maps (N, H, W): ``s_ref`` (T, N) against each
+    reference mask (T, N, H, W), ``s_true`` (N,) against the true masks (N, H, W), ``s_other``
+    (N,) against the distractors' masks (NaN without them), and ``empty`` (N,): maps that are
+    zero everywhere, whose s is NaN (no mass to place)."""
+    empty = metrics.is_empty(maps)
+    s_ref = torch.stack([metrics.mass_in_mask(maps, m, empty="nan") for m in ref_masks])
+    s_true = metrics.mass_in_mask(maps, true_masks, empty="nan")
+    s_other = (metrics.mass_in_mask(maps, other_masks, empty="nan") if other_masks is not None
+               else torch.full_like(s_true, float("nan")))
+    return {"s_ref": s_ref, "s_true": s_true, "s_other": s_other, "empty": empty}
+
+
+def _nan(v) -> float:
+    return np.nan if v is None else v
+
+
+def _nan_to_none(values) -> list:
+    return [None if v != v else float(v) for v in np.asarray(values, dtype=float).ravel()]
+
+
+@dataclass
+class _Seed:
+    test: TestSet
+    nets: dict[str, nn.Module]
+    histories: dict[str, dict]
+    reference: nn.Module
+    reference_history: dict
+
+
+@dataclass
+class Experiment:
+    """The chapter's experiment: per seed, the U-Net, its ablation and the reference network,
+    the test images, every map and score. ``scores()`` runs (or reloads) the scoring through a
+    ResultsStore keyed by the models' weights, the sizes and the library's code. ``threads``:
+    torch's CPU threads while computing maps (1, as for training: on a shared 2-core machine two
+    threads spin-wait and run several times slower; None keeps torch's setting)."""
+    profile: str
+    n_seeds: int
+    n_images: int
+    device: Any = "cpu"
+    data_root: Any = None
+    thresholds: tuple = THRESHOLDS
+    progress: bool = False
+    batch_size: int = 25
+    threads: int | None = 1
+    seeds: dict[int, _Seed] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        if self.n_seeds < 1 or self.n_images < 1:
+            raise ValueError(f"n_seeds ({self.n_seeds}) and n_images ({self.n_images}) must be >= 1")
+        for s in range(self.n_seeds):
+            nets, hists = {}, {}
+            for name, skips in NETWORKS.items():
+                nets[name], hists[name] = unet_model(self.profile, s, skips, self.device,
+                                                     self.data_root, progress=self.progress,
+                                                     verbose=False)
+            ref, ref_hist = reference_model(self.profile, s, self.device, self.data_root,
+                                            progress=self.progress, verbose=False)
+            test = test_set(self.profile, s, self.n_images, self.data_root)
+            self.seeds[s] = _Seed(test, nets, hists, ref.eval(), ref_hist)
+
+    # -- models ---------------------------------------------------------------------------------
+    def weight_files(self) -> list[str]:
+        """The weights files of every model (what the scores depend on)."""
+        out = []
+        for sd in self.seeds.values():
+            out += [h["path"] for h in sd.histories.values()] + [sd.reference_history["path"]]
+        return out
+
+    def training_table(self) -> pd.DataFrame:
+        """One row per trained model: network, seed, the trainer's test accuracy, epochs and CPU
+        time of training (s; lib.train trains with one thread)."""
+        rows = []
+        for s, sd in self.seeds.items():
+            for name, h in [*sd.histories.items(), ("reference", sd.reference_history)]:
+                rows.append({"network": name, "seed": s, "test accuracy": h["test_acc"],
+                             "epochs": len(h["epochs"]), "CPU time (s)": h.get("cpu_time_s")})
+        return pd.DataFrame(rows)
+
+    # -- maps -----------------------------------------------------------------------------------
+    def unet_maps(self, seed: int, network: str, idx=None, layers: Sequence[str] = tuple(LAYERS),
+                  methods: Sequence[str] = METHODS) -> dict[str, dict[str, torch.Tensor]]:
+        """Post-processed maps ``[method][layer]`` (N, S, S) of ``network`` on the test images
+        ``idx`` of ``seed`` (all by default), explaining each image's label."""
+        sd = self.seeds[seed]
+        x, y = self._take(sd.test, idx)
+        with self._threads():
+            raw = cam.compute_many(sd.nets[network], x, list(layers), list(methods), target=y,
+                                   batch_size=128)
+        return {m: {lay: postprocess(raw[m][lay], x.shape[-2:]).cpu() for lay in layers}
+                for m in methods}
+
+    def reference_maps(self, seed: int, idx=None) -> torch.Tensor:
+        """The reference network's post-processed Grad-CAM++ maps (N, S, S) at ``layer4``."""
+        sd = self.seeds[seed]
+        x, y = self._take(sd.test, idx)
+        with self._threads():
+            raw = cam.compute(sd.reference, x, REFERENCE[1], REFERENCE[0], target=y)
+        return postprocess(raw, x.shape[-2:]).cpu()
+
+    @contextlib.contextmanager
+    def _threads(self):
+        prev = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(prev)
+
+    def _take(self, test: TestSet, idx):
+        sel = slice(None) if idx is None else torch.as_tensor(idx)
+        return test.images[sel].to(self.device), test.labels[sel].to(self.device)
+
+    # -- scores ---------------------------------------------------------------------------------
+    def _score_seed(self, seed: int) -> dict:
+        sd = self.seeds[seed]
+        n = len(sd.test)
+        ref_rows, rows = [], []
+        correct = self._correct(seed)
+        for lo in range(0, n, self.batch_size):
+            idx = list(range(lo, min(lo + self.batch_size, n)))
+            truth = sd.test.masks[idx]
+            others = sd.test.others[idx] if sd.test.others is not None else None
+            ref = self.reference_maps(seed, idx)
+            ref_empty = metrics.is_empty(ref)
+            masks = reference_masks(ref, self.thresholds)
+            iou = mask_iou(masks, truth[None])
+            area = masks.flatten(-2).float().mean(-1)
+            for j, i in enumerate(idx):
+                ref_rows.append({"image": i, "reference_empty": bool(ref_empty[j]),
+                                 "iou": _nan_to_none(iou[:, j]), "area": _nan_to_none(area[:, j]),
+                                 "truth_area": float(truth[j].float().mean()),
+                                 "other_area": (float(others[j].float().mean())
+                                                if others is not None else None)})
+            for net in NETWORKS:
+                maps = self.unet_maps(seed, net, idx)
+                for m in METHODS:
+                    for lay in LAYERS:
+                        sc = score_maps(maps[m][lay], masks, truth, others)
+                        for j, i in enumerate(idx):
+                            s_ref = (sc["s_ref"][:, j] if not ref_empty[j]
+                                     else torch.full((len(self.thresholds),), float("nan")))
+                            rows.append({"network": net, "layer": lay, "method": m, "image": i,
+                                         "empty": bool(sc["empty"][j]),
+                                         "correct": bool(correct[net][i]),
+                                         "s_true": _nan_to_none(sc["s_true"][j:j + 1])[0],
+                                         "s_other": _nan_to_none(sc["s_other"][j:j + 1])[0],
+                                         "s_ref": _nan_to_none(s_ref)})
+        accuracy = [{"network": k, "top-1": float(v.float().mean())} for k, v in correct.items()]
+        return {"reference": ref_rows, "scores": rows, "accuracy": accuracy}
+
+    @torch.no_grad()
+    def _correct(self, seed: int) -> dict[str, torch.Tensor]:
+        """Per network (and the reference): bool (N,), whether each explained image's label is
+        the network's top-1 class."""
+        sd = self.seeds[seed]
+        x, y = self._take(sd.test, None)
+        out = {}
+        for name, model in [*sd.nets.items(), ("reference", sd.reference)]:
+            with self._threads():
+                logits = torch.cat([model(x[i:i + 100]) for i in range(0, len(x), 100)])
+            out[name] = (logits.argmax(1) == y).cpu()
+        return out
+
+    def store(self):
+        """The ResultsStore of this experiment's scores."""
+        from lib.results import ResultsStore
+
+        config = {"n_seeds": self.n_seeds, "n_images": self.n_images,
+                  "thresholds": list(self.thresholds), "methods": list(METHODS),
+                  "layers": list(LAYERS), "reference": list(REFERENCE)}
+        data = {s: sd.test.description for s, sd in self.seeds.items()}
+        return ResultsStore(CHAPTER, self.profile, config, weights=self.weight_files(), data=data)
+
+    def scores(self) -> "Scores":
+        """Every score, computed once per seed and then reloaded from the results store."""
+        store = self.store()
+        recs = store.run(list(self.seeds), self._score_seed, key=lambda s: f"seed{s}",
+                         desc="seeds", save_every=1)
+        return Scores.from_records(recs, self.thresholds)
+
+
+@dataclass
+class Scores:
+    """The experiment's numbers as tables: ``scores`` one row per (seed, network, layer, method,
+    image, threshold) with ``s_ref``, ``s_true`` and ``s_other`` (NaN for an empty map, or where
+    the reference is empty) and ``correct`` (the network's top-1 is the label); ``reference`` one row per (seed, image, threshold) with the reference
+    mask's IoU with the truth and its area; ``accuracy`` per (seed, network)."""
+    scores: pd.DataFrame
+    reference: pd.DataFrame
+    accuracy: pd.DataFrame
+    thresholds: tuple
+
+    @classmethod
+    def from_records(cls, recs: pd.DataFrame, thresholds) -> "Scores":
+        th = list(thresholds)
+        sc, ref, acc = [], [], []
+        for _, r in recs.iterrows():
+            seed = int(str(r["key"]).removeprefix("seed"))
+            for row in r["scores"]:
+                for t, v in zip(th, row["s_ref"]):
+                    sc.append((seed, row["network"], row["layer"], row["method"], row["image"],
+                               row["empty"], row["correct"], t, _nan(v), _nan(row["s_true"]),
+                               _nan(row["s_other"])))
+            for row in r["reference"]:
+                for t, iou, area in zip(th, row["iou"], row["area"]):
+                    ref.append((seed, row["image"], row["reference_empty"], t, iou, area,
+                                row["truth_area"], _nan(row["other_area"])))
+            acc += [{"seed": seed, **a} for a in r["accuracy"]]
+        scores = pd.DataFrame(sc, columns=["seed", "network", "layer", "method", "image", "empty",
+                                           "correct", "threshold", "s_ref", "s_true", "s_other"])
+        reference = pd.DataFrame(ref, columns=["seed", "image", "reference_empty", "threshold",
+                                               "iou", "area", "truth_area", "other_area"])
+        return cls(scores, reference, pd.DataFrame(acc), tuple(th))
+
+
+# --------------------------------------------------------------------------- tables and verdicts
+
+def accuracy_table(exp: Experiment, sc: Scores) -> pd.DataFrame:
+    """Per network: top-1 accuracy (%) on the trainer's test scenes and on the explained ones,
+    mean ± std over seeds (ddof=1), and the CPU time of training (s, mean over seeds)."""
+    tr = exp.training_table()
+    tr["network"] = tr["network"].replace({"reference": "reference (ResNet-style)"})
+    acc = sc.accuracy.assign(network=sc.accuracy["network"].replace(
+        {"reference": "reference (ResNet-style)"}))
+    g, e = tr.groupby("network", sort=False), acc.groupby("network", sort=False)
+    out = pd.DataFrame({"test top-1 (%)": 100 * g["test accuracy"].mean(),
+                        "± std": 100 * g["test accuracy"].std(ddof=1),
+                        "explained scenes top-1 (%)": 100 * e["top-1"].mean(),
+                        "± std ": 100 * e["top-1"].std(ddof=1),
+                        "training CPU time (s)": g["CPU time (s)"].mean()})
+    out.index.name = "network"
+    return out
+
+
+def reference_quality(sc: Scores) -> pd.DataFrame:
+    """Per threshold: mean IoU of the reference mask with the true mask, the reference mask's
+    area and the true mask's area (shares of the image), over the seeds' images whose reference
+    map is not empty."""
+    r = sc.reference[~sc.reference["reference_empty"]]
+    g = r.groupby("threshold")
+    return pd.DataFrame({"IoU with truth": g["iou"].mean(), "reference area": g["area"].mean(),
+                         "true area": g["truth_area"].mean()})
+
+
+def argued_threshold(sc: Scores) -> float:
+    """The threshold at which the reference mask matches the true object best (largest mean IoU
+    over seeds and images): chosen from the reference network alone, before any U-Net is
+    scored."""
+    q = reference_quality(sc)
+    return float(q["IoU with truth"].idxmax())
+
+
+def both_correct(sc: Scores) -> pd.DataFrame:
+    """The (seed, image) pairs that both networks of the seed classify correctly."""
+    c = sc.scores.drop_duplicates(["seed", "image", "network"]).pivot_table(
+        index=["seed", "image"], columns="network", values="correct", aggfunc="first")
+    keep = c[list(NETWORKS)].astype(bool).all(axis=1)
+    return keep[keep].index.to_frame(index=False)
+
+
+def seed_means(sc: Scores, against: str = "reference", threshold: float | None = None,
+               layer: str = "dec1", subset: str = "all") -> pd.DataFrame:
+    """Mean s (%) per (seed, network, method) over the non-empty maps of ``layer``, against the
+    reference at ``threshold``, the true object (``"truth"``) or the distractors
+    (``"distractor"``); with the number of maps scored and empty. ``subset="both correct"``
+    keeps the images that both networks of the seed classify correctly."""
+    d = sc.scores[sc.scores["layer"] == layer]
+    if subset == "both correct":
+        d = d.merge(both_correct(sc), on=["seed", "image"])
+    elif subset != "all":
+        raise ValueError(f"subset must be 'all' or 'both correct', got {subset!r}")
+    if against == "reference":
+        if threshold is None:
+            raise ValueError("give the reference threshold")
+        d = d[np.isclose(d["threshold"], threshold)]
+        col = "s_ref"
+    elif against in ("truth", "distractor"):
+        d = d[np.isclose(d["threshold"], sc.thresholds[0])]  # s_true repeats over thresholds
+        col = "s_true" if against == "truth" else "s_other"
+    else:
+        raise ValueError(f"against must be 'reference', 'truth' or 'distractor', got {against!r}")
+    if d.empty:
+        raise ValueError(f"no scores at threshold {threshold} (thresholds: {sc.thresholds})"
+                         + (" in this subset" if subset != "all" else ""))
+    g = d.groupby(["seed", "network", "method"], sort=False)
+    return pd.DataFrame({"s": 100 * g[col].mean(), "scored": g[col].count(),
+                         "empty": g["empty"].sum()}).reset_index()
+
+
+def correct_subset_table(sc: Scores, threshold: float) -> pd.DataFrame:
+    """The comparison of Table I (reference at ``threshold``) and against the true mask, at the
+    last decoder layer, on the images both networks classify correctly: per method, U-Net and
+    ablated s (%), mean paired difference, seeds where the U-Net is higher; with the images
+    kept per seed."""
+    kept = both_correct(sc).groupby("seed").size()
+    rows = []
+    if kept.empty:
+        return pd.DataFrame([{"M": "—", "method": "no image is classified correctly by both "
+                                                  "networks of any seed"}])
+    for against in ("reference", "truth"):
+        v = skips_verdict(seed_means(sc, against, threshold, subset="both correct"))
+        for _, r in v.iterrows():
+            rows.append({"M": "true mask" if against == "truth" else f"reference, t = {threshold:g}",
+                         "method": METHOD_LABELS[r["method"]], "U-Net": r["U-Net"],
+                         "ablated": r["ablated U-Net"], "difference": r["difference"],
+                         "U-Net higher": f"{r['seeds U-Net higher']} of {r['seeds']} seeds"})
+    return pd.DataFrame(rows)
+
+
+def correct_subset_text(sc: Scores) -> str:
+    """How many explained images per seed both networks classify correctly, in words."""
+    kept = both_correct(sc).groupby("seed").size().reindex(
+        sorted(sc.scores["seed"].unique()), fill_value=0)
+    n = sc.scores.groupby("seed")["image"].nunique()
+    return ", ".join(f"{k} of {n[s]}" for s, k in kept.items()) + " per seed"
+
+
+def paired_differences(means: pd.DataFrame) -> pd.DataFrame:
+    """Per (seed, method): s(U-Net) - s(ablated U-Net) in points, the two networks of a seed
+    trained on the same scenes from the same seed."""
+    w = means.pivot_table(index=["seed", "method"], columns="network", values="s")
+    return (w["U-Net"] - w["ablated U-Net"]).rename("difference").reset_index()
+
+
+def skips_verdict(means: pd.DataFrame) -> pd.DataFrame:
+    """Per method: mean s of each network over seeds, the mean paired difference and its std
+    (ddof=1), the number of seeds where the U-Net is above its ablation, and ``holds``: the
+    U-Net is above in every seed (the paper's "skips raise s", seed by seed)."""
+    diff = paired_differences(means)
+    rows = []
+    for m in METHODS:
+        d = diff[diff["method"] == m]["difference"]
+        mm = means[means["method"] == m].groupby("network")["s"]
+        rows.append({"method": m, "U-Net": mm.mean()["U-Net"],
+                     "ablated U-Net": mm.mean()["ablated U-Net"], "difference": d.mean(),
+                     "difference std": d.std(ddof=1) if len(d) > 1 else np.nan,
+                     "seeds U-Net higher": int((d > 0).sum()), "seeds": len(d),
+                     "holds": bool((d > 0).all())})
+    return pd.DataFrame(rows)
+
+
+def table1(sc: Scores, threshold: float) -> pd.DataFrame:
+    """Table I beside the paper's: per network and method, the paper's s (%) and ours at
+    ``threshold`` (mean ± std over seeds, ddof=1)."""
+    means = seed_means(sc, "reference", threshold)
+    g = means.groupby(["network", "method"], sort=False)["s"]
+    mean, std = g.mean(), g.std(ddof=1)
+    rows = []
+    for net in NETWORKS:
+        row = {"network": net}
+        for m in METHODS:
+            row[f"{METHOD_LABELS[m]} paper"] = PAPER_TABLE1[net][m]
+            row[f"{METHOD_LABELS[m]} ours"] = mean[(net, m)]
+            row[f"{METHOD_LABELS[m]} ± std"] = std[(net, m)]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def truth_table(sc: Scores) -> pd.DataFrame:
+    """Per layer and method: s (%) against the true masks, U-Net and ablated U-Net (mean over
+    seeds), their paired difference (mean and std over seeds, ddof=1) and in how many seeds the
+    U-Net is above."""
+    rows = []
+    for lay in LAYERS:
+        v = skips_verdict(seed_means(sc, "truth", layer=lay))
+        for _, r in v.iterrows():
+            rows.append({"layer": LAYERS[lay], "method": METHOD_LABELS[r["method"]],
+                         "U-Net": r["U-Net"], "ablated": r["ablated U-Net"],
+                         "difference": r["difference"], "± std": r["difference std"],
+                         "U-Net higher": f"{r['seeds U-Net higher']} of {r['seeds']} seeds"})
+    return pd.DataFrame(rows)
+
+
+def selectivity_table(sc: Scores) -> pd.DataFrame:
+    """Per layer, network and method: s (%) on the object and on the distractor (mean over
+    seeds), and the object's share of the mass the map puts on items, s_object / (s_object +
+    s_distractor), beside what a map blind to the class scores: the object's share of the items'
+    area (:func:`class_blind_share`)."""
+    rows = []
+    for lay in LAYERS:
+        obj = seed_means(sc, "truth", layer=lay).groupby(["network", "method"], sort=False)["s"]
+        dis = seed_means(sc, "distractor", layer=lay).groupby(["network", "method"],
+                                                              sort=False)["s"]
+        o, d = obj.mean(), dis.mean()
+        for net in NETWORKS:
+            for m in METHODS:
+                rows.append({"layer": LAYERS[lay], "network": net, "method": METHOD_LABELS[m],
+                             "on the object": o[(net, m)], "on the distractor": d[(net, m)],
+                             "object's share": 100 * o[(net, m)] / (o[(net, m)] + d[(net, m)])})
+    return pd.DataFrame(rows)
+
+
+def class_blind_share(sc: Scores) -> float | None:
+    """The object's share (%) of the items' area, averaged over scenes: the object's share of
+    the items' mass for a map that covers every item evenly, whatever its class. None where the
+    data have no distractor masks (the full profile's folder)."""
+    r = sc.reference[np.isclose(sc.reference["threshold"], sc.thresholds[0])]
+    if r["other_area"].isna().all():
+        return None
+    return float(100 * (r["truth_area"] / (r["truth_area"] + r["other_area"])).mean())
+
+
+def _sweep_holds(sc: Scores, layer: str = "dec1") -> pd.Series:
+    """(threshold, method) -> the U-Net's mean s is above its ablation's in every seed (as
+    :func:`skips_verdict`, for every threshold in one pass)."""
+    d = sc.scores[sc.scores["layer"] == layer]
+    m = d.groupby(["threshold", "method", "seed", "network"])["s_ref"].mean().unstack("network")
+    return ((m["U-Net"] - m["ablated U-Net"]) > 0).groupby(level=["threshold", "method"]).all()
+
+
+def sweep_verdict(sc: Scores, layer: str = "dec1") -> pd.DataFrame:
+    """Per method: at how many thresholds the U-Net's mean s is above its ablation's in every
+    seed, and over which thresholds it is not."""
+    holds = _sweep_holds(sc, layer)
+    rows = []
+    for m in METHODS:
+        bad = [t for t in sc.thresholds if not holds[(t, m)]]
+        rows.append({"method": m, "thresholds": len(sc.thresholds),
+                     "U-Net higher in every seed": len(sc.thresholds) - len(bad),
+                     "not at": ", ".join(f"{t:g}" for t in bad) or "—"})
+    return pd.DataFrame(rows)
+
+
+def sweep_text(sc: Scores) -> str:
+    """Where the U-Net is not above its ablation in every seed across the sweep, in words, with
+    the reference mask's area there."""
+    q = reference_quality(sc)
+    holds = _sweep_holds(sc)
+    bad = sorted({t for t in sc.thresholds for m in METHODS if not holds[(t, m)]})
+    if not bad:
+        return "at every threshold"
+    areas = ", ".join(f"{100 * q.loc[q.index[np.isclose(q.index, t)][0], 'reference area']:.0f}"
+                      for t in bad)
+    return (f"except at t = {', '.join(f'{t:g}' for t in bad)}, where the reference mask covers "
+            f"{areas} % of the image")
+
+
+def layer_verdict(sc: Scores, network: str = "U-Net") -> pd.DataFrame:
+    """Per method: s (%) against the true mask at the last decoder layer and at the bottleneck of
+    ``network`` (mean over seeds), and ``holds``: the full-resolution layer is above in every
+    seed."""
+    rows = []
+    for m in METHODS:
+        per = {lay: seed_means(sc, "truth", layer=lay) for lay in LAYERS}
+        v = {lay: d[(d["network"] == network) & (d["method"] == m)].set_index("seed")["s"]
+             for lay, d in per.items()}
+        diff = v["dec1"] - v["bottleneck"]
+        rows.append({"method": m, "last decoder layer": v["dec1"].mean(),
+                     "bottleneck": v["bottleneck"].mean(), "difference": diff.mean(),
+                     "holds": bool((diff > 0).all())})
+    return pd.DataFrame(rows)
+
+
+def gap_verdict(verdict: pd.DataFrame) -> dict:
+    """The paper's "almost 10 % higher for every method", read as: every method's gap is at
+    least the paper's smallest (Table I: 5.74 points, Grad-CAM). ``verdict`` from
+    :func:`skips_verdict`."""
+    paper = {m: PAPER_TABLE1["U-Net"][m] - PAPER_TABLE1["ablated U-Net"][m] for m in METHODS}
+    ours = verdict.set_index("method")["difference"]
+    return {"paper_min": min(paper.values()), "paper_max": max(paper.values()),
+            "ours_min": float(ours.min()), "ours_max": float(ours.max()),
+            "holds": bool((ours >= min(paper.values())).all())}
+
+
+def map_sizes(exp: Experiment, seed: int = 0) -> dict[str, tuple[int, int]]:
+    """(h, w) of the raw maps at each layer of :data:`LAYERS`, and of the input."""
+    x, y = exp._take(exp.seeds[seed].test, [0])
+    raw = cam.compute_many(exp.seeds[seed].nets["U-Net"], x, list(LAYERS), ["gradcam"],
+                           target=y)["gradcam"]
+    return {"input": tuple(x.shape[-2:]), **{lay: tuple(raw[lay].shape[-2:]) for lay in LAYERS}}
+
+
+def claim_rows(sc: Scores, threshold: float, sizes: dict) -> list[dict]:
+    """The chapter's claims, as keyword arguments of ``lib.report.Claims.add``: the paper's (map
+    resolution, Table I per method, its gap, the ordering at every threshold) and the ones
+    beyond it (against the true masks; full resolution against the bottleneck)."""
+    rows = []
+    h, w = sizes["dec1"]
+    rows.append(dict(claim_id="resolution", paper="mascolini", where="Section II",
+                     statement="At the U-Net's last decoder layer a CAM has one value per input "
+                               "pixel.",
+                     paper_value="input resolution",
+                     ours=f"{h} x {w} for a {sizes['input'][0]} px input (bottleneck "
+                          f"{sizes['bottleneck'][0]} x {sizes['bottleneck'][1]})",
+                     holds=sizes["dec1"] == sizes["input"], section="The networks"))
+    verdict = skips_verdict(seed_means(sc, "reference", threshold))
+    for _, v in verdict.iterrows():
+        m = v["method"]
+        rows.append(dict(
+            claim_id=f"table1-{m}", paper="mascolini", where="Table I",
+            statement=f"The skip connections raise s for {METHOD_LABELS[m]} (U-Net vs ablated "
+                      "U-Net, % of the map in the reference mask).",
+            paper_value=f"{PAPER_TABLE1['U-Net'][m]:.2f} vs {PAPER_TABLE1['ablated U-Net'][m]:.2f}",
+            ours=f"{v['U-Net']:.1f} vs {v['ablated U-Net']:.1f} (higher in "
+                 f"{v['seeds U-Net higher']} of {v['seeds']} seeds)",
+            holds=bool(v["holds"]), section="Table I"))
+    gap = gap_verdict(verdict)
+    rows.append(dict(claim_id="table1-gap", paper="mascolini", where="Section III",
+                     statement="Almost 10 % higher for every method (read: every gap at least "
+                               "the paper's smallest).",
+                     paper_value=f"{gap['paper_min']:.1f} to {gap['paper_max']:.1f} points",
+                     ours=f"{gap['ours_min']:.1f} to {gap['ours_max']:.1f} points",
+                     holds=gap["holds"], section="Table I"))
+    sweep = sweep_verdict(sc)
+    n_ok, n_all = int(sweep["U-Net higher in every seed"].sum()), int(sweep["thresholds"].sum())
+    rows.append(dict(claim_id="every-threshold", paper="mascolini", where="Table I",
+                     statement="The U-Net stays above its ablation whatever the reference "
+                               "threshold (the paper does not give its own).",
+                     paper_value=None, ours=f"{n_ok} of {n_all} (threshold, method) pairs",
+                     holds=n_ok == n_all, section="The threshold sweep"))
+    truth = skips_verdict(seed_means(sc, "truth"))
+    for _, v in truth.iterrows():
+        m = v["method"]
+        std = "" if v["difference std"] != v["difference std"] else f" ± {v['difference std']:.1f}"
+        rows.append(dict(
+            claim_id=f"truth-{m}", paper="mascolini", where="beyond Table I",
+            statement=f"The skip connections raise s for {METHOD_LABELS[m]} against the true "
+                      "object mask.",
+            paper_value=None,
+            ours=f"{v['U-Net']:.1f} vs {v['ablated U-Net']:.1f} ({v['difference']:+.1f}{std} "
+                 "points)",
+            holds=bool(v["holds"]), section="Beyond the paper: s against the true object"))
+    lv = layer_verdict(sc)
+    rows.append(dict(claim_id="resolution-helps", paper="mascolini", where="Section II",
+                     statement="The full-resolution decoder maps localise the object better "
+                               "than the bottleneck's (U-Net, true mask, every method).",
+                     paper_value=None,
+                     ours=", ".join(f"{METHOD_LABELS[r['method']]} {r['last decoder layer']:.1f} "
+                                    f"vs {r['bottleneck']:.1f}" for _, r in lv.iterrows()),
+                     holds=bool(lv["holds"].all()),
+                     section="Beyond the paper: s against the true object"))
+    return rows
+
+
+def verdict_text(verdict: pd.DataFrame) -> str:
+    """A :func:`skips_verdict` table in words: for which methods the U-Net is above its
+    ablation in every seed, and the range of the mean differences."""
+    ok = [METHOD_LABELS[m] for m, h in zip(verdict["method"], verdict["holds"]) if h]
+    bad = [f"{METHOD_LABELS[r['method']]} ({r['seeds U-Net higher']} of {r['seeds']} seeds)"
+           for _, r in verdict.iterrows() if not r["holds"]]
+    lo, hi = verdict["difference"].min(), verdict["difference"].max()
+    gap = f"by {lo:+.1f} to {hi:+.1f} points on average"
+    if not bad:
+        return f"above its ablation in every seed for all three methods, {gap}"
+    if not ok:
+        return f"not above its ablation in every seed for any method ({', '.join(bad)}); " \
+               f"the mean differences run from {lo:+.1f} to {hi:+.1f} points"
+    return (f"above its ablation in every seed for {' and '.join(ok)}, not for "
+            f"{' and '.join(bad)}; the mean differences run from {lo:+.1f} to {hi:+.1f} points")
+
+
+def closing_text(sc: Scores, threshold: float) -> str:
+    """The chapter's conclusion on "the skips preserve spatial detail and raise s", computed:
+    against the reference at ``threshold``, against the true object, and on the scenes both
+    networks classify correctly."""
+    ref = skips_verdict(seed_means(sc, "reference", threshold))
+    truth = skips_verdict(seed_means(sc, "truth"))
+    both = bool(ref["holds"].all() and truth["holds"].all())
+    text = (f"Against the reference at t = {threshold:g}, the U-Net is {verdict_text(ref)}; "
+            f"against the true object, it is {verdict_text(truth)}. ")
+    if both:
+        text += ("So here the claim that the skip connections raise s holds against the truth "
+                 "as well as against the reference")
+    else:
+        text += ("So here the claim that the skip connections raise s does not hold against "
+                 "both the reference and the truth for every method")
+    if not both_correct(sc).empty:
+        sub = skips_verdict(seed_means(sc, "truth", subset="both correct"))
+        text += (", and on the scenes that both networks classify correctly, against the truth, "
+                 f"the U-Net is {verdict_text(sub)}")
+    lo, hi = truth["U-Net"].min(), truth["U-Net"].max()
+    text += (f". The level is another matter: even the U-Net's maps put only {lo:.0f} to "
+             f"{hi:.0f} % of their mass on the object, which covers "
+             f"{uniform_baseline(sc, threshold)['truth']:.0f} % of the image.")
+    return text
+
+
+def for_page(df: pd.DataFrame) -> pd.DataFrame:
+    """A verdict table as the reader sees it: methods by their display names, ``holds`` spelled
+    out."""
+    out = df.copy()
+    if "method" in out:
+        out["method"] = out["method"].map(lambda m: METHOD_LABELS.get(m, m))
+    return out.rename(columns={"holds": "U-Net higher in every seed", "difference std": "± std",
+                               "seeds U-Net higher": "seeds where U-Net is higher"})
+
+
+def uniform_baseline(sc: Scores, threshold: float) -> dict[str, float]:
+    """s (%) of a map spread evenly over the image: the reference mask's mean area at
+    ``threshold`` and the true mask's mean area."""
+    q = reference_quality(sc)
+    t = q.index[np.isclose(q.index, threshold)][0]
+    return {"reference": 100 * q.loc[t, "reference area"], "truth": 100 * q.loc[t, "true area"]}
+
+
+# --------------------------------------------------------------------------- figures
+
+def plot_sweep(sc: Scores, threshold: float):
+    """s (%) against the reference threshold, one panel per method: U-Net and ablated U-Net at the
+    last decoder layer (solid) and the bottleneck (dashed), mean and its sd band over seeds
+    (seaborn); the argued threshold marked; a map spread evenly scores the grey line."""
+    import seaborn as sns
+
+    d = sc.scores.groupby(["seed", "network", "layer", "method", "threshold"], sort=False)[
+        "s_ref"].mean().mul(100).rename("s (%)").reset_index()
+    d["layer"] = d["layer"].map(LAYERS)
+    q = reference_quality(sc)
+    fig, axes = plt.subplots(1, len(METHODS), figsize=(7.5, 3.0), sharey=True)
+    for ax, m in zip(axes, METHODS):
+        sns.lineplot(data=d[d["method"] == m], x="threshold", y="s (%)", hue="network",
+                     style="layer", errorbar="sd", ax=ax, legend=ax is axes[-1],
+                     hue_order=list(NETWORKS), style_order=list(LAYERS.values()))
+        ax.plot(q.index, 100 * q["reference area"], color="grey", lw=1, ls=":")
+        ax.axvline(threshold, color="black", lw=0.8, ls="--")
+        ax.set_title(METHOD_LABELS[m])
+        ax.set_xlabel("reference threshold t")
+    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_reference(sc: Scores, threshold: float):
+    """The reference mask against the truth across thresholds: mean IoU with the true mask, the
+    reference's area and the true mask's area (shares of the image)."""
+    q = reference_quality(sc)
+    fig, ax = plt.subplots(figsize=(5.0, 2.6))
+    ax.plot(q.index, q["IoU with truth"], marker="o", ms=3, label="IoU(reference, true mask)")
+    ax.plot(q.index, q["reference area"], ls="--", label="reference area / image")
+    ax.axhline(q["true area"].iloc[0], color="grey", ls=":", label="true mask area / image")
+    ax.axvline(threshold, color="black", lw=0.8, ls="--")
+    ax.set_xlabel("reference threshold t")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def _outline(ax, mask, color, ls="-"):
+    m = np.asarray(mask, dtype=float)
+    if m.any() and not m.all():
+        ax.contour(m, levels=[0.5], colors=[color], linewidths=1.0, linestyles=ls)
+
+
+def _grid(images, columns: dict[str, torch.Tensor], truth, ref_mask, size: float = 1.05):
+    """Rows of images: the image with the true mask (lime) and the reference mask (white,
+    dashed) outlined, then one map per column, over the image, with both outlines."""
+    n, ncol = len(images), len(columns) + 1
+    cell = min(size, 7.5 / ncol)
+    fig, axes = plt.subplots(n, ncol, figsize=(cell * ncol, cell * n + 0.55), squeeze=False)
+    for i in range(n):
+        img = images[i, 0].numpy() if images.shape[1] == 1 else images[i].permute(1, 2, 0).numpy()
+        overlay(axes[i, 0], img, title="scene" if i == 0 else None)
+        for j, (title, maps) in enumerate(columns.items(), start=1):
+            overlay(axes[i, j], img, maps[i], alpha=0.55, title=title if i == 0 else None,
+                    vmax=1.0)
+        for ax in axes[i]:
+            _outline(ax, truth[i], "lime")
+            _outline(ax, ref_mask[i], "white", "--")
+    fig.tight_layout()
+    sm = mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(0, 1), cmap="jet")
+    cb = fig.colorbar(sm, ax=list(axes.ravel()), orientation="horizontal", fraction=0.03,
+                      pad=0.02, aspect=40, shrink=0.8)
+    cb.set_label("map (min-max); lime: true object mask; white dashed: reference mask",
+                 fontsize=9)
+    cb.ax.tick_params(labelsize=8)
+    return fig
+
+
+def plot_maps(exp: Experiment, seed: int, n_show: int, threshold: float):
+    """The maps of both networks side by side at the last decoder layer, per method, on the
+    first ``n_show`` test images of ``seed``."""
+    idx = list(range(min(n_show, exp.n_images)))
+    sd = exp.seeds[seed]
+    maps = {net: exp.unet_maps(seed, net, idx, layers=["dec1"]) for net in NETWORKS}
+    cols = {}
+    for m in METHODS:
+        for net in NETWORKS:
+            short = "U-Net" if net == "U-Net" else "ablated"
+            cols[f"{METHOD_LABELS[m]}\n{short}"] = maps[net][m]["dec1"]
+    ref = exp.reference_maps(seed, idx)
+    return _grid(sd.test.images[idx], cols, sd.test.masks[idx], ref > threshold)
+
+
+def plot_layers(exp: Experiment, seed: int, n_show: int, threshold: float,
+                method: str = "gradcam++"):
+    """``method`` at the bottleneck and at the last decoder layer of both networks, beside the
+    reference map itself."""
+    idx = list(range(min(n_show, exp.n_images)))
+    sd = exp.seeds[seed]
+    ref = exp.reference_maps(seed, idx)
+    cols = {"reference\n(ResNet-style)": ref}
+    for net in NETWORKS:
+        maps = exp.unet_maps(seed, net, idx, methods=[method])[method]
+        short = "U-Net" if net == "U-Net" else "ablated"
+        cols[f"{short}\nbottleneck"] = maps["bottleneck"]
+        cols[f"{short}\ndec1"] = maps["dec1"]
+    return _grid(sd.test.images[idx], cols, sd.test.masks[idx], ref > threshold)
