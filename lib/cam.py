@@ -21,7 +21,11 @@ pass. Options of a method go in ``options={"eigencam": {"sign": "svd"}}``.
 Speed: the network below the first target layer runs without autograd, so a gradient map
 costs one forward pass and a backward pass from the output to the layer only; all
 gradient-based methods and layers share it. Ablation-CAM runs only the part of the network
-above the layer (a torch.fx split) for its K ablations.
+above the layer (a torch.fx split) for its K ablations. The methods bound by forward passes
+(Score-CAM, Ablation-CAM, occlusion, Integrated Gradients, Gradient SHAP) run them through a
+fast path (:func:`fast_path`: batch-norm folded into the convolutions, channels-last memory
+format and cache-sized batches on the CPU), in a torch.fx copy of the graph; the model itself
+is left exactly as it came.
 
 Adding a method: one function ``weighting(A, G, ctx) -> map`` decorated with
 :func:`register` (name, formula, cost, reference, needs). Nothing else to edit: the name
@@ -45,7 +49,7 @@ from tqdm import tqdm
 
 from lib.layers import layer_name, resolve_layer
 
-__all__ = ["compute", "compute_many", "postprocess", "register", "Method", "Context",
+__all__ = ["compute", "compute_many", "postprocess", "register", "fast_path", "Method", "Context",
            "METHODS", "GRADIENT_METHODS", "LAYER_METHODS", "INPUT_METHODS", "CAPTUM_METHODS",
            "CAMError", "PGC_PRESET"]
 
@@ -156,6 +160,9 @@ class Context:
     target); ``batch_size``, ``progress``, ``captum_kwargs``. ``score(out, images)`` is the
     target score of each row of ``out``, the model's output for inputs made from the images
     ``images`` (indices into x). ``guided_backprop()`` is computed once per call and shared.
+    ``forward(inputs)`` runs the model through the fast path (:func:`fast_path`) and
+    ``no_grad()`` is the context for gradient-free passes: the methods bound by forward passes
+    use both.
     """
     model: nn.Module
     x: torch.Tensor
@@ -190,6 +197,30 @@ class Context:
 
     def guided_backprop(self) -> torch.Tensor:
         return self._engine.guided_backprop()
+
+    def forward(self, inputs: torch.Tensor, grad: bool = False):
+        """The model's output for ``inputs`` through the fast path (:func:`fast_path`), built
+        once per call; without autograd unless ``grad``."""
+        return self._engine.fast()(inputs, grad=grad)
+
+    def no_grad(self):
+        """The context for gradient-free passes: ``torch.inference_mode()`` or
+        ``torch.no_grad()``, as the fast path's ``inference_mode`` lever says."""
+        return torch.inference_mode() if self._engine.levers["inference_mode"] else torch.no_grad()
+
+    @property
+    def levers(self) -> dict:
+        return dict(self._engine.levers)
+
+    def first_conv(self):
+        """The fast copy split after its first convolution (:func:`fast_path`'s
+        ``share_first_conv``), or None where that does not apply."""
+        return self._engine.fast().first_conv(self.x, self.output)
+
+    def images_per_pass(self) -> int:
+        """How many inputs of x's size one pass takes: ``batch_size``, or fewer on the CPU (the
+        fast path's ``cpu_pixels_per_pass``)."""
+        return self._engine.images_per_pass()
 
 
 # --------------------------------------------------------------------------- the methods
@@ -302,34 +333,49 @@ def _scorecam(a, g, ctx):
     ``align_corners=True`` up-samples as its ``nn.UpsamplingBilinear2d``).
 
     A channel that is exactly zero everywhere gives an all-zero mask, hence the same masked
-    input (zeros) whatever the channel: its score is computed once per image, not K times.
+    input (zeros) whatever the channel: its score is computed once per image, not K times. The
+    masked inputs run through the fast path (:func:`fast_path`), ``ctx.images_per_pass()`` at
+    a time, sharing the model's first convolution where that applies (``share_first_conv``).
     """
-    model, x = ctx.model, ctx.x
+    x = ctx.x
     n, k = a.shape[:2]
     size = x.shape[-2:]
     weights = torch.empty(n, k, dtype=a.dtype, device=a.device)
     flat_a = a.flatten(2)
     dead = (flat_a.amax(2) == 0) & (flat_a.amin(2) == 0)
+    step = ctx.images_per_pass()
+    align = ctx.options["align_corners"]
+    hw = a.shape[2] * a.shape[3]
+    first = ctx.first_conv() if n * k > hw else None
+    if first is not None and not first.worth_it(hw):
+        first = None
+    if first is not None:  # the up-sampled unit maps B_j of the layer's h*w positions
+        unit = torch.eye(hw, dtype=x.dtype, device=x.device).view(hw, 1, *a.shape[2:])
+        maps = F.interpolate(unit, size=size, mode="bilinear", align_corners=align)[:, 0]
     bar = tqdm(total=n * k, desc="Score-CAM", disable=not ctx.progress, leave=False)
-    with torch.no_grad():
+    with ctx.no_grad():
         for i in range(n):
             live = (~dead[i]).nonzero()[:, 0]
             if dead[i].any():
                 zero = torch.zeros_like(x[i:i + 1])
                 idx = torch.full((1,), i, device=a.device)
-                weights[i, dead[i]] = ctx.score(model(zero), idx).to(a.dtype)
+                weights[i, dead[i]] = ctx.score(ctx.forward(zero), idx).to(a.dtype)
                 bar.update(int(dead[i].sum()))
-            for lo in range(0, len(live), ctx.batch_size):
-                chans = live[lo:lo + ctx.batch_size]
+            basis = first.basis(x[i:i + 1], maps) if first is not None and len(live) else None
+            for lo in range(0, len(live), step):
+                chans = live[lo:lo + step]
                 up = F.interpolate(a[i:i + 1, chans], size=size, mode="bilinear",
-                                   align_corners=ctx.options["align_corners"])[0]
+                                   align_corners=align)[0]
                 flat = up.flatten(1)
                 mins = flat.amin(1).view(-1, 1, 1)
-                maxs = flat.amax(1).view(-1, 1, 1)
-                masks = (up - mins) / (maxs - mins + 1e-8)
-                batch = x[i:i + 1] * masks[:, None]
+                spans = flat.amax(1).view(-1, 1, 1) - mins + 1e-8
+                if basis is None:
+                    out = ctx.forward(x[i:i + 1] * ((up - mins) / spans)[:, None])
+                else:  # m_k = sum_j c_kj B_j, c_kj = (A_k[j] - min_k) / span_k
+                    coef = (a[i, chans].flatten(1) - mins.view(-1, 1)) / spans.view(-1, 1)
+                    out = first(basis, coef)
                 idx = torch.full((len(chans),), i, device=a.device)
-                weights[i, chans] = ctx.score(model(batch), idx).to(a.dtype)
+                weights[i, chans] = ctx.score(out, idx).to(a.dtype)
                 bar.update(len(chans))
     bar.close()
     return _weighted(torch.softmax(weights, dim=1), a)
@@ -350,14 +396,15 @@ def _ablationcam(a, g, ctx):
     takes the minimum over the ablation batch after ablating the earlier rows in place, so the
     rows get min - 1e7, min - 2e7, ... With its batch_size=1 it equals ours; with its default
     (32) the maps differ wherever the ablated value reaches the score unsaturated (no ReLU
-    between the layer and a linear head).
+    between the layer and a linear head). The part above the layer runs through the fast path
+    (:func:`fast_path`).
     """
     n, k = a.shape[:2]
-    tail = _Tail(ctx.model, ctx.name, ctx.x, a, ctx.output)
+    tail = _Tail(ctx.model, ctx.name, ctx.x, a, ctx.output, ctx.levers)
     original = ctx.score(ctx.output, torch.arange(n, device=a.device))
     drops = torch.empty(n, k, dtype=a.dtype, device=a.device)
     bar = tqdm(total=n * k, desc="Ablation-CAM", disable=not ctx.progress, leave=False)
-    with torch.no_grad():
+    with ctx.no_grad():
         for i in range(n):
             low = a[i].min()
             value = 0.0 if low == 0 else low.item() - 1e7
@@ -404,10 +451,12 @@ _CAPTUM = dict(layer=False, input_resolution=True, captum=True)
           cost="n_steps (50) forwards + backwards", gradients=True,
           reference="Sundararajan et al. 2017 (Captum IntegratedGradients)", **_CAPTUM)
 def _integratedgradients(a, g, ctx):
-    """Integrated Gradients (Captum), zero baseline unless ``captum_kwargs`` says otherwise."""
+    """Integrated Gradients (Captum), zero baseline unless ``captum_kwargs`` says otherwise; the
+    passes run through the fast path (:func:`fast_path`)."""
     import captum.attr as ca
-    forward, cls = _captum_forward(ctx)
-    return ca.IntegratedGradients(forward).attribute(ctx.x, target=cls, **ctx.captum_kwargs)
+    forward, cls = _captum_forward(ctx, grad=True)
+    return ca.IntegratedGradients(forward).attribute(
+        ctx.x, target=cls, **ctx.captum_kwargs).contiguous()
 
 
 @register("occlusion", formula="Y(x) - Y(x with a sliding window zeroed)",
@@ -415,13 +464,16 @@ def _integratedgradients(a, g, ctx):
           reference="Zeiler & Fergus 2014 (Captum Occlusion)", extra_forwards=True, **_CAPTUM)
 def _occlusion(a, g, ctx):
     """Occlusion (Captum): the score drop when a (C, 45, 45) window, stride 1, is zeroed
-    (``sliding_window_shapes`` / ``strides`` in ``captum_kwargs``)."""
+    (``sliding_window_shapes`` / ``strides`` in ``captum_kwargs``). The occluded images run
+    through the fast path (:func:`fast_path`), ``images_per_pass()`` at a time (Captum's
+    ``perturbations_per_eval`` windows of all N images, whose own default is one window)."""
     import captum.attr as ca
-    forward, cls = _captum_forward(ctx)
+    forward, cls = _captum_forward(ctx, grad=False)
     kw = ctx.captum_kwargs
     kw.setdefault("sliding_window_shapes", (ctx.x.shape[1], 45, 45))
     kw.setdefault("strides", 1)
-    return ca.Occlusion(forward).attribute(ctx.x, target=cls, **kw)
+    kw.setdefault("perturbations_per_eval", max(1, ctx.images_per_pass() // len(ctx.x)))
+    return ca.Occlusion(forward).attribute(ctx.x, target=cls, **kw).contiguous()
 
 
 @register("gradientshap", formula="E[dY/dx at random path points] * (x - random baseline)",
@@ -431,14 +483,14 @@ def _gradientshap(a, g, ctx):
     """Gradient SHAP (Captum), zero baseline by default. ``captum_kwargs["seed"]`` (default 0)
     seeds torch, NumPy's and Python's global generators (Captum draws from NumPy's) for this
     call only: the same seed gives bit-identical maps, and the caller's random state is left
-    as it was."""
+    as it was. The passes run through the fast path (:func:`fast_path`)."""
     import captum.attr as ca
-    forward, cls = _captum_forward(ctx)
+    forward, cls = _captum_forward(ctx, grad=True)
     kw = ctx.captum_kwargs
     kw.setdefault("baselines", torch.zeros_like(ctx.x[:1]))
     seed = kw.pop("seed", 0)
     with _seeded(seed, ctx.x.device):
-        return ca.GradientShap(forward).attribute(ctx.x, target=cls, **kw)
+        return ca.GradientShap(forward).attribute(ctx.x, target=cls, **kw).contiguous()
 
 
 #: derived from the registry; kept for callers that test membership
@@ -486,8 +538,10 @@ def compute(model: nn.Module, x: torch.Tensor, layer: nn.Module | str | None = N
     one callable per image taking that image's output (pytorch-grad-cam's targets, e.g.
     ``ClassifierOutputTarget``). ``options``: per-method options, e.g.
     ``{"eigencam": {"sign": "svd"}}`` (see ``help(cam.METHODS[name])``). ``batch_size`` bounds
-    the batches of Score-CAM's masked inputs and Ablation-CAM's ablated activations;
-    ``scorecam_align_corners`` is ``options={"scorecam": {"align_corners": ...}}``.
+    the batches of Score-CAM's masked inputs, Ablation-CAM's ablated activations and
+    occlusion's occluded images (on the CPU Score-CAM and occlusion take fewer, sized to the
+    cache: :func:`fast_path`); ``scorecam_align_corners`` is
+    ``options={"scorecam": {"align_corners": ...}}``.
 
     Runs inside the caller's ``torch.no_grad()``; inside ``torch.inference_mode()`` only the
     gradient-free methods do (cam, eigencam, scorecam, ablationcam, occlusion).
@@ -613,6 +667,23 @@ class _Engine:
         self.scorer: Callable[[object, torch.Tensor], torch.Tensor] | None = None
         self.classes: torch.Tensor | None = None
         self._guided: torch.Tensor | None = None
+        self.levers = dict(_LEVERS)  # the fast path's levers as they were when called
+        self.output = None
+        self._fast: _FastForward | None = None
+
+    def images_per_pass(self) -> int:
+        pixels = self.levers["cpu_pixels_per_pass"]
+        if pixels is None or self.x.device.type != "cpu":
+            return self.batch_size
+        return max(1, min(self.batch_size, pixels // (self.x.shape[-2] * self.x.shape[-1])))
+
+    def fast(self) -> _FastForward:
+        """The fast forward pass, built at first use and shared by the methods of the call;
+        built outside inference mode, so that methods with gradients can use it too."""
+        if self._fast is None:
+            with torch.inference_mode(False), torch.no_grad():
+                self._fast = _FastForward(self.model, self.x, self.output, self.levers)
+        return self._fast
 
     def run(self, specs):
         maps: dict[str, dict[str, torch.Tensor]] = {s.name: {} for s in specs}
@@ -623,6 +694,7 @@ class _Engine:
             with torch.no_grad():
                 output = self.model(self.x)
             acts = grads = [None] * len(self.names)
+        self.output = output
         self._set_scorer(output)
         for s in specs:
             opts = self.options.get(s.name, {})
@@ -791,10 +863,18 @@ def _per_image_scorer(targets, n):
     return scorer
 
 
-def _captum_forward(ctx):
+def _captum_forward(ctx, grad: bool):
     """The forward function and class indices for Captum: class indices are passed to Captum
-    (which expands them with its batches); a callable target becomes part of the forward."""
-    model, target = ctx.model, ctx.target
+    (which expands them with its batches); a callable target becomes part of the forward. The
+    passes go through the fast path; gradient-free ones return ordinary tensors (Captum
+    works on them outside inference mode)."""
+    target = ctx.target
+    if grad:
+        def model(inp):
+            return ctx.forward(inp, grad=True)
+    else:
+        def model(inp):
+            return _tree_map(lambda t: t.clone() if t.is_inference() else t, ctx.forward(inp))
     if ctx.classes is not None:
         return model, ctx.classes
     if isinstance(target, (list, tuple)):
@@ -824,47 +904,42 @@ class _Tail:
     """The part of the model above one layer, as a function of that layer's output.
 
     torch.fx splits the graph at the layer; values from below it that the upper part also
-    needs (skip connections) are computed once and repeated. A model that fx cannot trace falls
-    back to running the whole model with the layer's output replaced (correct, but slower).
+    needs (skip connections) are computed once and repeated. The upper part runs through the
+    fast path (:func:`fast_path`: batch-norm folded, channels-last) when that reproduces the
+    model's output, else as it is. A model that fx cannot trace falls back to running the whole
+    model with the layer's output replaced (correct, but slower).
     """
 
-    def __init__(self, model, name, x, a, output):
+    def __init__(self, model, name, x, a, output, levers=None):
         self.model, self.name, self.x = model, name, x
         self.graph_module, self.externals = None, []
+        self.channels_last = False
+        levers = dict(_LEVERS if levers is None else levers)
         try:
             self._split()
-            with torch.no_grad():
-                check = self._run_fx(a, torch.arange(len(a), device=a.device))
-            if not _allclose_tree(check, output):
-                self.graph_module = None
         except Exception:  # untraceable model: fall back to the full forward pass
-            self.graph_module = None
+            return
+        for fast in (True, False):  # the fast upper part, else the plain one
+            if fast and not (levers["fold_batchnorm"] or levers["channels_last"]):
+                continue
+            try:
+                self.graph_module = _graph_module(
+                    self._modules_root, self._graph, fold=fast and levers["fold_batchnorm"],
+                    channels_last=fast and levers["channels_last"] and _cl_ok(x))
+                self.channels_last = fast and levers["channels_last"] and _cl_ok(x)
+                with torch.no_grad():
+                    check = self._run_fx(a, torch.arange(len(a), device=a.device))
+                if _allclose_tree(check, output):
+                    return
+            except Exception:
+                pass
+        self.graph_module, self.channels_last = None, False
 
     def _split(self):
         import torch.fx as fx
 
         target_name = self.name
-        leaves = {target_name}
-
-        class Tracer(fx.Tracer):
-            def is_leaf_module(self, m, qualname):
-                return qualname in leaves or super().is_leaf_module(m, qualname)
-
-        # A sub-module with Python control flow on shapes or values cannot be traced through;
-        # it is kept whole as a leaf (called as is) unless it contains the target layer.
-        for _ in range(32):
-            tracer = Tracer()
-            try:
-                graph = tracer.trace(self.model)
-                break
-            except Exception:
-                stack = [path for path in getattr(tracer, "module_stack", {}) if path]
-                culprit = stack[-1] if stack else ""
-                if not culprit or culprit in leaves or target_name.startswith(culprit + "."):
-                    raise
-                leaves.add(culprit)
-        else:
-            raise RuntimeError("too many untraceable sub-modules")
+        graph = _trace(self.model, leaves={target_name}, inside=target_name)
         nodes = [nd for nd in graph.nodes if nd.op == "call_module" and nd.target == target_name]
         if len(nodes) != 1:
             raise RuntimeError("layer not found once in the traced graph")
@@ -892,7 +967,7 @@ class _Tail:
             if nd in needed:
                 env[nd] = new.node_copy(nd, lambda arg: env[arg])
         new.output(fx.map_arg(out_node.args[0], lambda arg: env[arg]))
-        self.graph_module = fx.GraphModule(self.model, new)
+        self._graph, self._modules_root = new, self.model
         if externals:  # values below the cut that the upper part reads: compute them once
             head = fx.Graph()
             henv = {}
@@ -911,6 +986,8 @@ class _Tail:
 
     def _run_fx(self, batch, image_index):
         ext = [e[image_index] for e in self.externals]
+        if self.channels_last and batch.dim() == 4:
+            batch = batch.contiguous(memory_format=torch.channels_last)
         return self.graph_module(batch, *ext)
 
     def __call__(self, batch, i):
@@ -923,6 +1000,350 @@ class _Tail:
             return self.model(self.x[i:i + 1].expand(len(batch), *self.x.shape[1:]))
         finally:
             handle.remove()
+
+
+# --------------------------------------------------------------------------- the fast path
+
+#: pixels per pass of masked inputs / occluded images on the CPU: 32 images of 112 x 112, 8 of
+#: 224 x 224. Measured (ResNet18, one thread, CPU time per image, paired rounds): at 112 px
+#: batches of 32 were ~8 % faster than 64, at 224 px batches of 8 ~11 % faster than 64 (the
+#: activations of a batch stay in the cache)
+CPU_PIXELS_PER_PASS = 32 * 112 * 112
+
+#: the levers of the fast path of the methods bound by forward passes; :func:`fast_path`
+#: switches them for a block (the benchmark and the cost chapter measure each one)
+_LEVERS: dict = {"channels_last": True, "fold_batchnorm": True, "inference_mode": False,
+                 "cpu_pixels_per_pass": CPU_PIXELS_PER_PASS, "share_first_conv": True}
+
+
+@contextlib.contextmanager
+def fast_path(channels_last: bool = True, fold_batchnorm: bool = True,
+              inference_mode: bool = False,
+              cpu_pixels_per_pass: int | None = CPU_PIXELS_PER_PASS,
+              share_first_conv: bool = True):
+    """Within the block, the methods bound by forward passes (Score-CAM's masked inputs,
+    Ablation-CAM's passes of the layers above its layer, Captum's occlusion, Integrated
+    Gradients and Gradient SHAP) use these levers, the defaults being the engine's own:
+
+    ``channels_last``: inputs and convolution weights in channels-last memory format, on the
+    CPU for float32 (where oneDNN's convolutions are faster in it);
+    ``fold_batchnorm``: each eval-mode BatchNorm2d that only follows a Conv2d is folded into it
+    (as ``torch.nn.utils.fusion.fuse_conv_bn_eval``): one convolution instead of two passes
+    over the feature map;
+    ``inference_mode``: gradient-free passes under ``torch.inference_mode()`` rather than
+    ``torch.no_grad()`` (off by default: no gain was measured, see ``python -m lib.bench
+    --levers``);
+    ``cpu_pixels_per_pass``: on the CPU, Score-CAM's masked inputs and occlusion's occluded
+    images go ``cpu_pixels_per_pass // (H * W)`` at a time (at most ``batch_size``; None: always
+    ``batch_size``);
+    ``share_first_conv``: Score-CAM's masked inputs x * m_k share the model's first convolution.
+    A mask is a combination of the h*w up-sampled unit maps B_j of the layer (bilinear
+    up-sampling is linear and its B_j sum to 1), m_k = sum_j c_kj B_j with
+    c_kj = (A_k[j] - min_k) / (max_k - min_k + eps); a convolution is linear, so
+    conv(x * m_k) = sum_j c_kj conv_no_bias(x * B_j) + bias: h*w convolutions per image instead
+    of one per channel, then a matrix product. Used where the input feeds only that Conv2d (zero
+    padding), the model's root has no hooks, and the product costs less than half the
+    convolution; checked against the model's output on x.
+
+    ``fast_path(False, False, False, None, False)`` is the plain path. The model is never changed:
+    folded and channels-last convolutions are new modules in a torch.fx copy of the graph that
+    shares every other module, tensor and hook of the model, used only where its output on the
+    images equals the model's (rtol 1e-4); modules with hooks are kept as they are, so that the
+    hooks see what they expect.
+    """
+    if cpu_pixels_per_pass is not None and (isinstance(cpu_pixels_per_pass, bool)
+                                            or not isinstance(cpu_pixels_per_pass, int)
+                                            or cpu_pixels_per_pass < 1):
+        raise CAMError(f"cpu_pixels_per_pass must be a positive int or None, got "
+                       f"{cpu_pixels_per_pass!r}")
+    old = dict(_LEVERS)
+    _LEVERS.update(channels_last=bool(channels_last), fold_batchnorm=bool(fold_batchnorm),
+                   inference_mode=bool(inference_mode), cpu_pixels_per_pass=cpu_pixels_per_pass,
+                   share_first_conv=bool(share_first_conv))
+    try:
+        yield dict(_LEVERS)
+    finally:
+        _LEVERS.clear()
+        _LEVERS.update(old)
+
+
+def _cl_ok(x: torch.Tensor) -> bool:
+    """Channels-last pays on the CPU for float32 (oneDNN); elsewhere it is not measured here."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4
+
+
+def _hooked(module: nn.Module) -> bool:
+    return any(getattr(module, h, None) for h in (
+        "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
+        "_state_dict_hooks", "_load_state_dict_pre_hooks"))
+
+
+def _trace(model: nn.Module, leaves=(), inside: str | None = None):
+    """The torch.fx graph of ``model`` with the modules named in ``leaves`` kept whole. A
+    sub-module with Python control flow on shapes or values cannot be traced through; it is
+    kept whole as a leaf (called as is) unless it contains the module named ``inside``."""
+    import torch.fx as fx
+
+    leaves = set(leaves)
+
+    class Tracer(fx.Tracer):
+        def is_leaf_module(self, m, qualname):
+            return qualname in leaves or super().is_leaf_module(m, qualname)
+
+    for _ in range(32):
+        tracer = Tracer()
+        try:
+            return tracer.trace(model)
+        except Exception:
+            stack = [path for path in getattr(tracer, "module_stack", {}) if path]
+            culprit = stack[-1] if stack else ""
+            if not culprit or culprit in leaves or (inside or "").startswith(culprit + "."):
+                raise
+            leaves.add(culprit)
+    raise RuntimeError("too many untraceable sub-modules")
+
+
+def _graph_module(model: nn.Module, graph, fold: bool, channels_last: bool):
+    """A GraphModule running (a copy of) ``graph``, traced from ``model``, on the model's own
+    modules and tensors, shared, not copied; only convolutions are new: with the batch-norm
+    that only follows them folded in (``fold``), with channels-last weights
+    (``channels_last``). Modules with hooks, and modules whose attributes the graph reads
+    directly, are kept as they are."""
+    import copy
+
+    import torch.fx as fx
+
+    graph = copy.deepcopy(graph)
+    layout = torch.channels_last if channels_last else torch.preserve_format
+    modules = dict(model.named_modules())
+    attrs = [nd.target for nd in graph.nodes if nd.op == "get_attr"]
+    root: dict[str, object] = {t: _get_attr(model, t) for t in attrs}
+
+    def own(name):  # a module that may be replaced
+        m = modules.get(name)
+        return (m is not None and not _hooked(m)
+                and not any(t.startswith(name + ".") for t in attrs))
+
+    count = 0
+    for nd in list(graph.nodes):
+        if nd.op == "call_module":
+            root.setdefault(nd.target, modules[nd.target])
+    for nd in list(graph.nodes):
+        if not (fold and nd.op == "call_module" and type(modules.get(nd.target)) is nn.BatchNorm2d
+                and len(nd.args) == 1 and not nd.kwargs):
+            continue
+        prev, bn = nd.args[0], modules[nd.target]
+        if not (isinstance(prev, fx.Node) and prev.op == "call_module"
+                and type(modules.get(prev.target)) is nn.Conv2d and len(prev.users) == 1
+                and own(prev.target) and own(nd.target) and not bn.training
+                and bn.track_running_stats and bn.running_mean is not None
+                and not modules[prev.target].training):
+            continue
+        fused = _fold_conv_bn(modules[prev.target], bn, layout)
+        name = f"_fast_conv_{count}"
+        count += 1
+        root[name] = fused
+        prev.target = name
+        nd.replace_all_uses_with(prev)
+        graph.erase_node(nd)
+    if channels_last:
+        for nd in graph.nodes:
+            if nd.op != "call_module" or not isinstance(root[nd.target], nn.Conv2d):
+                continue
+            if nd.target.startswith("_fast_conv_") or not own(nd.target):
+                continue  # folded (already channels-last), or to be kept as it is
+            conv = _copy_conv(root[nd.target])
+            conv.weight = nn.Parameter(
+                conv.weight.detach().contiguous(memory_format=torch.channels_last),
+                requires_grad=False)
+            name = f"_fast_conv_{count}"
+            count += 1
+            root[name] = conv
+            nd.target = name
+    return fx.GraphModule(root, graph)
+
+
+def _fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, layout=torch.contiguous_format
+                  ) -> nn.Conv2d:
+    """One convolution computing bn(conv(x)) for an eval-mode batch-norm: weight W * s and
+    bias (b - mu) * s + beta per output channel, s = gamma / sqrt(var + eps) (as
+    ``torch.nn.utils.fusion.fuse_conv_bn_eval``, here written in ``layout`` in one pass)."""
+    with torch.no_grad():
+        scale = torch.rsqrt(bn.running_var + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight
+        bias = -bn.running_mean if conv.bias is None else conv.bias - bn.running_mean
+        bias = bias * scale
+        if bn.bias is not None:
+            bias = bias + bn.bias
+        w = conv.weight
+        weight = torch.empty_like(w, memory_format=layout)
+        torch.mul(w, scale.to(w.dtype).view(-1, *[1] * (w.dim() - 1)), out=weight)
+    fused = _copy_conv(conv)
+    fused.weight = nn.Parameter(weight, requires_grad=False)
+    fused.bias = nn.Parameter(bias.to(w.dtype), requires_grad=False)
+    return fused
+
+
+def _copy_conv(conv: nn.Conv2d) -> nn.Conv2d:
+    """A new Conv2d with the same settings and its own dict of parameters (shared until the
+    caller replaces them), without copying the weights."""
+    import copy
+
+    new = copy.copy(conv)
+    new._parameters = dict(conv._parameters)
+    return new
+
+
+def _get_attr(model: nn.Module, target: str):
+    obj = model
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _share_root_hooks(fast: nn.Module, model: nn.Module) -> bool:
+    """Let the copy run the model's own forward hooks (e.g. ones that count passes); False if
+    the model has backward hooks on its root (the copy is then not used)."""
+    if getattr(model, "_backward_hooks", None) or getattr(model, "_backward_pre_hooks", None):
+        return False
+    for attr in ("_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_forward_hooks",
+                 "_forward_hooks_with_kwargs", "_forward_hooks_always_called"):
+        if hasattr(model, attr):
+            setattr(fast, attr, getattr(model, attr))
+    return True
+
+
+class _FastForward:
+    """The model's forward pass through the fast path (see :func:`fast_path`), for the methods
+    that run many: a torch.fx copy with batch-norm folded and channels-last convolutions, used
+    only if its output on ``x`` equals the model's ``output`` (else channels-last inputs to the
+    model itself, else the model as it is)."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, output, levers=None):
+        self.levers = dict(_LEVERS if levers is None else levers)
+        self.model, self.module, self.channels_last = model, model, False
+        cl = self.levers["channels_last"] and _cl_ok(x)
+        candidates = []
+        if self.levers["fold_batchnorm"] or cl:
+            candidates.append(("graph", cl))
+        if cl:
+            candidates.append(("model", True))
+        for kind, channels_last in candidates:
+            try:
+                if kind == "graph":
+                    module = _graph_module(model, _trace(model), self.levers["fold_batchnorm"],
+                                           channels_last)
+                    if not _share_root_hooks(module, model):
+                        continue
+                else:
+                    module = model
+                self.module, self.channels_last = module, channels_last
+                with torch.no_grad():
+                    check = self(x, grad=False)
+                if _allclose_tree(check, output):
+                    return
+            except Exception:
+                pass
+        self.module, self.channels_last = model, False
+
+    @property
+    def kind(self) -> str:
+        """Which path runs: "graph" (the fast copy), "channels-last input" or "model"."""
+        if self.module is not self.model:
+            return "graph"
+        return "channels-last input" if self.channels_last else "model"
+
+    def no_grad(self):
+        """The context of gradient-free passes: inference_mode or no_grad, as the lever says."""
+        return torch.inference_mode() if self.levers["inference_mode"] else torch.no_grad()
+
+    def __call__(self, inputs: torch.Tensor, grad: bool = False):
+        if self.channels_last and inputs.dim() == 4:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        if grad:
+            return self.module(inputs)
+        with self.no_grad():
+            return self.module(inputs)
+
+    def first_conv(self, x: torch.Tensor, output) -> _FirstConv | None:
+        """The split of the fast copy after its first convolution (see :func:`fast_path`'s
+        ``share_first_conv``), built once and checked on ``x``; None where it does not apply."""
+        if not hasattr(self, "_first"):
+            self._first = None
+            if self.levers["share_first_conv"] and self.kind == "graph":
+                try:
+                    first = _FirstConv(self.module, self.model, self.channels_last)
+                    # B = one all-ones map per image, c = the identity: the images themselves
+                    eye = torch.eye(len(x), dtype=x.dtype, device=x.device)
+                    with torch.no_grad():
+                        check = first(first.basis(x, torch.ones_like(x[:1, 0])), eye)
+                    if _allclose_tree(check, output):
+                        self._first = first
+                except Exception:
+                    self._first = None
+        return self._first
+
+
+class _FirstConv:
+    """A fast copy split after its first convolution: ``basis(x_i, B)`` is that convolution,
+    without its bias, of the image x_i times each map B_j; ``self(basis, c)`` the model's
+    output for the inputs x_i * sum_j c_kj B_j (one row per k): the combined convolution, its
+    bias, then the rest of the graph."""
+
+    def __init__(self, fast: nn.Module, model: nn.Module, channels_last: bool):
+        import torch.fx as fx
+
+        if _hooked(model):
+            raise RuntimeError("the model's own hooks expect its input")
+        graph = fast.graph
+        inputs = [nd for nd in graph.nodes if nd.op == "placeholder"]
+        if len(inputs) != 1 or len(inputs[0].users) != 1:
+            raise RuntimeError("the input feeds more than one node")
+        (conv_node,) = inputs[0].users
+        conv = (fast.get_submodule(conv_node.target) if conv_node.op == "call_module" else None)
+        if (type(conv) is not nn.Conv2d or conv.padding_mode != "zeros" or _hooked(conv)
+                or conv_node.args != (inputs[0],) or conv_node.kwargs):
+            raise RuntimeError("the input does not go to one plain Conv2d")
+        self.conv, self.channels_last = conv, channels_last
+        new = fx.Graph()
+        env = {conv_node: new.placeholder("first_conv_output")}
+        for nd in graph.nodes:
+            if nd.op == "placeholder" or nd is conv_node:
+                continue
+            env[nd] = new.node_copy(nd, lambda arg: env[arg])
+        self.rest = fx.GraphModule(fast, new)
+
+    def worth_it(self, hw: int) -> bool:
+        """The matrix product (h*w multiply-adds per output) at most half the convolution's
+        (C_in * kh * kw / groups)."""
+        c = self.conv
+        return 2 * hw <= c.in_channels * c.kernel_size[0] * c.kernel_size[1] // c.groups
+
+    def basis(self, x_i: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+        """conv_no_bias(x_i * B_j) for the maps B (J, H, W) of image x_i (1, C, H, W)."""
+        inputs = x_i * maps[:, None]
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        c = self.conv
+        return c._conv_forward(inputs, c.weight, None)
+
+    def __call__(self, basis: torch.Tensor, coefficients: torch.Tensor):
+        """The output for the inputs x_i * sum_j c_kj B_j, c (K, J) of the basis (J, C, H, W)."""
+        j, ch, h, w = basis.shape
+        coefficients = coefficients.to(basis.dtype)
+        bias = self.conv.bias
+        if bias is None:
+            bias = torch.zeros(ch, dtype=basis.dtype, device=basis.device)
+        # one matrix product that also adds the bias, so the output is written once
+        if basis.is_contiguous(memory_format=torch.channels_last) and ch > 1:
+            flat = basis.permute(0, 2, 3, 1).reshape(j, -1)  # (J, h*w*ch), channels fastest
+            out = torch.addmm(bias.repeat(h * w)[None], coefficients, flat)
+            out = out.view(-1, h, w, ch).permute(0, 3, 1, 2)
+        else:
+            out = torch.addmm(bias.repeat_interleave(h * w)[None], coefficients,
+                              basis.reshape(j, -1)).view(-1, ch, h, w)
+        return self.rest(out)
 
 
 # --------------------------------------------------------------------------- helpers
