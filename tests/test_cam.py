@@ -8,6 +8,7 @@ import torchvision
 from torch import nn
 
 from lib import cam
+from tiny_models import GapNet, SmallVGG
 from lib.cam import CAMError
 from lib.layers import LayerNotFoundError
 
@@ -111,16 +112,6 @@ def test_guided_backprop_by_hand():
 
 # --------------------------------------------------------------------------- papers' claims
 
-class GapNet(nn.Module):
-    def __init__(self, k=6, classes=4):
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
-                                      nn.Conv2d(8, k, 3, padding=1), nn.ReLU())
-        self.fc = nn.Linear(k, classes)
-
-    def forward(self, x):
-        return self.fc(self.features(x).mean((2, 3)))
-
 
 def test_cam_equals_gradcam_times_z_on_gap_network():
     """Paper 002: on GAP + linear, w_k^c = Z alpha_k^c, so CAM = Z * Grad-CAM (float64)."""
@@ -174,21 +165,6 @@ def test_hirescam_is_exactly_zero_where_the_gradient_is_zero():
 
 
 # --------------------------------------------------------------------------- second implementations
-
-class SmallVGG(nn.Module):
-    """A plain conv stack (no branches), VGG style, with an avgpool + classifier head."""
-
-    def __init__(self):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(32, 48, 3, padding=1), nn.ReLU(inplace=True))
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(48 * 8 * 8, 32), nn.ReLU(),
-                                        nn.Linear(32, 7))
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
 
 
 def _architectures():

@@ -11,33 +11,9 @@ import torchvision
 from torch import nn
 
 from lib import cam
+from tiny_models import GapNet, SmallVGG
 from lib.cam import CAMError
 from lib.layers import LayerNotFoundError, resolve_layer
-
-
-class GapNet(nn.Module):
-    def __init__(self, k=6, classes=4):
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
-                                      nn.Conv2d(8, k, 3, padding=1), nn.ReLU())
-        self.fc = nn.Linear(k, classes)
-
-    def forward(self, x):
-        return self.fc(self.features(x).mean((2, 3)))
-
-
-class SmallVGG(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(32, 48, 3, padding=1), nn.ReLU(inplace=True))
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(48 * 8 * 8, 32), nn.ReLU(),
-                                        nn.Linear(32, 7))
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
 
 
 def _pgc(cls, model, layer, x, targets=None):

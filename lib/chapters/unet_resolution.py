@@ -20,7 +20,6 @@ verdicts and the figures.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from torch import nn
 
 from lib import cam, metrics
 from lib.plot import METHOD_LABELS, overlay
+from lib.train import torch_threads
 
 __all__ = [
     # the paper, the chapter's sizes and choices
@@ -416,15 +416,8 @@ class Experiment:
             raw = cam.compute(sd.reference, x, REFERENCE[1], REFERENCE[0], target=y)
         return postprocess(raw, x.shape[-2:]).cpu()
 
-    @contextlib.contextmanager
     def _threads(self):
-        prev = torch.get_num_threads()
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(prev)
+        return torch_threads(self.threads)
 
     def _take(self, test: TestSet, idx):
         sel = slice(None) if idx is None else torch.as_tensor(idx)

@@ -10,11 +10,12 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator, Sequence
 
 log = logging.getLogger("lib.data")
 
-__all__ = ["DataMissingError", "DataFormatError", "LoadReport", "is_blank", "CSV_ENCODING"]
+__all__ = ["DataMissingError", "DataFormatError", "LoadReport", "is_blank", "named_rows",
+           "CSV_ENCODING"]
 
 #: every CSV is read with this: UTF-8, a leading byte-order mark dropped
 CSV_ENCODING = "utf-8-sig"
@@ -110,3 +111,27 @@ class LoadReport:
     def log(self) -> "LoadReport":
         (log.warning if self.dropped or self.warned else log.info)(str(self))
         return self
+
+
+def named_rows(path: str | Path, required: Sequence[str], optional: Sequence[str] = ()
+               ) -> Iterator[tuple[int, list[str], dict[str, int]]]:
+    """(line, row, col) for each non-blank row of the CSV at ``path``, whose first line names
+    its columns; ``col`` maps each name of ``required`` and of the ``optional`` present to its
+    index. A missing required column (line 1) or a row with another count of fields than the
+    header raises DataFormatError naming the file and the line."""
+    import csv
+
+    with open(path, newline="", encoding=CSV_ENCODING) as f:
+        reader = csv.reader(f)
+        header = [h.strip() for h in next(reader, [])]
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise DataFormatError(path, f"missing columns {missing}; header is {header}", 1)
+        col = {c: header.index(c) for c in (*required, *optional) if c in header}
+        for r in reader:
+            if is_blank(r):
+                continue
+            if len(r) != len(header):
+                raise DataFormatError(path, f"{len(r)} fields, the header has {len(header)}",
+                                      reader.line_num)
+            yield reader.line_num, r, col

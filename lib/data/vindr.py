@@ -16,7 +16,6 @@ CSVs follow ``lib.data.errors``' conventions (BOM, blank lines skipped).
 """
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from torch.utils.data import Dataset
 
 from .images import array_to_tensor, find_image, load_rgb, normalize_imagenet
 from .boxes import EDGE_TOLERANCE, EDGE_WARNING, box_overhang, rescale_boxes
-from .errors import CSV_ENCODING, DataFormatError, DataMissingError, LoadReport, is_blank
+from .errors import DataFormatError, DataMissingError, LoadReport, named_rows
 
 __all__ = ["FINDINGS", "read_vindr_csv", "fuse_annotations", "read_dicom", "VinDrCXR", "WHERE",
            "vindr_root"]
@@ -66,49 +65,38 @@ def read_vindr_csv(path: str | Path) -> list[Row]:
     if not path.is_file():
         raise DataMissingError("VinDr-CXR", [path], WHERE)
     rows = []
-    with open(path, newline="", encoding=CSV_ENCODING) as f:
-        reader = csv.reader(f)
-        header = [h.strip() for h in next(reader, [])]
-        missing = [c for c in COLUMNS if c not in header and c != "rad_id"]
-        if missing:
-            raise DataFormatError(path, f"missing columns {missing}; header is {header}", 1)
-        col = {c: header.index(c) for c in COLUMNS if c in header}
-        for r in reader:
-            line = reader.line_num
-            if is_blank(r):
-                continue
-            if len(r) != len(header):
-                raise DataFormatError(path, f"{len(r)} fields, the header has {len(header)}", line)
+    required = [c for c in COLUMNS if c != "rad_id"]
+    for line, r, col in named_rows(path, required, optional=("rad_id",)):
+        try:
+            cid = int(r[col["class_id"]])
+        except ValueError:
+            raise DataFormatError(path, f"class_id {r[col['class_id']]!r} is not an integer", line) from None
+        if not 0 <= cid <= NO_FINDING:
+            raise DataFormatError(path, f"class_id {cid} outside 0..14", line)
+        name = r[col["class_name"]].strip()
+        expect = "No finding" if cid == NO_FINDING else FINDINGS[cid]
+        if name != expect:
+            raise DataFormatError(path, f"class_name {name!r} does not match class_id {cid} "
+                                  f"({expect!r})", line)
+        coords = [r[col[c]].strip() for c in ("x_min", "y_min", "x_max", "y_max")]
+        if cid == NO_FINDING:
+            if any(c not in ("", "nan", "NaN") for c in coords):
+                raise DataFormatError(path, "a 'No finding' row with a box", line)
+            box = None
+        else:
             try:
-                cid = int(r[col["class_id"]])
+                box = tuple(float(c) for c in coords)
             except ValueError:
-                raise DataFormatError(path, f"class_id {r[col['class_id']]!r} is not an integer", line) from None
-            if not 0 <= cid <= NO_FINDING:
-                raise DataFormatError(path, f"class_id {cid} outside 0..14", line)
-            name = r[col["class_name"]].strip()
-            expect = "No finding" if cid == NO_FINDING else FINDINGS[cid]
-            if name != expect:
-                raise DataFormatError(path, f"class_name {name!r} does not match class_id {cid} "
-                                      f"({expect!r})", line)
-            coords = [r[col[c]].strip() for c in ("x_min", "y_min", "x_max", "y_max")]
-            if cid == NO_FINDING:
-                if any(c not in ("", "nan", "NaN") for c in coords):
-                    raise DataFormatError(path, "a 'No finding' row with a box", line)
-                box = None
-            else:
-                try:
-                    box = tuple(float(c) for c in coords)
-                except ValueError:
-                    raise DataFormatError(path, f"box {coords} is missing or not numeric", line) from None
-                if not all(map(math.isfinite, box)):
-                    raise DataFormatError(path, f"box {box} is not finite", line)
-                if not (box[2] > box[0] and box[3] > box[1]):
-                    raise DataFormatError(path, f"box {box} is empty (x_max <= x_min or y_max <= y_min)", line)
-                if box_overhang(box) > EDGE_TOLERANCE:
-                    raise DataFormatError(path, f"box x_min={box[0]:g}, y_min={box[1]:g} starts more than "
-                                          f"{EDGE_TOLERANCE:g} px left of or above the image", line)
-            rad = r[col["rad_id"]].strip() if "rad_id" in col else "consensus"
-            rows.append(Row(r[col["image_id"]].strip(), cid, rad, box, line))
+                raise DataFormatError(path, f"box {coords} is missing or not numeric", line) from None
+            if not all(map(math.isfinite, box)):
+                raise DataFormatError(path, f"box {box} is not finite", line)
+            if not (box[2] > box[0] and box[3] > box[1]):
+                raise DataFormatError(path, f"box {box} is empty (x_max <= x_min or y_max <= y_min)", line)
+            if box_overhang(box) > EDGE_TOLERANCE:
+                raise DataFormatError(path, f"box x_min={box[0]:g}, y_min={box[1]:g} starts more than "
+                                      f"{EDGE_TOLERANCE:g} px left of or above the image", line)
+        rad = r[col["rad_id"]].strip() if "rad_id" in col else "consensus"
+        rows.append(Row(r[col["image_id"]].strip(), cid, rad, box, line))
     return rows
 
 
@@ -194,31 +182,20 @@ def _read_meta(path: Path) -> dict[str, tuple[int, int]]:
     """{image_id: (original width, original height)} from a CSV of image_id, dim0, dim1."""
     out: dict[str, tuple[int, int]] = {}
     first_line: dict[str, int] = {}
-    with open(path, newline="", encoding=CSV_ENCODING) as f:
-        reader = csv.reader(f)
-        header = [h.strip() for h in next(reader, [])]
-        if not {"image_id", "dim0", "dim1"} <= set(header):
-            raise DataFormatError(path, "expected columns image_id, dim0 (height), dim1 (width)", 1)
-        col = {c: header.index(c) for c in ("image_id", "dim0", "dim1")}
-        for r in reader:
-            line = reader.line_num
-            if is_blank(r):
-                continue
-            if len(r) != len(header):
-                raise DataFormatError(path, f"{len(r)} fields, the header has {len(header)}", line)
-            image_id = r[col["image_id"]].strip()
-            if image_id in first_line:
-                raise DataFormatError(path, f"image {image_id!r} appears twice (first on line "
-                                      f"{first_line[image_id]})", line)
-            try:
-                w, h = int(r[col["dim1"]]), int(r[col["dim0"]])
-            except ValueError:
-                raise DataFormatError(path, f"dim0/dim1 {r[col['dim0']]!r}, {r[col['dim1']]!r} are not "
-                                      "whole numbers", line) from None
-            if w <= 0 or h <= 0:
-                raise DataFormatError(path, f"image size {w}x{h} is not positive", line)
-            first_line[image_id] = line
-            out[image_id] = (w, h)
+    for line, r, col in named_rows(path, ("image_id", "dim0", "dim1")):
+        image_id = r[col["image_id"]].strip()
+        if image_id in first_line:
+            raise DataFormatError(path, f"image {image_id!r} appears twice (first on line "
+                                  f"{first_line[image_id]})", line)
+        try:
+            w, h = int(r[col["dim1"]]), int(r[col["dim0"]])
+        except ValueError:
+            raise DataFormatError(path, f"dim0/dim1 {r[col['dim0']]!r}, {r[col['dim1']]!r} are not "
+                                  "whole numbers", line) from None
+        if w <= 0 or h <= 0:
+            raise DataFormatError(path, f"image size {w}x{h} is not positive", line)
+        first_line[image_id] = line
+        out[image_id] = (w, h)
     return out
 
 
