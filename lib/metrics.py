@@ -40,16 +40,23 @@ def mass_in_mask(maps: torch.Tensor, masks: torch.Tensor, *, empty: str = "raise
 
 def hit(maps: torch.Tensor, masks: torch.Tensor, tolerance: int = 0) -> torch.Tensor:
     """1 if the map's arg-max pixel lies inside the mask (paper 000's hit rate; paper 001's
-    pointing game), else 0. ``tolerance`` > 0 grows the mask by that many pixels (the pointing
-    game's optional 15 px); ties take the first arg-max in row-major order."""
+    pointing game), else 0. ``tolerance`` > 0 counts a hit when the arg-max lies within that
+    Euclidean distance in pixels of a mask pixel (a disc, as in Zhang et al.'s pointing game
+    with its 15 px); ties take the first arg-max in row-major order."""
     _check(maps, masks)
+    if tolerance < 0:
+        raise ValueError(f"hit: tolerance must be >= 0 pixels, got {tolerance}")
     m = masks.bool()
-    if tolerance > 0:
-        k = 2 * tolerance + 1
-        m = torch.nn.functional.max_pool2d(m[:, None].float(), k, stride=1,
-                                           padding=tolerance)[:, 0].bool()
     idx = maps.flatten(1).argmax(1)
-    return m.flatten(1).gather(1, idx[:, None])[:, 0].float()
+    if tolerance == 0:
+        return m.flatten(1).gather(1, idx[:, None])[:, 0].float()
+    h, w = m.shape[-2:]
+    r, c = (idx // w).view(-1, 1, 1), (idx % w).view(-1, 1, 1)
+    rows = torch.arange(h, device=m.device).view(1, h, 1)
+    cols = torch.arange(w, device=m.device).view(1, 1, w)
+    d2 = (rows - r) ** 2 + (cols - c) ** 2
+    near = (d2 <= tolerance ** 2) & m
+    return near.flatten(1).any(1).float()
 
 
 def iou_top_area(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

@@ -25,9 +25,13 @@ def test_hit_by_hand_with_tolerance():
     masks = torch.zeros(2, 5, 5, dtype=torch.bool)
     masks[:, 0:2, 0:2] = True
     assert torch.equal(metrics.hit(maps, masks), torch.tensor([0.0, 1.0]))
-    # (4, 4) is 3 px from the box's corner (1, 1): a 2-px tolerance misses, 3 px hits
-    assert metrics.hit(maps, masks, tolerance=2)[0] == 0
-    assert metrics.hit(maps, masks, tolerance=3)[0] == 1
+    # (4, 4) is sqrt(18) = 4.24 px from the box's corner (1, 1): the tolerance is a disc, so
+    # 4 px misses and 5 px hits (a square tolerance would already hit at 3 px)
+    assert metrics.hit(maps, masks, tolerance=3)[0] == 0
+    assert metrics.hit(maps, masks, tolerance=4)[0] == 0
+    assert metrics.hit(maps, masks, tolerance=5)[0] == 1
+    with pytest.raises(ValueError, match="tolerance must be >= 0"):
+        metrics.hit(maps, masks, tolerance=-1)
 
 
 def test_iou_top_area_by_hand():

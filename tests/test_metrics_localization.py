@@ -139,6 +139,10 @@ def test_pointing_game_edges_and_tolerance():
     assert metrics.hit(point(15, 33), mask, tolerance=15).item() == 1.0   # 14 px away
     assert metrics.hit(point(15, 35), mask, tolerance=15).item() == 0.0   # 16 px away
     assert metrics.hit(point(15, 33), mask).item() == 0.0                 # paper 001: none
+    # diagonally off the corner (19, 19): (30, 30) is 11 * sqrt(2) = 15.6 px away, outside the
+    # 15 px disc although both offsets are under 15; (29, 29) is 14.1 px away, inside
+    assert metrics.hit(point(30, 30), mask, tolerance=15).item() == 0.0
+    assert metrics.hit(point(29, 29), mask, tolerance=15).item() == 1.0
 
 
 def test_pointing_recall_as_the_authors_code():

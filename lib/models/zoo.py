@@ -100,6 +100,113 @@ def small_efficientnet(num_classes: int = 10, in_channels: int = 1, width_mult: 
     return model
 
 
+class SmallConvNet(nn.Module):
+    """``features`` -> ``avgpool`` -> flatten -> ``classifier``: the layout (and module names) of
+    torchvision's AlexNet and VGG, for the small stand-ins below."""
+
+    def __init__(self, features: nn.Sequential, avgpool: nn.Module, classifier: nn.Sequential):
+        super().__init__()
+        self.features, self.avgpool, self.classifier = features, avgpool, classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+def _mlp_head(n_in: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:
+    # AlexNet's and VGG's classifier: two hidden layers with dropout, then the class scores
+    return nn.Sequential(nn.Dropout(dropout), nn.Linear(n_in, hidden), nn.ReLU(),
+                         nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(),
+                         nn.Linear(hidden, num_classes))
+
+
+def small_alexnet(num_classes: int = 10, in_channels: int = 1, width: int = 16,
+                  hidden: int = 128, dropout: float = 0.5, batch_norm: bool = False) -> nn.Module:
+    """AlexNet's layout at 64 px (paper 001's AlexNet stand-in): five convs with ReLU and three
+    max-pools, so without batch norm ``features.11`` is the last conv's ReLU (the paper's layer,
+    torchvision's index), then an adaptive average pool and AlexNet's three-layer classifier.
+    Scaled: conv1 5x5 stride 2 (AlexNet: 11x11 stride 4), 2x2 pools (3x3 stride 2), widths
+    (w, 2w, 3w, 3w, 2w). The last conv's ReLU is 8x8 at 64 px (AlexNet: 13x13 at 224).
+    ``batch_norm`` puts a BatchNorm2d after each conv (the last ReLU is then ``features.16``)."""
+    w = width
+    layers: list[nn.Module] = []
+    for c_in, c_out, k, stride, pool in ((in_channels, w, 5, 2, True), (w, 2 * w, 5, 1, True),
+                                         (2 * w, 3 * w, 3, 1, False),
+                                         (3 * w, 3 * w, 3, 1, False),
+                                         (3 * w, 2 * w, 3, 1, True)):
+        layers.append(nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2))
+        layers += [nn.BatchNorm2d(c_out)] if batch_norm else []
+        layers.append(nn.ReLU())
+        layers += [nn.MaxPool2d(2)] if pool else []
+    for m in layers:  # He initialisation: the plain stack does not learn from PyTorch's default
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    return SmallConvNet(nn.Sequential(*layers), nn.AdaptiveAvgPool2d((4, 4)),
+                        _mlp_head(2 * w * 16, hidden, num_classes, dropout))
+
+
+def small_vgg(num_classes: int = 10, in_channels: int = 1, width: int = 8, hidden: int = 128,
+              dropout: float = 0.5, batch_norm: bool = False) -> nn.Module:
+    """VGG16's layout at 64 px (paper 001's VGG16 stand-in): 13 3x3 convs in blocks of 2, 2, 3,
+    3, 3 (torchvision's ``vgg.make_layers`` of configuration "D"), so ``features.29`` is the last
+    conv's ReLU (the paper's layer), then ``features.30`` max-pool, a 2x2 adaptive average pool
+    and VGG's three-layer classifier. Scaled: widths (w, 2w, 4w, 4w, 4w) and the fourth
+    max-pool (``features.23``) replaced by an identity, so ``features.29`` is 8x8 at 64 px (VGG16:
+    14x14 at 224). ``batch_norm`` uses VGG16-BN's layout instead (other indices)."""
+    from torchvision.models.vgg import make_layers
+    w = width
+    cfg = [w, w, "M", 2 * w, 2 * w, "M", 4 * w, 4 * w, 4 * w, "M",
+           4 * w, 4 * w, 4 * w, "M", 4 * w, 4 * w, 4 * w, "M"]
+    features = make_layers(cfg, batch_norm=batch_norm)
+    if in_channels != 3:
+        first = features[0]
+        features[0] = nn.Conv2d(in_channels, first.out_channels, 3, padding=1)
+    pools = [i for i, m in enumerate(features) if isinstance(m, nn.MaxPool2d)]
+    features[pools[3]] = nn.Identity()
+    for m in features.modules():  # VGG's initialisation (torchvision VGG.__init__)
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    return SmallConvNet(features, nn.AdaptiveAvgPool2d((2, 2)),
+                        _mlp_head(4 * w * 4, hidden, num_classes, dropout))
+
+
+class SmallGoogLeNet(nn.Module):
+    """GoogLeNet's layout at 64 px (paper 001's GoogLeNet stand-in), built from torchvision's own
+    ``Inception`` and ``BasicConv2d`` modules with GoogLeNet's module names: conv1 (3x3) -
+    maxpool1 - conv2 (1x1) - conv3 (3x3) - maxpool2 - inception3a - maxpool3 - inception4a -
+    maxpool4 - inception5b (the paper's layer) - global average pooling - dropout - fc.
+    ``inception5b`` is 4x4 at 64 px (stride 16; GoogLeNet: 7x7 at 224, stride 32): the coarsest
+    of the three stand-ins, as GoogLeNet's is of the paper's three."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 16,
+                 dropout: float = 0.2):
+        super().__init__()
+        from torchvision.models.googlenet import BasicConv2d, Inception
+        w = width
+        self.conv1 = BasicConv2d(in_channels, w, kernel_size=3, padding=1)
+        self.maxpool1 = nn.MaxPool2d(2)
+        self.conv2 = BasicConv2d(w, w, kernel_size=1)
+        self.conv3 = BasicConv2d(w, 2 * w, kernel_size=3, padding=1)
+        self.maxpool2 = nn.MaxPool2d(2)
+        # Inception(in, 1x1, 3x3 reduce, 3x3, "5x5" reduce, "5x5", pool proj): GoogLeNet's
+        # proportions; torchvision's "5x5" branch is a 3x3 conv, as in its GoogLeNet
+        self.inception3a = Inception(2 * w, w, w, 2 * w, w // 4, w // 2, w // 2)       # 4w
+        self.maxpool3 = nn.MaxPool2d(2)
+        self.inception4a = Inception(4 * w, 2 * w, w, 2 * w, w // 4, w, w)             # 6w
+        self.maxpool4 = nn.MaxPool2d(2)
+        self.inception5b = Inception(6 * w, 3 * w, 2 * w, 3 * w, w // 2, w, w)         # 8w
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(8 * w, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool2(self.conv3(self.conv2(self.maxpool1(self.conv1(x)))))
+        x = self.maxpool3(self.inception3a(x))
+        x = self.inception5b(self.maxpool4(self.inception4a(x)))
+        return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
+
+
 #: this project's models: name -> constructor
 PROJECT: dict[str, Callable[..., nn.Module]] = {
     "mnist_net": MnistNet, "gap_net": gap_net, "gmp_net": gmp_net, "pooled_cnn": PooledCNN,
@@ -109,9 +216,12 @@ PROJECT: dict[str, Callable[..., nn.Module]] = {
     # timm's architecture; lib.models.pretrained.efficientnet_lite0 loads its ImageNet weights
     "efficientnet_lite0": partial(timm.create_model, "efficientnet_lite0", pretrained=False),
     "linear_probe": LinearProbe, "imagenet_transfer": imagenet_transfer,
+    # paper 001's stand-ins for AlexNet, GoogLeNet and VGG16 (64 px scenes)
+    "small_alexnet": small_alexnet, "small_googlenet": SmallGoogLeNet, "small_vgg": small_vgg,
 }
 _SMALL_LAYERS = {"small_resnet": "resnet50", "small_densenet": "densenet121",
-                 "small_efficientnet": "efficientnet_b0"}
+                 "small_efficientnet": "efficientnet_b0", "small_alexnet": "alexnet",
+                 "small_googlenet": "googlenet", "small_vgg": "vgg16"}
 
 
 def names() -> list[str]:
