@@ -137,6 +137,22 @@ def test_parameters_cell(path):
     assert names["device"] == "auto"
 
 
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem != "90_summary"],
+                         ids=lambda p: p.name)
+def test_colab_cell_comes_first(path):
+    """A reader with only the rendered book runs any chapter on Colab: the first code cell is
+    lib.colab.BOOTSTRAP_CELL, removed from the page. (The summary page only gathers the records
+    the chapters wrote; it has nothing to run there.)"""
+    from lib import colab
+
+    code = [c for c in _cells(path) if c["cell_type"] == "code"]
+    assert code and "".join(code[0]["source"]).strip() == colab.BOOTSTRAP_CELL.strip(), (
+        f"{path.name}: the first code cell must be lib.colab.BOOTSTRAP_CELL (copy it from "
+        "another chapter's text form, then `jupytext --sync`)")
+    assert "remove-cell" in code[0]["metadata"].get("tags", []), (
+        f"{path.name}: tag the Colab cell remove-cell")
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_stored_without_outputs(path):
     for cell in _cells(path):
