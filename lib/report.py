@@ -193,11 +193,36 @@ def _formatted(df: pd.DataFrame, digits: Mapping[str, int | None], default: int 
         values = list(df[col])
         nums = [v for v in values if _is_number(v) and not (isinstance(v, float) and math.isnan(v))]
         d = digits.get(col)
+        tiny = False
         if d is None and nums and not all(_integral(v) for v in nums):
-            d = default if default is not None else auto_digits(nums)
-        cells = [format_number(v, d) for v in values]
+            if default is not None:
+                d = default
+            else:
+                mags = [abs(float(v)) for v in nums if math.isfinite(float(v))]
+                # all below 1e-3 (e.g. differences between two implementations): 4 decimals would
+                # show 0.0000, so the column is written as 6.0e-07
+                tiny = bool(mags) and 0 < max(mags) < 1e-3
+                d = auto_digits(nums)
+        cells = [_scientific(v) if tiny and _is_number(v) else format_number(v, d)
+                 for v in values]
         out[col] = cells if col in html_columns else [_soft_breaks(c) for c in cells]
     return pd.DataFrame(out, columns=df.columns)
+
+
+_NUMERIC_TEXT = re.compile(r"^[\s\d.,+\-−±%()e—]*$")
+
+
+def _numeric_text(cell: str) -> bool:
+    """Whether a shown cell is a number (with a sign, ±, %, brackets, an exponent or "—")."""
+    return bool(_NUMERIC_TEXT.match(re.sub(r"<[^>]+>", "", str(cell))))
+
+
+def _scientific(v) -> str:
+    """A small number as "6.0e-07" (0 as "0", NaN as "—")."""
+    v = float(v)
+    if math.isnan(v):
+        return "—"
+    return "0" if v == 0 else f"{v:.1e}"
 
 
 def _style(shown: pd.DataFrame, numeric: set, caption: str | None):
@@ -285,12 +310,19 @@ def table(df: pd.DataFrame, columns: Mapping[str, str] | None = None,
     if wide in ("auto", "transpose"):
         t = shown.set_index(shown.columns[0]).T.reset_index()
         t.columns = [""] + [str(c) for c in t.columns[1:]]
-        if t.columns.duplicated().any():
+        repeated = t.columns.duplicated().any()
+        if repeated and wide == "transpose":
             raise ValueError(f"cannot transpose: the first column has repeated values "
                              f"{list(shown.iloc[:, 0])}; use wide='split'")
         t_widths = [_column_px(c, t[c]) for c in t.columns]
-        if wide == "transpose" or (len(shown) <= 4 and sum(t_widths) <= max_width):
-            return _style(t, set(t.columns[1:]), caption)
+        # "auto" splits a table whose first column repeats a value (its transpose would have
+        # two columns of the same name)
+        if not repeated and (wide == "transpose" or (len(shown) <= 4
+                                                     and sum(t_widths) <= max_width)):
+            # a column of the transpose is numeric (right-aligned, unbroken) only if every cell
+            # is a number: a text cell (a model's name) must wrap
+            return _style(t, {c for c in t.columns[1:] if all(map(_numeric_text, t[c]))},
+                          caption)
 
     keys = list(shown.columns[:key_columns])
     key_px = sum(widths[:key_columns])

@@ -127,6 +127,46 @@ def test_wide_table_with_few_rows_is_transposed():
     assert list(st.data["method 1"])[:1] == ["0.900"]
 
 
+def test_wide_table_whose_key_repeats_is_split_not_transposed():
+    df = _wide(2)
+    df["method"] = ["same", "same"]  # its transpose would have two columns named "same"
+    out = report.table(df, max_width=750)
+    assert isinstance(out, report.SplitTable)
+    assert all(list(p.data["method"]) == ["same", "same"] for p in out.parts)
+    with pytest.raises(ValueError, match="cannot transpose.*wide='split'"):
+        report.table(df, wide="transpose")
+
+
+def test_tiny_numbers_are_written_in_scientific_notation():
+    # max |diff| between two implementations: 4 decimals would show 0.0000 for all of them
+    df = pd.DataFrame({"method": ["a", "b", "c"], "max |diff|": [6.0e-07, 0.0, 2.44e-06],
+                       "ratio": [1.46, 9.1, 0.98]})
+    st = report.table(df)
+    assert list(st.data["max |diff|"]) == ["6.0e-07", "0", "2.4e-06"]
+    assert list(st.data["ratio"]) == ["1.46", "9.10", "0.98"]
+    # a column with one value of 0.001 or more keeps fixed decimals
+    st = report.table(pd.DataFrame({"x": [0.0012, 0.0004]}))
+    assert list(st.data["x"]) == ["0.0012", "0.0004"]
+
+
+def test_transposed_text_wraps_and_numbers_do_not():
+    # Table 1 of the localisation chapter: a row of long model names above rows of numbers; its
+    # transpose must let the names wrap (a 1433 px table in a 809 px column otherwise)
+    df = pd.DataFrame({"network": ["AlexNet", "VGG16"],
+                       "ours": ["AlexNet-style (batch norm), 64 px, trained here on scenes",
+                                "VGG16-BN-style, 64 px, trained here on scenes"],
+                       "loc top-1 ours": ["96.9 ± 1.6", "98.1 ± 0.1"],
+                       "loc top-1 paper": ["68.04 (68.3)", "55.82 (56.51)"]}).set_index("network")
+    st = report.table(df, wide="transpose", max_width=300)
+    st._compute()
+    nowrap = {c for (r, c), props in st.ctx.items() if ("white-space", "nowrap") in props}
+    assert list(st.data.columns) == ["", "AlexNet", "VGG16"] and not nowrap
+    num = report.table(df.drop(columns="ours"), wide="transpose", max_width=200)
+    num._compute()
+    assert {c for (r, c), p in num.ctx.items() if ("white-space", "nowrap") in p} == {1, 2}
+    assert report._numeric_text("−0.31 ± 0.02 (12 %)") and not report._numeric_text("64 px")
+
+
 def test_table_rejects_a_non_dataframe():
     with pytest.raises(TypeError, match="DataFrame"):
         report.table([[1, 2]])
