@@ -153,6 +153,28 @@ def test_colab_cell_comes_first(path):
         f"{path.name}: tag the Colab cell remove-cell")
 
 
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem != "90_summary"],
+                         ids=lambda p: p.name)
+def test_plumbing_out_of_sight(path):
+    """The reader sees the story, not the plumbing: the set-up cell (``setup(``) is collapsed or
+    removed, the verdict cell (``verdict_box()``) shows its box without its code, and ``print``
+    appears only in cells removed from the page (numbers go into the prose with glue)."""
+    for i, cell in enumerate(c for c in _cells(path) if c["cell_type"] == "code"):
+        src, tags = "".join(cell["source"]), set(cell["metadata"].get("tags", []))
+        hidden = {"remove-cell", "remove-input", "hide-input", "hide-cell"}
+        if i == 0:  # the Colab cell, removed (test_colab_cell_comes_first)
+            continue
+        if "setup(" in src and "parameters" not in tags:
+            assert tags & hidden, f"{path.name}: tag the set-up cell hide-input"
+        if "verdict_box()" in src:
+            assert tags & {"remove-input", "remove-cell"}, (
+                f"{path.name}: tag the verdict cell remove-input")
+        if "print(" in src:
+            assert "remove-cell" in tags, (
+                f"{path.name}: a print in a cell on the page ({src[:60]!r}); glue the number "
+                "into the prose (lib.report.glue) instead")
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_stored_without_outputs(path):
     for cell in _cells(path):
