@@ -175,6 +175,20 @@ def test_plumbing_out_of_sight(path):
                 "into the prose (lib.report.glue) instead")
 
 
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem != "90_summary"],
+                         ids=lambda p: p.name)
+def test_chapter_has_claims_verdict_and_try_it(path):
+    """Coursework: every chapter states its claims, closes with a verdict box and ends with a
+    "Try it" section (the parameters worth changing and what to expect)."""
+    cells = _cells(path)
+    headings = [line.strip() for c in cells if c["cell_type"] == "markdown"
+                for line in "".join(c["source"]).splitlines() if line.startswith("#")]
+    assert "## Verdict" in headings, f"{path.name}: no '## Verdict' section"
+    assert "## Try it" in headings, f"{path.name}: no '## Try it' section"
+    assert headings.index("## Try it") > headings.index("## Verdict")
+    assert any("verdict_box()" in "".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_stored_without_outputs(path):
     for cell in _cells(path):

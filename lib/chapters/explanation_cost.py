@@ -63,7 +63,7 @@ SIZES = {
     "lever_repeats": {"smoke": 1, "default": 3, "full": 5},
 }
 COST = {"smoke": "under a minute on a CPU",
-        "default": "about 3 minutes on a quiet 2-core CPU (Score-CAM and pytorch-grad-cam's "
+        "default": "3 to 4 minutes on a quiet 2-core CPU (Score-CAM and pytorch-grad-cam's "
                    "Ablation-CAM: ~500 forward passes each, every round)",
         "full": "a few minutes on one GPU"}
 

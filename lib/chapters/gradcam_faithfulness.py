@@ -67,7 +67,7 @@ SIZES = {
     "threads": {"smoke": 1, "default": None, "full": None},
 }
 COST = {"smoke": "under a minute on a CPU",
-        "default": "about 4 minutes on two free CPU cores (occlusion, the attacks and Gradient "
+        "default": "2 to 3 minutes on two free CPU cores (occlusion, the attacks and Gradient "
                    "SHAP are forward passes); longer when other jobs share the cores",
         "full": "hours on one GPU (32,401 VGG16 forward passes per occlusion map, 120 maps; "
                 "26,000 per attacked image)"}

@@ -60,7 +60,7 @@ SIZES = {"photos": {"smoke": ["chelsea"], "default": list_photos(), "full": None
          "delete_fraction": dict.fromkeys(("smoke", "default", "full"), DELETE_FRACTION),
          "accuracy_tolerance": dict.fromkeys(("smoke", "default", "full"), ACCURACY_TOLERANCE)}
 COST = {"smoke": "under a minute on a CPU",
-        "default": "1-3 minutes on a 2-core CPU (the six GAP / GMP networks are committed)",
+        "default": "under a minute on a 2-core CPU (the six GAP / GMP networks are committed)",
         "full": "a few minutes on one GPU (ResNet50 on ImageNet validation images)"}
 #: the scenes on which the GAP / GMP networks, trained on 28 px Fashion-MNIST items, localise:
 #: one item on a 64 px black canvas, resized to 26-32 px (about its training size), no distractor

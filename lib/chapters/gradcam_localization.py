@@ -123,7 +123,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "batch_size": {"smoke": 64, "default": 250, "full": 64},
 }
 COST = {"smoke": "~1 min on a CPU (trains three tiny models the first time)",
-        "default": "~2.5 min on a 2-core CPU with the committed models",
+        "default": "under a minute on a 2-core CPU with the committed models",
         "full": "~1-2 h on one GPU (3 networks x 2 geometries x 50,000 images, then NIH)"}
 
 

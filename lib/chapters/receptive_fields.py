@@ -79,7 +79,7 @@ SIZES: dict[str, dict[str, Any]] = {
 }
 #: what a run costs, per profile (printed by lib.notebook.setup)
 COST = {"smoke": "~1 min on a CPU (trains tiny models)",
-        "default": "~10 min on an idle 2-core CPU with the committed models (most of it scores "
+        "default": "about 1 minute on a 2-core CPU with the committed models (most of it scores "
                    "Table 2)",
         "full": "hours on one GPU (fine-tunes 3 networks x 5 splits on VinDr-CXR)"}
 

@@ -86,7 +86,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "n_show": {"smoke": 2, "default": 4, "full": 4},       # scenes in the figures
 }
 COST = {"smoke": "under a minute on a CPU (trains tiny models)",
-        "default": "about 2 minutes of CPU time with the committed models (Score-CAM: 72 "
+        "default": "under a minute on a 2-core CPU with the committed models (Score-CAM: 72 "
                    "forward passes an image and network), more on a busy machine",
         "full": "hours on one GPU (trains 3 x 3 networks on the data folder)"}
 
