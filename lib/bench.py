@@ -57,9 +57,10 @@ LEVER_VARIANTS = {
     "with inference_mode": {"inference_mode": True},
     "without the CPU batch cap": {"cpu_pixels_per_pass": None},
     "without share_first_conv": {"share_first_conv": False},
+    "without onednn_fusion": {"onednn_fusion": False},
     "plain (no lever)": {"channels_last": False, "fold_batchnorm": False,
                          "inference_mode": False, "cpu_pixels_per_pass": None,
-                         "share_first_conv": False},
+                         "share_first_conv": False, "onednn_fusion": False},
 }
 #: the batch variants of ``--levers`` run without the CPU cap, so that the batch is the one asked
 NO_CAP = {"cpu_pixels_per_pass": None}

@@ -920,12 +920,14 @@ class _Tail:
         except Exception:  # untraceable model: fall back to the full forward pass
             return
         for fast in (True, False):  # the fast upper part, else the plain one
-            if fast and not (levers["fold_batchnorm"] or levers["channels_last"]):
+            if fast and not (levers["fold_batchnorm"] or levers["channels_last"]
+                             or levers["onednn_fusion"]):
                 continue
             try:
                 self.graph_module = _graph_module(
                     self._modules_root, self._graph, fold=fast and levers["fold_batchnorm"],
-                    channels_last=fast and levers["channels_last"] and _cl_ok(x))
+                    channels_last=fast and levers["channels_last"] and _cl_ok(x),
+                    fuse=fast and levers["onednn_fusion"])
                 self.channels_last = fast and levers["channels_last"] and _cl_ok(x)
                 with torch.no_grad():
                     check = self._run_fx(a, torch.arange(len(a), device=a.device))
@@ -1013,14 +1015,15 @@ CPU_PIXELS_PER_PASS = 32 * 112 * 112
 #: the levers of the fast path of the methods bound by forward passes; :func:`fast_path`
 #: switches them for a block (the benchmark and the cost chapter measure each one)
 _LEVERS: dict = {"channels_last": True, "fold_batchnorm": True, "inference_mode": False,
-                 "cpu_pixels_per_pass": CPU_PIXELS_PER_PASS, "share_first_conv": True}
+                 "cpu_pixels_per_pass": CPU_PIXELS_PER_PASS, "share_first_conv": True,
+                 "onednn_fusion": True}
 
 
 @contextlib.contextmanager
 def fast_path(channels_last: bool = True, fold_batchnorm: bool = True,
               inference_mode: bool = False,
               cpu_pixels_per_pass: int | None = CPU_PIXELS_PER_PASS,
-              share_first_conv: bool = True):
+              share_first_conv: bool = True, onednn_fusion: bool = True):
     """Within the block, the methods bound by forward passes (Score-CAM's masked inputs,
     Ablation-CAM's passes of the layers above its layer, Captum's occlusion, Integrated
     Gradients and Gradient SHAP) use these levers, the defaults being the engine's own:
@@ -1043,9 +1046,15 @@ def fast_path(channels_last: bool = True, fold_batchnorm: bool = True,
     conv(x * m_k) = sum_j c_kj conv_no_bias(x * B_j) + bias: h*w convolutions per image instead
     of one per channel, then a matrix product. Used where the input feeds only that Conv2d (zero
     padding), the model's root has no hooks, and the product costs less than half the
-    convolution; checked against the model's output on x.
+    convolution; checked against the model's output on x;
+    ``onednn_fusion``: on the CPU, in float32 and channels-last, gradient-free passes run each
+    convolution of the copy through oneDNN with its weights reordered once into oneDNN's own
+    layout (``torch.ops.mkldnn._convolution_pointwise``, as torch.compile's CPU back end does),
+    with a ReLU that alone follows it, or an addition then a ReLU (a residual block's end),
+    computed in the same call. Passes with gradients (Integrated Gradients, Gradient SHAP) and
+    other devices run the plain convolution, addition and ReLU.
 
-    ``fast_path(False, False, False, None, False)`` is the plain path. The model is never changed:
+    ``fast_path(False, False, False, None, False, False)`` is the plain path. The model is never changed:
     folded and channels-last convolutions are new modules in a torch.fx copy of the graph that
     shares every other module, tensor and hook of the model, used only where its output on the
     images equals the model's (rtol 1e-4); modules with hooks are kept as they are, so that the
@@ -1059,7 +1068,8 @@ def fast_path(channels_last: bool = True, fold_batchnorm: bool = True,
     old = dict(_LEVERS)
     _LEVERS.update(channels_last=bool(channels_last), fold_batchnorm=bool(fold_batchnorm),
                    inference_mode=bool(inference_mode), cpu_pixels_per_pass=cpu_pixels_per_pass,
-                   share_first_conv=bool(share_first_conv))
+                   share_first_conv=bool(share_first_conv),
+                   onednn_fusion=bool(onednn_fusion))
     try:
         yield dict(_LEVERS)
     finally:
@@ -1103,12 +1113,14 @@ def _trace(model: nn.Module, leaves=(), inside: str | None = None):
     raise RuntimeError("too many untraceable sub-modules")
 
 
-def _graph_module(model: nn.Module, graph, fold: bool, channels_last: bool):
+def _graph_module(model: nn.Module, graph, fold: bool, channels_last: bool, fuse: bool = False):
     """A GraphModule running (a copy of) ``graph``, traced from ``model``, on the model's own
     modules and tensors, shared, not copied; only convolutions are new: with the batch-norm
     that only follows them folded in (``fold``), with channels-last weights
-    (``channels_last``). Modules with hooks, and modules whose attributes the graph reads
-    directly, are kept as they are."""
+    (``channels_last``), run by oneDNN with a following ReLU or addition + ReLU (``fuse``,
+    see :class:`_OneDNNConv`). Modules with hooks, and modules whose attributes the graph reads
+    directly, are kept as they are; the convolution fed by the input is not fused (the shared
+    first convolution of Score-CAM splits the graph there)."""
     import copy
 
     import torch.fx as fx
@@ -1160,7 +1172,97 @@ def _graph_module(model: nn.Module, graph, fold: bool, channels_last: bool):
             count += 1
             root[name] = conv
             nd.target = name
+    if fuse and channels_last and hasattr(torch.ops.mkldnn, "_convolution_pointwise"):
+        _fuse_onednn(graph, root, own)
     return fx.GraphModule(root, graph)
+
+
+def _is_relu(nd, root: dict, own) -> bool:
+    if nd.op == "call_function" and nd.target in (F.relu, torch.relu, torch.relu_):
+        return len(nd.args) == 1
+    if nd.op == "call_method" and nd.target in ("relu", "relu_"):
+        return len(nd.args) == 1 and not nd.kwargs
+    return (nd.op == "call_module" and type(root.get(nd.target)) is nn.ReLU and own(nd.target)
+            and len(nd.args) == 1 and not nd.kwargs)
+
+
+def _fuse_onednn(graph, root: dict, own) -> None:
+    """Replace, in ``graph``, each new convolution (not the first) by an :class:`_OneDNNConv`,
+    taking in the ReLU that alone follows it, or the addition and the ReLU that follow it."""
+    import operator
+
+    inputs = {nd for nd in graph.nodes if nd.op == "placeholder"}
+    count = 0
+    for nd in list(graph.nodes):
+        if nd.op != "call_module" or not nd.target.startswith("_fast_conv_"):
+            continue
+        conv = root[nd.target]
+        if (type(conv) is not nn.Conv2d or conv.padding_mode != "zeros"
+                or isinstance(conv.padding, str) or len(nd.args) != 1 or nd.kwargs
+                or nd.args[0] in inputs):
+            continue
+        users = list(nd.users)
+        one = users[0] if len(users) == 1 else None
+        name = f"_onednn_conv_{count}"
+        if one is not None and _is_relu(one, root, own):
+            root[name] = _OneDNNConv(conv, "relu")
+            with graph.inserting_after(one):
+                new = graph.call_module(name, (nd.args[0],))
+            one.replace_all_uses_with(new)
+            graph.erase_node(one)
+            graph.erase_node(nd)
+        elif (one is not None and one.op == "call_function"
+              and one.target in (operator.add, torch.add) and len(one.args) == 2
+              and not one.kwargs and len(one.users) == 1
+              and _is_relu(next(iter(one.users)), root, own)):
+            other = one.args[1] if one.args[0] is nd else one.args[0]
+            if not isinstance(other, type(nd)) or other is nd:
+                continue
+            relu = next(iter(one.users))
+            root[name] = _OneDNNConv(conv, "add-relu")
+            with graph.inserting_after(relu):
+                new = graph.call_module(name, (nd.args[0], other))
+            relu.replace_all_uses_with(new)
+            graph.erase_node(relu)
+            graph.erase_node(one)
+            graph.erase_node(nd)
+        else:
+            root[name] = _OneDNNConv(conv, None)
+            nd.target = name
+        count += 1
+    graph.lint()
+
+
+class _OneDNNConv(nn.Module):
+    """A convolution (with ``then`` None, "relu" or "add-relu": relu(conv(x) + other)) that,
+    without gradients on a float32 CPU tensor, runs as one oneDNN call on weights reordered once
+    into oneDNN's layout (for the first input's size; any size runs); otherwise as PyTorch's
+    convolution, addition and ReLU."""
+
+    def __init__(self, conv: nn.Conv2d, then: str | None):
+        super().__init__()
+        self.conv, self.then = conv, then
+        self.args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
+        self._packed: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor, other: torch.Tensor | None = None) -> torch.Tensor:
+        c = self.conv
+        if (torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32
+                or c.weight.dtype != torch.float32):
+            y = c(x)
+            if other is not None:
+                y = y + other
+            return torch.relu(y) if self.then else y
+        mkldnn = torch.ops.mkldnn
+        if self._packed is None:
+            self._packed = mkldnn._reorder_convolution_weight(c.weight.detach(), *self.args,
+                                                              list(x.shape))
+        bias = None if c.bias is None else c.bias.detach()
+        if self.then == "add-relu":
+            return mkldnn._convolution_pointwise.binary(
+                x, other, self._packed, bias, *self.args, "add", 1.0, "relu", [], None)
+        return mkldnn._convolution_pointwise(x, self._packed, bias, *self.args,
+                                             self.then or "none", [], None)
 
 
 def _fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, layout=torch.contiguous_format
@@ -1233,7 +1335,7 @@ class _FastForward:
             try:
                 if kind == "graph":
                     module = _graph_module(model, _trace(model), self.levers["fold_batchnorm"],
-                                           channels_last)
+                                           channels_last, self.levers["onednn_fusion"])
                     if not _share_root_hooks(module, model):
                         continue
                 else:

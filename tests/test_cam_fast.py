@@ -34,7 +34,7 @@ class GapNet(nn.Module):
 
 
 PLAIN = {"channels_last": False, "fold_batchnorm": False, "inference_mode": False,
-         "cpu_pixels_per_pass": None, "share_first_conv": False}
+         "cpu_pixels_per_pass": None, "share_first_conv": False, "onednn_fusion": False}
 CAPTUM = {"occlusion": {"sliding_window_shapes": (3, 8, 8), "strides": 8},
           "integratedgradients": {"n_steps": 8},
           "gradientshap": {"n_samples": 4, "stdevs": 0.1, "seed": 3}}
@@ -99,6 +99,44 @@ def test_fast_forward_folds_every_batchnorm_and_equals_the_model():
         assert f.channels_last == cl
     with cam.fast_path(**PLAIN), torch.no_grad():
         assert cam._FastForward(model, x, out).kind == "model"
+
+
+def test_onednn_fusion_takes_in_relus_and_residual_adds_and_equals_the_model():
+    model = _resnet(2)
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        out = model(x)
+        fast = cam._FastForward(model, x, out)
+    kinds = sorted(str(m.then) for m in fast.module.modules() if isinstance(m, cam._OneDNNConv))
+    # every convolution but the first (Score-CAM's shared one): 8 blocks end in add + ReLU, 8
+    # have a ReLU after their first convolution, 3 shortcut convolutions have neither
+    assert kinds == ["None"] * 3 + ["add-relu"] * 8 + ["relu"] * 8
+    with torch.no_grad():
+        for n in (1, 5):  # weights reordered for the first input's size; any size runs
+            xb = torch.randn(n, 3, 64, 64)
+            assert torch.allclose(fast(xb), model(xb), rtol=1e-4, atol=1e-5)
+    # with gradients the plain convolution, addition and ReLU run: the gradients are the model's
+    xg = x.clone().requires_grad_(True)
+    (g_fast,) = torch.autograd.grad(fast(xg, grad=True)[:, 0].sum(), xg)
+    (g_model,) = torch.autograd.grad(model(xg)[:, 0].sum(), xg)
+    assert torch.allclose(g_fast, g_model, rtol=1e-4, atol=1e-6)
+    # a ReLU with a hook is not fused away: its hook sees as many calls as in the model
+    calls = []
+    h = model.layer1[0].relu.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        with torch.no_grad():
+            model(x)
+            n_model = len(calls)
+            hooked = cam._FastForward(model, x, model(x))
+            calls.clear()
+            hooked(x)
+    finally:
+        h.remove()
+    assert n_model == 2 and len(calls) == 2
+    with cam.fast_path(onednn_fusion=False), torch.no_grad():
+        plain = cam._FastForward(model, x, out)
+    assert plain.kind == "graph"
+    assert not any(isinstance(m, cam._OneDNNConv) for m in plain.module.modules())
 
 
 def test_ablation_tail_runs_the_folded_channels_last_upper_part():
@@ -266,7 +304,8 @@ def test_inference_mode_lever_and_the_switch_restores_the_levers():
         h.remove()
     assert on and all(on) and off and not any(off)
     defaults = {"channels_last": True, "fold_batchnorm": True, "inference_mode": False,
-                "cpu_pixels_per_pass": 32 * 112 * 112, "share_first_conv": True}
+                "cpu_pixels_per_pass": 32 * 112 * 112, "share_first_conv": True,
+                "onednn_fusion": True}
     assert cam._LEVERS == defaults
     with pytest.raises(RuntimeError, match="boom"):
         with cam.fast_path(False, False, False, None, False):
