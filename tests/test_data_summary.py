@@ -31,8 +31,8 @@ def test_summary_counts_what_is_there(tmp_path, monkeypatch):
     df = summary(root).set_index("name")
     assert df.loc["Fashion-MNIST", "status"] == "present"
     assert df.loc["Fashion-MNIST", "size"] == "30 train / 7 test"
-    assert df.loc["STACK-MIX (paper 003)", ["status", "size"]].tolist() == ["present", "3 images"]
-    assert df.loc["STACK-GEN (paper 003)", "status"] == "missing"
+    assert df.loc["STACK-MIX (Taimeskhanov et al.)", ["status", "size"]].tolist() == ["present", "3 images"]
+    assert df.loc["STACK-GEN (Taimeskhanov et al.)", "status"] == "missing"
     assert df.loc["VinDr-CXR", "profile"] == "full" and "photographs" in df.index
 
 

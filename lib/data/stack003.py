@@ -72,11 +72,11 @@ def load_stack003(data_root: str | Path, kind: str = "stackmix", size: int = 224
     """Load STACK-MIX or STACK-GEN as a batch of [0, 1] images (see the module doc)."""
     if data_root is None:
         stack003_dir(".", kind)  # checks kind
-        raise DataMissingError(f"STACK-{kind[5:].upper()} (paper 003)", ["data_root"], WHERE)
+        raise DataMissingError(f"STACK-{kind[5:].upper()} (Taimeskhanov et al.)", ["data_root"], WHERE)
     folder = stack003_dir(data_root, kind)
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTS) if folder.is_dir() else []
     if not files:
-        raise DataMissingError(f"STACK-{kind[5:].upper()} (paper 003)", [f"{folder}/*.png|jpg"], WHERE)
+        raise DataMissingError(f"STACK-{kind[5:].upper()} (Taimeskhanov et al.)", [f"{folder}/*.png|jpg"], WHERE)
     if limit is not None:
         files = files[:limit]
     index = {w: i for i, w in enumerate(load_wnids())}

@@ -97,8 +97,8 @@ def summary(data_root: str | Path | None = None) -> pd.DataFrame:
     rows = [("Fashion-MNIST", "default", *_fashion(data_root)),
             ("photographs", "default", *_photos(data_root))]
     for name, fn in (("ImageNet 2012 val + boxes", _imagenet), ("VinDr-CXR", _vindr),
-                     ("NIH ChestX-ray14", _nih), ("STACK-MIX (paper 003)", _stack("stackmix")),
-                     ("STACK-GEN (paper 003)", _stack("stackgen"))):
+                     ("NIH ChestX-ray14", _nih), ("STACK-MIX (Taimeskhanov et al.)", _stack("stackmix")),
+                     ("STACK-GEN (Taimeskhanov et al.)", _stack("stackgen"))):
         rows.append((name, "full", *_full(data_root, fn)))
     return pd.DataFrame(rows, columns=COLUMNS)
 
