@@ -4,6 +4,7 @@
     python -m lib.bench --model resnet18 --layer layer4 --batch 1 --size 112 --device cpu \\
         --methods scorecam,ablationcam
     python -m lib.bench --methods scorecam --batch 1 --size 112 --levers
+    python -m lib.bench --winograd-shapes
 
 The repeats are interleaved, so that a change of the machine's load hits every timing alike:
 each round times, per method, a no-grad forward of the batch, (for Score-CAM) its bare forward
@@ -25,6 +26,9 @@ timing. ``all_gradient_ms`` is every gradient-based method in one call (``cam.co
 ``--levers`` adds ``levers``: per method bound by forward passes, its time with each lever of
 ``cam.fast_path`` switched, with none, and (Score-CAM, Ablation-CAM, occlusion) with other
 batch sizes and no CPU cap on them, each as a paired ratio to the engine's fast path.
+``--winograd-shapes`` times, instead, one 3x3 convolution (+ bias + ReLU) per shape of
+:data:`WINOGRAD_SHAPES`, oneDNN's direct call against :func:`lib.winograd.conv3x3`, in
+interleaved rounds: the measurement behind the shapes where the fast path uses Winograd.
 """
 from __future__ import annotations
 
@@ -58,9 +62,11 @@ LEVER_VARIANTS = {
     "without the CPU batch cap": {"cpu_pixels_per_pass": None},
     "without share_first_conv": {"share_first_conv": False},
     "without onednn_fusion": {"onednn_fusion": False},
+    "without winograd": {"winograd": False},
     "plain (no lever)": {"channels_last": False, "fold_batchnorm": False,
                          "inference_mode": False, "cpu_pixels_per_pass": None,
-                         "share_first_conv": False, "onednn_fusion": False},
+                         "share_first_conv": False, "onednn_fusion": False,
+                         "winograd": False},
 }
 #: the batch variants of ``--levers`` run without the CPU cap, so that the batch is the one asked
 NO_CAP = {"cpu_pixels_per_pass": None}
@@ -376,6 +382,52 @@ def report(res: dict, methods: Sequence[str], file=sys.stderr) -> None:
     file.flush()
 
 
+#: (channels in = out, height = width, batch) of the convolutions ``--winograd-shapes`` times:
+#: ResNet18's at 112 px in batches of 32 (Score-CAM's masked inputs), ResNet50's at 224 px in
+#: batches of 8 (occlusion), and the edges of the rule
+WINOGRAD_SHAPES = ((64, 28, 32), (128, 14, 32), (256, 7, 32), (512, 4, 32), (512, 2, 32),
+                   (128, 28, 8), (256, 14, 8), (512, 7, 8), (256, 4, 8), (512, 4, 8))
+
+
+def winograd_shapes(shapes=WINOGRAD_SHAPES, repeats: int = 5, seed: int = 0) -> list[dict]:
+    """Per shape: oneDNN's direct convolution (weights reordered once, ReLU fused) and
+    Winograd's F(4x4, 3x3), timed in interleaved rounds; medians, the paired ratio direct /
+    Winograd, whether :func:`lib.cam._winograd_pays` picks Winograd there, and the largest
+    difference relative to the output's largest value."""
+    from lib import winograd
+
+    mkldnn = torch.ops.mkldnn
+    timed = clock(torch.device("cpu"))
+    rows = []
+    for c, hw, n in shapes:
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn(n, c, hw, hw, generator=gen).contiguous(memory_format=torch.channels_last)
+        conv = torch.nn.Conv2d(c, c, 3, padding=1)
+        with torch.no_grad():
+            conv.weight.copy_(torch.randn(c, c, 3, 3, generator=gen) / (3 * c ** 0.5))
+        w, b = conv.weight.detach(), conv.bias.detach()
+        args = ([1, 1], [1, 1], [1, 1], 1)
+        packed = mkldnn._reorder_convolution_weight(w, *args, list(x.shape))
+        u = winograd.filter_transform(w)
+        tasks = {"direct": lambda: mkldnn._convolution_pointwise(x, packed, b, *args, "relu", [],
+                                                                 None),
+                 "winograd": lambda: winograd.conv3x3(x, u, b, relu=True)}
+        with torch.no_grad():
+            ref = torch.relu(torch.nn.functional.conv2d(x, w, b, padding=1))
+            err = ((tasks["winograd"]() - ref).abs().max() / ref.abs().max()).item()
+            for task in tasks.values():
+                task()
+            timings = interleave([["direct", "winograd"]], tasks, repeats, timed)[0]
+        ratio = paired(timings["direct"], timings["winograd"])
+        rows.append({"channels": c, "size": hw, "batch": n,
+                     "direct_ms": statistics.median(timings["direct"]),
+                     "winograd_ms": statistics.median(timings["winograd"]),
+                     "speedup": ratio["median"], "speedup_range": ratio["range"],
+                     "rule_picks_winograd": cam._winograd_pays(conv, x),
+                     "max_rel_diff": err})
+    return rows
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--model", default="resnet50")
@@ -398,7 +450,22 @@ def main(argv=None):
                         "robust to other jobs on a shared CPU)")
     p.add_argument("--levers", action="store_true",
                    help="also time the slow methods with each lever of cam.fast_path off")
+    p.add_argument("--winograd-shapes", action="store_true",
+                   help="time only one 3x3 convolution per shape of WINOGRAD_SHAPES, oneDNN's "
+                        "direct one against Winograd's F(4x4, 3x3)")
     a = p.parse_args(argv)
+    if a.threads is not None:
+        torch.set_num_threads(a.threads)
+    if a.winograd_shapes:
+        rows = winograd_shapes(repeats=a.repeats)
+        for r in rows:
+            print(f"C={r['channels']:4d} {r['size']:3d}x{r['size']:<3d} batch {r['batch']:3d}: "
+                  f"direct {r['direct_ms']:7.2f} ms, Winograd {r['winograd_ms']:7.2f} ms, "
+                  f"{r['speedup']:.2f}x {_range(r['speedup_range'])}, rule: "
+                  f"{'Winograd' if r['rule_picks_winograd'] else 'direct'}, "
+                  f"max rel. diff {r['max_rel_diff']:.1e}", file=sys.stderr)
+        print(json.dumps({"winograd_shapes": rows}))
+        return
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
     known = {**PGC_CLASSES, **CAPTUM_CLASSES}
     unknown = [m for m in methods if m not in known]
@@ -406,8 +473,6 @@ def main(argv=None):
         p.error(f"unknown method(s) {unknown}; choose from {', '.join(known)}")
     if a.repeats < 1:
         p.error(f"--repeats must be at least 1, got {a.repeats}")
-    if a.threads is not None:
-        torch.set_num_threads(a.threads)
     res = run(a.model, a.layer, a.batch, a.device, methods, a.repeats, a.size, pgc=not a.no_pgc,
               cam_batch=a.cam_batch, levers=a.levers, clock_kind=a.clock)
     report(res, methods)

@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from lib import winograd as _winograd
 from lib.layers import layer_name, resolve_layer
 
 __all__ = ["compute", "compute_many", "postprocess", "register", "fast_path", "Method", "Context",
@@ -921,17 +922,17 @@ class _Tail:
             return
         for fast in (True, False):  # the fast upper part, else the plain one
             if fast and not (levers["fold_batchnorm"] or levers["channels_last"]
-                             or levers["onednn_fusion"]):
+                             or levers["onednn_fusion"] or levers["winograd"]):
                 continue
             try:
                 self.graph_module = _graph_module(
                     self._modules_root, self._graph, fold=fast and levers["fold_batchnorm"],
                     channels_last=fast and levers["channels_last"] and _cl_ok(x),
-                    fuse=fast and levers["onednn_fusion"])
+                    fuse=fast and levers["onednn_fusion"],
+                    winograd=fast and levers["winograd"])
                 self.channels_last = fast and levers["channels_last"] and _cl_ok(x)
-                with torch.no_grad():
-                    check = self._run_fx(a, torch.arange(len(a), device=a.device))
-                if _allclose_tree(check, output):
+                if _checks_out(lambda: self._run_fx(a, torch.arange(len(a), device=a.device)),
+                               output, self.graph_module):
                     return
             except Exception:
                 pass
@@ -1016,14 +1017,15 @@ CPU_PIXELS_PER_PASS = 32 * 112 * 112
 #: switches them for a block (the benchmark and the cost chapter measure each one)
 _LEVERS: dict = {"channels_last": True, "fold_batchnorm": True, "inference_mode": False,
                  "cpu_pixels_per_pass": CPU_PIXELS_PER_PASS, "share_first_conv": True,
-                 "onednn_fusion": True}
+                 "onednn_fusion": True, "winograd": True}
 
 
 @contextlib.contextmanager
 def fast_path(channels_last: bool = True, fold_batchnorm: bool = True,
               inference_mode: bool = False,
               cpu_pixels_per_pass: int | None = CPU_PIXELS_PER_PASS,
-              share_first_conv: bool = True, onednn_fusion: bool = True):
+              share_first_conv: bool = True, onednn_fusion: bool = True,
+              winograd: bool = True):
     """Within the block, the methods bound by forward passes (Score-CAM's masked inputs,
     Ablation-CAM's passes of the layers above its layer, Captum's occlusion, Integrated
     Gradients and Gradient SHAP) use these levers, the defaults being the engine's own:
@@ -1052,9 +1054,15 @@ def fast_path(channels_last: bool = True, fold_batchnorm: bool = True,
     layout (``torch.ops.mkldnn._convolution_pointwise``, as torch.compile's CPU back end does),
     with a ReLU that alone follows it, or an addition then a ReLU (a residual block's end),
     computed in the same call. Passes with gradients (Integrated Gradients, Gradient SHAP) and
-    other devices run the plain convolution, addition and ReLU.
+    other devices run the plain convolution, addition and ReLU;
+    ``winograd``: on the CPU, in float32 and channels-last, gradient-free passes run the 3x3
+    convolutions of stride 1 that are wide in channels and small in space (ResNet18's layer3
+    and layer4 at 112 px) by Winograd's F(4x4, 3x3) (:mod:`lib.winograd`): a quarter of the
+    multiplications, the same result to float32 rounding (the copy's output on the images is
+    checked against the model's, as for every lever).
 
-    ``fast_path(False, False, False, None, False, False)`` is the plain path. The model is never changed:
+    ``fast_path(False, False, False, None, False, False, False)`` is the plain path. The model
+    is never changed:
     folded and channels-last convolutions are new modules in a torch.fx copy of the graph that
     shares every other module, tensor and hook of the model, used only where its output on the
     images equals the model's (rtol 1e-4); modules with hooks are kept as they are, so that the
@@ -1069,7 +1077,7 @@ def fast_path(channels_last: bool = True, fold_batchnorm: bool = True,
     _LEVERS.update(channels_last=bool(channels_last), fold_batchnorm=bool(fold_batchnorm),
                    inference_mode=bool(inference_mode), cpu_pixels_per_pass=cpu_pixels_per_pass,
                    share_first_conv=bool(share_first_conv),
-                   onednn_fusion=bool(onednn_fusion))
+                   onednn_fusion=bool(onednn_fusion), winograd=bool(winograd))
     try:
         yield dict(_LEVERS)
     finally:
@@ -1113,12 +1121,14 @@ def _trace(model: nn.Module, leaves=(), inside: str | None = None):
     raise RuntimeError("too many untraceable sub-modules")
 
 
-def _graph_module(model: nn.Module, graph, fold: bool, channels_last: bool, fuse: bool = False):
+def _graph_module(model: nn.Module, graph, fold: bool, channels_last: bool, fuse: bool = False,
+                  winograd: bool = False):
     """A GraphModule running (a copy of) ``graph``, traced from ``model``, on the model's own
     modules and tensors, shared, not copied; only convolutions are new: with the batch-norm
     that only follows them folded in (``fold``), with channels-last weights
     (``channels_last``), run by oneDNN with a following ReLU or addition + ReLU (``fuse``,
-    see :class:`_OneDNNConv`). Modules with hooks, and modules whose attributes the graph reads
+    see :class:`_OneDNNConv`), 3x3 ones by Winograd's algorithm where that is faster
+    (``winograd``). Modules with hooks, and modules whose attributes the graph reads
     directly, are kept as they are; the convolution fed by the input is not fused (the shared
     first convolution of Score-CAM splits the graph there)."""
     import copy
@@ -1172,8 +1182,9 @@ def _graph_module(model: nn.Module, graph, fold: bool, channels_last: bool, fuse
             count += 1
             root[name] = conv
             nd.target = name
-    if fuse and channels_last and hasattr(torch.ops.mkldnn, "_convolution_pointwise"):
-        _fuse_onednn(graph, root, own)
+    if (fuse or winograd) and channels_last and hasattr(torch.ops.mkldnn,
+                                                        "_convolution_pointwise"):
+        _fuse_onednn(graph, root, own, onednn=fuse, winograd=winograd)
     return fx.GraphModule(root, graph)
 
 
@@ -1186,9 +1197,10 @@ def _is_relu(nd, root: dict, own) -> bool:
             and len(nd.args) == 1 and not nd.kwargs)
 
 
-def _fuse_onednn(graph, root: dict, own) -> None:
+def _fuse_onednn(graph, root: dict, own, onednn: bool = True, winograd: bool = False) -> None:
     """Replace, in ``graph``, each new convolution (not the first) by an :class:`_OneDNNConv`,
-    taking in the ReLU that alone follows it, or the addition and the ReLU that follow it."""
+    taking in the ReLU that alone follows it, or the addition and the ReLU that follow it
+    (with ``onednn`` False, only the convolutions that Winograd's algorithm computes)."""
     import operator
 
     inputs = {nd for nd in graph.nodes if nd.op == "placeholder"}
@@ -1199,13 +1211,13 @@ def _fuse_onednn(graph, root: dict, own) -> None:
         conv = root[nd.target]
         if (type(conv) is not nn.Conv2d or conv.padding_mode != "zeros"
                 or isinstance(conv.padding, str) or len(nd.args) != 1 or nd.kwargs
-                or nd.args[0] in inputs):
+                or nd.args[0] in inputs or not (onednn or (winograd and _winograd.applies(conv)))):
             continue
         users = list(nd.users)
         one = users[0] if len(users) == 1 else None
         name = f"_onednn_conv_{count}"
         if one is not None and _is_relu(one, root, own):
-            root[name] = _OneDNNConv(conv, "relu")
+            root[name] = _OneDNNConv(conv, "relu", onednn, winograd)
             with graph.inserting_after(one):
                 new = graph.call_module(name, (nd.args[0],))
             one.replace_all_uses_with(new)
@@ -1219,7 +1231,7 @@ def _fuse_onednn(graph, root: dict, own) -> None:
             if not isinstance(other, type(nd)) or other is nd:
                 continue
             relu = next(iter(one.users))
-            root[name] = _OneDNNConv(conv, "add-relu")
+            root[name] = _OneDNNConv(conv, "add-relu", onednn, winograd)
             with graph.inserting_after(relu):
                 new = graph.call_module(name, (nd.args[0], other))
             relu.replace_all_uses_with(new)
@@ -1227,7 +1239,7 @@ def _fuse_onednn(graph, root: dict, own) -> None:
             graph.erase_node(one)
             graph.erase_node(nd)
         else:
-            root[name] = _OneDNNConv(conv, None)
+            root[name] = _OneDNNConv(conv, None, onednn, winograd)
             nd.target = name
         count += 1
     graph.lint()
@@ -1236,19 +1248,30 @@ def _fuse_onednn(graph, root: dict, own) -> None:
 class _OneDNNConv(nn.Module):
     """A convolution (with ``then`` None, "relu" or "add-relu": relu(conv(x) + other)) that,
     without gradients on a float32 CPU tensor, runs as one oneDNN call on weights reordered once
-    into oneDNN's layout (for the first input's size; any size runs); otherwise as PyTorch's
-    convolution, addition and ReLU."""
+    into oneDNN's layout (for the first input's size; any size runs; ``onednn``), or, where
+    :func:`_winograd_pays` says so, by Winograd's F(4x4, 3x3) on weights transformed once
+    (``winograd``, :mod:`lib.winograd`); otherwise as PyTorch's convolution, addition and
+    ReLU."""
 
-    def __init__(self, conv: nn.Conv2d, then: str | None):
+    def __init__(self, conv: nn.Conv2d, then: str | None, onednn: bool = True,
+                 winograd: bool = False):
         super().__init__()
         self.conv, self.then = conv, then
+        self.onednn, self.winograd = onednn, winograd and _winograd.applies(conv)
         self.args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
         self._packed: torch.Tensor | None = None
+        self._u: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, other: torch.Tensor | None = None) -> torch.Tensor:
         c = self.conv
-        if (torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32
-                or c.weight.dtype != torch.float32):
+        plain = (torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32
+                 or c.weight.dtype != torch.float32)
+        bias = None if c.bias is None else c.bias.detach()
+        if not plain and self.winograd and _winograd_pays(c, x):
+            if self._u is None:
+                self._u = _winograd.filter_transform(c.weight)
+            return _winograd.conv3x3(x, self._u, bias, relu=self.then is not None, add=other)
+        if plain or not self.onednn:
             y = c(x)
             if other is not None:
                 y = y + other
@@ -1257,12 +1280,45 @@ class _OneDNNConv(nn.Module):
         if self._packed is None:
             self._packed = mkldnn._reorder_convolution_weight(c.weight.detach(), *self.args,
                                                               list(x.shape))
-        bias = None if c.bias is None else c.bias.detach()
         if self.then == "add-relu":
             return mkldnn._convolution_pointwise.binary(
                 x, other, self._packed, bias, *self.args, "add", 1.0, "relu", [], None)
         return mkldnn._convolution_pointwise(x, self._packed, bias, *self.args,
                                              self.then or "none", [], None)
+
+
+#: set by :func:`_checks_out` while it runs every Winograd-capable convolution by Winograd
+_WINOGRAD_EVERYWHERE = [False]
+
+
+def _checks_out(run: Callable, output, module: nn.Module) -> bool:
+    """Whether ``run()`` (a copy's output on the images) equals the model's ``output``, as the
+    copy runs for these images and, where it has convolutions that Winograd's algorithm may
+    compute, with all of those computed by it: the few images of the check would otherwise leave
+    them to the direct convolution, which the passes of many images do not."""
+    with torch.no_grad():
+        if not _allclose_tree(run(), output):
+            return False
+        if not any(isinstance(m, _OneDNNConv) and m.winograd for m in module.modules()):
+            return True
+        _WINOGRAD_EVERYWHERE[0] = True
+        try:
+            return _allclose_tree(run(), output)
+        finally:
+            _WINOGRAD_EVERYWHERE[0] = False
+
+
+def _winograd_pays(conv: nn.Conv2d, x: torch.Tensor) -> bool:
+    """Where F(4x4, 3x3) beat oneDNN's direct convolution on this project's 2-core AVX2 CPU
+    (``python -m lib.bench --winograd-shapes``): at least 256 channels in and out, at least 32
+    blocks of 4x4 outputs in the batch (the rows of its matrix products), and at least half of
+    each block's outputs inside the image (a 2x2 map fills a quarter: 0.49x)."""
+    if _WINOGRAD_EVERYWHERE[0]:
+        return True
+    n, _, h, w = x.shape
+    th, tw = (h + 3) // 4, (w + 3) // 4
+    return (conv.in_channels >= 256 and conv.out_channels >= 256 and n * th * tw >= 32
+            and 2 * h * w >= 16 * th * tw)
 
 
 def _fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, layout=torch.contiguous_format
@@ -1335,15 +1391,14 @@ class _FastForward:
             try:
                 if kind == "graph":
                     module = _graph_module(model, _trace(model), self.levers["fold_batchnorm"],
-                                           channels_last, self.levers["onednn_fusion"])
+                                           channels_last, self.levers["onednn_fusion"],
+                                           self.levers["winograd"])
                     if not _share_root_hooks(module, model):
                         continue
                 else:
                     module = model
                 self.module, self.channels_last = module, channels_last
-                with torch.no_grad():
-                    check = self(x, grad=False)
-                if _allclose_tree(check, output):
+                if _checks_out(lambda: self(x, grad=False), output, module):
                     return
             except Exception:
                 pass
@@ -1378,9 +1433,8 @@ class _FastForward:
                     first = _FirstConv(self.module, self.model, self.channels_last)
                     # B = one all-ones map per image, c = the identity: the images themselves
                     eye = torch.eye(len(x), dtype=x.dtype, device=x.device)
-                    with torch.no_grad():
-                        check = first(first.basis(x, torch.ones_like(x[:1, 0])), eye)
-                    if _allclose_tree(check, output):
+                    if _checks_out(lambda: first(first.basis(x, torch.ones_like(x[:1, 0])), eye),
+                                   output, first.rest):
                         self._first = first
                 except Exception:
                     self._first = None

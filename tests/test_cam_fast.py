@@ -34,7 +34,8 @@ class GapNet(nn.Module):
 
 
 PLAIN = {"channels_last": False, "fold_batchnorm": False, "inference_mode": False,
-         "cpu_pixels_per_pass": None, "share_first_conv": False, "onednn_fusion": False}
+         "cpu_pixels_per_pass": None, "share_first_conv": False, "onednn_fusion": False,
+         "winograd": False}
 CAPTUM = {"occlusion": {"sliding_window_shapes": (3, 8, 8), "strides": 8},
           "integratedgradients": {"n_steps": 8},
           "gradientshap": {"n_samples": 4, "stdevs": 0.1, "seed": 3}}
@@ -133,10 +134,17 @@ def test_onednn_fusion_takes_in_relus_and_residual_adds_and_equals_the_model():
     finally:
         h.remove()
     assert n_model == 2 and len(calls) == 2
-    with cam.fast_path(onednn_fusion=False), torch.no_grad():
+    with cam.fast_path(onednn_fusion=False, winograd=False), torch.no_grad():
         plain = cam._FastForward(model, x, out)
     assert plain.kind == "graph"
     assert not any(isinstance(m, cam._OneDNNConv) for m in plain.module.modules())
+    # without oneDNN, only the 3x3 convolutions of stride 1 that Winograd may take are wrapped
+    # (13 of ResNet18's 16 3x3 convolutions: 3 have stride 2)
+    with cam.fast_path(onednn_fusion=False), torch.no_grad():
+        wino = cam._FastForward(model, x, out)
+        assert torch.allclose(wino(x), out, rtol=1e-4, atol=1e-5)
+    wrapped = [m for m in wino.module.modules() if isinstance(m, cam._OneDNNConv)]
+    assert len(wrapped) == 13 and all(m.winograd and not m.onednn for m in wrapped)
 
 
 def test_ablation_tail_runs_the_folded_channels_last_upper_part():
@@ -256,7 +264,8 @@ def test_model_left_exactly_as_it_came_memory_format_included(layout):
 
 def test_hooks_are_kept_and_the_passes_counted():
     """A root hook sees every full pass of Score-CAM through the fast copy (N for the engine's
-    forward, N for the copy's check, then one masked input per live channel plus one all-zero
+    forward, N for each of the copy's two checks (as it runs, and with Winograd on its 3x3
+    convolution), then one masked input per live channel plus one all-zero
     mask per image with dead channels); a hooked convolution is run as it is, its batch-norm
     not folded into it, and its hook sees its own output."""
     torch.manual_seed(8)
@@ -280,10 +289,10 @@ def test_hooks_are_kept_and_the_passes_counted():
     a = model.features(x).detach()
     live = (a.flatten(2).amax(2) > 0).sum(1).tolist()
     assert live == [4, 4]
-    # fast: [2 engine, 2 check] + per image: zero mask (1), live channels in batches of 3 (3, 1)
-    fast_rows = [2, 2] + [1, 3, 1] * 2
+    # fast: [2 engine, 2 + 2 checks] + per image: zero mask (1), live channels in batches of 3
+    fast_rows = [2, 2, 2] + [1, 3, 1] * 2
     plain_rows = [2] + [1, 3, 1] * 2  # the plain path: no check
-    assert rows == fast_rows + plain_rows + [2, 2] + [1, 2, 2] * 2
+    assert rows == fast_rows + plain_rows + [2, 2, 2] + [1, 2, 2] * 2
     assert all(same and k == 8 for same, k in seen)
     assert torch.allclose(got, ref, atol=1e-6) and torch.allclose(capped, ref, atol=1e-6)
 
@@ -305,7 +314,7 @@ def test_inference_mode_lever_and_the_switch_restores_the_levers():
     assert on and all(on) and off and not any(off)
     defaults = {"channels_last": True, "fold_batchnorm": True, "inference_mode": False,
                 "cpu_pixels_per_pass": 32 * 112 * 112, "share_first_conv": True,
-                "onednn_fusion": True}
+                "onednn_fusion": True, "winograd": True}
     assert cam._LEVERS == defaults
     with pytest.raises(RuntimeError, match="boom"):
         with cam.fast_path(False, False, False, None, False):
@@ -321,7 +330,7 @@ def test_occlusion_batches_its_windows():
     """Captum's default is one window a pass; the engine passes batch_size // N windows a pass:
     4 x 4 windows of 8 px on 32 px in batches of 6 windows (batch_size 12, 2 images) is
     ceil(16 / 6) = 3 passes, plus Captum's unoccluded pass, the engine's forward and the
-    check."""
+    two checks (as the copy runs, and with Winograd on its 3x3 convolutions)."""
     model = _resnet(9)
     x = torch.randn(2, 3, 32, 32)
     rows = []
@@ -331,7 +340,7 @@ def test_occlusion_batches_its_windows():
                     captum_kwargs={"sliding_window_shapes": (3, 8, 8), "strides": 8})
     finally:
         h.remove()
-    assert rows == [2, 2, 2] + [12, 12, 8]
+    assert rows == [2, 2, 2, 2] + [12, 12, 8]
 
 
 def test_untraceable_model_runs_as_it_is_with_the_same_maps():
@@ -420,7 +429,9 @@ def test_scorecam_shares_the_first_conv_with_the_same_maps(monkeypatch):
 
     monkeypatch.setattr(cam._FirstConv, "__call__", counted)
     shared = cam.compute(model, x, "layer3", "scorecam", batch_size=100)
-    n_shared = sum(calls[1:])  # the first call is the check on x
+    # the first two calls are the checks on x (as it runs, and with Winograd on the 3x3 ones)
+    assert calls[:2] == [2, 2]
+    n_shared = sum(calls[2:])
     calls.clear()
     with cam.fast_path(share_first_conv=False):
         alone = cam.compute(model, x, "layer3", "scorecam", batch_size=100)
