@@ -392,7 +392,8 @@ WINOGRAD_SHAPES = ((64, 28, 32), (128, 14, 32), (256, 7, 32), (512, 4, 32), (512
 def winograd_shapes(shapes=WINOGRAD_SHAPES, repeats: int = 5, seed: int = 0) -> list[dict]:
     """Per shape: oneDNN's direct convolution (weights reordered once, ReLU fused) and
     Winograd's F(4x4, 3x3), timed in interleaved rounds; medians, the paired ratio direct /
-    Winograd, whether :func:`lib.cam._winograd_pays` picks Winograd there, and the largest
+    Winograd, whether the engine's rule (:func:`lib.cam._winograd_may_pay` and
+    :func:`lib.cam._winograd_pays`) picks Winograd there, and the largest
     difference relative to the output's largest value."""
     from lib import winograd
 
@@ -423,7 +424,8 @@ def winograd_shapes(shapes=WINOGRAD_SHAPES, repeats: int = 5, seed: int = 0) -> 
                      "direct_ms": statistics.median(timings["direct"]),
                      "winograd_ms": statistics.median(timings["winograd"]),
                      "speedup": ratio["median"], "speedup_range": ratio["range"],
-                     "rule_picks_winograd": cam._winograd_pays(conv, x),
+                     "rule_picks_winograd": (cam._winograd_may_pay(conv)
+                                             and cam._winograd_pays(conv, x)),
                      "max_rel_diff": err})
     return rows
 

@@ -202,7 +202,7 @@ class Context:
     def forward(self, inputs: torch.Tensor, grad: bool = False):
         """The model's output for ``inputs`` through the fast path (:func:`fast_path`), built
         once per call; without autograd unless ``grad``."""
-        return self._engine.fast()(inputs, grad=grad)
+        return self._engine.fast(grad)(inputs, grad=grad)
 
     def no_grad(self):
         """The context for gradient-free passes: ``torch.inference_mode()`` or
@@ -671,6 +671,8 @@ class _Engine:
         self.levers = dict(_LEVERS)  # the fast path's levers as they were when called
         self.output = None
         self._fast: _FastForward | None = None
+        self._fast_grad: _FastForward | None = None
+        self._guided_output = None
 
     def images_per_pass(self) -> int:
         pixels = self.levers["cpu_pixels_per_pass"]
@@ -678,9 +680,18 @@ class _Engine:
             return self.batch_size
         return max(1, min(self.batch_size, pixels // (self.x.shape[-2] * self.x.shape[-1])))
 
-    def fast(self) -> _FastForward:
+    def fast(self, grad: bool = False) -> _FastForward:
         """The fast forward pass, built at first use and shared by the methods of the call;
-        built outside inference mode, so that methods with gradients can use it too."""
+        built outside inference mode, so that methods with gradients can use it too. For passes
+        with gradients alone (``grad``) it is built without the levers that act only without
+        them (``onednn_fusion``, ``winograd``): their weight layouts and checks would be work
+        for nothing."""
+        if self._fast is None and grad:
+            if self._fast_grad is None:
+                levers = {**self.levers, "onednn_fusion": False, "winograd": False}
+                with torch.inference_mode(False), torch.no_grad():
+                    self._fast_grad = _FastForward(self.model, self.x, self.output, levers)
+            return self._fast_grad
         if self._fast is None:
             with torch.inference_mode(False), torch.no_grad():
                 self._fast = _FastForward(self.model, self.x, self.output, self.levers)
@@ -691,6 +702,12 @@ class _Engine:
         if any(s.layer for s in specs):
             need_grad = any(s.layer and s.gradients for s in specs)
             acts, grads, output = self._forward(need_grad)
+        elif all(s.name == "guidedbackprop" for s in specs):
+            # its own pass gives the output (the guided ReLUs are the identity going forward):
+            # one forward, as Captum's, not two
+            self.guided_backprop()
+            output = self._guided_output
+            acts = grads = [None] * len(self.names)
         else:
             with torch.no_grad():
                 output = self.model(self.x)
@@ -835,7 +852,7 @@ class _Engine:
         finally:
             for h in handles:
                 h.remove()
-        self._guided = grad
+        self._guided, self._guided_output = grad, _tree_map(torch.Tensor.detach, output)
         return grad
 
 
@@ -1136,7 +1153,11 @@ def _graph_module(model: nn.Module, graph, fold: bool, channels_last: bool, fuse
     import torch.fx as fx
 
     graph = copy.deepcopy(graph)
-    layout = torch.channels_last if channels_last else torch.preserve_format
+    # oneDNN reorders the weights it runs into its own layout, Winograd transforms them: a
+    # channels-last copy of them would be written for nothing (and writing it costs ~12x a
+    # plain scaling), so folded weights stay as they are there
+    layout = (torch.channels_last if channels_last and not (fuse or winograd)
+              else torch.preserve_format)
     modules = dict(model.named_modules())
     attrs = [nd.target for nd in graph.nodes if nd.op == "get_attr"]
     root: dict[str, object] = {t: _get_attr(model, t) for t in attrs}
@@ -1211,7 +1232,7 @@ def _fuse_onednn(graph, root: dict, own, onednn: bool = True, winograd: bool = F
         conv = root[nd.target]
         if (type(conv) is not nn.Conv2d or conv.padding_mode != "zeros"
                 or isinstance(conv.padding, str) or len(nd.args) != 1 or nd.kwargs
-                or nd.args[0] in inputs or not (onednn or (winograd and _winograd.applies(conv)))):
+                or nd.args[0] in inputs or not (onednn or (winograd and _winograd_may_pay(conv)))):
             continue
         users = list(nd.users)
         one = users[0] if len(users) == 1 else None
@@ -1257,7 +1278,7 @@ class _OneDNNConv(nn.Module):
                  winograd: bool = False):
         super().__init__()
         self.conv, self.then = conv, then
-        self.onednn, self.winograd = onednn, winograd and _winograd.applies(conv)
+        self.onednn, self.winograd = onednn, winograd and _winograd_may_pay(conv)
         self.args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
         self._packed: torch.Tensor | None = None
         self._u: torch.Tensor | None = None
@@ -1308,17 +1329,25 @@ def _checks_out(run: Callable, output, module: nn.Module) -> bool:
             _WINOGRAD_EVERYWHERE[0] = False
 
 
+def _winograd_may_pay(conv: nn.Conv2d) -> bool:
+    """A convolution Winograd's F(4x4, 3x3) computes (:func:`lib.winograd.applies`) with at
+    least 256 channels in and out: below that, it lost to oneDNN's direct convolution on this
+    project's 2-core AVX2 CPU at every size measured (``python -m lib.bench --winograd-shapes``;
+    the transforms cost as much as the products they save)."""
+    return (_winograd.applies(conv) and conv.in_channels >= 256
+            and conv.out_channels >= 256)
+
+
 def _winograd_pays(conv: nn.Conv2d, x: torch.Tensor) -> bool:
-    """Where F(4x4, 3x3) beat oneDNN's direct convolution on this project's 2-core AVX2 CPU
-    (``python -m lib.bench --winograd-shapes``): at least 256 channels in and out, at least 32
-    blocks of 4x4 outputs in the batch (the rows of its matrix products), and at least half of
-    each block's outputs inside the image (a 2x2 map fills a quarter: 0.49x)."""
+    """For such a convolution (:func:`_winograd_may_pay`), whether Winograd beat the direct
+    convolution on this input there: at least 32 blocks of 4x4 outputs in the batch (the rows
+    of its matrix products) and at least half of each block's outputs inside the image (a 2x2
+    map fills a quarter: 0.5x)."""
     if _WINOGRAD_EVERYWHERE[0]:
         return True
     n, _, h, w = x.shape
     th, tw = (h + 3) // 4, (w + 3) // 4
-    return (conv.in_channels >= 256 and conv.out_channels >= 256 and n * th * tw >= 32
-            and 2 * h * w >= 16 * th * tw)
+    return n * th * tw >= 32 and 2 * h * w >= 16 * th * tw
 
 
 def _fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, layout=torch.contiguous_format

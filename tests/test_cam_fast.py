@@ -83,10 +83,17 @@ def test_fast_forward_folds_every_batchnorm_and_equals_the_model():
         got = fast(x)
     assert fast.kind == "graph"
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.module.modules())
+    # the folded weights stay as the model's (contiguous) where oneDNN reorders them into its
+    # own layout; without oneDNN and Winograd they are written channels-last
     convs = [m for m in fast.module.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 20 and all(c.weight.is_contiguous() for c in convs)
+    assert torch.allclose(got, out, rtol=1e-4, atol=1e-5)
+    with cam.fast_path(onednn_fusion=False, winograd=False), torch.no_grad():
+        unfused = cam._FastForward(model, x, out)
+        assert torch.allclose(unfused(x), out, rtol=1e-4, atol=1e-5)
+    convs = [m for m in unfused.module.modules() if isinstance(m, nn.Conv2d)]
     assert len(convs) == 20 and all(
         c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
-    assert torch.allclose(got, out, rtol=1e-4, atol=1e-5)
     # the non-convolution modules are the model's own, not copies
     assert fast.module.fc is model.fc
     # each lever alone
@@ -138,13 +145,13 @@ def test_onednn_fusion_takes_in_relus_and_residual_adds_and_equals_the_model():
         plain = cam._FastForward(model, x, out)
     assert plain.kind == "graph"
     assert not any(isinstance(m, cam._OneDNNConv) for m in plain.module.modules())
-    # without oneDNN, only the 3x3 convolutions of stride 1 that Winograd may take are wrapped
-    # (13 of ResNet18's 16 3x3 convolutions: 3 have stride 2)
+    # without oneDNN, only the 3x3 convolutions that Winograd may take are wrapped: stride 1,
+    # 256 channels or more (layer3's 3 and layer4's 3 of ResNet18's 16 3x3 convolutions)
     with cam.fast_path(onednn_fusion=False), torch.no_grad():
         wino = cam._FastForward(model, x, out)
         assert torch.allclose(wino(x), out, rtol=1e-4, atol=1e-5)
     wrapped = [m for m in wino.module.modules() if isinstance(m, cam._OneDNNConv)]
-    assert len(wrapped) == 13 and all(m.winograd and not m.onednn for m in wrapped)
+    assert len(wrapped) == 6 and all(m.winograd and not m.onednn for m in wrapped)
 
 
 def test_ablation_tail_runs_the_folded_channels_last_upper_part():
@@ -264,8 +271,8 @@ def test_model_left_exactly_as_it_came_memory_format_included(layout):
 
 def test_hooks_are_kept_and_the_passes_counted():
     """A root hook sees every full pass of Score-CAM through the fast copy (N for the engine's
-    forward, N for each of the copy's two checks (as it runs, and with Winograd on its 3x3
-    convolution), then one masked input per live channel plus one all-zero
+    forward, N for the copy's check (one: no convolution here is wide enough for Winograd),
+    then one masked input per live channel plus one all-zero
     mask per image with dead channels); a hooked convolution is run as it is, its batch-norm
     not folded into it, and its hook sees its own output."""
     torch.manual_seed(8)
@@ -289,10 +296,10 @@ def test_hooks_are_kept_and_the_passes_counted():
     a = model.features(x).detach()
     live = (a.flatten(2).amax(2) > 0).sum(1).tolist()
     assert live == [4, 4]
-    # fast: [2 engine, 2 + 2 checks] + per image: zero mask (1), live channels in batches of 3
-    fast_rows = [2, 2, 2] + [1, 3, 1] * 2
+    # fast: [2 engine, 2 check] + per image: zero mask (1), live channels in batches of 3 (3, 1)
+    fast_rows = [2, 2] + [1, 3, 1] * 2
     plain_rows = [2] + [1, 3, 1] * 2  # the plain path: no check
-    assert rows == fast_rows + plain_rows + [2, 2, 2] + [1, 2, 2] * 2
+    assert rows == fast_rows + plain_rows + [2, 2] + [1, 2, 2] * 2
     assert all(same and k == 8 for same, k in seen)
     assert torch.allclose(got, ref, atol=1e-6) and torch.allclose(capped, ref, atol=1e-6)
 
@@ -440,3 +447,33 @@ def test_scorecam_shares_the_first_conv_with_the_same_maps(monkeypatch):
         model.conv1(x))))))).flatten(2).amax(2) > 0).sum())
     assert n_shared == live > 0
     assert torch.allclose(shared, alone, rtol=1e-4, atol=1e-5 * alone.abs().max().item())
+
+
+def test_passes_with_gradients_alone_use_a_copy_without_the_gradient_free_levers():
+    """Integrated Gradients' passes need gradients, where oneDNN's fused calls and Winograd do not
+    run: its copy is built without them (no weight reordered or transformed, one check); a
+    gradient-free method in the same call builds the full copy."""
+    model = _resnet(3)
+    x = torch.randn(1, 3, 32, 32)
+    rows = []
+    h = model.register_forward_pre_hook(lambda m, inp: rows.append(inp[0].shape[0]))
+    try:
+        ig = cam.compute(model, x, None, "integratedgradients", target=1,
+                         captum_kwargs={"n_steps": 4})
+        # the engine's forward, one check of the copy, Captum's 4 steps in one pass
+        assert rows == [1, 1, 4]
+        with cam.fast_path(**PLAIN):
+            ref = cam.compute(model, x, None, "integratedgradients", target=1,
+                              captum_kwargs={"n_steps": 4})
+    finally:
+        h.remove()
+    assert torch.allclose(ig, ref, rtol=1e-4, atol=1e-6)
+    engine = cam._Engine(model, x, [], [], 1, 64, False, {}, {})
+    with torch.no_grad():
+        engine.output = model(x)
+    grad_copy = engine.fast(grad=True)
+    assert engine._fast is None and not any(
+        isinstance(m, cam._OneDNNConv) for m in grad_copy.module.modules())
+    full = engine.fast()
+    assert full is not grad_copy and engine.fast(grad=True) is full
+    assert any(isinstance(m, cam._OneDNNConv) for m in full.module.modules())

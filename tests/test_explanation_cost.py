@@ -173,3 +173,7 @@ def test_measure_on_a_small_network_agrees_with_the_references():
     for lib in ("ours", "pytorch-grad-cam", "Captum"):  # Captum's target is not a pass
         assert p.loc[("gradcam", lib), "backward passes"] == 1, lib
         assert p.loc[("gradcam", lib), "forward passes"] == 1, lib
+    # Guided Backprop alone: its guided pass is the only forward, as Captum's
+    for lib in ("ours", "Captum"):
+        assert p.loc[("guidedbackprop", lib), "forward passes"] == 1, lib
+        assert p.loc[("guidedbackprop", lib), "backward passes"] == 1, lib

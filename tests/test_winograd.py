@@ -81,12 +81,15 @@ def test_applies_only_to_3x3_stride_1_same_convolutions():
 
 
 def test_the_rule_picks_wide_small_convolutions_in_full_batches():
-    wide, narrow = nn.Conv2d(256, 512, 3, padding=1), nn.Conv2d(128, 128, 3, padding=1)
+    wide = nn.Conv2d(256, 512, 3, padding=1)
+    assert cam._winograd_may_pay(wide)
+    for narrow in (nn.Conv2d(128, 512, 3, padding=1), nn.Conv2d(512, 128, 3, padding=1),
+                   nn.Conv2d(512, 512, 3, stride=2, padding=1)):
+        assert not cam._winograd_may_pay(narrow)
     assert cam._winograd_pays(wide, torch.zeros(32, 256, 4, 4))      # 32 blocks of 4x4
     assert cam._winograd_pays(wide, torch.zeros(8, 256, 7, 7))       # 8 * 4 blocks, 49/64 used
     assert not cam._winograd_pays(wide, torch.zeros(31, 256, 4, 4))  # too few blocks
     assert not cam._winograd_pays(wide, torch.zeros(64, 256, 2, 2))  # a quarter of each used
-    assert not cam._winograd_pays(narrow, torch.zeros(32, 128, 14, 14))  # too few channels
 
 
 class WideNet(nn.Module):
