@@ -18,7 +18,8 @@ from matplotlib.patches import Rectangle
 
 __all__ = ["style", "method_label", "METHOD_LABELS", "INPUT_ATTRIBUTIONS", "as_image", "overlay",
            "draw_boxes", "signed_map", "mark_dead_zone", "method_grid", "colorbar",
-           "attribution_image", "show", "text_px_on_screen", "interval_plot", "TEXT_COLUMN_PX",
+           "attribution_image", "show", "text_px_on_screen", "interval_plot", "verdict_figure",
+           "TEXT_COLUMN_PX",
            "DPI"]
 
 #: width of the book's text column (px) and the figure resolution: a 7.5-inch figure fills it
@@ -323,3 +324,59 @@ def interval_plot(df, x: str, y: str, hue: str | None = None, ax=None, errorbar=
             for t in leg.get_texts():
                 t.set_text(METHOD_LABELS.get(t.get_text(), t.get_text()))
     return ax
+
+
+def verdict_figure(rows, kinds: Sequence[str] = ("paper", "finding"), ncols: int = 3):
+    """The chapter's verdicts drawn with their intervals: one small panel per claim (of ``kinds``)
+    with a number and an interval, our estimate with its 95 % interval (the colour of its
+    outcome, named in the panel's title), the rule's boundary as a dashed line (an equivalence
+    rule's band shaded) and the paper's number, where it gives one on the same scale, as a solid
+    line. Returns the figure, or ``None`` when no claim has an
+    interval to draw."""
+    from .report import OUTCOME_COLOURS, format_number
+    from .verdict import NOT_RUN
+
+    drawn = [c for c in rows if c.kind in kinds and c.verdict.outcome != NOT_RUN]
+    if not drawn:
+        return None
+    ncols = max(1, min(ncols, len(drawn)))
+    nrows = -(-len(drawn) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7.5, 1.45 * nrows + 0.3), squeeze=False)
+    for ax in axes.ravel()[len(drawn):]:
+        ax.set_visible(False)
+    for ax, c in zip(axes.ravel(), drawn):
+        v = c.verdict
+        colour = OUTCOME_COLOURS[v.outcome]
+        ax.errorbar([v.estimate], [0], xerr=[[v.estimate - v.low], [v.high - v.estimate]],
+                    fmt="o", color=colour, capsize=4, markersize=5, linewidth=1.5)
+        lines = []
+        xs = [v.low, v.high]
+        if v.tolerance is not None and v.boundary is not None:  # an equivalence band
+            ax.axvspan(v.boundary - v.tolerance, v.boundary + v.tolerance, color="0.85", zorder=0)
+            xs += [v.boundary - v.tolerance, v.boundary + v.tolerance]
+        elif v.boundary is not None:
+            lines.append((v.boundary, "--"))
+        pv = c.paper_value
+        if isinstance(pv, (int, float)) and not isinstance(pv, bool) and np.isfinite(pv):
+            lines.append((float(pv), "-"))
+        for x, ls in lines:
+            ax.axvline(x, color="0.35", linestyle=ls, linewidth=1)
+        xs += [x for x, _ in lines]
+        span = (max(xs) - min(xs)) or max(abs(v.estimate), 1.0) * 0.2
+        ax.set_xlim(min(xs) - 0.15 * span, max(xs) + 0.15 * span)
+        ax.set_ylim(-1, 1)
+        ax.set_yticks([])
+        ax.spines["left"].set_visible(False)
+        name = c.claim_id if len(c.claim_id) <= 26 else c.claim_id[:25] + "…"
+        ax.set_title(f"{name}: {v.outcome}", fontsize=9, loc="left", color=colour)
+        ax.tick_params(axis="x", labelsize=9)
+        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(4))
+    handles = [plt.Line2D([], [], color="0.35", linestyle="--", label="the rule's boundary"),
+               mpl.patches.Patch(color="0.85", label="the rule's band (≈ claims)"),
+               plt.Line2D([], [], color="0.35", linestyle="-", label="the paper's number"),
+               plt.Line2D([], [], color="0.2", marker="o", linestyle="-",
+                          label="ours, 95 % interval")]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=9, frameon=False,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.06, 1, 1), h_pad=1.6)
+    return fig

@@ -8,10 +8,14 @@ The chapters call four things (see README.md, "Editing a chapter"):
   wide for the ~750 px text column split into parts (or transposed).
 - ``glue("name", value, fmt=".1f")``: stores the formatted value for the prose, where MyST
   Markdown inserts it with ``{glue:text}`name``` (myst-nb's glue; nothing is displayed).
-- ``Claims(chapter, profile)``: ``.add(...)`` one row per claim of the paper, ``.save()`` (the
-  chapter's record for the summary page "The papers against this book") and ``.verdict_box()``
-  (the box "the paper claims / we measured / holds?" that closes the chapter).
-- ``summary(profile)``: every chapter's claim rows, for the summary page.
+- ``Claims(chapter, profile)``: ``.add(...)`` one row per claim, with its kind (a paper claim, a
+  check of the code, a finding of this book), its evidence tier and the verdict of a rule fixed
+  before the run (``lib.verdict``: estimate, 95 % interval, holds / does not hold / undecided);
+  ``.save()`` (the chapter's record for the summary page "The papers against this book"),
+  ``.show_figure()`` (the verdicts with their intervals) and ``.verdict_box()`` (the box that
+  closes the chapter).
+- ``summary(profile)``, ``SummaryPage``: every chapter's claim rows; paper claims tallied per
+  paper and evidence tier, checks and findings apart.
 
 Papers are named by authors and a short title (``PAPERS``, the same names as the references page),
 never by a file number.
@@ -24,7 +28,7 @@ import json
 import math
 import numbers
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -33,10 +37,12 @@ import pandas as pd
 
 from . import paths
 from .results import atomic_write_json
+from .verdict import FAILS, HOLDS, NOT_RUN, UNDECIDED, Verdict
 
 __all__ = ["PAPERS", "Paper", "paper_name", "format_number", "table", "SplitTable", "glue",
-           "GluedText", "Claim", "Claims", "claim", "summary", "claims_dir", "section_anchor",
-           "VerdictBox", "SummaryPage", "book_chapters"]
+           "GluedText", "Claim", "Claims", "summary", "claims_dir", "section_anchor",
+           "VerdictBox", "SummaryPage", "book_chapters", "KINDS", "TIERS", "tally",
+           "tally_text", "OUTCOME_COLOURS"]
 
 #: the text column of the book's theme is ~750 px wide at desktop width
 TEXT_WIDTH_PX = 750
@@ -75,6 +81,7 @@ PAPERS: dict[str, Paper] = {p.key: p for p in (
     Paper("mascolini", "Mascolini et al.", "high-resolution maps with U-Nets", 2022,
           "ref-mascolini"),
     Paper("zhou", "Zhou et al.", "CAM", 2016, "ref-zhou"),
+    Paper("adebayo", "Adebayo et al.", "Sanity checks for saliency maps", 2018, "ref-adebayo"),
 )}
 
 
@@ -397,6 +404,20 @@ def _glue_fallback(name: str, variable: Any, display: bool = False) -> None:
 
 
 # -- claims ----------------------------------------------------------------------------------------
+#: what a claim row is. Only paper claims are evidence about a paper and enter the tallies.
+KINDS = {
+    "paper": "paper claim",          # an empirical statement of the paper, tested on our numbers
+    "check": "check",                # an identity or property of the code: holds by construction
+    "finding": "finding of this book",  # something this book found (an authors' computation, ...)
+}
+#: the evidence behind a paper claim, strongest first
+TIERS = {
+    "paper-data": "the paper's own data and models",
+    "pretrained": "a real pretrained model on a few real images",
+    "stand-in": "stand-ins trained here",
+}
+
+
 def claims_dir(profile: str | None = None) -> Path:
     """Where claim records live: ``CACHE_DIR/claims/<profile>/<chapter>.json``."""
     root = Path(paths.CACHE_DIR) / "claims"
@@ -418,7 +439,12 @@ def section_anchor(section: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim of a paper, the paper's number, ours, and whether the claim holds here."""
+    """One claim: what the paper states, its number, ours, and the verdict of the rule fixed
+    before the run (``lib.verdict``): outcome, estimate and 95 % interval.
+
+    ``kind`` is "paper" (evidence about the paper), "check" (an identity of the code, never
+    counted as support) or "finding" (of this book); ``tier`` (paper claims) says what the
+    evidence rests on: "paper-data", "pretrained" or "stand-in"."""
     chapter: str
     claim_id: str
     paper: str
@@ -426,10 +452,20 @@ class Claim:
     statement: str
     paper_value: Any
     ours: Any
-    holds: bool
+    kind: str
+    tier: str | None
+    verdict: Verdict
     profile: str
     section: str | None = None
     digits: int | None = None
+
+    @property
+    def outcome(self) -> str:
+        return self.verdict.outcome
+
+    @property
+    def holds(self) -> bool:
+        return self.verdict.outcome == HOLDS
 
     @property
     def paper_text(self) -> str:
@@ -437,15 +473,27 @@ class Claim:
 
     @property
     def ours_text(self) -> str:
+        """Our number as the page shows it: the chapter's text if it gave one, else the
+        verdict's estimate with its interval."""
+        if self.ours is None:
+            return self.verdict.interval_text(self.digits)
         return format_number(self.ours, self.digits)
+
+    @property
+    def interval_text(self) -> str:
+        return self.verdict.interval_text(self.digits)
 
     @property
     def anchor(self) -> str | None:
         return section_anchor(self.section)
 
     def as_record(self) -> dict:
-        rec = asdict(self)
-        rec.update(paper_text=self.paper_text, ours_text=self.ours_text, anchor=self.anchor)
+        rec = {f: getattr(self, f) for f in _FIELDS if f != "verdict"}
+        v = self.verdict.as_record()
+        rec["verdict"] = {k: (None if isinstance(x, float) and math.isnan(x) else x)
+                          for k, x in v.items()}
+        rec.update(paper_text=self.paper_text, ours_text=self.ours_text,
+                   interval_text=self.interval_text, anchor=self.anchor)
         return rec
 
 
@@ -460,8 +508,8 @@ def _json_value(v: Any, what: str, allow_none: bool) -> Any:
             return None
         raise ValueError(f"{what} is None: give the number (or a short text such as '0.27 ± 0.04')")
     if isinstance(v, bool):
-        raise TypeError(f"{what} is a bool; give the number the claim is about (holds= takes the "
-                        "verdict)")
+        raise TypeError(f"{what} is a bool; give the number the claim is about (verdict= takes "
+                        "the outcome)")
     if isinstance(v, numbers.Real):
         if math.isnan(float(v)):
             raise ValueError(f"{what} is NaN: a claim needs a computed number, not a missing one")
@@ -474,35 +522,59 @@ def _json_value(v: Any, what: str, allow_none: bool) -> Any:
                     "(float(x) for a tensor or an array of one element)")
 
 
-def _make_claim(chapter, claim_id, paper, where, statement, paper_value, ours, holds, profile,
-                section=None, digits=None) -> Claim:
+def _as_verdict(v: Any, claim_id: str) -> Verdict:
+    if isinstance(v, Verdict):
+        return v
+    if isinstance(v, Mapping):
+        d = {k: (math.nan if x is None and k in ("estimate", "low", "high") else x)
+             for k, x in v.items()}
+        try:
+            return Verdict(**d)
+        except TypeError as e:
+            raise ValueError(f"claim {claim_id!r}: not a verdict record ({e})") from None
+    raise TypeError(f"claim {claim_id!r}: verdict must be a lib.verdict.Verdict (from a rule such "
+                    f"as verdict.paired_difference(...) fixed before the run), got "
+                    f"{type(v).__name__} {v!r}")
+
+
+def _make_claim(chapter, claim_id, paper, where, statement, paper_value, ours, kind, tier,
+                verdict, profile, section=None, digits=None) -> Claim:
     from .notebook import PROFILES
 
-    if isinstance(holds, np.bool_):
-        holds = bool(holds)
-    if not isinstance(holds, bool):
-        raise TypeError(f"claim {claim_id!r}: holds must be a bool computed from the numbers "
-                        f"(e.g. holds = abs(ours - paper) <= tol), got {type(holds).__name__} "
-                        f"{holds!r}")
     for label, v in (("chapter", chapter), ("claim_id", claim_id), ("where", where),
                      ("statement", statement)):
         if not isinstance(v, str) or not v.strip():
             raise ValueError(f"claim {claim_id!r}: {label} must be a non-empty string, got {v!r}")
     if profile not in PROFILES:
         raise ValueError(f"claim {claim_id!r}: profile must be one of {PROFILES}, got {profile!r}")
+    if kind not in KINDS:
+        raise ValueError(f"claim {claim_id!r}: kind must be one of {list(KINDS)} ('paper' for an "
+                         f"empirical statement of the paper, 'check' for an identity of the code, "
+                         f"'finding' for a finding of this book), got {kind!r}")
+    if kind == "paper" and tier not in TIERS:
+        raise ValueError(f"claim {claim_id!r}: a paper claim needs tier= one of {list(TIERS)} "
+                         f"(what its evidence rests on), got {tier!r}")
+    if kind == "check" and tier is not None:
+        raise ValueError(f"claim {claim_id!r}: a check has no evidence tier (it is not evidence); "
+                         "drop tier=")
+    if tier is not None and tier not in TIERS:
+        raise ValueError(f"claim {claim_id!r}: tier must be one of {list(TIERS)}, got {tier!r}")
+    verdict = _as_verdict(verdict, claim_id)
+    if verdict.outcome == NOT_RUN and kind != "paper":
+        raise ValueError(f"claim {claim_id!r}: only a paper claim can be 'not run here'")
     _paper(paper)
     if digits is not None and (not isinstance(digits, int) or digits < 0):
         raise ValueError(f"claim {claim_id!r}: digits must be a non-negative int, got {digits!r}")
     c = Claim(chapter, claim_id, paper, where, statement,
               _json_value(paper_value, f"claim {claim_id!r}: paper_value", allow_none=True),
-              _json_value(ours, f"claim {claim_id!r}: ours", allow_none=False),
-              holds, profile, section, digits)
+              _json_value(ours, f"claim {claim_id!r}: ours", allow_none=True),
+              kind, tier, verdict, profile, section, digits)
     c.anchor  # a section with no anchor fails now, not on the summary page
     return c
 
 
-_FIELDS = ("chapter", "claim_id", "paper", "where", "statement", "paper_value", "ours", "holds",
-           "profile", "section", "digits")
+_FIELDS = ("chapter", "claim_id", "paper", "where", "statement", "paper_value", "ours", "kind",
+           "tier", "verdict", "profile", "section", "digits")
 
 
 def _read_records(path: Path) -> list[dict]:
@@ -524,8 +596,9 @@ def _read_file(path: Path) -> dict:
     for i, row in enumerate(rows):
         missing = [f for f in _FIELDS if not isinstance(row, dict) or f not in row]
         if missing:
-            raise ValueError(f"{path}, claim row {i + 1}: missing {missing}; delete the file and "
-                             "run its chapter again")
+            raise ValueError(f"{path}, claim row {i + 1}: missing {missing} (a record written "
+                             "before claims had kinds and verdicts); delete the file and run its "
+                             "chapter again")
         try:
             _make_claim(**{f: row[f] for f in _FIELDS})
         except (TypeError, ValueError) as e:
@@ -552,16 +625,35 @@ class Claims:
     def path(self) -> Path:
         return claims_dir(self.profile) / f"{self.chapter}.json"
 
-    def add(self, claim_id: str, paper: str, where: str, statement: str, paper_value: Any,
-            ours: Any, holds: bool, section: str | None = None, digits: int | None = None) -> Claim:
-        """One claim: ``paper`` a key of ``PAPERS``, ``where`` its table or figure ("Table 1"),
-        ``statement`` the claim in a sentence (plain text, no TeX), ``paper_value`` the paper's
-        number (None if it gives none), ``ours`` our number, ``holds`` the computed verdict,
-        ``section`` the heading (or MyST label) of this chapter that shows the evidence."""
+    def add(self, claim_id: str, paper: str, where: str, statement: str, paper_value: Any = None,
+            ours: Any = None, *, kind: str, verdict: Verdict, tier: str | None = None,
+            section: str | None = None, digits: int | None = None, **legacy) -> Claim:
+        """One claim row.
+
+        Args:
+            claim_id: unique within the chapter.
+            paper: a key of ``PAPERS``.
+            where: its table or figure ("Table 1").
+            statement: the claim in a sentence, plain text; a stand-in result is worded as one.
+            paper_value: the paper's number (None if it gives none).
+            ours: our number as text, where the verdict's estimate is not the whole story (None:
+                the verdict's estimate and interval).
+            kind: "paper", "check" or "finding" (``KINDS``); only paper claims are tallied.
+            verdict: the outcome of the rule fixed before the run (``lib.verdict``).
+            tier: for a paper claim, what the evidence rests on (``TIERS``).
+            section: the heading (or MyST label) of this chapter that shows the evidence.
+            digits: decimals of the numbers shown.
+
+        Returns:
+            The :class:`Claim` (also kept in ``rows``).
+        """
+        if legacy:
+            raise TypeError(f"claim {claim_id!r}: unknown argument(s) {sorted(legacy)}; a claim "
+                            "takes kind= and verdict= (lib.verdict), not holds=")
         if any(r.claim_id == claim_id for r in self.rows):
             raise ValueError(f"claim {claim_id!r} was added twice to {self.chapter}")
-        c = _make_claim(self.chapter, claim_id, paper, where, statement, paper_value, ours, holds,
-                        self.profile, section, digits)
+        c = _make_claim(self.chapter, claim_id, paper, where, statement, paper_value, ours, kind,
+                        tier, verdict, self.profile, section, digits)
         self.rows.append(c)
         return c
 
@@ -577,76 +669,153 @@ class Claims:
         return self.path
 
     def verdict_box(self) -> "VerdictBox":
-        """The box that closes the chapter: each claim, the paper's number, ours, holds or not."""
+        """The box that closes the chapter: the paper claims with their outcomes, then the checks
+        and the book's findings, each apart."""
         if not self.rows:
             raise ValueError(f"{self.chapter}: no claims to show; add() them first")
         return VerdictBox(self.rows, self.profile)
 
+    def figure(self, **kw):
+        """The chapter's paper claims and findings drawn with their intervals
+        (``plot.verdict_figure``); None when none has an interval to draw."""
+        from .plot import verdict_figure
+
+        return verdict_figure(self.rows, **kw)
+
+    def show_figure(self, **kw) -> None:
+        """Display :meth:`figure` (PNG) if there is one; returns None, so it shows once."""
+        from .plot import show
+
+        fig = self.figure(**kw)
+        if fig is not None:
+            show(fig, format="png")
+
+
+OUTCOME_COLOURS = {HOLDS: "#1a7f37", FAILS: "#cf222e", UNDECIDED: "#9a6700", NOT_RUN: "#6e7781"}
+_OUTCOME_ORDER = (HOLDS, FAILS, UNDECIDED, NOT_RUN)
+
+
+def tally(rows: Iterable[Claim]) -> dict[str, int]:
+    """Paper claims counted by outcome (checks and findings never enter the tally)."""
+    out = {o: 0 for o in _OUTCOME_ORDER}
+    for c in rows:
+        if c.kind == "paper":
+            out[c.outcome] += 1
+    return out
+
+
+def tally_text(rows: Iterable[Claim]) -> str:
+    """"3 of 5 paper claims hold, 1 does not, 1 is undecided" (and "2 not run here")."""
+    t = tally(rows)
+    n = sum(t.values())
+    if n == 0:
+        return "no paper claims"
+    parts = [f"{t[HOLDS]} of {n} paper claim{'s' if n != 1 else ''} "
+             f"hold{'s' if t[HOLDS] == 1 and n == 1 else ''}"]
+    if t[FAILS]:
+        parts.append(f"{t[FAILS]} {'does' if t[FAILS] == 1 else 'do'} not")
+    if t[UNDECIDED]:
+        parts.append(f"{t[UNDECIDED]} {'is' if t[UNDECIDED] == 1 else 'are'} undecided")
+    if t[NOT_RUN]:
+        parts.append(f"{t[NOT_RUN]} not run here")
+    return ", ".join(parts)
+
+
+def _outcome_html(outcome: str, kind: str = "paper") -> str:
+    word = outcome
+    if kind == "check":
+        word = {HOLDS: "passes", FAILS: "fails"}.get(outcome, outcome)
+    return (f'<strong class="outcome outcome-{outcome.replace(" ", "-")}" '
+            f'style="color:{OUTCOME_COLOURS[outcome]}">{html.escape(word)}</strong>')
+
+
+def _verdict_detail(c: Claim) -> str:
+    v = c.verdict
+    if v.outcome == NOT_RUN:
+        return html.escape(v.method)
+    parts = [f"rule: {v.rule}", v.method]
+    if c.kind != "check" and v.detectable:
+        parts.append(f"detects a difference of {format_number(v.detectable, c.digits)}")
+    elif c.kind != "check" and v.detectable is None and v.n > 1:
+        parts.append("no result at this n could decide")
+    return html.escape("; ".join(parts))
+
 
 class VerdictBox:
-    """"The paper claims / we measured / holds?" as HTML (the book, Jupyter) or Markdown."""
+    """The chapter's closing box as HTML (the book, Jupyter) or Markdown: paper claims with
+    outcome, estimate and interval; then checks (with their measured error) and findings."""
+
+    _SECTIONS = (("paper", "The paper's claims"), ("check", "Checks of the code (not evidence)"),
+                 ("finding", "Findings of this book"))
 
     def __init__(self, rows: list[Claim], profile: str):
         self.rows, self.profile = list(rows), profile
 
+    def title(self) -> str:
+        checks = [c for c in self.rows if c.kind == "check"]
+        finds = [c for c in self.rows if c.kind == "finding"]
+        t = f"Verdict: {tally_text(self.rows)}"
+        if checks:
+            n_pass = sum(c.holds for c in checks)
+            t += (f"; {n_pass} of {len(checks)} check{'s pass' if len(checks) != 1 else ' passes'}")
+        if finds:
+            t += f"; {len(finds)} finding{'s' if len(finds) != 1 else ''} of this book"
+        return t
+
     def _repr_html_(self) -> str:
         e = html.escape
-        head = ('<tr><th style="text-align:left;padding:0.3em 0.5em">the paper claims</th>'
-                '<th style="text-align:left;padding:0.3em 0.5em">we measured</th>'
-                '<th style="text-align:left;padding:0.3em 0.5em">holds?</th></tr>')
         body = []
-        for c in self.rows:
-            yes = ('<strong style="color:#1a7f37">yes</strong>' if c.holds
-                   else '<strong style="color:#cf222e">no</strong>')
-            body.append(
-                '<tr style="border-top:1px solid rgba(128,128,128,0.35)">'
-                f'<td style="padding:0.3em 0.5em;vertical-align:top"><em>{e(c.where)}</em> '
-                f'({e(_paper(c.paper).authors)}): {e(c.statement)} '
-                f'Paper: <strong>{e(c.paper_text)}</strong></td>'
-                f'<td data-label="we measured" style="padding:0.3em 0.5em;vertical-align:top;'
-                f'width:30%;overflow-wrap:anywhere"><strong>{e(c.ours_text)}</strong></td>'
-                f'<td data-label="holds?" style="padding:0.3em 0.5em;vertical-align:top">{yes}</td></tr>')
-        n_hold = sum(c.holds for c in self.rows)
+        for kind, heading in self._SECTIONS:
+            rows = [c for c in self.rows if c.kind == kind]
+            if not rows:
+                continue
+            body.append(f'<tr class="verdict-section"><th colspan="3" style="text-align:left;'
+                        f'padding:0.5em 0.5em 0.2em 0.5em">{e(heading)}</th></tr>')
+            for c in rows:
+                tier = (f' <span class="verdict-tier">[{e(TIERS[c.tier])}]</span>'
+                        if c.tier else "")
+                paper = f" The paper: <strong>{e(c.paper_text)}</strong>." if (
+                    c.paper_value is not None) else ""
+                measured = e(c.ours_text)
+                if c.ours is not None and c.verdict.outcome != NOT_RUN:
+                    measured += f"<br>estimate {e(c.interval_text)}"
+                body.append(
+                    '<tr class="verdict-row" style="border-top:1px solid rgba(128,128,128,0.35)">'
+                    f'<td data-label="claim" style="padding:0.3em 0.5em;vertical-align:top">'
+                    f'<em>{e(c.where)}</em> ({e(_paper(c.paper).authors)}): {e(c.statement)}'
+                    f'{paper}{tier}</td>'
+                    f'<td data-label="we measured" style="padding:0.3em 0.5em;vertical-align:top;'
+                    f'width:32%"><strong>{measured}</strong><br>'
+                    f'<small>{_verdict_detail(c)}</small></td>'
+                    f'<td data-label="outcome" style="padding:0.3em 0.5em;vertical-align:top">'
+                    f'{_outcome_html(c.outcome, c.kind)}</td></tr>')
+        head = ('<tr><th style="text-align:left;padding:0.3em 0.5em">the claim</th>'
+                '<th style="text-align:left;padding:0.3em 0.5em">we measured (95 % interval)</th>'
+                '<th style="text-align:left;padding:0.3em 0.5em">outcome</th></tr>')
         return ('<div class="admonition verdict-box" style="border-left:4px solid #0969da;'
                 'background:rgba(9,105,218,0.06);padding:0.6em 0.8em;margin:1em 0">'
                 '<p class="admonition-title" style="font-weight:600;margin:0 0 0.4em 0">'
-                f'Verdict: {n_hold} of {len(self.rows)} claims hold here '
-                f'(profile <code>{e(self.profile)}</code>)</p>'
+                f'{e(self.title())} (profile <code>{e(self.profile)}</code>)</p>'
                 '<table style="width:100%;border-collapse:collapse;font-size:0.95em;'
                 'table-layout:auto">'
                 f'<thead>{head}</thead><tbody>{"".join(body)}</tbody></table></div>')
 
     def _repr_markdown_(self) -> str:
-        lines = [f"**Verdict: {sum(c.holds for c in self.rows)} of {len(self.rows)} claims hold "
-                 f"here** (profile `{self.profile}`)", "",
-                 "| the paper claims | we measured | holds? |", "|---|---|---|"]
+        lines = [f"**{self.title()}** (profile `{self.profile}`)", "",
+                 "| the claim | we measured (95 % interval) | outcome |", "|---|---|---|"]
         for c in self.rows:
-            claim_txt = (f"*{c.where}* ({_paper(c.paper).authors}): {c.statement} "
+            claim_txt = (f"*{c.where}* ({_paper(c.paper).authors}, {KINDS[c.kind]}"
+                         f"{', ' + TIERS[c.tier] if c.tier else ''}): {c.statement} "
                          f"Paper: **{c.paper_text}**").replace("|", "\\|")
-            lines.append(f"| {claim_txt} | **{c.ours_text}** | {'yes' if c.holds else 'no'} |")
+            measured = (f"**{c.ours_text}**" if c.ours is None
+                        else f"**{c.ours_text}** ({c.interval_text})")
+            lines.append(f"| {claim_txt} | {measured} | {c.outcome} |")
         return "\n".join(lines)
 
 
-def claim(chapter: str, claim_id: str, paper: str, where: str, statement: str, paper_value: Any,
-          ours: Any, holds: bool, profile: str, section: str | None = None,
-          digits: int | None = None) -> Claim:
-    """Record one claim row at once: replace the row with the same ``claim_id`` in the chapter's
-    record (or add it). A chapter that states several claims uses ``Claims``, whose ``save``
-    replaces all of the chapter's previous rows."""
-    c = _make_claim(chapter, claim_id, paper, where, statement, paper_value, ours, holds, profile,
-                    section, digits)
-    claims = Claims(chapter, profile)
-    if claims.path.exists():
-        for row in _read_records(claims.path):
-            if row["claim_id"] != claim_id:
-                claims.rows.append(_make_claim(**{f: row[f] for f in _FIELDS}))
-    claims.rows.append(c)
-    claims.save()
-    return c
-
-
-SUMMARY_COLUMNS = ["chapter", "claim_id", "paper", "paper_name", "where", "statement",
-                   "paper_value", "ours", "holds", "profile", "anchor", "link", "written"]
+SUMMARY_COLUMNS = ["chapter", "claim_id", "paper", "paper_name", "where", "statement", "kind",
+                   "tier", "paper_value", "ours", "interval", "outcome", "rule", "method",
+                   "profile", "anchor", "link", "written"]
 
 
 def summary(profile: str) -> pd.DataFrame:
@@ -670,9 +839,12 @@ def summary(profile: str) -> pd.DataFrame:
             link = f"{c.chapter}.html" + (f"#{c.anchor}" if c.anchor else "")
             rows.append({"chapter": c.chapter, "claim_id": c.claim_id, "paper": c.paper,
                          "paper_name": paper_name(c.paper), "where": c.where,
-                         "statement": c.statement, "paper_value": c.paper_text,
-                         "ours": c.ours_text, "holds": c.holds, "profile": c.profile,
-                         "anchor": c.anchor, "link": link, "written": written})
+                         "statement": c.statement, "kind": c.kind, "tier": c.tier,
+                         "paper_value": c.paper_text, "ours": c.ours_text,
+                         "interval": c.interval_text, "outcome": c.outcome,
+                         "rule": c.verdict.rule, "method": c.verdict.method,
+                         "profile": c.profile, "anchor": c.anchor, "link": link,
+                         "written": written})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -720,7 +892,8 @@ SUMMARY_PAGE = "90_summary"
 class SummaryPage:
     """What the page "The papers against this book" shows for ``profile``: every chapter's claim
     rows (``rows``), which chapters have records (``with_records``) and which none yet
-    (``without``)."""
+    (``without``); paper claims tallied per paper by evidence tier and outcome, checks and the
+    book's findings apart and never tallied."""
 
     def __init__(self, profile: str, chapters: Mapping[str, str] | None = None):
         self.profile = profile
@@ -734,29 +907,88 @@ class SummaryPage:
     def title(self, chapter: str) -> str:
         return self.titles.get(chapter, chapter)
 
+    @property
+    def paper_rows(self) -> pd.DataFrame:
+        return self.rows[self.rows["kind"] == "paper"]
+
+    def tallies(self) -> pd.DataFrame:
+        """Paper claims per paper and evidence tier, counted by outcome (with a total per
+        paper); checks and findings are not in it."""
+        p = self.paper_rows
+        cols = list(_OUTCOME_ORDER)
+        if p.empty:
+            return pd.DataFrame(columns=["paper", "evidence"] + cols)
+        out = []
+        order = [k for k in PAPERS if k in set(p["paper"])]
+        for key in order:
+            sub = p[p["paper"] == key]
+            for tier in (t for t in TIERS if t in set(sub["tier"])):
+                counts = sub[sub["tier"] == tier]["outcome"].value_counts()
+                out.append({"paper": paper_name(key), "evidence": TIERS[tier],
+                            **{o: int(counts.get(o, 0)) for o in cols}})
+        return pd.DataFrame(out, columns=["paper", "evidence"] + cols)
+
     def glue(self) -> None:
-        """The numbers and lists of the page's prose: ``summary_profile``, ``summary_n_claims``,
-        ``summary_n_hold``, ``summary_with``, ``summary_without``."""
+        """The numbers and lists of the page's prose: ``summary_profile``, ``summary_n_paper``
+        (paper claims), ``summary_n_hold``, ``summary_n_fail``, ``summary_n_undecided``,
+        ``summary_n_notrun``, ``summary_n_checks``, ``summary_n_findings``, ``summary_tiers`` (what
+        was tested on what), ``summary_with``, ``summary_without``."""
+        p = self.paper_rows
+        counts = p["outcome"].value_counts()
         glue("summary_profile", self.profile)
-        glue("summary_n_claims", len(self.rows))
-        glue("summary_n_hold", int(self.rows["holds"].sum()))
+        glue("summary_n_paper", len(p))
+        glue("summary_n_hold", int(counts.get(HOLDS, 0)))
+        glue("summary_n_fail", int(counts.get(FAILS, 0)))
+        glue("summary_n_undecided", int(counts.get(UNDECIDED, 0)))
+        glue("summary_n_notrun", int(counts.get(NOT_RUN, 0)))
+        glue("summary_n_checks", int((self.rows["kind"] == "check").sum()))
+        glue("summary_n_findings", int((self.rows["kind"] == "finding").sum()))
+        tiers = p["tier"].value_counts()
+        glue("summary_tiers", "; ".join(f"{int(tiers[t])} on {TIERS[t]}" for t in TIERS
+                                        if t in tiers.index) or "none yet")
         glue("summary_with", "; ".join(self.title(c) for c in self.with_records) or "none yet")
         glue("summary_without", "; ".join(self.title(c) for c in self.without) or "none")
 
-    def table(self):
-        """One row per claim: the table or figure (linked to the chapter's section), the paper
-        by authors and short title, the claim, the paper's number, ours, holds, the profile; with
-        no records, a sentence that says so instead of an empty table."""
+    def _empty(self):
         from IPython.display import Markdown
 
-        if self.rows.empty:
-            return Markdown(f"No chapter has recorded a claim on the profile `{self.profile}` yet, "
-                            "so there is no table: run the chapters on this profile first (the "
-                            "book runs them before this page).")
+        return Markdown(f"No chapter has recorded a claim on the profile `{self.profile}` yet, "
+                        "so there is no table: run the chapters on this profile first (the "
+                        "book runs them before this page).")
+
+    def tally_table(self):
+        """The tallies as a table for the page."""
+        if self.paper_rows.empty:
+            return self._empty()
+        return table(self.tallies(), caption="Paper claims by evidence and outcome")
+
+    def table(self, kind: str = "paper"):
+        """One row per claim of ``kind`` ("paper", "check", "finding"): the claim (linked to the
+        chapter's section), the paper's number, ours with its 95 % interval, the outcome; paper
+        claims also show their evidence tier. With no rows, a sentence that says so."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
+        rows = self.rows[self.rows["kind"] == kind]
+        if rows.empty:
+            from IPython.display import Markdown
+
+            if self.rows.empty:
+                return self._empty()
+            return Markdown(f"No {KINDS[kind]} is recorded on the profile `{self.profile}`.")
         e = html.escape
         claim = [f'<a href="{e(r.link)}">{e(r.where)}</a>, {e(r.paper_name)}: {e(r.statement)} '
-                 f'<em>({e(self.title(r.chapter))})</em>' for r in self.rows.itertuples()]
-        shown = self.rows.assign(claim=claim, holds=["yes" if h else "no" for h in self.rows["holds"]])
-        return table(shown[["claim", "paper_value", "ours", "holds", "profile"]],
-                     columns={"paper_value": "the paper", "holds": "holds?"},
-                     html_columns=["claim"], wide="split")
+                 f'<em>({e(self.title(r.chapter))})</em>' for r in rows.itertuples()]
+        word = ({HOLDS: "passes", FAILS: "fails"} if kind == "check" else {})
+        outcome = [_outcome_html(o, kind) if o not in word else
+                   f'<strong style="color:{OUTCOME_COLOURS[o]}">{word[o]}</strong>'
+                   for o in rows["outcome"]]
+        shown = rows.assign(claim=claim, outcome=outcome,
+                            evidence=[TIERS.get(t, "—") if isinstance(t, str) else "—"
+                                      for t in rows["tier"]])
+        cols = ["claim", "paper_value", "interval", "outcome"]
+        if kind == "paper":
+            cols.insert(1, "evidence")
+        names = {"paper_value": "the paper", "interval": "ours (95 % interval)"}
+        if kind == "check":
+            names["interval"] = "measured error"
+        return table(shown[cols], columns=names, html_columns=["claim", "outcome"], wide="split")

@@ -144,3 +144,25 @@ def test_existing_helpers_keep_working():
     plot.signed_map(axes[1], torch.randn(4, 4), title="raw")
     plot.draw_boxes(axes[2], np.array([[0, 0, 2, 2, 1]]), labels=["cat"])
     assert axes[2].texts[0].get_text() == "cat"
+
+
+def test_verdict_figure_draws_estimate_interval_rule_and_paper_by_hand():
+    from lib import report
+    from lib import verdict as V
+
+    c = report.Claims("07_gradcam_localization", "smoke")
+    c.add("a", "nagy", "Table 1", "s", 0.30, kind="paper", tier="stand-in",
+          verdict=V.Verdict(V.HOLDS, 0.5, 0.4, 0.65, 0.2, "r", "m", 10, 0.1))
+    c.add("b", "nagy", "Eq. 1", "identity", kind="check", verdict=V.check(1e-7, 1e-5, rule="r"))
+    c.add("c", "nagy", "Table 1", "full only", 0.3, kind="paper", tier="paper-data",
+          verdict=V.not_run("r", "profile full"))
+    fig = plot.verdict_figure(c.rows)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 1  # the check and the claim not run here have no interval to draw
+    ax = axes[0]
+    (bar,) = [coll for coll in ax.collections]  # the error bar from 0.4 to 0.65 at y = 0
+    (seg,) = bar.get_segments()
+    np.testing.assert_allclose(seg, [[0.4, 0.0], [0.65, 0.0]])
+    xs = sorted(line.get_xdata()[0] for line in ax.lines if line.get_linestyle() in ("--", "-"))
+    assert xs == pytest.approx([0.2, 0.3])  # the rule's boundary and the paper's number
+    assert plot.verdict_figure(c.rows[1:]) is None

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from lib import paths, report
+from lib import verdict as V
 
 
 @pytest.fixture
@@ -218,10 +219,17 @@ def test_glue_fallback_writes_what_myst_nb_writes(monkeypatch):
 
 
 # -- claims ------------------------------------------------------------------------------------------
+def _v(outcome=V.HOLDS, est=21.93, lo=20.0, hi=23.0):
+    return V.Verdict(outcome, est, lo, hi, 0.0, "mean mu > 0", "bootstrap over 40 images, BCa", 40,
+                     1.5)
+
+
 def _add_two(c):
     c.add("table1-gradcam", "taimeskhanov", "Table 1", "Grad-CAM puts saliency in the dead zone.",
-          22.7, 21.93, True, section="2. STACK-MIX and Table 1", digits=1)
-    c.add("table1-hirescam", "taimeskhanov", "Table 1", "HiResCAM puts none there.", 0.0, 0.0, True)
+          22.7, kind="paper", tier="stand-in", verdict=_v(), section="2. STACK-MIX and Table 1",
+          digits=1)
+    c.add("table1-hirescam", "taimeskhanov", "Table 1", "HiResCAM puts none there.", 0.0,
+          kind="check", verdict=V.check(0.0, 1e-6, rule="HiResCAM's mass in the dead zone = 0"))
 
 
 def test_claims_save_and_summary(cache):
@@ -231,16 +239,21 @@ def test_claims_save_and_summary(cache):
     assert path == cache / "claims" / "smoke" / "04_walls_experiments.json"
     rec = json.loads(path.read_text())
     assert [r["claim_id"] for r in rec["claims"]] == ["table1-gradcam", "table1-hirescam"]
-    report.claim("02_receptive_fields", "table1-resnet", "santos", "Table 1", "ResNet50's RF is 427 px.",
-                 427, 427.0, True, "smoke", section="Table 1")
+    assert rec["claims"][0]["verdict"]["low"] == 20.0 and rec["claims"][0]["kind"] == "paper"
+    other = report.Claims("02_receptive_fields", "smoke")
+    other.add("table1-resnet", "santos", "Table 1", "ResNet50's RF is 427 px.", 427,
+              kind="paper", tier="paper-data", verdict=V.exact(427, 427, rule="RF = 427 px"),
+              section="Table 1")
+    other.save()
     s = report.summary("smoke")
     assert list(s["chapter"]) == ["02_receptive_fields", "04_walls_experiments", "04_walls_experiments"]
-    assert list(s["ours"]) == ["427", "21.9", "0"]
+    assert list(s["ours"]) == ["427", "21.9 [20.0, 23.0]", "0"]
     assert list(s["paper_value"]) == ["427", "22.7", "0"]
+    assert list(s["kind"]) == ["paper", "paper", "check"]
+    assert list(s["outcome"]) == ["holds", "holds", "holds"]
     assert s["link"].iloc[1] == "04_walls_experiments.html#stack-mix-and-table-1"
     assert s["link"].iloc[2] == "04_walls_experiments.html"
     assert s["paper_name"].iloc[0] == "Santos et al., large receptive fields"
-    assert s["holds"].dtype == bool
     assert report.summary("default").empty
     assert list(report.summary("default").columns) == report.SUMMARY_COLUMNS
 
@@ -250,46 +263,52 @@ def test_a_chapter_run_again_replaces_its_rows(cache):
     _add_two(c)
     c.save()
     again = report.Claims("04_walls_experiments", "smoke")
-    again.add("figure7", "taimeskhanov", "Figure 7", "Maps leak below the wall.", None, 0.3, True)
+    again.add("figure7", "taimeskhanov", "Figure 7", "Maps leak below the wall.", None,
+              kind="paper", tier="stand-in", verdict=_v())
     again.save()
     assert list(report.summary("smoke")["claim_id"]) == ["figure7"]
 
 
-def test_claim_replaces_only_its_own_row(cache):
-    kw = dict(paper="santos", where="Table 1", statement="s", paper_value=1, profile="smoke")
-    report.claim("02_receptive_fields", "a", ours=1, holds=True, **kw)
-    report.claim("02_receptive_fields", "b", ours=2, holds=True, **kw)
-    report.claim("02_receptive_fields", "a", ours=3, holds=False, **kw)
-    s = report.summary("smoke")
-    assert list(s["claim_id"]) == ["b", "a"] and list(s["ours"]) == ["2", "3"]
-
-
-@pytest.mark.parametrize("holds", ["yes", 1, None, 0.0])
-def test_holds_must_be_a_computed_bool(holds):
+@pytest.mark.parametrize("verdict", [True, "holds", None, 0.0])
+def test_a_verdict_must_come_from_a_rule(verdict):
     c = report.Claims("04_walls_experiments", "smoke")
-    with pytest.raises(TypeError, match="holds must be a bool"):
-        c.add("x", "taimeskhanov", "Table 1", "s", 1.0, 1.0, holds)
+    with pytest.raises(TypeError, match="lib.verdict.Verdict"):
+        c.add("x", "taimeskhanov", "Table 1", "s", 1.0, kind="paper", tier="stand-in",
+              verdict=verdict)
 
 
-def test_numpy_bool_is_accepted_and_stored_as_bool(cache):
+def test_holds_is_refused_with_the_fix():
     c = report.Claims("04_walls_experiments", "smoke")
-    ours = np.array([0.2, 0.3]).mean()
-    c.add("x", "taimeskhanov", "Table 1", "s", 0.25, ours, ours > 0.2)
-    c.save()
-    assert json.loads(c.path.read_text())["claims"][0]["holds"] is True
+    with pytest.raises(TypeError, match="takes kind= and verdict="):
+        c.add("x", "taimeskhanov", "Table 1", "s", 1.0, 1.0, holds=True, kind="paper",
+              tier="stand-in", verdict=_v())
+
+
+def test_kinds_and_tiers_are_checked():
+    c = report.Claims("04_walls_experiments", "smoke")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        c.add("x", "taimeskhanov", "Table 1", "s", kind="claim", verdict=_v())
+    with pytest.raises(ValueError, match="a paper claim needs tier="):
+        c.add("x", "taimeskhanov", "Table 1", "s", kind="paper", verdict=_v())
+    with pytest.raises(ValueError, match="a check has no evidence tier"):
+        c.add("x", "taimeskhanov", "Table 1", "s", kind="check", tier="stand-in", verdict=_v())
+    with pytest.raises(ValueError, match="only a paper claim can be 'not run here'"):
+        c.add("x", "taimeskhanov", "Table 1", "s", kind="finding",
+              verdict=V.not_run("r", "profile full"))
 
 
 def test_bad_claims_are_refused_with_the_reason():
     c = report.Claims("04_walls_experiments", "smoke")
+    kw = dict(kind="paper", tier="stand-in", verdict=_v())
     with pytest.raises(ValueError, match="NaN"):
-        c.add("x", "taimeskhanov", "Table 1", "s", 1.0, float("nan"), True)
+        c.add("x", "taimeskhanov", "Table 1", "s", 1.0, float("nan"), **kw)
     with pytest.raises(ValueError, match="unknown paper 'paper 003'"):
-        c.add("x", "paper 003", "Table 1", "s", 1.0, 1.0, True)
+        c.add("x", "paper 003", "Table 1", "s", 1.0, **kw)
     with pytest.raises(TypeError, match="ndarray"):
-        c.add("x", "taimeskhanov", "Table 1", "s", 1.0, np.array([1.0, 2.0]), True)
-    c.add("x", "taimeskhanov", "Table 1", "s", 1.0, 1.0, True)
+        c.add("x", "taimeskhanov", "Table 1", "s", 1.0, np.array([1.0, 2.0]), **kw)
+    c.add("x", "taimeskhanov", "Table 1", "s", 1.0, **kw)
     with pytest.raises(ValueError, match="added twice"):
-        c.add("x", "taimeskhanov", "Table 1", "s", 1.0, 1.0, True)
+        c.add("x", "taimeskhanov", "Table 1", "s", 1.0, **kw)
     with pytest.raises(ValueError, match="profile"):
         report.Claims("04_walls_experiments", "fast")
     with pytest.raises(ValueError, match="no claims"):
@@ -303,13 +322,17 @@ def test_corrupt_and_malformed_records_name_file_and_row(cache):
     with pytest.raises(ValueError, match="01_methods_tour.json: not a valid claims record"):
         report.summary("smoke")
     c = report.Claims("01_methods_tour", "smoke")
-    c.add("a", "selvaraju", "Eq. 2", "s", 1.0, 1.0, True)
-    c.add("b", "selvaraju", "Eq. 2", "s", 1.0, 1.0, True)
+    c.add("a", "selvaraju", "Eq. 2", "s", 1.0, kind="paper", tier="pretrained", verdict=_v())
+    c.add("b", "selvaraju", "Eq. 2", "s", 1.0, kind="paper", tier="pretrained", verdict=_v())
     c.save()
     rec = json.loads(c.path.read_text())
-    rec["claims"][1]["holds"] = "yes"
+    rec["claims"][1]["verdict"]["outcome"] = "yes"
     c.path.write_text(json.dumps(rec))
-    with pytest.raises(ValueError, match=r"01_methods_tour.json, claim row 2: .*holds must be a bool"):
+    with pytest.raises(ValueError, match=r"01_methods_tour.json, claim row 2: .*outcome must be"):
+        report.summary("smoke")
+    del rec["claims"][1]["kind"]
+    c.path.write_text(json.dumps(rec))
+    with pytest.raises(ValueError, match=r"claim row 2: missing \['kind'\]"):
         report.summary("smoke")
 
 
@@ -323,7 +346,7 @@ def test_save_is_atomic(cache, monkeypatch):
         raise OSError("disk full")
     monkeypatch.setattr(report.json, "dump", boom)
     again = report.Claims("04_walls_experiments", "smoke")
-    again.add("other", "taimeskhanov", "Figure 7", "s", 1.0, 1.0, True)
+    again.add("other", "taimeskhanov", "Figure 7", "s", 1.0, kind="finding", verdict=_v())
     with pytest.raises(OSError):
         again.save()
     assert c.path.read_text() == before
@@ -333,13 +356,46 @@ def test_save_is_atomic(cache, monkeypatch):
 def test_verdict_box_html_and_markdown():
     c = report.Claims("04_walls_experiments", "default")
     _add_two(c)
-    c.add("x", "taimeskhanov", "Figure 7", "a <b> tag & co", 0.5, 0.9, False)
-    html = c.verdict_box()._repr_html_()
-    for text in ("the paper claims", "we measured", "holds?", "2 of 3 claims hold", "21.9", "22.7",
-                 "Taimeskhanov, Sicre, Garreau", "a &lt;b&gt; tag &amp; co", ">no<", ">yes<"):
+    c.add("x", "taimeskhanov", "Figure 7", "a <b> tag & co", 0.5, kind="paper", tier="stand-in",
+          verdict=_v(V.FAILS, 0.1, 0.05, 0.15))
+    c.add("y", "taimeskhanov", "Figure 8", "undecided one", None, kind="paper",
+          tier="pretrained", verdict=_v(V.UNDECIDED, 0.1, -0.05, 0.25))
+    c.add("z", "taimeskhanov", "Code", "the authors sort, not rank", None, kind="finding",
+          verdict=_v())
+    box = c.verdict_box()
+    # the identity is not counted among the paper's claims, nor is the finding
+    assert box.title() == ("Verdict: 1 of 3 paper claims hold, 1 does not, 1 is undecided; "
+                           "1 of 1 check passes; 1 finding of this book")
+    html = box._repr_html_()
+    for text in ("the claim", "we measured (95 % interval)", "outcome", "21.9 [20.0, 23.0]",
+                 "22.7", "Taimeskhanov, Sicre, Garreau", "a &lt;b&gt; tag &amp; co",
+                 ">does not hold<", ">holds<", ">undecided<", ">passes<",
+                 "Checks of the code (not evidence)", "Findings of this book",
+                 "stand-ins trained here", "rule: mean mu &gt; 0", "detects a difference of 1.5"):
         assert text in html, text
-    md = c.verdict_box()._repr_markdown_()
-    assert "| *Table 1* (Taimeskhanov, Sicre, Garreau): Grad-CAM" in md and "| **21.9** | yes |" in md
+    md = box._repr_markdown_()
+    assert "| *Table 1* (Taimeskhanov, Sicre, Garreau, paper claim, stand-ins trained here): " \
+        "Grad-CAM" in md and "| **21.9 [20.0, 23.0]** | holds |" in md
+
+
+def test_tally_never_counts_checks_or_findings():
+    c = report.Claims("05_gradcam_fundamentals", "smoke")
+    c.add("a", "selvaraju", "Eq. 3", "CAM = Z Grad-CAM", kind="check",
+          verdict=V.check(2e-7, 1e-5, rule="r"))
+    c.add("b", "selvaraju", "Eq. 12", "counterfactual = -gradients", kind="check",
+          verdict=V.check(5.0, 1e-5, rule="r"))
+    c.add("c", "selvaraju", "Code", "found", kind="finding", verdict=_v())
+    assert report.tally(c.rows) == {"holds": 0, "does not hold": 0, "undecided": 0,
+                                    "not run here": 0}
+    assert report.tally_text(c.rows) == "no paper claims"
+    c.add("d", "selvaraju", "Sec. 4", "localises", kind="paper", tier="pretrained",
+          verdict=_v(V.UNDECIDED, 0.1, -0.1, 0.3))
+    assert report.tally(c.rows)["undecided"] == 1 and sum(report.tally(c.rows).values()) == 1
+    assert c.figure() is not None  # the paper claim and the finding have intervals to draw
+    only_checks = report.Claims("05_gradcam_fundamentals", "smoke")
+    only_checks.add("a", "selvaraju", "Eq. 3", "CAM = Z Grad-CAM", kind="check",
+                    verdict=V.check(2e-7, 1e-5, rule="r"))
+    assert only_checks.figure() is None
 
 
 def test_section_anchor_matches_sphinx_ids():
@@ -385,17 +441,36 @@ def test_summary_page_names_chapters_with_and_without_records(cache, monkeypatch
     assert "no table" in empty.table().data  # a sentence, never an empty table
     c = report.Claims("04_walls_experiments", "smoke")
     _add_two(c)
+    c.add("full-only", "taimeskhanov", "Table 1", "on ImageNet", 22.7, kind="paper",
+          tier="paper-data", verdict=V.not_run("within 1 point", "needs ILSVRC (profile full)"))
+    c.add("undecided", "taimeskhanov", "Table 2", "u", None, kind="paper", tier="stand-in",
+          verdict=_v(V.UNDECIDED, 0.1, -0.1, 0.3))
     c.save()
     page = report.SummaryPage("smoke", chapters)
     page.glue()
-    assert (glued["summary_n_claims"], glued["summary_n_hold"]) == ("2", "2")
+    # the check is never counted: 3 paper claims, 1 holds, 1 undecided, 1 not run here
+    assert (glued["summary_n_paper"], glued["summary_n_hold"], glued["summary_n_undecided"],
+            glued["summary_n_notrun"], glued["summary_n_checks"]) == ("3", "1", "1", "1", "1")
+    assert glued["summary_tiers"] == ("1 on the paper's own data and models; 2 on stand-ins "
+                                      "trained here")
     assert glued["summary_with"] == "Walls: experiments"
     assert glued["summary_without"] == "A tour of the methods"
+    t = page.tallies()
+    assert t.to_dict("records") == [
+        {"paper": "Taimeskhanov, Sicre, Garreau, CAM-based methods can see through walls",
+         "evidence": "the paper's own data and models", "holds": 0, "does not hold": 0,
+         "undecided": 0, "not run here": 1},
+        {"paper": "Taimeskhanov, Sicre, Garreau, CAM-based methods can see through walls",
+         "evidence": "stand-ins trained here", "holds": 1, "does not hold": 0,
+         "undecided": 1, "not run here": 0}]
     html = page.table().to_html()
     assert ('<a href="04_walls_experiments.html#stack-mix-and-table-1">Table 1</a>, Taimeskhanov, '
             'Sicre, Garreau, CAM-based methods can see through walls: Grad-CAM') in html
-    assert not isinstance(page.table(), report.SplitTable)
+    assert "HiResCAM puts none there" not in html  # the check is in its own table
+    assert "HiResCAM puts none there" in page.table("check").to_html()
+    assert "not run here" in html and "21.9 [20.0, 23.0]" in html
     assert "<em>(Walls: experiments)</em>" in html
+    assert "No finding of this book is recorded" in page.table("finding").data
 
 
 def test_chapter_titles_from_notebook_or_text_form(tmp_path):
