@@ -1,5 +1,6 @@
 """The cost chapter's protocol: passes counted with hooks against counts worked out by hand,
-FLOPs by hand, the summary and the engine's targets from hand-made tables."""
+FLOPs by hand, the summary, the passes per channel, the engine's targets and the claims' rules
+from hand-made tables."""
 import math
 
 import pandas as pd
@@ -104,55 +105,138 @@ def test_layer_channels_counts_live_channels():
     assert got == {"K": 6, "live": 3.0, "hw": "8 x 8"}
 
 
-def _tables():
+def _tables(rounds=6):
+    """Hand-made tables of measure(): per-round ratios (the median is the middle one)."""
+    def each(v, spread=0.02):
+        return [v * (1 + spread * k) for k in (-2, -1, 0, 0, 1, 2)][:rounds]
     times = pd.DataFrame([
-        {"method": "gradcam", "ours / forward": 1.1, "pytorch-grad-cam / ours": 3.0},
-        {"method": "hirescam", "ours / forward": 1.25, "pytorch-grad-cam / ours": 2.6},
-        {"method": "scorecam", "ours / forward": 300.0, "pytorch-grad-cam / ours": 1.6,
+        {"method": "gradcam", "ours / forward": 1.1, "ours / forward each": each(1.1),
+         "pytorch-grad-cam / ours": 3.0, "pytorch-grad-cam / ours each": each(3.0)},
+        {"method": "hirescam", "ours / forward": 1.25, "ours / forward each": each(1.25),
+         "pytorch-grad-cam / ours": 2.6, "pytorch-grad-cam / ours each": each(2.6)},
+        {"method": "scorecam", "ours / forward": 300.0, "ours / forward each": each(300.0),
+         "pytorch-grad-cam / ours": 1.6, "pytorch-grad-cam / ours each": each(1.6),
          "pytorch-grad-cam max |diff|": 2e-6},
-        {"method": "ablationcam", "ours / forward": 2.0, "pytorch-grad-cam / ours": 150.0,
+        {"method": "ablationcam", "ours / forward": 2.0, "ours / forward each": each(2.0),
+         "pytorch-grad-cam / ours": 150.0, "pytorch-grad-cam / ours each": each(150.0),
          "pytorch-grad-cam max |diff|": 1e-6},
-        {"method": "occlusion", "ours / forward": 40.0, "Captum / ours": 1.8},
+        {"method": "occlusion", "ours / forward": 40.0, "ours / forward each": each(40.0),
+         "Captum / ours": 1.8, "Captum / ours each": each(1.8)},
     ])
     rows = []
     for m, lib, f, a, b in [("gradcam", "ours", 1, 0, 1), ("hirescam", "ours", 1, 0, 1),
                             ("scorecam", "ours", 515, 0, 0),
                             ("scorecam", "pytorch-grad-cam", 513, 0, 0),
                             ("ablationcam", "ours", 1, 513, 0),
-                            ("ablationcam", "pytorch-grad-cam", 513, 0, 0),
+                            ("ablationcam", "pytorch-grad-cam", 514, 0, 0),
                             ("occlusion", "ours", 228, 0, 0)]:
         rows.append({"method": m, "library": lib, "forward passes": f,
                      "passes above the layer": a, "backward passes": b})
     return times, pd.DataFrame(rows)
 
 
-def test_summary_and_targets_from_hand_made_tables():
+def _summary(times, passes):
+    return cost.summary(times, passes, {"median": 8.0, "range": [7, 9]},
+                        {"K": 512, "live": 511.0, "hw": "4 x 4"}, {"full": 4.5e8, "above": 1.0e6})
+
+
+def test_summary_from_hand_made_tables():
     times, passes = _tables()
-    s = cost.summary(times, passes, {"median": 8.0, "range": [7, 9]},
-                     {"K": 512, "live": 511.0, "hw": "4 x 4"}, {"full": 4.5e8, "above": 1.0e6})
+    s = _summary(times, passes)
     assert s["grad-worst"] == 1.25 and s["grad-worst-method"] == "hirescam"
     assert s["grad-best"] == 1.1 and s["grad-pgc-min"] == 2.6 and s["grad-one-pass"]
     assert s["scorecam-passes"] == 515 and s["ablation-above"] == 513
     assert s["above-share"] == pytest.approx(1e6 / 4.5e8)
     assert s["ablation-predicted"] == pytest.approx(1 + 512 / 450)
-    t = cost.targets(s)
-    assert t["holds"].tolist() == [True, True, True, True, True]
-    times.loc[times["method"] == "scorecam", "pytorch-grad-cam / ours"] = 1.4
-    times.loc[times["method"] == "hirescam", "ours / forward"] = 1.31
-    t = cost.targets(cost.summary(times, passes, {"median": 8.0, "range": [7, 9]},
-                                  {"K": 512, "live": 511.0, "hw": "4 x 4"},
-                                  {"full": 4.5e8, "above": 1.0e6}))
-    assert t["holds"].tolist() == [False, True, False, True, True]
     with pytest.raises(KeyError, match="no row for 'scorecam'"):
         cost.summary(times[times["method"] != "scorecam"], passes, {"median": 1.0}, {"K": 1,
                      "live": 1.0, "hw": "1 x 1"}, {"full": 1.0, "above": 1.0})
+
+
+def test_engine_verdicts_give_each_outcome():
+    """Six rounds within ±4 %: every target met (HiResCAM's 1.25 [1.22, 1.28] < 1.3 decides the
+    gradient CAMs, the slowest speed-up over pytorch-grad-cam 2.6 > 2.5); HiResCAM at 1.31:
+    missed; at 1.29 with rounds of ±10 %: undecided; Score-CAM 1.4x: missed."""
+    times, passes = _tables()
+    v = cost.engine_verdicts(times, passes)
+    assert v["grad-forward"].outcome == "holds" and v["grad-forward-deciding"] == "HiResCAM"
+    assert v["grad-forward"].estimate == pytest.approx(1.25)
+    assert v["grad-pgc"].outcome == "holds" and v["grad-pgc-deciding"] == "HiResCAM"
+    assert [v[k].outcome for k in ("scorecam-pgc", "ablation-pgc", "ablation-cost",
+                                   "maps-equal", "grad-passes")] == ["holds"] * 5
+    assert v["maps-equal"].estimate == 2e-6 and v["grad-passes"].estimate == 0
+    t = cost.targets(v)
+    assert t["outcome"].tolist() == ["holds"] * 5 and t["measured (95 % interval)"][4] == "2e-06"
+    i = times.index[times["method"] == "hirescam"][0]
+    times.at[i, "ours / forward each"] = [1.31] * 6
+    assert cost.engine_verdicts(times, passes)["grad-forward"].outcome == "does not hold"
+    times.at[i, "ours / forward each"] = [1.29 * (1 + 0.1 * k) for k in (-1, 1, -1, 1, 0, 0)]
+    v = cost.engine_verdicts(times, passes)
+    assert v["grad-forward"].outcome == "undecided" and v["grad-forward-deciding"] == "HiResCAM"
+    j = times.index[times["method"] == "scorecam"][0]
+    times.at[j, "pytorch-grad-cam / ours each"] = [1.4] * 6
+    assert cost.engine_verdicts(times, passes)["scorecam-pgc"].outcome == "does not hold"
+    passes.loc[(passes["method"] == "gradcam") & (passes["library"] == "ours"),
+               "backward passes"] = 2  # a second backward pass: the check fails
+    assert cost.engine_verdicts(times, passes)["grad-passes"].outcome == "does not hold"
+    few, _ = _tables(rounds=3)  # three rounds decide nothing (lib.verdict.MIN_UNITS)
+    assert cost.engine_verdicts(few, passes)["ablation-cost"].outcome == "undecided"
+    with pytest.raises(KeyError, match="per-round ratios"):
+        cost.engine_verdicts(times.drop(columns=["ours / forward each"]), passes)
+
+
+def test_passes_per_channel_by_hand():
+    """pytorch-grad-cam: 513 whole passes at K = 512, 257 at K = 256: one per channel; ours
+    (Ablation-CAM): 1 whole pass at both, 1 + 513 and 1 + 257 outputs: one output per channel,
+    zero whole passes per channel."""
+    _, passes = _tables()
+    second = pd.DataFrame([
+        {"method": "scorecam", "library": "pytorch-grad-cam", "forward passes": 257,
+         "passes above the layer": 0},
+        {"method": "ablationcam", "library": "ours", "forward passes": 1,
+         "passes above the layer": 257},
+        {"method": "ablationcam", "library": "pytorch-grad-cam", "forward passes": 258,
+         "passes above the layer": 0}])
+    pc = cost.per_channel(passes, 512, second, 256).set_index(["method", "library"])
+    assert len(pc) == 3  # the rows counted at both layers only
+    assert pc.loc[("scorecam", "pytorch-grad-cam"), "whole passes per channel"] == 1.0
+    assert pc.loc[("ablationcam", "ours"), "outputs per channel"] == 1.0
+    assert pc.loc[("ablationcam", "ours"), "whole passes per channel"] == 0.0
+    assert pc.loc[("ablationcam", "pytorch-grad-cam"), "outputs"] == 514
+    with pytest.raises(ValueError, match="same channels"):
+        cost.per_channel(passes, 512, second, 512)
+    assert cost.second_layer("layer4") == "layer3" and cost.second_layer("layer1") == "layer2"
+    with pytest.raises(ValueError, match="no second layer"):
+        cost.second_layer("features")
+
+    times, _ = _tables()
+    rows = {r["claim_id"]: r for r in cost.claim_rows(
+        _summary(times, passes), cost.engine_verdicts(times, passes),
+        cost.per_channel(passes, 512, second, 256), "resnet18")}
+    assert rows["scorecam-passes"]["kind"] == "paper"
+    assert rows["scorecam-passes"]["tier"] == "stand-in"
+    assert rows["scorecam-passes"]["verdict"].outcome == "holds"
+    assert rows["scorecam-passes"]["paper_value"] == 1.0
+    assert rows["ablation-passes"]["verdict"].outcome == "holds"
+    assert rows["grad-one-forward"]["kind"] == "finding"
+    assert rows["grad-one-forward"].get("paper_value") is None
+    assert rows["grad-passes"]["kind"] == "check" and rows["ablation-cost"]["kind"] == "finding"
+    text = cost.closing_text(list(rows.values()))
+    assert text.startswith("Counted with hooks, Score-CAM makes 1 whole pass per channel and "
+                           "Ablation-CAM 1 evaluation of the network per channel")
+    assert "the claim holds for Score-CAM and holds for Ablation-CAM" in text
+    assert "holds for its count, not for its cost" in text
+    second.loc[0, "forward passes"] = 1  # a Score-CAM that skipped its channels: 2 per channel
+    bad = cost.claim_rows(_summary(times, passes), cost.engine_verdicts(times, passes),
+                          cost.per_channel(passes, 512, second, 256), "resnet18")[0]
+    assert bad["verdict"].outcome == "does not hold" and bad["verdict"].estimate == 2.0
 
 
 def test_passes_view_reads_per_library():
     _, passes = _tables()
     view = cost.passes_view(passes)
     row = view[view["method"] == "Ablation-CAM"].iloc[0]
-    assert row["ours"] == "1 fwd + 513 above" and row["pytorch-grad-cam"] == "513 fwd"
+    assert row["ours"] == "1 fwd + 513 above" and row["pytorch-grad-cam"] == "514 fwd"
     assert view[view["method"] == "Grad-CAM"].iloc[0]["ours"] == "1 fwd + 1 bwd"
     assert view[view["method"] == "Occlusion"].iloc[0]["pytorch-grad-cam"] == "—"
 
@@ -165,6 +249,7 @@ def test_measure_on_a_small_network_agrees_with_the_references():
     methods = ["gradcam", "scorecam", "ablationcam", "occlusion", "guidedbackprop"]
     times, passes, fwd = cost.measure(model, x, "features", methods, 2, 64, 4)
     assert fwd["median"] > 0 and list(times["method"]) == methods
+    assert all(len(e) == 2 for e in times["ours / forward each"])  # one ratio per round
     for col in ("pytorch-grad-cam max |diff|", "Captum max |diff|"):
         assert (times[col].dropna() < 1e-4).all(), times[col]
     assert math.isnan(times.set_index("method").loc["guidedbackprop", "pytorch-grad-cam (ms)"])
@@ -177,3 +262,19 @@ def test_measure_on_a_small_network_agrees_with_the_references():
     for lib in ("ours", "Captum"):
         assert p.loc[("guidedbackprop", lib), "forward passes"] == 1, lib
         assert p.loc[("guidedbackprop", lib), "backward passes"] == 1, lib
+
+
+def test_count_layer_counts_each_library_by_hand():
+    """On the hand-made network (K = 6, two images): pytorch-grad-cam's Score-CAM 1 + K whole
+    passes per image, its Ablation-CAM 2 + K; ours, Ablation-CAM: one whole pass, and the head
+    alone for the check of the split and the K ablations."""
+    torch.manual_seed(5)
+    model = Net(k=6).eval()
+    x = torch.randn(2, 3, 8, 8)
+    c = cost.count_layer(model, x, "features", ["scorecam", "ablationcam"], 64, 4)
+    c = c.set_index(["method", "library"])
+    assert set(c["layer"]) == {"features"} and len(c) == 4
+    assert c.loc[("scorecam", "pytorch-grad-cam"), "forward passes"] == 1 + 6
+    assert c.loc[("ablationcam", "pytorch-grad-cam"), "forward passes"] == 2 + 6
+    assert c.loc[("ablationcam", "ours"), "forward passes"] == 1
+    assert c.loc[("ablationcam", "ours"), "passes above the layer"] == 1 + 6

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from lib import rf as R
+from lib import verdict as V
 from lib.chapters import receptive_fields as C
 from lib.data.errors import DataMissingError
 
@@ -21,7 +22,12 @@ from lib.data.errors import DataMissingError
 
 
 def test_table1_matches_the_paper_exactly():
-    t = C.table1().set_index("model")
+    t1 = C.table1()
+    v = C.table1_verdict(t1)
+    assert (v.outcome, v.estimate, v.low, v.high, v.boundary) == (V.HOLDS, 3, 3, 3, 3)
+    # one row off: the exact rule does not hold
+    assert C.table1_verdict(t1.assign(match=[True, False, True])).outcome == V.FAILS
+    t = t1.set_index("model")
     assert t["match"].all()
     assert t.loc["DenseNet121", "computed"] == "1047-2071"
     assert t.loc["EfficientNet-b0", "computed"] == "Infinite"
@@ -59,16 +65,25 @@ def test_rf_scale_reading_says_what_a_smaller_rf_does_to_the_verdict():
                           "largest RF / input, here": [1.0, 0.5, 0.2, 2.0, 1.0, 0.5],
                           "largest RF / input, paper": [2.0, 1.0, 0.4, 2.0, 1.0, 0.4]})
     claim = pd.DataFrame({"model": ["small", "small", "big", "big"],
-                          "metric": ["iou", "hr"] * 2,
-                          "one_or_two_back_beats_last": [False, False, False, False]})
+                          "metric": ["iou", "hr"] * 2, "part": ["back-beats-last"] * 4,
+                          "outcome": [V.FAILS] * 4})
     r = C.rf_scale_reading(scale, claim).set_index("model here")
     assert r.loc["small", "regime"] == "smaller than the paper's"
     assert r.loc["small", "here / paper"] == 0.5
     assert "cannot count against the paper" in r.loc["small", "what it does to the verdict"]
     assert r.loc["big", "regime"] == "as large as the paper's"
     assert "evidence against" in r.loc["big", "what it does to the verdict"]
+    assert r.loc["big", "outcome here (1-2 back beats last)"] == "IoU: does not hold; HR: does not hold"
+    # undecided at the paper's scale is evidence neither way, never "against"
+    und = claim.assign(outcome=[V.FAILS, V.FAILS, V.UNDECIDED, V.HOLDS])
+    text = C.rf_scale_reading(scale, und).set_index("model here").loc[
+        "big", "what it does to the verdict"]
+    assert text == ("the claim is undecided on IoU, holds on HR at the paper's scale (2.0 vs 2.0 "
+                    "times the input): evidence neither way at this sample size")
+    assert C.rf_scale_reading(scale, claim).set_index("model here").loc[
+        "big", "what it does to the verdict"].startswith("the claim does not hold on IoU and HR at")
     # the same smaller stand-in where the claim holds: consistent, in a milder test
-    holds = claim.assign(one_or_two_back_beats_last=True)
+    holds = claim.assign(outcome=V.HOLDS)
     r = C.rf_scale_reading(scale, holds).set_index("model here")
     assert r.loc["small", "what it does to the verdict"].startswith(
         "the claim holds although the last layer's RF is only 0.50 of the paper's relative to "
@@ -252,25 +267,103 @@ def test_verdict_with_three_layers_does_not_count_the_farthest_as_the_improvemen
     assert "one seed" in C.fix_effects(t, n_seeds=1)["new"].iloc[-1]
 
 
-def test_table2_claims_are_asserted_on_our_numbers_not_the_papers():
-    """The paper's claim holds on its own Table 2; on a table of ours where the last layer is
-    best, the claim rows say it does not hold here."""
+def _rows(model, layers, values, seeds=(0,)):
+    """Table 2 result rows: ``values[layer]`` = per-image IoU (Hit = IoU > 0.5), one finding per
+    image, the same values in every seed."""
+    out = []
+    for seed in seeds:
+        for lay in layers:
+            for i, v in enumerate(values[lay]):
+                out.append({"model": model, "seed": seed, "image": i, "cls": 0, "box": -1,
+                            "layer": lay, "upsample": "bilinear", "iou": v,
+                            "hit": float(v > 0.5), "score": 0.9, "empty": False})
+    return pd.DataFrame(out)
+
+
+def test_claim_layers_are_the_papers_best_not_ours():
+    exp = C.Table2Experiment("default")
+    by_paper = {s.paper_model: C.claim_layers(s) for s in exp.models.values() if s.arch != "lite0"}
+    assert by_paper["ResNet50"] == {"last": "layer4", "back": "layer3", "far": "layer2"}
+    assert by_paper["DenseNet121"] == {"last": "denseblock4", "back": "transition3",
+                                       "far": "transition2"}
+    assert by_paper["EfficientNet-b0"] == {"last": "features[-1]", "back": "features[-3]",
+                                           "far": "features[-4]"}
+    assert C.claim_layers(exp.models[next(m for m, s in exp.models.items()
+                                          if s.arch == "lite0")], "hr")["back"] == "features[-3]"
+
+
+def test_table2_verdicts_by_hand_three_outcomes():
+    """Per image, layer3 − layer4 = +0.2 on every image: no spread, holds (point interval);
+    layer2 − layer3 = −0.3: too far back is worse, holds. A second model whose layer3 is below
+    layer4 on every image: does not hold. A third with differences +0.1, −0.1 alternating:
+    its interval contains 0, undecided."""
+    exp = C.Table2Experiment("default")
+    labels = {s.paper_model: m for m, s in exp.models.items() if s.arch != "lite0"}
+    r50, dn, eff = labels["ResNet50"], labels["DenseNet121"], labels["EfficientNet-b0"]
+    base = np.linspace(0.1, 0.5, 10)
+    rows = pd.concat([
+        _rows(r50, ["layer4", "layer3", "layer2"],
+              {"layer4": base, "layer3": base + 0.2, "layer2": base - 0.1}, seeds=(0, 1)),
+        _rows(dn, ["denseblock4", "transition3", "denseblock3", "transition2"],
+              {"denseblock4": base + 0.3, "transition3": base, "denseblock3": base,
+               "transition2": base + 0.4}),
+        _rows(eff, ["features[-1]", "features[-2]", "features[-3]", "features[-4]"],
+              {"features[-1]": base, "features[-2]": base,
+               "features[-3]": base + np.tile([0.1, -0.1], 5), "features[-4]": base})])
+    v = C.table2_verdicts(rows, exp, metrics_=("iou",)).set_index(["model", "part"])
+    beat = v.loc[(r50, "back-beats-last")]
+    assert (beat["layer"], beat["against"], beat["outcome"]) == ("layer3", "layer4", V.HOLDS)
+    assert beat["difference"] == pytest.approx(0.2) and beat["low"] == pytest.approx(0.2)
+    assert beat["scenes"] == 20 and beat["seeds"] == 2  # each seed's scenes are its own
+    assert beat["paper difference"] == pytest.approx(0.20 - 0.14)
+    far = v.loc[(r50, "too-far-back")]
+    assert (far["layer"], far["against"], far["outcome"]) == ("layer2", "layer3", V.HOLDS)
+    assert far["difference"] == pytest.approx(-0.3)
+    assert v.loc[(dn, "back-beats-last"), "outcome"] == V.FAILS
+    assert v.loc[(dn, "too-far-back"), "outcome"] == V.FAILS  # transition2 is the best here
+    assert v.loc[(eff, "back-beats-last"), "outcome"] == V.UNDECIDED
+    assert v.loc[(eff, "back-beats-last"), "low"] < 0 < v.loc[(eff, "back-beats-last"), "high"]
+    # the claim rows: stand-in results, worded as such, with the paper's difference
+    claims = {c["claim_id"]: c for c in C.table2_claims(v.reset_index(), exp)}
+    assert set(claims) == {f"{p}-{k}-iou" for p in ("beats-last", "too-far")
+                           for k in ("resnet", "densenet", "effnet")}
+    c = claims["beats-last-resnet-iou"]
+    assert (c["kind"], c["tier"], c["verdict"].outcome) == ("paper", "stand-in", V.HOLDS)
+    assert "stand-in for ResNet50" in c["statement"] and "trained here" in c["statement"]
+    assert c["paper_value"] == pytest.approx(0.06)
+    assert claims["too-far-densenet-iou"]["verdict"].outcome == V.FAILS
+    # the prose follows the outcomes
+    text = " ".join(C.verdict_sentences(v.reset_index()))
+    assert "IoU (layer3 − layer4) +0.200 [+0.200, +0.200], holds" in text
+    assert "undecided" in text and "does not hold" in text
+    assert C.outcome_counts_text(v["outcome"]) == "holds in 2 of 6, does not hold in 2, is undecided in 2"
+
+
+def test_seed_gains_show_each_seed_and_the_spread():
     exp = C.Table2Experiment("default")
     label = "ResNet-style, 64 px, trained here on scenes"
-    ours = pd.DataFrame({"model": [label] * 3, "layer": ["layer4", "layer3", "layer2"],
-                         "iou": [0.30, 0.20, 0.10], "hr": [0.6, 0.5, 0.2]})
-    rows = {r["claim_id"]: r for r in C.table2_claims(C.verdict(ours), exp)}
-    beats = rows["table2-back-beats-last-resnet-style"]
-    assert beats["holds"] is False
-    assert beats["paper_value"] == "layer3 0.20 vs last 0.14 (IoU); layer3 0.43 vs last 0.30 (HR)"
-    assert beats["ours"] == "layer3 0.20 vs last 0.30 (IoU); layer3 0.50 vs last 0.60 (HR)"
-    assert label in beats["statement"] and "ResNet50" in beats["statement"]
-    assert rows["table2-too-far-back-resnet-style"]["holds"] is True
+    base = np.linspace(0.1, 0.5, 4)
+    rows = pd.concat([_rows(label, ["layer4", "layer3", "layer2"],
+                            {"layer4": base, "layer3": base + d, "layer2": base}, seeds=(s,))
+                      for s, d in ((0, 0.1), (1, 0.3))])
+    v = C.table2_verdicts(rows, exp, metrics_=("iou",))
+    g = C.seed_gains(rows, v).iloc[0]
+    assert g["layer tested (IoU)"] == "layer3"
+    assert g["IoU gain over the last layer, per seed"].tolist() == pytest.approx([0.1, 0.3])
+    assert g["spread over seeds (sd)"] == pytest.approx(np.std([0.1, 0.3], ddof=1))
 
 
 # ------------------------------------------------------------------------------------------
 # The dead zone sweep in words (issue #9, item 5: "each further row adds 16 px" was wrong at 6)
 # ------------------------------------------------------------------------------------------
+
+def test_dead_zone_verdict_is_exact_on_the_architecture():
+    dz = R.dead_zone(C.meta_model("masked_vgg16"))
+    v = C.dead_zone_verdict(dz)
+    assert (v.outcome, v.estimate, v.boundary) == (V.HOLDS, 54, 54)
+    other = dict(C.PAPER_DEAD_ZONE, first=169)  # one row off: does not hold
+    assert C.dead_zone_verdict(dz, other).outcome == V.FAILS
+
 
 def test_dead_zone_sweep_of_the_masked_vgg16():
     features = C.meta_model("masked_vgg16").features
@@ -342,3 +435,49 @@ def test_imagenet_normalisation_is_torchvisions():
     x = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     mean, std = torch.tensor(ref.mean).view(3, 1, 1), torch.tensor(ref.std).view(3, 1, 1)
     assert torch.allclose(images.normalize_imagenet(x), (x - mean) / std)
+
+
+# ------------------------------------------------------------------------------------------
+# Figure 2 on photographs: per-photograph ERFs and the paired verdict (issue #20)
+# ------------------------------------------------------------------------------------------
+
+def test_photo_erf_radii_are_per_image_and_average_to_eq2():
+    """Two 3x3 convolutions (weights 1) with a ReLU between: the centre unit (4, 4) of the second
+    sees the first layer's units (3..5, 3..5), and ReLU passes the gradient of only the active
+    ones, so the ERF depends on the image. On an image of ones every unit is active and the ERF
+    is the 5x5 (1, 2, 3, 2, 1) x (1, 2, 3, 2, 1) pyramid around (4, 4), total 81: half the mass
+    (40.5) needs the centre (9), its 4 neighbours (6 each: 33) and the 4 diagonals (4 each: 49),
+    radius sqrt(2). Per image, the radius is that of the image's own ERF; the mean of the
+    per-image ERFs is Eq. 2's ERF."""
+    model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1, bias=False), nn.ReLU(),
+                          nn.Conv2d(1, 1, 3, padding=1, bias=False))
+    for i in (0, 2):
+        nn.init.constant_(model[i].weight, 1.0)
+    x = torch.full((2, 1, 8, 8), -1.0)
+    x[0] = 1.0
+    x[1, 0, 3, 3] = 10.0  # active first-layer units: rows and columns 2..4 only
+    r = C.photo_erf_radii(model, x, ["a", "b"], {"first": "0", "second": "2"})
+    assert list(r.index) == ["a", "b"] and list(r.columns) == ["first", "second"]
+    assert r.loc["a", "second"] == pytest.approx(math.sqrt(2))
+    for i in range(2):
+        assert r.iloc[i]["second"] == R.erf_radius(R.erf(model, "2", x[i:i + 1]), 0.5)
+    assert r.loc["a", "second"] != r.loc["b", "second"]
+    mean = (R.erf(model, "2", x[:1]) + R.erf(model, "2", x[1:])) / 2
+    assert torch.allclose(mean, R.erf(model, "2", x))
+    with pytest.raises(ValueError, match="2 names for 1 images"):
+        C.photo_erf_radii(model, x[:1], ["a", "b"], {"second": "2"})
+
+
+def test_figure2_photo_verdict_three_outcomes_and_not_run():
+    back, last = "features[-3]", "features[-1]"
+    smaller = pd.DataFrame({back: [3.0, 4.0, 5.0, 6.0, 4.0, 5.0],
+                            last: [10.0, 12.0, 11.0, 13.0, 11.0, 12.0]})
+    v = C.figure2_photo_verdict(smaller, back)
+    assert v.outcome == V.HOLDS and v.estimate == pytest.approx(-7.0) and v.high < 0
+    assert C.figure2_photo_verdict(smaller.rename(columns={back: last, last: back}),
+                                   back).outcome == V.FAILS
+    mixed = pd.DataFrame({back: [9.0, 11.0, 9.0, 11.0, 9.0, 11.0], last: [10.0] * 6})
+    assert C.figure2_photo_verdict(mixed, back).outcome == V.UNDECIDED
+    one = C.figure2_photo_verdict(smaller.iloc[:1], back)
+    assert one.outcome == V.NOT_RUN and "at least 2" in one.method
+    assert "undecided" in C.figure2_photo_text(C.figure2_photo_verdict(mixed, back), back)

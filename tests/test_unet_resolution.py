@@ -29,13 +29,19 @@ def test_table1_numbers_are_the_papers():
     assert rows["Ablated U-Net"] == [ur.PAPER_TABLE1["ablated U-Net"][m] for m in ur.METHODS]
 
 
-def test_paper_claims_skips_raise_s_for_every_method():
-    """The paper's own numbers satisfy the verdict rule this chapter applies to ours."""
-    means = pd.DataFrame([{"seed": 0, "network": n, "method": m, "s": ur.PAPER_TABLE1[n][m]}
-                          for n in ur.NETWORKS for m in ur.METHODS])
-    v = ur.skips_verdict(means).set_index("method")
-    assert v["holds"].all()
-    assert v.loc["gradcam++", "difference"] == pytest.approx(72.47 - 63.04)
+def test_paper_own_gaps_satisfy_the_gap_rule():
+    """The paper's Table I gaps by hand (5.74 / 9.43 / 7.16 points; 12.0 / 15.0 / 11.1 %), and
+    the rule this chapter applies to ours holds on the paper's own numbers: each relative gap
+    lies in 10 ± 5 %."""
+    g = ur.paper_gaps().set_index("method")
+    assert g.loc["gradcam", "absolute"] == pytest.approx(53.55 - 47.81)
+    assert g.loc["gradcam++", "relative"] == pytest.approx(100 * (72.47 / 63.04 - 1))
+    assert g.loc["scorecam", "relative"] == pytest.approx(100 * (71.52 / 64.36 - 1))
+    for m in ur.METHODS:
+        v = ur.gap_verdict([ur.PAPER_TABLE1["U-Net"][m]], [ur.PAPER_TABLE1["ablated U-Net"][m]],
+                           m, unit=None)
+        assert v.outcome == "holds", (m, v)
+        assert v.low == v.high == v.estimate  # one exact number: nothing sampled
 
 
 # -- s, masks, IoU on hand-made maps ----------------------------------------------------------------
@@ -80,26 +86,117 @@ def test_score_maps_against_numpy():
 
 
 # -- verdicts on hand-made scores ---------------------------------------------------------------------
-def _means(values):
-    """values[method] = (U-Net per seed, ablated per seed)."""
-    rows = []
-    for m, (u, a) in values.items():
-        for s, (x, y) in enumerate(zip(u, a)):
-            rows += [{"seed": s, "network": "U-Net", "method": m, "s": x},
-                     {"seed": s, "network": "ablated U-Net", "method": m, "s": y}]
-    return pd.DataFrame(rows)
+def _many(values, thresholds=(0.0, 0.5)):
+    """A Scores from per-scene values: ``values[(seed, network, layer, method)] = {t: [s per
+    scene], "truth": [...], "correct": [...]}`` (s as shares; NaN = an empty map); the reference
+    table has one row per (seed, scene, threshold) with ``area`` 0.4 at every threshold."""
+    rows, ref = [], set()
+    for (seed, net, lay, m), v in values.items():
+        n = len(v["truth"])
+        for t in thresholds:
+            for i in range(n):
+                s_ref = v[t][i]
+                rows.append((seed, net, lay, m, i, bool(np.isnan(s_ref)),
+                             v.get("correct", [True] * n)[i], t, s_ref, v["truth"][i],
+                             v.get("other", [np.nan] * n)[i]))
+                ref.add((seed, i, t))
+    sc = pd.DataFrame(rows, columns=["seed", "network", "layer", "method", "image", "empty",
+                                     "correct", "threshold", "s_ref", "s_true", "s_other"])
+    reference = pd.DataFrame([(s, i, False, t, 0.2, 0.4, 0.1, 0.1) for s, i, t in sorted(ref)],
+                             columns=["seed", "image", "reference_empty", "threshold", "iou",
+                                      "area", "truth_area", "other_area"])
+    return ur.Scores(sc, reference, pd.DataFrame(), tuple(thresholds))
 
 
-def test_skips_verdict_is_paired_by_seed():
-    means = _means({"gradcam": ([60, 62, 64], [55, 63, 58]),       # one seed against: no
-                    "gradcam++": ([70, 71, 72], [60, 70.5, 71]),   # every seed above: yes
-                    "scorecam": ([50, 50, 50], [50, 49, 48])})     # a tie is not "raises"
-    v = ur.skips_verdict(means).set_index("method")
-    assert v.loc["gradcam", "difference"] == pytest.approx(10 / 3)
-    assert v.loc["gradcam", "difference std"] == pytest.approx(math.sqrt(43 / 3))  # ddof=1
-    assert v.loc["gradcam", "seeds U-Net higher"] == 2
-    assert v["holds"].tolist() == [False, True, False]
-    assert v.loc["gradcam++", "U-Net"] == pytest.approx(71.0)
+RNG = np.random.default_rng(0)
+BASE = RNG.uniform(0.3, 0.6, 10)      # ten scenes per seed
+NOISE = RNG.normal(0, 0.05, 10)
+NOISE -= NOISE.mean()                 # a paired difference of mean 0, spread ~5 points
+
+
+def _two_networks(u_minus_a, seeds=(0, 1), layer="dec1", methods=ur.METHODS, truth=None):
+    """Both networks on the same scenes: the ablated U-Net scores BASE, the U-Net BASE +
+    ``u_minus_a[method]`` (an array per scene), at every threshold and against the truth."""
+    vals = {}
+    for s in seeds:
+        for m in methods:
+            d = np.asarray(u_minus_a[m], dtype=float)
+            for net, x in (("U-Net", BASE + d), ("ablated U-Net", BASE)):
+                t = x if truth is None else truth[m][net]
+                vals[(s, net, layer, m)] = {0.0: list(x), 0.5: list(x), "truth": list(t)}
+    return vals
+
+
+def test_skips_verdict_pairs_scenes_and_gives_each_outcome():
+    """+10 points on every scene but one: holds; −10: does not hold; noise around zero:
+    undecided. The difference is in points, the means over the pairs."""
+    diffs = {"gradcam": 0.1 + 0.01 * RNG.normal(size=10), "gradcam++": -0.1 + 0 * NOISE,
+             "scorecam": NOISE}
+    sc = _many(_two_networks(diffs))
+    v = ur.skips_verdict(sc, "reference", 0.5).set_index("method")
+    assert v["outcome"].tolist() == ["holds", "does not hold", "undecided"]
+    assert v.loc["gradcam++", "difference"] == pytest.approx(-10.0)
+    assert v.loc["scorecam", "difference"] == pytest.approx(100 * NOISE.mean())
+    assert v.loc["gradcam", "U-Net"] == pytest.approx(100 * np.mean(BASE + diffs["gradcam"]))
+    assert (v["pairs"] == 20).all() and (v["left out"] == 0).all()
+    assert v.loc["gradcam", "seeds U-Net higher"] == "2 of 2"
+    assert v.loc["gradcam", "verdict"].method.startswith("paired bootstrap over 20 (seed, "
+                                                         "scene) pairs")
+    assert ur.verdict_text(v.reset_index()) == (
+        "above its ablation for Grad-CAM; below it for Grad-CAM++; undecided for Score-CAM (the "
+        f"interval contains zero); the mean paired differences run from -10.0 to "
+        f"{max(v['difference']):+.1f} points")
+
+
+def test_scene_pairs_leave_out_empty_maps_and_count_them():
+    vals = _two_networks({m: np.full(10, 0.1) for m in ur.METHODS}, seeds=(0,))
+    vals[(0, "U-Net", "dec1", "gradcam")][0.5][3] = np.nan  # an empty map: no s
+    p = ur.scene_pairs(_many(vals), "gradcam", "reference", 0.5)
+    assert len(p) == 9 and p.attrs["left out"] == 1 and 3 not in set(p["image"])
+    assert p["a"].to_numpy() == pytest.approx(100 * (BASE + 0.1)[[0, 1, 2, 4, 5, 6, 7, 8, 9]])
+    with pytest.raises(ValueError, match="give the reference threshold"):
+        ur.scene_pairs(_many(vals), "gradcam", "reference")
+
+
+def test_paired_verdict_with_one_pair_or_none():
+    assert ur.paired_verdict([], [], rule="r") is None
+    one = ur.paired_verdict([0.9], [0.1], rule="r")  # one scene cannot decide
+    assert one.outcome == "undecided" and "sign test" in one.method
+    few = ur.paired_verdict([0.9, 0.8, 0.7], [0.1, 0.2, 0.1], rule="r")  # < 6 pairs: undecided
+    assert few.outcome == "undecided" and few.low > 0
+    same = ur.paired_verdict([0.5, 0.6] * 3, [0.5, 0.6] * 3, rule="r")  # no difference at all
+    assert same.outcome == "does not hold" and same.estimate == 0
+
+
+def test_gap_rule_on_the_relative_gap_and_the_floor():
+    """s_A = BASE, s_U = 1.1 BASE (+10 %): inside 10 ± 5 %; 1.3 BASE: outside; the relative gap
+    by hand; the floor is the reference's area (40 %), the normalised gap (s − 40) / 60."""
+    assert ur.relative_gap([66, 54], [60, 50]) == pytest.approx(100 * (60 / 55 - 1))
+    noisy = 1 + 0.1 + 0.02 * RNG.normal(size=10)
+    u = {"gradcam": BASE * noisy, "gradcam++": BASE * 1.3, "scorecam": BASE * (1.15 + 2 * NOISE)}
+    vals = {}
+    for s in (0, 1):
+        for m in ur.METHODS:
+            for net, x in (("U-Net", u[m]), ("ablated U-Net", BASE)):
+                vals[(s, net, "dec1", m)] = {0.0: list(x), 0.5: list(x), "truth": list(x)}
+    g = ur.gap_table(_many(vals), 0.5).set_index("method")
+    assert g.loc["gradcam++", "relative gap (%)"] == pytest.approx(30.0)
+    assert g["outcome"].tolist() == ["holds", "does not hold", "undecided"]
+    assert g.loc["gradcam", "floor"] == pytest.approx(40.0)
+    want = 100 * np.mean((u["gradcam++"] - BASE) / 0.6)
+    assert g.loc["gradcam++", "normalised gap"] == pytest.approx(want)
+    assert g.loc["gradcam", "paper relative (%)"] == pytest.approx(100 * (53.55 / 47.81 - 1))
+    text = ur.gap_text(g.reset_index())
+    assert text.startswith(f"{g['relative gap (%)'].min():.0f} to 30 % higher (the paper's "
+                           "Table I: 11 to 15 %)")
+    assert text.endswith("above the band of 5–15 % for Grad-CAM++ (the whole interval outside "
+                         "it)")
+    one = ur.gap_verdict([0.9], [0.5], "gradcam")  # a single scene of data: undecided
+    assert one.outcome == "undecided"
+    few = {k: {t: x[:3] for t, x in v.items()} for k, v in vals.items() if k[0] == 0}
+    g = ur.gap_table(_many(few), 0.5).set_index("method")  # 3 scenes: too few to decide
+    assert (g["outcome"] == "undecided").all() and (g["95 % interval"] == "—").all()
+    assert g.loc["gradcam++", "relative gap (%)"] == pytest.approx(30.0)  # the data's, shown
 
 
 def _scores(values, thresholds=(0.0, 0.5)):
@@ -152,25 +249,30 @@ def test_object_share_and_the_class_blind_baseline():
 
 
 def test_sweep_verdict_names_the_thresholds_where_it_fails():
+    """One scene per seed and six seeds, the same value in each: no spread, so each threshold's
+    verdict is the point: above at t = 0, below at t = 0.5."""
     vals = {(s, n, m): {0.0: 0.5 + 0.1 * (n == "U-Net"), 0.5: 0.5 - 0.1 * (n == "U-Net"),
-                        "truth": 0.3} for s in range(2) for n in ur.NETWORKS for m in ur.METHODS}
+                        "truth": 0.3} for s in range(6) for n in ur.NETWORKS for m in ur.METHODS}
     v = ur.sweep_verdict(_scores(vals))
-    assert (v["U-Net higher in every seed"] == 1).all() and (v["not at"] == "0.5").all()
+    assert (v["holds"] == 1).all() and (v["does not hold"] == 1).all()
+    assert (v["undecided"] == 0).all() and (v["not holding at"] == "0.5").all()
 
 
 def test_sweep_text_names_the_failing_thresholds_and_their_area():
     vals = {(s, n, m): {0.0: 0.5 - 0.1 * (n == "U-Net"), 0.5: 0.5 + 0.1 * (n == "U-Net"),
-                        "truth": 0.3} for s in range(2) for n in ur.NETWORKS for m in ur.METHODS}
+                        "truth": 0.3} for s in range(6) for n in ur.NETWORKS for m in ur.METHODS}
     sc = _scores(vals)
     sc.reference = pd.DataFrame({"seed": 0, "image": 0, "reference_empty": False,
                                  "threshold": [0.0, 0.5], "iou": 0.1, "area": [0.96, 0.3],
                                  "truth_area": 0.1})
-    assert ur.sweep_text(sc) == "except at t = 0, where the reference mask covers 96 % of the image"
+    assert ur.sweep_text(sc) == ("not at every threshold: reversed at t = 0 (the reference mask "
+                                 "covers 96 % of the image there)")
 
 
 def test_subset_of_images_both_networks_classify_correctly():
     """Seed 0: image 0 wrong for the ablated U-Net, so only image 1 (an empty map) is kept; seed
-    1: image 0 right for both. The subset's means come from the kept images only."""
+    1: image 0 right for both. The subset's pairs come from the kept images only: one pair,
+    which cannot decide."""
     vals = {(s, n, m): {0.0: 0.5, 0.5: 0.6 if n == "U-Net" else 0.4,
                         "truth": 0.35 if n == "U-Net" else 0.3,
                         "correct": not (s == 0 and n == "ablated U-Net")}
@@ -182,7 +284,7 @@ def test_subset_of_images_both_networks_classify_correctly():
     means = ur.seed_means(sc, "reference", 0.5, subset="both correct")
     assert means["seed"].tolist().count(0) == 6 and means[means["seed"] == 0]["s"].isna().all()
     t = ur.correct_subset_table(sc, 0.5)
-    assert set(t["U-Net higher"]) == {"1 of 1 seeds"}  # seed 0 has no non-empty map left
+    assert set(t["pairs"]) == {1} and set(t["outcome"]) == {"undecided"}
     with pytest.raises(ValueError, match="subset must be"):
         ur.seed_means(sc, "truth", subset="some")
 
@@ -335,32 +437,46 @@ def test_experiment_scores_match_the_metric_recomputed():
                                metrics.mass_in_mask(a, ref > t, empty="nan").numpy(), rtol=1e-5)
 
 
-def test_verdict_text_names_the_methods_that_fail():
-    v = ur.skips_verdict(_means({"gradcam": ([60, 62, 64], [55, 63, 58]),
-                                 "gradcam++": ([70, 71, 72], [60, 70.5, 71]),
-                                 "scorecam": ([51, 52, 53], [50, 49, 48])}))
-    assert ur.verdict_text(v) == ("above its ablation in every seed for Grad-CAM++ and Score-CAM, "
-                                  "not for Grad-CAM (2 of 3 seeds); the mean differences run "
-                                  "from +3.0 to +3.8 points")
-    every = ur.skips_verdict(_means({m: ([2, 3], [1, 1]) for m in ur.METHODS}))
-    assert ur.verdict_text(every) == ("above its ablation in every seed for all three methods, "
-                                      "by +1.5 to +1.5 points on average")
+def test_verdict_text_when_every_method_holds_or_none_does():
+    every = ur.skips_verdict(_many(_two_networks({m: np.full(10, 0.015) for m in ur.METHODS})),
+                             "truth")
+    assert ur.verdict_text(every) == ("above its ablation for all three methods, by +1.5 to "
+                                      "+1.5 points on average (each 95 % interval above zero)")
+    none = ur.skips_verdict(_many(_two_networks({m: NOISE for m in ur.METHODS})), "truth")
+    assert ur.verdict_text(none).startswith("not found above its ablation for any method: "
+                                            "undecided for Grad-CAM and Grad-CAM++ and Score-CAM")
 
 
-def test_closing_text_states_both_verdicts():
-    vals = {(s, n, m): {0.0: 0.9, 0.5: 0.6 if n == "U-Net" else 0.5,
-                        "truth": 0.3 if n == "U-Net" else 0.2} for s in range(2)
-            for n in ur.NETWORKS for m in ur.METHODS}
-    sc = _scores(vals)
-    sc.reference = pd.DataFrame({"seed": 0, "image": 0, "reference_empty": False,
-                                 "threshold": [0.0, 0.5], "iou": 0.1, "area": [0.9, 0.4],
-                                 "truth_area": 0.12})
+def test_closing_text_and_claim_rows_follow_the_outcomes():
+    vals = _two_networks({m: np.full(10, 0.1) for m in ur.METHODS})
+    for (s, net, lay, m), v in list(vals.items()):  # the bottleneck: lower, for the U-Net
+        vals[(s, net, "bottleneck", m)] = {t: list(np.asarray(x) - 0.05 * (net == "U-Net"))
+                                           if t != "correct" else x for t, x in v.items()}
+    sc = _many(vals)
     text = ur.closing_text(sc, 0.5)
-    assert text.startswith("Against the reference at t = 0.5, the U-Net is above its ablation in "
-                           "every seed for all three methods, by +10.0 to +10.0 points")
-    assert "holds against the truth as well as against the reference" in text
-    assert text.endswith("only 30 to 30 % of their mass on the object, which covers 12 % of the "
-                         "image.")
-    vals[(1, "U-Net", "scorecam")]["truth"] = 0.1  # one seed against, for one method
-    against = ur.Scores(_scores(vals).scores, sc.reference, sc.accuracy, sc.thresholds)
-    assert "does not hold" in ur.closing_text(against, 0.5)
+    assert text.startswith("Against the reference at t = 0.5, the stand-in U-Net is above its "
+                           "ablation for all three methods, by +10.0 to +10.0 points")
+    assert "holds against the truth as well as against the reference, for every method" in text
+    assert "; in size, the U-Net's s is" in text
+    level = f"{100 * np.mean(BASE + 0.1):.0f}"
+    assert (f"The level is another matter: even the U-Net's maps put only {level} to {level} % "
+            "of their mass on the object, which covers 10 % of the image.") in text
+    rows = {r["claim_id"]: r for r in ur.claim_rows(
+        sc, 0.5, {"input": (48, 48), "dec1": (48, 48), "bottleneck": (6, 6)})}
+    assert rows["resolution"]["kind"] == "check" and "tier" not in rows["resolution"]
+    assert rows["resolution"]["verdict"].outcome == "holds"
+    assert all(r["kind"] == "paper" and r["tier"] == "stand-in"
+               for k, r in rows.items() if k != "resolution")
+    assert rows["table1-gradcam"]["verdict"].outcome == "holds"
+    assert rows["resolution-helps"]["verdict"].outcome == "holds"
+    assert rows["resolution-helps"]["verdict"].estimate == pytest.approx(5.0)
+    bad = ur.claim_rows(sc, 0.5, {"input": (48, 48), "dec1": (47, 48), "bottleneck": (6, 6)})[0]
+    assert bad["verdict"].outcome == "does not hold" and bad["verdict"].estimate == 1
+    for s in (0, 1):  # Score-CAM against the truth: the U-Net 20 points below on every scene
+        vals[(s, "U-Net", "dec1", "scorecam")]["truth"] = list(BASE - 0.2)
+    against = _many(vals)
+    assert "does not hold for every method and reference" in ur.closing_text(against, 0.5)
+    rows = {r["claim_id"]: r for r in ur.claim_rows(
+        against, 0.5, {"input": (48, 48), "dec1": (48, 48), "bottleneck": (6, 6)})}
+    assert rows["truth-scorecam"]["verdict"].outcome == "does not hold"
+    assert rows["truth-gradcam"]["verdict"].outcome == "holds"

@@ -250,3 +250,130 @@ def test_figure3_counts_by_hand():
     assert f.positive["seen"] == (int(pos[:14].sum()), int(nonblank[:14].sum()))
     assert f.share_norm_unseen == pytest.approx(float(gc[14:].norm() / gc.norm()))
     assert (f.dead_row, f.input_dead_row) == (14, 15)  # 15 in the padded 29 x 29 input
+
+
+# ----------------------------------------------------------------------------- verdicts
+
+def _v(outcome, est, low, high, boundary=0.0):
+    from lib.verdict import Verdict
+    return Verdict(outcome, est, low, high, boundary, f"rule {est}", "hand-made", 10, None)
+
+
+def _fake_mc(draws, n_filters=64, target=0):
+    """A MonteCarloResult built from hand-made draws (n, h, w)."""
+    d = torch.as_tensor(draws, dtype=torch.float64)
+    n = d.shape[0]
+    return theory.MonteCarloResult(
+        mean=d.mean(0), sem=d.std(0) / math.sqrt(n), n_draws=n, n_filters=n_filters, tau=1.0,
+        target=target, first=d[0], draw_totals=d.sum((1, 2)), positive=(d > 0).sum(0),
+        draws=d.float())
+
+
+def test_theorem3_verdict_decides_at_the_weakest_pixel_by_hand():
+    """Bound 1 at both pixels; pixel A: mean 2 with a small spread (z = 46), pixel B: values
+    whose mean is exactly 1 (z = 0): B is the weakest and its interval contains 1 -> undecided.
+    B shifted up by 1 -> holds; B at 0.5 +- 0.1 -> does not hold."""
+    a = [2.0, 2.2, 1.8, 2.0, 2.1, 1.9, 2.0, 2.0]
+    b = [0.5, 1.5, 0.9, 1.1, 1.4, 0.6, 1.2, 0.8]
+    bound = torch.ones(1, 2, dtype=torch.float64)
+    draws = torch.tensor([a, b], dtype=torch.float64).T.reshape(8, 1, 2)
+    v, info = theory.theorem3_verdict(_fake_mc(draws), bound)
+    assert info["pixel"] == (0, 1) and info["z"] == pytest.approx(0.0, abs=1e-6)
+    assert info["n_pixels"] == 2
+    assert v.outcome == "undecided" and v.estimate == pytest.approx(1.0) and v.n == 8
+    assert v.boundary == 1.0 and v.low < 1 < v.high
+    up = draws.clone()
+    up[:, 0, 1] += 1.0  # mean 2.0, spread unchanged; A (same spread 0.12, mean 2) vs B (0.35)
+    v, info = theory.theorem3_verdict(_fake_mc(up), bound)
+    assert info["pixel"] == (0, 1) and v.outcome == "holds" and v.estimate == pytest.approx(2.0)
+    low = draws.clone()
+    low[:, 0, 1] = torch.tensor([0.5, 0.6, 0.4, 0.5, 0.55, 0.45, 0.5, 0.5])
+    v, _ = theory.theorem3_verdict(_fake_mc(low), bound)
+    assert v.outcome == "does not hold" and v.estimate == pytest.approx(0.5)
+    # a blank pixel (bound 0) is never the weakest; draws must be kept
+    blank = torch.tensor([[0.0, 1.0]], dtype=torch.float64)
+    _, info = theory.theorem3_verdict(_fake_mc(draws), blank)
+    assert info["pixel"] == (0, 1) and info["n_pixels"] == 1
+    with pytest.raises(ValueError, match="keep_draws"):
+        theory.theorem3_verdict(theory.MonteCarloResult(**{**_fake_mc(draws).__dict__,
+                                                           "draws": None}), bound)
+
+
+def test_theorem3_verdict_on_a_real_monte_carlo():
+    """keep_draws stores every draw; the verdict holds for the true bound and fails for a bound
+    that forgets the 1/sqrt(V) (sqrt(64) = 8 times too large)."""
+    xi = torch.rand(9, 9, generator=torch.Generator().manual_seed(8))
+    xi[:, :3] = 0
+    v_, n = 64, 600
+    mc = theory.monte_carlo_gradcam(xi, v_, n, seed=1, progress=False, keep_draws=True,
+                                    max_elements=2 ** 18)  # several chunks
+    assert mc.draws.shape == (n, 8, 8) and mc.draws.dtype == torch.float32
+    assert torch.allclose(mc.draws.double().mean(0), mc.mean, rtol=1e-5, atol=1e-7)
+    assert theory.monte_carlo_gradcam(xi, v_, 4, seed=1, progress=False).draws is None
+    bound = theory.theorem3_bound(xi, v_)
+    v, info = theory.theorem3_verdict(mc, bound)
+    assert v.outcome == "holds" and v.low > 1 and info["n_pixels"] == 8 * 6
+    assert theory.theorem3_verdict(mc, bound * math.sqrt(v_))[0].outcome == "does not hold"
+
+
+def test_figure3_verdict_by_hand():
+    """xi of ones, k = 2: a 2 x 2 map, every patch non-blank; unseen = row 1. Positive unseen
+    pixels per draw 2, 1, 0, 1, 2, 0 -> shares 1, 1/2, 0, 1/2, 1, 0 (mean 1/2): holds (above 0).
+    A map that respects the wall (never positive behind it) does not hold; three draws are too
+    few to decide (lib.verdict.MIN_UNITS)."""
+    xi = torch.ones(3, 3, dtype=torch.float64)
+    unseen = torch.tensor([[False, False], [True, True]])
+    draws = torch.zeros(6, 2, 2)
+    draws[:, 0] = 1.0  # the seen row is positive everywhere: it does not count
+    draws[0, 1] = torch.tensor([0.3, 0.1])
+    draws[1, 1] = torch.tensor([0.2, -0.4])
+    draws[2, 1] = torch.tensor([-0.1, 0.0])
+    draws[3, 1] = torch.tensor([0.0, 0.7])
+    draws[4, 1] = torch.tensor([0.2, 0.2])
+    draws[5, 1] = torch.tensor([-0.2, -0.3])
+    mc = _fake_mc(draws, target="predicted")
+    share = theory.unseen_positive_share(mc, xi, unseen)
+    assert share.tolist() == [1.0, 0.5, 0.0, 0.5, 1.0, 0.0]
+    assert theory.figure3_verdict(_fake_mc(draws[:3]), xi, unseen).outcome == "undecided"
+    v = theory.figure3_verdict(mc, xi, unseen)
+    assert v.outcome == "holds" and v.estimate == pytest.approx(0.5) and v.boundary == 0.0
+    assert "predicted class" in v.rule
+    walled = draws.clone()
+    walled[:, 1] = -1.0
+    assert theory.figure3_verdict(_fake_mc(walled), xi, unseen).outcome == "does not hold"
+    blank = torch.zeros(3, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="non-blank"):
+        theory.unseen_positive_share(mc, blank, unseen)
+
+
+def test_add_claims_kinds_tiers_and_a_failing_check():
+    """Proposition 2 is a check (its measured error, never tallied); Theorem 3 and Figure 3 are
+    paper claims on stand-ins; a closed form off by 1e-3 fails the check."""
+    import pandas as pd
+
+    from lib import report
+
+    good = _v("holds", 1.5, 1.2, 1.8, boundary=1.0)
+    bad = _v("undecided", 1.1, 0.9, 1.3, boundary=1.0)
+    results = {25: {"verdict": bad}, 64: {"verdict": good}}
+    fig3_v = _v("holds", 0.5, 0.45, 0.55)
+    fig3 = theory.Figure3(xi=None, gc=None, shown=None, predicted=0, dead_row=14,
+                          input_dead_row=15, share_norm_unseen=0.3,
+                          positive={"unseen": (5, 10), "seen": (6, 10)})
+    prop2 = pd.DataFrame({theory.PROP2_ERRORS[0]: [1e-16, 3e-16],
+                          theory.PROP2_ERRORS[1]: [2e-16, 1e-15]})
+    claims = report.Claims("03_walls_theory", "smoke")
+    theory.add_claims(claims, prop2, results, fig3_v, fig3)
+    rows = {c.claim_id: c for c in claims.rows}
+    assert rows["prop2"].kind == "check" and rows["prop2"].tier is None
+    assert rows["prop2"].verdict.estimate == pytest.approx(1e-15) and rows["prop2"].holds
+    assert rows["theorem3"].kind == "paper" and rows["theorem3"].tier == "stand-in"
+    assert rows["theorem3"].outcome == "undecided"  # V = 25 decides: every V must hold
+    assert "deciding: V = 25" in rows["theorem3"].verdict.rule
+    assert rows["figure3"].tier == "stand-in" and "5 of 10" in rows["figure3"].ours_text
+    assert report.tally(claims.rows)["undecided"] == 1 and sum(report.tally(claims.rows).values()) == 2
+    off = prop2.copy()
+    off.loc[1, theory.PROP2_ERRORS[0]] = 1e-3
+    claims = report.Claims("03_walls_theory", "smoke")
+    theory.add_claims(claims, off, results, fig3_v, fig3)
+    assert claims.rows[0].outcome == "does not hold" and claims.rows[0].verdict.estimate == 1e-3

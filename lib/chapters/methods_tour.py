@@ -1,5 +1,6 @@
 """Chapter "A tour of the methods": every CAM method of the engine on real photographs with the
-ImageNet-pretrained EfficientNet-Lite0; the chapter's sizes, its checks and its scores."""
+ImageNet-pretrained EfficientNet-Lite0; the chapter's sizes, its checks, its scores and the rules
+of its verdicts (fixed here, before the run)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -10,12 +11,15 @@ import torch
 from torch import nn
 
 from .. import cam, metrics
+from .. import verdict as V
 from ..data.boxes import box_mask
 from ..data.photos import list_photos, photo_boxes
 
 __all__ = ["SIZES", "COST", "LAYER", "LAYER_METHODS", "INPUT_METHODS", "EXPECTED",
            "predictions", "check_predictions", "agreement_with_pytorch_grad_cam",
-           "captum_options", "predicted_object_masks", "box_scores"]
+           "captum_options", "predicted_object_masks", "box_scores", "box_scores_per_photo",
+           "localisation_verdict", "localisation_text", "predictions_check",
+           "LOCALISATION_RULE", "REFERENCE_TOLERANCE", "reference_check"]
 
 #: per profile: photographs, those that also get Score-CAM (hundreds of passes each), the
 #: occlusion stride, the steps of Integrated Gradients (half as many samples for Gradient SHAP)
@@ -106,6 +110,30 @@ def predicted_object_masks(names: Sequence[str], top1: Sequence[int], size: int 
     return torch.stack(masks)
 
 
+def box_scores_per_photo(maps: dict[str, torch.Tensor], masks: torch.Tensor,
+                         names: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per (method, photograph): ``mass in box`` (``metrics.mass_in_mask``; NaN for a map
+    that is zero everywhere, which has no mass to place), ``hit`` (arg-max in the box, 0/1),
+    ``empty`` and ``box share of image`` (that photograph's box area / image area: what a map
+    spread evenly over the image scores on "mass in box"). ``names``: the photographs, in the
+    order of the maps (default 0, 1, ...)."""
+    names = list(range(len(masks))) if names is None else list(names)
+    if len(names) != len(masks):
+        raise ValueError(f"{len(names)} names for {len(masks)} masks")
+    share = masks.flatten(1).float().mean(1).cpu().numpy()
+    frames = []
+    for m, v in maps.items():
+        if len(v) != len(masks):
+            raise ValueError(f"method {m!r}: {len(v)} maps for {len(masks)} masks")
+        frames.append(pd.DataFrame({
+            "method": m, "photo": names,
+            "mass in box": metrics.mass_in_mask(v, masks, empty="nan").cpu().numpy(),
+            "hit": metrics.hit(v, masks).cpu().numpy(),
+            "empty": metrics.is_empty(v).cpu().numpy(),
+            "box share of image": share}))
+    return pd.concat(frames, ignore_index=True)
+
+
 def box_scores(maps: dict[str, torch.Tensor], masks: torch.Tensor) -> pd.DataFrame:
     """Per method: mean share of the map's mass in the box (``metrics.mass_in_mask``) over the
     maps that are not zero everywhere (an empty map has no mass to place: counted, left out), hit
@@ -117,3 +145,75 @@ def box_scores(maps: dict[str, torch.Tensor], masks: torch.Tensor) -> pd.DataFra
                           for m, v in maps.items()}).T
     table["box share of image"] = masks.float().mean().item()
     return table
+
+
+#: the rule of ``gradcam-localises``, fixed before the run (Selvaraju et al., Section 4: Grad-CAM
+#: localises the predicted object): per photograph, Grad-CAM's share of mass in the box minus the
+#: box's share of the image (what a map spread evenly scores); its mean over the photographs must
+#: be above 0, by a paired bootstrap over photographs
+LOCALISATION_RULE = ("mean over photographs of (Grad-CAM's mass in the box − the box's share of "
+                     "the image) > 0")
+
+
+def localisation_verdict(per_photo: pd.DataFrame, method: str = "gradcam") -> V.Verdict:
+    """The verdict of ``gradcam-localises`` from :func:`box_scores_per_photo`: a paired bootstrap
+    over the photographs of ``method``'s mass in the box against the photograph's box share of
+    the image. A photograph whose map is empty (no mass) is left out, and said so in the rule;
+    with fewer than 2 photographs left there is no interval to decide on: "not run here"."""
+    rows = per_photo[per_photo["method"] == method]
+    if rows.empty:
+        raise ValueError(f"no scores of method {method!r}; have {sorted(set(per_photo.method))}")
+    kept = rows[~rows["empty"]]
+    rule = LOCALISATION_RULE.replace("Grad-CAM", _label(method))
+    if len(kept) < len(rows):
+        rule += f" ({len(rows) - len(kept)} empty map(s) left out)"
+    if len(kept) < 2:  # one photograph has no spread to resample: no interval, no outcome
+        return V.not_run(rule, f"{len(kept)} photograph(s) with a map on this profile; an "
+                               "interval needs at least 2")
+    return V.paired_difference(kept["mass in box"], kept["box share of image"], 0.0, rule=rule,
+                               unit="photographs")
+
+
+def _label(method: str) -> str:
+    from ..plot import method_label
+
+    return method_label(method)
+
+
+def localisation_text(v: V.Verdict, method: str = "gradcam") -> str:
+    """The verdict of :func:`localisation_verdict` in a sentence for the chapter's prose: the
+    mean excess over an even map with its interval, and what that decides."""
+    if v.outcome == V.NOT_RUN:
+        return f"No verdict on this profile: {v.method}."
+    what = {V.HOLDS: "so the claim holds on these photographs",
+            V.FAILS: "so the claim does not hold on these photographs",
+            V.UNDECIDED: ("an interval that contains 0, so these photographs cannot decide "
+                          "the claim")}[v.outcome]
+    return (f"Over the {v.n} photograph{'s' if v.n != 1 else ''}, {_label(method)}'s map puts on "
+            f"average {v.estimate:+.2f} more of its mass in the box than an even map would "
+            f"(95 % interval {v.low:+.2f} to {v.high:+.2f}, paired bootstrap over photographs): "
+            f"{what}.")
+
+
+def predictions_check(expected: pd.DataFrame) -> V.Verdict:
+    """The set-up check ``photos-as-expected`` from :func:`check_predictions`: the number of
+    photographs NOT predicted as a person sees them, against a tolerance of 0. It checks the
+    weights' loading and the pre-processing (a wrong parameter mapping or normalisation fails
+    it), not a claim of the paper."""
+    wrong = int((~expected["holds"].astype(bool)).sum())
+    return V.check(wrong, 0, rule=f"photographs not predicted as a person sees them (of "
+                                  f"{len(expected)} checked) = 0")
+
+
+#: the largest difference from pytorch-grad-cam's maps (in [0, 1]) that counts as the same map
+REFERENCE_TOLERANCE = 1e-4
+
+
+def reference_check(diffs: dict[str, float]) -> V.Verdict:
+    """The check ``same-as-pytorch-grad-cam`` from :func:`agreement_with_pytorch_grad_cam`: the
+    largest difference over the methods compared, against :data:`REFERENCE_TOLERANCE`."""
+    if not diffs:
+        raise ValueError("no method was compared with pytorch-grad-cam")
+    return V.check(max(diffs.values()), REFERENCE_TOLERANCE,
+                   rule=f"largest |ours − pytorch-grad-cam| over {', '.join(map(_label, diffs))} "
+                        f"maps in [0, 1] ≤ {REFERENCE_TOLERANCE:g}")

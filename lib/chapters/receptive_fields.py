@@ -8,8 +8,11 @@ What lives here, so that the chapter only calls it:
   (``SIZES``);
 - the protocol of Table 2 (Section 2.4): Grad-CAM at several layers, every map down-sampled to the
   last layer's grid and up-sampled to the input (``layer_maps``), IoU and Hit per finding
-  (``evaluate``), mean ± standard deviation over seeds (``summarise``) and the paper's claim as a
-  computed verdict (``layer_roles``, ``verdict``);
+  (``evaluate``), mean ± standard deviation over seeds (``summarise``), the layer roles and the
+  paper's pattern on a table of means (``layer_roles``, ``verdict``), and the verdicts of the
+  paper's claims, rules fixed here before the run: paired bootstraps over test scenes
+  (``table2_verdicts``) and over photographs (``photo_erf_radii``, ``figure2_photo_verdict``),
+  exact computations on the paper's architectures (``table1_verdict``, ``dead_zone_verdict``);
 - the models of each profile and their recipes: small ResNet / DenseNet / EfficientNet-style
   networks trained here on Fashion-MNIST scenes and a frozen ImageNet EfficientNet-Lite0 with a
   linear probe (``default``), the paper's torchvision networks fine-tuned on VinDr-CXR
@@ -33,6 +36,7 @@ from torch import nn
 from tqdm import tqdm
 
 from lib import cam, metrics, rf
+from lib import verdict as V
 from lib.data.boxes import box_mask
 from lib.layers import layer_name
 from lib.models import zoo
@@ -47,10 +51,13 @@ __all__ = [
     "meta_model", "rf_text", "table1", "paper_layer_rfs", "block_rfs", "plot_block_rfs",
     # effective receptive fields
     "erf_centre_table", "erf_centre_text", "photo_batch", "photo_erfs", "plot_photo_erfs",
-    "paper_best_layer", "photo_best_label",
+    "paper_best_layer", "photo_best_label", "photo_erf_radii", "figure2_photo_verdict",
+    "figure2_photo_text",
     # the protocol
     "finding_masks", "layer_maps", "evaluate", "summarise", "mean_std_text", "layer_roles",
-    "verdict", "paper_table2", "overlap_fix_effect",
+    "verdict", "paper_table2", "overlap_fix_effect", "table1_verdict", "dead_zone_verdict",
+    "image_scores", "claim_layers", "table2_verdicts", "table2_verdict_table", "outcome_counts_text",
+    "stand_in_text", "TABLE2_PARTS",
     # recipes
     "scene_data", "scene_test_set", "scene_recipe", "scene_model", "lite0_scene_model",
     "vindr_dataset", "vindr_split", "vindr_model", "vindr_test",
@@ -152,6 +159,16 @@ def table1() -> pd.DataFrame:
                      "RF of the convolutional paths (px)": r.rf_local, "jump (px)": r.jump,
                      "map": f"{r.out_h}x{r.out_w}"})
     return pd.DataFrame(rows)
+
+
+def table1_verdict(t1: pd.DataFrame) -> V.Verdict:
+    """The verdict of ``table1``: how many of Table 1's receptive fields, traced from the paper's
+    exact architectures (:func:`table1`), equal the paper's; the rule: all of them."""
+    return V.exact(int(t1["match"].sum()), len(t1),
+                   rule=f"all {len(t1)} RFs of Table 1 traced from the architectures equal the "
+                        "paper's",
+                   method="traced from the torchvision architectures at 224 px (lib.rf), nothing "
+                          "sampled")
 
 
 def _rf_row(r: rf.RF, input_size: int) -> dict:
@@ -310,6 +327,50 @@ def plot_photo_erfs(erfs: dict[str, torch.Tensor], title: str):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def photo_erf_radii(model: nn.Module, images: torch.Tensor, names: Sequence[str],
+                    layers: dict[str, str], mass: float = 0.5) -> pd.DataFrame:
+    """The ERF (Eq. 2) of each photograph on its own (N = 1) at each layer, and its radius
+    holding ``mass`` of its mass (``lib.rf.erf_radius``): one row per photograph (index
+    ``names``), one column per layer (``layers``: column label -> module). The mean of these
+    per-photograph ERFs is the ERF of :func:`photo_erfs`; the radii are what a paired comparison
+    of two layers over photographs needs."""
+    if len(names) != len(images):
+        raise ValueError(f"{len(names)} names for {len(images)} images")
+    return pd.DataFrame({label: [rf.erf_radius(rf.erf(model, module, images[i:i + 1],
+                                                      progress=False), mass)
+                                 for i in range(len(images))]
+                         for label, module in layers.items()},
+                        index=pd.Index(list(names), name="photo"))
+
+
+def figure2_photo_verdict(radii: pd.DataFrame, back: str, last: str = "features[-1]"
+                          ) -> V.Verdict:
+    """The verdict of ``figure2-photos``, rule fixed before the run: the mean over photographs of
+    (the half-mass radius of the ERF at ``back`` − at ``last``) is below 0 (the ERF one or two
+    blocks back is more concentrated), by a paired bootstrap over the photographs of
+    :func:`photo_erf_radii` ("not run here" with fewer than 2 photographs: no interval)."""
+    rule = f"mean over photographs of (ERF half-mass radius at {back} − at {last}) < 0 px"
+    if len(radii) < 2:
+        return V.not_run(rule, f"{len(radii)} photograph(s) on this profile; an interval needs "
+                               "at least 2")
+    return V.paired_difference(radii[back], radii[last], 0.0, direction="<", unit="photographs",
+                               rule=rule)
+
+
+def _outcome_clause(v: V.Verdict) -> str:
+    return {V.HOLDS: "the claim holds", V.FAILS: "the claim does not hold",
+            V.UNDECIDED: "the interval contains 0: undecided"}[v.outcome]
+
+
+def figure2_photo_text(v: V.Verdict, back: str, last: str = "features[-1]") -> str:
+    """The verdict of :func:`figure2_photo_verdict` in a sentence for the prose."""
+    if v.outcome == V.NOT_RUN:
+        return f"No verdict on this profile: {v.method}."
+    return (f"Photograph by photograph, the ERF's half-mass radius at {back} minus that at {last} "
+            f"is {v.estimate:+.1f} px on average (95 % interval {v.low:+.1f} to {v.high:+.1f} px, "
+            f"paired bootstrap over {v.n} photographs): {_outcome_clause(v)}.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -991,14 +1052,15 @@ def rf_scale_table(exp: Table2Experiment) -> pd.DataFrame:
 SCALE_TOLERANCE = 1.1
 
 
-def rf_scale_reading(scale: pd.DataFrame, claim: pd.DataFrame,
+def rf_scale_reading(scale: pd.DataFrame, verdicts: pd.DataFrame,
                      tolerance: float = SCALE_TOLERANCE) -> pd.DataFrame:
     """What the RF scale does to the verdict, per model: the last layer's RF / input here and in
-    the paper, the regime ("as large", "smaller", "larger" beyond ``tolerance``), whether the
-    claim "one or two blocks back beats the last layer" holds here on both metrics, and the
-    reading that follows. The paper's hypothesis is that a last layer whose RF is much larger
-    than the input loses the spatial correspondence: a stand-in with smaller RFs is a milder test
-    (a failure there does not contradict the paper), one as large or larger is a real test."""
+    the paper, the regime ("as large", "smaller", "larger" beyond ``tolerance``), the outcomes of
+    "one or two blocks back beats the last layer" here (IoU; HR, from :func:`table2_verdicts`),
+    and the reading that follows. The paper's hypothesis is that a last layer whose RF is much
+    larger than the input loses the spatial correspondence: a stand-in with smaller RFs is a
+    milder test (a failure there does not contradict the paper), one as large or larger is a
+    real test. An undecided outcome is evidence neither way."""
     rows = []
     for model, g in scale.groupby("model here", sort=False):
         last = g.iloc[0]
@@ -1006,10 +1068,17 @@ def rf_scale_reading(scale: pd.DataFrame, claim: pd.DataFrame,
         q = here / paper
         regime = ("as large as the paper's" if 1 / tolerance <= q <= tolerance
                   else "smaller than the paper's" if q < 1 else "larger than the paper's")
-        c = claim[claim["model"] == model]
-        holds = bool(c["one_or_two_back_beats_last"].all())
-        part = bool(c["one_or_two_back_beats_last"].any())
-        status = "holds" if holds else "holds on one metric" if part else "fails"
+        c = verdicts[(verdicts["model"] == model) & (verdicts["part"] == "back-beats-last")]
+        outcomes = dict(zip(c["metric"], c["outcome"]))
+        if not outcomes:
+            raise ValueError(f"no verdict of 'back-beats-last' for {model!r}")
+        holds = all(o == V.HOLDS for o in outcomes.values())
+        fails = any(o == V.FAILS for o in outcomes.values())
+        by_outcome: dict[str, list[str]] = {}
+        for m, o in outcomes.items():
+            by_outcome.setdefault(o, []).append(CLAIM_METRICS[m])
+        status = ", ".join(f"{'is undecided' if o == V.UNDECIDED else o} on {' and '.join(ms)}"
+                           for o, ms in by_outcome.items())
         scale_text = (f"the last layer's RF is only {q:.2f} of the paper's relative to the input "
                       f"({here:.1f} vs {paper:.1f} times)")
         if regime.startswith("smaller") and holds:
@@ -1020,100 +1089,227 @@ def rf_scale_reading(scale: pd.DataFrame, claim: pd.DataFrame,
             reading = (f"the claim {status}, but {scale_text}: the paper's explanation predicts "
                        "less harm to the last layer at this scale, so this row cannot count "
                        "against the paper")
-        elif regime.startswith("larger"):
-            reading = (f"the claim {status} with an RF {q:.2f} times the paper's relative to the "
-                       "input: " + ("consistent with the paper" if holds else
-                                    "evidence against the paper's claim for this architecture"))
         else:
-            reading = (f"the claim {status} at the paper's scale ({here:.1f} vs {paper:.1f} "
-                       "times the input): " + ("consistent with the paper" if holds else
-                                              "evidence against the paper's claim"))
+            where = (f"with an RF {q:.2f} times the paper's relative to the input"
+                     if regime.startswith("larger")
+                     else f"at the paper's scale ({here:.1f} vs {paper:.1f} times the input)")
+            reading = (f"the claim {status} {where}: " +
+                       ("consistent with the paper" if holds else
+                        "evidence against the paper's claim for this architecture" if fails
+                        else "evidence neither way at this sample size"))
         rows.append({"model here": model, "paper model": last["paper model"],
                      "last layer": last["layer"], "RF / input here": here,
                      "RF / input, paper": paper, "here / paper": q, "regime": regime,
-                     "claim holds here (IoU and HR)": holds, "what it does to the verdict": reading})
+                     "outcome here (1-2 back beats last)": "; ".join(
+                         f"{CLAIM_METRICS[m]}: {o}" for m, o in outcomes.items()),
+                     "what it does to the verdict": reading})
     return pd.DataFrame(rows)
 
 
-def verdict_sentences(claim: pd.DataFrame) -> list[str]:
-    """One sentence per model from the computed verdict: does IoU / HR rise one or two blocks
-    back, and is the farthest layer worse (IoU)."""
+#: the two parts of Table 2's claim, each tested on IoU and on HR: part -> (what it says, the
+#: sign the paired difference must have)
+TABLE2_PARTS = {
+    "back-beats-last": ("Grad-CAM one or two blocks back beats the last layer", ">"),
+    "too-far-back": ("going too far back is worse", "<"),
+}
+_METRIC_COLUMN = {"iou": "iou", "hr": "hit"}
+
+
+def image_scores(rows: pd.DataFrame, upsample: str = "bilinear") -> pd.DataFrame:
+    """Per (model, seed, image, layer): IoU and Hit averaged over the image's findings, the
+    unit of Table 2's paired comparisons (findings of one image are not independent; each seed
+    draws its own test scenes, so a (seed, image) pair is one scene)."""
+    r = rows[rows.upsample == upsample] if "upsample" in rows.columns else rows
+    if r.empty:
+        raise ValueError(f"no rows with upsample={upsample!r}")
+    return (r.groupby(["model", "seed", "image", "layer"], sort=False)[["iou", "hit"]].mean()
+            .reset_index())
+
+
+def claim_layers(s: StandIn, metric: str = "iou") -> dict[str, str]:
+    """The layers Table 2's claim compares for ``s``, fixed before the run: ``last`` (the last
+    layer), ``back`` (the paper's best layer one or two blocks back for the model ``s`` stands in
+    for, on ``metric``: taken from the paper's Table 2, not from ours, so that no layer is picked
+    on the numbers it is then tested on) and ``far`` (the farthest layer, "too far back")."""
+    labels = list(s.layers)
+    roles = layer_roles(labels)
+    back = paper_best_layer(s.paper_model, metric)
+    if roles.get(back) != "1-2 back":
+        raise ValueError(f"{s.label}: the paper's best layer {back!r} is not one or two blocks "
+                         f"back among {labels}")
+    return {"last": labels[0], "back": back, "far": labels[-1]}
+
+
+def table2_verdicts(rows: pd.DataFrame, exp: "Table2Experiment",
+                    parts: Sequence[str] = tuple(TABLE2_PARTS),
+                    metrics_: Sequence[str] = tuple(CLAIM_METRICS),
+                    upsample: str = "bilinear") -> pd.DataFrame:
+    """The verdicts of Table 2's claim on this run, rules fixed before it: per model, metric and
+    part, a paired bootstrap over the test scenes (every (seed, image) pair; per scene, the metric
+    averaged over its findings) of the difference between two layers (:func:`claim_layers`):
+
+    - ``back-beats-last``: mean(metric at ``back`` − at ``last``) > 0;
+    - ``too-far-back``: mean(metric at ``far`` − at ``back``) < 0.
+
+    Columns: model, paper model, metric, part, layer, against, ``mean (layer)``, ``mean
+    (against)`` (over scenes), difference, low, high, outcome, scenes, seeds, the paper's
+    difference (Table 2's means), and ``verdict`` (the :class:`lib.verdict.Verdict`)."""
+    per = image_scores(rows, upsample)
+    paper = PAPER_TABLE2
     out = []
-    for m, c in claim.groupby("model", sort=False):
-        c = c.set_index("metric")
-        iou, hr = c.loc["iou"], c.loc["hr"]
-        out.append(
-            f"{m}: IoU {'rises' if iou['one_or_two_back_beats_last'] else 'does not rise'} one or "
-            f"two blocks back (best {iou['best layer']}: {iou['best 1-2 back']:.2f} vs "
-            f"{iou['last']:.2f}), HR {'rises' if hr['one_or_two_back_beats_last'] else 'does not rise'}"
-            f" ({hr['best 1-2 back']:.2f} vs {hr['last']:.2f}); the farthest layer "
-            f"({iou['farthest layer']}) is {'worse' if iou['too_far_back_is_worse'] else 'not worse'}"
-            " in IoU.")
-    return out
-
-
-def _claim_pair_text(c: pd.DataFrame, which: str) -> str:
-    """"layer3 0.20 vs layer4 0.14 (IoU); 0.43 vs 0.30 (HR)" from a model's verdict rows."""
-    parts = []
-    for _, r in c.iterrows():
-        m = CLAIM_METRICS[r["metric"]]
-        if which == "beats":
-            parts.append(f"{r['best layer']} {r['best 1-2 back']:.2f} vs last {r['last']:.2f} ({m})")
-        else:
-            parts.append(f"{r['farthest layer']} {r['farthest']:.2f} vs best nearer "
-                         f"{max(r['last'], r['best 1-2 back']):.2f} ({m})")
-    return "; ".join(parts)
-
-
-#: the two parts of Table 2's claim: (claim id, text kind, verdict column, statement)
-_TABLE2_CLAIMS = (
-    ("table2-back-beats-last", "beats", "one_or_two_back_beats_last",
-     "Grad-CAM one or two blocks back beats the last layer"),
-    ("table2-too-far-back", "far", "too_far_back_is_worse", "going too far back is worse"))
-
-
-def table2_claims(claim: pd.DataFrame, exp: Table2Experiment) -> list[dict]:
-    """The paper's Table-2 claim stated on OUR numbers, two rows per model ("one or two blocks
-    back beats the last layer", "too far back is worse", each on IoU and HR), for
-    ``lib.report.Claims.add``: claim_id, statement, paper_value (the paper's numbers for the
-    model it stands in for), ours, and ``holds`` computed from ``claim`` (our verdict)."""
-    paper = verdict(paper_table2())
-    out = []
-    for m, c in claim.groupby("model", sort=False):
-        s = exp.models[m]
-        p = paper[paper.model == s.paper_model]
-        key = s.short.lower().replace(" ", "-")
-        for cid, which, column, says in _TABLE2_CLAIMS:
-            out.append({"claim_id": f"{cid}-{key}",
-                        "statement": f"{s.label}: {says} (IoU and HR; the paper's "
-                                     f"{s.paper_model}).",
-                        "paper_value": _claim_pair_text(p, which),
-                        "ours": _claim_pair_text(c, which), "holds": bool(c[column].all())})
-    return out
-
-
-def seed_gains(rows: pd.DataFrame, claim: pd.DataFrame) -> pd.DataFrame:
-    """Is the IoU gain of the best 1-2-back layer over the last layer larger than the
-    seed-to-seed noise? Per model: that layer, its gain per seed, and whether it is positive on
-    every seed."""
-    bil = rows[rows.upsample == "bilinear"]
-    piv = bil.groupby(["model", "layer", "seed"], sort=False)["iou"].mean().unstack("seed")
-    out = []
-    for m, g in bil.groupby("model", sort=False):
-        last = g["layer"].iloc[0]
-        best = claim[(claim.model == m) & (claim.metric == "iou")]["best layer"].iloc[0]
-        d = piv.loc[(m, best)] - piv.loc[(m, last)]
-        out.append({"model": m, "best 1-2 back (IoU)": best,
-                    "IoU gain over the last layer, per seed": np.round(d.to_numpy(), 3),
-                    "gain > 0 on every seed": bool((d > 0).all())})
+    for m, s in exp.models.items():
+        g = per[per.model == m]
+        if g.empty:
+            continue
+        for metric in metrics_:
+            col = _METRIC_COLUMN[metric]
+            lay = claim_layers(s, metric)
+            wide = g.pivot_table(index=["seed", "image"], columns="layer", values=col,
+                                 sort=False).dropna()
+            n_seeds = wide.index.get_level_values("seed").nunique()
+            unit = (f"test scenes ({n_seeds} seed{'s' if n_seeds != 1 else ''}, each with its own "
+                    "scenes and model)")
+            k = 0 if metric == "iou" else 2
+            for part in parts:
+                says, direction = TABLE2_PARTS[part]
+                a, b = ((lay["back"], lay["last"]) if part == "back-beats-last"
+                        else (lay["far"], lay["back"]))
+                name = CLAIM_METRICS[metric]
+                v = V.paired_difference(
+                    wide[a].to_numpy(), wide[b].to_numpy(), 0.0, direction=direction, unit=unit,
+                    rule=f"mean over test scenes of ({name} at {a} − at {b}) {direction} 0")
+                pa, pb = paper.get((s.paper_model, a)), paper.get((s.paper_model, b))
+                out.append({"model": m, "paper model": s.paper_model, "metric": metric,
+                            "part": part, "layer": a, "against": b,
+                            "mean (layer)": float(wide[a].mean()),
+                            "mean (against)": float(wide[b].mean()),
+                            "difference": v.estimate, "low": v.low, "high": v.high,
+                            "outcome": v.outcome, "scenes": v.n, "seeds": n_seeds,
+                            "paper difference": (round(pa[k] - pb[k], 4)
+                                                 if pa is not None and pb is not None else np.nan),
+                            "verdict": v})
     return pd.DataFrame(out)
 
 
-def true_positive_table(rows: pd.DataFrame, ours: pd.DataFrame
+def table2_verdict_table(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """:func:`table2_verdicts` for display: the comparison, the means, the difference with its
+    95 % interval, the paper's difference and the outcome."""
+    t = verdicts.copy()
+    t["claim"] = [TABLE2_PARTS[p][0] for p in t["part"]]
+    t["metric"] = t["metric"].map(CLAIM_METRICS)
+    t["comparison"] = t["layer"] + " − " + t["against"]
+    t["difference (95 % interval)"] = [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in
+                                       zip(t["difference"], t["low"], t["high"])]
+    return t[["model", "metric", "claim", "comparison", "mean (layer)", "mean (against)",
+              "difference (95 % interval)", "paper difference", "scenes", "outcome"]]
+
+
+def outcome_counts_text(outcomes: Sequence[str]) -> str:
+    """"holds in 3 of 8, does not hold in 2, undecided in 3" (the parts that occur)."""
+    outcomes = list(outcomes)
+    n = len(outcomes)
+    if n == 0:
+        return "nothing to count"
+    k = {o: outcomes.count(o) for o in V.OUTCOMES}
+    parts = [f"holds in {k[V.HOLDS]} of {n}"]
+    if k[V.FAILS]:
+        parts.append(f"does not hold in {k[V.FAILS]}")
+    if k[V.UNDECIDED]:
+        parts.append(f"is undecided in {k[V.UNDECIDED]}")
+    return ", ".join(parts)
+
+
+def _diff_text(r) -> str:
+    return f"{r['difference']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}], {r['outcome']}"
+
+
+def verdict_sentences(verdicts: pd.DataFrame) -> list[str]:
+    """One sentence per model from :func:`table2_verdicts`: each comparison's mean difference
+    over test scenes with its 95 % interval and its outcome (the prose follows the outcome)."""
+    out = []
+    for m, g in verdicts.groupby("model", sort=False):
+        bits = []
+        for part, gp in g.groupby("part", sort=False):
+            what = ("one or two blocks back vs the last layer" if part == "back-beats-last"
+                    else "too far back vs one or two blocks back")
+            per_metric = "; ".join(f"{CLAIM_METRICS[r['metric']]} ({r['layer']} − "
+                                   f"{r['against']}) {_diff_text(r)}" for _, r in gp.iterrows())
+            bits.append(f"{what}: {per_metric}")
+        out.append(f"{m}: " + "; ".join(bits) + ".")
+    return out
+
+
+def stand_in_text(s: StandIn) -> str:
+    """What a Table 2 model is, for a claim's statement: a stand-in is named as one, with the
+    paper model it stands in for."""
+    if s.is_paper_model:
+        return f"{s.paper_model} (torchvision, ImageNet weights, fine-tuned here on VinDr-CXR)"
+    if s.arch == "lite0":
+        return (f"EfficientNet-Lite0 (ImageNet-pretrained, frozen, head fitted here on "
+                f"Fashion-MNIST scenes at {s.input_size} px; a stand-in for {s.paper_model} "
+                "fine-tuned on VinDr-CXR)")
+    return (f"The {s.short} stand-in ({s.input_size} px, trained here on Fashion-MNIST scenes; "
+            f"a stand-in for {s.paper_model} on VinDr-CXR)")
+
+
+#: short claim ids (``where`` already says "Table 2"): "beats-last-resnet-iou", so that the
+#: chapter's figure of verdicts can title each panel in full
+_PART_KEY = {"back-beats-last": "beats-last", "too-far-back": "too-far"}
+_CLAIM_KEY = {"small_efficientnet": "effnet", "small_densenet": "densenet",
+              "small_resnet": "resnet", "lite0": "lite0", "efficientnet_b0": "effnet-b0"}
+
+
+def table2_claims(verdicts: pd.DataFrame, exp: Table2Experiment) -> list[dict]:
+    """The paper's Table-2 claim stated on OUR numbers, one row per model, part and metric, for
+    ``lib.report.Claims.add``: claim_id (``beats-last-<model>-<metric>``,
+    ``too-far-<model>-<metric>``), statement (worded as a stand-in result where the model
+    is one), paper_value (the paper's difference between the same two layers, for the model
+    stood in for), kind, tier ("stand-in"; "paper-data" for the paper's own networks on
+    VinDr-CXR), verdict (from :func:`table2_verdicts`) and digits."""
+    out = []
+    for _, r in verdicts.iterrows():
+        s = exp.models[r["model"]]
+        key = _CLAIM_KEY.get(s.arch, s.arch.replace("_", "-"))
+        name = CLAIM_METRICS[r["metric"]]
+        if r["part"] == "back-beats-last":
+            says = (f"Grad-CAM's {name} at {r['layer']}, one or two blocks back, is above the "
+                    f"last layer's ({r['against']})")
+        else:
+            says = (f"Grad-CAM's {name} at the farthest layer {r['layer']} is below that at "
+                    f"{r['against']}, one or two blocks back (too far back is worse)")
+        pv = r["paper difference"]
+        out.append({"claim_id": f"{_PART_KEY[r['part']]}-{key}-{r['metric']}",
+                    "statement": f"{stand_in_text(s)}: {says}.",
+                    "paper_value": None if pd.isna(pv) else float(pv),
+                    "kind": "paper", "tier": "paper-data" if s.is_paper_model else "stand-in",
+                    "verdict": r["verdict"], "digits": 3})
+    return out
+
+
+def seed_gains(rows: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
+    """The IoU gain of the layer tested one or two blocks back over the last layer, seed by seed
+    (each seed its own model and test scenes), and its spread across seeds: the verdicts'
+    intervals resample test scenes within these seeds, not new seeds."""
+    per = image_scores(rows)
+    piv = per.groupby(["model", "layer", "seed"], sort=False)["iou"].mean().unstack("seed")
+    v = verdicts[(verdicts.metric == "iou") & (verdicts.part == "back-beats-last")]
+    out = []
+    for _, r in v.iterrows():
+        d = piv.loc[(r["model"], r["layer"])] - piv.loc[(r["model"], r["against"])]
+        out.append({"model": r["model"], "layer tested (IoU)": r["layer"],
+                    "IoU gain over the last layer, per seed": np.round(d.to_numpy(), 3),
+                    "spread over seeds (sd)": float(d.std(ddof=1)) if len(d) > 1 else np.nan,
+                    "over scenes (95 % interval)": f"{r['difference']:+.3f} "
+                                                   f"[{r['low']:+.3f}, {r['high']:+.3f}]"})
+    return pd.DataFrame(out)
+
+
+def true_positive_table(rows: pd.DataFrame, ours: pd.DataFrame, exp: Table2Experiment | None = None
                         ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The same summary restricted to the true positives (sigmoid score > 0.5) beside all
     findings, the share of findings that are true positives, and the share of maps ReLU leaves
-    empty; plus the verdict on the true positives (None when some layer has none)."""
+    empty; plus, given ``exp``, the verdicts of "one or two blocks back beats the last layer" on
+    the true positives (:func:`table2_verdicts`; None when some layer has none)."""
     bil = rows[rows.upsample == "bilinear"]
     tp = bil[bil.score > 0.5]
     tp_table = summarise(tp).reset_index() if len(tp) else ours.iloc[:0]
@@ -1125,8 +1321,10 @@ def true_positive_table(rows: pd.DataFrame, ours: pd.DataFrame
         tp.drop_duplicates(key).groupby("model").size() / bil.drop_duplicates(key).groupby("model").size())
     empty = bil.groupby(["model", "layer"], sort=False)["empty"].mean()
     side["empty maps"] = [empty.loc[(m, lay)] for m, lay in zip(side["model"], side["layer"])]
-    tp_claim = verdict(tp_table) if len(tp_table) == len(ours) else None
-    return side, tp_claim
+    tp_verdicts = None
+    if exp is not None and len(tp_table) == len(ours):
+        tp_verdicts = table2_verdicts(tp, exp, parts=("back-beats-last",))
+    return side, tp_verdicts
 
 
 def best_layers(ours: pd.DataFrame) -> dict[str, str]:
@@ -1316,6 +1514,19 @@ def rf_centred_table(rows: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # Taimeskhanov et al.'s dead zone, swept over the number of masked rows
 # --------------------------------------------------------------------------------------------
+
+def dead_zone_verdict(dz: rf.DeadZone, paper: dict = PAPER_DEAD_ZONE) -> V.Verdict:
+    """The verdict of ``dead-zone``: the dead rows traced from the masked VGG16's architecture
+    and mask (``lib.rf.dead_zone``); the rule: their number, the first one and their share of the
+    image (whole per cent) are the paper's."""
+    ours = (dz.n, dz.first, round(100 * dz.fraction))
+    want = (paper["n"], paper["first"], paper["percent"])
+    return V.exact(dz.n, paper["n"], holds=ours == want,
+                   rule=f"dead rows, first dead row and share of the image = the paper's "
+                        f"({want[0]} rows from row {want[1]}, {want[2]} %)",
+                   method="traced from the masked VGG16's architecture and mask (lib.rf), "
+                          "nothing sampled")
+
 
 def dead_zone_rf_text(dz: rf.DeadZone) -> str:
     """"RF 196 px, jump 16: visible feature row i sees input rows 16i - 90 to 16i + 105"."""
