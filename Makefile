@@ -5,7 +5,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
+# the sanity-checks chapter's test oracle, installed without its opencv-python dependency
+# (see requirements.txt)
+QUANTUS := quantus==0.6.0
+STAMP  := $(VENV)/.installed-$(shell echo $(QUANTUS) | cat requirements.txt pyproject.toml - | sha1sum | cut -c1-12)
 FMNIST := /usr/share/datasets/fashion-mnist
 SMOKE  := _build/smoke
 SMOKE_BOOK := _build/smoke-book
@@ -22,6 +25,7 @@ $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps $(QUANTUS)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-*
 	touch $@
