@@ -260,20 +260,35 @@ _GRAD = dict(gradients=True, cost="1 forward + 1 backward (shared)")
 
 
 @register("gradcam", formula="sum_k alpha_k A_k, alpha_k = mean_ij G_kij",
-          reference="Selvaraju et al. 2017, Eq. 1-2 (paper 002); paper 003, Def. 1", **_GRAD)
+          reference="Selvaraju et al. 2017, Eq. 1-2 (paper 002); paper 003, Def. 1",
+          options={"pooling": ("mean", "max")}, **_GRAD)
 def _gradcam(a, g, ctx):
-    """Grad-CAM: the channels weighted by their spatially averaged gradient."""
-    return _weighted(g.mean((2, 3)), a)
+    """Grad-CAM: the channels weighted by their spatially averaged gradient (Eq. 1).
+    ``pooling="max"`` pools the gradients by their spatial maximum instead, the alternative
+    Selvaraju et al. (Sec. 3) found to work worse than the average; it differs from the mean only
+    where a channel's gradient varies over space (never right before global average pooling,
+    where every position receives the same gradient)."""
+    pooled = g.mean((2, 3)) if ctx.options["pooling"] == "mean" else g.amax((2, 3))
+    return _weighted(pooled, a)
 
 
 @register("gradcam++", formula="alpha_k = sum_ij relu(G) a_kij, a = G^2 / (2G^2 + sum(A) G^3)",
-          reference="Chattopadhay et al. 2018; paper 003, Def. 5", **_GRAD)
+          reference="Chattopadhay et al. 2018; paper 003, Def. 5",
+          options={"variant": ("textbook", "authors")}, **_GRAD)
 def _gradcampp(a, g, ctx):
     """Grad-CAM++: positive gradients weighted by the closed-form a_kij of an exponential score
-    (higher derivatives as powers of G), with pytorch-grad-cam's eps 1e-6."""
+    (higher derivatives as powers of G), with pytorch-grad-cam's eps 1e-6.
+
+    ``variant="authors"`` is Nagy, Nimara, Qian's code (paper 001, ``src/methods/
+    new_grad_cam.py``, ``GradCAM_plusplus``), never the default: the same alpha_k (their eps
+    1e-7) but the map is relu(sum_k alpha_k exp(A_k)), the channels' *exponentiated*
+    activations, not A_k. It is what their Table 5's Grad-CAM++ column measures."""
     g2 = g * g
     g3 = g2 * g
     sum_a = a.sum((2, 3), keepdim=True)
+    if ctx.options["variant"] == "authors":
+        aij = g2 / (2 * g2 + sum_a * g3 + 1e-7)
+        return _weighted((g.clamp(min=0) * aij).sum((2, 3)), a.exp()).clamp(min=0)
     aij = g2 / (2 * g2 + sum_a * g3 + 1e-6)
     aij = torch.where(g != 0, aij, torch.zeros_like(aij))
     return _weighted((g.clamp(min=0) * aij).sum((2, 3)), a)

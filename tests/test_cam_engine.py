@@ -2,6 +2,7 @@
 outputs, pytorch-grad-cam's per-image targets, Gradient SHAP's seed, bad models and layer names,
 Ablation-CAM's ablation value. Each test failed on the engine before the fix (item 13: see its
 tests' docstrings)."""
+import math
 import random
 
 import numpy as np
@@ -11,7 +12,7 @@ import torchvision
 from torch import nn
 
 from lib import cam
-from tiny_models import GapNet, SmallVGG
+from tiny_models import GapNet, MaxHead, SmallVGG
 from lib.cam import CAMError
 from lib.layers import LayerNotFoundError, resolve_layer
 
@@ -396,3 +397,68 @@ def test_cuda_eigencam_svd_sign_and_gradientshap_seed():
     torch.rand(3, device="cuda")  # the caller draws in between
     b = cam.compute(model, x, None, "gradientshap", target=1, captum_kwargs=dict(kw))
     assert a.is_cuda and torch.equal(a, b)
+
+
+# --------------------------------------------------------------------------- Grad-CAM's pooling
+
+def test_gradcam_max_pooling_of_the_gradients_by_hand():
+    """Selvaraju et al.'s alternative to Eq. 1: alpha_k = max_ij G_kij. A layer A (1 image, 2
+    channels, 1 x 2 pixels) followed by y = sum(W * A) with W = [[3, 1], [0, 2]]: G = W, so
+    mean pooling gives alpha = (2, 1) and max pooling alpha = (3, 2)."""
+
+    x = torch.tensor([[[[1.0, 2.0]], [[4.0, -1.0]]]], dtype=torch.float64)  # A_0 = (1, 2), A_1 = (4, -1)
+    model = MaxHead()
+    mean = cam.compute(model, x, "a", "gradcam", target=0)[0]
+    mx = cam.compute(model, x, "a", "gradcam", target=0,
+                     options={"gradcam": {"pooling": "max"}})[0]
+    # mean: 2 * (1, 2) + 1 * (4, -1) = (6, 3); max: 3 * (1, 2) + 2 * (4, -1) = (11, 4)
+    assert torch.allclose(mean, torch.tensor([[6.0, 3.0]], dtype=torch.float64))
+    assert torch.allclose(mx, torch.tensor([[11.0, 4.0]], dtype=torch.float64))
+    with pytest.raises(CAMError, match="pooling"):
+        cam.compute(model, x, "a", "gradcam", options={"gradcam": {"pooling": "sum"}})
+
+
+def test_gradcam_pooling_cannot_matter_right_before_global_average_pooling():
+    """Before GAP every position gets the same gradient, so mean and max pooling agree."""
+    torch.manual_seed(0)
+    model = GapNet().eval()
+    x = torch.randn(2, 3, 32, 32)
+    mean = cam.compute(model, x, "features", "gradcam")  # the output of the last ReLU
+    mx = cam.compute(model, x, "features", "gradcam", options={"gradcam": {"pooling": "max"}})
+    assert torch.allclose(mean, mx, atol=1e-6)
+    # one layer earlier (before the ReLU) the gradient varies over space and the two differ
+    mean = cam.compute(model, x, "features.2", "gradcam")
+    mx = cam.compute(model, x, "features.2", "gradcam", options={"gradcam": {"pooling": "max"}})
+    assert (mean - mx).abs().max() > 0.1 * mean.abs().max()
+
+
+# --------------------------------------------------------------------------- Grad-CAM++: the authors'
+
+def test_gradcampp_authors_variant_exponentiates_the_activations_by_hand():
+    """Paper 001's code (``GradCAM_plusplus``): the textbook alpha_k (eps 1e-7), then
+    relu(sum_k alpha_k exp(A_k)). One channel A = (0, ln 2), y = 3 * sum(A): G = 3 everywhere,
+    sum(A) = ln 2, a_ij = 9 / (18 + 27 ln 2), alpha = 2 * 3 * a_ij. Textbook map alpha * (0, ln 2);
+    the authors' alpha * (e^0, e^ln2) = alpha * (1, 2)."""
+
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Identity()
+
+        def forward(self, x):
+            return 3 * self.a(x).sum((1, 2, 3)).unsqueeze(1)
+
+    ln2 = math.log(2.0)
+    x = torch.tensor([[[[0.0, ln2]]]], dtype=torch.float64)
+    model = Head()
+    textbook = cam.compute(model, x, "a", "gradcam++", target=0)[0]
+    authors = cam.compute(model, x, "a", "gradcam++", target=0,
+                          options={"gradcam++": {"variant": "authors"}})[0]
+    alpha_t = 6 * 9 / (18 + 27 * ln2 + 1e-6)
+    alpha_a = 6 * 9 / (18 + 27 * ln2 + 1e-7)
+    assert torch.allclose(textbook, torch.tensor([[0.0, alpha_t * ln2]], dtype=torch.float64))
+    assert torch.allclose(authors, torch.tensor([[alpha_a, 2 * alpha_a]], dtype=torch.float64))
+    # the default is the textbook method, and an unknown variant is refused by name
+    assert cam.METHODS["gradcam++"].options["variant"][0] == "textbook"
+    with pytest.raises(CAMError, match="variant"):
+        cam.compute(model, x, "a", "gradcam++", options={"gradcam++": {"variant": "paper"}})

@@ -1,5 +1,6 @@
 """Tiny networks the CAM tests share (imported as ``tiny_models``: pytest puts tests/ on the
 path, as for ``idx_files``)."""
+import torch
 from torch import nn
 
 
@@ -32,3 +33,16 @@ class SmallVGG(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.features(x))
+
+
+class MaxHead(nn.Module):
+    """Grad-CAM's pooling worked by hand: A (2 channels, 1 x 2), y = sum(W * A) with
+    W = [[3, 1], [0, 2]]: G = W, so mean pooling gives alpha = (2, 1), max pooling (3, 2)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Identity()
+        self.w = torch.tensor([[[3.0, 1.0]], [[0.0, 2.0]]], dtype=torch.float64)
+
+    def forward(self, x):
+        return (self.w * self.a(x)).sum((1, 2, 3)).unsqueeze(1)

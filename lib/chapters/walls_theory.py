@@ -10,12 +10,10 @@ B = ReLU(conv(xi)) in R^{V x h x w}, (h, w) = (H-k+1, W-k+1), k' the max-pool si
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
