@@ -334,8 +334,12 @@ def share_above_in_mask(maps: torch.Tensor, masks: torch.Tensor, threshold: floa
 
     A constant map (zero everywhere, say) has no pixel above any threshold, so no score:
     ``empty="raise"`` (default) refuses it, naming it; ``empty="nan"`` gives NaN for it
-    (count those with :func:`is_empty`, average the others with ``torch.nanmean``).
+    (count those with :func:`is_empty`, average the others with ``torch.nanmean``);
+    ``empty="zero"`` scores it 0 and keeps it in the mean, as the authors' code did.
     """
+    if empty == "zero":
+        s = share_above_in_mask(maps, masks, threshold, empty="nan")
+        return torch.nan_to_num(s, nan=0.0)
     _check(maps, masks)
     if not 0 <= threshold < 1:
         raise ValueError(f"threshold={threshold}: a level of the min-max normalised map in "

@@ -183,3 +183,17 @@ def test_share_above_in_mask_by_hand():
     # above 0.95: 10, 9.9 and 9.6; inside: 10 and 9.6
     assert metrics.share_above_in_mask(maps[:1], masks[:1], threshold=0.95).item() == \
         pytest.approx(2 / 3)
+
+
+def test_share_above_in_mask_scores_an_empty_map_zero_as_the_authors():
+    """Paper 001's code scores an all-zero (or constant) map 0 and keeps it in the mean."""
+    maps = torch.tensor([[[0.0, 10.0, 9.0, 2.0],
+                          [1.0, 9.6, 8.0, 9.9]],
+                         [[0.0, 0.0, 0.0, 0.0],
+                          [0.0, 0.0, 0.0, 0.0]]])
+    masks = torch.zeros(2, 2, 4, dtype=torch.bool)
+    masks[:, :, :2] = True
+    s = metrics.share_above_in_mask(maps, masks, empty="zero")
+    assert s.tolist() == pytest.approx([0.5, 0.0])
+    assert s.mean().item() == pytest.approx(0.25)  # the empty map pulls the mean down
+    assert torch.nanmean(metrics.share_above_in_mask(maps, masks, empty="nan")).item() == 0.5

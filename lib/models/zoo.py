@@ -207,6 +207,25 @@ class SmallGoogLeNet(nn.Module):
         return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
 
 
+def cifar_googlenet(num_classes: int = 10, dropout: float = 0.2) -> nn.Module:
+    """Nagy et al.'s CIFAR-10 GoogLeNet (their repository,
+    ``contrastivity_and_fidelity/googlenet.py``): torchvision's GoogLeNet with the stem cut for
+    32 px inputs: conv1 a 3x3, stride-1 BasicConv2d to 192 channels, no maxpool1 / conv2 /
+    conv3 / maxpool2, maxpool3 and maxpool4 3x3 / 2 with padding 1, no auxiliary heads.
+    ``inception5b`` (their Grad-CAM layer) is 1024 x 8 x 8 at 32 px. The module names are
+    theirs, so their state dict loads (``build("cifar_googlenet", weights=path)``)."""
+    from torchvision.models.googlenet import BasicConv2d, GoogLeNet
+
+    model = GoogLeNet(num_classes=num_classes, aux_logits=False, transform_input=False,
+                      init_weights=True, dropout=dropout)
+    model.conv1 = BasicConv2d(3, 192, kernel_size=3, stride=1, padding=1)
+    model.maxpool1 = model.conv2 = model.conv3 = model.maxpool2 = nn.Identity()
+    model.maxpool3 = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=False)
+    model.maxpool4 = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=False)
+    model.target_layer = "inception5b"
+    return model
+
+
 #: this project's models: name -> constructor
 PROJECT: dict[str, Callable[..., nn.Module]] = {
     "mnist_net": MnistNet, "gap_net": gap_net, "gmp_net": gmp_net, "pooled_cnn": PooledCNN,
@@ -218,6 +237,8 @@ PROJECT: dict[str, Callable[..., nn.Module]] = {
     "linear_probe": LinearProbe, "imagenet_transfer": imagenet_transfer,
     # paper 001's stand-ins for AlexNet, GoogLeNet and VGG16 (64 px scenes)
     "small_alexnet": small_alexnet, "small_googlenet": SmallGoogLeNet, "small_vgg": small_vgg,
+    # paper 001's CIFAR-10 network (Table 7)
+    "cifar_googlenet": cifar_googlenet,
 }
 _SMALL_LAYERS = {"small_resnet": "resnet50", "small_densenet": "densenet121",
                  "small_efficientnet": "efficientnet_b0", "small_alexnet": "alexnet",
