@@ -627,7 +627,7 @@ class Claims:
 
     def add(self, claim_id: str, paper: str, where: str, statement: str, paper_value: Any = None,
             ours: Any = None, *, kind: str, verdict: Verdict, tier: str | None = None,
-            section: str | None = None, digits: int | None = None, **legacy) -> Claim:
+            section: str | None = None, digits: int | None = None, **legacy) -> None:
         """One claim row.
 
         Args:
@@ -645,7 +645,8 @@ class Claims:
             digits: decimals of the numbers shown.
 
         Returns:
-            The :class:`Claim` (also kept in ``rows``).
+            None (the :class:`Claim` is kept in ``rows``), so that a cell ending with ``add``
+            shows no object on the page.
         """
         if legacy:
             raise TypeError(f"claim {claim_id!r}: unknown argument(s) {sorted(legacy)}; a claim "
@@ -655,7 +656,6 @@ class Claims:
         c = _make_claim(self.chapter, claim_id, paper, where, statement, paper_value, ours, kind,
                         tier, verdict, self.profile, section, digits)
         self.rows.append(c)
-        return c
 
     def save(self) -> Path:
         """Write the chapter's record atomically, replacing its previous rows."""

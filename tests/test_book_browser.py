@@ -5,7 +5,9 @@ Selenium), at a desktop width (1366 px) and a phone width (390 px).
 (``BOOK_HTML`` points elsewhere). Every page must: load nothing from another host and log no console
 error; have MathJax typeset every formula (no raw TeX left in the visible text or the title, no
 formula in a heading); load every image; link only to pages and anchors that exist;
-fit the viewport (nothing wider than the window); weigh at most 2.5 MB. The search page must find a
+fit the viewport (nothing wider than the window); weigh at most 2.5 MB; show no Python object's
+repr in a cell's output (``Claim(chapter=...``, ``<... object at 0x...>``); break no word of a
+verdict box across lines. The search page must find a
 chapter. The browser cannot reach any host but this machine (``--host-resolver-rules``), so a book
 whose MathJax comes from a CDN fails here whatever the network.
 
@@ -38,6 +40,8 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 # what raw TeX looks like in visible text once MathJax should have replaced it
 RAW_TEX = re.compile(r"\$\$|\\\(|\\\)|\\\[|\\\]|\\begin\{|\\(frac|sum|mathbb|lVert|alpha|partial)\b"
                      r"|\$[^$\n]{0,80}\\[A-Za-z]+[^$\n]{0,80}\$")
+# a Python object printed on the page: a dataclass's or namedtuple's repr, or the default one
+OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>|\b[A-Z][A-Za-z0-9]*\([a-z_]+=")
 
 
 def _pages() -> list[str]:
@@ -166,6 +170,18 @@ const col = document.querySelector('article.bd-article') || document.querySelect
 const colWidth = col.getBoundingClientRect().width;
 const wideTables = [...document.querySelectorAll('div.cell_output table')]
   .map(t => Math.round(t.getBoundingClientRect().width)).filter(w => w > colWidth + 1);
+// a word (4+ letters) of a verdict box whose letters fall on two lines: broken mid-word
+const brokenWords = [];
+for (const cell of document.querySelectorAll('div.verdict-box td, div.verdict-box th')) {
+  const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    for (const m of n.textContent.matchAll(/[A-Za-z]{4,}/g)) {
+      const r = document.createRange(); r.setStart(n, m.index); r.setEnd(n, m.index + m[0].length);
+      const tops = new Set([...r.getClientRects()].filter(q => q.width > 0).map(q => Math.round(q.top)));
+      if (tops.size > 1 && brokenWords.length < 5) brokenWords.push(m[0]);
+    }
+  }
+}
 const resources = performance.getEntriesByType('resource');
 const nav = performance.getEntriesByType('navigation')[0];
 return {
@@ -186,6 +202,8 @@ return {
   title: document.title,
   wideTables: wideTables,
   links: [...document.querySelectorAll('a[href]')].map(a => a.href).filter(h => h.startsWith(base)),
+  outputs: [...document.querySelectorAll('div.cell_output')].map(e => e.innerText),
+  brokenWords: brokenWords,
 };
 """
 
@@ -257,6 +275,12 @@ def test_page_reads_well(server, browser, page, width):
     if width == "desktop" and info["wideTables"]:
         problems.append(f"tables wider than the {info['colWidth']} px text column: "
                         f"{info['wideTables']} px (lib.report.table splits or transposes them)")
+    reprs = [m.group(0) for out in info["outputs"] for m in OBJECT_REPR.finditer(out)]
+    if reprs:
+        problems.append(f"a Python object printed on the page: {reprs[:3]} (end the cell with a "
+                        "statement that returns None, or display the object's table)")
+    if info["brokenWords"]:
+        problems.append(f"words broken across lines in a verdict box: {info['brokenWords']}")
     dead = _dead_links(info["links"], server)
     if dead:
         problems.append(f"links to missing pages or anchors: {dead[:3]}")
