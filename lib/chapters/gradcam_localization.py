@@ -83,7 +83,7 @@ PAPER_LAYERS = {"AlexNet": "features.11", "GoogLeNet": "inception5b", "VGG16": "
 ARCHS = {"AlexNet": "alexnet", "GoogLeNet": "googlenet", "VGG16": "vgg16"}
 #: the stand-ins of the default profile: paper network -> (zoo name, model kwargs, layer, label)
 #: (shared with chapter "Grad-CAM fundamentals": defined in lib.train)
-from ..train import STAND_INS  # noqa: E402
+from ..train import STAND_IN_TEST_SEED, STAND_INS  # noqa: E402
 #: how the chapter names each stand-in in its verdicts and prose
 STYLE_NAMES = {"AlexNet": "AlexNet-style", "GoogLeNet": "GoogLeNet-style",
                "VGG16": "VGG16-BN-style"}
@@ -121,7 +121,7 @@ THRESHOLD = 0.15      # paper 001: the map binarised at 15 % of its max
 RECALL_THRESHOLD = 0.5
 TABLE5_THRESHOLD = 0.85
 #: the fixed test scenes of Tables 1-2 (Fashion-MNIST's TEST split; the seeds draw training)
-TEST_SEED = 1000
+TEST_SEED = STAND_IN_TEST_SEED
 
 #: the chapter's sizes per profile (lib.notebook.setup)
 SIZES: dict[str, dict[str, Any]] = {
@@ -166,20 +166,18 @@ def stand_in_model(paper_model: str, seed: int, profile: str, device="cpu", **kw
 
 
 def scene_spec(profile: str = "default") -> dict:
-    """make_scenes keyword arguments of the stand-ins' scenes (from the committed recipes)."""
-    from ..train import RECIPES
+    """make_scenes keyword arguments of the stand-ins' scenes (``lib.train.stand_in_scene_spec``)."""
+    from ..train import stand_in_scene_spec
 
-    spec = RECIPES[recipe_name("VGG16", 0)]["data"]
-    return {k: v for k, v in spec.items() if k not in ("name", "n_train", "n_test", "seed",
-                                                         "multilabel")}
+    return stand_in_scene_spec()
 
 
 def scene_test_set(n: int, data_root=None, profile: str = "default"):
     """``n`` test scenes (Fashion-MNIST's TEST split, seed ``TEST_SEED``), drawn like the
-    stand-ins' training scenes: one object of the scene's class, 0-2 of other classes."""
-    from ..data.scenes import make_scenes
+    stand-ins' training scenes (``lib.train.stand_in_test_scenes``)."""
+    from ..train import stand_in_test_scenes
 
-    return make_scenes(n, "test", seed=TEST_SEED, data_root=data_root, **scene_spec(profile))
+    return stand_in_test_scenes(n, data_root)
 
 
 def inclusive(boxes: torch.Tensor) -> torch.Tensor:
@@ -666,10 +664,10 @@ class StandInResults:
 
 
 def run_stand_ins(profile: str, seeds: Sequence[int], scenes, device="cpu",
-                  batch_size: int = 250) -> StandInResults:
-    """Load (or train) every stand-in and seed and score it on ``scenes`` (top-5 Grad-CAM maps
-    at its paper-analogous layer; the pointing game with no tolerance and Zhang et al.'s 15 px
-    scaled to the scene size)."""
+                  batch_size: int = 250, data_root=None) -> StandInResults:
+    """Load (or train, from Fashion-MNIST under ``data_root`` where given) every stand-in and
+    seed and score it on ``scenes`` (top-5 Grad-CAM maps at its paper-analogous layer; the
+    pointing game with no tolerance and Zhang et al.'s 15 px scaled to the scene size)."""
     gt, labels = scene_ground_truth(scenes)
     tol = scaled_tolerance(scenes.size)
     x = scenes.images.to(device)
@@ -677,7 +675,7 @@ def run_stand_ins(profile: str, seeds: Sequence[int], scenes, device="cpu",
     for net, (arch, _, layer, label) in STAND_INS.items():
         for seed in seeds:
             model, hist = stand_in_model(net, seed, profile, device=device, progress=False,
-                                         verbose=False)
+                                         verbose=False, data_root=data_root)
             s = score_images(model, x, layer, gt, labels, k=5, tolerances=(0, tol),
                              batch_size=batch_size)
             scores[net, seed], models[net, seed] = s, model

@@ -40,9 +40,8 @@ from lib import verdict as V
 from lib.data.boxes import box_mask
 from lib.layers import layer_name
 from lib.models import zoo
+from lib.models.masked_vgg import PAPER_DEAD_ROWS
 from lib.resample import down_up, pool_centres, upsample_centres
-
-from .walls_experiments import PAPER_DEAD_ROWS
 
 __all__ = [
     "SIZES", "COST", "PAPER_INPUT", "PAPER_MODELS", "PAPER_TABLE1", "PAPER_TABLE2",

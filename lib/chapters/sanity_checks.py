@@ -640,23 +640,23 @@ def block_table(model: nn.Module, blocks) -> pd.DataFrame:
 
 def stand_in_models(seeds: Sequence[int], device="cpu") -> list[nn.Module]:
     """The committed VGG16-BN-style stand-ins of the localisation chapter, one per seed."""
-    from . import gradcam_localization as gl
+    from ..train import load_trained, stand_in_recipe
 
-    return [gl.stand_in_model(STAND_IN, s, "default", device=device, verbose=False)[0].eval()
+    return [load_trained(stand_in_recipe(STAND_IN, s), device=device, verbose=False)[0].eval()
             for s in seeds]
 
 
 def stand_in_layer() -> str:
-    from . import gradcam_localization as gl
+    from ..train import STAND_INS
 
-    return gl.STAND_INS[STAND_IN][2]
+    return STAND_INS[STAND_IN][2]
 
 
 def stand_in_inputs(n: int, data_root=None) -> torch.Tensor:
     """``n`` test scenes of the localisation chapter (its fixed test seed), (n, 1, 64, 64)."""
-    from . import gradcam_localization as gl
+    from ..train import stand_in_test_scenes
 
-    return gl.scene_test_set(n, data_root).images
+    return stand_in_test_scenes(n, data_root).images
 
 
 def memorise_bundle(n: int, permuted: bool, seed: int = 0, n_test: int = 500, data_root=None):

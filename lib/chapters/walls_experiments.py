@@ -20,6 +20,7 @@ from torch import nn
 import lib.cam
 from lib import verdict
 from lib.metrics import dead_zone_ratio, is_empty
+from lib.models.masked_vgg import PAPER_DEAD_ROWS as _PAPER_DEAD_ROWS
 from lib.models.walled import WalledModel
 from lib.results import ResultsStore
 from lib.rf import dead_zone
@@ -59,8 +60,8 @@ PAPER_ACCURACY = {"masked": {"top-1": 66.5, "top-5": 87.0},
                   "unmasked": {"top-1": 71.5, "top-5": 90.4}}
 PAPER_EPOCHS = 90
 PAPER_IMAGES = 100  # images per data set in Table 1
-#: Paper 003, Section 3.1: the masked VGG16 cannot see input rows 171..224 (1-based), 54 px.
-PAPER_DEAD_ROWS = slice(170, 224)
+#: Section 3.1's dead rows of the masked VGG16 (``lib.models.masked_vgg.PAPER_DEAD_ROWS``)
+PAPER_DEAD_ROWS = _PAPER_DEAD_ROWS
 PAPER_MODEL = "VGG16 (paper): masked [VGG], ImageNet, 224 px"
 #: What stands in for the paper's model in the default profile, and its recipes (lib.train).
 STAND_IN = "VGG-style, 64 px, trained here on Fashion-MNIST"

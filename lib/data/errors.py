@@ -28,12 +28,13 @@ OFFLINE_NOTE = ("The `default` profile runs offline on data installed from packa
 class DataMissingError(FileNotFoundError):
     """A data set (or some of its files) is not on this machine.
 
-    The message names the missing files, where to get them, and that the ``default`` profile runs
-    offline.
+    The message names the missing files, where to get them, and ``note``: by default that the
+    ``default`` profile runs offline (the advice for the papers' own data, which only ``full``
+    needs); a data set that every profile needs gives its own.
     """
 
     def __init__(self, dataset: str, missing: Iterable[str | Path], where: str,
-                 searched: Iterable[str | Path] = ()):
+                 searched: Iterable[str | Path] = (), note: str | None = OFFLINE_NOTE):
         self.dataset = dataset
         self.missing = [str(m) for m in missing]
         self.where = where
@@ -42,7 +43,8 @@ class DataMissingError(FileNotFoundError):
         if self.searched:
             lines.append("Looked in: " + ", ".join(self.searched) + ".")
         lines.append("Where to get it: " + where)
-        lines.append(OFFLINE_NOTE)
+        if note:
+            lines.append(note)
         super().__init__("\n".join(lines))
 
     def __str__(self) -> str:  # FileNotFoundError would otherwise print "[Errno None]"

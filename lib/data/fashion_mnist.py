@@ -35,6 +35,14 @@ WHERE = ("`sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu, files in 
          "network exists to let torchvision fetch them into " + str(CACHE_DIR / "FashionMNIST"))
 
 
+#: what a reader on any profile can do (every profile needs Fashion-MNIST)
+NOTE = ("Every profile (smoke, default, full) needs Fashion-MNIST. On Colab the first cell sets "
+        "GRADCAM_BOOK_ALLOW_DOWNLOAD=1 and the loader downloads it (30 MB, once); if this "
+        "message appears there, a download failed: run the cell again. Elsewhere, with a "
+        "network, set GRADCAM_BOOK_ALLOW_DOWNLOAD=1 before starting the kernel; offline, "
+        "copy the four files into a folder and pass it as data_root.")
+
+
 def _candidate_dirs(data_root: str | Path | None) -> list[Path]:
     dirs: list[Path] = []
     if data_root is not None:
@@ -142,7 +150,7 @@ def load_fashion_mnist(split: str = "train", data_root: str | Path | None = None
             files = _download(split)
         if files is None:
             raise DataMissingError("Fashion-MNIST", [s + "[.gz]" for s in FILES[split]], WHERE,
-                                   searched=_candidate_dirs(data_root))
+                                   searched=_candidate_dirs(data_root), note=NOTE)
     images, labels = _load_cached(str(files[0]), str(files[1]),
                                   (files[0].stat().st_mtime_ns, files[1].stat().st_mtime_ns))
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MaskedLinear", "MaskedVGG", "masked_vgg16", "load_authors_weights",
+__all__ = ["PAPER_DEAD_ROWS", "MaskedLinear", "MaskedVGG", "masked_vgg16", "load_authors_weights",
            "map_state_dict_keys", "CONFIGS", "AUTHORS_WEIGHTS_URL"]
 
 #: Conv channels per layer, "M" a 2x2 max-pool. "D" is VGG16 without its last max-pool and with
@@ -25,6 +25,9 @@ CONFIGS: dict[str, list] = {
     "S": [64, "M", 128, "M", 256, "M", 512, 256],
 }
 
+#: Taimeskhanov et al., Section 3.1: their masked VGG16 cannot see input rows 171..224
+#: (1-based) of a 224 px image, 54 px; 0-based, this slice
+PAPER_DEAD_ROWS = slice(170, 224)
 AUTHORS_WEIGHTS_URL = ("https://github.com/MagamedT/cam-can-see-through-walls/tree/main/"
                        "vgg16_experiment (params_vgg16_masked.pt, params_vgg16_baseline.pt)")
 
