@@ -336,7 +336,8 @@ def verdict_figure(rows, kinds: Sequence[str] = ("paper", "finding"), ncols: int
     from .report import OUTCOME_COLOURS
     from .verdict import NOT_RUN
 
-    drawn = [c for c in rows if c.kind in kinds and c.verdict.outcome != NOT_RUN]
+    drawn = [c for c in rows if c.kind in kinds and c.verdict.outcome != NOT_RUN
+             and not c.verdict.unmeasured]
     if not drawn:
         return None
     ncols = max(1, min(ncols, len(drawn)))

@@ -31,7 +31,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-__all__ = ["HOLDS", "FAILS", "UNDECIDED", "NOT_RUN", "OUTCOMES", "CONFIDENCE", "MIN_UNITS", "Verdict",
+__all__ = ["HOLDS", "FAILS", "UNDECIDED", "NOT_RUN", "OUTCOMES", "CONFIDENCE", "MIN_UNITS", "Verdict", "no_units",
            "mean_above", "mean_below", "paired_difference", "relative_gap_within", "proportion_above", "sign_test",
            "within", "exact", "check", "trend", "decide", "not_run", "all_of"]
 
@@ -82,15 +82,23 @@ class Verdict:
     def __post_init__(self):
         if self.outcome not in OUTCOMES + (NOT_RUN,):
             raise ValueError(f"outcome must be one of {OUTCOMES + (NOT_RUN,)}, got {self.outcome!r}")
+        if self.outcome == NOT_RUN or self.unmeasured:
+            return
         for name in ("estimate", "low", "high"):
             v = getattr(self, name)
-            if self.outcome != NOT_RUN and (v is None or not math.isfinite(float(v))):
+            if v is None or not math.isfinite(float(v)):
                 raise ValueError(f"verdict {self.rule!r}: {name} is {v!r}; an interval needs finite "
                                  "numbers (drop or explain the missing values first)")
 
     @property
     def holds(self) -> bool:
         return self.outcome == HOLDS
+
+    @property
+    def unmeasured(self) -> bool:
+        """Undecided with no unit at all (``no_units``): no estimate, no interval."""
+        return self.outcome == UNDECIDED and self.n == 0 and not math.isfinite(
+            float(self.estimate if self.estimate is not None else math.nan))
 
     def as_record(self) -> dict:
         return {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v)
@@ -100,8 +108,9 @@ class Verdict:
         """"0.61 [0.52, 0.70]", or the estimate alone where nothing was sampled."""
         from .report import format_number
 
-        if self.outcome == NOT_RUN:
+        if self.outcome == NOT_RUN or self.unmeasured:
             return "—"
+
         def fmt(x):
             if digits is None and x != 0 and abs(x) < 1e-3:
                 return f"{x:.1e}"  # a check's error: 4 decimals would show 0.0000
@@ -438,6 +447,12 @@ def trend(x: Sequence[float], y: Sequence[float], *, rule: str, direction: str =
         n, what = len(keys), f"bootstrap over {len(keys)} {unit} (each with all its points)"
     return Verdict(_few(decide(lo, hi, 0.0, direction), n), est, lo, hi, 0.0, rule,
                    _few_note(f"{what}, {kind}", n), n, _DETECT_Z * se or None)
+
+
+def no_units(rule: str, why: str) -> Verdict:
+    """A rule that ran but found no unit to test (no attack succeeded, say): undecided, with
+    ``why`` as its method, no estimate and no interval."""
+    return Verdict(UNDECIDED, math.nan, math.nan, math.nan, None, rule, why, 0, None)
 
 
 def not_run(rule: str, why: str) -> Verdict:

@@ -196,7 +196,9 @@ def test_table6_counts_failures_and_reads_sensitivity_over_all_successes():
     assert s.loc["a", "Grad-CAM before"] == pytest.approx(0.3)  # the failure is not averaged in
     none = ff.table6_claims(_rows6().assign(success=False))
     assert none["successes"] == 0 and "no attack succeeded" in ff.table6_sentence(none).lower()
-    assert none["sensitive"].outcome == none["change_verdict"].outcome == "not run here"
+    # it ran and found nothing to read: undecided (no units), not "not run here"
+    assert none["sensitive"].outcome == none["change_verdict"].outcome == "undecided"
+    assert none["sensitive"].n == 0 and "no attack succeeded" in none["sensitive"].method
 
 
 def test_table6_table_shows_sd_min_max_beside_the_authors():

@@ -218,3 +218,9 @@ def test_all_of_gives_each_of_the_three_outcomes():
     # one member not run: neither is the whole
     name, v = V.all_of({"a": lo_a, "full": V.not_run("r", "profile full")}, "both < 0", "<")
     assert (name, v.outcome) == ("full", V.NOT_RUN) and "profile full" in v.method
+
+
+def test_no_units_is_undecided_and_says_why():
+    v = V.no_units("share > 0.9", "no attack succeeded")
+    assert v.outcome == V.UNDECIDED and v.n == 0 and v.method == "no attack succeeded"
+    assert v.interval_text() == "—" and v.outcome != V.NOT_RUN

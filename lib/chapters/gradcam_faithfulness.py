@@ -906,7 +906,7 @@ def table6_claims(rows: pd.DataFrame, tolerance: float = T6_TOLERANCE,
         chg = verdict.within(diffs, 0.0, tolerance, rule=rule_c, unit="successful attacks")
     else:
         why = "no attack succeeded within the budget: no attacked pixel to read"
-        sens, chg = verdict.not_run(rule_s, why), verdict.not_run(rule_c, why)
+        sens, chg = verdict.no_units(rule_s, why), verdict.no_units(rule_c, why)
     return {"attacked": len(rows), "successes": n, "nonzero": nonzero,
             "before": float(ok.gradcam_before.mean()) if n else float("nan"),
             "after": float(ok.gradcam_after.mean()) if n else float("nan"),

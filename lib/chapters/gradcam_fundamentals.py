@@ -1411,8 +1411,7 @@ def localise(model: nn.Module, scenes, device="cpu", batch_size: int = 250) -> p
 def gap_gmp_runs(seeds: Sequence[int], scenes, device="cpu", per_scene: bool = False):
     """One row per (pooling, seed): test accuracy on the 10,000 Fashion-MNIST test images (the
     trainer's record, 28 px), accuracy on the scenes, and the scene means of iou, hit, coverage
-    and Zhou et al.'s box hit (:func:`localise`), the count of empty maps, and the CPU time of
-    training.
+    and Zhou et al.'s box hit (:func:`localise`), and the count of empty maps.
 
     With ``per_scene=True`` returns ``(runs, scores)``: ``scores`` has one row per (pooling,
     seed, scene) with :func:`localise`'s columns, the values behind the means (the verdicts
@@ -1428,8 +1427,7 @@ def gap_gmp_runs(seeds: Sequence[int], scenes, device="cpu", per_scene: bool = F
             rows.append({"pooling": pool.upper(), "seed": seed, "accuracy": hist["test_acc"],
                          "scene accuracy": loc["correct"].mean(), "iou": loc["iou"].mean(),
                          "hit": loc["hit"].mean(), "coverage": loc["coverage"].mean(),
-                         "zhou": loc["zhou"].mean(), "empty maps": int(loc["empty"].sum()),
-                         "training CPU s": hist["cpu_time_s"]})
+                         "zhou": loc["zhou"].mean(), "empty maps": int(loc["empty"].sum())})
             scores.append(loc.assign(pooling=pool.upper(), seed=seed,
                                      scene=np.arange(len(loc))))
     runs = pd.DataFrame(rows)

@@ -690,13 +690,12 @@ def run_stand_ins(profile: str, seeds: Sequence[int], scenes, device="cpu",
 
 
 def stand_in_overview(r: StandInResults) -> pd.DataFrame:
-    """Per stand-in: what it is, its layer and map size, test accuracy and training CPU time
-    (mean over seeds)."""
+    """Per stand-in: what it is, its layer and map size, and its test accuracy (mean over
+    seeds)."""
     g = r.per_seed.groupby("network", sort=False)
     out = g.agg(**{"stand-in": ("stand-in", "first"), "layer": ("layer", "first"),
                    "seeds": ("seed", "size"),
-                   "top-1 accuracy": ("test accuracy (training scenes' test split)", "mean"),
-                   "training CPU per seed (s)": ("training CPU (s)", "mean")})
+                   "top-1 accuracy": ("test accuracy (training scenes' test split)", "mean")})
     out.insert(0, "stands in for", [f"{n} (ImageNet, 224 px, layer {PAPER_LAYERS[n]})"
                                     for n in out.index])
     return out

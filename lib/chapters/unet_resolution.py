@@ -541,8 +541,7 @@ def accuracy_table(exp: Experiment, sc: Scores) -> pd.DataFrame:
     out = pd.DataFrame({"test top-1 (%)": 100 * g["test accuracy"].mean(),
                         "± std": 100 * g["test accuracy"].std(ddof=1),
                         "explained scenes top-1 (%)": 100 * e["top-1"].mean(),
-                        "± std ": 100 * e["top-1"].std(ddof=1),
-                        "training CPU time (s)": g["CPU time (s)"].mean()})
+                        "± std ": 100 * e["top-1"].std(ddof=1)})
     out.index.name = "network"
     return out
 
