@@ -17,7 +17,7 @@ WHEEL  := _build/wheel
 # that a chapter renamed or removed leaves no row on the summary page
 CLEAR_CLAIMS = $(BIN)/python -c "import shutil; from lib.report import claims_dir; shutil.rmtree(claims_dir('$(1)'), ignore_errors=True)"
 
-.PHONY: book test setup data-packages browser wheel smoke-notebooks smoke-book clean
+.PHONY: book test lint setup data-packages browser wheel smoke-notebooks smoke-book clean
 
 setup: $(STAMP) data-packages
 
@@ -72,7 +72,12 @@ smoke-book: smoke-notebooks wheel
 	$(BIN)/jupyter-book build $(SMOKE_BOOK) --warningiserror --keep-going --quiet
 	cp $(WHEEL)/*.whl $(SMOKE_BOOK)/_build/html/_static/
 
-test: setup browser smoke-book
+# ruff over the library, the tests and the notebooks ([tool.ruff] in pyproject.toml): seconds, so
+# that `make test` stops on a lint error before anything slow
+lint: setup
+	$(BIN)/ruff check lib tests notebooks
+
+test: setup lint browser smoke-book
 	REQUIRE_BOOK=1 $(BIN)/python -m pytest tests -n 2 --dist loadfile -q --durations=15
 
 book: setup wheel

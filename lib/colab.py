@@ -128,8 +128,10 @@ BOOTSTRAP_CELL = '''\
 # On Colab only (this cell does nothing elsewhere): install this book's library from its wheel,
 # which the book's introduction offers for download, and the packages Colab lacks.
 import sys
+
 if "google.colab" in sys.modules:
-    import glob, subprocess
+    import glob
+    import subprocess
     try:
         import lib.colab
     except ImportError:

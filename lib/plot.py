@@ -333,8 +333,7 @@ def verdict_figure(rows, kinds: Sequence[str] = ("paper", "finding"), ncols: int
     rule's band shaded) and the paper's number, where it gives one on the same scale, as a solid
     line. Returns the figure, or ``None`` when no claim has an
     interval to draw."""
-    from .report import OUTCOME_COLOURS
-    from .verdict import NOT_RUN
+    from .verdict import NOT_RUN, OUTCOME_COLOURS
 
     drawn = [c for c in rows if c.kind in kinds and c.verdict.outcome != NOT_RUN
              and not c.verdict.unmeasured]

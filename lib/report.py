@@ -36,8 +36,9 @@ import numpy as np
 import pandas as pd
 
 from . import paths
+from .formatting import auto_digits, format_number, is_integral, is_number
 from .results import atomic_write_json
-from .verdict import FAILS, HOLDS, NOT_RUN, UNDECIDED, Verdict
+from .verdict import FAILS, HOLDS, NOT_RUN, OUTCOME_COLOURS, UNDECIDED, Verdict
 
 __all__ = ["PAPERS", "Paper", "paper_name", "format_number", "table", "SplitTable", "glue",
            "GluedText", "Claim", "Claims", "summary", "claims_dir", "section_anchor",
@@ -99,49 +100,7 @@ def _paper(key: str) -> Paper:
                          "add a new paper there and on book/references.md)") from None
 
 
-# -- numbers ---------------------------------------------------------------------------------------
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (numbers.Real, np.number)) and not isinstance(v, (bool, np.bool_))
-
-
-def _integral(v: Any) -> bool:
-    return _is_number(v) and math.isfinite(float(v)) and float(v).is_integer()
-
-
-def auto_digits(values: Iterable[Any]) -> int:
-    """Decimals that give the largest finite, non-zero |value| three significant figures, from 0
-    to 4 (22.7 -> 1, 0.142948 -> 3, 1047.3 -> 0, 0.0004 -> 4)."""
-    mags = [abs(float(v)) for v in values if _is_number(v) and math.isfinite(float(v)) and v != 0]
-    if not mags:
-        return 0
-    return int(min(4, max(0, 2 - math.floor(math.log10(max(mags))))))
-
-
-def format_number(v: Any, digits: int | None = None, na: str = "—") -> str:
-    """``v`` as the page shows it: an integral number as an integer (1047.0 -> "1047"), another
-    float with ``digits`` decimals (default: three significant figures, ``auto_digits``), NaN or
-    None as ``na``, a bool as "yes" / "no", anything else as ``str(v)``."""
-    if v is None:
-        return na
-    if isinstance(v, (bool, np.bool_)):
-        return "yes" if v else "no"
-    if hasattr(v, "detach") and getattr(v, "ndim", None) == 0:  # a 0-d torch tensor
-        v = v.item()
-    if not _is_number(v):
-        return str(v)
-    f = float(v)
-    if math.isnan(f):
-        return na
-    if math.isinf(f):
-        return "∞" if f > 0 else "−∞"
-    if digits is None:
-        if f.is_integer():
-            return str(int(f))
-        digits = auto_digits([f])
-    text = f"{f:.{digits}f}"
-    return "0" + text[2:] if text.startswith("-0") and float(text) == 0 else text
-
-
+# -- numbers: lib.formatting -----------------------------------------------------------------------
 # -- tables ----------------------------------------------------------------------------------------
 # where a long word (a path, a file name) may break: after these characters (see _soft_breaks)
 _BREAK_AFTER = re.compile(r"(?<=[/_,.=\-])")
@@ -198,10 +157,10 @@ def _formatted(df: pd.DataFrame, digits: Mapping[str, int | None], default: int 
     html_columns = set(html_columns)
     for col in df.columns:
         values = list(df[col])
-        nums = [v for v in values if _is_number(v) and not (isinstance(v, float) and math.isnan(v))]
+        nums = [v for v in values if is_number(v) and not (isinstance(v, float) and math.isnan(v))]
         d = digits.get(col)
         tiny = False
-        if d is None and nums and not all(_integral(v) for v in nums):
+        if d is None and nums and not all(is_integral(v) for v in nums):
             if default is not None:
                 d = default
             else:
@@ -210,7 +169,7 @@ def _formatted(df: pd.DataFrame, digits: Mapping[str, int | None], default: int 
                 # show 0.0000, so the column is written as 6.0e-07
                 tiny = bool(mags) and 0 < max(mags) < 1e-3
                 d = auto_digits(nums)
-        cells = [_scientific(v) if tiny and _is_number(v) else format_number(v, d)
+        cells = [_scientific(v) if tiny and is_number(v) else format_number(v, d)
                  for v in values]
         out[col] = cells if col in html_columns else [_soft_breaks(c) for c in cells]
     return pd.DataFrame(out, columns=df.columns)
@@ -377,12 +336,12 @@ def glue(name: str, value: Any, fmt: str | None = None, digits: int | None = Non
     if fmt is not None:
         if hasattr(value, "detach") and getattr(value, "ndim", None) == 0:
             value = value.item()
-        if _is_number(value) and math.isnan(float(value)):
+        if is_number(value) and math.isnan(float(value)):
             raise ValueError(f"glue {name!r}: the value is NaN; a number in the prose must be "
                              "computed, not missing")
         text = format(value, fmt)
     else:
-        if _is_number(value) and math.isnan(float(value)):
+        if is_number(value) and math.isnan(float(value)):
             raise ValueError(f"glue {name!r}: the value is NaN; a number in the prose must be "
                              "computed, not missing")
         text = format_number(value, digits)
@@ -691,7 +650,6 @@ class Claims:
             show(fig, format="png")
 
 
-OUTCOME_COLOURS = {HOLDS: "#1a7f37", FAILS: "#cf222e", UNDECIDED: "#9a6700", NOT_RUN: "#6e7781"}
 _OUTCOME_ORDER = (HOLDS, FAILS, UNDECIDED, NOT_RUN)
 
 

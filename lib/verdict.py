@@ -31,13 +31,18 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-__all__ = ["HOLDS", "FAILS", "UNDECIDED", "NOT_RUN", "OUTCOMES", "CONFIDENCE", "MIN_UNITS", "Verdict", "no_units",
+from .formatting import format_number
+
+__all__ = ["HOLDS", "FAILS", "UNDECIDED", "NOT_RUN", "OUTCOMES", "CONFIDENCE", "MIN_UNITS",
+           "OUTCOME_COLOURS", "Verdict", "no_units",
            "mean_above", "mean_below", "paired_difference", "relative_gap_within", "proportion_above", "sign_test",
            "within", "exact", "check", "trend", "decide", "not_run", "all_of"]
 
 HOLDS, FAILS, UNDECIDED = "holds", "does not hold", "undecided"
 #: a claim of the ``full`` profile that this run could not test (its data or weights are absent)
 NOT_RUN = "not run here"
+#: how pages and figures colour each outcome (always beside its word, never alone)
+OUTCOME_COLOURS = {HOLDS: "#1a7f37", FAILS: "#cf222e", UNDECIDED: "#9a6700", NOT_RUN: "#6e7781"}
 OUTCOMES = (HOLDS, FAILS, UNDECIDED)
 CONFIDENCE = 0.95
 N_RESAMPLES = 9999
@@ -106,8 +111,6 @@ class Verdict:
 
     def interval_text(self, digits: int | None = None) -> str:
         """"0.61 [0.52, 0.70]", or the estimate alone where nothing was sampled."""
-        from .report import format_number
-
         if self.outcome == NOT_RUN or self.unmeasured:
             return "—"
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from tiny_models import GapNet, SmallVGG
 from torch import nn
 
 from lib import cam
-from tiny_models import GapNet, SmallVGG
 from lib.cam import CAMError
 from lib.layers import LayerNotFoundError
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from tiny_models import GapNet, MaxHead, SmallVGG
 from torch import nn
 
 from lib import cam
-from tiny_models import GapNet, MaxHead, SmallVGG
 from lib.cam import CAMError
 from lib.layers import LayerNotFoundError, resolve_layer
 

@@ -7,9 +7,9 @@ import warnings
 import pytest
 import torch
 import torchvision
+from tiny_models import GapNet, SmallVGG
 
 from lib import cam
-from tiny_models import GapNet, SmallVGG
 from lib.cam import CAMError
 
 # the name tuples as they were hand-kept before the registry: the derived ones must not move

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from lib.data.images import array_to_tensor
 from lib.data.boxes import box_mask, rescale_boxes, resize_crop_geometry
+from lib.data.images import array_to_tensor
 
 
 def test_paper001_square_resize_then_crop_by_hand():

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from idx_files import write_idx
 
 import lib.data.fashion_mnist as fm
 from lib.data import DataFormatError, DataMissingError
-from idx_files import write_idx
 
 
 def write_split(root, split, n, gz=True, seed=0):

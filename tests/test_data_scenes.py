@@ -4,10 +4,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from idx_files import write_idx
 
 import lib.data.fashion_mnist as fm
 from lib.data.scenes import make_scenes
-from idx_files import write_idx
 
 
 def fake_split(n=200, value=200, seed=0):

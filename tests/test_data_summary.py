@@ -1,12 +1,12 @@
 """``python -m lib.data summary``: present data with its size, missing data with its source."""
 
 import numpy as np
+from idx_files import write_idx
 from PIL import Image
 
 import lib.data.fashion_mnist as fm
 from lib.data import summary
 from lib.data.__main__ import main
-from idx_files import write_idx
 
 
 def write_split(root, split, n):

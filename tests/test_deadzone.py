@@ -6,14 +6,14 @@ import pytest
 import torch
 
 import lib.cam
+from lib.chapters.walls_experiments import masked_zone_rows, wall_scores
+from lib.data.stackmix import stack_mix
 from lib.metrics import dead_zone_ratio
 from lib.models.cnn003 import mnist_cnn003
 from lib.models.masked_vgg import MaskedVGG, masked_vgg16
-from lib.rf import dead_zone
-from lib.data.stackmix import stack_mix
-from lib.train import RECIPES, load_data, recipe_path
-from lib.chapters.walls_experiments import masked_zone_rows, wall_scores
 from lib.models.walled import RowWall, WalledModel, dead_zone_check
+from lib.rf import dead_zone
+from lib.train import RECIPES, load_data, recipe_path
 
 SCALED = [n for n, r in RECIPES.items()
           if r["model_fn"] == "masked_vgg" and r["model_kwargs"].get("masked_rows", 9) > 0]

@@ -8,14 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tiny_models import MaxHead
 from torch import nn
 
 from lib import cam, verdict
 from lib.chapters import gradcam_fundamentals as gcf
 from lib.models.small import PooledCNN
 from lib.train import RECIPES, recipe_path
-from tiny_models import MaxHead
-
 
 # --------------------------------------------------------------------------- tiny models
 

@@ -2,6 +2,7 @@
 zone (paper 003: 54 rows of a 224 px input) and the authors'-weights key mapping."""
 from __future__ import annotations
 
+import re
 import warnings
 
 import pytest
@@ -11,8 +12,7 @@ from torch import nn
 
 from lib.layers import resolve_layer
 from lib.models import zoo
-from lib.models.masked_vgg import (MaskedVGG, load_authors_weights, map_state_dict_keys,
-                                   masked_vgg16)
+from lib.models.masked_vgg import MaskedVGG, load_authors_weights, map_state_dict_keys, masked_vgg16
 from lib.models.small import MnistNet, PooledCNN
 from lib.models.unet import UNetClassifier
 from lib.train import DataBundle, train
@@ -365,3 +365,20 @@ def test_build_loads_trainer_file_and_refuses_imagenet_for_project_models(tmp_pa
                                                  m2.state_dict().values()))
     with pytest.raises(ValueError, match="no ImageNet weights"):
         zoo.build("gap_net", weights="imagenet")
+
+
+def test_zoo_falls_back_to_torchvision_and_timm_by_their_own_names():
+    """Names the zoo does not list are torchvision's or timm's own (``python -m lib.rf resnet18``
+    traced any torchvision model before the zoo existed); an unknown name says where to look."""
+    import subprocess
+    import sys
+
+    assert type(zoo.build("resnet18")).__name__ == "ResNet"
+    assert type(zoo.build("resnet26d")).__module__ == "timm.models.resnet"
+    with pytest.raises(ValueError, match="torchvision.models.list_models"):
+        zoo.build("resnet51")
+    out = subprocess.run([sys.executable, "-m", "lib.rf", "resnet18"], capture_output=True,
+                         text=True, check=True).stdout
+    # ResNet-18's last 3 x 3 convolution sees 435 px (a known value: 1 + 2 * (sum of the
+    # strides' products times the kernels' reach) over its 17 convolutions and the max-pool)
+    assert re.search(r"^layer4\.1\.conv2 435 435 32$", out, re.M)

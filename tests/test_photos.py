@@ -2,8 +2,7 @@
 import pytest
 import torch
 
-from lib.data import DataFormatError
-from lib.data import photos
+from lib.data import DataFormatError, photos
 from lib.models.pretrained import preprocess
 
 

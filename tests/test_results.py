@@ -180,6 +180,7 @@ def test_code_fingerprint_hashes_every_source_file(tmp_path):
 
 def test_changed_weights_file_recomputes(tmp_path):
     import hashlib
+
     from lib.results import file_digest
     w = tmp_path / "model.pt"
     w.write_bytes(b"\x00" * 1000)

@@ -13,9 +13,9 @@ from torch import nn
 
 from lib import resample
 from lib import rf as R
-from lib.rf.__main__ import _main as rf_cli
 from lib.layers import LayerNotFoundError
 from lib.models.masked_vgg import MaskedVGG, masked_vgg16
+from lib.rf.__main__ import _main as rf_cli
 
 
 def meta(fn, *a, **k):

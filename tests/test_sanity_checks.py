@@ -141,11 +141,10 @@ def _partition(model, blocks):
 
 def test_the_chapters_blocks_cover_every_parameter_once():
     """So that the last step of the cascade is a fully random network."""
+    from lib.chapters import gradcam_localization as gl
     from lib.models.pretrained import efficientnet_lite0
     from lib.models.small import MnistNet
     from lib.models.zoo import build, small_vgg
-
-    from lib.chapters import gradcam_localization as gl
 
     assert _partition(efficientnet_lite0(pretrained=False), sc.LITE0_BLOCKS)
     kwargs = gl.STAND_INS[sc.STAND_IN][1]

@@ -216,6 +216,7 @@ def test_every_committed_weights_file_is_named_by_its_own_configuration():
     """A file whose stored configuration no longer hashes to its name is an orphan: the trainer
     would never find it and would retrain."""
     import torch
+
     from lib import paths
 
     files = sorted(paths.MODELS_DIR.glob("*.pt"))
@@ -243,6 +244,7 @@ def test_moving_a_model_class_does_not_orphan_its_weights(monkeypatch, request):
 
     monkeypatch.setattr(T, "train", no_training)
     import torch
+
     from lib import paths
 
     f = sorted(paths.MODELS_DIR.glob("linear_probe-*.pt"))[0]

@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 from .. import cam, metrics
-from ..verdict import all_of
-from ..train import torch_threads as threads
 from ..data.photos import list_photos, load_photo, photo_boxes
+from ..train import torch_threads as threads
+from ..verdict import all_of
 
 __all__ = ["SIZES", "COST", "PAPER_TABLE3", "PAPER_TABLE3_PASCAL", "T3_TOLERANCE",
            "T6_SENSITIVE_SHARE", "T6_TOLERANCE", "PAPER_TABLE6", "PAPER_TABLE6_SUCCESSES",
@@ -297,8 +297,13 @@ def table3_data(profile: str, n: int, data_root=None, device="cpu") -> Table3Dat
                           "VGG16 (torchvision, ImageNet)",
                           f"ILSVRC 2012 validation images 1-{len(ds)}, with their labels", "VGG16",
                           IMAGENET_MEAN, IMAGENET_STD)
-    from ..models.pretrained import (LITE0_LAYER, LITE0_MEAN, LITE0_STD, efficientnet_lite0,
-                                     preprocess)
+    from ..models.pretrained import (
+        LITE0_LAYER,
+        LITE0_MEAN,
+        LITE0_STD,
+        efficientnet_lite0,
+        preprocess,
+    )
 
     names = list_photos()[:n]
     # channels-last: the CPU's faster layout for convolutions (~1.5x for Lite0 here)
@@ -643,8 +648,13 @@ def attack_targets(profile: str, sizes, data_root=None, device="cpu", seed: int 
                              f"model.{layer}", x.to(device), ds.names, tuple(sizes.photo_de))
                 for name, arch, layer in (("VGG16", "vgg16", "features.29"),
                                           ("GoogLeNet", "googlenet", "inception5b"))]
-    from ..models.pretrained import (LITE0_LAYER, LITE0_MEAN, LITE0_STD, efficientnet_lite0,
-                                     preprocess)
+    from ..models.pretrained import (
+        LITE0_LAYER,
+        LITE0_MEAN,
+        LITE0_STD,
+        efficientnet_lite0,
+        preprocess,
+    )
     from ..models.zoo import paper_layers
     from . import receptive_fields as rf
 

@@ -231,13 +231,19 @@ def load_images(profile: str, device, photos: Sequence[str] | None = None,
     "full") ResNet50 with torchvision's ImageNet weights and the first ``n_imagenet`` ImageNet
     validation images under ``data_root`` (``lib.data.imagenet``, which raises DataMissingError
     when they are not there)."""
-    from ..models.pretrained import (LITE0_LAYER, LITE0_MEAN, LITE0_STD, efficientnet_lite0,
-                                     imagenet_categories, preprocess)
+    from ..models.pretrained import (
+        LITE0_LAYER,
+        LITE0_MEAN,
+        LITE0_STD,
+        efficientnet_lite0,
+        imagenet_categories,
+        preprocess,
+    )
 
     categories = imagenet_categories()
     if profile == "full":
-        from ..data.images import IMAGENET_MEAN, IMAGENET_STD
         from ..data.imagenet import ImageNetVal
+        from ..data.images import IMAGENET_MEAN, IMAGENET_STD
         from ..models.zoo import build
 
         if n_imagenet < 1:

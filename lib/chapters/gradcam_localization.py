@@ -84,6 +84,7 @@ ARCHS = {"AlexNet": "alexnet", "GoogLeNet": "googlenet", "VGG16": "vgg16"}
 #: the stand-ins of the default profile: paper network -> (zoo name, model kwargs, layer, label)
 #: (shared with chapter "Grad-CAM fundamentals": defined in lib.train)
 from ..train import STAND_IN_TEST_SEED, STAND_INS  # noqa: E402
+
 #: how the chapter names each stand-in in its verdicts and prose
 STYLE_NAMES = {"AlexNet": "AlexNet-style", "GoogLeNet": "GoogLeNet-style",
                "VGG16": "VGG16-BN-style"}
@@ -206,8 +207,8 @@ def photo_inputs(names: Sequence[str], geometry: str, size: int = 224, resize: i
     y_min, x_max, y_max, class), one row per ImageNet class that counts as the object, and the
     set of those classes. Boxes without a class (the astronaut, the cameraman) and boxes the
     crop removes are left out."""
-    from ..data.images import array_to_tensor
     from ..data.boxes import rescale_boxes
+    from ..data.images import array_to_tensor
     from ..models.pretrained import LITE0_MEAN, LITE0_STD
 
     if geometry not in GEOMETRIES:
@@ -821,7 +822,8 @@ def table5_default(profile: str, seeds: Sequence[int], n_scenes: int, ig_steps: 
     """Table 5 off-line: the receptive-fields chapter's DenseNet-style network (multi-label, 64
     px, trained there on scenes whose every object is a finding with its exact box), one per
     seed, on ``n_scenes`` of its test scenes; rows of :func:`table5_scenes` with ``seed``."""
-    from .receptive_fields import scene_model, scene_test_set as rf_test_set
+    from .receptive_fields import scene_model
+    from .receptive_fields import scene_test_set as rf_test_set
 
     out = []
     for seed in seeds:
@@ -1284,8 +1286,8 @@ def nih_run(data_root, checkpoint, order: str, device, methods=TABLE5_METHODS,
     finding, mapped by name to the checkpoint's index. Rows: image, finding, method, score.
     ``protocol``: :data:`TABLE5_PROTOCOLS` (:func:`table5_maps`; "authors" scores an empty map
     0). ``store_root`` replaces the results folder (tests)."""
-    from ..data.nih import FINDINGS, NIHChestXray
     from ..data.boxes import box_mask
+    from ..data.nih import FINDINGS, NIHChestXray
     from ..results import ResultsStore
 
     ds = NIHChestXray(data_root, size=224, channels=3, normalize=True, limit=limit)

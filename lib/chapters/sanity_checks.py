@@ -929,7 +929,7 @@ def cascade_figure(result: Randomisation, image: np.ndarray, unit: int = 0,
     display), a colour bar."""
     import matplotlib.pyplot as plt
 
-    from ..plot import TEXT_COLUMN_PX, DPI
+    from ..plot import DPI, TEXT_COLUMN_PX
 
     methods = list(methods or result.methods)
     steps = [s for s in result.steps if s in result.maps]

@@ -25,9 +25,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ..paths import DATA_DIR
-from .images import array_to_tensor, find_image, image_size, load_rgb, normalize_imagenet
 from .boxes import EDGE_TOLERANCE, EDGE_WARNING, box_overhang, rescale_boxes
 from .errors import CSV_ENCODING, DataFormatError, DataMissingError, LoadReport, is_blank
+from .images import array_to_tensor, find_image, image_size, load_rgb, normalize_imagenet
 
 __all__ = ["load_wnids", "parse_voc_xml", "parse_loc_solution", "ImageNetVal", "collate",
            "imagenet_root", "WHERE"]

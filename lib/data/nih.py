@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .images import array_to_tensor, find_image, image_size, load_rgb, normalize_imagenet
 from .boxes import EDGE_TOLERANCE, EDGE_WARNING, box_overhang, rescale_boxes
 from .errors import CSV_ENCODING, DataFormatError, DataMissingError, LoadReport, is_blank
+from .images import array_to_tensor, find_image, image_size, load_rgb, normalize_imagenet
 
 __all__ = ["FINDINGS", "read_data_entry", "read_bbox_list", "NIHChestXray", "WHERE", "nih_root"]
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from .images import array_to_tensor, load_rgb
 from .errors import CSV_ENCODING, DataFormatError, DataMissingError, LoadReport, is_blank
 from .imagenet import load_wnids
+from .images import array_to_tensor, load_rgb
 
 __all__ = ["Stack003", "load_stack003", "stack003_dir", "WHERE"]
 

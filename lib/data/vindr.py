@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .images import array_to_tensor, find_image, load_rgb, normalize_imagenet
 from .boxes import EDGE_TOLERANCE, EDGE_WARNING, box_overhang, rescale_boxes
 from .errors import DataFormatError, DataMissingError, LoadReport, named_rows
+from .images import array_to_tensor, find_image, load_rgb, normalize_imagenet
 
 __all__ = ["FINDINGS", "read_vindr_csv", "fuse_annotations", "read_dicom", "VinDrCXR", "WHERE",
            "vindr_root"]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["LinearProbe", "Normalized", "imagenet_transfer"]
+__all__ = ["LinearProbe", "Normalized"]
 
 
 class LinearProbe(nn.Module):
@@ -34,22 +34,3 @@ class Normalized(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model((x - self.mean) / self.std)
-
-
-def imagenet_transfer(name: str, num_classes: int = 14) -> nn.Module:
-    """torchvision ``name`` (resnet50, densenet121, efficientnet_b0, ...) with its ImageNet weights
-    (from the torch hub cache, never downloaded) and a new ``num_classes`` linear head, as paper
-    000 fine-tunes them on VinDr-CXR."""
-    from .zoo import build
-
-    model = build(name, weights="imagenet")
-    if name.startswith("resnet") or name == "googlenet":
-        model.fc = nn.Linear(model.fc.in_features, num_classes)
-    elif name.startswith("densenet"):
-        model.classifier = nn.Linear(model.classifier.in_features, num_classes)
-    elif name.startswith(("efficientnet", "vgg", "alexnet")):
-        model.classifier[-1] = nn.Linear(model.classifier[-1].in_features, num_classes)
-    else:
-        raise ValueError(f"no head replacement rule for {name!r}: use one of resnet*, densenet*, "
-                         "efficientnet*, vgg*, alexnet, googlenet")
-    return model

@@ -14,7 +14,7 @@ import torchvision
 from torch import nn
 
 from ..layers import resolve_layer
-from .heads import LinearProbe, imagenet_transfer
+from .heads import LinearProbe
 from .masked_vgg import MaskedVGG, masked_vgg16
 from .small import MnistNet, PooledCNN, gap_net, gmp_net
 from .unet import UNetClassifier
@@ -226,6 +226,23 @@ def cifar_googlenet(num_classes: int = 10, dropout: float = 0.2) -> nn.Module:
     return model
 
 
+def imagenet_transfer(name: str, num_classes: int = 14) -> nn.Module:
+    """torchvision ``name`` (resnet50, densenet121, efficientnet_b0, ...) with its ImageNet weights
+    (from the torch hub cache, never downloaded) and a new ``num_classes`` linear head, as paper
+    000 fine-tunes them on VinDr-CXR."""
+    model = build(name, weights="imagenet")
+    if name.startswith("resnet") or name == "googlenet":
+        model.fc = nn.Linear(model.fc.in_features, num_classes)
+    elif name.startswith("densenet"):
+        model.classifier = nn.Linear(model.classifier.in_features, num_classes)
+    elif name.startswith(("efficientnet", "vgg", "alexnet")):
+        model.classifier[-1] = nn.Linear(model.classifier[-1].in_features, num_classes)
+    else:
+        raise ValueError(f"no head replacement rule for {name!r}: use one of resnet*, densenet*, "
+                         "efficientnet*, vgg*, alexnet, googlenet")
+    return model
+
+
 #: this project's models: name -> constructor
 PROJECT: dict[str, Callable[..., nn.Module]] = {
     "mnist_net": MnistNet, "gap_net": gap_net, "gmp_net": gmp_net, "pooled_cnn": PooledCNN,
@@ -269,7 +286,8 @@ def _load_state(model: nn.Module, path: str | Path) -> nn.Module:
 
 def build(name: str, num_classes: int | None = None, weights: str | Path | None = None,
           **kwargs) -> nn.Module:
-    """The architecture ``name`` (see ``names()``), randomly initialised (``weights=None``), with
+    """The architecture ``name`` (see ``names()``; any other torchvision or timm architecture
+    by its own name too), randomly initialised (``weights=None``), with
     torchvision's ImageNet weights (``"imagenet"``, or a torchvision weights name such as
     ``"IMAGENET1K_V2"``; only from the torch hub cache, never downloaded), or with the state dict
     in a file (``weights=path``; this project's trainer files load too). ``num_classes`` defaults
@@ -282,8 +300,15 @@ def build(name: str, num_classes: int | None = None, weights: str | Path | None 
                              "lib.train.load_or_train")
         model = PROJECT[name](**kwargs)
         return _load_state(model, weights) if weights is not None else model
-    if name not in TORCHVISION:
-        raise ValueError(f"unknown model {name!r}; choose from {names()}")
+    if name not in TORCHVISION and name not in torchvision.models.list_models():
+        if timm.is_model(name):  # any timm architecture, randomly initialised or from a file
+            if weights is not None and not Path(str(weights)).is_file():
+                raise ValueError(f"{name} is a timm model: weights must be a file here (timm's "
+                                 "hub weights are not loaded by the zoo)")
+            model = timm.create_model(name, pretrained=False, **kwargs)
+            return _load_state(model, weights) if weights is not None else model
+        raise ValueError(f"unknown model {name!r}; choose from {names()}, or any name of "
+                         "torchvision.models.list_models() or timm.list_models()")
     is_imagenet = weights is not None and (str(weights) == "imagenet"
                                            or str(weights).startswith("IMAGENET1K"))
     if is_imagenet:

@@ -26,7 +26,15 @@ Modules: :mod:`lib.rf.fields` (the RF of every feature map, its result types and
 from ._trace import RFError
 from .dead_zone import DeadZone, dead_zone
 from .erf import erf, erf_radius
-from .fields import AxisRF, RF, receptive_field, receptive_fields, rf_centres, rf_table, unit_rf_bounds
+from .fields import (
+    RF,
+    AxisRF,
+    receptive_field,
+    receptive_fields,
+    rf_centres,
+    rf_table,
+    unit_rf_bounds,
+)
 
 __all__ = ["AxisRF", "RF", "RFError", "DeadZone", "receptive_field", "receptive_fields", "rf_table",
            "unit_rf_bounds", "rf_centres", "erf", "erf_radius", "dead_zone"]

@@ -9,6 +9,7 @@ from torch import nn
 
 from .fields import RF, receptive_field
 
+
 @dataclass(frozen=True)
 class DeadZone:
     """Input rows no unmasked unit can see. ``rows``: their indices; ``n``; ``fraction`` of the
