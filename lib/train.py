@@ -444,6 +444,75 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
+# --------------------------------------------------------------------------------------------
+# The multi-label scene classifiers of the receptive-fields chapter (Fashion-MNIST scenes
+# standing in for VinDr-CXR), reused by the localisation and faithfulness chapters
+# --------------------------------------------------------------------------------------------
+
+#: the scenes (lib.data.scenes.make_scenes): one object of the scene's class and 1-2 distractors
+#: of other classes, every one a finding with its exact box
+MULTILABEL_SCENES: dict[str, Any] = dict(size=64, n_objects=1, n_distractors=(1, 2),
+                                         scale=(0.3, 0.45))
+#: per profile: train / test scenes per seed and epochs per architecture (2 CPU cores: each
+#: default model trains in about 1.5-3 min with one thread)
+_MULTILABEL_SIZES = {
+    "smoke": dict(n_train=64, n_test=12, epochs={"small_resnet": 1, "small_densenet": 1,
+                                                 "small_efficientnet": 1}),
+    "default": dict(n_train=3000, n_test=300, epochs={"small_resnet": 5, "small_densenet": 6,
+                                                      "small_efficientnet": 3})}
+_MULTILABEL_LR = {"small_resnet": 3e-3, "small_densenet": 3e-3, "small_efficientnet": 3e-3}
+
+
+def multilabel_scene_data(profile: str, seed: int, size: int | None = None,
+                          channels: int = 1) -> dict:
+    """The lib.train data spec of the multi-label scenes of ``profile`` and ``seed`` (the seed
+    draws both the train scenes, from Fashion-MNIST's train split, and the test scenes, from its
+    test split: one "split" of Table 2)."""
+    if profile not in _MULTILABEL_SIZES:
+        raise ValueError(f"the scene models exist for the 'smoke' and 'default' profiles, not "
+                         f"{profile!r} (the 'full' profile uses VinDr-CXR)")
+    s = _MULTILABEL_SIZES[profile]
+    spec = dict(MULTILABEL_SCENES, name="scenes", n_train=s["n_train"], n_test=s["n_test"],
+                seed=seed, multilabel=True, n_distractors=list(MULTILABEL_SCENES["n_distractors"]),
+                scale=list(MULTILABEL_SCENES["scale"]))
+    if size is not None:
+        spec["size"] = size
+    if channels != 1:
+        spec["channels"] = channels
+    return spec
+
+
+def multilabel_scene_test_set(profile: str, seed: int, n: int, size: int | None = None,
+                              channels: int = 1,
+                   data_root=None):
+    """``n`` scenes from Fashion-MNIST's TEST split, drawn like the training scenes of
+    ``profile`` / ``seed`` (lib.data.scenes.Scenes: images in [0, 1], exact boxes)."""
+    from .data.scenes import make_scenes
+
+    spec = multilabel_scene_data(profile, seed, size, channels)
+    kw = {k: v for k, v in spec.items() if k not in ("name", "n_train", "n_test", "multilabel")}
+    return make_scenes(n, "test", data_root=data_root, **kw)
+
+
+def multilabel_scene_recipe(arch: str, profile: str, seed: int) -> dict:
+    """The full lib.train.load_or_train configuration of a small ``arch`` (``small_resnet``,
+    ``small_densenet``, ``small_efficientnet``) on the scenes of ``profile`` and ``seed``."""
+    if arch not in _MULTILABEL_LR:
+        raise ValueError(f"unknown scene architecture {arch!r}; choose from "
+                         f"{sorted(_MULTILABEL_LR)}")
+    return dict(model_fn=arch, model_kwargs={"num_classes": 10, "in_channels": 1},
+                data=multilabel_scene_data(profile, seed),
+                epochs=_MULTILABEL_SIZES[profile]["epochs"][arch],
+                lr=_MULTILABEL_LR[arch], batch_size=32, seed=seed, loss="bce")
+
+
+def multilabel_scene_model(arch: str, profile: str, seed: int, device="cpu", **kwargs):
+    """(model, history): ``arch`` trained on the scenes (lib.train: cached; the default profile's
+    weights are committed to MODELS_DIR, smoke ones go to CACHE_DIR)."""
+    return load_or_train(**multilabel_scene_recipe(arch, profile, seed), device=device,
+                         commit=profile == "default", **kwargs)
+
+
 #: the stand-ins for paper 001's networks (the ``gradcam_loc_*`` recipes above), shared by the
 #: chapters "Reproducing Grad-CAM: localisation" and "Grad-CAM fundamentals": paper network ->
 #: (lib.models.zoo name, model kwargs, the Grad-CAM layer analogous to the paper's, label)

@@ -223,3 +223,17 @@ def test_papermill_runs_a_notebook_on_the_default_profile(tmp_path):
     errors = [o for c in cells if c["cell_type"] == "code" for o in c["outputs"]
               if o["output_type"] == "error"]
     assert not errors
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem != "90_summary"],
+                         ids=lambda p: p.name)
+def test_chapter_module_is_imported_as_chapter(path):
+    """Every chapter reads the same way: its module is ``chapter`` (``chapter.run_table7(...)``),
+    and no chapter's notebook imports another chapter's module."""
+    import re
+
+    code = "\n".join("".join(c["source"]) for c in _cells(path) if c["cell_type"] == "code")
+    imports = re.findall(r"^from lib\.chapters import (\w+)(?: as (\w+))?$", code, re.M)
+    assert len(imports) == 1, f"{path.name}: one chapter module, imported once; got {imports}"
+    assert imports[0][1] == "chapter", (f"{path.name}: import {imports[0][0]} as chapter, not "
+                                        f"as {imports[0][1] or imports[0][0]}")

@@ -656,14 +656,15 @@ def attack_targets(profile: str, sizes, data_root=None, device="cpu", seed: int 
         preprocess,
     )
     from ..models.zoo import paper_layers
-    from . import receptive_fields as rf
+    from ..train import multilabel_scene_model, multilabel_scene_test_set
 
     out = []
     if sizes.n_scene_attacks:
-        scenes = rf.scene_test_set("default", seed, 8 * sizes.n_scene_attacks)
+        scenes = multilabel_scene_test_set("default", seed, 8 * sizes.n_scene_attacks)
         for arch, style in (("small_resnet", "ResNet-style"), ("small_densenet", "DenseNet-style"),
                             ("small_efficientnet", "EfficientNet-b0-style")):
-            model, _ = rf.scene_model(arch, "default", seed, device=device, verbose=False)
+            model, _ = multilabel_scene_model(arch, "default", seed, device=device,
+                                              verbose=False)
             with torch.no_grad():
                 pred = model(scenes.images.to(device)).argmax(1).cpu()
             keep = (pred == scenes.labels).nonzero()[:, 0][:sizes.n_scene_attacks]

@@ -822,8 +822,8 @@ def table5_default(profile: str, seeds: Sequence[int], n_scenes: int, ig_steps: 
     """Table 5 off-line: the receptive-fields chapter's DenseNet-style network (multi-label, 64
     px, trained there on scenes whose every object is a finding with its exact box), one per
     seed, on ``n_scenes`` of its test scenes; rows of :func:`table5_scenes` with ``seed``."""
-    from .receptive_fields import scene_model
-    from .receptive_fields import scene_test_set as rf_test_set
+    from ..train import multilabel_scene_model as scene_model
+    from ..train import multilabel_scene_test_set as rf_test_set
 
     out = []
     for seed in seeds:

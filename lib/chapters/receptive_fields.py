@@ -42,6 +42,11 @@ from lib.layers import layer_name
 from lib.models import zoo
 from lib.models.masked_vgg import PAPER_DEAD_ROWS
 from lib.resample import down_up, pool_centres, upsample_centres
+from lib.train import MULTILABEL_SCENES as SCENES
+from lib.train import multilabel_scene_data as scene_data
+from lib.train import multilabel_scene_model as scene_model
+from lib.train import multilabel_scene_recipe as scene_recipe
+from lib.train import multilabel_scene_test_set as scene_test_set
 
 __all__ = [
     "SIZES", "COST", "PAPER_INPUT", "PAPER_MODELS", "PAPER_TABLE1", "PAPER_TABLE2",
@@ -603,17 +608,6 @@ def paper_table2() -> pd.DataFrame:
 # Recipes of the default profile: multi-label Fashion-MNIST scenes stand in for VinDr-CXR
 # --------------------------------------------------------------------------------------------
 
-#: the scenes (lib.data.scenes.make_scenes): one object of the scene's class and 1-2 distractors
-#: of other classes, every one a finding with its exact box
-SCENES: dict[str, Any] = dict(size=64, n_objects=1, n_distractors=(1, 2), scale=(0.3, 0.45))
-#: per profile: train / test scenes per seed and epochs per architecture (2 CPU cores: each
-#: default model trains in about 1.5-3 min with one thread)
-_SCENE_SIZES = {
-    "smoke": dict(n_train=64, n_test=12, epochs={"small_resnet": 1, "small_densenet": 1,
-                                                 "small_efficientnet": 1}),
-    "default": dict(n_train=3000, n_test=300, epochs={"small_resnet": 5, "small_densenet": 6,
-                                                      "small_efficientnet": 3})}
-_LR = {"small_resnet": 3e-3, "small_densenet": 3e-3, "small_efficientnet": 3e-3}
 #: the small stand-ins and the paper model each stands in for, in Table 2's order
 _SMALL = {"small_efficientnet": "EfficientNet-b0", "small_densenet": "DenseNet121",
           "small_resnet": "ResNet50"}
@@ -621,53 +615,6 @@ _SMALL = {"small_efficientnet": "EfficientNet-b0", "small_densenet": "DenseNet12
 _STYLE = {"small_efficientnet": "EfficientNet-b0-style", "small_densenet": "DenseNet-style",
           "small_resnet": "ResNet-style"}
 
-
-def scene_data(profile: str, seed: int, size: int | None = None, channels: int = 1) -> dict:
-    """The lib.train data spec of the multi-label scenes of ``profile`` and ``seed`` (the seed
-    draws both the train scenes, from Fashion-MNIST's train split, and the test scenes, from its
-    test split: one "split" of Table 2)."""
-    if profile not in _SCENE_SIZES:
-        raise ValueError(f"the scene models exist for the 'smoke' and 'default' profiles, not "
-                         f"{profile!r} (the 'full' profile uses VinDr-CXR)")
-    s = _SCENE_SIZES[profile]
-    spec = dict(SCENES, name="scenes", n_train=s["n_train"], n_test=s["n_test"], seed=seed,
-                multilabel=True, n_distractors=list(SCENES["n_distractors"]),
-                scale=list(SCENES["scale"]))
-    if size is not None:
-        spec["size"] = size
-    if channels != 1:
-        spec["channels"] = channels
-    return spec
-
-
-def scene_test_set(profile: str, seed: int, n: int, size: int | None = None, channels: int = 1,
-                   data_root=None):
-    """``n`` scenes from Fashion-MNIST's TEST split, drawn like the training scenes of
-    ``profile`` / ``seed`` (lib.data.scenes.Scenes: images in [0, 1], exact boxes)."""
-    from lib.data.scenes import make_scenes
-
-    spec = scene_data(profile, seed, size, channels)
-    kw = {k: v for k, v in spec.items() if k not in ("name", "n_train", "n_test", "multilabel")}
-    return make_scenes(n, "test", data_root=data_root, **kw)
-
-
-def scene_recipe(arch: str, profile: str, seed: int) -> dict:
-    """The full lib.train.load_or_train configuration of a small ``arch`` (``small_resnet``,
-    ``small_densenet``, ``small_efficientnet``) on the scenes of ``profile`` and ``seed``."""
-    if arch not in _LR:
-        raise ValueError(f"unknown scene architecture {arch!r}; choose from {sorted(_LR)}")
-    return dict(model_fn=arch, model_kwargs={"num_classes": 10, "in_channels": 1},
-                data=scene_data(profile, seed), epochs=_SCENE_SIZES[profile]["epochs"][arch],
-                lr=_LR[arch], batch_size=32, seed=seed, loss="bce")
-
-
-def scene_model(arch: str, profile: str, seed: int, device="cpu", **kwargs):
-    """(model, history): ``arch`` trained on the scenes (lib.train: cached; the default profile's
-    weights are committed to MODELS_DIR, smoke ones go to CACHE_DIR)."""
-    from lib.train import load_or_train
-
-    return load_or_train(**scene_recipe(arch, profile, seed), device=device,
-                         commit=profile == "default", **kwargs)
 
 
 def lite0_scene_model(profile: str, seed: int, size: int = LITE0_SIZE, device="cpu",
