@@ -8,7 +8,7 @@ bilinearly up-sampled to ``size`` and min-max normalised, as ``lib.cam.postproce
 Torch and OpenCV are held to one thread. Prints one line per repeat, then, as its last line, one
 JSON object with ``maps_per_cpu_s`` (maps per second of this process's CPU time, the figure that
 does not depend on what else the machine runs), ``maps_per_s`` (per wall-clock second), both the
-median repeat, and the settings. Paper 001's full profile needs at least 500 maps/s at 224 px on
+median repeat, and the settings. Nagy et al.'s full profile needs at least 500 maps/s at 224 px on
 one core to keep up with a GPU (issue #11).
 """
 from __future__ import annotations

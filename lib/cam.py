@@ -54,7 +54,7 @@ __all__ = ["compute", "compute_many", "postprocess", "register", "fast_path", "M
            "METHODS", "GRADIENT_METHODS", "LAYER_METHODS", "INPUT_METHODS", "CAPTUM_METHODS",
            "CAMError", "PGC_PRESET"]
 
-#: post-processing of pytorch-grad-cam (and so of papers that used it, e.g. paper 003)
+#: post-processing of pytorch-grad-cam (and so of papers that used it, e.g. Taimeskhanov et al.)
 PGC_PRESET = "pytorch-grad-cam"
 
 Target = (None | int | Sequence[int] | torch.Tensor | Callable[[object], torch.Tensor]
@@ -228,7 +228,7 @@ class Context:
 
 @register("cam", formula="sum_k w_k^c A_k, w the linear head after global average pooling",
           cost="1 forward",
-          reference="Zhou et al. 2016 (CAM); paper 002 (w_k^c = Z alpha_k^c)")
+          reference="Zhou et al. 2016 (CAM); Selvaraju et al. (w_k^c = Z alpha_k^c)")
 def _cam(a, g, ctx):
     """CAM: the channels weighted by the class's weights in a linear head on GAP(A); the model
     must be exactly linear(GAP(A)) above the layer (checked)."""
@@ -260,7 +260,7 @@ _GRAD = dict(gradients=True, cost="1 forward + 1 backward (shared)")
 
 
 @register("gradcam", formula="sum_k alpha_k A_k, alpha_k = mean_ij G_kij",
-          reference="Selvaraju et al. 2017, Eq. 1-2 (paper 002); paper 003, Def. 1",
+          reference="Selvaraju et al. 2017, Eq. 1-2; Taimeskhanov et al., Def. 1",
           options={"pooling": ("mean", "max")}, **_GRAD)
 def _gradcam(a, g, ctx):
     """Grad-CAM: the channels weighted by their spatially averaged gradient (Eq. 1).
@@ -273,13 +273,13 @@ def _gradcam(a, g, ctx):
 
 
 @register("gradcam++", formula="alpha_k = sum_ij relu(G) a_kij, a = G^2 / (2G^2 + sum(A) G^3)",
-          reference="Chattopadhay et al. 2018; paper 003, Def. 5",
+          reference="Chattopadhay et al. 2018; Taimeskhanov et al., Def. 5",
           options={"variant": ("textbook", "authors")}, **_GRAD)
 def _gradcampp(a, g, ctx):
     """Grad-CAM++: positive gradients weighted by the closed-form a_kij of an exponential score
     (higher derivatives as powers of G), with pytorch-grad-cam's eps 1e-6.
 
-    ``variant="authors"`` is Nagy, Nimara, Qian's code (paper 001, ``src/methods/
+    ``variant="authors"`` is Nagy, Nimara, Qian's code (Nagy et al., ``src/methods/
     new_grad_cam.py``, ``GradCAM_plusplus``), never the default: the same alpha_k (their eps
     1e-7) but the map is relu(sum_k alpha_k exp(A_k)), the channels' *exponentiated*
     activations, not A_k. It is what their Table 5's Grad-CAM++ column measures."""
@@ -295,7 +295,7 @@ def _gradcampp(a, g, ctx):
 
 
 @register("xgradcam", formula="alpha_k = sum_ij G_kij A_kij / sum_ij A_kij",
-          reference="Fu et al. 2020; paper 003, Def. 4", **_GRAD)
+          reference="Fu et al. 2020; Taimeskhanov et al., Def. 4", **_GRAD)
 def _xgradcam(a, g, ctx):
     """XGrad-CAM: the gradient averaged with the channel's normalised activations as weights
     (pytorch-grad-cam's eps 1e-7)."""
@@ -304,7 +304,7 @@ def _xgradcam(a, g, ctx):
 
 
 @register("hirescam", formula="sum_k G_k * A_k  (element-wise, no spatial averaging)",
-          reference="Draelos & Carin 2021; paper 003, Def. 6", **_GRAD)
+          reference="Draelos & Carin 2021; Taimeskhanov et al., Def. 6", **_GRAD)
 def _hirescam(a, g, ctx):
     """HiResCAM: gradient times activation, summed over channels; exactly 0 where G is 0."""
     return (g * a).sum(1)
@@ -318,7 +318,7 @@ def _layercam(a, g, ctx):
 
 
 @register("counterfactual", formula="gradcam with -G",
-          reference="Selvaraju et al. 2017, Eq. 12 (paper 002)", **_GRAD)
+          reference="Selvaraju et al. 2017, Eq. 12", **_GRAD)
 def _counterfactual(a, g, ctx):
     """Counterfactual Grad-CAM: Grad-CAM of the negated gradient (what lowers the score)."""
     return _weighted((-g).mean((2, 3)), a)
@@ -335,13 +335,13 @@ def _eigencam(a, g, ctx):
     with the centred channel sum sum_k A_k, so the map points the way the activations do, per
     image, whatever the SVD routine, machine or batch;
     ``sign="svd"``: v as numpy.linalg.svd returns it, as pytorch-grad-cam's
-    ``get_2d_projection`` (the protocol of paper 003) does, so maps equal its EigenCAM."""
+    ``get_2d_projection`` (the protocol of Taimeskhanov et al.) does, so maps equal its EigenCAM."""
     return _eigen_projection(a, ctx.options["sign"])
 
 
 @register("scorecam", formula="alpha = softmax_k(Y(x * up(A_k)))",
           cost="1 + N*K forwards (masked inputs)",
-          reference="Wang et al. 2020; paper 003, Def. 7", extra_forwards=True,
+          reference="Wang et al. 2020; Taimeskhanov et al., Def. 7", extra_forwards=True,
           options={"align_corners": (True, False)})
 def _scorecam(a, g, ctx):
     """Score-CAM: softmax over channels of the target score of x masked by each min-max
@@ -399,7 +399,7 @@ def _scorecam(a, g, ctx):
 
 @register("ablationcam", formula="alpha_k = (Y - Y with A_k ablated) / Y",
           cost="1 + N*K forwards of the part above the layer",
-          reference="Desai & Ramaswamy 2020; paper 003, Def. 8", extra_forwards=True)
+          reference="Desai & Ramaswamy 2020; Taimeskhanov et al., Def. 8", extra_forwards=True)
 def _ablationcam(a, g, ctx):
     """Ablation-CAM: relative drop of the target score when channel k is ablated, i.e. set to
     one value v_i per image i: v_i = 0 when image i's smallest activation is exactly 0 (the
@@ -451,7 +451,7 @@ def _guidedbackprop(a, g, ctx):
 @register("guidedgradcam", formula="bilinear-up-sampled relu(gradcam) * guidedbackprop",
           cost="gradcam's + guidedbackprop's", gradients=True,
           input_resolution=True,
-          reference="Selvaraju et al. 2017, Guided Grad-CAM (paper 002)")
+          reference="Selvaraju et al. 2017, Guided Grad-CAM")
 def _guidedgradcam(a, g, ctx):
     """Guided Grad-CAM: relu(Grad-CAM) up-sampled bilinearly to the input, times Guided
     Backpropagation (Captum's GuidedGradCam with interpolate_mode='bilinear')."""

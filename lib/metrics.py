@@ -24,7 +24,7 @@ def _check(maps: torch.Tensor, masks: torch.Tensor | None = None) -> None:
 def mass_in_mask(maps: torch.Tensor, masks: torch.Tensor, *, empty: str = "raise") -> torch.Tensor:
     """sum(A * M) / sum(A): the share of a non-negative map's mass inside the mask.
 
-    Paper 004's localisation score s. A map that is zero everywhere has no mass to place, so no
+    Mascolini et al.'s localisation score s. A map that is zero everywhere has no mass to place, so no
     score: ``empty="raise"`` (default) refuses such maps, naming them; ``empty="nan"`` gives NaN
     for them (count them with :func:`is_empty`, average the others with ``torch.nanmean``).
     """
@@ -39,7 +39,7 @@ def mass_in_mask(maps: torch.Tensor, masks: torch.Tensor, *, empty: str = "raise
 
 
 def hit(maps: torch.Tensor, masks: torch.Tensor, tolerance: int = 0) -> torch.Tensor:
-    """1 if the map's arg-max pixel lies inside the mask (paper 000's hit rate; paper 001's
+    """1 if the map's arg-max pixel lies inside the mask (Santos et al.'s hit rate; Nagy et al.'s
     pointing game), else 0. ``tolerance`` > 0 counts a hit when the arg-max lies within that
     Euclidean distance in pixels of a mask pixel (a disc, as in Zhang et al.'s pointing game
     with its 15 px); ties take the first arg-max in row-major order."""
@@ -61,7 +61,7 @@ def hit(maps: torch.Tensor, masks: torch.Tensor, tolerance: int = 0) -> torch.Te
 
 def iou_top_area(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """IoU between the mask and the map binarised to its top-A pixels, A = the mask's area
-    (paper 000, Section 2.4). Ties at the threshold are broken by pixel order (top-k)."""
+    (Santos et al., Section 2.4). Ties at the threshold are broken by pixel order (top-k)."""
     _check(maps, masks)
     flat = maps.flatten(1)
     m = masks.flatten(1).bool()
@@ -78,7 +78,7 @@ def iou_top_area(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 
 def dead_zone_ratio(maps: torch.Tensor, dead_rows: slice, *, empty: str = "raise"
                     ) -> torch.Tensor:
-    """mu (paper 003, Eq. 7): ||Lambda[dead rows, :]||_2 / ||Lambda||_2 of the up-sampled map.
+    """mu (Taimeskhanov et al., Eq. 7): ||Lambda[dead rows, :]||_2 / ||Lambda||_2 of the up-sampled map.
 
     The paper reports 100 * mu. A map that is zero everywhere (e.g. a Grad-CAM map negative
     everywhere, after ReLU) has no mass to place, so no mu: ``empty="raise"`` (default) refuses
@@ -111,7 +111,7 @@ def _check_empty(nonempty: torch.Tensor, empty: str, name: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Paper 001 (Nagy, Nimara, Qian): boxes from maps, top-k localisation error, the pointing game,
+# Nagy et al. (Nagy, Nimara, Qian): boxes from maps, top-k localisation error, the pointing game,
 # Table 5's score. Boxes in this section are (x_min, y_min, x_max, y_max) INCLUSIVE pixel
 # indices, x the column (the ILSVRC XML convention); lib.data's boxes are exclusive (x_max - 1).
 # --------------------------------------------------------------------------------------------
@@ -126,7 +126,7 @@ _CONVENTIONS = ("pixels", "authors")
 
 
 def gradcam_boxes(maps: torch.Tensor, threshold: float = 0.15) -> torch.Tensor:
-    """Paper 001's weakly supervised box of each map: int64 (N, 4), (x_min, y_min, x_max, y_max)
+    """Nagy et al.'s weakly supervised box of each map: int64 (N, 4), (x_min, y_min, x_max, y_max)
     inclusive.
 
     As the authors' code does it, with OpenCV: the pixels strictly above ``threshold`` x the map's
@@ -146,7 +146,7 @@ def gradcam_boxes(maps: torch.Tensor, threshold: float = 0.15) -> torch.Tensor:
         raise ValueError(f"maps must be (N, H, W), got {tuple(maps.shape)}")
     if not 0 <= threshold < 1:
         raise ValueError(f"threshold={threshold}: a fraction of the map's max in [0, 1) "
-                         "(paper 001: 0.15)")
+                         "(Nagy et al.: 0.15)")
     arr = maps.detach().cpu()
     arr = (arr if arr.dtype in (torch.float32, torch.float64) else arr.float()).contiguous().numpy()
     flat = arr.reshape(len(arr), -1)
@@ -200,7 +200,7 @@ def _ends(b: torch.Tensor, convention: str, predicted: bool) -> torch.Tensor:
 def box_iou(pred_boxes: torch.Tensor, gt_boxes: torch.Tensor, convention: str = "pixels"
             ) -> torch.Tensor:
     """IoU (float64, (N,)) of box pairs (N, 4) each, inclusive. ``convention="pixels"``: boxes
-    are sets of pixels; ``"authors"``: paper 001's code (shapely polygons; see
+    are sets of pixels; ``"authors"``: Nagy et al.'s code (shapely polygons; see
     :func:`iou_threshold`). A ``NO_BOX`` prediction has IoU 0."""
     p = _check_boxes(pred_boxes, "pred_boxes", allow_missing=True)
     g = _check_boxes(gt_boxes, "gt_boxes")
@@ -214,7 +214,7 @@ def box_iou(pred_boxes: torch.Tensor, gt_boxes: torch.Tensor, convention: str = 
 
 
 def iou_threshold(gt_boxes: torch.Tensor, convention: str = "pixels") -> torch.Tensor:
-    """The IoU a box needs (paper 001, Eq. 3; ILSVRC's rule): min(0.5, wh / ((w + 10)(h + 10))),
+    """The IoU a box needs (Nagy et al., Eq. 3; ILSVRC's rule): min(0.5, wh / ((w + 10)(h + 10))),
     w and h the ground-truth box's width and height: x_max - x_min + 1 pixels
     (``convention="pixels"``) or x_max - x_min as the authors' code takes them (``"authors"``).
     Below about 24 x 24 px the size rule is the lower one."""
@@ -226,7 +226,7 @@ def iou_threshold(gt_boxes: torch.Tensor, convention: str = "pixels") -> torch.T
 
 def localization_hit(pred_boxes: torch.Tensor, gt_boxes: torch.Tensor,
                      convention: str = "pixels") -> torch.Tensor:
-    """1.0 where IoU(predicted, ground truth) >= min(0.5, wh / ((w + 10)(h + 10))) (paper 001,
+    """1.0 where IoU(predicted, ground truth) >= min(0.5, wh / ((w + 10)(h + 10))) (Nagy et al.,
     Eq. 3), else 0.0; (N,) for (N, 4) box pairs. A ``NO_BOX`` prediction is a miss."""
     iou = box_iou(pred_boxes, gt_boxes, convention)
     return (iou >= iou_threshold(gt_boxes, convention)).float()
@@ -252,7 +252,7 @@ def _gt_rows(gt_boxes, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 def topk_localization_hits(pred_boxes: torch.Tensor, pred_classes: torch.Tensor,
                            gt_boxes, convention: str = "pixels") -> torch.Tensor:
     """(N, k) float: 1 where the map of the image's j-th predicted class localises a ground-truth
-    box of that class (:func:`localization_hit`), as paper 001's code scores its top-k maps.
+    box of that class (:func:`localization_hit`), as Nagy et al.'s code scores its top-k maps.
 
     ``pred_boxes`` (N, k, 4) from :func:`gradcam_boxes` of each class's map, ``pred_classes``
     (N, k), ``gt_boxes`` one (K_i, 5) tensor per image, rows (x_min, y_min, x_max, y_max, class)
@@ -284,7 +284,7 @@ def topk_class_hits(pred_classes: torch.Tensor, gt_classes) -> torch.Tensor:
 
 def topk_error(hits: torch.Tensor, k: int) -> float:
     """1 - the share of images with a hit among their first ``k`` columns (top-k classification
-    or localisation error, paper 001 Table 1, as a fraction)."""
+    or localisation error, Nagy et al. Table 1, as a fraction)."""
     if hits.dim() != 2 or not 1 <= k <= hits.shape[1]:
         raise ValueError(f"hits must be (N, K) with 1 <= k <= K, got {tuple(hits.shape)}, k={k}")
     if len(hits) == 0:
@@ -295,7 +295,7 @@ def topk_error(hits: torch.Tensor, k: int) -> float:
 def class_box_masks(gt_boxes, classes, height: int, width: int) -> torch.Tensor:
     """Bool (N, H, W): per image, the union of its inclusive ground-truth boxes (rows x_min,
     y_min, x_max, y_max, class) of class ``classes[i]``; empty where it has none. With
-    :func:`hit` this is the pointing game of paper 001 (a point on the box's edge is inside)."""
+    :func:`hit` this is the pointing game of Nagy et al. (a point on the box's edge is inside)."""
     g, counts = _gt_rows(gt_boxes, len(classes))
     out = torch.zeros(len(classes), height, width, dtype=torch.bool)
     start = 0
@@ -309,7 +309,7 @@ def class_box_masks(gt_boxes, classes, height: int, width: int) -> torch.Tensor:
 
 def pointing_recall(hits: torch.Tensor, correct: torch.Tensor, peaks: torch.Tensor,
                     threshold: float = 0.5) -> float:
-    """The pointing game's recall over the top-k predictions, as paper 001's code computes it:
+    """The pointing game's recall over the top-k predictions, as Nagy et al.'s code computes it:
     over all N x k (image, predicted class) pairs, a pair scores when its map's peak is
     >= ``threshold`` and its arg-max lies in a box of that class (``hits``), or when the class
     is wrong (``correct`` 0) and the peak is < ``threshold`` (the map declines to point); every
@@ -329,7 +329,7 @@ def pointing_recall(hits: torch.Tensor, correct: torch.Tensor, peaks: torch.Tens
 
 def share_above_in_mask(maps: torch.Tensor, masks: torch.Tensor, threshold: float = 0.85, *,
                         empty: str = "raise") -> torch.Tensor:
-    """Paper 001, Table 5: of the map's pixels strictly above ``threshold`` after per-image
+    """Nagy et al., Table 5: of the map's pixels strictly above ``threshold`` after per-image
     min-max normalisation, the fraction that lie in the mask (the box).
 
     A constant map (zero everywhere, say) has no pixel above any threshold, so no score:
@@ -343,7 +343,7 @@ def share_above_in_mask(maps: torch.Tensor, masks: torch.Tensor, threshold: floa
     _check(maps, masks)
     if not 0 <= threshold < 1:
         raise ValueError(f"threshold={threshold}: a level of the min-max normalised map in "
-                         "[0, 1) (paper 001: 0.85)")
+                         "[0, 1) (Nagy et al.: 0.85)")
     flat = maps.flatten(1)
     lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
     spread = hi - lo
@@ -355,7 +355,7 @@ def share_above_in_mask(maps: torch.Tensor, masks: torch.Tensor, threshold: floa
 
 
 # --------------------------------------------------------------------------------------------
-# Paper 001 (Nagy, Nimara, Qian), Tables 3 and 7: rank correlation of two maps (correct, and as
+# Nagy et al. (Nagy, Nimara, Qian), Tables 3 and 7: rank correlation of two maps (correct, and as
 # the authors computed it), maps binarised above a percentile of their positive values,
 # fidelity and contrastivity.
 # --------------------------------------------------------------------------------------------
@@ -376,7 +376,7 @@ def _pairs(a: torch.Tensor, b: torch.Tensor, name: str):
 
 def spearman(a: torch.Tensor, b: torch.Tensor, *, constant: str = "raise") -> torch.Tensor:
     """Spearman's rank correlation of each pair of maps (N,) (``scipy.stats.spearmanr`` on the
-    flattened maps; tied values share their average rank): paper 001's Table 3 comparison of a
+    flattened maps; tied values share their average rank): Nagy et al.'s Table 3 comparison of a
     map with the occlusion map, computed correctly.
 
     A map that is constant (zero everywhere, say) has no ranking, so no correlation:
@@ -399,7 +399,7 @@ def spearman(a: torch.Tensor, b: torch.Tensor, *, constant: str = "raise") -> to
 
 
 def spearman_of_argsorts(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """What paper 001's authors computed for Table 3 (their ``get_rank``):
+    """What Nagy et al.'s authors computed for Table 3 (their ``get_rank``):
     ``spearmanr(np.argsort(a.ravel()), np.argsort(b.ravel()))`` per pair of maps (N,).
 
     ``argsort`` lists the pixel indices from the smallest value to the largest: the inverse of
@@ -419,7 +419,7 @@ def spearman_of_argsorts(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def above_positive_percentile(maps: torch.Tensor, p: float) -> torch.Tensor:
     """Bool (N, H, W): the pixels whose value is strictly above the ``p``-th percentile of the
-    map's positive values (linear interpolation, NumPy's default), as paper 001 binarises maps
+    map's positive values (linear interpolation, NumPy's default), as Nagy et al. binarises maps
     for Table 7 (p = 1 or 10: nearly all positive pixels).
 
     A map with no positive value has an empty mask (the authors leave such an image as it is);
@@ -427,7 +427,7 @@ def above_positive_percentile(maps: torch.Tensor, p: float) -> torch.Tensor:
     """
     _check(maps)
     if not 0 <= p <= 100:
-        raise ValueError(f"p={p}: a percentile in [0, 100] (paper 001: 1 or 10)")
+        raise ValueError(f"p={p}: a percentile in [0, 100] (Nagy et al.: 1 or 10)")
     out = torch.zeros_like(maps, dtype=torch.bool)
     for i, m in enumerate(maps):
         pos = m[m > 0]
@@ -439,7 +439,7 @@ def above_positive_percentile(maps: torch.Tensor, p: float) -> torch.Tensor:
 def fidelity(model: torch.nn.Module, x: torch.Tensor, masks: torch.Tensor, classes,
              fill: float = 0.0, batch_size: int = 256) -> torch.Tensor:
     """p_c(x) - p_c(x with the mask's pixels set to ``fill``), per image (N,), p_c the softmax
-    probability of class ``classes[i]``: paper 001's fidelity (Table 7) is its mean. ``x`` is
+    probability of class ``classes[i]``: Nagy et al.'s fidelity (Table 7) is its mean. ``x`` is
     (N, C, H, W) as the model takes it, ``masks`` (N, H, W) bool, applied to every channel."""
     if x.dim() != 4 or masks.shape != (x.shape[0], *x.shape[2:]):
         raise ValueError(f"fidelity: x must be (N, C, H, W) and masks (N, H, W) of the same N, H, "
@@ -465,7 +465,7 @@ def mask_distance(a: torch.Tensor, b: torch.Tensor, *, empty: str = "raise") -> 
     union, = 1 - IoU): 0 for identical masks, 1 for disjoint ones.
 
     Two empty masks have no union: ``empty="raise"`` (default) refuses them; ``"nan"`` gives
-    NaN; ``"zero"`` gives 0, as paper 001's code does."""
+    NaN; ``"zero"`` gives 0, as Nagy et al.'s code does."""
     if a.shape != b.shape or a.dim() < 2:
         raise ValueError(f"mask_distance: masks must be two (..., H, W) tensors of one shape, got "
                          f"{tuple(a.shape)} and {tuple(b.shape)}")
@@ -476,13 +476,13 @@ def mask_distance(a: torch.Tensor, b: torch.Tensor, *, empty: str = "raise") -> 
     if empty == "raise" and (union == 0).any():
         raise ValueError(f"mask_distance: {int((union == 0).sum())} pairs of masks are both empty "
                          "(no union to divide by). Pass empty='nan' to get NaN for them, or "
-                         "empty='zero' for paper 001's convention (0)")
+                         "empty='zero' for Nagy et al.'s convention (0)")
     fallback = 0.0 if empty == "zero" else float("nan")
     return torch.where(union > 0, xor / union.clamp(min=1), fallback).double()
 
 
 def contrastivity(masks: torch.Tensor, classes, *, empty: str = "raise") -> torch.Tensor:
-    """Paper 001's contrastivity (Table 7), per image (N,): the mean over the classes j != c of
+    """Nagy et al.'s contrastivity (Table 7), per image (N,): the mean over the classes j != c of
     :func:`mask_distance` (M_c, M_j), where ``masks`` (N, K, H, W) are each image's binarised maps
     of all K classes and c = ``classes[i]``. ``empty`` as in :func:`mask_distance`."""
     if masks.dim() != 4 or masks.shape[1] < 2:

@@ -573,7 +573,7 @@ class Claims:
         from .notebook import PROFILES
 
         if not isinstance(chapter, str) or not re.match(r"^[A-Za-z0-9_.\-]+$", chapter):
-            raise ValueError(f"chapter must be the notebook's name (e.g. '04_walls_experiments'), "
+            raise ValueError(f"chapter must be the notebook's name (e.g. '05_walls_experiments'), "
                              f"got {chapter!r}")
         if profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
@@ -779,7 +779,7 @@ SUMMARY_COLUMNS = ["chapter", "claim_id", "paper", "paper_name", "where", "state
 def summary(profile: str) -> pd.DataFrame:
     """Every chapter's claim rows on ``profile`` (one row per claim, chapters in name order), with
     the paper's reader-facing name, the numbers as the page shows them, and ``link``: the chapter's
-    page and section relative to a page in ``notebooks/`` (``04_walls_experiments.html#table-1``).
+    page and section relative to a page in ``notebooks/`` (``05_walls_experiments.html#table-1``).
     Empty (with these columns) when no chapter has run on the profile yet."""
     from .notebook import PROFILES
 

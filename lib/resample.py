@@ -1,6 +1,6 @@
 """Resampling of explanation maps: bilinear up-sampling as an explicit interpolation,
 up-sampling that places every unit at its receptive-field centre instead of its grid cell, and
-paper 000's down-then-up resampling that brings maps of several layers to one resolution."""
+Santos et al.'s down-then-up resampling that brings maps of several layers to one resolution."""
 from __future__ import annotations
 
 import numpy as np
@@ -66,7 +66,7 @@ def pool_centres(centres, n: int) -> np.ndarray:
 
 def down_up(maps: torch.Tensor, grid: tuple[int, int], size, centres=None,
             relu: bool = True) -> torch.Tensor:
-    """Paper 000's resampling of a layer's maps (N, h, w) (Section 2.4): ReLU, area-average down
+    """Santos et al.'s resampling of a layer's maps (N, h, w) (Section 2.4): ReLU, area-average down
     to ``grid`` (the last layer's feature size; nothing to do if already that size), then
     up-sample to ``size`` (int or (H, W)), so that every layer is judged at the same resolution.
 

@@ -402,10 +402,10 @@ _VGG64 = dict(num_classes=10, width=0.125, input_size=64, hidden=256, in_channel
 #: in MODELS_DIR is missing); every recipe is the full configuration, so the file name's hash
 #: changes with any change here.
 RECIPES: dict[str, dict[str, Any]] = {
-    # paper 001's MNIST net, on Fashion-MNIST
+    # Nagy et al.'s MNIST net, on Fashion-MNIST
     "mnist_net": dict(model_fn="mnist_net", model_kwargs={}, data="fashion_mnist", epochs=6,
                       lr=1e-3, batch_size=128, seed=0),
-    # paper 002's GAP / GMP comparison: the same network, only the pooling differs
+    # Selvaraju et al.'s GAP / GMP comparison: the same network, only the pooling differs
     "gap_net": dict(model_fn="gap_net", model_kwargs={"channels": [16, 32, 64]},
                     data="fashion_mnist", epochs=5, lr=2e-3, batch_size=128, seed=0),
     "gmp_net": dict(model_fn="gmp_net", model_kwargs={"channels": [16, 32, 64]},
@@ -415,20 +415,20 @@ RECIPES: dict[str, dict[str, Any]] = {
     **{f"{pool}_net_seed{s}": dict(model_fn=f"{pool}_net", model_kwargs={"channels": [16, 32, 64]},
                                    data="fashion_mnist", epochs=5, lr=2e-3, batch_size=128, seed=s)
        for s in (1, 2, 3, 4) for pool in ("gap", "gmp")},
-    # paper 003's masked VGG, scaled to 64 px Fashion-MNIST (5 of 8 feature rows masked: dead
+    # Taimeskhanov et al.'s masked VGG, scaled to 64 px Fashion-MNIST (5 of 8 feature rows masked: dead
     # zone rows 47..63), and its unmasked twin
     "masked_vgg_fmnist64": dict(model_fn="masked_vgg", model_kwargs=dict(_VGG64, masked_rows=5),
                                 data="fashion_mnist@64", epochs=3, lr=2e-3, batch_size=128, seed=0),
     "unmasked_vgg_fmnist64": dict(model_fn="masked_vgg", model_kwargs=dict(_VGG64, masked_rows=0),
                                   data="fashion_mnist@64", epochs=3, lr=2e-3, batch_size=128,
                                   seed=0),
-    # paper 004's U-Net classifier and its ablation without skip connections (fully
+    # Mascolini et al.'s U-Net classifier and its ablation without skip connections (fully
     # convolutional + GAP: trained on 28 px items, they run on scenes of any size)
     "unet": dict(model_fn="unet", model_kwargs={"base": 8, "depth": 3, "skips": True},
                  data="fashion_mnist", epochs=2, lr=2e-3, batch_size=128, seed=0),
     "unet_ablated": dict(model_fn="unet", model_kwargs={"base": 8, "depth": 3, "skips": False},
                          data="fashion_mnist", epochs=2, lr=2e-3, batch_size=128, seed=0),
-    # paper 001's AlexNet, GoogLeNet and VGG16, stood in for by 64 px networks of the same
+    # Nagy et al.'s AlexNet, GoogLeNet and VGG16, stood in for by 64 px networks of the same
     # layouts (with batch norm), trained on single-label localisation scenes (one object of the
     # scene's class, large as ILSVRC's are, and 0-1 of another class), three seeds each (the
     # seed also draws the training scenes)
@@ -513,7 +513,7 @@ def multilabel_scene_model(arch: str, profile: str, seed: int, device="cpu", **k
                          commit=profile == "default", **kwargs)
 
 
-#: the stand-ins for paper 001's networks (the ``gradcam_loc_*`` recipes above), shared by the
+#: the stand-ins for Nagy et al.'s networks (the ``gradcam_loc_*`` recipes above), shared by the
 #: chapters "Reproducing Grad-CAM: localisation" and "Grad-CAM fundamentals": paper network ->
 #: (lib.models.zoo name, model kwargs, the Grad-CAM layer analogous to the paper's, label)
 STAND_INS = {

@@ -114,7 +114,7 @@ def test_guided_backprop_by_hand():
 
 
 def test_cam_equals_gradcam_times_z_on_gap_network():
-    """Paper 002: on GAP + linear, w_k^c = Z alpha_k^c, so CAM = Z * Grad-CAM (float64)."""
+    """Selvaraju et al.: on GAP + linear, w_k^c = Z alpha_k^c, so CAM = Z * Grad-CAM (float64)."""
     torch.manual_seed(0)
     model = GapNet().double()
     x = torch.randn(3, 3, 10, 12, dtype=torch.float64)
@@ -139,7 +139,7 @@ def test_counterfactual_is_gradcam_with_the_gradient_negated():
 
 
 class MaskedHead(nn.Module):
-    """Conv features, then a linear layer whose weights on the lower rows are zero (paper 003)."""
+    """Conv features, then a linear layer whose weights on the lower rows are zero (Taimeskhanov et al.)."""
 
     def __init__(self, rows_seen=3):
         super().__init__()

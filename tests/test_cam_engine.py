@@ -435,7 +435,7 @@ def test_gradcam_pooling_cannot_matter_right_before_global_average_pooling():
 # --------------------------------------------------------------------------- Grad-CAM++: the authors'
 
 def test_gradcampp_authors_variant_exponentiates_the_activations_by_hand():
-    """Paper 001's code (``GradCAM_plusplus``): the textbook alpha_k (eps 1e-7), then
+    """Nagy et al.'s code (``GradCAM_plusplus``): the textbook alpha_k (eps 1e-7), then
     relu(sum_k alpha_k exp(A_k)). One channel A = (0, ln 2), y = 3 * sum(A): G = 3 everywhere,
     sum(A) = ln 2, a_ij = 9 / (18 + 27 ln 2), alpha = 2 * 3 * a_ij. Textbook map alpha * (0, ln 2);
     the authors' alpha * (e^0, e^ln2) = alpha * (1, 2)."""

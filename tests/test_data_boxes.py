@@ -7,7 +7,7 @@ from lib.data.boxes import box_mask, rescale_boxes, resize_crop_geometry
 from lib.data.images import array_to_tensor
 
 
-def test_paper001_square_resize_then_crop_by_hand():
+def test_nagy_square_resize_then_crop_by_hand():
     b, kept = rescale_boxes([[100, 50, 300, 250, 7]], 500, 375, 256, 224, "square")
     # x' = x * 256/500 - 16, y' = y * 256/375 - 16
     np.testing.assert_allclose(b.numpy(), [[35.2, 50 * 256 / 375 - 16, 137.6, 250 * 256 / 375 - 16, 7]], rtol=1e-6)

@@ -1,4 +1,4 @@
-"""STACK-MIX (paper 003, Eq. 6): exact rows from exactly two images of the same class."""
+"""STACK-MIX (Taimeskhanov et al., Eq. 6): exact rows from exactly two images of the same class."""
 import pytest
 import torch
 

@@ -27,7 +27,7 @@ def test_summary_counts_what_is_there(tmp_path, monkeypatch):
     write_split(root, "train", 30)
     write_split(root, "test", 7)
     for i in range(3):
-        save(root / "stack003" / "stackmix" / f"{i}.png", 8, 8)
+        save(root / "stack" / "stackmix" / f"{i}.png", 8, 8)
     df = summary(root).set_index("name")
     assert df.loc["Fashion-MNIST", "status"] == "present"
     assert df.loc["Fashion-MNIST", "size"] == "30 train / 7 test"

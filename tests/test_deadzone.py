@@ -1,4 +1,4 @@
-"""The dead zone of every masked model in the book is dead (paper 003, Section 3.1): noise there
+"""The dead zone of every masked model in the book is dead (Taimeskhanov et al., Section 3.1): noise there
 leaves the logits bit-identical, a change in the row just above changes them
 (``lib.models.walled.dead_zone_check``); HiResCAM is exactly 0 there while Grad-CAM is not
 (Table 1's claim); the walls of lib.models.walled."""
@@ -9,8 +9,8 @@ import lib.cam
 from lib.chapters.walls_experiments import masked_zone_rows, wall_scores
 from lib.data.stackmix import stack_mix
 from lib.metrics import dead_zone_ratio
-from lib.models.cnn003 import mnist_cnn003
 from lib.models.masked_vgg import MaskedVGG, masked_vgg16
+from lib.models.one_conv import mnist_one_conv_net
 from lib.models.walled import RowWall, WalledModel, dead_zone_check
 from lib.rf import dead_zone
 from lib.train import RECIPES, load_data, recipe_path
@@ -56,13 +56,13 @@ def test_paper_masked_vgg16_dead_zone_is_dead():
     torch.manual_seed(0)
     model = masked_vgg16().eval()  # random init: the wall is architectural
     dz = dead_zone(model)
-    assert (dz.n, dz.first) == (54, 170)  # paper 003: 54 px, rows 171..224 (1-based)
+    assert (dz.n, dz.first) == (54, 170)  # Taimeskhanov et al.: 54 px, rows 171..224 (1-based)
     x = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
     _assert_wall(model, x, dz.first)
 
 
-def test_cnn003_dead_zone_is_dead_and_matches_rf():
-    model = mnist_cnn003(n_filters=32, generator=torch.Generator().manual_seed(0)).eval()
+def test_one_conv_net_dead_zone_is_dead_and_matches_rf():
+    model = mnist_one_conv_net(n_filters=32, generator=torch.Generator().manual_seed(0)).eval()
     # a second implementation: the RF toolkit on pad -> conv -> relu -> pool, 7 of 14 rows masked
     feats = torch.nn.Sequential(model.pad, model.conv, model.relu, model.pool)
     dz = dead_zone(feats, 28, model.mask_rows)

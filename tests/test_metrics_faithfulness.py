@@ -1,4 +1,4 @@
-"""Paper 001's Table 3 and Table 7 metrics (lib.metrics), on tiny maps worked out by hand."""
+"""Nagy et al.'s Table 3 and Table 7 metrics (lib.metrics), on tiny maps worked out by hand."""
 import math
 
 import numpy as np
@@ -130,7 +130,7 @@ def test_contrastivity_of_identical_and_disjoint_masks():
 
 
 def test_contrastivity_matches_the_authors_numpy_code():
-    def theirs(pos, neg):  # paper 001's contrastivity_batch
+    def theirs(pos, neg):  # Nagy et al.'s contrastivity_batch
         union = np.count_nonzero(np.logical_or(pos, neg))
         return 0 if union == 0 else np.count_nonzero(pos != neg) / union
 

@@ -1,4 +1,4 @@
-"""Paper 001's localisation protocol in lib.metrics (boxes from maps, Eq. 3's hit rule, top-k
+"""Nagy et al.'s localisation protocol in lib.metrics (boxes from maps, Eq. 3's hit rule, top-k
 errors, the pointing game and its recall, Table 5's score), against values worked out by hand,
 scikit-image's labelling and the authors' own formulas."""
 import numpy as np
@@ -138,7 +138,7 @@ def test_pointing_game_edges_and_tolerance():
     # Zhang et al.'s 15 px tolerance, straight right of the box
     assert metrics.hit(point(15, 33), mask, tolerance=15).item() == 1.0   # 14 px away
     assert metrics.hit(point(15, 35), mask, tolerance=15).item() == 0.0   # 16 px away
-    assert metrics.hit(point(15, 33), mask).item() == 0.0                 # paper 001: none
+    assert metrics.hit(point(15, 33), mask).item() == 0.0                 # Nagy et al.: none
     # diagonally off the corner (19, 19): (30, 30) is 11 * sqrt(2) = 15.6 px away, outside the
     # 15 px disc although both offsets are under 15; (29, 29) is 14.1 px away, inside
     assert metrics.hit(point(30, 30), mask, tolerance=15).item() == 0.0
@@ -186,7 +186,7 @@ def test_share_above_in_mask_by_hand():
 
 
 def test_share_above_in_mask_scores_an_empty_map_zero_as_the_authors():
-    """Paper 001's code scores an all-zero (or constant) map 0 and keeps it in the mean."""
+    """Nagy et al.'s code scores an all-zero (or constant) map 0 and keeps it in the mean."""
     maps = torch.tensor([[[0.0, 10.0, 9.0, 2.0],
                           [1.0, 9.6, 8.0, 9.9]],
                          [[0.0, 0.0, 0.0, 0.0],

@@ -1,5 +1,5 @@
 """The papers' models: shapes worked out by hand, second implementations, the masked VGG's dead
-zone (paper 003: 54 rows of a 224 px input) and the authors'-weights key mapping."""
+zone (Taimeskhanov et al.: 54 rows of a 224 px input) and the authors'-weights key mapping."""
 from __future__ import annotations
 
 import re
@@ -28,7 +28,7 @@ def _capture(model, layer, x):
     return logits, out["a"]
 
 
-# ---------------------------------------------------------------- paper 001: the MNIST net
+# ---------------------------------------------------------------- Nagy et al.: the MNIST net
 
 def test_mnist_net_shapes_by_hand_and_second_implementation():
     torch.manual_seed(0)
@@ -49,7 +49,7 @@ def test_mnist_net_shapes_by_hand_and_second_implementation():
         MnistNet(input_size=27)
 
 
-# ---------------------------------------------------------------- paper 002: GAP and GMP heads
+# ---------------------------------------------------------------- Selvaraju et al.: GAP and GMP heads
 
 @pytest.mark.parametrize("pool", ["avg", "max"])
 def test_pooled_cnn_head_is_global_pool_then_linear(pool):
@@ -63,7 +63,7 @@ def test_pooled_cnn_head_is_global_pool_then_linear(pool):
 
 
 def test_gap_net_gradient_is_cam_weight_over_Z():
-    # paper 002, Eq. 7-8: on GAP + linear, dY^c/dA_ij^k = w_k^c / Z at every (i, j)
+    # Selvaraju et al., Eq. 7-8: on GAP + linear, dY^c/dA_ij^k = w_k^c / Z at every (i, j)
     torch.manual_seed(1)
     m = zoo.build("gap_net").eval()
     x = torch.rand(1, 1, 28, 28)
@@ -76,7 +76,7 @@ def test_gap_net_gradient_is_cam_weight_over_Z():
     torch.testing.assert_close(grad[0], expected, rtol=1e-6, atol=1e-9)
 
 
-# ---------------------------------------------------------------- paper 003: the masked VGG
+# ---------------------------------------------------------------- Taimeskhanov et al.: the masked VGG
 
 def test_masked_vgg16_is_torchvision_vgg16_minus_last_pool():
     with torch.device("meta"):
@@ -251,7 +251,7 @@ def test_load_authors_weights_missing_file_says_where(tmp_path):
         load_authors_weights(tmp_path / "params_vgg16_masked.pt")
 
 
-# ---------------------------------------------------------------- paper 004: U-Net classifier
+# ---------------------------------------------------------------- Mascolini et al.: U-Net classifier
 
 def _unet_by_hand(m: UNetClassifier, x):
     e1 = m.enc1(x)
@@ -319,7 +319,7 @@ def test_paper_layers_resolve_on_torchvision_models():
     assert zoo.paper_layers("vgg16") == {"features.29": "features.29"}
     with torch.device("meta"):
         vgg, alex, goog = zoo.build("vgg16"), zoo.build("alexnet"), zoo.build("googlenet")
-    # the last conv's ReLU of each network, the layer paper 001 uses
+    # the last conv's ReLU of each network, the layer Nagy et al. uses
     assert isinstance(vgg.features[29], nn.ReLU) and isinstance(vgg.features[28], nn.Conv2d)
     assert isinstance(alex.features[11], nn.ReLU) and isinstance(alex.features[10], nn.Conv2d)
     assert type(goog.inception5b).__name__ == "Inception"

@@ -213,7 +213,7 @@ def test_papermill_runs_a_notebook_on_the_default_profile(tmp_path):
     import papermill
 
     out = tmp_path / "out.ipynb"
-    papermill.execute_notebook(str(REPO_ROOT / "notebooks" / "03_walls_theory.ipynb"), str(out),
+    papermill.execute_notebook(str(REPO_ROOT / "notebooks" / "04_walls_theory.ipynb"), str(out),
                                parameters={"profile": "default", "n_filters": [64]},
                                cwd=str(REPO_ROOT / "notebooks"), kernel_name="python3",
                                progress_bar=False)

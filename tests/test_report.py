@@ -233,36 +233,36 @@ def _add_two(c):
 
 
 def test_claims_save_and_summary(cache):
-    c = report.Claims("04_walls_experiments", "smoke")
+    c = report.Claims("05_walls_experiments", "smoke")
     _add_two(c)
     path = c.save()
-    assert path == cache / "claims" / "smoke" / "04_walls_experiments.json"
+    assert path == cache / "claims" / "smoke" / "05_walls_experiments.json"
     rec = json.loads(path.read_text())
     assert [r["claim_id"] for r in rec["claims"]] == ["table1-gradcam", "table1-hirescam"]
     assert rec["claims"][0]["verdict"]["low"] == 20.0 and rec["claims"][0]["kind"] == "paper"
-    other = report.Claims("02_receptive_fields", "smoke")
+    other = report.Claims("03_receptive_fields", "smoke")
     other.add("table1-resnet", "santos", "Table 1", "ResNet50's RF is 427 px.", 427,
               kind="paper", tier="paper-data", verdict=V.exact(427, 427, rule="RF = 427 px"),
               section="Table 1")
     other.save()
     s = report.summary("smoke")
-    assert list(s["chapter"]) == ["02_receptive_fields", "04_walls_experiments", "04_walls_experiments"]
+    assert list(s["chapter"]) == ["03_receptive_fields", "05_walls_experiments", "05_walls_experiments"]
     assert list(s["ours"]) == ["427", "21.9 [20.0, 23.0]", "0"]
     assert list(s["paper_value"]) == ["427", "22.7", "0"]
     assert list(s["kind"]) == ["paper", "paper", "check"]
     assert list(s["outcome"]) == ["holds", "holds", "holds"]
-    assert s["link"].iloc[1] == "04_walls_experiments.html#stack-mix-and-table-1"
-    assert s["link"].iloc[2] == "04_walls_experiments.html"
+    assert s["link"].iloc[1] == "05_walls_experiments.html#stack-mix-and-table-1"
+    assert s["link"].iloc[2] == "05_walls_experiments.html"
     assert s["paper_name"].iloc[0] == "Santos et al., large receptive fields"
     assert report.summary("default").empty
     assert list(report.summary("default").columns) == report.SUMMARY_COLUMNS
 
 
 def test_a_chapter_run_again_replaces_its_rows(cache):
-    c = report.Claims("04_walls_experiments", "smoke")
+    c = report.Claims("05_walls_experiments", "smoke")
     _add_two(c)
     c.save()
-    again = report.Claims("04_walls_experiments", "smoke")
+    again = report.Claims("05_walls_experiments", "smoke")
     again.add("figure7", "taimeskhanov", "Figure 7", "Maps leak below the wall.", None,
               kind="paper", tier="stand-in", verdict=_v())
     again.save()
@@ -271,21 +271,21 @@ def test_a_chapter_run_again_replaces_its_rows(cache):
 
 @pytest.mark.parametrize("verdict", [True, "holds", None, 0.0])
 def test_a_verdict_must_come_from_a_rule(verdict):
-    c = report.Claims("04_walls_experiments", "smoke")
+    c = report.Claims("05_walls_experiments", "smoke")
     with pytest.raises(TypeError, match="lib.verdict.Verdict"):
         c.add("x", "taimeskhanov", "Table 1", "s", 1.0, kind="paper", tier="stand-in",
               verdict=verdict)
 
 
 def test_holds_is_refused_with_the_fix():
-    c = report.Claims("04_walls_experiments", "smoke")
+    c = report.Claims("05_walls_experiments", "smoke")
     with pytest.raises(TypeError, match="takes kind= and verdict="):
         c.add("x", "taimeskhanov", "Table 1", "s", 1.0, 1.0, holds=True, kind="paper",
               tier="stand-in", verdict=_v())
 
 
 def test_kinds_and_tiers_are_checked():
-    c = report.Claims("04_walls_experiments", "smoke")
+    c = report.Claims("05_walls_experiments", "smoke")
     with pytest.raises(ValueError, match="kind must be one of"):
         c.add("x", "taimeskhanov", "Table 1", "s", kind="claim", verdict=_v())
     with pytest.raises(ValueError, match="a paper claim needs tier="):
@@ -298,21 +298,21 @@ def test_kinds_and_tiers_are_checked():
 
 
 def test_bad_claims_are_refused_with_the_reason():
-    c = report.Claims("04_walls_experiments", "smoke")
+    c = report.Claims("05_walls_experiments", "smoke")
     kw = dict(kind="paper", tier="stand-in", verdict=_v())
     with pytest.raises(ValueError, match="NaN"):
         c.add("x", "taimeskhanov", "Table 1", "s", 1.0, float("nan"), **kw)
-    with pytest.raises(ValueError, match="unknown paper 'paper 003'"):
-        c.add("x", "paper 003", "Table 1", "s", 1.0, **kw)
+    with pytest.raises(ValueError, match="unknown paper 'Taimeskhanov et al.'"):
+        c.add("x", "Taimeskhanov et al.", "Table 1", "s", 1.0, **kw)
     with pytest.raises(TypeError, match="ndarray"):
         c.add("x", "taimeskhanov", "Table 1", "s", 1.0, np.array([1.0, 2.0]), **kw)
     c.add("x", "taimeskhanov", "Table 1", "s", 1.0, **kw)
     with pytest.raises(ValueError, match="added twice"):
         c.add("x", "taimeskhanov", "Table 1", "s", 1.0, **kw)
     with pytest.raises(ValueError, match="profile"):
-        report.Claims("04_walls_experiments", "fast")
+        report.Claims("05_walls_experiments", "fast")
     with pytest.raises(ValueError, match="no claims"):
-        report.Claims("04_walls_experiments", "smoke").save()
+        report.Claims("05_walls_experiments", "smoke").save()
 
 
 def test_corrupt_and_malformed_records_name_file_and_row(cache):
@@ -337,7 +337,7 @@ def test_corrupt_and_malformed_records_name_file_and_row(cache):
 
 
 def test_save_is_atomic(cache, monkeypatch):
-    c = report.Claims("04_walls_experiments", "smoke")
+    c = report.Claims("05_walls_experiments", "smoke")
     _add_two(c)
     c.save()
     before = c.path.read_text()
@@ -345,7 +345,7 @@ def test_save_is_atomic(cache, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
     monkeypatch.setattr(report.json, "dump", boom)
-    again = report.Claims("04_walls_experiments", "smoke")
+    again = report.Claims("05_walls_experiments", "smoke")
     again.add("other", "taimeskhanov", "Figure 7", "s", 1.0, kind="finding", verdict=_v())
     with pytest.raises(OSError):
         again.save()
@@ -354,7 +354,7 @@ def test_save_is_atomic(cache, monkeypatch):
 
 
 def test_verdict_box_html_and_markdown():
-    c = report.Claims("04_walls_experiments", "default")
+    c = report.Claims("05_walls_experiments", "default")
     _add_two(c)
     c.add("x", "taimeskhanov", "Figure 7", "a <b> tag & co", 0.5, kind="paper", tier="stand-in",
           verdict=_v(V.FAILS, 0.1, 0.05, 0.15))
@@ -379,7 +379,7 @@ def test_verdict_box_html_and_markdown():
 
 
 def test_tally_never_counts_checks_or_findings():
-    c = report.Claims("05_gradcam_fundamentals", "smoke")
+    c = report.Claims("02_gradcam_fundamentals", "smoke")
     c.add("a", "selvaraju", "Eq. 3", "CAM = Z Grad-CAM", kind="check",
           verdict=V.check(2e-7, 1e-5, rule="r"))
     c.add("b", "selvaraju", "Eq. 12", "counterfactual = -gradients", kind="check",
@@ -392,7 +392,7 @@ def test_tally_never_counts_checks_or_findings():
           verdict=_v(V.UNDECIDED, 0.1, -0.1, 0.3))
     assert report.tally(c.rows)["undecided"] == 1 and sum(report.tally(c.rows).values()) == 1
     assert c.figure() is not None  # the paper claim and the finding have intervals to draw
-    only_checks = report.Claims("05_gradcam_fundamentals", "smoke")
+    only_checks = report.Claims("02_gradcam_fundamentals", "smoke")
     only_checks.add("a", "selvaraju", "Eq. 3", "CAM = Z Grad-CAM", kind="check",
                     verdict=V.check(2e-7, 1e-5, rule="r"))
     assert only_checks.figure() is None
@@ -414,8 +414,8 @@ def test_every_paper_key_is_on_the_references_page():
 
 
 def test_long_words_get_break_opportunities():
-    st = report.table(pd.DataFrame({"where": ["DATA_ROOT/stack003/{stackmix,stackgen}/", "present"]}))
-    assert list(st.data["where"]) == ["DATA_<wbr>ROOT/<wbr>stack003/<wbr>{stackmix,<wbr>stackgen}/",
+    st = report.table(pd.DataFrame({"where": ["DATA_ROOT/stack/{stackmix,stackgen}/", "present"]}))
+    assert list(st.data["where"]) == ["DATA_<wbr>ROOT/<wbr>stack/<wbr>{stackmix,<wbr>stackgen}/",
                                       "present"]
 
 
@@ -433,13 +433,13 @@ def test_summary_page_names_chapters_with_and_without_records(cache, monkeypatch
 
     glued = {}
     monkeypatch.setattr(myst_nb, "glue", lambda name, v, display=True: glued.__setitem__(name, v))
-    chapters = {"01_methods_tour": "A tour of the methods", "04_walls_experiments": "Walls: experiments"}
+    chapters = {"01_methods_tour": "A tour of the methods", "05_walls_experiments": "Walls: experiments"}
     empty = report.SummaryPage("smoke", chapters)
     empty.glue()
     assert glued["summary_with"] == "none yet"
     assert glued["summary_without"] == "A tour of the methods; Walls: experiments"
     assert "no table" in empty.table().data  # a sentence, never an empty table
-    c = report.Claims("04_walls_experiments", "smoke")
+    c = report.Claims("05_walls_experiments", "smoke")
     _add_two(c)
     c.add("full-only", "taimeskhanov", "Table 1", "on ImageNet", 22.7, kind="paper",
           tier="paper-data", verdict=V.not_run("within 1 point", "needs ILSVRC (profile full)"))
@@ -464,7 +464,7 @@ def test_summary_page_names_chapters_with_and_without_records(cache, monkeypatch
          "evidence": "stand-ins trained here", "holds": 1, "does not hold": 0,
          "undecided": 1, "not run here": 0}]
     html = page.table().to_html()
-    assert ('<a href="04_walls_experiments.html#stack-mix-and-table-1">Table 1</a>, Taimeskhanov, '
+    assert ('<a href="05_walls_experiments.html#stack-mix-and-table-1">Table 1</a>, Taimeskhanov, '
             'Sicre, Garreau, CAM-based methods can see through walls: Grad-CAM') in html
     assert "HiResCAM puts none there" not in html  # the check is in its own table
     assert "HiResCAM puts none there" in page.table("check").to_html()

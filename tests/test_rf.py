@@ -1,5 +1,5 @@
-"""Tests for lib.rf: theoretical RF (Eq. 1 by hand, gradient connectivity, paper 000 Table 1),
-ERF (Eq. 2 by hand), RF centres vs up-sampling, and paper 003's dead zone."""
+"""Tests for lib.rf: theoretical RF (Eq. 1 by hand, gradient connectivity, Santos et al. Table 1),
+ERF (Eq. 2 by hand), RF centres vs up-sampling, and Taimeskhanov et al.'s dead zone."""
 from __future__ import annotations
 
 import math
@@ -73,7 +73,7 @@ def test_non_square_kernels_and_input():
 
 
 def test_paper_table1_exact():
-    """Paper 000 Table 1 from torchvision's architectures (no weights)."""
+    """Santos et al. Table 1 from torchvision's architectures (no weights)."""
     r50 = R.receptive_fields(meta(torchvision.models.resnet50))
     rf = r50["layer4"]
     assert (rf.rf_min, rf.rf_max, rf.jump, rf.out_h) == (427, 427, 32, 7)
@@ -286,7 +286,7 @@ class _Upto(nn.Module):
 
 @pytest.mark.parametrize("skips", [True, False])
 def test_unet_decoder_matches_gradient_connectivity(skips):
-    """Paper 004's U-Net (lib.models.unet): transposed convs, skip concatenations and, at 20 px,
+    """Mascolini et al.'s U-Net (lib.models.unet): transposed convs, skip concatenations and, at 20 px,
     the decoder's padding of odd sizes. Max-pools become average pools of the same geometry so
     that every pixel of a window gets a gradient."""
     from lib.models.unet import UNetClassifier
@@ -452,7 +452,7 @@ def test_rf_centres_vs_upsampling():
 
 
 # ------------------------------------------------------------------------------------------
-# Dead zone of the masked VGG (paper 003)
+# Dead zone of the masked VGG (Taimeskhanov et al.)
 # ------------------------------------------------------------------------------------------
 
 def _paper_features():

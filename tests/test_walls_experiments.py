@@ -1,4 +1,4 @@
-"""Paper 003, Section 3 (the walls-experiments chapter): Table 1's scoring, the paper's protocol
+"""Taimeskhanov et al., Section 3 (the walls-experiments chapter): Table 1's scoring, the paper's protocol
 for Eigen-CAM, empty maps, the claims computed on our numbers, and the full profile's data check."""
 import math
 
@@ -187,7 +187,7 @@ def test_add_table1_claims_kinds_and_tiers():
             + _gradcam_rows([0.6, 0.5, 0.7, 0.55, 0.6, 0.65], "eigencam"))
     for m in others:
         rows += _gradcam_rows([0.3, 0.35, 0.2, 0.4, 0.3, 0.25], m)
-    claims = report.Claims("04_walls_experiments", "smoke")
+    claims = report.Claims("05_walls_experiments", "smoke")
     with torch.device("meta"):
         from lib.models.masked_vgg import masked_vgg16
         paper_vgg = masked_vgg16(masked_rows=9)
@@ -223,11 +223,11 @@ def test_authors_files_names_everything_missing(tmp_path):
     with pytest.raises(DataMissingError, match="data_root is None"):
         wx.check_data("full", None)
     wx.check_data("default", None)  # nothing to check: the default profile runs offline
-    (tmp_path / "stack003").mkdir()
-    (tmp_path / "stack003" / "params_vgg16_masked.pt").write_bytes(b"")
+    (tmp_path / "stack").mkdir()
+    (tmp_path / "stack" / "params_vgg16_masked.pt").write_bytes(b"")
     for kind in ("stackmix", "stackgen"):
-        (tmp_path / "stack003" / kind).mkdir()
-        (tmp_path / "stack003" / kind / "a.png").write_bytes(b"")
+        (tmp_path / "stack" / kind).mkdir()
+        (tmp_path / "stack" / kind / "a.png").write_bytes(b"")
     weights, folders = wx.authors_files(tmp_path)
-    assert weights == tmp_path / "stack003" / "params_vgg16_masked.pt"
-    assert folders == {k: tmp_path / "stack003" / k for k in ("stackmix", "stackgen")}
+    assert weights == tmp_path / "stack" / "params_vgg16_masked.pt"
+    assert folders == {k: tmp_path / "stack" / k for k in ("stackmix", "stackgen")}

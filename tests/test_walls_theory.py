@@ -1,4 +1,4 @@
-"""Paper 003, Section 2 (the walls-theory chapter): the masked [CNN], Proposition 2 (closed-form
+"""Taimeskhanov et al., Section 2 (the walls-theory chapter): the masked [CNN], Proposition 2 (closed-form
 alpha), Theorem 3, and the sign of Grad-CAM at initialisation (Figure 3)."""
 import math
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.chapters import walls_theory as theory
-from lib.models.cnn003 import CNN003, effective_weight, init_gaussian_, mnist_cnn003
+from lib.models.one_conv import OneConvNet, effective_weight, init_gaussian_, mnist_one_conv_net
 from lib.models.walled import dead_zone_check
 
 
@@ -24,7 +24,7 @@ def _images(n, seed=0, size=28):
 @pytest.mark.parametrize("bias", [False, True], ids=["no-bias", "bias"])
 def test_prop2_closed_form_equals_autograd(hidden, bias):
     g = torch.Generator().manual_seed(1)
-    model = CNN003(16, kernel_size=2, pool_size=2, input_size=(28, 28), pad=(0, 1, 1, 0),
+    model = OneConvNet(16, kernel_size=2, pool_size=2, input_size=(28, 28), pad=(0, 1, 1, 0),
                    hidden=hidden, n_classes=10, conv_bias=bias, mlp_bias=bias, mask_rows=7)
     init_gaussian_(model.double(), generator=g)
     x = _images(4)
@@ -40,7 +40,7 @@ def test_prop2_closed_form_equals_autograd(hidden, bias):
 
 def test_prop2_L1_is_row_sum_of_W_over_hw():
     """L = 1: alpha_v = 1/(hw) sum_{i,j} W_{c,v,i,j}, the same for every input (Appendix D)."""
-    model = mnist_cnn003(8, generator=torch.Generator().manual_seed(2)).double()
+    model = mnist_one_conv_net(8, generator=torch.Generator().manual_seed(2)).double()
     x = _images(3)
     w = effective_weight(model.dense_layers[0]).reshape(10, 8, 14, 14)
     assert (w[:, :, 7:] == 0).all() and (w[:, :, :7] != 0).all()
@@ -56,7 +56,7 @@ def test_prop2_hand_computed_tiny_case():
     rho = W1^T diag(1, 1, 0) W2^T = (1*1 + (-1)(-2), 2*1 + 1*(-2)) = (3, 0); alpha = rho / 4;
     y = W2 ReLU(a1) = 5 - 2 = 3; GC = ReLU(0.75 * B1 + 0 * B2) = 0.75 everywhere.
     """
-    model = CNN003(2, kernel_size=2, pool_size=2, input_size=(3, 3), hidden=(3,),
+    model = OneConvNet(2, kernel_size=2, pool_size=2, input_size=(3, 3), hidden=(3,),
                    n_classes=1).double()
     with torch.no_grad():
         model.conv.weight.copy_(torch.tensor([[[[0.25, 0.25], [0.25, 0.25]]],
@@ -74,7 +74,7 @@ def test_prop2_hand_computed_tiny_case():
 
 def test_prop2_agrees_with_lib_cam():
     cam = pytest.importorskip("lib.cam")
-    model = mnist_cnn003(16, hidden=(12,), generator=torch.Generator().manual_seed(3)).double()
+    model = mnist_one_conv_net(16, hidden=(12,), generator=torch.Generator().manual_seed(3)).double()
     x = _images(2)
     signed = cam.compute(model, x, "relu", method="gradcam", target=1).detach()
     mine = torch.einsum("nv,nvij->nij", theory.gradcam_alpha_closed_form(model, x, 1),
@@ -87,21 +87,21 @@ def test_prop2_agrees_with_lib_cam():
 
 def test_mask_makes_logits_independent_of_the_dead_zone():
     g = torch.Generator().manual_seed(4)
-    model = mnist_cnn003(8, generator=g).double()
+    model = mnist_one_conv_net(8, generator=g).double()
     # paper set-up: B rows >= 14 are unseen, so input rows >= 14 (padded rows >= 15; the
     # authors' own check zeroes the last 14 of 29 padded rows)
     assert model.feature_dead_row == 14 and model.input_dead_row == 14
     x = _images(2)
     check = dead_zone_check(model, x, model.input_dead_row)
     assert check.dead == 0.0 and check.above > 0  # bit-identical, not merely close
-    unmasked = mnist_cnn003(8, mask_rows=0, generator=torch.Generator().manual_seed(4)).double()
+    unmasked = mnist_one_conv_net(8, mask_rows=0, generator=torch.Generator().manual_seed(4)).double()
     assert unmasked.input_dead_row == 28
     assert dead_zone_check(unmasked, x, 14).dead > 0
 
 
 def test_mask_survives_training_and_reloading():
     g = torch.Generator().manual_seed(5)
-    model = mnist_cnn003(4, hidden=(6,), generator=g).double()
+    model = mnist_one_conv_net(4, hidden=(6,), generator=g).double()
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     x = _images(4)
     loss = F.cross_entropy(model(x), torch.tensor([1, 2, 3, 4]))
@@ -117,8 +117,8 @@ def test_mask_survives_training_and_reloading():
 
 def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="pool_size"):
-        CNN003(4, kernel_size=2, pool_size=2, input_size=(28, 28))  # 27 x 27 not divisible
-    model = mnist_cnn003(4)
+        OneConvNet(4, kernel_size=2, pool_size=2, input_size=(28, 28))  # 27 x 27 not divisible
+    model = mnist_one_conv_net(4)
     with pytest.raises(ValueError, match="built for"):
         model(torch.zeros(1, 1, 29, 29))
     xi = torch.rand(29, 29)
@@ -163,7 +163,7 @@ def test_exact_expectation_small_V_by_hand():
 
 
 def test_ensemble_equals_the_model_draw_by_draw():
-    """The batched Monte Carlo implementation and CNN003 + autograd give the same maps."""
+    """The batched Monte Carlo implementation and OneConvNet + autograd give the same maps."""
     g = torch.Generator().manual_seed(7)
     d, v = 3, 24
     filters = torch.randn(d, v, 2, 2, generator=g, dtype=torch.float64)
@@ -175,7 +175,7 @@ def test_ensemble_equals_the_model_draw_by_draw():
     for target in (6, "predicted"):
         maps = theory.ensemble_gradcam(xi, filters, weights, 2, mask, target)
         for i in range(d):
-            model = mnist_cnn003(v).double()
+            model = mnist_one_conv_net(v).double()
             with torch.no_grad():
                 model.conv.weight.copy_(filters[i, :, None])
                 model.dense_layers[0].weight.copy_(weights[i].reshape(10, -1))
@@ -241,7 +241,7 @@ def test_figure3_counts_by_hand():
     cam = pytest.importorskip("lib.cam")
     image = _images(1, seed=11)[0, 0]
     f = theory.figure3(image, n_filters=32, seed=3)
-    model = mnist_cnn003(32, generator=torch.Generator().manual_seed(3)).double()
+    model = mnist_one_conv_net(32, generator=torch.Generator().manual_seed(3)).double()
     gc = torch.relu(cam.compute(model, image[None, None], "relu", method="gradcam"))[0]
     assert torch.allclose(f.gc, gc, atol=1e-12)
     nonblank = theory.patch_norms(F.pad(image, (0, 1, 1, 0)), 2) > 0
@@ -362,7 +362,7 @@ def test_add_claims_kinds_tiers_and_a_failing_check():
                           positive={"unseen": (5, 10), "seen": (6, 10)})
     prop2 = pd.DataFrame({theory.PROP2_ERRORS[0]: [1e-16, 3e-16],
                           theory.PROP2_ERRORS[1]: [2e-16, 1e-15]})
-    claims = report.Claims("03_walls_theory", "smoke")
+    claims = report.Claims("04_walls_theory", "smoke")
     theory.add_claims(claims, prop2, results, fig3_v, fig3)
     rows = {c.claim_id: c for c in claims.rows}
     assert rows["prop2"].kind == "check" and rows["prop2"].tier is None
@@ -374,6 +374,6 @@ def test_add_claims_kinds_tiers_and_a_failing_check():
     assert report.tally(claims.rows)["undecided"] == 1 and sum(report.tally(claims.rows).values()) == 2
     off = prop2.copy()
     off.loc[1, theory.PROP2_ERRORS[0]] = 1e-3
-    claims = report.Claims("03_walls_theory", "smoke")
+    claims = report.Claims("04_walls_theory", "smoke")
     theory.add_claims(claims, off, results, fig3_v, fig3)
     assert claims.rows[0].outcome == "does not hold" and claims.rows[0].verdict.estimate == 1e-3

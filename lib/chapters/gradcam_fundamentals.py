@@ -1,4 +1,4 @@
-"""Chapter "Grad-CAM fundamentals" (Selvaraju et al., through the reading notes of paper 002).
+"""Chapter "Grad-CAM fundamentals" (Selvaraju et al., through the reading notes of Selvaraju et al.).
 
 Grad-CAM computed step by step with a forward hook and autograd (Eq. 1-2); CAM as its special
 case, w_k^c = Z alpha_k^c (Eq. 3-11), checked in float64; Guided Backpropagation, Guided Grad-CAM

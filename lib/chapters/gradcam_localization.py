@@ -108,7 +108,7 @@ NIH_ORDERS = {
               "Nodule", "Atelectasis", "Pneumothorax", "Pleural_Thickening", "Pneumonia",
               "Fibrosis", "Edema", "Consolidation"),
 }
-#: the two resize geometries paper 001 is ambiguous about: lib.data.boxes mode -> description
+#: the two resize geometries Nagy et al. is ambiguous about: lib.data.boxes mode -> description
 GEOMETRIES = {"shorter": "Resize(256) keeping the aspect, centre crop 224 (the authors' code)",
               "square": "Resize((256, 256)), centre crop 224 (the authors' box transform)"}
 #: the full profile's geometries: both of the above and the pair the authors' code actually ran,
@@ -116,9 +116,9 @@ GEOMETRIES = {"shorter": "Resize(256) keeping the aspect, centre crop 224 (the a
 FULL_GEOMETRIES = {**GEOMETRIES,
                    "mixed": "images Resize(256) keeping the aspect, boxes Resize((256, 256)); "
                             "centre crop 224 (the authors' code: image and box transforms differ)"}
-#: Zhang et al.'s pointing-game tolerance at 224 px (paper 001 uses none)
+#: Zhang et al.'s pointing-game tolerance at 224 px (Nagy et al. uses none)
 TOLERANCE_ZHANG = 15
-THRESHOLD = 0.15      # paper 001: the map binarised at 15 % of its max
+THRESHOLD = 0.15      # Nagy et al.: the map binarised at 15 % of its max
 RECALL_THRESHOLD = 0.5
 TABLE5_THRESHOLD = 0.85
 #: the fixed test scenes of Tables 1-2 (Fashion-MNIST's TEST split; the seeds draw training)
@@ -729,7 +729,7 @@ def _input_map(attr: torch.Tensor) -> torch.Tensor:
 
 #: Table 5's two protocols: "textbook" (the methods as published: textbook Grad-CAM++, the
 #: network's logits, bilinear up-sampling, an empty map counted and left out) and "authors"
-#: (paper 001's code: their Grad-CAM++ variant relu(sum_k alpha_k exp(A_k)), the outputs through
+#: (Nagy et al.'s code: their Grad-CAM++ variant relu(sum_k alpha_k exp(A_k)), the outputs through
 #: a sigmoid as their CheXNet, per-image min-max then bicubic up-sampling, an all-zero map
 #: scored 0 and kept in the mean)
 TABLE5_PROTOCOLS = ("textbook", "authors")

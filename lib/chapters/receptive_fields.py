@@ -922,7 +922,7 @@ class Table2Experiment:
         data = {"weights": self.weights_digests(),
                 "data": (f"vindr-cxr:{self.vindr.root}:{len(self.vindr)}" if self.vindr is not None
                          else "fashion-mnist scenes")}
-        return ResultsStore("02_receptive_fields", self.profile, self.config(), root=root,
+        return ResultsStore("03_receptive_fields", self.profile, self.config(), root=root,
                             data=data)
 
     def run(self, store=None) -> Table2Results:

@@ -1,4 +1,4 @@
-"""The "walls: experiments" chapter (paper 003, Section 3: Taimeskhanov, Sicre, Garreau,
+"""The "walls: experiments" chapter (Taimeskhanov et al., Section 3: Taimeskhanov, Sicre, Garreau,
 *CAM-based methods can see through walls*): the masked VGG, STACK-MIX and Table 1's mu (Eq. 7)
 for seven CAM methods, and a wall built into a pretrained EfficientNet-Lite0.
 
@@ -46,7 +46,7 @@ EIGEN_OURS = "eigencam (sign: channel sum)"
 #: paper's protocol) and ours (the first component correlated with the channel sum).
 EIGEN_SIGNS = {"eigencam": "svd", EIGEN_OURS: "sum"}
 
-#: Paper 003, Table 1: 100 * mu, mean and standard deviation over 100 images per data set.
+#: Taimeskhanov et al., Table 1: 100 * mu, mean and standard deviation over 100 images per data set.
 PAPER_TABLE1 = {
     "STACK-MIX": {"gradcam": (22.7, 13.4), "gradcam++": (28.8, 8.1), "xgradcam": (23.8, 9.0),
                   "scorecam": (19.9, 10.3), "ablationcam": (21.0, 9.9),
@@ -55,7 +55,7 @@ PAPER_TABLE1 = {
                   "scorecam": (18.5, 10.6), "ablationcam": (20.8, 9.6),
                   "eigencam": (55.8, 21.6), "hirescam": (0.0, 0.0)},
 }
-#: Paper 003, Figure 5 and Section 3.1: ImageNet validation accuracy (%), after 90 epochs.
+#: Taimeskhanov et al., Figure 5 and Section 3.1: ImageNet validation accuracy (%), after 90 epochs.
 PAPER_ACCURACY = {"masked": {"top-1": 66.5, "top-5": 87.0},
                   "unmasked": {"top-1": 71.5, "top-5": 90.4}}
 PAPER_EPOCHS = 90
@@ -90,27 +90,27 @@ def authors_files(data_root) -> tuple[Path, dict[str, Path]]:
     STACK-GEN folders under ``data_root``. Raises one DataMissingError listing everything that
     is missing, with where to get it (before any long computation starts)."""
     from lib.data.errors import DataMissingError
-    from lib.data.stack003 import WHERE, stack003_dir
+    from lib.data.stack_folders import WHERE, stack_folder_dir
     from lib.models.masked_vgg import AUTHORS_WEIGHTS_URL
 
     root = Path(data_root) if data_root is not None else None
-    candidates = ([root / "stack003" / "params_vgg16_masked.pt", root / "params_vgg16_masked.pt"]
+    candidates = ([root / "stack" / "params_vgg16_masked.pt", root / "params_vgg16_masked.pt"]
                   if root is not None else [])
     weights = next((p for p in candidates if p.is_file()), None)
     missing = []
     if weights is None:
         missing.append(str(candidates[0]) if root is not None
-                       else "DATA_ROOT/stack003/params_vgg16_masked.pt (data_root is None)")
+                       else "DATA_ROOT/stack/params_vgg16_masked.pt (data_root is None)")
     folders = {}
     for kind in ("stackmix", "stackgen"):
-        folder = stack003_dir(root, kind) if root is not None else None
+        folder = stack_folder_dir(root, kind) if root is not None else None
         if folder is None or not folder.is_dir() or not any(folder.iterdir()):
-            missing.append(f"{folder if folder is not None else 'DATA_ROOT/stack003/' + kind}"
+            missing.append(f"{folder if folder is not None else 'DATA_ROOT/stack/' + kind}"
                            "/*.png|jpg")
         folders[kind] = folder
     if missing:
-        raise DataMissingError("paper 003's masked VGG and STACK-MIX / STACK-GEN", missing,
-                               f"weights: {AUTHORS_WEIGHTS_URL}, put in DATA_ROOT/stack003/; "
+        raise DataMissingError("Taimeskhanov et al.'s masked VGG and STACK-MIX / STACK-GEN", missing,
+                               f"weights: {AUTHORS_WEIGHTS_URL}, put in DATA_ROOT/stack/; "
                                f"images: {WHERE}")
     return weights, folders
 
@@ -145,14 +145,14 @@ def table1_data(profile: str, data_root, device, masked: nn.Module | None = None
 
     if profile == "full":
         from lib.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize_imagenet
-        from lib.data.stack003 import load_stack003
+        from lib.data.stack_folders import load_stack_folder
         from lib.models.masked_vgg import load_authors_weights
 
         weights, _ = authors_files(data_root)
         model = load_authors_weights(weights).to(device).eval()
         datasets = {}
         for kind, label in (("stackmix", "STACK-MIX"), ("stackgen", "STACK-GEN")):
-            s = load_stack003(data_root, kind, size=model.input_size)
+            s = load_stack_folder(data_root, kind, size=model.input_size)
             datasets[label] = (normalize_imagenet(s.images), s.labels)
         return Table1Data(model, "authors' masked VGG16 (ImageNet, 224 px)", datasets, [weights],
                           IMAGENET_MEAN, IMAGENET_STD,
@@ -274,7 +274,7 @@ def run_table1(data: Table1Data, profile: str, config: dict, device, methods=Non
     methods = TABLE1_METHODS + [EIGEN_OURS] if methods is None else list(methods)
     model = data.model
     dead = dead_zone(model).as_slice()
-    store = ResultsStore("04_walls_experiments", profile,
+    store = ResultsStore("05_walls_experiments", profile,
                          {**config, "model": data.model_name, "dead": [dead.start, dead.stop],
                           "methods": methods, "batch": batch,
                           "datasets": {k: len(v[0]) for k, v in data.datasets.items()}},

@@ -1,9 +1,9 @@
-"""The "walls: theory" chapter (paper 003, Section 2: Taimeskhanov, Sicre, Garreau, *CAM-based
+"""The "walls: theory" chapter (Taimeskhanov et al., Section 2: Taimeskhanov, Sicre, Garreau, *CAM-based
 methods can see through walls*): Grad-CAM on the masked [CNN], Proposition 2's closed form of
 alpha, Theorem 3's lower bound on the expected Grad-CAM score, its exact value (Eq. 11), a batched
 Monte Carlo over random initialisations that checks both, and Figure 3.
 
-Symbols (paper 003, Section 2): xi is the conv input (H x W, after padding), k the filter size,
+Symbols (Taimeskhanov et al., Section 2): xi is the conv input (H x W, after padding), k the filter size,
 B = ReLU(conv(xi)) in R^{V x h x w}, (h, w) = (H-k+1, W-k+1), k' the max-pool size,
 (h', w') = (h, w) / k'. Grad-CAM (Definition 1) is GC = ReLU(sum_v alpha_v B^(v)) on the h x w grid
 (before any up-sampling or normalisation), alpha_v = GAP(dy/dB^(v)).
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from lib import verdict
-from lib.models.cnn003 import CNN003, effective_weight, mnist_cnn003
+from lib.models.one_conv import OneConvNet, effective_weight, mnist_one_conv_net
 
 __all__ = [
     "SIZES", "PAPER_FILTERS", "PROP2_ERRORS", "gradcam_alpha_autograd",
@@ -51,7 +51,7 @@ PAPER_FILTERS = 256
 
 # --------------------------------------------------------------------------- Proposition 2
 
-def _batch(model: CNN003, x: torch.Tensor) -> torch.Tensor:
+def _batch(model: OneConvNet, x: torch.Tensor) -> torch.Tensor:
     if x.dim() == 3:
         x = x.unsqueeze(1)
     if x.dim() != 4 or tuple(x.shape[-2:]) != model.input_size:
@@ -72,7 +72,7 @@ def _targets(logits: torch.Tensor, target) -> torch.Tensor:
     return t
 
 
-def gradcam_alpha_autograd(model: CNN003, x: torch.Tensor, target=None) -> torch.Tensor:
+def gradcam_alpha_autograd(model: OneConvNet, x: torch.Tensor, target=None) -> torch.Tensor:
     """alpha_v = GAP(d y_c / d B^(v)) by automatic differentiation (Definition 1), shape (N, V).
 
     ``target``: None (predicted class), an int, or one int per image.
@@ -89,7 +89,7 @@ def gradcam_alpha_autograd(model: CNN003, x: torch.Tensor, target=None) -> torch
     return grad.mean(dim=(-2, -1))
 
 
-def gradcam_alpha_closed_form(model: CNN003, x: torch.Tensor, target=None) -> torch.Tensor:
+def gradcam_alpha_closed_form(model: OneConvNet, x: torch.Tensor, target=None) -> torch.Tensor:
     """Proposition 2: alpha_v = 1/(hw) sum_{(i,j) in [h']x[w']} sum_{i_1..i_{L-1}}
     1{a^(1)_{i_1}, ..., a^(L-1)_{i_{L-1}} > 0} prod_p W^(p)_{i_p, i_{p-1}}, with i_0 = (v, i, j)
     and i_L = c, shape (N, V). For L = 1 this is 1/(hw) times the sum of W's row c over channel v,
@@ -107,7 +107,7 @@ def gradcam_alpha_closed_form(model: CNN003, x: torch.Tensor, target=None) -> to
         return rho.reshape(x.shape[0], model.n_filters, -1).sum(-1) / (h * w)
 
 
-def gradcam_map(model: CNN003, x: torch.Tensor, target=None, closed_form: bool = False
+def gradcam_map(model: OneConvNet, x: torch.Tensor, target=None, closed_form: bool = False
                 ) -> torch.Tensor:
     """[GC] = ReLU(sum_v alpha_v B^(v)) of Definition 1, on the h x w grid, shape (N, h, w)."""
     x = _batch(model, x)
@@ -486,7 +486,7 @@ def prop2_table(x: torch.Tensor, n_filters: int, seed: int = 0) -> pd.DataFrame:
 
     rows = []
     for L, hidden in ((1, ()), (3, (128, 64))):
-        m = mnist_cnn003(n_filters=n_filters, hidden=hidden,
+        m = mnist_one_conv_net(n_filters=n_filters, hidden=hidden,
                          generator=torch.Generator().manual_seed(seed + L)).double()
         closed = gradcam_alpha_closed_form(m, x)
         auto = gradcam_alpha_autograd(m, x)
@@ -596,7 +596,7 @@ def figure3(image: torch.Tensor, n_filters: int = PAPER_FILTERS, seed: int = 0) 
     on one grey image (28, 28) in [0, 1]: Grad-CAM for the predicted class, as the authors' code."""
     import lib.cam
 
-    model = mnist_cnn003(n_filters=n_filters,
+    model = mnist_one_conv_net(n_filters=n_filters,
                          generator=torch.Generator().manual_seed(seed)).double()
     x1 = image.double()[None, None]
     xi = model.pad(x1)[0, 0]

@@ -12,7 +12,7 @@ _LAZY = {
     "make_scenes": "scenes", "Scenes": "scenes",
     "stack_mix": "stackmix", "StackMix": "stackmix",
     "ImageNetVal": "imagenet", "VinDrCXR": "vindr", "NIHChestXray": "nih",
-    "load_stack003": "stack003", "rescale_boxes": "boxes", "box_mask": "boxes",
+    "load_stack_folder": "stack_folders", "rescale_boxes": "boxes", "box_mask": "boxes",
 }
 
 __all__ = ["DataMissingError", "DataFormatError", "LoadReport", "summary", *_LAZY]

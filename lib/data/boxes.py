@@ -23,7 +23,7 @@ def resize_crop_geometry(width: int, height: int, resize: int | None, crop: int 
                          mode: str = "square") -> tuple[float, float, float, float, int, int]:
     """Scale and offset that a resize followed by a centre crop applies to coordinates.
 
-    ``mode="square"`` resizes to ``resize x resize`` (paper 001: 256x256 then a 224 centre crop);
+    ``mode="square"`` resizes to ``resize x resize`` (Nagy et al.: 256x256 then a 224 centre crop);
     ``mode="shorter"`` resizes the shorter side to ``resize`` (torchvision's ``Resize(256)``).
     Returns (sx, sy, ox, oy, out_w, out_h): x' = x * sx - ox, y' = y * sy - oy.
     """

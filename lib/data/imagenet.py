@@ -1,10 +1,10 @@
-"""ImageNet 2012 validation images with their boxes (full profile; paper 001 Tables 1-2).
+"""ImageNet 2012 validation images with their boxes (full profile; Nagy et al. Tables 1-2).
 
 Boxes come from the per-image PASCAL-VOC XML files of ``ILSVRC2012_bbox_val_v3`` or from Kaggle's
 ``LOC_val_solution.csv`` (``ImageId,PredictionString`` = "wnid xmin ymin xmax ymax ..."). Class
 indices follow torchvision's order, which is the sorted list of the 1000 wnids shipped in
 ``data/imagenet_wnids.txt`` (copied from timm's ``imagenet_synsets.txt``). Images and boxes are
-resized to 256 x 256 and centre-cropped to 224, as paper 001 did (``mode="shorter"`` gives
+resized to 256 x 256 and centre-cropped to 224, as Nagy et al. did (``mode="shorter"`` gives
 torchvision's shorter-side resize instead).
 
 Boxes must be finite and inside the image; ILSVRC's boxes may reach a pixel or two past it, so a

@@ -1,4 +1,4 @@
-"""NIH ChestX-ray14 (full profile; paper 001 Table 5): labels and the 984 hand-drawn boxes.
+"""NIH ChestX-ray14 (full profile; Nagy et al. Table 5): labels and the 984 hand-drawn boxes.
 
 ``Data_Entry_2017.csv``: Image Index, Finding Labels ("A|B" or "No Finding"), Follow-up #, Patient
 ID, Patient Age, Patient Gender, View Position, OriginalImage[Width,Height],

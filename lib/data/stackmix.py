@@ -1,4 +1,4 @@
-"""STACK-MIX (paper 003, Eq. 6) from any labelled image set.
+"""STACK-MIX (Taimeskhanov et al., Eq. 6) from any labelled image set.
 
 xi = (xi_1[:, :split_row, :] over xi_2[:, split_row:, :]): the upper rows of one image and the
 lower rows of another image of the same class. The paper's split is 170 of 224 rows, i.e. the lower

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import fashion_mnist, imagenet, nih, stack003, vindr
+from . import fashion_mnist, imagenet, nih, stack_folders, vindr
 
 __all__ = ["summary", "format_summary"]
 
@@ -16,7 +16,7 @@ SHORT = {
     "imagenet": "ILSVRC2012 val images + ILSVRC2012_bbox_val_v3 (image-net.org or Kaggle) -> DATA_ROOT/imagenet/",
     "vindr": "VinDr-CXR train.csv + train/*.dicom (PhysioNet or Kaggle) -> DATA_ROOT/vindr-cxr/",
     "nih": "ChestX-ray14 Data_Entry_2017.csv, BBox_List_2017.csv, images/ (NIH box.com or Kaggle) -> DATA_ROOT/chestxray14/",
-    "stack": "datasets.zip from github.com/MagamedT/cam-can-see-through-walls -> DATA_ROOT/stack003/{stackmix,stackgen}/",
+    "stack": "datasets.zip from github.com/MagamedT/cam-can-see-through-walls -> DATA_ROOT/stack/{stackmix,stackgen}/",
 }
 
 
@@ -86,8 +86,8 @@ def _stack(kind):
     def fn(root):
         if root is None:
             return None, SHORT["stack"]
-        d = stack003.stack003_dir(root, kind)
-        n = sum(1 for p in d.rglob("*") if p.suffix.lower() in stack003.EXTS) if d.is_dir() else 0
+        d = stack_folders.stack_folder_dir(root, kind)
+        n = sum(1 for p in d.rglob("*") if p.suffix.lower() in stack_folders.EXTS) if d.is_dir() else 0
         return ("present" if n else "missing"), f"{n} images", (str(d) if n else SHORT["stack"])
     return fn
 

@@ -1,8 +1,8 @@
-"""VinDr-CXR (full profile; paper 000): Kaggle's ``train.csv`` of radiologists' boxes.
+"""VinDr-CXR (full profile; Santos et al.): Kaggle's ``train.csv`` of radiologists' boxes.
 
 ``train.csv`` columns: image_id, class_name, class_id, rad_id, x_min, y_min, x_max, y_max. Each
 image was read by three radiologists; "No finding" rows (class_id 14) have empty boxes. A finding
-is a label of the image when a majority of the radiologists who read it marked it (paper 000).
+is a label of the image when a majority of the radiologists who read it marked it (Santos et al.).
 Boxes of a positive finding are fused across radiologists (default ``fusion="mean"``: boxes of the
 same finding that overlap with IoU >= 0.4 form a cluster whose coordinates are averaged; clusters
 marked by a majority of readers are kept, or all clusters of that finding if none reaches a

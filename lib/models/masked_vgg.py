@@ -1,4 +1,4 @@
-"""The masked [VGG] of paper 003 (Section 3.1, Figure 4): a VGG16 that cannot see the bottom of
+"""The masked [VGG] of Taimeskhanov et al. (Section 3.1, Figure 4): a VGG16 that cannot see the bottom of
 its input because the first dense layer's weights over the last feature rows are held at 0."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ __all__ = ["PAPER_DEAD_ROWS", "MaskedLinear", "MaskedVGG", "masked_vgg16", "load
            "map_state_dict_keys", "CONFIGS", "AUTHORS_WEIGHTS_URL"]
 
 #: Conv channels per layer, "M" a 2x2 max-pool. "D" is VGG16 without its last max-pool and with
-#: the last conv 512 -> 256 (paper 003); its module indices equal torchvision's
+#: the last conv 512 -> 256 (Taimeskhanov et al.); its module indices equal torchvision's
 #: vgg16.features[0..29], so the paper's target layer is ``features.29``. "S" is a shallow
 #: VGG-like stack for 64 px inputs: VGG16's receptive field (196 px) covers a whole 64 px image
 #: from every unit, so a scaled-down "D" would have no dead zone at all; "S" (RF 54 px, jump 8)
@@ -63,7 +63,7 @@ class MaskedLinear(nn.Linear):
 
 
 class MaskedVGG(nn.Module):
-    """Paper 003's [VGG]: ``features`` (VGG16 convs, no last max-pool, last conv to 256
+    """Taimeskhanov et al.'s [VGG]: ``features`` (VGG16 convs, no last max-pool, last conv to 256
     channels), flatten, ``classifier`` (dense over 256 x 14 x 14 -> 4096, ReLU, dropout, 4096,
     ReLU, dropout, classes) where the first dense layer's weights over the last ``masked_rows``
     of the 14 feature rows are exactly 0 (W[:, :, -9:, :] = 0).
@@ -142,7 +142,7 @@ class MaskedVGG(nn.Module):
 
 
 def masked_vgg16(num_classes: int = 1000, masked_rows: int = 9) -> MaskedVGG:
-    """The exact model of paper 003: 224 px input, 9 of 14 rows masked (0 gives the baseline)."""
+    """The exact model of Taimeskhanov et al.: 224 px input, 9 of 14 rows masked (0 gives the baseline)."""
     return MaskedVGG(num_classes=num_classes, masked_rows=masked_rows)
 
 
@@ -207,7 +207,7 @@ def map_state_dict_keys(src: dict[str, torch.Tensor],
 
 def load_authors_weights(path: str | Path | dict, masked_rows: int = 9,
                          map_location: str | torch.device = "cpu", **kwargs) -> MaskedVGG:
-    """A ``MaskedVGG`` holding the weights published with paper 003.
+    """A ``MaskedVGG`` holding the weights published with Taimeskhanov et al.
 
     The file holds the state dict of ``Sequential(features[0..29], Flatten, classifier)`` (keys
     ``0.weight`` ... ``28.bias``, ``31.0.weight`` ... ``31.6.bias``). Tensors are matched to the
@@ -223,7 +223,7 @@ def load_authors_weights(path: str | Path | dict, masked_rows: int = 9,
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(
-                f"no weights file at {path}. The masked VGG weights of paper 003 come from "
+                f"no weights file at {path}. The masked VGG weights of Taimeskhanov et al. come from "
                 f"{AUTHORS_WEIGHTS_URL}; they are only needed by the 'full' profile - the "
                 "'default' profile runs offline with the scaled masked VGG trained here.")
         raw = torch.load(path, map_location=map_location, weights_only=True)

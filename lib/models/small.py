@@ -1,4 +1,4 @@
-"""Small CNNs of papers 001 (the MNIST net of Table 7) and 002 (GAP vs GMP heads)."""
+"""Small CNNs of Nagy et al. (the MNIST net of Table 7) and 002 (GAP vs GMP heads)."""
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -10,7 +10,7 @@ __all__ = ["MnistNet", "PooledCNN", "gap_net", "gmp_net"]
 
 
 class MnistNet(nn.Module):
-    """Paper 001's MNIST network: Conv2d(1,20,5), MaxPool2d(2), ReLU, Linear(2880,50), ReLU,
+    """Nagy et al.'s MNIST network: Conv2d(1,20,5), MaxPool2d(2), ReLU, Linear(2880,50), ReLU,
     Linear(50,10).
 
     For a 28x28 input the conv gives 20x24x24, the pool 20x12x12 = 2880 features. Grad-CAM's
@@ -40,7 +40,7 @@ class MnistNet(nn.Module):
 
 
 class PooledCNN(nn.Module):
-    """A small CNN ending in global pooling and one linear layer (paper 002, GAP vs GMP).
+    """A small CNN ending in global pooling and one linear layer (Selvaraju et al., GAP vs GMP).
 
     ``features`` holds ``len(channels)`` blocks conv3x3-BN-ReLU, each but the last followed by a
     2x2 max-pool; then global average (``pool="avg"``, a CAM network: GAP + linear head) or
@@ -75,7 +75,7 @@ class PooledCNN(nn.Module):
 
 
 def gap_net(**kwargs) -> PooledCNN:
-    """The GAP-head network of paper 002 (a CAM network)."""
+    """The GAP-head network of Selvaraju et al. (a CAM network)."""
     return PooledCNN(pool="avg", **kwargs)
 
 

@@ -1,4 +1,4 @@
-"""A U-Net used as a classifier (paper 004): encoder-decoder, global average pooling, linear head;
+"""A U-Net used as a classifier (Mascolini et al.): encoder-decoder, global average pooling, linear head;
 ``skips=False`` gives the "ablated" U-Net with the same layer names."""
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""Walls built into networks (paper 003's masking, moved into any CNN) and the check that a wall
+"""Walls built into networks (Taimeskhanov et al.'s masking, moved into any CNN) and the check that a wall
 holds: noise behind it leaves the logits bit-identical, a change just in front of it does not.
 
 ``RowWall`` zeroes the last rows of a feature map; ``WalledModel`` puts one after a layer of a
-copy of any model; ``dead_zone_check`` tests a wall in the input (the dead zone of paper 003's
+copy of any model; ``dead_zone_check`` tests a wall in the input (the dead zone of Taimeskhanov et al.'s
 masked models) or in a layer's output.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ class RowWall(nn.Module):
     """Zero the last ``masked_rows`` rows of a feature map (N, C, H, W).
 
     A multiplication by a fixed 0/1 row mask, so the gradient reaching the wall's input in those
-    rows is exactly 0 (0 * g), as behind the masked dense weights of paper 003's [VGG].
+    rows is exactly 0 (0 * g), as behind the masked dense weights of Taimeskhanov et al.'s [VGG].
     """
 
     def __init__(self, masked_rows: int):

@@ -28,8 +28,8 @@ TORCHVISION = ("resnet50", "densenet121", "efficientnet_b0", "vgg16", "alexnet",
 _EFFNET = [f"features[{-i}]" for i in range(1, 5)]
 _DENSENET = ["denseblock4", "transition3", "denseblock3", "transition2"]
 _RESNET = ["layer4", "layer3", "layer2"]
-# paper label -> dotted name; the receptive-field chapter (paper 000) uses the first three,
-# paper 001 the next three.
+# paper label -> dotted name; the receptive-field chapter (Santos et al.) uses the first three,
+# Nagy et al. the next three.
 _PAPER_LAYERS: dict[str, dict[str, str]] = {
     "efficientnet_b0": {k: f"features.{9 - i}" for i, k in enumerate(_EFFNET, start=1)},
     "densenet121": {k: f"features.{k}" for k in _DENSENET},
@@ -121,7 +121,7 @@ def _mlp_head(n_in: int, hidden: int, num_classes: int, dropout: float) -> nn.Se
 
 def small_alexnet(num_classes: int = 10, in_channels: int = 1, width: int = 16,
                   hidden: int = 128, dropout: float = 0.5, batch_norm: bool = False) -> nn.Module:
-    """AlexNet's layout at 64 px (paper 001's AlexNet stand-in): five convs with ReLU and three
+    """AlexNet's layout at 64 px (Nagy et al.'s AlexNet stand-in): five convs with ReLU and three
     max-pools, so without batch norm ``features.11`` is the last conv's ReLU (the paper's layer,
     torchvision's index), then an adaptive average pool and AlexNet's three-layer classifier.
     Scaled: conv1 5x5 stride 2 (AlexNet: 11x11 stride 4), 2x2 pools (3x3 stride 2), widths
@@ -147,7 +147,7 @@ def small_alexnet(num_classes: int = 10, in_channels: int = 1, width: int = 16,
 
 def small_vgg(num_classes: int = 10, in_channels: int = 1, width: int = 8, hidden: int = 128,
               dropout: float = 0.5, batch_norm: bool = False) -> nn.Module:
-    """VGG16's layout at 64 px (paper 001's VGG16 stand-in): 13 3x3 convs in blocks of 2, 2, 3,
+    """VGG16's layout at 64 px (Nagy et al.'s VGG16 stand-in): 13 3x3 convs in blocks of 2, 2, 3,
     3, 3 (torchvision's ``vgg.make_layers`` of configuration "D"), so ``features.29`` is the last
     conv's ReLU (the paper's layer), then ``features.30`` max-pool, a 2x2 adaptive average pool
     and VGG's three-layer classifier. Scaled: widths (w, 2w, 4w, 4w, 4w) and the fourth
@@ -172,7 +172,7 @@ def small_vgg(num_classes: int = 10, in_channels: int = 1, width: int = 8, hidde
 
 
 class SmallGoogLeNet(nn.Module):
-    """GoogLeNet's layout at 64 px (paper 001's GoogLeNet stand-in), built from torchvision's own
+    """GoogLeNet's layout at 64 px (Nagy et al.'s GoogLeNet stand-in), built from torchvision's own
     ``Inception`` and ``BasicConv2d`` modules with GoogLeNet's module names: conv1 (3x3) -
     maxpool1 - conv2 (1x1) - conv3 (3x3) - maxpool2 - inception3a - maxpool3 - inception4a -
     maxpool4 - inception5b (the paper's layer) - global average pooling - dropout - fc.
@@ -252,9 +252,9 @@ PROJECT: dict[str, Callable[..., nn.Module]] = {
     # timm's architecture; lib.models.pretrained.efficientnet_lite0 loads its ImageNet weights
     "efficientnet_lite0": partial(timm.create_model, "efficientnet_lite0", pretrained=False),
     "linear_probe": LinearProbe, "imagenet_transfer": imagenet_transfer,
-    # paper 001's stand-ins for AlexNet, GoogLeNet and VGG16 (64 px scenes)
+    # Nagy et al.'s stand-ins for AlexNet, GoogLeNet and VGG16 (64 px scenes)
     "small_alexnet": small_alexnet, "small_googlenet": SmallGoogLeNet, "small_vgg": small_vgg,
-    # paper 001's CIFAR-10 network (Table 7)
+    # Nagy et al.'s CIFAR-10 network (Table 7)
     "cifar_googlenet": cifar_googlenet,
 }
 _SMALL_LAYERS = {"small_resnet": "resnet50", "small_densenet": "densenet121",

@@ -1,6 +1,6 @@
 """Receptive fields (RF), effective receptive fields (ERF) and the dead zone of a masked model.
 
-The theoretical RF (Araujo et al., *Distill* 2019; paper 000, Eq. 1, ``r_{l-1} = r_l s_l + k_l -
+The theoretical RF (Araujo et al., *Distill* 2019; Santos et al., Eq. 1, ``r_{l-1} = r_l s_l + k_l -
 s_l``) is computed from the model's own computation: the model runs once on a blank image (on
 the shape-only "meta" device when it can), every torch operation is intercepted
 (``__torch_function__``), and each one moves, per axis and per channel, the input interval that a
@@ -19,7 +19,7 @@ unbounded (``inf``). Up-sampling and transposed convolutions divide the jump; un
 a few phases with different RFs, each tracked exactly. BatchNorm counts as in eval mode.
 
 Modules: :mod:`lib.rf.fields` (the RF of every feature map, its result types and table),
-:mod:`lib.rf.erf` (the effective RF, Eq. 2), :mod:`lib.rf.dead_zone` (paper 003's dead rows),
+:mod:`lib.rf.erf` (the effective RF, Eq. 2), :mod:`lib.rf.dead_zone` (Taimeskhanov et al.'s dead rows),
 :mod:`lib.rf._trace` (the tracer behind them). Map resampling on RF centres is in
 :mod:`lib.resample`. Command line: ``python -m lib.rf MODEL`` / ``python -m lib.rf deadzone``.
 """

@@ -1,6 +1,6 @@
 """``python -m lib.rf MODEL``: the theoretical RF of every feature map of a model of
 :func:`lib.models.zoo.build` (untrained, on the meta device); ``python -m lib.rf deadzone``: the
-dead rows of paper 003's masked VGG16."""
+dead rows of Taimeskhanov et al.'s masked VGG16."""
 from __future__ import annotations
 
 import argparse
@@ -22,7 +22,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["deadzone"]:
         p = argparse.ArgumentParser(prog="python -m lib.rf deadzone",
-                                    description="Dead rows of paper 003's masked VGG16.")
+                                    description="Dead rows of Taimeskhanov et al.'s masked VGG16.")
         p.add_argument("--mask-rows", type=int, default=9)
         p.add_argument("--input-size", type=int, default=224)
         a = p.parse_args(argv[1:])

@@ -1,4 +1,4 @@
-"""The dead zone of a masked model (paper 003, Section 3.1): input rows no visible unit sees."""
+"""The dead zone of a masked model (Taimeskhanov et al., Section 3.1): input rows no visible unit sees."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -35,13 +35,13 @@ class DeadZone:
 def dead_zone(model: nn.Module, input_size=None, masked_rows: int | None = None, *,
               layer: nn.Module | str | None = None, visible_rows: Iterable[int] | None = None,
               in_channels: int | None = None) -> DeadZone:
-    """The dead zone (paper 003, Section 3.1): input rows outside the union of the RFs of the
+    """The dead zone (Taimeskhanov et al., Section 3.1): input rows outside the union of the RFs of the
     feature rows that the mask leaves visible (the first ``n - masked_rows`` rows, or
     ``visible_rows``).
 
     ``model``: the feature extractor (its output is the masked map), or a model with
     ``.features`` (a ``MaskedVGG``, whose ``input_size`` and ``masked_rows`` are the defaults).
-    Paper 003's masked VGG16: 224 px, 9 of 14 rows masked -> rows 170..223 (54 rows, 24 %).
+    Taimeskhanov et al.'s masked VGG16: 224 px, 9 of 14 rows masked -> rows 170..223 (54 rows, 24 %).
     """
     if input_size is None:
         input_size = getattr(model, "input_size", None)

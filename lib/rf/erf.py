@@ -1,4 +1,4 @@
-"""The effective receptive field (paper 000, Eq. 2) and its half-mass radius."""
+"""The effective receptive field (Santos et al., Eq. 2) and its half-mass radius."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +10,7 @@ from lib.layers import resolve_layer
 
 def erf(model: nn.Module, layer: nn.Module | str, images: torch.Tensor, unit=None,
         batch_size: int = 16, progress: bool | None = None) -> torch.Tensor:
-    """ERF (paper 000, Eq. 2): ``1/N sum_n | 1/C sum_c dA_ij / dI_n,c,x,y |``, with a gradient of
+    """ERF (Santos et al., Eq. 2): ``1/N sum_n | 1/C sum_c dA_ij / dI_n,c,x,y |``, with a gradient of
     1 at the centre unit ``(h // 2, w // 2)`` (or ``unit``) of every channel of ``layer``'s output
     and 0 elsewhere; returns an (H, W) float tensor on the CPU. The model runs in eval mode on
     its own device (state restored); parameters' ``.grad`` are left untouched."""

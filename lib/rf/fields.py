@@ -1,4 +1,4 @@
-"""The theoretical receptive field of every feature map of a model (paper 000, Eq. 1), from the
+"""The theoretical receptive field of every feature map of a model (Santos et al., Eq. 1), from the
 model's own computation (:mod:`lib.rf._trace`); the result types and their table."""
 from __future__ import annotations
 
@@ -228,7 +228,7 @@ def _analyse(model: nn.Module, input_size=224, in_channels: int | None = None
 
 def receptive_field(model: nn.Module, layer: nn.Module | str = "", input_size=224,
                     in_channels: int | None = None) -> RF:
-    """Theoretical RF of ``layer``'s output (paper 000, Eq. 1, generalised to any traced graph).
+    """Theoretical RF of ``layer``'s output (Santos et al., Eq. 1, generalised to any traced graph).
 
     ``layer``: a module of ``model`` or a dotted name (``"layer4"``, ``"features[-1]"``); ``""``
     is the model's output. ``input_size``: int or (height, width); it sets the map sizes (and

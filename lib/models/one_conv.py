@@ -1,4 +1,4 @@
-"""The [CNN] of paper 003, Section 2 (Taimeskhanov, Sicre, Garreau, *CAM-based methods can see
+"""The [CNN] of Taimeskhanov et al., Section 2 (Taimeskhanov, Sicre, Garreau, *CAM-based methods can see
 through walls*): one convolution, ReLU, max-pool, an L-layer ReLU MLP, optionally masked so that
 it cannot see the lower part of its input.
 
@@ -15,11 +15,11 @@ from torch import nn
 
 from .masked_vgg import MaskedLinear  # W * mask in every forward: the wall cannot be trained away
 
-__all__ = ["CNN003", "mnist_cnn003", "init_gaussian_", "effective_weight"]
+__all__ = ["OneConvNet", "mnist_one_conv_net", "init_gaussian_", "effective_weight"]
 
 
-class CNN003(nn.Module):
-    """[CNN] of paper 003 (Figure 2, Eq. 1-3): pad -> conv -> ReLU -> max-pool -> flatten -> MLP.
+class OneConvNet(nn.Module):
+    """[CNN] of Taimeskhanov et al. (Figure 2, Eq. 1-3): pad -> conv -> ReLU -> max-pool -> flatten -> MLP.
 
     Args:
         n_filters: V, the number of k x k filters (single input channel unless ``in_channels``).
@@ -156,11 +156,11 @@ def init_gaussian_(model: nn.Module, tau: float = 1.0,
     return model
 
 
-def mnist_cnn003(n_filters: int = 256, mask_rows: int = 7, hidden: Sequence[int] = (),
-                 tau: float = 1.0, generator: torch.Generator | None = None) -> CNN003:
+def mnist_one_conv_net(n_filters: int = 256, mask_rows: int = 7, hidden: Sequence[int] = (),
+                 tau: float = 1.0, generator: torch.Generator | None = None) -> OneConvNet:
     """The paper's MNIST set-up (Figure 3): 28x28 padded to 29x29 with (0, 1, 1, 0),
     Conv2d(1, 256, 2, bias=False), ReLU, MaxPool2d(2), Linear(256*14*14, 10, bias=False),
     the last 7 rows (of 14) of W masked, everything N(0, 1)."""
-    model = CNN003(n_filters, kernel_size=2, pool_size=2, input_size=(28, 28), pad=(0, 1, 1, 0),
+    model = OneConvNet(n_filters, kernel_size=2, pool_size=2, input_size=(28, 28), pad=(0, 1, 1, 0),
                    hidden=hidden, n_classes=10, mask_rows=mask_rows)
     return init_gaussian_(model, tau, generator)

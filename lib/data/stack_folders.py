@@ -1,4 +1,4 @@
-"""Paper 003's STACK-MIX and STACK-GEN folders (full profile).
+"""Taimeskhanov et al.'s STACK-MIX and STACK-GEN folders (full profile).
 
 As published (github.com/MagamedT/cam-can-see-through-walls, ``figure_code/data/stackmix`` and
 ``.../stackgen``): flat folders of 100 PNG/JPEG images, one per class, read in sorted file-name
@@ -24,11 +24,11 @@ from .errors import CSV_ENCODING, DataFormatError, DataMissingError, LoadReport,
 from .imagenet import load_wnids
 from .images import array_to_tensor, load_rgb
 
-__all__ = ["Stack003", "load_stack003", "stack003_dir", "WHERE"]
+__all__ = ["Stack003", "load_stack_folder", "stack_folder_dir", "WHERE"]
 
 WHERE = ("the STACK-MIX / STACK-GEN images (datasets.zip) linked from "
          "https://github.com/MagamedT/cam-can-see-through-walls (Google Drive); unzip into "
-         "DATA_ROOT/stack003/ so that DATA_ROOT/stack003/stackmix/ and .../stackgen/ exist")
+         "DATA_ROOT/stack/ so that DATA_ROOT/stack/stackmix/ and .../stackgen/ exist")
 EXTS = {".png", ".jpg", ".jpeg"}
 WNID = re.compile(r"n\d{8}")
 
@@ -47,15 +47,15 @@ class Stack003:
         return self.images.shape[0]
 
 
-def stack003_dir(data_root: str | Path, kind: str) -> Path:
+def stack_folder_dir(data_root: str | Path, kind: str) -> Path:
     """The folder of ``kind`` ("stackmix" or "stackgen") under a data root."""
     if kind not in ("stackmix", "stackgen"):
         raise ValueError(f"kind must be 'stackmix' or 'stackgen', not {kind!r}")
     r = Path(data_root)
-    for cand in (r / "stack003" / kind, r / kind, r / "stack003" / "data" / kind):
+    for cand in (r / "stack" / kind, r / kind, r / "stack" / "data" / kind):
         if cand.is_dir():
             return cand
-    return r / "stack003" / kind
+    return r / "stack" / kind
 
 
 def _label(token: str, index: dict[str, int], src, line=None) -> int:
@@ -67,13 +67,13 @@ def _label(token: str, index: dict[str, int], src, line=None) -> int:
     raise DataFormatError(src, f"label {token!r} is neither a wnid nor a class index 0..999", line)
 
 
-def load_stack003(data_root: str | Path, kind: str = "stackmix", size: int = 224,
+def load_stack_folder(data_root: str | Path, kind: str = "stackmix", size: int = 224,
                   limit: int | None = None) -> Stack003:
     """Load STACK-MIX or STACK-GEN as a batch of [0, 1] images (see the module doc)."""
     if data_root is None:
-        stack003_dir(".", kind)  # checks kind
+        stack_folder_dir(".", kind)  # checks kind
         raise DataMissingError(f"STACK-{kind[5:].upper()} (Taimeskhanov et al.)", ["data_root"], WHERE)
-    folder = stack003_dir(data_root, kind)
+    folder = stack_folder_dir(data_root, kind)
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTS) if folder.is_dir() else []
     if not files:
         raise DataMissingError(f"STACK-{kind[5:].upper()} (Taimeskhanov et al.)", [f"{folder}/*.png|jpg"], WHERE)
