@@ -176,6 +176,23 @@ def test_wheel_carries_the_library_and_its_weights(tmp_path):
     missing = [p.relative_to(REPO_ROOT).as_posix() for p in data
                if "lib/bundled/" + p.relative_to(REPO_ROOT / "data").as_posix() not in names]
     assert not missing, f"not in the wheel as lib/bundled/...: {missing}"
+    # a wheel that installs like a package: every runtime package declared, as a range that
+    # the pinned versions and Colab's own versions satisfy (pip keeps what Colab has)
+    from email.parser import Parser
+
+    from packaging.requirements import Requirement
+
+    meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    declared = {Requirement(r).name: Requirement(r).specifier for r in
+                Parser().parsestr(zipfile.ZipFile(wheel).read(meta).decode()).get_all(
+                    "Requires-Dist", [])}
+    for name, version in {**colab.RUNTIME_PINS, "torch": "2.14.1", "torchvision": "0.29.1"}.items():
+        assert name in declared, f"{name} is imported at run time but not in Requires-Dist"
+        assert declared[name].contains(version), f"{name}=={version} outside {declared[name]}"
+    for name, version in COLAB.items():
+        spec = declared.get(name)
+        assert spec is None or spec.contains(version.split("+")[0]), (
+            f"Colab's {name} {version} is outside {spec}: pip would replace it")
     unpacked = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(unpacked)
     out = subprocess.run([sys.executable, "-c", "import lib.paths as p; print(p.MODELS_DIR)"],
