@@ -237,3 +237,17 @@ def test_chapter_module_is_imported_as_chapter(path):
     assert len(imports) == 1, f"{path.name}: one chapter module, imported once; got {imports}"
     assert imports[0][1] == "chapter", (f"{path.name}: import {imports[0][0]} as chapter, not "
                                         f"as {imports[0][1] or imports[0][0]}")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_glued_value_is_read_by_the_prose(path):
+    """A number glued into the notebook's records is there for its prose: a key no text reads
+    is dead work (a timing, a count) that the page never shows."""
+    import re
+
+    cells = _cells(path)
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    prose = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    glued = set(re.findall(r'report\.glue\(\s*"([^"]+)"', code))
+    read = set(re.findall(r"\{glue(?::text)?\}`([^`]+)`", prose))
+    assert not glued - read, f"{path.name}: glued but never read: {sorted(glued - read)}"
