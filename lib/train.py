@@ -18,9 +18,9 @@ import os
 import re
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -28,8 +28,11 @@ from torch import nn
 from tqdm import tqdm
 
 from . import paths
+from .data.fashion_mnist import load_fashion_mnist
+from .data.scenes import make_scenes
+from .models.zoo import PROJECT, TORCHVISION, build
 
-__all__ = ["train", "load_or_train", "load_trained", "recipe_path", "RECIPES", "config_key", "load_data", "evaluate",
+__all__ = ["TrainConfig", "train", "load_or_train", "load_trained", "recipe_path", "RECIPES", "config_key", "load_data", "evaluate",
            "DataBundle", "MAX_COMMIT_BYTES", "STAND_INS", "stand_in_recipe"]
 
 #: committed weights must stay below this size
@@ -91,12 +94,10 @@ def load_data(data: str | dict | Callable[[], DataBundle], data_root=None) -> Da
         if name != "fashion_mnist":
             raise ValueError(f"unknown data spec {data!r}: use 'fashion_mnist', "
                              "'fashion_mnist@<size>', a {'name': 'scenes', ...} dict or a callable")
-        from .data.fashion_mnist import load_fashion_mnist
         xtr, ytr = load_fashion_mnist("train", data_root)
         xte, yte = load_fashion_mnist("test", data_root)
         return DataBundle(xtr, ytr, xte, yte, _fashion_mnist_transform(int(size) if size else None))
     if isinstance(data, dict) and data.get("name") == "scenes":
-        from .data.scenes import make_scenes
         kw = {k: v for k, v in data.items() if k not in ("name", "n_train", "n_test", "multilabel")}
         if "n_train" not in data or "n_test" not in data:
             raise ValueError("a scenes spec needs 'n_train' and 'n_test', e.g. "
@@ -113,8 +114,6 @@ def _model_name(model_fn) -> str:
     """The model's part of the cache key: its ``lib.models.zoo`` name. A name, not a callable's
     module and qualname, so that moving a class never orphans its trained weights."""
     if isinstance(model_fn, str):
-        from .models.zoo import PROJECT, TORCHVISION
-
         if model_fn not in PROJECT and model_fn not in TORCHVISION:
             raise ValueError(f"unknown model {model_fn!r}: the trainer builds models by their "
                              f"lib.models.zoo name; choose from {sorted(PROJECT) + list(TORCHVISION)}")
@@ -125,21 +124,64 @@ def _model_name(model_fn) -> str:
 
 
 def _build(model_fn: str, model_kwargs: dict) -> nn.Module:
-    from .models.zoo import build
-
     return build(model_fn, **model_kwargs)
 
 
-def _config(model_fn, model_kwargs, data, data_key, epochs, lr, batch_size, seed, n_train, n_test,
-            optimizer, weight_decay, schedule, loss) -> dict[str, Any]:
-    if not isinstance(data, (str, dict)):
-        if not data_key:
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a trained model's weights, and nothing else: the cache key.
+
+    ``model_fn`` is a ``lib.models.zoo`` name, built with ``model_kwargs``; ``data`` a spec of
+    :func:`load_data` (a callable needs ``data_key`` naming its content); ``n_train`` / ``n_test``
+    keep the first items; ``optimizer`` ``"adam"`` or ``"sgd"`` (momentum 0.9); ``schedule``
+    ``"cosine"`` (per step, to 0) or ``"constant"``; ``loss`` ``"ce"`` (single label) or ``"bce"``
+    (multi-label). Where the weights go, the device, threads and progress output are options of
+    :func:`train`, not part of the configuration. Change a field with ``dataclasses.replace``.
+    """
+    model_fn: str
+    model_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    data: str | dict | Callable[[], DataBundle] = "fashion_mnist"
+    epochs: int = 1
+    lr: float = 1e-3
+    batch_size: int = 128
+    seed: int = 0
+    n_train: int | None = None
+    n_test: int | None = None
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    loss: str = "ce"
+    data_key: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "model_kwargs", dict(self.model_kwargs or {}))
+        if self.loss not in ("ce", "bce"):
+            raise ValueError(f"loss must be 'ce' (single label) or 'bce' (multi-label), got "
+                             f"{self.loss!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError(f"epochs ({self.epochs}), batch_size ({self.batch_size}) and lr "
+                             f"({self.lr}) must be > 0")
+
+    def cache_config(self) -> dict[str, Any]:
+        """The configuration as the cache key hashes it (the data callable by its ``data_key``)."""
+        if not isinstance(self.data, (str, dict)) and not self.data_key:
             raise ValueError("a data callable needs data_key='...' naming its content (it is part "
                              "of the cache key: change it whenever the data change)")
-    return {"format": _FORMAT, "model": _model_name(model_fn), "model_kwargs": model_kwargs,
-            "data": data_key or data, "n_train": n_train, "n_test": n_test, "epochs": epochs,
-            "lr": lr, "batch_size": batch_size, "seed": seed, "optimizer": optimizer,
-            "weight_decay": weight_decay, "schedule": schedule, "loss": loss}
+        return {"format": _FORMAT, "model": _model_name(self.model_fn),
+                "model_kwargs": self.model_kwargs, "data": self.data_key or self.data,
+                "n_train": self.n_train, "n_test": self.n_test, "epochs": self.epochs,
+                "lr": self.lr, "batch_size": self.batch_size, "seed": self.seed,
+                "optimizer": self.optimizer, "weight_decay": self.weight_decay,
+                "schedule": self.schedule, "loss": self.loss}
+
+    @property
+    def key(self) -> str:
+        """16 hex digits naming the weights' files (:func:`config_key` of :meth:`cache_config`)."""
+        return config_key(self.cache_config())
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (``TrainConfig(**config.as_dict())`` gives it back)."""
+        return asdict(self)
 
 
 def config_key(config: dict) -> str:
@@ -242,16 +284,11 @@ def _load_final(path: Path, model_fn, model_kwargs, device) -> tuple[nn.Module, 
     return model.to(device).eval(), history
 
 
-def train(model_fn: str, model_kwargs: dict | None = None,
-          data: str | dict | Callable[[], DataBundle] = "fashion_mnist", epochs: int = 1,
-          lr: float = 1e-3, batch_size: int = 128, seed: int = 0, *,
-          n_train: int | None = None, n_test: int | None = None, optimizer: str = "adam",
-          weight_decay: float = 0.0, schedule: str = "cosine", loss: str = "ce",
-          device: str | torch.device = "cpu", data_root=None, data_key: str | None = None,
+def train(config: TrainConfig, *, device: str | torch.device = "cpu", data_root=None,
           cache_dir=None, models_dir=None, commit: bool = False, progress: bool = True,
           callback: Callable[[int, dict], None] | None = None, verbose: bool = True,
           threads: int | None = 1) -> tuple[nn.Module, dict]:
-    """Train ``lib.models.zoo.build(model_fn, **model_kwargs)`` and save it.
+    """Train ``lib.models.zoo.build(config.model_fn, **config.model_kwargs)`` and save it.
 
     Seeded and deterministic on the CPU: the model is initialised after ``torch.manual_seed(seed)``,
     epoch e shuffles with a generator seeded by (seed, e), and the per-epoch checkpoint keeps the
@@ -265,14 +302,14 @@ def train(model_fn: str, model_kwargs: dict | None = None,
     ``cpu_time_s`` (this process, all threads), and the final ``test_acc``, ``train_time_s``,
     ``cpu_time_s``, ``config``, ``key``, ``path``.
     """
-    model_kwargs = dict(model_kwargs or {})
-    if loss not in ("ce", "bce"):
-        raise ValueError(f"loss must be 'ce' (single label) or 'bce' (multi-label), got {loss!r}")
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise ValueError(f"epochs ({epochs}), batch_size ({batch_size}) and lr ({lr}) must be > 0")
-    config = _config(model_fn, model_kwargs, data, data_key, epochs, lr, batch_size, seed, n_train,
-                     n_test, optimizer, weight_decay, schedule, loss)
-    key = config_key(config)
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"train takes a lib.train.TrainConfig, got {type(config).__name__}: "
+                        "e.g. train(TrainConfig('mnist_net', epochs=2))")
+    model_fn, model_kwargs, data = config.model_fn, dict(config.model_kwargs), config.data
+    epochs, lr, batch_size, seed = config.epochs, config.lr, config.batch_size, config.seed
+    n_train, n_test, loss = config.n_train, config.n_test, config.loss
+    key_config = config.cache_config()
+    key = config_key(key_config)
     name = _model_name(model_fn)
     committed, cached, ckpt_path = _paths(name, key, cache_dir, models_dir)
     out_path = committed if commit else cached
@@ -285,13 +322,13 @@ def train(model_fn: str, model_kwargs: dict | None = None,
 
     torch.manual_seed(seed)
     model = _build(model_fn, model_kwargs).to(device)
-    opt = _make_optimizer(model, optimizer, lr, weight_decay)
-    sched = _make_schedule(opt, schedule, epochs * steps_per_epoch)
-    history: dict[str, Any] = {"epochs": [], "config": config, "key": key}
+    opt = _make_optimizer(model, config.optimizer, lr, config.weight_decay)
+    sched = _make_schedule(opt, config.schedule, epochs * steps_per_epoch)
+    history: dict[str, Any] = {"epochs": [], "config": key_config, "key": key}
     start_epoch, elapsed = 0, 0.0
     if ckpt_path.is_file():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if ck["config"] != config:
+        if ck["config"] != key_config:
             raise RuntimeError(f"checkpoint {ckpt_path} belongs to another configuration; "
                                "delete it to start again")
         model.load_state_dict(ck["model"])
@@ -337,7 +374,7 @@ def train(model_fn: str, model_kwargs: dict | None = None,
             if verbose:
                 print(f"{name} epoch {epoch + 1}/{epochs}: loss {tot_loss / n:.4f}, "
                       f"train acc {correct / total:.4f}, test acc {test_acc:.4f}")
-            _atomic_save({"config": config, "model": model.state_dict(),
+            _atomic_save({"config": key_config, "model": model.state_dict(),
                           "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                           "rng": torch.get_rng_state(), "history": history,
                           "epoch": epoch + 1, "elapsed": elapsed}, ckpt_path)
@@ -349,7 +386,7 @@ def train(model_fn: str, model_kwargs: dict | None = None,
                    threads=threads if threads is not None else torch.get_num_threads(),
                    path=str(out_path), torch_version=torch.__version__)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    final = {"config": config, "state_dict": state, "history": history}
+    final = {"config": key_config, "state_dict": state, "history": history}
     if commit:
         size = sum(v.numel() * v.element_size() for v in state.values())
         if size > MAX_COMMIT_BYTES:
@@ -363,37 +400,30 @@ def train(model_fn: str, model_kwargs: dict | None = None,
     return model.eval(), history
 
 
-def load_or_train(model_fn: str, model_kwargs: dict | None = None,
-                  data: str | dict | Callable[[], DataBundle] = "fashion_mnist", epochs: int = 1,
-                  lr: float = 1e-3, batch_size: int = 128, seed: int = 0, *,
-                  retrain: bool = False, device: str | torch.device = "cpu", **kwargs,
-                  ) -> tuple[nn.Module, dict]:
+def load_or_train(config: TrainConfig, *, retrain: bool = False,
+                  device: str | torch.device = "cpu", **kwargs) -> tuple[nn.Module, dict]:
     """The model trained with this exact configuration: loaded from ``MODELS_DIR`` or
-    ``CACHE_DIR/models`` when there, else trained by ``train`` (same arguments).
+    ``CACHE_DIR/models`` when there, else trained by ``train(config, device=device, **kwargs)``.
 
-    The cache key is the hash of the full configuration (model name and kwargs, data spec,
-    subset sizes, epochs, lr, batch size, seed, optimiser, weight decay, schedule, loss);
+    The cache key is the hash of the full configuration (:meth:`TrainConfig.cache_config`);
     ``device``, ``data_root`` and the output options are not part of it.
     """
-    model_kwargs = dict(model_kwargs or {})
-    cfg_args = {k: kwargs.get(k, d) for k, d in (
-        ("n_train", None), ("n_test", None), ("optimizer", "adam"), ("weight_decay", 0.0),
-        ("schedule", "cosine"), ("loss", "ce"))}
-    config = _config(model_fn, model_kwargs, data, kwargs.get("data_key"), epochs, lr, batch_size,
-                     seed, **cfg_args)
-    key = config_key(config)
-    committed, cached, _ = _paths(_model_name(model_fn), key, kwargs.get("cache_dir"),
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"load_or_train takes a lib.train.TrainConfig, got "
+                        f"{type(config).__name__}: e.g. load_or_train(TrainConfig('mnist_net'))")
+    name = _model_name(config.model_fn)
+    committed, cached, _ = _paths(name, config.key, kwargs.get("cache_dir"),
                                   kwargs.get("models_dir"))
     if not retrain:
         for path in (committed, cached):
             if path.is_file():
-                model, history = _load_final(path, model_fn, model_kwargs, device)
+                model, history = _load_final(path, config.model_fn, dict(config.model_kwargs),
+                                             device)
                 if kwargs.get("verbose", True):
-                    print(f"{_model_name(model_fn)}: loaded {path.name} (test accuracy "
+                    print(f"{name}: loaded {path.name} (test accuracy "
                           f"{history['test_acc']:.4f}, trained in {history['train_time_s']:.0f} s)")
                 return model, history
-    return train(model_fn, model_kwargs, data, epochs, lr, batch_size, seed, device=device,
-                 **kwargs)
+    return train(config, device=device, **kwargs)
 
 
 _VGG64 = dict(num_classes=10, width=0.125, input_size=64, hidden=256, in_channels=1, cfg="S",
@@ -401,38 +431,38 @@ _VGG64 = dict(num_classes=10, width=0.125, input_size=64, hidden=256, in_channel
 #: the committed models: ``load_trained(name)`` returns each (training it, minutes, if its file
 #: in MODELS_DIR is missing); every recipe is the full configuration, so the file name's hash
 #: changes with any change here.
-RECIPES: dict[str, dict[str, Any]] = {
+RECIPES: dict[str, TrainConfig] = {
     # Nagy et al.'s MNIST net, on Fashion-MNIST
-    "mnist_net": dict(model_fn="mnist_net", model_kwargs={}, data="fashion_mnist", epochs=6,
+    "mnist_net": TrainConfig(model_fn="mnist_net", model_kwargs={}, data="fashion_mnist", epochs=6,
                       lr=1e-3, batch_size=128, seed=0),
     # Selvaraju et al.'s GAP / GMP comparison: the same network, only the pooling differs
-    "gap_net": dict(model_fn="gap_net", model_kwargs={"channels": [16, 32, 64]},
+    "gap_net": TrainConfig(model_fn="gap_net", model_kwargs={"channels": [16, 32, 64]},
                     data="fashion_mnist", epochs=5, lr=2e-3, batch_size=128, seed=0),
-    "gmp_net": dict(model_fn="gmp_net", model_kwargs={"channels": [16, 32, 64]},
+    "gmp_net": TrainConfig(model_fn="gmp_net", model_kwargs={"channels": [16, 32, 64]},
                     data="fashion_mnist", epochs=5, lr=2e-3, batch_size=128, seed=0),
     # the same two recipes with training seeds 1 to 4: the GAP / GMP verdicts of chapter
     # "Grad-CAM fundamentals" rest on five seeds per pooling
-    **{f"{pool}_net_seed{s}": dict(model_fn=f"{pool}_net", model_kwargs={"channels": [16, 32, 64]},
+    **{f"{pool}_net_seed{s}": TrainConfig(model_fn=f"{pool}_net", model_kwargs={"channels": [16, 32, 64]},
                                    data="fashion_mnist", epochs=5, lr=2e-3, batch_size=128, seed=s)
        for s in (1, 2, 3, 4) for pool in ("gap", "gmp")},
     # Taimeskhanov et al.'s masked VGG, scaled to 64 px Fashion-MNIST (5 of 8 feature rows masked: dead
     # zone rows 47..63), and its unmasked twin
-    "masked_vgg_fmnist64": dict(model_fn="masked_vgg", model_kwargs=dict(_VGG64, masked_rows=5),
+    "masked_vgg_fmnist64": TrainConfig(model_fn="masked_vgg", model_kwargs=dict(_VGG64, masked_rows=5),
                                 data="fashion_mnist@64", epochs=3, lr=2e-3, batch_size=128, seed=0),
-    "unmasked_vgg_fmnist64": dict(model_fn="masked_vgg", model_kwargs=dict(_VGG64, masked_rows=0),
+    "unmasked_vgg_fmnist64": TrainConfig(model_fn="masked_vgg", model_kwargs=dict(_VGG64, masked_rows=0),
                                   data="fashion_mnist@64", epochs=3, lr=2e-3, batch_size=128,
                                   seed=0),
     # Mascolini et al.'s U-Net classifier and its ablation without skip connections (fully
     # convolutional + GAP: trained on 28 px items, they run on scenes of any size)
-    "unet": dict(model_fn="unet", model_kwargs={"base": 8, "depth": 3, "skips": True},
+    "unet": TrainConfig(model_fn="unet", model_kwargs={"base": 8, "depth": 3, "skips": True},
                  data="fashion_mnist", epochs=2, lr=2e-3, batch_size=128, seed=0),
-    "unet_ablated": dict(model_fn="unet", model_kwargs={"base": 8, "depth": 3, "skips": False},
+    "unet_ablated": TrainConfig(model_fn="unet", model_kwargs={"base": 8, "depth": 3, "skips": False},
                          data="fashion_mnist", epochs=2, lr=2e-3, batch_size=128, seed=0),
     # Nagy et al.'s AlexNet, GoogLeNet and VGG16, stood in for by 64 px networks of the same
     # layouts (with batch norm), trained on single-label localisation scenes (one object of the
     # scene's class, large as ILSVRC's are, and 0-1 of another class), three seeds each (the
     # seed also draws the training scenes)
-    **{f"gradcam_loc_{arch}_seed{s}": dict(
+    **{f"gradcam_loc_{arch}_seed{s}": TrainConfig(
         model_fn=arch, model_kwargs=kwargs, epochs=epochs, lr=2e-3, batch_size=64, seed=s,
         data={"name": "scenes", "n_train": 5000, "n_test": 1000, "size": 64, "n_objects": 1,
               "n_distractors": [0, 1], "scale": [0.45, 0.7], "seed": s})
@@ -487,20 +517,18 @@ def multilabel_scene_test_set(profile: str, seed: int, n: int, size: int | None 
                    data_root=None):
     """``n`` scenes from Fashion-MNIST's TEST split, drawn like the training scenes of
     ``profile`` / ``seed`` (lib.data.scenes.Scenes: images in [0, 1], exact boxes)."""
-    from .data.scenes import make_scenes
-
     spec = multilabel_scene_data(profile, seed, size, channels)
     kw = {k: v for k, v in spec.items() if k not in ("name", "n_train", "n_test", "multilabel")}
     return make_scenes(n, "test", data_root=data_root, **kw)
 
 
-def multilabel_scene_recipe(arch: str, profile: str, seed: int) -> dict:
-    """The full lib.train.load_or_train configuration of a small ``arch`` (``small_resnet``,
+def multilabel_scene_recipe(arch: str, profile: str, seed: int) -> TrainConfig:
+    """The lib.train.load_or_train configuration of a small ``arch`` (``small_resnet``,
     ``small_densenet``, ``small_efficientnet``) on the scenes of ``profile`` and ``seed``."""
     if arch not in _MULTILABEL_LR:
         raise ValueError(f"unknown scene architecture {arch!r}; choose from "
                          f"{sorted(_MULTILABEL_LR)}")
-    return dict(model_fn=arch, model_kwargs={"num_classes": 10, "in_channels": 1},
+    return TrainConfig(model_fn=arch, model_kwargs={"num_classes": 10, "in_channels": 1},
                 data=multilabel_scene_data(profile, seed),
                 epochs=_MULTILABEL_SIZES[profile]["epochs"][arch],
                 lr=_MULTILABEL_LR[arch], batch_size=32, seed=seed, loss="bce")
@@ -509,7 +537,7 @@ def multilabel_scene_recipe(arch: str, profile: str, seed: int) -> dict:
 def multilabel_scene_model(arch: str, profile: str, seed: int, device="cpu", **kwargs):
     """(model, history): ``arch`` trained on the scenes (lib.train: cached; the default profile's
     weights are committed to MODELS_DIR, smoke ones go to CACHE_DIR)."""
-    return load_or_train(**multilabel_scene_recipe(arch, profile, seed), device=device,
+    return load_or_train(multilabel_scene_recipe(arch, profile, seed), device=device,
                          commit=profile == "default", **kwargs)
 
 
@@ -534,7 +562,7 @@ STAND_IN_TEST_SEED = 1000
 def stand_in_scene_spec() -> dict:
     """``lib.data.scenes.make_scenes`` keyword arguments of the stand-ins' scenes (those of their
     committed recipes): one object of the scene's class, large, and 0-1 of another class."""
-    spec = RECIPES[stand_in_recipe("VGG16", 0)]["data"]
+    spec = RECIPES[stand_in_recipe("VGG16", 0)].data
     return {k: v for k, v in spec.items() if k not in ("name", "n_train", "n_test", "seed",
                                                          "multilabel")}
 
@@ -542,8 +570,6 @@ def stand_in_scene_spec() -> dict:
 def stand_in_test_scenes(n: int, data_root=None):
     """``n`` test scenes drawn like the stand-ins' training scenes, from Fashion-MNIST's test
     split with seed ``STAND_IN_TEST_SEED`` (``lib.data.scenes.Scenes``)."""
-    from .data.scenes import make_scenes
-
     return make_scenes(n, "test", seed=STAND_IN_TEST_SEED, data_root=data_root,
                        **stand_in_scene_spec())
 
@@ -561,9 +587,7 @@ def recipe_path(name: str) -> Path:
     if name not in RECIPES:
         raise ValueError(f"no recipe {name!r}; choose from {sorted(RECIPES)}")
     r = RECIPES[name]
-    config = _config(r["model_fn"], r["model_kwargs"], r["data"], None, r["epochs"], r["lr"],
-                     r["batch_size"], r["seed"], None, None, "adam", 0.0, "cosine", "ce")
-    return _paths(r["model_fn"], config_key(config), None, None)[0]
+    return _paths(r.model_fn, r.key, None, None)[0]
 
 
 def load_trained(name: str, device: str | torch.device = "cpu", **kwargs) -> tuple[nn.Module, dict]:
@@ -571,9 +595,7 @@ def load_trained(name: str, device: str | torch.device = "cpu", **kwargs) -> tup
     (and written to MODELS_DIR) by the same call if its file is missing."""
     if name not in RECIPES:
         raise ValueError(f"no recipe {name!r}; choose from {sorted(RECIPES)}")
-    recipe = dict(RECIPES[name])
-    recipe["model_kwargs"] = dict(recipe["model_kwargs"])
-    return load_or_train(**recipe, device=device, commit=True, **kwargs)
+    return load_or_train(RECIPES[name], device=device, commit=True, **kwargs)
 
 
 if __name__ == "__main__":  # re-train every committed model, one at a time

@@ -16,12 +16,12 @@ from lib.rf import dead_zone
 from lib.train import RECIPES, load_data, recipe_path
 
 SCALED = [n for n, r in RECIPES.items()
-          if r["model_fn"] == "masked_vgg" and r["model_kwargs"].get("masked_rows", 9) > 0]
+          if r.model_fn == "masked_vgg" and r.model_kwargs.get("masked_rows", 9) > 0]
 
 
 def _scaled(name: str, trained: bool) -> MaskedVGG:
     torch.manual_seed(0)
-    model = MaskedVGG(**RECIPES[name]["model_kwargs"])
+    model = MaskedVGG(**RECIPES[name].model_kwargs)
     if trained:
         path = recipe_path(name)
         if not path.is_file():
@@ -134,7 +134,7 @@ def test_lite0_wall_is_exact_in_features_but_leaves_no_dead_input_rows():
 def test_hirescam_exactly_zero_in_dead_zone_gradcam_not():
     model = _scaled(SCALED[0], trained=True)
     dz = dead_zone(model)
-    b = load_data(RECIPES[SCALED[0]]["data"])
+    b = load_data(RECIPES[SCALED[0]].data)
     sm = stack_mix(b.prepare(b.x_test[:200]), b.y_test[:200], split_row=dz.first, n_per_class=2)
     x = sm.images
     r = wall_scores(model, x, model.target_layer, ["hirescam", "gradcam", "gradcam++"],

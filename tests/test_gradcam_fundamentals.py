@@ -2,6 +2,7 @@
 engine and pytorch-grad-cam; w_k^c = Z alpha_k^c in float64 (and a network where it must fail);
 Guided Backprop / Guided Grad-CAM against Captum; the counterfactual test's region and verdict;
 the GAP / GMP scores on scenes whose answer is known, and the verdict's statistics by hand."""
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -545,9 +546,9 @@ def test_recipes_of_the_five_seeds_and_their_committed_weights():
     for pool in ("gap", "gmp"):
         names = [gcf.recipe(pool, s) for s in gcf.SEEDS]
         assert names[0] == f"{pool}_net"
-        configs = [dict(RECIPES[n], seed=0) for n in names]
+        configs = [dataclasses.replace(RECIPES[n], seed=0) for n in names]
         assert all(c == configs[0] for c in configs)       # only the seed differs
-        assert [RECIPES[n]["seed"] for n in names] == list(gcf.SEEDS)
+        assert [RECIPES[n].seed for n in names] == list(gcf.SEEDS)
         for n in names:
             assert recipe_path(n).is_file(), f"{recipe_path(n)} is missing: load_trained({n!r})"
     assert list(gcf.SEEDS) == [0, 1, 2, 3, 4]

@@ -15,7 +15,7 @@ from lib.models import zoo
 from lib.models.masked_vgg import MaskedVGG, load_authors_weights, map_state_dict_keys, masked_vgg16
 from lib.models.small import MnistNet, PooledCNN
 from lib.models.unet import UNetClassifier
-from lib.train import DataBundle, train
+from lib.train import DataBundle, TrainConfig, train
 
 
 def _capture(model, layer, x):
@@ -115,9 +115,10 @@ def _train_few_steps(model_kwargs, size, optimizer, tmp_path, in_channels):
                         torch.randint(0, 3, (24,), generator=g),
                         torch.rand(8, in_channels, size, size, generator=g),
                         torch.randint(0, 3, (8,), generator=g))
-    model, _ = train("masked_vgg", model_kwargs, lambda: bundle, epochs=1, lr=1e-2,
-                     batch_size=8, optimizer=optimizer, weight_decay=0.1, data_key="rand",
-                     cache_dir=tmp_path, models_dir=tmp_path, progress=False, verbose=False)
+    config = TrainConfig("masked_vgg", model_kwargs, lambda: bundle, epochs=1, lr=1e-2,
+                         batch_size=8, optimizer=optimizer, weight_decay=0.1, data_key="rand")
+    model, _ = train(config, cache_dir=tmp_path, models_dir=tmp_path, progress=False,
+                     verbose=False)
     return model
 
 

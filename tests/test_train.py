@@ -1,6 +1,7 @@
 """The trainer: deterministic, cached by configuration, resumable bit for bit."""
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -8,7 +9,7 @@ import torch
 from torch import nn
 
 import lib.train as T
-from lib.train import DataBundle, config_key, evaluate, load_or_train, train
+from lib.train import DataBundle, TrainConfig, config_key, evaluate, load_or_train, train
 
 SMALL_VGG = dict(num_classes=10, width=1 / 8, input_size=32, masked_rows=0, hidden=16,
                  in_channels=1, cfg="S")  # has dropout: the resume test must restore the RNG
@@ -40,7 +41,9 @@ def _run(tmp, **kw):
                 data_key="quadrants-v1", epochs=1, lr=3e-3, batch_size=16, seed=0,
                 cache_dir=tmp, models_dir=tmp, progress=False, verbose=False)
     args.update(kw)
-    return train(**args)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in args.items() if k in fields})
+    return train(config, **{k: v for k, v in args.items() if k not in fields})
 
 
 def test_two_runs_give_bit_identical_weights_and_seed_matters(tmp_path):
@@ -62,32 +65,55 @@ def test_training_learns_and_history_is_consistent(tmp_path):
 
 
 def test_cache_hit_returns_same_weights_without_training(tmp_path, monkeypatch):
-    kw = dict(model_kwargs={"num_classes": 4}, data=_bundle, data_key="quadrants-v1", epochs=1,
-              lr=3e-3, batch_size=16, cache_dir=tmp_path, models_dir=tmp_path, progress=False,
-              verbose=False)
-    m1, h1 = load_or_train("mnist_net", **kw)
+    config = TrainConfig("mnist_net", {"num_classes": 4}, _bundle, data_key="quadrants-v1",
+                         epochs=1, lr=3e-3, batch_size=16)
+    kw = dict(cache_dir=tmp_path, models_dir=tmp_path, progress=False, verbose=False)
+    m1, h1 = load_or_train(config, **kw)
     assert (tmp_path / "models").is_dir() and not list((tmp_path / "checkpoints").glob("*.ckpt"))
     monkeypatch.setattr(T, "train", lambda *a, **k: pytest.fail("trained instead of loading"))
     t0 = time.perf_counter()
-    m2, h2 = load_or_train("mnist_net", **kw)
+    m2, h2 = load_or_train(config, **kw)
     assert time.perf_counter() - t0 < 1.0
     assert _same(_weights(m1), _weights(m2)) and h2["key"] == h1["key"]
     assert not m2.training
     # any change of the configuration is a miss (here: the learning rate)
     with pytest.raises(pytest.fail.Exception, match="trained instead"):
-        load_or_train("mnist_net", **{**kw, "lr": 1e-3})
+        load_or_train(dataclasses.replace(config, lr=1e-3), **kw)
 
 
 def test_config_key_covers_every_field():
-    base = T._config("masked_vgg", {"masked_rows": 5}, "fashion_mnist", None, 2, 1e-3, 128, 0,
-                     None, None, "adam", 0.0, "cosine", "ce")
+    config = TrainConfig("masked_vgg", {"masked_rows": 5}, "fashion_mnist", epochs=2)
+    base = config.cache_config()
     k0 = config_key(base)
+    assert config.key == k0
     assert k0 == config_key(dict(reversed(list(base.items()))))  # order-free
     for field, value in [("model_kwargs", {"masked_rows": 4}), ("data", "fashion_mnist@64"),
                          ("epochs", 3), ("lr", 2e-3), ("batch_size", 64), ("seed", 1),
                          ("n_train", 100), ("optimizer", "sgd"), ("weight_decay", 1e-4),
                          ("schedule", "constant"), ("loss", "bce"), ("model", "gap_net")]:
         assert config_key({**base, field: value}) != k0, field
+
+
+def test_train_config_is_frozen_and_keys_as_the_committed_files_do():
+    """The key hashes the same JSON as before the configuration became a dataclass (written out
+    by hand here), so that committed weights keep their file names."""
+    config = TrainConfig("gap_net", {"channels": [16, 32, 64]}, "fashion_mnist", epochs=5,
+                         lr=2e-3, batch_size=128, seed=0)
+    by_hand = {"format": 1, "model": "gap_net", "model_kwargs": {"channels": [16, 32, 64]},
+               "data": "fashion_mnist", "n_train": None, "n_test": None, "epochs": 5, "lr": 2e-3,
+               "batch_size": 128, "seed": 0, "optimizer": "adam", "weight_decay": 0.0,
+               "schedule": "cosine", "loss": "ce"}
+    assert config.cache_config() == by_hand and config.key == config_key(by_hand)
+    assert T.recipe_path("gap_net").name == f"gap_net-{config.key}.pt"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.lr = 1.0
+    assert TrainConfig(**config.as_dict()) == config
+    with pytest.raises(ValueError, match="must be > 0"):
+        TrainConfig("gap_net", epochs=0)
+    with pytest.raises(TypeError, match="takes a lib.train.TrainConfig"):
+        train("gap_net")
+    with pytest.raises(TypeError, match="takes a lib.train.TrainConfig"):
+        load_or_train("gap_net")
 
 
 def test_interrupted_run_resumes_to_identical_weights(tmp_path):
@@ -249,9 +275,10 @@ def test_moving_a_model_class_does_not_orphan_its_weights(monkeypatch, request):
 
     f = sorted(paths.MODELS_DIR.glob("linear_probe-*.pt"))[0]
     cfg = torch.load(f, map_location="cpu", weights_only=False)["config"]
-    model, hist = load_or_train(cfg["model"], cfg["model_kwargs"], lambda: None, cfg["epochs"],
-                                cfg["lr"], cfg["batch_size"], cfg["seed"], loss=cfg["loss"],
-                                data_key=cfg["data"], verbose=False)
+    model, hist = load_or_train(TrainConfig(cfg["model"], cfg["model_kwargs"], lambda: None,
+                                            cfg["epochs"], cfg["lr"], cfg["batch_size"],
+                                            cfg["seed"], loss=cfg["loss"], data_key=cfg["data"]),
+                                verbose=False)
     assert isinstance(model, LinearProbe) and hist["path"] == str(f)
 
 
@@ -259,6 +286,6 @@ def test_a_callable_model_is_refused_with_the_fix():
     from lib.models.heads import LinearProbe
 
     with pytest.raises(TypeError, match="lib.models.zoo.PROJECT"):
-        load_or_train(LinearProbe, {}, "fashion_mnist")
+        load_or_train(TrainConfig(LinearProbe, {}, "fashion_mnist"))
     with pytest.raises(ValueError, match="unknown model 'no_such_net'"):
-        load_or_train("no_such_net", {}, "fashion_mnist")
+        load_or_train(TrainConfig("no_such_net", {}, "fashion_mnist"))

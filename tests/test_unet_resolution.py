@@ -301,11 +301,11 @@ def test_argued_threshold_maximises_iou_of_non_empty_references():
 # -- models and data ----------------------------------------------------------------------------------
 def test_recipes_differ_only_in_the_skips():
     a, b = ur.unet_recipe("default", 1, True), ur.unet_recipe("default", 1, False)
-    assert a["model_kwargs"].pop("skips") is True and b["model_kwargs"].pop("skips") is False
-    assert a == b and a["data"]["seed"] == 1 and a["loss"] == "ce"
+    assert a.model_kwargs.pop("skips") is True and b.model_kwargs.pop("skips") is False
+    assert a == b and a.data["seed"] == 1 and a.loss == "ce"
     # the same scenes as the reference network of that seed, and other scenes for another seed
-    assert a["data"] == ur.reference_recipe("default", 1)["data"]
-    assert a["data"] != ur.unet_recipe("default", 2, True)["data"]
+    assert a.data == ur.reference_recipe("default", 1).data
+    assert a.data != ur.unet_recipe("default", 2, True).data
     with pytest.raises(ValueError, match="profile must be one of"):
         ur.unet_recipe("huge", 0, True)
     with pytest.raises(ValueError, match="'full' profile fine-tunes ResNet50"):
@@ -363,9 +363,9 @@ def _folder(root, n_classes=2):
 def test_full_profile_reads_the_folder(tmp_path):
     base = _folder(tmp_path, n_classes=3)
     r = ur.unet_recipe("full", 0, False, tmp_path)
-    assert r["model_kwargs"]["num_classes"] == 3 and r["model_kwargs"]["in_channels"] == 3
-    assert r["loss"] == "ce" and "3classes:6files" in r["data_key"]
-    bundle = r["data"]()
+    assert r.model_kwargs["num_classes"] == 3 and r.model_kwargs["in_channels"] == 3
+    assert r.loss == "ce" and "3classes:6files" in r.data_key
+    bundle = r.data()
     assert bundle.x_train.shape == (3, 3, 128, 128) and bundle.y_test.tolist() == [0, 1, 2]
     test = ur.test_set("full", 0, 2, tmp_path)
     assert test.masks.shape == (2, 128, 128) and test.images.max() <= 1
@@ -373,7 +373,7 @@ def test_full_profile_reads_the_folder(tmp_path):
     assert int(test.masks[0].sum()) == 32 * 32
     # a new file is new data: a new cache key
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(base / "train" / "images" / "c0" / "y.png")
-    assert ur.unet_recipe("full", 0, False, tmp_path)["data_key"] != r["data_key"]
+    assert ur.unet_recipe("full", 0, False, tmp_path).data_key != r.data_key
 
 
 def test_full_profile_without_data_fails_at_the_start(tmp_path):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ from torch import nn
 
 from .. import cam, metrics
 from ..data.photos import list_photos, load_photo, photo_boxes
+from ..train import TrainConfig
 from ..train import torch_threads as threads
 from ..verdict import all_of
 
@@ -1086,9 +1087,7 @@ def mnist_data(profile: str, n: int, data_root=None, device="cpu", seed: int = 0
         key = "mnist:" + ",".join(file_digest(p)[:16] for s in ("train", "test") for p in files[s])
         from ..train import RECIPES
 
-        r = RECIPES["mnist_net"]
-        model, hist = load_or_train("mnist_net", {}, bundle, epochs=r["epochs"], lr=r["lr"],
-                                    batch_size=r["batch_size"], seed=r["seed"], data_key=key,
+        model, hist = load_or_train(replace(RECIPES["mnist_net"], data=bundle, data_key=key),
                                     device=device, verbose=False)
         data, name = bundle(), "MNIST"
     else:
@@ -1122,11 +1121,8 @@ def cifar_data(n: int, data_root=None, device="cpu", seed: int = 0,
     key = "cifar10:" + ",".join(file_digest(f)[:16] for f in sorted(folder.glob("*_batch*")))
     r = {**CIFAR_TRAIN, **(train or {})}
     bundle = DataBundle(xtr, ytr, xte, yte)
-    model, hist = load_or_train("cifar_googlenet", {}, lambda: bundle, epochs=r["epochs"],
-                                lr=r["lr"], batch_size=r["batch_size"], seed=r["seed"],
-                                data_key=key, device=device, verbose=False,
-                                **{k: v for k, v in r.items()
-                                   if k not in ("epochs", "lr", "batch_size", "seed")})
+    model, hist = load_or_train(TrainConfig("cifar_googlenet", {}, lambda: bundle, data_key=key,
+                                            **r), device=device, verbose=False)
     g = torch.Generator().manual_seed(seed)
     test = torch.randperm(len(xte), generator=g)[:n]
     bg = torch.randperm(len(xtr), generator=g)[:SHAP_BACKGROUND]

@@ -763,7 +763,7 @@ def stand_in_scenes(n: int, two_objects: bool = False, data_root=None):
     from ..data.scenes import make_scenes
     from ..train import RECIPES, stand_in_recipe
 
-    spec = {k: v for k, v in RECIPES[stand_in_recipe("VGG16", 0)]["data"].items()
+    spec = {k: v for k, v in RECIPES[stand_in_recipe("VGG16", 0)].data.items()
             if k not in ("name", "n_train", "n_test", "seed", "multilabel")}
     if two_objects:
         spec["n_distractors"] = 1
@@ -1353,8 +1353,8 @@ def recipe_text(pool: str) -> str:
     from ..train import RECIPES
 
     r = RECIPES[recipe(pool, 0)]
-    return (f"{r['epochs']} epochs of Adam, learning rate {r['lr']:g} with a cosine schedule, "
-            f"batches of {r['batch_size']}")
+    return (f"{r.epochs} epochs of Adam, learning rate {r.lr:g} with a cosine schedule, "
+            f"batches of {r.batch_size}")
 
 
 def load_pooled(pool: str, seed: int, device="cpu") -> tuple[nn.Module, dict]:

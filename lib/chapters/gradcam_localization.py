@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from .. import cam, metrics
 from ..data.photos import load_boxes, load_photo
+from ..train import RECIPES, TrainConfig
 from ..verdict import all_of
 
 __all__ = [
@@ -147,12 +148,9 @@ COST = {"smoke": "~1 min on a CPU (trains three tiny models the first time)",
 from ..train import stand_in_recipe as recipe_name  # noqa: E402  (shared: lib.train)
 
 
-def _smoke_recipe(paper_model: str, seed: int) -> dict:
-    from ..train import RECIPES
-
-    r = dict(RECIPES[recipe_name(paper_model, 0)])
-    r["data"] = dict(r["data"], n_train=200, n_test=40, seed=seed)
-    return dict(r, epochs=1, seed=seed)
+def _smoke_recipe(paper_model: str, seed: int) -> TrainConfig:
+    r = RECIPES[recipe_name(paper_model, 0)]
+    return replace(r, data=dict(r.data, n_train=200, n_test=40, seed=seed), epochs=1, seed=seed)
 
 
 def stand_in_model(paper_model: str, seed: int, profile: str, device="cpu", **kwargs):
@@ -162,7 +160,7 @@ def stand_in_model(paper_model: str, seed: int, profile: str, device="cpu", **kw
     from ..train import load_or_train, load_trained
 
     if profile == "smoke":
-        return load_or_train(**_smoke_recipe(paper_model, seed), device=device, **kwargs)
+        return load_or_train(_smoke_recipe(paper_model, seed), device=device, **kwargs)
     return load_trained(recipe_name(paper_model, seed), device=device, **kwargs)
 
 

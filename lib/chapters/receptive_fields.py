@@ -43,6 +43,7 @@ from lib.models import zoo
 from lib.models.masked_vgg import PAPER_DEAD_ROWS
 from lib.resample import down_up, pool_centres, upsample_centres
 from lib.train import MULTILABEL_SCENES as SCENES
+from lib.train import TrainConfig
 from lib.train import multilabel_scene_data as scene_data
 from lib.train import multilabel_scene_model as scene_model
 from lib.train import multilabel_scene_recipe as scene_recipe
@@ -646,10 +647,10 @@ def lite0_scene_model(profile: str, seed: int, size: int = LITE0_SIZE, device="c
         return DataBundle(pooled(b.x_train), b.y_train, pooled(b.x_test), b.y_test)
 
     key = "lite0-pooled-features:" + ",".join(f"{k}={spec[k]}" for k in sorted(spec))
-    head, hist = load_or_train("linear_probe", {"in_features": backbone.num_features,
-                                                "num_classes": 10},
-                               data, epochs=epochs, lr=1e-2, batch_size=128, seed=seed,
-                               loss="bce", data_key=key, device=device, progress=progress,
+    config = TrainConfig("linear_probe", {"in_features": backbone.num_features, "num_classes": 10},
+                         data, epochs=epochs, lr=1e-2, batch_size=128, seed=seed, loss="bce",
+                         data_key=key)
+    head, hist = load_or_train(config, device=device, progress=progress,
                                commit=profile == "default", **kwargs)
     clf = nn.Linear(backbone.num_features, 10).to(device)
     clf.load_state_dict(head.fc.state_dict())
@@ -730,9 +731,10 @@ def vindr_model(name: str, ds, seed: int, epochs: int = 10, device="cuda", **kwa
         return DataBundle(x[tr], y[tr], x[te], y[te], transform=_imagenet_input)
 
     key = f"vindr-cxr:{ds.root}:{len(ds)}:{ds.size}:split{seed}"
-    return load_or_train("imagenet_transfer", {"name": name, "num_classes": 14}, data,
+    config = TrainConfig("imagenet_transfer", {"name": name, "num_classes": 14}, data,
                          epochs=epochs, lr=1e-3, batch_size=32 if "densenet" in name else 64,
-                         seed=seed, loss="bce", data_key=key, device=device, **kwargs)
+                         seed=seed, loss="bce", data_key=key)
+    return load_or_train(config, device=device, **kwargs)
 
 
 class _Inputs:
@@ -907,7 +909,7 @@ class Table2Experiment:
                            for k, s in self.models.items()},
                 "n_seeds": self.n_seeds, "n_eval": self.n_eval,
                 "n_eval_lite0": self.n_eval_lite0, "epochs": self.epochs, "scenes": SCENES,
-                "recipes": ({a: scene_recipe(a, self.profile, 0) for a in _SMALL}
+                "recipes": ({a: scene_recipe(a, self.profile, 0).cache_config() for a in _SMALL}
                             if self.profile != "full" else None)}
 
     def weights_digests(self) -> dict[str, str]:

@@ -50,6 +50,7 @@ from .. import cam
 from .. import verdict as V
 from ..data.photos import list_photos
 from ..layers import resolve_layer
+from ..train import TrainConfig
 
 __all__ = [
     "SIZES", "COST", "MEASURES", "MEASURE_LABELS", "LITE0_LAYER", "LITE0_BLOCKS", "STAND_IN",
@@ -674,11 +675,12 @@ def memorise_bundle(n: int, permuted: bool, seed: int = 0, n_test: int = 500, da
     return DataBundle(xtr[:n].clone(), y, xte[:n_test].clone(), yte[:n_test].clone())
 
 
-def _data_recipe(n: int, epochs: int, permuted: bool, seed: int) -> dict:
+def _data_recipe(n: int, epochs: int, permuted: bool, seed: int, data_root=None) -> TrainConfig:
     what = f"permuted (seed {seed})" if permuted else "true"
-    return dict(model_fn=DATA_MODEL, model_kwargs={}, epochs=epochs, lr=MEMORISE_LR,
-                batch_size=MEMORISE_BATCH, seed=seed, n_test=500,
-                data_key=f"fashion_mnist train[:{n}] with {what} labels, test[:500]")
+    return TrainConfig(model_fn=DATA_MODEL, model_kwargs={}, epochs=epochs, lr=MEMORISE_LR,
+                       batch_size=MEMORISE_BATCH, seed=seed, n_test=500,
+                       data=lambda: memorise_bundle(n, permuted, seed, data_root=data_root),
+                       data_key=f"fashion_mnist train[:{n}] with {what} labels, test[:500]")
 
 
 def data_randomisation_models(n: int = MEMORISE_N, epochs: int = MEMORISE_EPOCHS, seed: int = 0,
@@ -693,12 +695,11 @@ def data_randomisation_models(n: int = MEMORISE_N, epochs: int = MEMORISE_EPOCHS
 
     out = {}
     for key, permuted in (("true labels", False), ("permuted labels", True)):
-        r = _data_recipe(n, epochs, permuted, seed)
         model, hist = load_or_train(
-            data=lambda p=permuted: memorise_bundle(n, p, seed, data_root=data_root),
+            _data_recipe(n, epochs, permuted, seed, data_root),
             device=device, progress=False, verbose=verbose,
             commit=(n, epochs, seed) == (MEMORISE_N, MEMORISE_EPOCHS, 0) if commit is None
-            else commit, **r)
+            else commit)
         out[key] = (model.eval(), hist)
     return out
 

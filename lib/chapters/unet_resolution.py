@@ -34,7 +34,7 @@ from torch import nn
 
 from lib import cam, metrics, verdict
 from lib.plot import METHOD_LABELS, overlay
-from lib.train import torch_threads
+from lib.train import TrainConfig, torch_threads
 
 __all__ = [
     # the paper, the chapter's sizes and choices
@@ -187,7 +187,7 @@ def _num_classes(profile: str, data_root) -> int:
     return len(list_unet_folder(data_root, "train", masks=False)[1])
 
 
-def unet_recipe(profile: str, seed: int, skips: bool, data_root=None) -> dict:
+def unet_recipe(profile: str, seed: int, skips: bool, data_root=None) -> TrainConfig:
     """The lib.train.load_or_train configuration of the U-Net (``skips=True``) or its ablation
     (``skips=False``) of ``profile`` and ``seed``: on the scenes (smoke / default) or the data
     folder (full), cross-entropy."""
@@ -197,17 +197,16 @@ def unet_recipe(profile: str, seed: int, skips: bool, data_root=None) -> dict:
     kwargs = {"num_classes": _num_classes(profile, data_root),
               "in_channels": 3 if profile == "full" else 1, "base": u["base"],
               "depth": u["depth"], "skips": bool(skips)}
-    recipe = dict(model_fn="unet", model_kwargs=kwargs, epochs=u["epochs"], lr=u["lr"],
-                  batch_size=u["batch_size"], seed=seed, loss="ce")
     if profile == "full":
         data, key = folder_data(data_root)
-        recipe.update(data=data, data_key=key)
     else:
-        recipe.update(data=scene_data(profile, seed))
-    return recipe
+        data, key = scene_data(profile, seed), None
+    return TrainConfig(model_fn="unet", model_kwargs=kwargs, data=data, epochs=u["epochs"],
+                       lr=u["lr"], batch_size=u["batch_size"], seed=seed, loss="ce",
+                       data_key=key)
 
 
-def reference_recipe(profile: str, seed: int) -> dict:
+def reference_recipe(profile: str, seed: int) -> TrainConfig:
     """The lib.train.load_or_train configuration of the ResNet-style reference network
     (``small_resnet``: ResNet18-like, layers named as ResNet50's) on the scenes of ``profile``
     and ``seed``, the U-Nets' scenes."""
@@ -215,9 +214,9 @@ def reference_recipe(profile: str, seed: int) -> dict:
         raise ValueError(f"the ResNet-style reference exists for 'smoke' and 'default', not "
                          f"{profile!r} (the 'full' profile fine-tunes ResNet50)")
     r = _REFERENCE[profile]
-    return dict(model_fn="small_resnet", model_kwargs={"num_classes": 10, "in_channels": 1},
-                data=scene_data(profile, seed), epochs=r["epochs"], lr=r["lr"],
-                batch_size=r["batch_size"], seed=seed, loss="ce")
+    return TrainConfig(model_fn="small_resnet", model_kwargs={"num_classes": 10, "in_channels": 1},
+                       data=scene_data(profile, seed), epochs=r["epochs"], lr=r["lr"],
+                       batch_size=r["batch_size"], seed=seed, loss="ce")
 
 
 def unet_model(profile: str, seed: int, skips: bool, device="cpu", data_root=None, **kwargs):
@@ -225,7 +224,7 @@ def unet_model(profile: str, seed: int, skips: bool, device="cpu", data_root=Non
     profile's weights are committed to MODELS_DIR)."""
     from lib.train import load_or_train
 
-    return load_or_train(**unet_recipe(profile, seed, skips, data_root), device=device,
+    return load_or_train(unet_recipe(profile, seed, skips, data_root), device=device,
                          commit=profile == "default", **kwargs)
 
 
@@ -237,7 +236,7 @@ def reference_model(profile: str, seed: int, device="cpu", data_root=None, **kwa
     from lib.train import load_or_train
 
     if profile != "full":
-        return load_or_train(**reference_recipe(profile, seed), device=device,
+        return load_or_train(reference_recipe(profile, seed), device=device,
                              commit=profile == "default", **kwargs)
     from lib.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize_imagenet
     from lib.models.heads import Normalized
@@ -250,11 +249,10 @@ def reference_model(profile: str, seed: int, device="cpu", data_root=None, **kwa
         return DataBundle(b.x_train, b.y_train, b.x_test, b.y_test,
                           transform=lambda x: normalize_imagenet(x.float() / 255))
 
-    model, hist = load_or_train("imagenet_transfer",
-                                {"name": "resnet50", "num_classes": _num_classes(profile, data_root)},
-                                normalised, epochs=_FULL["reference_epochs"],
-                                lr=_FULL["reference_lr"], batch_size=64, seed=seed, loss="ce",
-                                data_key=key + ":imagenet-normalised", device=device, **kwargs)
+    model, hist = load_or_train(TrainConfig(
+        "imagenet_transfer", {"name": "resnet50", "num_classes": _num_classes(profile, data_root)},
+        normalised, epochs=_FULL["reference_epochs"], lr=_FULL["reference_lr"], batch_size=64,
+        seed=seed, loss="ce", data_key=key + ":imagenet-normalised"), device=device, **kwargs)
     return Normalized(model, IMAGENET_MEAN, IMAGENET_STD).to(device).eval(), hist
 
 
