@@ -1,6 +1,11 @@
 """Figures the chapters share, in one style: maps over images, boxes, signed raw maps, dead zones,
 colour bars, grey input attributions, statistical plots (seaborn) and compressed photo grids.
 
+Every figure of the book goes to the page through ``figure(fig, name)``: it refuses a figure whose
+text would be under 9 px on screen or whose heat map has no colour bar, and glues it (myst-nb) for
+a ``{glue:figure}`` directive that gives it its number, caption, alt text and a link to the
+full-size image (see ``figure``'s docstring; ``check_figure_markup`` checks the directive).
+
 A chapter calls ``style()`` once; figures are then drawn for the book's ~750 px text column at
 100 dpi (7.5 inches wide), so that 9 pt text is ~12 px on screen and no text is below ~9 px.
 Photo grids go out as JPEG through ``show(fig)`` to keep each page under ~2.5 MB.
@@ -8,6 +13,7 @@ Photo grids go out as JPEG through ``show(fig)`` to keep each page under ~2.5 MB
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 
 import matplotlib as mpl
@@ -19,8 +25,8 @@ from matplotlib.patches import Rectangle
 __all__ = ["style", "method_label", "METHOD_LABELS", "INPUT_ATTRIBUTIONS", "as_image", "overlay",
            "draw_boxes", "signed_map", "mark_dead_zone", "method_grid", "colorbar",
            "attribution_image", "show", "text_px_on_screen", "interval_plot", "verdict_figure",
-           "TEXT_COLUMN_PX",
-           "DPI"]
+           "TEXT_COLUMN_PX", "DPI", "MIN_TEXT_PX", "figure", "FigureError", "heat_maps_without_colorbar",
+           "figure_directives", "check_figure_markup"]
 
 #: width of the book's text column (px) and the figure resolution: a 7.5-inch figure fills it
 TEXT_COLUMN_PX = 750
@@ -257,17 +263,185 @@ def method_grid(images: Sequence, maps: dict, boxes: Sequence | None = None,
     return fig
 
 
-def text_px_on_screen(fig, column_px: float = TEXT_COLUMN_PX) -> float:
+def _texts(fig) -> list:
+    """The figure's visible, non-empty text objects (titles, labels, tick labels, legends)."""
+    return [t for t in fig.findobj(mpl.text.Text) if t.get_visible() and t.get_text().strip()]
+
+
+def text_px_on_screen(fig, column_px: float = TEXT_COLUMN_PX, width_px: float | None = None) -> float:
     """The height (px) on screen of the figure's smallest visible text when the figure is shown
-    at most ``column_px`` wide (the book scales wider images down to the column)."""
+    at most ``column_px`` wide (the book scales wider images down to the column). ``width_px``:
+    the width of the image as saved (``bbox_inches="tight"`` may crop or widen it), else the
+    figure's own width."""
     fig.canvas.draw()
-    width_px = fig.get_figwidth() * fig.dpi
+    width_px = fig.get_figwidth() * fig.dpi if width_px is None else width_px
     scale = min(1.0, column_px / width_px)
-    sizes = [t.get_fontsize() for t in fig.findobj(mpl.text.Text)
-             if t.get_visible() and t.get_text().strip()]
+    sizes = [t.get_fontsize() for t in _texts(fig)]
     if not sizes:
         return float("inf")
     return min(sizes) * fig.dpi / 72 * scale
+
+
+#: colour maps that draw a picture (a grey photograph, a mask), not a quantity to be read off a scale
+GREY_MAPS = ("gray", "grey", "Greys", "Greys_r", "gray_r", "binary", "binary_r", "gist_gray")
+
+
+class FigureError(ValueError):
+    """A figure the book refuses: text too small to read, a heat map without its scale, a bad name."""
+
+
+def heat_maps_without_colorbar(fig) -> list[str]:
+    """The heat maps of ``fig`` that no colour bar explains, as "panel 'title' (cmap)" strings.
+
+    A heat map is an image of one value per pixel drawn through a colour map other than grey
+    (``GREY_MAPS``: photographs, masks and grey attributions are pictures); it is explained by a
+    colour bar of the figure that uses the same colour map (its own bar, or one shared bar)."""
+    bars = [ax._colorbar for ax in fig.axes if _is_colorbar(ax)]
+    bar_maps = {cb.mappable.get_cmap().name for cb in bars}
+    missing = []
+    for i, ax in enumerate(fig.axes):
+        if _is_colorbar(ax):
+            continue
+        for im in list(ax.get_images()) + [c for c in ax.collections
+                                           if isinstance(c, mpl.collections.QuadMesh)]:
+            arr = im.get_array()
+            if arr is None or np.ndim(arr) != 2:
+                continue  # an RGB(A) photograph
+            name = im.get_cmap().name
+            if name in GREY_MAPS or name in bar_maps:
+                continue
+            title = ax.get_title() or ax.get_title("left") or f"axes {i}"
+            missing.append(f"panel {title.replace(chr(10), ' ')!r} ({name})")
+    return missing
+
+
+_FIGURE_NAME = re.compile(r"fig-[a-z0-9][a-z0-9-]*")
+_FORMATS = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg"}
+
+
+def figure(fig, name: str, *, format: str = "png", quality: int = 85,
+           min_text_px: float = MIN_TEXT_PX, column_px: float = TEXT_COLUMN_PX) -> None:
+    """Put ``fig`` on the page: every figure of the book goes through here.
+
+    It checks the figure and refuses it (``FigureError``, naming the figure and the fix) when
+
+    - its smallest text would be under ``min_text_px`` (9 px) on screen once the saved image is
+      scaled to the ``column_px`` (750 px) text column of a 1366 px window (``text_px_on_screen``):
+      draw fewer panels per row, a narrower figure or a larger font;
+    - a heat map (one value per pixel through a colour map that is not grey) has no colour bar
+      with its colour map (``heat_maps_without_colorbar``; add ``colorbar(ax, im, label)``).
+
+    It then saves the figure (PNG, or ``format="jpg"`` for photographs, to keep a page light),
+    glues it under ``name`` (myst-nb; nothing is displayed in the cell) with its pixel width, so
+    that the book links the shown image to its full-size file, and closes it. Returns None.
+
+    The chapter's Markdown places it with a numbered, captioned figure (the caption is the
+    paragraph; ``:alt:`` says what the figure shows to a reader who cannot see it; ``:name:``
+    numbers it and lets ``{numref}`` cite it)::
+
+        plot.figure(chapter.plot_steps(steps, image), "fig-steps")   # in a code cell
+
+        ```{glue:figure} fig-steps
+        :alt: Four panels: the activations, the weights, their sum and the map over the photograph.
+        :name: fig-steps
+
+        Grad-CAM step by step on one photograph.
+        ```
+
+    ``check_figure_markup(text)`` lists what such a directive lacks (tests/test_notebooks.py runs
+    it over every chapter).
+    """
+    if not isinstance(fig, mpl.figure.Figure):
+        raise FigureError(f"figure {name!r}: expected a matplotlib Figure, got "
+                          f"{type(fig).__name__}")
+    if not isinstance(name, str) or not _FIGURE_NAME.fullmatch(name):
+        raise FigureError(f"figure name {name!r}: use 'fig-' and lower-case letters, digits and "
+                          "'-' (it is both the glue key and the figure's label)")
+    fmt = _FORMATS.get(str(format).lower())
+    if fmt is None:
+        raise FigureError(f"figure {name!r}: format must be 'png' or 'jpg', got {format!r}")
+    buf = io.BytesIO()
+    kwargs = {"pil_kwargs": {"quality": quality}} if fmt == "jpeg" else {}
+    fig.savefig(buf, format=fmt, dpi=fig.dpi, bbox_inches="tight", facecolor="white", **kwargs)
+    data = buf.getvalue()
+    from PIL import Image as PILImage
+
+    width, height = PILImage.open(io.BytesIO(data)).size
+    px = text_px_on_screen(fig, column_px, width_px=width)
+    if px < min_text_px:
+        smallest = min(_texts(fig), key=lambda t: t.get_fontsize())
+        plt.close(fig)
+        raise FigureError(
+            f"figure {name!r}: its smallest text ({smallest.get_text()[:40]!r}, "
+            f"{smallest.get_fontsize():g} pt) is {px:.1f} px on screen, under {min_text_px:g} px: "
+            f"the {width} px wide image is scaled to the {column_px:g} px text column. Draw fewer "
+            "panels per row (more rows), a narrower figure, or larger text")
+    missing = heat_maps_without_colorbar(fig)
+    if missing:
+        plt.close(fig)
+        raise FigureError(f"figure {name!r}: heat maps without a colour bar: {', '.join(missing)}; "
+                          "add plot.colorbar(ax, im, label) beside each, or one shared bar")
+    from IPython.display import Image
+
+    record = {"text_px": round(px, 2), "width_px": width, "height_px": height}
+    img = Image(data=data, format=fmt, width=width, metadata={"lib.plot": record})
+    plt.close(fig)
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:  # a kernel without myst-nb (Colab): show it, as the book would
+        from IPython.display import display
+
+        display(img)
+        return None
+    _glue(name, img, display=False)
+    return None
+
+
+_DIRECTIVE = re.compile(r"^(`{3,}|:{3,})\{glue:figure\}[ \t]*(\S*)[ \t]*\n(.*?)^\1[ \t]*$",
+                        re.M | re.S)
+_PATHLIKE = re.compile(r"(^|[\s/\\])[\w.-]+\.(png|jpe?g|svg|gif|webp)\b|^[\w./\\-]+$", re.I)
+
+
+def figure_directives(text: str) -> dict[str, dict]:
+    """The ``{glue:figure}`` directives of a MyST text: {glue key: {"options": {...},
+    "caption": str}} (the caption is the body's first paragraph)."""
+    found = {}
+    for m in _DIRECTIVE.finditer(text):
+        options, body = {}, []
+        for line in m.group(3).splitlines():
+            if not body and line.startswith(":") and ":" in line[1:]:
+                key, _, value = line[1:].partition(":")
+                options[key.strip()] = value.strip()
+            else:
+                body.append(line)
+        caption = "\n".join(body).strip().split("\n\n")[0].strip()
+        found[m.group(2)] = {"options": options, "caption": caption}
+    return found
+
+
+def check_figure_markup(text: str, glued: Sequence[str] = ()) -> list[str]:
+    """What the figure directives of a MyST text lack, one line per problem (empty: none).
+
+    Each ``{glue:figure}`` needs a caption (its first paragraph), ``:alt:`` text of at least four
+    words that is not a file name, and ``:name:`` (numbered, citable); each name in ``glued``
+    (the names given to ``figure`` by the code cells) needs a directive."""
+    problems = []
+    directives = figure_directives(text)
+    for key, d in directives.items():
+        alt, opts = d["options"].get("alt", ""), d["options"]
+        if not key:
+            problems.append("a {glue:figure} directive without its glue key")
+        if not d["caption"]:
+            problems.append(f"{key}: no caption (the paragraph under the options)")
+        if len(alt.split()) < 4 or _PATHLIKE.search(alt):
+            problems.append(f"{key}: ':alt:' must say in words what the figure shows "
+                            f"(at least four words, no file name), got {alt!r}")
+        if not opts.get("name"):
+            problems.append(f"{key}: no ':name:' (the figure's label: numbered and citable)")
+    for key in glued:
+        if key not in directives:
+            problems.append(f"{key}: glued by plot.figure but placed by no {{glue:figure}} directive")
+    return problems
 
 
 def show(fig, format: str = "jpg", quality: int = 85, close: bool = True) -> None:

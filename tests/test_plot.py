@@ -166,3 +166,144 @@ def test_verdict_figure_draws_estimate_interval_rule_and_paper_by_hand():
     xs = sorted(line.get_xdata()[0] for line in ax.lines if line.get_linestyle() in ("--", "-"))
     assert xs == pytest.approx([0.2, 0.3])  # the rule's boundary and the paper's number
     assert plot.verdict_figure(c.rows[1:]) is None
+
+
+# --- plot.figure: the one way a figure reaches the page -------------------------------------------
+
+@pytest.fixture
+def glued(monkeypatch):
+    """What plot.figure glues, by name (myst-nb's glue replaced by a recorder)."""
+    import myst_nb
+
+    out = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, obj, display=True: out.setdefault(name, obj))
+    return out
+
+
+def test_figure_refuses_six_pixel_text_and_names_the_fix(glued):
+    fig, ax = plt.subplots(figsize=(5, 2))  # narrower than the column: shown at full size
+    ax.plot([0, 1], [0, 1])
+    ax.tick_params(labelsize=9)
+    ax.set_title("Grad-CAM", fontsize=4.32)  # 4.32 pt x 100 dpi / 72 = 6.0 px
+    with pytest.raises(plot.FigureError, match=r"figure 'fig-raw': its smallest text \('Grad-CAM', "
+                                               r"4.32 pt\) is 6.0 px on screen, under 9 px.*"
+                                               r"fewer panels per row"):
+        plot.figure(fig, "fig-raw")
+    assert "fig-raw" not in glued and not plt.get_fignums()  # refused and closed
+
+
+def test_figure_refuses_a_grid_too_wide_for_the_column(glued):
+    """Twelve 1.45-inch panels titled at 9 pt (12.5 px) are scaled to the column: under 9 px."""
+    fig, axes = plt.subplots(1, 12, figsize=(17.4, 1.5))
+    for ax in axes:
+        ax.imshow(_photos(1, 8)[0])
+        ax.set_title("Grad-CAM", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    with pytest.raises(plot.FigureError, match=r"'fig-grid'.* is [5-8]\.\d px on screen"):
+        plot.figure(fig, "fig-grid")
+    fig, axes = plt.subplots(3, 4, figsize=(5.8, 4.5))  # the same twelve panels in three rows
+    for ax in axes.ravel():
+        ax.imshow(_photos(1, 8)[0])
+        ax.set_title("Grad-CAM", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    plot.figure(fig, "fig-grid")
+    assert glued["fig-grid"].metadata["lib.plot"]["text_px"] == pytest.approx(12.5)
+
+
+def test_figure_measures_the_saved_image_not_the_figure_size(glued):
+    """A 7.5-inch figure whose colour bar label sticks out is saved wider than the column."""
+    fig, ax = plt.subplots(figsize=(7.5, 2))
+    ax.set_title("t", fontsize=9)  # 12.5 px unscaled
+    ax.text(1.6, 0.5, "x" * 60, transform=ax.transAxes, fontsize=9)  # widens the tight bbox
+    assert plot.text_px_on_screen(fig) == pytest.approx(12.5)
+    with pytest.raises(plot.FigureError, match="px wide image is scaled"):
+        plot.figure(fig, "fig-wide")
+
+
+def test_figure_refuses_a_heat_map_without_its_colour_bar(glued):
+    heat = np.arange(16.0).reshape(4, 4)
+    fig, axes = plt.subplots(1, 3, figsize=(6, 2))
+    axes[0].imshow(_photos(1, 8)[0])  # a photograph: RGB, needs no scale
+    axes[1].imshow(heat, cmap="gray")  # a grey picture: no scale either
+    im = axes[2].imshow(heat, cmap="jet")
+    axes[2].set_title("Grad-CAM")
+    assert plot.heat_maps_without_colorbar(fig) == ["panel 'Grad-CAM' (jet)"]
+    with pytest.raises(plot.FigureError, match=r"'fig-heat': heat maps without a colour bar: "
+                                               r"panel 'Grad-CAM' \(jet\).*plot\.colorbar"):
+        plot.figure(fig, "fig-heat")
+    fig, ax = plt.subplots(figsize=(3, 3))
+    im = ax.imshow(heat, cmap="jet")
+    plot.colorbar(ax, im, "saliency")
+    assert plot.heat_maps_without_colorbar(fig) == []
+    plot.figure(fig, "fig-heat")
+    assert "fig-heat" in glued
+    # a bar in another colour map does not explain it
+    fig, axes = plt.subplots(1, 2, figsize=(5, 2))
+    axes[0].imshow(heat, cmap="jet")
+    plot.colorbar(axes[1], axes[1].imshow(heat, cmap="RdBu_r"))
+    assert plot.heat_maps_without_colorbar(fig) == ["panel 'axes 0' (jet)"]
+
+
+def test_figure_glues_the_image_with_its_width_and_closes_it(glued):
+    fig = plot.method_grid(_photos(2), _maps(["gradcam", "hirescam", "integratedgradients"]))
+    plot.figure(fig, "fig-grid", format="jpg")
+    img = glued["fig-grid"]
+    assert img.format == "jpeg" and img.data[:2] == b"\xff\xd8"
+    width, height = Image.open(io.BytesIO(img.data)).size
+    # the width goes with the image: Sphinx then links the shown image to the full-size file
+    assert img.width == width <= plot.TEXT_COLUMN_PX + 20
+    assert img.metadata["lib.plot"]["width_px"] == width
+    assert img.metadata["lib.plot"]["text_px"] >= 9
+    assert not plt.get_fignums()
+    with pytest.raises(plot.FigureError, match="figure name 'Grid 1'"):
+        plot.figure(plt.figure(), "Grid 1")
+    with pytest.raises(plot.FigureError, match="format must be 'png' or 'jpg'"):
+        plot.figure(plt.figure(), "fig-x", format="gif")
+    with pytest.raises(plot.FigureError, match="expected a matplotlib Figure"):
+        plot.figure(np.zeros((4, 4)), "fig-x")
+
+
+GOOD = """Some prose.
+
+```{glue:figure} fig-steps
+:alt: Four panels: the activations, the channel weights, their sum and the map over the photo.
+:name: fig-steps
+
+Grad-CAM step by step: $\\alpha_k^c$ weighs each channel.
+
+A legend paragraph.
+```
+"""
+
+
+def test_figure_markup_reads_caption_alt_and_name():
+    (d,) = plot.figure_directives(GOOD).items()
+    assert d[0] == "fig-steps"
+    assert d[1]["caption"] == "Grad-CAM step by step: $\\alpha_k^c$ weighs each channel."
+    assert d[1]["options"]["alt"].startswith("Four panels")
+    assert plot.check_figure_markup(GOOD, glued=["fig-steps"]) == []
+
+
+@pytest.mark.parametrize("edit, problem", [
+    ((":alt: Four panels: the activations, the channel weights, their sum and the map over the "
+      "photo.\n", ""), "':alt:' must say in words"),
+    (("Four panels: the activations, the channel weights, their sum and the map over the photo.",
+      "_build/jupyter_execute/3f2a9c.png"), "no file name"),
+    (("Four panels: the activations, the channel weights, their sum and the map over the photo.",
+      "steps figure"), "at least four words"),
+    ((":name: fig-steps\n", ""), "no ':name:'"),
+    (("Grad-CAM step by step: $\\alpha_k^c$ weighs each channel.\n\nA legend paragraph.\n", ""),
+     "fig-steps: no caption"),
+])
+def test_figure_markup_fails_on_each_missing_part(edit, problem):
+    bad = GOOD.replace(*edit)
+    assert bad != GOOD
+    problems = plot.check_figure_markup(bad)
+    assert len(problems) == 1 and problem in problems[0], problems
+
+
+def test_figure_markup_fails_on_a_glued_figure_never_placed():
+    assert plot.check_figure_markup(GOOD, glued=["fig-steps", "fig-erf"]) == [
+        "fig-erf: glued by plot.figure but placed by no {glue:figure} directive"]
