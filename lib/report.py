@@ -43,7 +43,8 @@ from .verdict import FAILS, HOLDS, NOT_RUN, OUTCOME_COLOURS, UNDECIDED, Verdict
 __all__ = ["PAPERS", "Paper", "paper_name", "format_number", "table", "SplitTable", "glue",
            "GluedText", "Claim", "Claims", "summary", "claims_dir", "section_anchor",
            "VerdictBox", "SummaryPage", "book_chapters", "KINDS", "TIERS", "tally",
-           "tally_text", "OUTCOME_COLOURS"]
+           "tally_text", "OUTCOME_COLOURS", "OUTCOME_MARKS", "outcome_word", "subtotal_text",
+           "HTMLBlock"]
 
 #: the text column of the book's theme is ~750 px wide at desktop width
 TEXT_WIDTH_PX = 750
@@ -679,12 +680,46 @@ def tally_text(rows: Iterable[Claim]) -> str:
     return ", ".join(parts)
 
 
-def _outcome_html(outcome: str, kind: str = "paper") -> str:
-    word = outcome
+#: a mark before each outcome's word, so that no outcome is told by its colour alone
+OUTCOME_MARKS = {HOLDS: "✓", FAILS: "✗", UNDECIDED: "?", NOT_RUN: "–"}
+
+
+def outcome_word(outcome: str, kind: str = "paper") -> str:
+    """The outcome as a reader reads it: a check "passes" or "fails"; a claim "holds", "does not
+    hold", is "undecided" or "not run here"."""
+    if outcome not in OUTCOME_COLOURS:
+        raise ValueError(f"unknown outcome {outcome!r}; known: {list(OUTCOME_COLOURS)}")
     if kind == "check":
-        word = {HOLDS: "passes", FAILS: "fails"}.get(outcome, outcome)
+        return {HOLDS: "passes", FAILS: "fails"}.get(outcome, outcome)
+    return outcome
+
+
+def _outcome_html(outcome: str, kind: str = "paper") -> str:
+    """The outcome in its colour, with its mark and its word (never the colour alone)."""
     return (f'<strong class="outcome outcome-{outcome.replace(" ", "-")}" '
-            f'style="color:{OUTCOME_COLOURS[outcome]}">{html.escape(word)}</strong>')
+            f'style="color:{OUTCOME_COLOURS[outcome]};white-space:nowrap">'
+            f'<span aria-hidden="true">{OUTCOME_MARKS[outcome]}&#8239;</span>'
+            f'{html.escape(outcome_word(outcome, kind))}</strong>')
+
+
+def subtotal_text(outcomes: Iterable[str], kind: str = "paper") -> str:
+    """Outcomes counted in words: "5 claims: 2 hold, 1 does not hold, 2 undecided" ("3 checks:
+    3 pass" for checks, "2 findings: ..." for findings); outcomes with no row are left out."""
+    outcomes = list(outcomes)
+    counts = {o: outcomes.count(o) for o in _OUTCOME_ORDER}
+    unknown = set(outcomes) - set(counts)
+    if unknown:
+        raise ValueError(f"unknown outcome(s) {sorted(unknown)}; known: {list(_OUTCOME_ORDER)}")
+    noun = {"paper": "claim", "check": "check", "finding": "finding"}[kind]
+    n = len(outcomes)
+    head = f"{n} {noun}{'s' if n != 1 else ''}"
+    if kind == "check":
+        words = {HOLDS: ("passes", "pass"), FAILS: ("fails", "fail")}
+    else:
+        words = {HOLDS: ("holds", "hold"), FAILS: ("does not hold", "do not hold")}
+    words.update({UNDECIDED: ("undecided", "undecided"), NOT_RUN: ("not run here", "not run here")})
+    parts = [f"{k} {words[o][0] if k == 1 else words[o][1]}" for o, k in counts.items() if k]
+    return f"{head}: {', '.join(parts)}" if parts else head
 
 
 def _verdict_detail(c: Claim) -> str:
@@ -918,12 +953,21 @@ class SummaryPage:
         """The tallies as a table for the page."""
         if self.paper_rows.empty:
             return self._empty()
-        return table(self.tallies(), caption="Paper claims by evidence and outcome")
+        t = self.tallies()
+        cols = list(_OUTCOME_ORDER)
+        total = {"paper": "all papers", "evidence": "all", **{o: int(t[o].sum()) for o in cols}}
+        t = pd.concat([t, pd.DataFrame([total])], ignore_index=True)
+        marks = {o: f"{OUTCOME_MARKS[o]} {o}" for o in cols}
+        return table(t, columns=marks, caption="Paper claims by evidence and outcome (the last "
+                     "row: every paper)")
 
     def table(self, kind: str = "paper"):
-        """One row per claim of ``kind`` ("paper", "check", "finding"): the claim (linked to the
-        chapter's section), the paper's number, ours with its 95 % interval, the outcome; paper
-        claims also show their evidence tier. With no rows, a sentence that says so."""
+        """Every claim of ``kind`` ("paper", "check", "finding"), grouped by paper, then by
+        chapter, each group headed by its subtotal in words ("5 claims: 2 hold, 3 undecided");
+        a row gives the claim (linked to the section of its chapter that shows the evidence),
+        the paper's number, ours with its 95 % interval, and the outcome coloured, marked and
+        worded. Paper claims also name their evidence tier. On a phone the rows stack (the book's
+        style sheet, ``table.claim-table``). With no rows, a sentence that says so."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
         rows = self.rows[self.rows["kind"] == kind]
@@ -934,19 +978,46 @@ class SummaryPage:
                 return self._empty()
             return Markdown(f"No {KINDS[kind]} is recorded on the profile `{self.profile}`.")
         e = html.escape
-        claim = [f'<a href="{e(r.link)}">{e(r.where)}</a>, {e(r.paper_name)}: {e(r.statement)} '
-                 f'<em>({e(self.title(r.chapter))})</em>' for r in rows.itertuples()]
-        word = ({HOLDS: "passes", FAILS: "fails"} if kind == "check" else {})
-        outcome = [_outcome_html(o, kind) if o not in word else
-                   f'<strong style="color:{OUTCOME_COLOURS[o]}">{word[o]}</strong>'
-                   for o in rows["outcome"]]
-        shown = rows.assign(claim=claim, outcome=outcome,
-                            evidence=[TIERS.get(t, "—") if isinstance(t, str) else "—"
-                                      for t in rows["tier"]])
-        cols = ["claim", "paper_value", "interval", "outcome"]
-        if kind == "paper":
-            cols.insert(1, "evidence")
-        names = {"paper_value": "the paper", "interval": "ours (95 % interval)"}
-        if kind == "check":
-            names["interval"] = "measured error"
-        return table(shown[cols], columns=names, html_columns=["claim", "outcome"], wide="split")
+        ours = "measured error" if kind == "check" else "ours (95 % interval)"
+        labels = ("the claim", "the paper", ours, "outcome")
+        head = "".join(f"<th>{e(h)}</th>" for h in labels)
+        papers = [k for k in PAPERS if k in set(rows["paper"])]
+        chapters = list(self.titles) + sorted(set(rows["chapter"]) - set(self.titles))
+        body = []
+        for key in papers:
+            sub = rows[rows["paper"] == key]
+            body.append(f'<tr class="claim-group claim-group-paper"><th colspan="4">'
+                        f'{e(paper_name(key))} <span class="claim-subtotal">('
+                        f'{e(subtotal_text(sub["outcome"], kind))})</span></th></tr>')
+            for chapter in (c for c in chapters if c in set(sub["chapter"])):
+                part = sub[sub["chapter"] == chapter]
+                body.append(f'<tr class="claim-group claim-group-chapter"><th colspan="4">'
+                            f'<a href="{e(chapter)}.html">{e(self.title(chapter))}</a> '
+                            f'<span class="claim-subtotal">('
+                            f'{e(subtotal_text(part["outcome"], kind))})</span></th></tr>')
+                for r in part.itertuples():
+                    tier = (f' <span class="claim-tier">[{e(TIERS[r.tier])}]</span>'
+                            if kind == "paper" and isinstance(r.tier, str) else "")
+                    cells = (f'<a href="{e(r.link)}">{e(r.where)}</a>: {e(r.statement)}{tier}',
+                             e(r.paper_value), e(r.interval), _outcome_html(r.outcome, kind))
+                    body.append('<tr class="claim-row">' + "".join(
+                        f'<td data-label="{e(lab)}">{c}</td>' for lab, c in zip(labels, cells))
+                        + "</tr>")
+        return HTMLBlock(f'<table class="claim-table claim-table-{kind}"><thead><tr>{head}</tr>'
+                         f'</thead><tbody>{"".join(body)}</tbody></table>')
+
+
+class HTMLBlock:
+    """A piece of HTML for the page (shown by Jupyter and the book as it is)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def _repr_html_(self) -> str:
+        return self.text
+
+    def to_html(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"HTMLBlock({len(self.text)} characters of HTML)"

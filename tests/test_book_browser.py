@@ -7,7 +7,9 @@ error; have MathJax typeset every formula (no raw TeX left in the visible text o
 formula in a heading); load every image; link only to pages and anchors that exist;
 fit the viewport (nothing wider than the window); weigh at most 2.5 MB; show no Python object's
 repr in a cell's output (``Claim(chapter=...``, ``<... object at 0x...>``); break no word of a
-verdict box across lines. The search page must find a
+verdict box, a summary table or a caption across lines; have no element reach past the box that
+holds it (a verdict box's table, a figure in its cell) and no image, paragraph or caption wider
+than the window. The search page must find a
 chapter. The browser cannot reach any host but this machine (``--host-resolver-rules``), so a book
 whose MathJax comes from a CDN fails here whatever the network.
 
@@ -170,9 +172,11 @@ const col = document.querySelector('article.bd-article') || document.querySelect
 const colWidth = col.getBoundingClientRect().width;
 const wideTables = [...document.querySelectorAll('div.cell_output table')]
   .map(t => Math.round(t.getBoundingClientRect().width)).filter(w => w > colWidth + 1);
-// a word (4+ letters) of a verdict box whose letters fall on two lines: broken mid-word
+// a word (4+ letters) of a verdict box, a summary table or a caption whose letters fall on two
+// lines: broken mid-word
 const brokenWords = [];
-for (const cell of document.querySelectorAll('div.verdict-box td, div.verdict-box th')) {
+for (const cell of document.querySelectorAll('div.verdict-box td, div.verdict-box th, '
+    + 'table.claim-table td, table.claim-table th, figcaption, table caption')) {
   const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
   for (let n = walker.nextNode(); n; n = walker.nextNode()) {
     for (const m of n.textContent.matchAll(/[A-Za-z]{4,}/g)) {
@@ -182,6 +186,35 @@ for (const cell of document.querySelectorAll('div.verdict-box td, div.verdict-bo
     }
   }
 }
+// an element that reaches past the box that holds it (a verdict box's table past the box, a
+// figure past its cell): unless a scroll container between them clips it
+const clippedWithin = (e, box) => { for (let a = e.parentElement; a && a !== box; a = a.parentElement) {
+    const o = getComputedStyle(a).overflowX; if (o === 'auto' || o === 'scroll' || o === 'hidden') return true; }
+  return false; };
+const name = e => e.tagName.toLowerCase() + (typeof e.className === 'string' && e.className.trim()
+    ? '.' + e.className.trim().split(/\s+/).join('.') : '');
+const spills = [];
+for (const box of document.querySelectorAll('article div.admonition, article figure, '
+    + 'article table, article div.cell_output')) {
+  const b = box.getBoundingClientRect();
+  if (b.width === 0) continue;
+  for (const e of box.querySelectorAll('*')) {
+    const r = e.getBoundingClientRect(), pos = getComputedStyle(e).position;
+    if (r.width === 0 || r.height === 0 || pos === 'absolute' || pos === 'fixed') continue;
+    const over = Math.max(r.right - b.right, b.left - r.left);
+    if (over > 1 && !clippedWithin(e, box)) {
+      if (spills.length < 5) spills.push(`${name(e)} in ${name(box)} by ${Math.round(over)} px`);
+      break;
+    }
+  }
+}
+// images and text wider than the window, even where a box scrolls them: a figure must fit the
+// column, a caption or a paragraph must wrap (a table's cells may scroll with their table)
+const tooWide = [...document.querySelectorAll('article img, article p, article li, '
+    + 'article figcaption, article caption')]
+  .filter(e => e.tagName === 'IMG' || e.tagName === 'CAPTION' || !e.closest('td, th'))
+  .filter(e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.right > window.innerWidth + 1; })
+  .slice(0, 5).map(e => `${name(e)} (${Math.round(e.getBoundingClientRect().right)} px)`);
 const resources = performance.getEntriesByType('resource');
 const nav = performance.getEntriesByType('navigation')[0];
 return {
@@ -204,6 +237,8 @@ return {
   links: [...document.querySelectorAll('a[href]')].map(a => a.href).filter(h => h.startsWith(base)),
   outputs: [...document.querySelectorAll('div.cell_output')].map(e => e.innerText),
   brokenWords: brokenWords,
+  spills: spills,
+  tooWide: tooWide,
 };
 """
 
@@ -280,7 +315,14 @@ def test_page_reads_well(server, browser, page, width):
         problems.append(f"a Python object printed on the page: {reprs[:3]} (end the cell with a "
                         "statement that returns None, or display the object's table)")
     if info["brokenWords"]:
-        problems.append(f"words broken across lines in a verdict box: {info['brokenWords']}")
+        problems.append(f"words broken across lines in a verdict box, a summary table or a "
+                        f"caption: {info['brokenWords']}")
+    if info["spills"]:
+        problems.append(f"elements wider than the box that holds them (the book's style sheet, "
+                        f"book/_static/book.css): {info['spills']}")
+    if info["tooWide"]:
+        problems.append(f"images or text wider than the {info['innerWidth']} px window: "
+                        f"{info['tooWide']}")
     dead = _dead_links(info["links"], server)
     if dead:
         problems.append(f"links to missing pages or anchors: {dead[:3]}")

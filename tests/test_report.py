@@ -1,5 +1,6 @@
 """lib.report: the tables, glued numbers, claim records and verdict boxes the chapters show."""
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -464,13 +465,64 @@ def test_summary_page_names_chapters_with_and_without_records(cache, monkeypatch
          "evidence": "stand-ins trained here", "holds": 1, "does not hold": 0,
          "undecided": 1, "not run here": 0}]
     html = page.table().to_html()
-    assert ('<a href="05_walls_experiments.html#stack-mix-and-table-1">Table 1</a>, Taimeskhanov, '
-            'Sicre, Garreau, CAM-based methods can see through walls: Grad-CAM') in html
+    # the claim links to its section; the paper and the chapter head their groups with subtotals
+    assert ('<a href="05_walls_experiments.html#stack-mix-and-table-1">Table 1</a>: Grad-CAM '
+            'puts saliency in the dead zone.') in html
+    assert ("Taimeskhanov, Sicre, Garreau, CAM-based methods can see through walls "
+            '<span class="claim-subtotal">(3 claims: 1 holds, 1 undecided, 1 not run here)') in html
+    assert ('<a href="05_walls_experiments.html">Walls: experiments</a> <span class="claim-subtotal">'
+            "(3 claims: 1 holds, 1 undecided, 1 not run here)") in html
     assert "HiResCAM puts none there" not in html  # the check is in its own table
-    assert "HiResCAM puts none there" in page.table("check").to_html()
-    assert "not run here" in html and "21.9 [20.0, 23.0]" in html
-    assert "<em>(Walls: experiments)</em>" in html
+    checks = page.table("check").to_html()
+    assert "HiResCAM puts none there" in checks and "(1 check: 1 passes)" in checks
+    assert ">passes<" in checks and "measured error" in checks
+    assert "21.9 [20.0, 23.0]" in html and "[stand-ins trained here]" in html
+    # every outcome is worded and marked, not told by its colour alone
+    for word, mark in (("holds", "✓"), ("undecided", "?"), ("not run here", "–")):
+        assert f'{mark}&#8239;</span>{word}</strong>' in html, word
+    # the profile is said once, in the prose, not in every row
+    assert "smoke" not in html
     assert "No finding of this book is recorded" in page.table("finding").data
+    tally = page.tally_table().to_html()
+    assert "all papers" in tally and "✗ does not hold" in tally
+
+
+def test_summary_groups_papers_in_reference_order_and_chapters_in_book_order(cache):
+    chapters = {"02_a": "Chapter A", "07_b": "Chapter B"}
+    for chapter, rows in (("07_b", [("nagy", V.FAILS), ("selvaraju", V.HOLDS)]),
+                          ("02_a", [("selvaraju", V.UNDECIDED), ("selvaraju", V.HOLDS)])):
+        c = report.Claims(chapter, "smoke")
+        for i, (paper, outcome) in enumerate(rows):
+            c.add(f"c{i}", paper, "Table 1", f"{chapter} claim {i}", kind="paper",
+                  tier="stand-in", verdict=_v(outcome, 0.1, -0.1, 0.3))
+        c.save()
+    html = report.SummaryPage("smoke", chapters).table().to_html()
+    heads = [re.sub(r"<[^>]+>", "", h.split(" <span")[0])
+             for h in html.split('<th colspan="4">')[1:]]
+    # papers in the order of the references (Nagy before Selvaraju); chapters in book order
+    assert heads == ["Nagy, Nimara, Qian, Grad-CAM reproduced", "Chapter B",
+                     "Selvaraju et al., Grad-CAM", "Chapter A", "Chapter B"]
+    assert "(3 claims: 2 hold, 1 undecided)" in html  # Selvaraju's subtotal over both chapters
+    assert "(1 claim: 1 does not hold)" in html
+
+
+@pytest.mark.parametrize("outcomes, kind, text", [
+    ([V.HOLDS, V.HOLDS, V.FAILS], "paper", "3 claims: 2 hold, 1 does not hold"),
+    ([V.FAILS, V.FAILS], "paper", "2 claims: 2 do not hold"),
+    ([V.HOLDS], "paper", "1 claim: 1 holds"),
+    ([V.HOLDS, V.FAILS], "check", "2 checks: 1 passes, 1 fails"),
+    ([V.UNDECIDED, V.NOT_RUN, V.UNDECIDED], "paper", "3 claims: 2 undecided, 1 not run here"),
+    ([], "finding", "0 findings"),
+])
+def test_subtotals_in_words(outcomes, kind, text):
+    assert report.subtotal_text(outcomes, kind) == text
+
+
+def test_an_unknown_outcome_is_refused():
+    with pytest.raises(ValueError, match="unknown outcome"):
+        report.subtotal_text(["maybe"])
+    with pytest.raises(ValueError, match="unknown outcome"):
+        report.outcome_word("maybe")
 
 
 def test_chapter_titles_from_notebook_or_text_form(tmp_path):

@@ -654,7 +654,7 @@ def add_claims(claims, prop2: pd.DataFrame, results: dict, fig3_verdict: verdict
                "the CAM engine's.", kind="check",
                verdict=verdict.check(err, PROP2_TOL, rule=f"largest |closed form - autograd| and "
                                      f"|closed-form map - lib.cam map| <= {PROP2_TOL:g} (float64)"),
-               **kw)
+               section="proposition-2", **kw)  # the chapter's label above its Proposition 2
     vs = {f"V = {V}": r["verdict"] for V, r in results.items()}
     _, v3 = verdict.all_of(vs, "E[GC_ij] / bound_ij > 1 at every non-blank pixel for every V")
     claims.add("theorem3", where="Theorem 3", statement="E[GC_ij] >= the bound at every pixel, "
