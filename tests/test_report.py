@@ -543,3 +543,27 @@ def test_book_chapters_follow_the_table_of_contents():
     assert report.SUMMARY_PAGE not in chapters
     assert list(chapters)[:1] == ["01_methods_tour"]
     assert all(title and not title.startswith("#") for title in chapters.values())
+
+
+def test_the_references_list_every_chapter_that_tests_a_paper():
+    """The references page's 'chapters' column names exactly the chapters whose notebook or
+    chapter module records a claim of the paper (its key as a string: paper="zhou")."""
+    root = paths.REPO_ROOT
+    chapters = report.book_chapters()
+    names = {}
+    for nb, title in chapters.items():
+        text = (root / "notebooks" / f"{nb}.md").read_text(encoding="utf-8")
+        m = re.search(r"from lib\.chapters import (\w+) as chapter", text)
+        if m:
+            text += (root / "lib" / "chapters" / f"{m.group(1)}.py").read_text(encoding="utf-8")
+        names[nb] = (title, text)
+    page = (root / "book" / "references.md").read_text(encoding="utf-8")
+    for p in report.PAPERS.values():
+        row = re.search(rf"^\| \[{re.escape(p.name)}\]\({p.ref}\) \| ([^|]*) \|", page, re.M)
+        assert row, f"no row for {p.name} in the references' table"
+        listed = [c.strip() for c in row.group(1).split(";")]
+        testing = [t for t, text in names.values() if re.search(rf"[\"']{p.key}[\"']", text)]
+        # a short name on the page ("A tour of the methods") stands for the chapter's full title
+        found = sorted(t for t in testing if any(t.startswith(c) for c in listed))
+        assert found == sorted(testing) and len(listed) == len(testing), \
+            f"{p.key}: the references list {listed}, the chapters testing it are {testing}"
