@@ -23,7 +23,7 @@ import torch
 from matplotlib.patches import Rectangle
 
 __all__ = ["style", "method_label", "METHOD_LABELS", "INPUT_ATTRIBUTIONS", "as_image", "overlay",
-           "draw_boxes", "signed_map", "mark_dead_zone", "method_grid", "colorbar",
+           "draw_boxes", "signed_map", "mark_dead_zone", "method_grid", "signed_grid", "colorbar", "shared_colorbar",
            "attribution_image", "show", "text_px_on_screen", "interval_plot", "verdict_figure",
            "TEXT_COLUMN_PX", "DPI", "MIN_TEXT_PX", "figure", "FigureError", "heat_maps_without_colorbar",
            "figure_directives", "check_figure_markup"]
@@ -163,6 +163,51 @@ def signed_map(ax, raw, title=None, cmap="RdBu_r", colorbar_label: str | None = 
     return im
 
 
+def signed_grid(maps: dict, col_labels: Sequence[str], title: str | None = None,
+                cell: float = 0.95, cmap: str = "RdBu_r"):
+    """Raw, signed maps (method -> (N, h, w)) at their own resolution: one row per method (its
+    display name on the left), one column per image (``col_labels`` on top), each map divided by
+    its own largest absolute value, so that one shared colour bar from -1 to 1 reads every panel
+    (red: for the class, blue: against). Columns are sized to fit the text column. ``fig.panel_axes``
+    lists the map panels."""
+    methods = list(maps)
+    n = len(col_labels)
+    if not methods or n == 0:
+        raise ValueError("signed_grid needs at least one method and one image")
+    for m in methods:
+        if len(maps[m]) != n:
+            raise ValueError(f"signed_grid: {m!r} has {len(maps[m])} maps for {n} column labels")
+    width = min(cell * n + 1.6, TEXT_COLUMN_PX / DPI)
+    side = (width - 1.6) / n
+    fig, axes = plt.subplots(len(methods), n, figsize=(width, side * len(methods) + 1.0),
+                             squeeze=False)
+    im = None
+    for r, m in enumerate(methods):
+        for c in range(n):
+            raw = _np(maps[m][c]).astype(np.float64)
+            if not np.isfinite(raw).all():
+                raise ValueError(f"signed_grid: the {m!r} map of {col_labels[c]!r} holds NaN or "
+                                 "infinite values")
+            top = float(np.abs(raw).max())
+            im = axes[r, c].imshow(raw / top if top > 0 else raw, cmap=cmap, vmin=-1, vmax=1,
+                                   interpolation="nearest")
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+            if r == 0:
+                axes[r, c].set_title(str(col_labels[c]), fontsize=9)
+        axes[r, 0].set_ylabel(_title(m), fontsize=9, rotation=0, ha="right", va="center")
+    fig.panel_axes = list(fig.axes)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    cb = fig.colorbar(im, ax=fig.panel_axes, orientation="horizontal", fraction=0.03, pad=0.02,
+                      aspect=40, shrink=0.8)
+    cb.set_label("raw value as a share of the map's largest |value| (red: for the class, "
+                 "blue: against)", fontsize=9)
+    cb.ax.tick_params(labelsize=9)
+    return fig
+
+
 def attribution_image(attr, percentile: float = 99, channels: str = "auto") -> np.ndarray:
     """An input attribution as a grey image in [0, 1]: |attribution| summed over the colour
     channels ((C, H, W) or (H, W, C) with C = 1 or 3; ``channels="first"``/``"last"`` where the
@@ -255,12 +300,22 @@ def method_grid(images: Sequence, maps: dict, boxes: Sequence | None = None,
     if colorbar_label is not None and heat is not None:
         # one bar for all overlays: each map is drawn on its own 0..max scale, so the bar reads
         # as "share of the map's maximum"
-        sm = mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(0, 1), cmap=cmap)
-        cb = fig.colorbar(sm, ax=fig.panel_axes, orientation="horizontal", fraction=0.04,
-                          pad=0.02, aspect=40, shrink=0.8)
-        cb.set_label(f"{colorbar_label}, as a share of each map's maximum", fontsize=9)
-        cb.ax.tick_params(labelsize=8)
+        shared_colorbar(fig, f"{colorbar_label}, as a share of each map's maximum", cmap=cmap,
+                        axes=fig.panel_axes)
     return fig
+
+
+def shared_colorbar(fig, label: str, cmap: str = "jet", vmin: float = 0.0, vmax: float = 1.0,
+                    axes=None):
+    """One horizontal colour bar under ``axes`` (default: every axes of ``fig``) for maps that are
+    all drawn on the same ``vmin``..``vmax`` scale of ``cmap`` (maps scaled per panel to [0, 1],
+    as ``overlay`` draws them). Call it after ``fig.tight_layout()``. Returns the colour bar."""
+    sm = mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(vmin, vmax), cmap=cmap)
+    cb = fig.colorbar(sm, ax=list(fig.axes) if axes is None else list(axes),
+                      orientation="horizontal", fraction=0.04, pad=0.02, aspect=40, shrink=0.8)
+    cb.set_label(label, fontsize=9)
+    cb.ax.tick_params(labelsize=8)
+    return cb
 
 
 def _texts(fig) -> list:

@@ -307,3 +307,22 @@ def test_figure_markup_fails_on_each_missing_part(edit, problem):
 def test_figure_markup_fails_on_a_glued_figure_never_placed():
     assert plot.check_figure_markup(GOOD, glued=["fig-steps", "fig-erf"]) == [
         "fig-erf: glued by plot.figure but placed by no {glue:figure} directive"]
+
+
+def test_signed_grid_divides_each_map_by_its_largest_absolute_value_and_shares_one_bar():
+    maps = {"gradcam": torch.tensor([[[2.0, -1.0], [0.0, 0.5]]]),
+            "hirescam": torch.tensor([[[-4.0, 1.0], [2.0, 0.0]]])}
+    fig = plot.signed_grid(maps, ["coffee"])
+    a, b = (ax.get_images()[0].get_array() for ax in fig.panel_axes)
+    np.testing.assert_allclose(a, [[1.0, -0.5], [0.0, 0.25]])
+    np.testing.assert_allclose(b, [[-1.0, 0.25], [0.5, 0.0]])
+    assert plot.heat_maps_without_colorbar(fig) == []
+    assert [ax.get_ylabel() for ax in fig.panel_axes] == ["Grad-CAM", "HiResCAM"]
+    with pytest.raises(ValueError, match="NaN"):
+        plot.signed_grid({"gradcam": torch.tensor([[[np.nan]]])}, ["x"])
+    # nine methods by eight photographs fit the column at 9 pt
+    nine = _maps(["cam", "gradcam", "gradcam++", "xgradcam", "hirescam", "layercam",
+                  "counterfactual", "eigencam", "ablationcam"], n=8, size=7)
+    fig = plot.signed_grid(nine, [f"photo{i}" for i in range(8)])
+    assert fig.get_figwidth() * fig.dpi <= plot.TEXT_COLUMN_PX
+    assert plot.text_px_on_screen(fig) >= 9
