@@ -94,10 +94,10 @@ def test_top_channels_and_pixel_terms_are_eq1_and_eq2_in_numbers():
     x = torch.rand(1, 1, 12, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     steps = gcf.gradcam_steps(model, x, model.target_layer)
     t = gcf.top_channels(steps, 3)
-    np.testing.assert_allclose(t["alpha_k (Eq. 1)"], t["sum_ij dy/dA^k_ij"] / t["Z"], rtol=1e-12)
-    assert list(t["alpha_k (Eq. 1)"]) == sorted(t["alpha_k (Eq. 1)"], reverse=True)
-    assert t["alpha_k (Eq. 1)"].iloc[0] == steps.alpha.max().item()
-    c = gcf.top_channels(steps, 8, by="contribution")["alpha_k x mean A^k"]
+    np.testing.assert_allclose(t["αₖ (Eq. 1)"], t["Σᵢⱼ ∂y/∂Aᵏᵢⱼ"] / t["Z"], rtol=1e-12)
+    assert list(t["αₖ (Eq. 1)"]) == sorted(t["αₖ (Eq. 1)"], reverse=True)
+    assert t["αₖ (Eq. 1)"].iloc[0] == steps.alpha.max().item()
+    c = gcf.top_channels(steps, 8, by="contribution")["αₖ × mean Aᵏ"]
     assert list(c) == sorted(c, reverse=True)
     p = gcf.pixel_terms(steps, 2)
     i, j = steps.peak

@@ -251,3 +251,32 @@ def test_every_glued_value_is_read_by_the_prose(path):
     glued = set(re.findall(r'report\.glue\(\s*"([^"]+)"', code))
     read = set(re.findall(r"\{glue(?::text)?\}`([^`]+)`", prose))
     assert not glued - read, f"{path.name}: glued but never read: {sorted(glued - read)}"
+
+
+#: chapters whose every figure goes through lib.plot.figure (a numbered, captioned {glue:figure})
+FIGURES_THROUGH_THE_HELPER = ("01_", "02_", "03_", "04_", "05_")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_has_caption_alt_text_and_a_name(path):
+    """A figure glued by ``plot.figure(fig, "fig-...")`` is placed by a ``{glue:figure}`` directive
+    with a caption, ``:alt:`` words (not a file name) and ``:name:`` (lib.plot.check_figure_markup);
+    in the chapters converted to the helper no figure reaches the page another way (``show(``,
+    or a ``fig = ...`` that the inline backend would show). The verdict figure
+    (``claims.show_figure()``, lib.report) is not yet one of them."""
+    import re
+
+    from lib import plot
+
+    cells = _cells(path)
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    prose = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    glued = re.findall(r'"(fig-[a-z0-9-]+)"', code)
+    assert len(glued) == len(set(glued)), f"{path.name}: a figure name used twice: {sorted(glued)}"
+    problems = plot.check_figure_markup(prose, glued)
+    assert not problems, f"{path.name}: " + "; ".join(problems)
+    if path.name.startswith(FIGURES_THROUGH_THE_HELPER):
+        # plot.show / plt.show / show(fig), or a figure left open for the inline backend to show
+        shown = re.findall(r"^.*\bshow\(.*$|^\s*figs?(?:, \w+)* = .*$", code, re.M)
+        assert not shown, (f"{path.name}: figures shown without plot.figure (no number, caption or "
+                           f"alt text): {shown}")

@@ -25,7 +25,7 @@ from torch import nn
 from .. import cam, metrics, verdict
 from ..data.photos import list_photos
 from ..layers import resolve_layer
-from ..plot import as_image, attribution_image, colorbar, overlay, signed_map
+from ..plot import as_image, attribution_image, colorbar, overlay, shared_colorbar, signed_map
 from ..train import STAND_INS
 from ..verdict import Verdict
 
@@ -385,11 +385,11 @@ def top_channels(steps: Steps, n: int = 5, by: str = "alpha") -> pd.DataFrame:
     a_mean = steps.activations.mean((1, 2))
     return pd.DataFrame({
         "channel k": order,
-        "sum_ij dy/dA^k_ij": g_sum[order].cpu().numpy(),
+        "Σᵢⱼ ∂y/∂Aᵏᵢⱼ": g_sum[order].cpu().numpy(),
         "Z": steps.z,
-        "alpha_k (Eq. 1)": steps.alpha[order].cpu().numpy(),
-        "mean_ij A^k_ij": a_mean[order].cpu().numpy(),
-        "alpha_k x mean A^k": (steps.alpha * a_mean)[order].cpu().numpy()})
+        "αₖ (Eq. 1)": steps.alpha[order].cpu().numpy(),
+        "meanᵢⱼ Aᵏᵢⱼ": a_mean[order].cpu().numpy(),
+        "αₖ × mean Aᵏ": (steps.alpha * a_mean)[order].cpu().numpy()})
 
 
 def pixel_terms(steps: Steps, n: int = 5, unit: tuple[int, int] | None = None) -> pd.DataFrame:
@@ -740,6 +740,8 @@ def plot_two_classes(images: Images, two: TwoClasses, n: int):
                 ax[c].set_title(titles[c], fontsize=9)
         ax[0].set_ylabel(f"{labels.image[row]}\n{labels['class'][row][:22]}", fontsize=8)
     fig.tight_layout()
+    shared_colorbar(fig, "Grad-CAM and counterfactual map, min-max scaled per map "
+                    "(grey panels: |attribution|, clipped at its 99th percentile)")
     return fig
 
 
@@ -1162,12 +1164,12 @@ def plot_layers(table: pd.DataFrame):
             ax.plot(t.index, t[metric], marker="o", label=net)
             for b, r in t.iterrows():
                 ax.annotate(f"{r['RF (px)']:g}", (b, r[metric]), textcoords="offset points",
-                            xytext=(0, 4), fontsize=6, ha="center")
+                            xytext=(0, 4), fontsize=8, ha="center")
         ax.set_xlabel("block (1 = first; labels: RF in px)")
         ax.set_title(title, fontsize=9)
         ax.set_xticks(sorted(set(table.index.get_level_values(1))))
     axes[0].set_ylabel("mean over scenes and seeds")
-    axes[1].legend(fontsize=7)
+    axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -1301,6 +1303,8 @@ def plot_two_objects(model: nn.Module, layer: str, scenes, idx: Sequence[int]):
     for c, title in enumerate(titles):
         axes[0, c].set_title(title, fontsize=9)
     fig.tight_layout()
+    shared_colorbar(fig, "Grad-CAM with and without the final ReLU, min-max scaled per map "
+                    "(grey panels: |attribution| over its maximum)")
     return fig
 
 
@@ -1602,4 +1606,5 @@ def plot_gap_gmp(gap: nn.Module, gmp: nn.Module, scenes, idx: Sequence[int]):
                 title=CLASSES[int(y[c])])
     axes[0, 0].set_ylabel("scene", fontsize=9)
     fig.tight_layout()
+    shared_colorbar(fig, "Grad-CAM of the true class, as a share of each map's maximum")
     return fig

@@ -329,8 +329,11 @@ def plot_photo_erfs(erfs: dict[str, torch.Tensor], title: str):
         ax.add_patch(plt.Circle((cx, cy), r, fill=False, color="cyan", lw=1))
         ax.set_title(f"{layer}\n50 % within {r:.0f} px", fontsize=9)
         ax.axis("off")
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    from lib.plot import shared_colorbar
+
+    shared_colorbar(fig, "ERF as a share of its maximum", cmap="magma")
     return fig
 
 
@@ -1329,12 +1332,16 @@ def figure2(exp: Table2Experiment, best: dict[str, str], n_erf: int):
                          "theoretical RF (px)": r.rf_max, "RF, conv. part (px)": r.rf_local,
                          "image (px)": size, "ERF radius, 50 % mass (px)": rad,
                          "ERF radius / image": rad / size})
-            ax.set_title(f"{s.short}\n{which}: {label}, r50 = {rad:.0f} px", fontsize=8)
+            ax.set_title(f"{s.short}\n{which}: {label},\nr50 = {rad:.0f} px", fontsize=8)
             ax.set_xlim(-0.5, size - 0.5)
             ax.set_ylim(size - 0.5, -0.5)
             ax.axis("off")
-    fig.suptitle("ERF (Eq. 2) of the centre unit: last layer (top) vs best layer (bottom)")
+    fig.suptitle("ERF (Eq. 2) of the centre unit: last layer (top) vs best layer (bottom)",
+                 fontsize=10)
     fig.tight_layout()
+    from lib.plot import shared_colorbar
+
+    shared_colorbar(fig, "ERF as a share of its maximum", cmap="magma")
     return fig, pd.DataFrame(rows)
 
 
@@ -1372,6 +1379,9 @@ def figure1(exp: Table2Experiment, best: dict[str, str]):
             overlay(axes[j, i + 1], img, maps[n][0].cpu(), boxes=cls_boxes,
                     title=f"{['last', 'best'][i]}: {lab}\nIoU {iou:.2f}, hit {hit}")
     fig.tight_layout()
+    from lib.plot import shared_colorbar
+
+    shared_colorbar(fig, "Grad-CAM, as a share of each map's maximum")
     return fig, pd.DataFrame(rows)
 
 
@@ -1403,6 +1413,9 @@ def photo_figure(model: nn.Module, photo: str, best_label: str, device="cpu"):
         overlay(axes[i + 1], img, maps[n][0].cpu(), boxes=coords,
                 title=f"{['last', 'best (Table 2)'][i]}: {n}\nIoU {iou:.2f}, hit {hit}")
     fig.tight_layout()
+    from lib.plot import shared_colorbar
+
+    shared_colorbar(fig, "Grad-CAM, as a share of each map's maximum")
     return fig, pd.DataFrame(rows)
 
 

@@ -657,7 +657,7 @@ def plot_training(hist_masked: dict, hist_unmasked: dict):
     """Figure 5, scaled: training loss and test accuracy per epoch, masked and unmasked."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.0))
     for hist, name in ((hist_unmasked, "unmasked (baseline)"), (hist_masked, "masked")):
         ep = [e["epoch"] for e in hist["epochs"]]
         axes[0].plot(ep, [e["train_loss"] for e in hist["epochs"]], "o-", label=name)
@@ -667,7 +667,7 @@ def plot_training(hist_masked: dict, hist_unmasked: dict):
     for ax in axes:
         ax.legend()
         ax.set_xticks(ep)
-    fig.suptitle(f"Figure 5, scaled: masked vs unmasked {STAND_IN}")
+    fig.suptitle(f"Figure 5, scaled: masked vs unmasked {STAND_IN}", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -679,7 +679,7 @@ def plot_examples(data: Table1Data, first_dead: int, k: int = 5):
     from lib.data.fashion_mnist import CLASSES
     from lib.plot import as_image, mark_dead_zone
 
-    fig, axes = plt.subplots(len(data.datasets), k, figsize=(1.8 * k, 2.1 * len(data.datasets)),
+    fig, axes = plt.subplots(len(data.datasets), k, figsize=(1.45 * k, 1.75 * len(data.datasets)),
                              squeeze=False)
     for row, (name, (xs, ys)) in zip(axes, data.datasets.items()):
         for i, ax in enumerate(row[:len(xs)]):
@@ -687,40 +687,39 @@ def plot_examples(data: Table1Data, first_dead: int, k: int = 5):
             size = xs.shape[-1]
             mark_dead_zone(ax, first_dead, size, size, label="dead" if i == 0 else None)
             if data.stack_mix is not None:
-                ax.set_title(CLASSES[int(ys[i])], fontsize=8)
+                ax.set_title(CLASSES[int(ys[i])], fontsize=9)
             ax.axis("off")
         row[0].set_ylabel(name)
-    fig.suptitle(f"{', '.join(data.datasets)}: rows >= {first_dead} from a second item of the "
-                 "same class")
+    fig.suptitle(f"{', '.join(data.datasets)}: rows ≥ {first_dead} from a second item of the "
+                 "same class", fontsize=10)
     fig.tight_layout()
     return fig
 
 
 def figure7(data: Table1Data, first_dead: int, n_show: int):
     """Figure 7: for ``n_show`` images of each data set, the input and the seven methods of
-    Table 1 after the paper's post-processing, the dead zone in red. Returns the figures and the
-    maps shown, ``{data set: {method: (n_show, H, W)}}``."""
-    import matplotlib.pyplot as plt
-
+    Table 1 after the paper's post-processing, the dead zone in red, in one figure (each row
+    labelled with its data set). Returns the figure and the maps shown,
+    ``{data set: {method: (n_show, H, W)}}``."""
     from lib.plot import as_image, mark_dead_zone, method_grid
 
-    figs, shown_all = [], {}
+    images, labels, shown_all = [], [], {}
     for name, (xs, _) in data.datasets.items():
         idx = torch.linspace(0, len(xs) - 1, n_show).round().long()
         x_show = xs[idx].to(next(data.model.parameters()).device)
         raw = _raw_maps(data.model, x_show, data.model.target_layer, TABLE1_METHODS, None, 64)
         shown = {m: lib.cam.postprocess(raw[m], tuple(x_show.shape[-2:]),
                                         preset=lib.cam.PGC_PRESET) for m in TABLE1_METHODS}
-        images = [as_image(x.cpu(), data.show_mean, data.show_std) for x in x_show]
-        fig = method_grid(images, shown, size=1.5)
-        size = x_show.shape[-1]
-        for ax in fig.axes:
-            mark_dead_zone(ax, first_dead, size, size, label=None)
-        fig.suptitle(f"Figure 7 ({name}, {data.model_name}): red = dead zone", y=1.02)
-        figs.append(fig)
+        images += [as_image(x.cpu(), data.show_mean, data.show_std) for x in x_show]
+        labels += [name] * len(x_show)
         shown_all[name] = shown
-        plt.show()
-    return figs, shown_all
+    maps = {m: torch.cat([shown_all[n][m].cpu() for n in shown_all]) for m in TABLE1_METHODS}
+    fig = method_grid(images, maps, size=1.5, row_labels=labels)
+    size = images[0].shape[0]
+    for ax in fig.axes:
+        mark_dead_zone(ax, first_dead, size, size, label=None)
+    fig.suptitle(f"Figure 7 ({data.model_name}): red = dead zone", y=1.02, fontsize=10)
+    return fig, shown_all
 
 
 # --------------------------------------------------------------------------- accuracy (Figure 5)
@@ -788,8 +787,8 @@ def plot_lite0(walled: WalledModel, x: torch.Tensor, zone: slice, methods, n: in
     fig = method_grid([as_image(v.cpu(), LITE0_MEAN, LITE0_STD) for v in x_show], shown, size=1.6)
     for ax in fig.axes:
         mark_dead_zone(ax, zone.start, size, size, color="orange", label=None)
-    fig.suptitle(f"EfficientNet-Lite0 with its last {walled.masked_rows} feature rows walled: "
-                 "orange = under the masked features (seen in the input)", y=1.02)
+    fig.suptitle(f"EfficientNet-Lite0 with its last {walled.masked_rows} feature rows walled:\n"
+                 "orange = under the masked features (seen in the input)", y=1.04, fontsize=10)
     return fig
 
 

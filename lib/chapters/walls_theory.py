@@ -679,23 +679,25 @@ def plot_theorem3(results: dict, dead_row: int):
 
     from lib.plot import mark_dead_zone
 
-    fig, axes = plt.subplots(len(results), 3, figsize=(10, 3.2 * len(results)), squeeze=False)
+    fig, axes = plt.subplots(len(results), 3, figsize=(7.5, 2.6 * len(results)), squeeze=False)
     for row, (V, r) in zip(axes, results.items()):
         mean, bound = r["mc"].mean.numpy(), r["bound"].numpy()
         h, w = mean.shape
         ratio = np.where(bound > 0, mean / np.where(bound > 0, bound, 1), np.nan)
         vmax = float(mean.max())
         for ax, img, title, kw in (
-                (row[0], mean, f"V={V}: mean GC over {r['mc'].n_draws} draws", dict(vmax=vmax)),
+                (row[0], mean, f"V={V}: mean GC,\n{r['mc'].n_draws} draws", dict(vmax=vmax)),
                 (row[1], bound, "Theorem 3 bound", dict(vmax=vmax)),
-                (row[2], ratio, "mean / bound (blank patches white)",
+                (row[2], ratio, "mean / bound\n(blank patches white)",
                  dict(cmap="viridis", vmin=1, vmax=np.nanmax(ratio)))):
             im = ax.imshow(img, cmap=kw.pop("cmap", "magma"), vmin=kw.pop("vmin", 0), **kw)
             mark_dead_zone(ax, dead_row, w, h, label=None, hatch="//")
             ax.set_title(title, fontsize=9)
             ax.axis("off")
-            fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.suptitle("Theorem 3 on Fashion-MNIST: the unseen rows (red) get the same expected score")
+            cb = fig.colorbar(im, ax=ax, fraction=0.046)
+            cb.ax.tick_params(labelsize=9)
+    fig.suptitle("Theorem 3 on Fashion-MNIST: the unseen rows (red)\nget the same expected score",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -704,22 +706,25 @@ def plot_figure3(f: Figure3, title: str):
     """The input, GC on B and GC up-sampled onto the input, the unseen part in red."""
     import matplotlib.pyplot as plt
 
-    from lib.plot import mark_dead_zone
+    from lib.plot import colorbar, mark_dead_zone
 
     H, W = f.xi.shape
     h, w = f.gc.shape
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(7.5, 3.0))
     axes[0].imshow(f.xi, cmap="gray")
     mark_dead_zone(axes[0], f.input_dead_row, W, H, hatch="//")
-    axes[0].set_title(f"input ({title}), padded to {H}x{W}")
-    axes[1].imshow(f.gc, cmap="jet")
+    axes[0].set_title(f"input ({title}),\npadded to {H}×{W}", fontsize=9)
+    im = axes[1].imshow(f.gc, cmap="jet")
     mark_dead_zone(axes[1], f.dead_row, w, h, hatch="//")
-    axes[1].set_title(f"Grad-CAM on B ({h}x{w}), class {f.predicted}")
+    axes[1].set_title(f"Grad-CAM on B ({h}×{w}),\nclass {f.predicted}", fontsize=9)
+    colorbar(axes[1], im, "Grad-CAM (raw)")
     axes[2].imshow(f.xi, cmap="gray")
-    axes[2].imshow(f.shown, cmap="jet", alpha=0.6)
+    im = axes[2].imshow(f.shown, cmap="jet", alpha=0.6, vmin=0, vmax=1)
     mark_dead_zone(axes[2], f.input_dead_row, W, H, hatch="//")
-    axes[2].set_title("up-sampled, min-max (pytorch-grad-cam)")
+    axes[2].set_title("up-sampled, min-max\n(pytorch-grad-cam)", fontsize=9)
+    colorbar(axes[2], im, "min-max scaled")
     for ax in axes:
-        ax.axis("off")
+        ax.set_xticks([])
+        ax.set_yticks([])
     fig.tight_layout()
     return fig
