@@ -642,13 +642,21 @@ class Claims:
 
         return verdict_figure(self.rows, **kw)
 
-    def show_figure(self, **kw) -> None:
-        """Display :meth:`figure` (PNG) if there is one; returns None, so it shows once."""
-        from .plot import show
+    def show_figure(self, name: str | None = None, **kw) -> None:
+        """Display :meth:`figure` (PNG) if there is one; returns None, so it shows once. With
+        ``name`` ("fig-..."), the figure goes through ``plot.figure`` instead: checked, glued
+        under ``name`` for the chapter's ``{glue:figure}`` directive (numbered, captioned). A chapter
+        with no claim to draw has no such figure: ``name`` then raises ValueError."""
+        from . import plot
 
         fig = self.figure(**kw)
-        if fig is not None:
-            show(fig, format="png")
+        if name is not None:
+            if fig is None:
+                raise ValueError(f"{self.chapter}: no claim with an interval to draw for the "
+                                 f"figure {name!r}; drop its directive and call show_figure()")
+            plot.figure(fig, name)
+        elif fig is not None:
+            plot.show(fig, format="png")
 
 
 _OUTCOME_ORDER = (HOLDS, FAILS, UNDECIDED, NOT_RUN)

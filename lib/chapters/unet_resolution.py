@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from lib import cam, metrics, verdict
+from lib import cam, fast, metrics, verdict
 from lib.plot import METHOD_LABELS, overlay
 from lib.train import TrainConfig, torch_threads
 
@@ -404,7 +404,7 @@ class Experiment:
         x, y = self._take(sd.test, idx)
         with self._threads():
             raw = cam.compute_many(sd.nets[network], x, list(layers), list(methods), target=y,
-                                   batch_size=128)
+                                   batch_size=128, accelerator=fast.Accelerator())
         return {m: {lay: postprocess(raw[m][lay], x.shape[-2:]).cpu() for lay in layers}
                 for m in methods}
 
@@ -1116,6 +1116,18 @@ def verdict_text(v: pd.DataFrame) -> str:
                                "points")
 
 
+def empty_maps_text(n_empty: int, n_maps: int) -> str:
+    """The maps left out for being empty, as a sentence: "No map of the 180 was empty", "1 of
+    the 180 maps was empty and is left out", "3 of the 180 maps were empty and are left out"."""
+    if n_empty < 0 or n_maps < n_empty:
+        raise ValueError(f"{n_empty} empty maps of {n_maps}: the count must lie in [0, n_maps]")
+    if n_empty == 0:
+        return f"No map of the {n_maps} was empty"
+    if n_empty == 1:
+        return f"1 of the {n_maps} maps was empty and is left out"
+    return f"{n_empty} of the {n_maps} maps were empty and are left out"
+
+
 def closing_text(sc: Scores, threshold: float, tables: dict | None = None) -> str:
     """The chapter's conclusion on "the skips preserve spatial detail and raise s", computed:
     against the reference at ``threshold``, against the true object, the size of the gap, and
@@ -1189,6 +1201,69 @@ def plot_sweep(sc: Scores, threshold: float):
         ax.set_xlabel("reference threshold t")
     axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.tight_layout()
+    return fig
+
+
+def plot_table1(sc: Scores, threshold: float):
+    """Table I as a figure: per method, the paper's s (%) (open diamond, ImageNet) and ours
+    against the reference at ``threshold`` (filled dot: mean over seeds, whisker: ± sd over
+    seeds, ddof=1; none with one seed), the U-Net and the ablated U-Net side by side; the grey
+    dotted line is what a map spread evenly over the image scores here."""
+    means = seed_means(sc, "reference", threshold)
+    g = means.groupby(["network", "method"], sort=False)["s"]
+    mean, std = g.mean(), g.std(ddof=1)
+    colours = dict(zip(NETWORKS, ("#0969da", "#bc4c00")))
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    for j, net in enumerate(NETWORKS):
+        off = -0.14 if j == 0 else 0.14
+        xs = np.arange(len(METHODS)) + off
+        ours = [mean.get((net, m), np.nan) for m in METHODS]
+        sd = [std.get((net, m), np.nan) for m in METHODS]
+        ax.errorbar(xs, ours, yerr=np.nan_to_num(sd), fmt="o", color=colours[net], capsize=4,
+                    ms=6, label=f"{net}, ours (mean ± sd over seeds)")
+        ax.plot(xs, [PAPER_TABLE1[net][m] for m in METHODS], "D", mfc="none", ms=7,
+                mec=colours[net], mew=1.5, label=f"{net}, paper (ImageNet)")
+    ax.axhline(uniform_baseline(sc, threshold)["reference"], color="grey", ls=":", lw=1,
+               label="a map spread evenly (here)")
+    ax.set_xticks(range(len(METHODS)), [METHOD_LABELS[m] for m in METHODS])
+    ax.set_xlim(-0.5, len(METHODS) - 0.5)
+    ax.set_ylabel("s against the reference (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=9, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def plot_sweep_verdicts(sweep: pd.DataFrame):
+    """The paired verdict of Table I at every threshold (``sweep_verdicts``): per method, the
+    mean of s(U-Net) − s(ablated U-Net) over the (seed, scene) pairs (points) with its 95 %
+    interval shaded, each threshold's marker coloured and shaped by its outcome; zero dashed."""
+    from matplotlib.lines import Line2D
+
+    marks = {verdict.HOLDS: "o", verdict.FAILS: "X", verdict.UNDECIDED: "s"}
+    fig, axes = plt.subplots(1, len(METHODS), figsize=(7.5, 2.9), sharey=True)
+    for ax, m in zip(np.atleast_1d(axes), METHODS):
+        d = sweep[sweep["method"] == m].sort_values("threshold")
+        # a sign test (too few pairs) decides on a share, not on points: no interval drawn
+        shown = [v is not None and not v.method.startswith("exact sign test") for v in d["verdict"]]
+        lo = [v.low if ok else np.nan for v, ok in zip(d["verdict"], shown)]
+        hi = [v.high if ok else np.nan for v, ok in zip(d["verdict"], shown)]
+        ax.fill_between(d["threshold"], lo, hi, color="0.8", lw=0)
+        ax.plot(d["threshold"], d["difference"], color="0.3", lw=1)
+        for o, mk in marks.items():
+            e = d[d["outcome"] == o]
+            ax.plot(e["threshold"], e["difference"], mk, ls="none", ms=5,
+                    color=verdict.OUTCOME_COLOURS[o])
+        ax.axhline(0, color="black", lw=0.8, ls="--")
+        ax.set_title(METHOD_LABELS[m])
+        ax.set_xlabel("reference threshold t")
+    np.atleast_1d(axes)[0].set_ylabel("U-Net − ablated (points)")
+    handles = [Line2D([], [], marker=mk, ls="none", color=verdict.OUTCOME_COLOURS[o], label=o)
+               for o, mk in marks.items()]
+    handles.append(mpl.patches.Patch(color="0.8", label="95 % interval"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
+               fontsize=9, bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 
