@@ -4,7 +4,7 @@
     python -m lib.bench --model resnet18 --layer layer4 --batch 1 --size 112 --device cpu \\
         --methods scorecam,ablationcam
     python -m lib.bench --methods scorecam --batch 1 --size 112 --levers
-    python -m lib.bench --winograd-shapes
+    python -m lib.bench --model resnet18 --size 112 --cam-batch 32 --compile
 
 The repeats are interleaved, so that a change of the machine's load hits every timing alike:
 each round times, per method, a no-grad forward of the batch, (for Score-CAM) its bare forward
@@ -23,12 +23,11 @@ raw attributions for Captum's methods). For Score-CAM, ``forwards_ms`` is the me
 the N*K masked forward passes it needs (the model as it is, no-grad, batches of ``--cam-batch``),
 ``over_forwards`` the paired ratio to it and ``forwards_before_after_ms`` its first and last
 timing. ``all_gradient_ms`` is every gradient-based method in one call (``cam.compute_many``).
-``--levers`` adds ``levers``: per method bound by forward passes, its time with each lever of
-``cam.fast_path`` switched, with none, and (Score-CAM, Ablation-CAM, occlusion) with other
-batch sizes and no CPU cap on them, each as a paired ratio to the engine's fast path.
-``--winograd-shapes`` times, instead, one 3x3 convolution (+ bias + ReLU) per shape of
-:data:`WINOGRAD_SHAPES`, oneDNN's direct call against :func:`lib.winograd.conv3x3`, in
-interleaved rounds: the measurement behind the shapes where the fast path uses Winograd.
+``--levers`` adds ``levers``: per method bound by forward passes, its time with each setting of
+the accelerator (``lib.fast.Settings``) switched, without an accelerator, and (Score-CAM,
+Ablation-CAM, occlusion) with other batch sizes and no CPU cap on them, each as a paired ratio
+to the default accelerator ("fast path"). ``--compile`` times, instead, ``torch.compile`` of the
+accelerator's copy against the copy itself on one batch of masked images.
 """
 from __future__ import annotations
 
@@ -38,11 +37,12 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
 
-from lib import cam
+from lib import cam, fast
 from lib.notebook import resolve_device
 
 DEFAULT_METHODS = ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam")
@@ -53,23 +53,18 @@ PGC_CLASSES = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "xgradcam":
 CAPTUM_CLASSES = {"integratedgradients": "IntegratedGradients", "occlusion": "Occlusion",
                   "gradientshap": "GradientShap"}
 SLOW = ("scorecam", "ablationcam", "occlusion", "integratedgradients", "gradientshap")
-#: the variants ``--levers`` times, as keyword arguments of ``cam.fast_path``
-LEVER_VARIANTS = {
-    "fast path": {},
-    "without channels_last": {"channels_last": False},
-    "without fold_batchnorm": {"fold_batchnorm": False},
-    "with inference_mode": {"inference_mode": True},
-    "without the CPU batch cap": {"cpu_pixels_per_pass": None},
-    "without share_first_conv": {"share_first_conv": False},
-    "without onednn_fusion": {"onednn_fusion": False},
-    "without winograd": {"winograd": False},
-    "plain (no lever)": {"channels_last": False, "fold_batchnorm": False,
-                         "inference_mode": False, "cpu_pixels_per_pass": None,
-                         "share_first_conv": False, "onednn_fusion": False,
-                         "winograd": False},
+#: the variants ``--levers`` times: the accelerator's settings (``lib.fast.Settings``), or None
+#: for the engine without an accelerator
+LEVER_VARIANTS: dict[str, fast.Settings | None] = {
+    "fast path": fast.Settings(),
+    "without channels_last": replace(fast.Settings(), channels_last=False),
+    "without fold_batchnorm": replace(fast.Settings(), fold_batchnorm=False),
+    "without the CPU batch cap": replace(fast.Settings(), pixels_per_pass=None),
+    "with torch.compile": replace(fast.Settings(), compile=True),
+    "plain (no accelerator)": None,
 }
 #: the batch variants of ``--levers`` run without the CPU cap, so that the batch is the one asked
-NO_CAP = {"cpu_pixels_per_pass": None}
+NO_CAP = replace(fast.Settings(), pixels_per_pass=None)
 
 
 def clock(device: torch.device, kind: str = "wall") -> Callable[[Callable], tuple[float, object]]:
@@ -195,15 +190,15 @@ def reference_call(method: str, model, module, x, cam_batch: int, kwargs: dict |
 
 
 def our_call(model, x, layer, method, cam_batch: int, kwargs: dict | None = None,
-             levers: dict | None = None) -> Callable[[], torch.Tensor]:
-    """``cam.compute`` of one method, under ``cam.fast_path(**levers)`` when levers are given."""
+             settings: fast.Settings | None | str = "default") -> Callable[[], torch.Tensor]:
+    """``cam.compute`` of one method with an accelerator of these ``settings`` (``"default"``:
+    ``lib.fast.Settings()``; None: no accelerator), a new one per call, as a user's call makes."""
+    settings = fast.Settings() if isinstance(settings, str) else settings
+
     def call():
-        if levers is None:
-            return cam.compute(model, x, layer, method, batch_size=cam_batch,
-                               captum_kwargs=kwargs or None)
-        with cam.fast_path(**levers):
-            return cam.compute(model, x, layer, method, batch_size=cam_batch,
-                               captum_kwargs=kwargs or None)
+        acc = None if settings is None else fast.Accelerator(settings)
+        return cam.compute(model, x, layer, method, batch_size=cam_batch,
+                           captum_kwargs=kwargs or None, accelerator=acc)
     return call
 
 
@@ -382,52 +377,35 @@ def report(res: dict, methods: Sequence[str], file=sys.stderr) -> None:
     file.flush()
 
 
-#: (channels in = out, height = width, batch) of the convolutions ``--winograd-shapes`` times:
-#: ResNet18's at 112 px in batches of 32 (Score-CAM's masked inputs), ResNet50's at 224 px in
-#: batches of 8 (occlusion), and the edges of the rule
-WINOGRAD_SHAPES = ((64, 28, 32), (128, 14, 32), (256, 7, 32), (512, 4, 32), (512, 2, 32),
-                   (128, 28, 8), (256, 14, 8), (512, 7, 8), (256, 4, 8), (512, 4, 8))
+def compile_row(model, x: torch.Tensor, repeats: int = 5) -> dict:
+    """``torch.compile`` (inductor) against the accelerator's copy, on one batch ``x`` of masked
+    images, no-grad: the first call's time (``compile_s``: compilation and one pass), then
+    ``repeats`` interleaved rounds of both (``compiled_ms``, ``copy_ms``, the paired ratio
+    ``speedup`` copy / compiled and its range) and max |difference| of their outputs."""
+    acc = fast.Accelerator(fast.Settings(pixels_per_pass=None))
+    with torch.no_grad():
+        expected = model(x)
+        copy = acc.prepare(model, (x,), expected)
+        if copy is None:
+            raise ValueError("the accelerator prepared no copy of this model to compile")
+        compiled = fast.Accelerator(fast.Settings(pixels_per_pass=None, compile=True))
+        t0 = time.perf_counter()
+        fast_c = compiled.prepare(model, (x,), expected)
+        compile_s = time.perf_counter() - t0
+        if fast_c is None:
+            raise ValueError(f"torch.compile's copy did not check out: {compiled.log[-1]}")
 
-
-def winograd_shapes(shapes=WINOGRAD_SHAPES, repeats: int = 5, seed: int = 0) -> list[dict]:
-    """Per shape: oneDNN's direct convolution (weights reordered once, ReLU fused) and
-    Winograd's F(4x4, 3x3), timed in interleaved rounds; medians, the paired ratio direct /
-    Winograd, whether the engine's rule (:func:`lib.cam._winograd_may_pay` and
-    :func:`lib.cam._winograd_pays`) picks Winograd there, and the largest
-    difference relative to the output's largest value."""
-    from lib import winograd
-
-    mkldnn = torch.ops.mkldnn
-    timed = clock(torch.device("cpu"))
-    rows = []
-    for c, hw, n in shapes:
-        gen = torch.Generator().manual_seed(seed)
-        x = torch.randn(n, c, hw, hw, generator=gen).contiguous(memory_format=torch.channels_last)
-        conv = torch.nn.Conv2d(c, c, 3, padding=1)
-        with torch.no_grad():
-            conv.weight.copy_(torch.randn(c, c, 3, 3, generator=gen) / (3 * c ** 0.5))
-        w, b = conv.weight.detach(), conv.bias.detach()
-        args = ([1, 1], [1, 1], [1, 1], 1)
-        packed = mkldnn._reorder_convolution_weight(w, *args, list(x.shape))
-        u = winograd.filter_transform(w)
-        tasks = {"direct": lambda: mkldnn._convolution_pointwise(x, packed, b, *args, "relu", [],
-                                                                 None),
-                 "winograd": lambda: winograd.conv3x3(x, u, b, relu=True)}
-        with torch.no_grad():
-            ref = torch.relu(torch.nn.functional.conv2d(x, w, b, padding=1))
-            err = ((tasks["winograd"]() - ref).abs().max() / ref.abs().max()).item()
-            for task in tasks.values():
-                task()
-            timings = interleave([["direct", "winograd"]], tasks, repeats, timed)[0]
-        ratio = paired(timings["direct"], timings["winograd"])
-        rows.append({"channels": c, "size": hw, "batch": n,
-                     "direct_ms": statistics.median(timings["direct"]),
-                     "winograd_ms": statistics.median(timings["winograd"]),
-                     "speedup": ratio["median"], "speedup_range": ratio["range"],
-                     "rule_picks_winograd": (cam._winograd_may_pay(conv)
-                                             and cam._winograd_pays(conv, x)),
-                     "max_rel_diff": err})
-    return rows
+        def once(fn):
+            return lambda: fn(x)
+        timings = interleave([["copy", "compiled"]], {"copy": once(copy),
+                                                      "compiled": once(fast_c)},
+                             repeats, clock(x.device))[0]
+        diff = float((fast_c(x) - expected).abs().max())
+    r = paired(timings["copy"], timings["compiled"])
+    return {"compile_s": compile_s, "compiled_ms": statistics.median(timings["compiled"]),
+            "copy_ms": statistics.median(timings["copy"]), "speedup": r["median"],
+            "speedup_range": r["range"], "max_abs_diff": diff, "batch": len(x),
+            "path": str(compiled.log[-1])}
 
 
 def main(argv=None):
@@ -451,22 +429,24 @@ def main(argv=None):
                    help="wall: elapsed time; cpu: this process's CPU time (with --threads 1, "
                         "robust to other jobs on a shared CPU)")
     p.add_argument("--levers", action="store_true",
-                   help="also time the slow methods with each lever of cam.fast_path off")
-    p.add_argument("--winograd-shapes", action="store_true",
-                   help="time only one 3x3 convolution per shape of WINOGRAD_SHAPES, oneDNN's "
-                        "direct one against Winograd's F(4x4, 3x3)")
+                   help="also time the slow methods with each lever of lib.fast.Settings "
+                        "switched, and without an accelerator")
+    p.add_argument("--compile", action="store_true",
+                   help="time only torch.compile against the accelerator's copy, on one batch "
+                        "of --cam-batch images of --size px")
     a = p.parse_args(argv)
     if a.threads is not None:
         torch.set_num_threads(a.threads)
-    if a.winograd_shapes:
-        rows = winograd_shapes(repeats=a.repeats)
-        for r in rows:
-            print(f"C={r['channels']:4d} {r['size']:3d}x{r['size']:<3d} batch {r['batch']:3d}: "
-                  f"direct {r['direct_ms']:7.2f} ms, Winograd {r['winograd_ms']:7.2f} ms, "
-                  f"{r['speedup']:.2f}x {_range(r['speedup_range'])}, rule: "
-                  f"{'Winograd' if r['rule_picks_winograd'] else 'direct'}, "
-                  f"max rel. diff {r['max_rel_diff']:.1e}", file=sys.stderr)
-        print(json.dumps({"winograd_shapes": rows}))
+    if a.compile:
+        model = bench_model(a.model, 0, resolve_device(a.device))
+        torch.manual_seed(0)
+        x = torch.randn(a.cam_batch, 3, a.size, a.size, device=resolve_device(a.device))
+        res = compile_row(model, x, a.repeats)
+        print(f"torch.compile: first call {res['compile_s']:.1f} s; then "
+              f"{res['compiled_ms']:.1f} ms a pass against the copy's {res['copy_ms']:.1f} ms "
+              f"({res['speedup']:.2f}x {_range(res['speedup_range'])}), max|diff| "
+              f"{res['max_abs_diff']:.1e}", file=sys.stderr)
+        print(json.dumps(res))
         return
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
     known = {**PGC_CLASSES, **CAPTUM_CLASSES}

@@ -10,6 +10,7 @@ from torch import nn
 
 from lib import cam
 from lib.cam import CAMError
+from lib.cam.engine import Above
 from lib.layers import LayerNotFoundError
 
 PGC = ["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam", "scorecam",
@@ -330,8 +331,8 @@ def test_ablation_tail_handles_skips_and_untraceable_models():
     x = torch.randn(2, 3, 8, 8)
     gated = Gated().eval()
     a = gated.mid(nn.functional.max_pool2d(gated.enc(x), 2)).detach()
-    tail = cam._Tail(gated, "mid", x, a, gated(x).detach())
-    assert tail.graph_module is not None and tail.externals  # split, with the skip as external
+    tail = Above(gated, "mid", gated.mid, x, a, gated(x).detach())
+    assert tail.upper is not None and tail.externals  # split, with the skip as external
     for model in (Skip(True).eval(), Skip(False).eval(), gated):
         ours = cam.postprocess(cam.compute(model, x, "mid", "ablationcam"), 8,
                                preset=cam.PGC_PRESET).numpy()

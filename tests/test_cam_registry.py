@@ -11,6 +11,7 @@ from tiny_models import GapNet, SmallVGG
 
 from lib import cam
 from lib.cam import CAMError
+from lib.cam.checks import default_layer
 
 # the name tuples as they were hand-kept before the registry: the derived ones must not move
 OLD_GRADIENT = ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "counterfactual")
@@ -50,8 +51,9 @@ def test_name_tuples_are_derived_from_the_registry_and_unchanged():
     assert m["guidedbackprop"].hooks and not m["integratedgradients"].hooks
 
 
-def test_adding_a_method_is_one_decorated_function(monkeypatch):
-    monkeypatch.setattr(cam, "METHODS", dict(cam.METHODS))  # registered for this test only
+def test_adding_a_method_is_one_decorated_function(request):
+    saved = dict(cam.METHODS)  # registered for this test only: the registry restored after
+    request.addfinalizer(lambda: (cam.METHODS.clear(), cam.METHODS.update(saved)))
 
     @cam.register("gradcam_x2", formula="2 * gradcam", cost="1 forward + 1 backward (shared)",
                   reference="a test", gradients=True, options={"factor": (2.0, 3.0)})
@@ -153,4 +155,4 @@ def test_default_layer_of_torchvision_architectures():
             kw = {"init_weights": False} if name == "googlenet" else {}
             model = torchvision.models.get_model(name, weights=None, **kw).eval()
             x = torch.empty(1, 3, 224, 224)
-        assert cam._default_layer(model, x) == layer, name
+        assert default_layer(model, x) == layer, name

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from lib import cam
+from lib import cam, fast
 from lib.chapters import explanation_cost as cost
 
 
@@ -44,9 +44,9 @@ def test_count_passes_by_hand():
 
 def test_engine_passes_by_hand():
     """Grad-CAM: one forward, one backward. Ablation-CAM: one forward (N images), then the head
-    alone: N (the check of the split) + N * K ablations. Score-CAM: one forward, the fast
-    path's check (N), one pass per live channel and one all-zero mask per image with dead
-    channels (GAP + linear after the layer, nothing to fold, so the check is the model)."""
+    alone: N (the check of the split) + N (the unablated activations, through the same split)
+    + N * K ablations. Score-CAM: one forward, one pass per live channel and one all-zero mask
+    per image with dead channels; with an accelerator, also its check of the copy (N)."""
     torch.manual_seed(1)
     model = Net(k=6).eval()
     with torch.no_grad():
@@ -55,17 +55,17 @@ def test_engine_passes_by_hand():
     live = int((model.features(x).flatten(2).amax(2) > 0).sum())
     assert live == 8  # 4 per image
 
-    def passes(method):
-        return cost.count_passes(model, lambda: cam.compute(model, x, "features", method))
+    def passes(method, accelerator=None):
+        return cost.count_passes(model, lambda: cam.compute(model, x, "features", method,
+                                                            accelerator=accelerator))
 
     assert passes("gradcam") == {"forward_calls": 1, "forward_images": 2, "head_images": 2,
                                  "backward_calls": 1}
     ab = passes("ablationcam")
-    assert ab["forward_images"] == 2 and ab["head_images"] == 2 + 2 + 2 * 6
+    assert ab["forward_images"] == 2 and ab["head_images"] == 2 + 2 + 2 + 2 * 6
     sc = passes("scorecam")
-    assert sc["forward_images"] == 2 + 2 + live + 2 and sc["backward_calls"] == 0
-    with cam.fast_path(False, False, False, None, False):  # no copy, so no check
-        assert passes("scorecam")["forward_images"] == 2 + live + 2
+    assert sc["forward_images"] == 2 + live + 2 and sc["backward_calls"] == 0
+    assert passes("scorecam", fast.Accelerator())["forward_images"] == 2 + 2 + live + 2
 
 
 def test_pytorch_grad_cam_passes_by_hand():
@@ -267,7 +267,8 @@ def test_measure_on_a_small_network_agrees_with_the_references():
 def test_count_layer_counts_each_library_by_hand():
     """On the hand-made network (K = 6, two images): pytorch-grad-cam's Score-CAM 1 + K whole
     passes per image, its Ablation-CAM 2 + K; ours, Ablation-CAM: one whole pass, and the head
-    alone for the check of the split and the K ablations."""
+    alone for the check of the split, the accelerator's check of its copy, the unablated
+    activations and the K ablations."""
     torch.manual_seed(5)
     model = Net(k=6).eval()
     x = torch.randn(2, 3, 8, 8)
@@ -277,4 +278,4 @@ def test_count_layer_counts_each_library_by_hand():
     assert c.loc[("scorecam", "pytorch-grad-cam"), "forward passes"] == 1 + 6
     assert c.loc[("ablationcam", "pytorch-grad-cam"), "forward passes"] == 2 + 6
     assert c.loc[("ablationcam", "ours"), "forward passes"] == 1
-    assert c.loc[("ablationcam", "ours"), "passes above the layer"] == 1 + 6
+    assert c.loc[("ablationcam", "ours"), "passes above the layer"] == 3 + 6

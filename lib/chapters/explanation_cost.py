@@ -14,13 +14,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import bench, cam, verdict
+from .. import bench, cam, fast, outputs, verdict
+from ..cam.engine import Above
 
 __all__ = ["CHAPTER", "SIZES", "COST", "METHODS", "GRADIENT_CAMS", "REFERENCES",
            "cost_model", "method_kwargs", "count_passes", "measure", "count_layer",
            "second_layer", "per_channel", "lever_table", "layer_channels", "summary", "engine_verdicts",
            "targets", "claim_rows", "closing_text", "times_view", "passes_view",
-           "levers_view", "flops", "cost_figure", "GRADIENT_BOUND", "GRADIENT_PGC_TARGET",
+           "levers_view", "compile_cost", "flops", "cost_figure", "GRADIENT_BOUND", "GRADIENT_PGC_TARGET",
            "SCORECAM_TARGET", "ABLATION_TARGET", "ABLATION_LOTS", "MAPS_TOLERANCE",
            "PAPER_PER_CHANNEL"]
 
@@ -60,9 +61,12 @@ SIZES = {
     "ig_steps": {"smoke": 4, "default": 16, "full": 32},
     "lever_methods": {"smoke": ["scorecam"], "default": ["scorecam"],
                       "full": ["scorecam", "occlusion"]},
-    "lever_variants": {"smoke": ["fast path", "plain (no lever)"],
-                       "default": [v for v in bench.LEVER_VARIANTS if v != "with inference_mode"],
-                       "full": list(bench.LEVER_VARIANTS)},
+    "lever_variants": {"smoke": ["fast path", "plain (no accelerator)"],
+                       "default": [v for v in bench.LEVER_VARIANTS if v != "with torch.compile"],
+                       "full": [v for v in bench.LEVER_VARIANTS if v != "with torch.compile"]},
+    # torch.compile against the accelerator's copy on one batch of masked images (a
+    # compilation costs tens of seconds: not on smoke)
+    "compile_batch": {"smoke": 0, "default": 32, "full": 32},
     "lever_batches": {"smoke": [], "default": [], "full": [32, 512]},
     "lever_repeats": {"smoke": 1, "default": 3, "full": 5},
 }
@@ -133,7 +137,7 @@ def count_passes(model: nn.Module, fn: Callable[[], object]) -> dict[str, int]:
         n["forward_images"] += int(inputs[0].shape[0])
 
     def post(module, inputs, output):
-        leaves = [t for t in cam._leaves(output) if t.requires_grad]
+        leaves = [t for t in outputs.leaves(output) if t.requires_grad]
         if leaves:  # one hook per pass: the first output tensor that autograd tracks
             leaves[0].register_hook(count_backward)
 
@@ -390,6 +394,25 @@ def lever_table(model: nn.Module, x: torch.Tensor, layer: str, methods: Sequence
             rows.append({"method": m, "variant": v, "ms": statistics.median(t[f"{m}:{v}"]),
                          "time / fast path": r["median"], "range": r["range"]})
     return pd.DataFrame(rows, columns=["method", "variant", "ms", "time / fast path", "range"])
+
+
+def compile_cost(model: nn.Module, x: torch.Tensor, batch: int, repeats: int,
+                 summary_values: dict) -> dict:
+    """The accelerator's path for ``model`` on ``x`` (``path``, in words), and, where ``batch``
+    > 0 (``measured``), ``torch.compile`` of its copy against the copy on ``batch`` masked
+    copies of the first image (:func:`lib.bench.compile_row`), with ``saved_s``: what the
+    compiled copy would save on this chapter's Score-CAM call, (copy - compiled) per pass times
+    the call's masked passes (``summary_values["scorecam-passes"]`` per image) / ``batch``."""
+    acc = fast.Accelerator()
+    with torch.no_grad():
+        acc.prepare(model, (x,), model(x))
+    out = {"measured": batch > 0, "path": str(acc.log[-1])}
+    if batch:
+        masked = (x[:1] * 0.5).expand(batch, *x.shape[1:]).contiguous()
+        row = bench.compile_row(model, masked, repeats)
+        passes = summary_values["scorecam-passes"] * len(x)
+        out.update(row, saved_s=(row["copy_ms"] - row["compiled_ms"]) / 1000 * passes / batch)
+    return out
 
 
 def layer_channels(model: nn.Module, x: torch.Tensor, layer: str) -> dict[str, float]:
@@ -719,7 +742,7 @@ def levers_view(levers: pd.DataFrame) -> pd.DataFrame:
 def flops(model: nn.Module, x: torch.Tensor, layer: str) -> dict[str, float]:
     """Floating-point operations of one forward pass of ``x[:1]`` (``full``) and of the part of
     the model above ``layer`` that Ablation-CAM runs (``above``: the torch.fx split of
-    ``cam._Tail``), counted by ``torch.utils.flop_counter``."""
+    ``lib.cam.engine.Above``), counted by ``torch.utils.flop_counter``."""
     from torch.utils.flop_counter import FlopCounterMode
 
     x1 = x[:1]
@@ -731,9 +754,10 @@ def flops(model: nn.Module, x: torch.Tensor, layer: str) -> dict[str, float]:
             out = model(x1)
     finally:
         h.remove()
-    with cam.fast_path(False, False, False), torch.no_grad():
-        tail = cam._Tail(model, layer, x1, acts["a"], out)
-        if tail.graph_module is None:
+    with torch.no_grad():
+        module = cam.resolve_layer(model, layer)
+        tail = Above(model, layer, module, x1, acts["a"], out)
+        if tail.upper is None:
             raise ValueError(f"the model cannot be split at {layer!r}: no part above it to count")
         with FlopCounterMode(display=False) as above:
             tail(acts["a"], 0)

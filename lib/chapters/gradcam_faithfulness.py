@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import cam, metrics
+from .. import cam, fast, metrics
 from ..data.photos import list_photos, load_photo, photo_boxes
 from ..train import TrainConfig
 from ..train import torch_threads as threads
@@ -331,7 +331,8 @@ def occlusion_map(model: nn.Module, x: torch.Tensor, cls, stride: int, batch: in
     probs = Probabilities(model)
     with torch.inference_mode():
         p = probs(x)[torch.arange(len(x)), torch.as_tensor(cls).view(-1).expand(len(x))]
-        attr = cam.compute(probs, x, None, "occlusion", target=cls, captum_kwargs={
+        attr = cam.compute(probs, x, None, "occlusion", target=cls,
+                           accelerator=fast.Accelerator(), captum_kwargs={
             "sliding_window_shapes": (x.shape[1], window, window), "strides": stride,
             "baselines": fill, "perturbations_per_eval": batch})
     # Captum: p(x) - mean p(occluded); the window spans the channels, so they are equal
@@ -661,11 +662,12 @@ def attack_targets(profile: str, sizes, data_root=None, device="cpu", seed: int 
 
     out = []
     if sizes.n_scene_attacks:
-        scenes = multilabel_scene_test_set("default", seed, 8 * sizes.n_scene_attacks)
+        scenes = multilabel_scene_test_set("default", seed, 8 * sizes.n_scene_attacks,
+                                           data_root=data_root)
         for arch, style in (("small_resnet", "ResNet-style"), ("small_densenet", "DenseNet-style"),
                             ("small_efficientnet", "EfficientNet-b0-style")):
             model, _ = multilabel_scene_model(arch, "default", seed, device=device,
-                                              verbose=False)
+                                              verbose=False, data_root=data_root)
             with torch.no_grad():
                 pred = model(scenes.images.to(device)).argmax(1).cpu()
             keep = (pred == scenes.labels).nonzero()[:, 0][:sizes.n_scene_attacks]
@@ -1170,7 +1172,8 @@ def shap_maps(model: nn.Module, x: torch.Tensor, background: torch.Tensor,
         p, p_bg = net(x), net(background).mean(0)
     out, err = [], []
     for c in classes:
-        a = cam.compute(net, x, None, "gradientshap", target=int(c), captum_kwargs={
+        a = cam.compute(net, x, None, "gradientshap", target=int(c),
+                        accelerator=fast.Accelerator(), captum_kwargs={
             "baselines": background, "n_samples": n_samples, "stdevs": 0.0, "seed": seed + int(c)})
         out.append(read_channels(a, reading))
         err.append((a.sum((1, 2, 3)) - (p[:, c] - p_bg[c])).abs())

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .. import cam, metrics
+from .. import cam, fast, metrics
 from ..data.photos import load_boxes, load_photo
 from ..train import RECIPES, TrainConfig
 from ..verdict import all_of
@@ -768,7 +768,8 @@ def table5_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, layer:
         if m in cam.CAPTUM_METHODS:
             kw = ({"n_steps": ig_steps, "internal_batch_size": 256} if m == "integratedgradients"
                   else {"n_samples": shap_samples, "stdevs": 0.0, "seed": seed})
-            out[m] = _input_map(cam.compute(model, x, None, m, target=targets, captum_kwargs=kw))
+            out[m] = _input_map(cam.compute(model, x, None, m, target=targets, captum_kwargs=kw,
+                                            accelerator=fast.Accelerator()))
         elif authors:
             opts = {"gradcam++": {"variant": "authors"}} if m == "gradcam++" else None
             raw = cam.compute(model, x, layer, m, target=targets, options=opts)

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import cam
+from .. import cam, fast
 from .. import verdict as V
 from ..data.photos import list_photos
 from ..layers import resolve_layer
@@ -326,12 +326,14 @@ def explain(model: nn.Module, x: torch.Tensor, layer: str, methods: Sequence[str
     shared = [m for m in methods if m in cam.METHODS and not cam.METHODS[m].captum]
     out: dict[str, torch.Tensor] = {}
     if shared:
-        maps = cam.compute_many(model, x, [layer], shared, target, batch_size=batch_size)
+        maps = cam.compute_many(model, x, [layer], shared, target, batch_size=batch_size,
+                                accelerator=fast.Accelerator())
         name = next(iter(maps[shared[0]]))
         out.update({m: maps[m][name].detach().cpu() for m in shared})
     for m in methods:
         if m in cam.METHODS and cam.METHODS[m].captum:
             out[m] = cam.compute(model, x, layer, m, target, batch_size=batch_size,
+                                 accelerator=fast.Accelerator(),
                                  captum_kwargs=captum_options(m, sizes, x.shape[1],
                                                               x.shape[-1])).detach().cpu()
         elif m == "gradient":

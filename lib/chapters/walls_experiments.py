@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import lib.cam
-from lib import verdict
+from lib import fast, verdict
 from lib.metrics import dead_zone_ratio, is_empty
 from lib.models.masked_vgg import PAPER_DEAD_ROWS as _PAPER_DEAD_ROWS
 from lib.models.walled import WalledModel
@@ -196,7 +196,7 @@ def _raw_maps(model, x, layer, methods, target, batch_size) -> dict[str, torch.T
     out = {}
     if engine:
         maps = lib.cam.compute_many(model, x, [layer], engine, target=target,
-                                    batch_size=batch_size,
+                                    batch_size=batch_size, accelerator=fast.Accelerator(),
                                     options={"eigencam": {"sign": EIGEN_SIGNS["eigencam"]}})
         out.update({m: next(iter(maps[m].values())) for m in engine})
     for m in methods:
