@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,7 +75,9 @@ def setup(profile: str, device: str = "auto", seed: int = 0,
     ``{"n_images": {"smoke": 2, "default": 16, "full": 1000}}``; a value the reader passed in
     ``given`` (not None) wins over the profile's. ``cost`` is the notebook's own estimate of its
     run time per profile (e.g. ``{"default": "~2 min on a 2-core CPU", "full": "~1 h on one
-    GPU"}``). Prints one line, the profile, the device and that estimate; ``full`` on a CPU also
+    GPU"}``). Prints one line, the profile, the device and that estimate, to stderr: a reader of
+    the notebook (Jupyter, Colab) sees it above the run, the book's pages do not (the book drops
+    stderr, ``_config.yml``; a machine's run time is no part of a page). ``full`` on a CPU also
     raises a ProfileCostWarning (it needs a GPU and would run for hours).
     """
     if profile not in PROFILES:
@@ -91,7 +94,8 @@ def setup(profile: str, device: str = "auto", seed: int = 0,
     dev = resolve_device(device)
     name = device_name(dev)
     estimate = (cost or {}).get(profile)
-    print(f"profile {profile!r} on {name}" + (f": {estimate}" if estimate else ""))
+    print(f"profile {profile!r} on {name}" + (f": {estimate}" if estimate else ""),
+          file=sys.stderr)
     if profile == "full" and dev.type == "cpu":
         warnings.warn(
             f"profile 'full' needs a GPU: on this {name} it will take hours"

@@ -17,7 +17,7 @@ def test_full_on_cpu_warns_and_names_the_device(capsys):
     assert len(rec) == 1 and rec[0].category is nb.ProfileCostWarning
     for part in ("'full'", "needs a GPU", "hours", "CPU (", "-p profile default", "~1 h on one GPU"):
         assert part in msg, (part, msg)
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert out.startswith("profile 'full' on CPU (") and "~1 h on one GPU" in out
     assert len(out.splitlines()) <= 2
     assert cfg.device == torch.device("cpu") and cfg.device_name in out
@@ -28,8 +28,11 @@ def test_smaller_profiles_on_cpu_do_not_warn(capsys, profile):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cfg = setup(profile, "cpu", cost=COST)
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.err
     assert out == f"profile '{profile}' on {cfg.device_name}: {COST[profile]}\n"
+    # stdout reaches the book's pages (stderr does not): a machine's run time is no part of one
+    assert captured.out == ""
     assert cfg.device_name.startswith("CPU (") and "core" in cfg.device_name
 
 
@@ -38,14 +41,14 @@ def test_full_on_a_gpu_names_it_and_does_not_warn(capsys, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cfg = setup("full", torch.device("cuda"), cost=COST)
-    assert capsys.readouterr().out == "profile 'full' on NVIDIA H100 80GB HBM3 (cuda): ~1 h on one GPU\n"
+    assert capsys.readouterr().err == "profile 'full' on NVIDIA H100 80GB HBM3 (cuda): ~1 h on one GPU\n"
     assert cfg.device_name == "NVIDIA H100 80GB HBM3 (cuda)"
 
 
 def test_without_cost_and_short_repr(capsys):
     with pytest.warns(nb.ProfileCostWarning, match="hours"):
         cfg = setup("full", "cpu", sizes={"n": {"smoke": 1, "default": 2, "full": 3}})
-    assert capsys.readouterr().out.startswith("profile 'full' on CPU (")
+    assert capsys.readouterr().err.startswith("profile 'full' on CPU (")
     assert repr(cfg) == "Setup(profile='full', device=device(type='cpu'), seed=0, sizes={'n': 3})"
     with pytest.raises(ValueError, match="cost.*'ful'"):
         setup("default", "cpu", cost={"ful": "x"})

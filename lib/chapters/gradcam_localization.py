@@ -827,7 +827,7 @@ def table5_default(profile: str, seeds: Sequence[int], n_scenes: int, ig_steps: 
     out = []
     for seed in seeds:
         model, _ = scene_model("small_densenet", profile, seed, device=device, progress=False,
-                               verbose=False)
+                               verbose=False, data_root=data_root)
         scenes = rf_test_set(profile, seed, n_scenes, data_root=data_root)
         rows = table5_scenes(model, scenes, TABLE5_LAYER["scenes"], TABLE5_METHODS, ig_steps,
                              shap_samples, seed, device, protocols)
@@ -1028,25 +1028,32 @@ def plot_boxes(model: nn.Module, x: torch.Tensor, gt_boxes: Sequence[torch.Tenso
 # The full profile: ILSVRC 2012 validation (Tables 1-2) and NIH ChestX-ray14 (Table 5)
 # --------------------------------------------------------------------------------------------
 
-def check_full_data(data_root, chexnet_checkpoint=None) -> list[str]:
-    """Fail before anything runs: the ImageNet weights of the three networks in the torch hub
-    cache and the ILSVRC validation data; NIH ChestX-ray14 and the DenseNet121 checkpoint if one
-    is given. Returns what will run."""
-    from ..data.errors import DataMissingError
+def check_full_data(data_root, chexnet_checkpoint=None, show=None) -> list[str]:
+    """Fail before anything runs, with everything at once: one table of what the full run
+    needs (ILSVRC 2012 val images and boxes; NIH ChestX-ray14 and the DenseNet121 checkpoint if
+    one is given; torchvision's ImageNet weights of the three networks, which torchvision
+    downloads by itself where a network exists) and one error naming every missing row.
+    Returns what will run."""
     from ..data.imagenet import WHERE, imagenet_root
-    from ..models.zoo import imagenet_weights_file
+    from ..data.needs import Need, require, weights_need
+    from ..data.nih import WHERE as NIH_WHERE
+    from ..data.nih import nih_root
 
-    missing = [f"{arch}: {path} (from {url})" for arch in ARCHS.values()
-               for path, url in [imagenet_weights_file(arch)] if not path.is_file()]
-    if missing:
-        raise FileNotFoundError("the full profile needs torchvision's ImageNet weights in the "
-                                "torch hub cache: " + "; ".join(missing))
-    if data_root is None or not imagenet_root(data_root).is_dir():
-        raise DataMissingError("ImageNet 2012 validation", ["data_root"], WHERE)
+    root = imagenet_root(data_root) if data_root is not None else None
+    needs = [Need.file("ILSVRC 2012 validation images and boxes (folder)", root, WHERE,
+                       folder=True)]
+    if chexnet_checkpoint is not None:
+        nih = nih_root(data_root) if data_root is not None else None
+        needs += [Need.file("NIH ChestX-ray14: Data_Entry_2017.csv",
+                            nih and nih / "Data_Entry_2017.csv", NIH_WHERE),
+                  Need.file("NIH ChestX-ray14: BBox_List_2017.csv",
+                            nih and nih / "BBox_List_2017.csv", NIH_WHERE),
+                  Need.file("DenseNet121 checkpoint (CheXNet's model.pth.tar)",
+                            chexnet_checkpoint, "the chexnet_checkpoint parameter")]
+    needs += [weights_need(arch) for arch in ARCHS.values()]
+    require("the localisation chapter", needs, show)
     plan = ["ILSVRC val: AlexNet, GoogLeNet, VGG16 x 3 geometries"]
     if chexnet_checkpoint is not None:
-        if not Path(chexnet_checkpoint).is_file():
-            raise FileNotFoundError(f"no DenseNet121 checkpoint at {chexnet_checkpoint}")
         plan.append(f"NIH ChestX-ray14 with {Path(chexnet_checkpoint).name}")
     return plan
 
@@ -1117,8 +1124,10 @@ def imagenet_run(data_root, arch: str, geometry: str, device, batch_size: int = 
     ds = (mixed_imagenet_val(data_root, limit=limit) if geometry == "mixed"
           else ImageNetVal(data_root, resize=256, crop=224, mode=geometry, limit=limit))
     if model is None:
+        from ..data.needs import random_stand_ins
+
         model = build(arch, weights="imagenet")
-        weights = [imagenet_weights_file(arch)[0]]
+        weights = [] if random_stand_ins() else [imagenet_weights_file(arch)[0]]
     else:
         weights = []
     model = model.to(device).eval()

@@ -622,7 +622,7 @@ _STYLE = {"small_efficientnet": "EfficientNet-b0-style", "small_densenet": "Dens
 
 
 def lite0_scene_model(profile: str, seed: int, size: int = LITE0_SIZE, device="cpu",
-                      epochs: int = 30, progress: bool = False, **kwargs):
+                      epochs: int = 30, progress: bool = False, data_root=None, **kwargs):
     """(model, history): the ImageNet-pretrained EfficientNet-Lite0 with its features FROZEN and a
     new 10-class multi-label head (``linear_probe``) fitted (lib.train, BCE, Adam) on its pooled
     features of the scenes of ``profile`` / ``seed`` drawn at ``size`` px in RGB. The model takes
@@ -646,7 +646,7 @@ def lite0_scene_model(profile: str, seed: int, size: int = LITE0_SIZE, device="c
         return torch.cat(out)
 
     def data():
-        b = load_data(spec)
+        b = load_data(spec, data_root)
         return DataBundle(pooled(b.x_train), b.y_train, pooled(b.x_test), b.y_test)
 
     key = "lite0-pooled-features:" + ",".join(f"{k}={spec[k]}" for k in sorted(spec))
@@ -873,10 +873,10 @@ class Table2Experiment:
                 out = vindr_model(s.arch, self.vindr, seed, epochs=self.epochs, device=self.device)
             elif s.arch == "lite0":
                 out = lite0_scene_model(self.profile, seed, size=s.input_size, device=self.device,
-                                        verbose=False)
+                                        verbose=False, data_root=self.data_root)
             else:
                 out = scene_model(s.arch, self.profile, seed, device=self.device, progress=False,
-                                  verbose=False)
+                                  verbose=False, data_root=self.data_root)
             self._loaded[name, seed] = out
         return self._loaded[name, seed]
 
@@ -888,9 +888,9 @@ class Table2Experiment:
             return vindr_test(self.vindr, seed, self.n_eval)
         if s.arch == "lite0":
             sc = scene_test_set(self.profile, seed, self.n_eval_lite0, size=s.input_size,
-                                channels=3)
+                                channels=3, data_root=self.data_root)
         else:
-            sc = scene_test_set(self.profile, seed, self.n_eval)
+            sc = scene_test_set(self.profile, seed, self.n_eval, data_root=self.data_root)
         return sc.images, sc.boxes
 
     def score(self, item: tuple[str, int]) -> dict:

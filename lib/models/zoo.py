@@ -312,16 +312,20 @@ def build(name: str, num_classes: int | None = None, weights: str | Path | None 
     is_imagenet = weights is not None and (str(weights) == "imagenet"
                                            or str(weights).startswith("IMAGENET1K"))
     if is_imagenet:
+        from ..data.needs import download_allowed, random_stand_ins
+
         which = "IMAGENET1K_V1" if str(weights) == "imagenet" else str(weights)
         path, url = imagenet_weights_file(name, which)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{name} ImageNet weights not found: {path} is missing. It comes from {url} "
-                f"(torchvision downloads it there on a machine with a network, e.g. "
-                f"torchvision.models.{name}(weights='{which}'), or copy the file in). Only the "
-                "'full' profile needs it; the 'default' profile runs offline without it.")
         if kwargs.get("num_classes", 1000) != 1000:
             raise ValueError(f"ImageNet weights have 1000 classes, not {kwargs['num_classes']}")
+        if random_stand_ins():  # the full-profile rehearsal: the architecture, random weights
+            return build(name, **kwargs)
+        if not path.is_file() and not download_allowed():
+            raise FileNotFoundError(
+                f"{name} ImageNet weights not found: {path} is missing. It comes from {url}: "
+                "where a network exists torchvision downloads it by itself (on Colab always; "
+                "elsewhere set GRADCAM_BOOK_ALLOW_DOWNLOAD=1). Only the 'full' profile needs "
+                "it; the 'default' profile runs offline without it.")
         enum = torchvision.models.get_model_weights(name)[which]
         return torchvision.models.get_model(name, weights=enum, **kwargs)
     if name == "googlenet":
