@@ -59,7 +59,7 @@ def test_every_table2_row_says_what_the_model_is():
     assert "ResNet-style, 64 px, trained here on scenes" in exp.models
 
 
-def test_rf_scale_reading_says_what_a_smaller_rf_does_to_the_verdict():
+def test_rf_scale_facts_give_the_regime_and_the_outcomes():
     scale = pd.DataFrame({"model here": ["small", "small", "small", "big", "big", "big"],
                           "paper model": ["P"] * 6, "layer": ["l4", "l3", "l2"] * 2,
                           "largest RF / input, here": [1.0, 0.5, 0.2, 2.0, 1.0, 0.5],
@@ -67,27 +67,26 @@ def test_rf_scale_reading_says_what_a_smaller_rf_does_to_the_verdict():
     claim = pd.DataFrame({"model": ["small", "small", "big", "big"],
                           "metric": ["iou", "hr"] * 2, "part": ["back-beats-last"] * 4,
                           "outcome": [V.FAILS] * 4})
-    r = C.rf_scale_reading(scale, claim).set_index("model here")
-    assert r.loc["small", "regime"] == "smaller than the paper's"
+    r = C.rf_scale_facts(scale, claim).set_index("model here")
+    # small: 1.0 / 2.0 = 0.5 < 1 / 1.25 (smaller); big: 2.0 / 2.0 = 1 (as large: neither)
     assert r.loc["small", "here / paper"] == 0.5
-    assert "cannot count against the paper" in r.loc["small", "what it does to the verdict"]
-    assert r.loc["big", "regime"] == "as large as the paper's"
-    assert "evidence against" in r.loc["big", "what it does to the verdict"]
-    assert r.loc["big", "outcome here (1-2 back beats last)"] == "IoU: does not hold; HR: does not hold"
-    # undecided at the paper's scale is evidence neither way, never "against"
+    assert r.loc["small", ["smaller", "larger"]].tolist() == [True, False]
+    assert r.loc["big", ["smaller", "larger"]].tolist() == [False, False]
+    assert r.loc["big", ["IoU", "HR", "holds", "fails"]].tolist() == [V.FAILS, V.FAILS, False, True]
+    # undecided and holds: neither holds everywhere nor fails anywhere (evidence neither way)
     und = claim.assign(outcome=[V.FAILS, V.FAILS, V.UNDECIDED, V.HOLDS])
-    text = C.rf_scale_reading(scale, und).set_index("model here").loc[
-        "big", "what it does to the verdict"]
-    assert text == ("the claim is undecided on IoU, holds on HR at the paper's scale (2.0 vs 2.0 "
-                    "times the input): evidence neither way at this sample size")
-    assert C.rf_scale_reading(scale, claim).set_index("model here").loc[
-        "big", "what it does to the verdict"].startswith("the claim does not hold on IoU and HR at")
-    # the same smaller stand-in where the claim holds: consistent, in a milder test
-    holds = claim.assign(outcome=V.HOLDS)
-    r = C.rf_scale_reading(scale, holds).set_index("model here")
-    assert r.loc["small", "what it does to the verdict"].startswith(
-        "the claim holds although the last layer's RF is only 0.50 of the paper's relative to "
-        "the input (1.0 vs 2.0 times): consistent with the paper, in a milder test")
+    r = C.rf_scale_facts(scale, und).set_index("model here")
+    assert r.loc["big", ["IoU", "HR", "holds", "fails"]].tolist() == [V.UNDECIDED, V.HOLDS, False,
+                                                                      False]
+    r = C.rf_scale_facts(scale, claim.assign(outcome=V.HOLDS)).set_index("model here")
+    assert r["holds"].all() and not r["fails"].any()
+    # a ratio beyond the tolerance (1.1) above 1 is larger; 0.95 (within it) is as large
+    assert C.SCALE_TOLERANCE == 1.1
+    wide = scale.assign(**{"largest RF / input, here": [3.0, 0, 0, 1.9, 0, 0]})
+    r = C.rf_scale_facts(wide, claim).set_index("model here")
+    assert r["larger"].tolist() == [True, False] and not r["smaller"].any()
+    with pytest.raises(ValueError, match="no verdict"):
+        C.rf_scale_facts(scale, claim[claim.model == "big"])
 
 
 # ------------------------------------------------------------------------------------------
@@ -336,7 +335,10 @@ def test_table2_verdicts_by_hand_three_outcomes():
     text = " ".join(C.verdict_sentences(v.reset_index()))
     assert "IoU (layer3 − layer4) +0.200 [+0.200, +0.200], holds" in text
     assert "undecided" in text and "does not hold" in text
-    assert C.outcome_counts_text(v["outcome"]) == "holds in 2 of 6, does not hold in 2, is undecided in 2"
+    assert C.outcome_counts(v["outcome"]) == {"n": 6, "holds": 2, "fails": 2, "undecided": 2}
+    assert C.outcome_counts([]) == {"n": 0, "holds": 0, "fails": 0, "undecided": 0}
+    with pytest.raises(ValueError, match="none of"):
+        C.outcome_counts([V.HOLDS, "maybe"])
 
 
 def test_seed_gains_show_each_seed_and_the_spread():
@@ -369,12 +371,14 @@ def test_dead_zone_sweep_of_the_masked_vgg16():
     features = C.meta_model("masked_vgg16").features
     sweep = C.dead_zone_sweep(features)
     assert sweep["dead rows"].tolist() == [0, 0, 0, 0, 0, 0, 6, 22, 38, 54, 70, 86, 102, 118, 224]
-    assert C.dead_zone_rf_text(R.dead_zone(C.meta_model("masked_vgg16"))) == (
-        "RF 196 px, jump 16: visible feature row i sees input rows 16i - 90 to 16i + 105")
-    text = C.dead_zone_sweep_text(sweep, jump=16)
-    assert text.startswith("With 5 or fewer masked rows there is no dead zone")
-    assert "The 6th masked row makes 6 rows dead; each further one adds 16 px (the jump), up " \
-           "to 118 rows with 13 masked; with all 14 masked the whole image (224 rows) is dead." in text
+    rf_ = R.dead_zone(C.meta_model("masked_vgg16")).rf
+    # RF 196, jump 16: visible feature row i sees input rows 16i - 90 to 16i + 105
+    assert (rf_.rf_max, rf_.jump, rf_.y.bounds(0, clip=False)) == (196, 16, (-90, 105))
+    assert C.dead_zone_sweep_facts(sweep, jump=16) == {
+        "first_dead": 6, "dead_at_first": 6, "added": [16] * 7, "adds_the_jump": True, "n": 14,
+        "dead_before_all": 118, "dead_all": 224}
+    # a sweep whose steps are not the jump says so
+    assert not C.dead_zone_sweep_facts(sweep, jump=8)["adds_the_jump"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -480,4 +484,3 @@ def test_figure2_photo_verdict_three_outcomes_and_not_run():
     assert C.figure2_photo_verdict(mixed, back).outcome == V.UNDECIDED
     one = C.figure2_photo_verdict(smaller.iloc[:1], back)
     assert one.outcome == V.NOT_RUN and "at least 2" in one.method
-    assert "undecided" in C.figure2_photo_text(C.figure2_photo_verdict(mixed, back), back)

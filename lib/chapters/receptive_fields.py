@@ -57,22 +57,21 @@ __all__ = [
     # effective receptive fields
     "erf_centre_table", "erf_centre_text", "photo_batch", "photo_erfs", "plot_photo_erfs",
     "paper_best_layer", "photo_best_label", "photo_erf_radii", "figure2_photo_verdict",
-    "figure2_photo_text",
     # the protocol
     "finding_masks", "layer_maps", "evaluate", "summarise", "mean_std_text", "layer_roles",
     "verdict", "paper_table2", "overlap_fix_effect", "table1_verdict", "dead_zone_verdict",
-    "image_scores", "claim_layers", "table2_verdicts", "table2_verdict_table", "outcome_counts_text",
+    "image_scores", "claim_layers", "table2_verdicts", "table2_verdict_table", "outcome_counts",
     "stand_in_text", "TABLE2_PARTS",
     # recipes
     "scene_data", "scene_test_set", "scene_recipe", "scene_model", "lite0_scene_model",
     "vindr_dataset", "vindr_split", "vindr_model", "vindr_test",
     # the experiment and its tables
     "StandIn", "Table2Experiment", "Table2Results", "table2_vs_paper", "rf_scale_table",
-    "rf_scale_reading", "table2_claims", "verdict_sentences", "seed_gains", "true_positive_table",
+    "rf_scale_facts", "table2_claims", "verdict_sentences", "seed_gains", "true_positive_table",
     "best_layers", "figure2", "figure1", "photo_figure", "rf_centre_offsets",
-    "upsampling_offsets", "rf_centred_table", "dead_zone_rf_text", "dead_zone_sweep", "dead_zone_sweep_text",
+    "upsampling_offsets", "rf_centred_table", "dead_zone_sweep", "dead_zone_sweep_facts",
     "SCALE_TOLERANCE",
-    "fix_effects", "fix_effects_text",
+    "fix_effects",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -365,20 +364,6 @@ def figure2_photo_verdict(radii: pd.DataFrame, back: str, last: str = "features[
                                "at least 2")
     return V.paired_difference(radii[back], radii[last], 0.0, direction="<", unit="photographs",
                                rule=rule)
-
-
-def _outcome_clause(v: V.Verdict) -> str:
-    return {V.HOLDS: "the claim holds", V.FAILS: "the claim does not hold",
-            V.UNDECIDED: "the interval contains 0: undecided"}[v.outcome]
-
-
-def figure2_photo_text(v: V.Verdict, back: str, last: str = "features[-1]") -> str:
-    """The verdict of :func:`figure2_photo_verdict` in a sentence for the prose."""
-    if v.outcome == V.NOT_RUN:
-        return f"No verdict on this profile: {v.method}."
-    return (f"Photograph by photograph, the ERF's half-mass radius at {back} minus that at {last} "
-            f"is {v.estimate:+.1f} px on average (95 % interval {v.low:+.1f} to {v.high:+.1f} px, "
-            f"paired bootstrap over {v.n} photographs): {_outcome_clause(v)}.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1003,57 +988,31 @@ def rf_scale_table(exp: Table2Experiment) -> pd.DataFrame:
 SCALE_TOLERANCE = 1.1
 
 
-def rf_scale_reading(scale: pd.DataFrame, verdicts: pd.DataFrame,
-                     tolerance: float = SCALE_TOLERANCE) -> pd.DataFrame:
-    """What the RF scale does to the verdict, per model: the last layer's RF / input here and in
-    the paper, the regime ("as large", "smaller", "larger" beyond ``tolerance``), the outcomes of
-    "one or two blocks back beats the last layer" here (IoU; HR, from :func:`table2_verdicts`),
-    and the reading that follows. The paper's hypothesis is that a last layer whose RF is much
-    larger than the input loses the spatial correspondence: a stand-in with smaller RFs is a
-    milder test (a failure there does not contradict the paper), one as large or larger is a
-    real test. An undecided outcome is evidence neither way."""
+def rf_scale_facts(scale: pd.DataFrame, verdicts: pd.DataFrame,
+                   tolerance: float = SCALE_TOLERANCE) -> pd.DataFrame:
+    """What the reading of the RF scale rests on, per model: the last layer's RF / input here
+    and in the paper, their ratio ``here / paper``, whether it is ``smaller`` than ``1 /
+    tolerance`` or ``larger`` than ``tolerance`` (neither: as large as the paper's), the outcome
+    of "one or two blocks back beats the last layer" here on each metric (columns ``IoU``,
+    ``HR``, from :func:`table2_verdicts`), whether it ``holds`` on every metric and whether it
+    ``fails`` on any. The chapter words what that does to the verdict (a stand-in with smaller
+    RFs is a milder test of the paper's hypothesis)."""
     rows = []
     for model, g in scale.groupby("model here", sort=False):
         last = g.iloc[0]
         here, paper = float(last["largest RF / input, here"]), float(last["largest RF / input, paper"])
         q = here / paper
-        regime = ("as large as the paper's" if 1 / tolerance <= q <= tolerance
-                  else "smaller than the paper's" if q < 1 else "larger than the paper's")
         c = verdicts[(verdicts["model"] == model) & (verdicts["part"] == "back-beats-last")]
         outcomes = dict(zip(c["metric"], c["outcome"]))
         if not outcomes:
             raise ValueError(f"no verdict of 'back-beats-last' for {model!r}")
-        holds = all(o == V.HOLDS for o in outcomes.values())
-        fails = any(o == V.FAILS for o in outcomes.values())
-        by_outcome: dict[str, list[str]] = {}
-        for m, o in outcomes.items():
-            by_outcome.setdefault(o, []).append(CLAIM_METRICS[m])
-        status = ", ".join(f"{'is undecided' if o == V.UNDECIDED else o} on {' and '.join(ms)}"
-                           for o, ms in by_outcome.items())
-        scale_text = (f"the last layer's RF is only {q:.2f} of the paper's relative to the input "
-                      f"({here:.1f} vs {paper:.1f} times)")
-        if regime.startswith("smaller") and holds:
-            reading = (f"the claim holds although {scale_text}: consistent with the paper, in a "
-                       "milder test (the paper's explanation predicts less harm to the last layer "
-                       "at this scale)")
-        elif regime.startswith("smaller"):
-            reading = (f"the claim {status}, but {scale_text}: the paper's explanation predicts "
-                       "less harm to the last layer at this scale, so this row cannot count "
-                       "against the paper")
-        else:
-            where = (f"with an RF {q:.2f} times the paper's relative to the input"
-                     if regime.startswith("larger")
-                     else f"at the paper's scale ({here:.1f} vs {paper:.1f} times the input)")
-            reading = (f"the claim {status} {where}: " +
-                       ("consistent with the paper" if holds else
-                        "evidence against the paper's claim for this architecture" if fails
-                        else "evidence neither way at this sample size"))
         rows.append({"model here": model, "paper model": last["paper model"],
                      "last layer": last["layer"], "RF / input here": here,
-                     "RF / input, paper": paper, "here / paper": q, "regime": regime,
-                     "outcome here (1-2 back beats last)": "; ".join(
-                         f"{CLAIM_METRICS[m]}: {o}" for m, o in outcomes.items()),
-                     "what it does to the verdict": reading})
+                     "RF / input, paper": paper, "here / paper": q,
+                     "smaller": bool(q < 1 / tolerance), "larger": bool(q > tolerance),
+                     **{CLAIM_METRICS[m]: o for m, o in outcomes.items()},
+                     "holds": all(o == V.HOLDS for o in outcomes.values()),
+                     "fails": any(o == V.FAILS for o in outcomes.values())})
     return pd.DataFrame(rows)
 
 
@@ -1155,19 +1114,15 @@ def table2_verdict_table(verdicts: pd.DataFrame) -> pd.DataFrame:
               "difference (95 % interval)", "paper difference", "scenes", "outcome"]]
 
 
-def outcome_counts_text(outcomes: Sequence[str]) -> str:
-    """"holds in 3 of 8, does not hold in 2, undecided in 3" (the parts that occur)."""
+def outcome_counts(outcomes: Sequence[str]) -> dict[str, int]:
+    """How many of ``outcomes`` (verdict outcomes) there are (``"n"``) and how many hold, fail
+    and are undecided: ``{"n": 8, "holds": 3, "fails": 2, "undecided": 3}``."""
     outcomes = list(outcomes)
-    n = len(outcomes)
-    if n == 0:
-        return "nothing to count"
-    k = {o: outcomes.count(o) for o in V.OUTCOMES}
-    parts = [f"holds in {k[V.HOLDS]} of {n}"]
-    if k[V.FAILS]:
-        parts.append(f"does not hold in {k[V.FAILS]}")
-    if k[V.UNDECIDED]:
-        parts.append(f"is undecided in {k[V.UNDECIDED]}")
-    return ", ".join(parts)
+    unknown = set(outcomes) - set(V.OUTCOMES)
+    if unknown:
+        raise ValueError(f"outcomes {sorted(unknown)} are none of {list(V.OUTCOMES)}")
+    return {"n": len(outcomes), "holds": outcomes.count(V.HOLDS),
+            "fails": outcomes.count(V.FAILS), "undecided": outcomes.count(V.UNDECIDED)}
 
 
 def _diff_text(r) -> str:
@@ -1489,18 +1444,6 @@ def dead_zone_verdict(dz: rf.DeadZone, paper: dict = PAPER_DEAD_ZONE) -> V.Verdi
                           "nothing sampled")
 
 
-def dead_zone_rf_text(dz: rf.DeadZone) -> str:
-    """"RF 196 px, jump 16: visible feature row i sees input rows 16i - 90 to 16i + 105"."""
-    lo, hi = dz.rf.y.bounds(0, clip=False)
-    j = dz.rf.jump
-
-    def term(v: float) -> str:
-        return f"{j:.0f}i {'+' if v >= 0 else '-'} {abs(v):g}"
-
-    return (f"RF {dz.rf.rf_max:g} px, jump {j:g}: visible feature row i sees input rows "
-            f"{term(lo)} to {term(hi)}")
-
-
 def dead_zone_sweep(features: nn.Module, input_size: int = PAPER_INPUT) -> pd.DataFrame:
     """Dead rows (lib.rf.dead_zone) of ``features`` for every number of masked feature rows, 0
     to all of them, and the rows each further masked row adds."""
@@ -1510,24 +1453,22 @@ def dead_zone_sweep(features: nn.Module, input_size: int = PAPER_INPUT) -> pd.Da
                          "added by the last masked row": [0] + list(np.diff(dead))})
 
 
-def dead_zone_sweep_text(sweep: pd.DataFrame, jump: float) -> str:
-    """The sweep in words: up to how many masked rows nothing is dead, what the first dead row
-    costs, what each further row adds (the jump, where it does) and what masking all does."""
+def dead_zone_sweep_facts(sweep: pd.DataFrame, jump: float) -> dict[str, Any]:
+    """The landmarks of :func:`dead_zone_sweep`: ``first_dead`` (the fewest masked rows with a
+    dead zone), ``dead_at_first`` (its dead rows), ``added`` (the rows each further masked row
+    adds, up to all but one masked), ``adds_the_jump`` (True if each of them adds exactly
+    ``jump``), ``n`` (all feature rows), ``dead_before_all`` (dead rows with ``n - 1`` masked)
+    and ``dead_all`` (with all ``n`` masked)."""
     dead = sweep.set_index("masked rows")["dead rows"]
     added = sweep.set_index("masked rows")["added by the last masked row"]
+    if not (dead > 0).any():
+        raise ValueError("no number of masked rows gives a dead zone in this sweep")
     k0 = int(dead[dead > 0].index[0])
     n = int(dead.index[-1])
-    middle = added.loc[k0 + 1:n - 1]
-    steady = sorted(set(int(v) for v in middle))
-    text = (f"With {k0 - 1} or fewer masked rows there is no dead zone: the RF of the last visible "
-            f"row still reaches the bottom of the image. The {k0}th masked row makes "
-            f"{int(dead[k0])} rows dead")
-    if steady == [int(jump)]:
-        text += (f"; each further one adds {int(jump)} px (the jump), up to {int(dead[n - 1])} "
-                 f"rows with {n - 1} masked")
-    elif middle.size:
-        text += f"; further rows add {', '.join(str(int(v)) for v in middle)} px"
-    return text + f"; with all {n} masked the whole image ({int(dead[n])} rows) is dead."
+    middle = [int(v) for v in added.loc[k0 + 1:n - 1]]
+    return {"first_dead": k0, "dead_at_first": int(dead[k0]), "added": middle,
+            "adds_the_jump": bool(middle) and set(middle) == {int(jump)}, "n": n,
+            "dead_before_all": int(dead[n - 1]), "dead_all": int(dead[n])}
 
 
 # --------------------------------------------------------------------------------------------
@@ -1551,15 +1492,3 @@ def fix_effects(ours: pd.DataFrame, n_seeds: int) -> pd.DataFrame:
                      "new": "undefined (one seed)",
                      "why": "a spread over one seed does not exist; it was shown as 0"})
     return pd.DataFrame(rows, columns=["what", "old", "new", "why"])
-
-
-def fix_effects_text(moved: pd.DataFrame, overlap: pd.DataFrame) -> str:
-    """One sentence on what the corrections moved on this run (``fix_effects``), naming the
-    three-layer models whose verdict was checked (``overlap_fix_effect``)."""
-    models = list(dict.fromkeys(overlap["model"])) if len(overlap) else []
-    checked = (f"for {', '.join(models)} the best layer one or two back is the same under both "
-               "rules" if models else "no model has three layers")
-    if moved.empty:
-        return f"On this run the corrections moved no number: {checked}."
-    return ("On this run the corrections moved " + "; ".join(
-        f"{r.what}: {r.old} -> {r.new} ({r.why})" for r in moved.itertuples()) + ".")
