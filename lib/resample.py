@@ -11,16 +11,48 @@ __all__ = ["upsample_centres", "interp_matrix", "upsample_at_centres", "pool_cen
 
 
 def upsample_centres(n: int, size: int) -> np.ndarray:
-    """Where bilinear up-sampling of ``n`` units to ``size`` pixels (align_corners=False) puts
-    unit ``i``: ``size / n * (i + 0.5) - 0.5`` in pixel-index coordinates."""
+    """Where bilinear up-sampling of ``n`` units to ``size`` pixels (``align_corners=False``) puts
+    each unit: ``size / n * (i + 0.5) - 0.5`` in pixel-index coordinates (Grad-CAM's final
+    up-sampling, against which Santos et al.'s RF centres are compared).
+
+    Args:
+        n: units along the axis.
+        size: pixels along the axis.
+
+    Returns:
+        (n,) float64 array of coordinates.
+
+    Example:
+        >>> from lib.resample import upsample_centres
+        >>> upsample_centres(2, 4)                            # 4 / 2 * (0.5, 1.5) - 0.5
+        array([0.5, 2.5])
+    """
     return size / n * (np.arange(n) + 0.5) - 0.5
 
 
 def interp_matrix(centres, size: int) -> torch.Tensor:
-    """(size, n) float64 matrix of 1-D linear interpolation from ``n`` values placed at the pixel
-    coordinates ``centres`` (increasing) to the pixels ``0..size-1``; beyond the first and last
-    centre the edge value is kept (as ``F.interpolate`` does). With ``centres =
-    upsample_centres(n, size)`` it is bilinear up-sampling (align_corners=False) along one axis."""
+    """The matrix of 1-D linear interpolation from ``n`` values placed at the pixel coordinates
+    ``centres`` (increasing) to the pixels ``0..size-1``.
+
+    Beyond the first and last centre the edge value is kept (as ``F.interpolate`` does). With
+    ``centres = upsample_centres(n, size)`` it is bilinear up-sampling (``align_corners=False``)
+    along one axis.
+
+    Args:
+        centres: (n,) strictly increasing, finite pixel coordinates.
+        size: pixels of the output.
+
+    Returns:
+        (size, n) float64 tensor W: the interpolated values are ``W @ values``.
+
+    Example:
+        >>> from lib.resample import interp_matrix
+        >>> interp_matrix([0.5, 2.5], 4)                      # pixel 1 is 1/4 of the way
+        tensor([[1.0000, 0.0000],
+                [0.7500, 0.2500],
+                [0.2500, 0.7500],
+                [0.0000, 1.0000]], dtype=torch.float64)
+    """
     c = np.asarray(centres, dtype=np.float64).ravel()
     if c.size == 0 or not np.isfinite(c).all():
         raise ValueError(f"centres must be a non-empty array of finite coordinates, got {c}")
@@ -33,11 +65,29 @@ def interp_matrix(centres, size: int) -> torch.Tensor:
 
 
 def upsample_at_centres(maps: torch.Tensor, centres_y, centres_x, size) -> torch.Tensor:
-    """Up-sample maps (N, h, w) to ``size`` (int or (H, W)) placing unit (i, j) at the input
-    pixel (``centres_y[i]``, ``centres_x[j]``), e.g. its RF centre (:func:`rf_centres`), and
-    interpolating bilinearly between units (separable: ``Wy @ map @ Wx^T``). With
-    :func:`upsample_centres` as the centres this is ``F.interpolate(..., "bilinear",
-    align_corners=False)``; with the RF centres it is the RF-centred up-sampling."""
+    """Up-sample maps placing unit (i, j) at the input pixel (``centres_y[i]``, ``centres_x[j]``),
+    e.g. its RF centre (``lib.rf.rf_centres``), bilinear between units (separable: ``Wy @ map @
+    Wx^T``).
+
+    With :func:`upsample_centres` as the centres this is ``F.interpolate(..., "bilinear",
+    align_corners=False)``; with the RF centres it is the RF-centred up-sampling.
+
+    Args:
+        maps: (N, h, w) maps.
+        centres_y: (h,) increasing row coordinates of the units.
+        centres_x: (w,) increasing column coordinates of the units.
+        size: the output size, int or (H, W).
+
+    Returns:
+        (N, H, W) tensor, the maps' floating dtype (float32 for integer maps).
+
+    Example:
+        >>> import torch
+        >>> from lib.resample import upsample_at_centres
+        >>> maps = torch.tensor([[[0., 4.]]])                  # one row, units at columns 0.5, 2.5
+        >>> upsample_at_centres(maps, [0.], [0.5, 2.5], (1, 4))
+        tensor([[[0., 1., 3., 4.]]])
+    """
     if not isinstance(maps, torch.Tensor) or maps.dim() != 3:
         raise ValueError(f"maps must be a (N, h, w) tensor, got "
                          f"{tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__}")
@@ -54,7 +104,20 @@ def upsample_at_centres(maps: torch.Tensor, centres_y, centres_x, size) -> torch
 def pool_centres(centres, n: int) -> np.ndarray:
     """Centres of the ``n`` units of a 1-D map area-averaged (adaptive average pooling) from units
     placed at ``centres``: the mean centre of each pooling window (e.g. the RF centres of a
-    layer's units after :func:`down_up`'s down-sampling)."""
+    layer's units after :func:`down_up`'s down-sampling, Santos et al., Section 2.4).
+
+    Args:
+        centres: (m,) coordinates of the units, m >= n.
+        n: units after pooling.
+
+    Returns:
+        (n,) float64 array of coordinates.
+
+    Example:
+        >>> from lib.resample import pool_centres
+        >>> pool_centres([0.5, 2.5, 4.5, 6.5], 2)            # means of (0.5, 2.5) and (4.5, 6.5)
+        array([1.5, 5.5])
+    """
     c = np.asarray(centres, dtype=np.float64).ravel()
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive number of units, got {n!r}")
@@ -66,13 +129,31 @@ def pool_centres(centres, n: int) -> np.ndarray:
 
 def down_up(maps: torch.Tensor, grid: tuple[int, int], size, centres=None,
             relu: bool = True) -> torch.Tensor:
-    """Santos et al.'s resampling of a layer's maps (N, h, w) (Section 2.4): ReLU, area-average down
-    to ``grid`` (the last layer's feature size; nothing to do if already that size), then
-    up-sample to ``size`` (int or (H, W)), so that every layer is judged at the same resolution.
+    """Santos et al.'s resampling of a layer's maps (Section 2.4): ReLU, area-average down to
+    ``grid`` (the last layer's feature size; nothing to do if already that size), then up-sample
+    to ``size``, so that every layer is judged at the same resolution.
 
-    ``centres``: None for bilinear up-sampling (align_corners=False, as Grad-CAM does), or the
-    (rows, columns) input coordinates of the ``grid`` units (e.g. their RF centres pooled by
-    :func:`pool_centres`) for the RF-centred up-sampling (:func:`upsample_at_centres`)."""
+    Args:
+        maps: (N, h, w) maps of one layer, h >= grid[0] and w >= grid[1].
+        grid: (gh, gw), the last layer's feature size.
+        size: the output size, int or (H, W).
+        centres: None for bilinear up-sampling (``align_corners=False``, as Grad-CAM does), or
+            the (rows, columns) input coordinates of the ``grid`` units (e.g. their RF centres
+            pooled by :func:`pool_centres`) for the RF-centred up-sampling
+            (:func:`upsample_at_centres`).
+        relu: apply the ReLU first.
+
+    Returns:
+        (N, H, W) float32 tensor.
+
+    Example:
+        >>> import torch
+        >>> from lib.resample import down_up
+        >>> maps = torch.arange(16.).view(1, 4, 4) - 5        # ReLU, then the means of 2 x 2 blocks
+        >>> down_up(maps, (2, 2), 2)
+        tensor([[[0.0000, 0.7500],
+                 [5.5000, 7.5000]]])
+    """
     if not isinstance(maps, torch.Tensor) or maps.dim() != 3:
         raise ValueError(f"maps must be a (N, h, w) tensor, got "
                          f"{tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__}")

@@ -35,13 +35,34 @@ class DeadZone:
 def dead_zone(model: nn.Module, input_size=None, masked_rows: int | None = None, *,
               layer: nn.Module | str | None = None, visible_rows: Iterable[int] | None = None,
               in_channels: int | None = None) -> DeadZone:
-    """The dead zone (Taimeskhanov et al., Section 3.1): input rows outside the union of the RFs of the
-    feature rows that the mask leaves visible (the first ``n - masked_rows`` rows, or
-    ``visible_rows``).
+    """The dead zone (Taimeskhanov et al., Section 3.1): input rows outside the union of the RFs of
+    the feature rows that the mask leaves visible.
 
-    ``model``: the feature extractor (its output is the masked map), or a model with
-    ``.features`` (a ``MaskedVGG``, whose ``input_size`` and ``masked_rows`` are the defaults).
-    Taimeskhanov et al.'s masked VGG16: 224 px, 9 of 14 rows masked -> rows 170..223 (54 rows, 24 %).
+    Taimeskhanov et al.'s masked VGG16: 224 px, 9 of 14 rows masked -> rows 170..223 (54 rows,
+    24 %).
+
+    Args:
+        model: the feature extractor (its output is the masked map), or a model with
+            ``.features`` (a ``MaskedVGG``, whose ``input_size`` and ``masked_rows`` are the
+            defaults).
+        input_size: int or (height, width).
+        masked_rows: the number of masked bottom feature rows (the visible ones are the first
+            ``n - masked_rows``).
+        layer: the masked map's module (default: the model's output).
+        visible_rows: the visible feature rows, instead of ``masked_rows``.
+        in_channels: C of the blank input (default: the first convolution's).
+
+    Returns:
+        A :class:`DeadZone`: ``rows`` (the dead input rows), ``n``, ``fraction`` of the image,
+        ``first``, and the map's :class:`RF`.
+
+    Example:
+        >>> from torch import nn
+        >>> from lib.rf import dead_zone
+        >>> net = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.MaxPool2d(2))  # row i: 2i-1..2i+2
+        >>> dz = dead_zone(net, input_size=8, masked_rows=2)  # rows 0-1 visible: input rows 0..4
+        >>> dz.rows, dz.n, dz.fraction, dz.first
+        ((5, 6, 7), 3, 0.375, 5)
     """
     if input_size is None:
         input_size = getattr(model, "input_size", None)

@@ -10,10 +10,37 @@ from lib.layers import resolve_layer
 
 def erf(model: nn.Module, layer: nn.Module | str, images: torch.Tensor, unit=None,
         batch_size: int = 16, progress: bool | None = None) -> torch.Tensor:
-    """ERF (Santos et al., Eq. 2): ``1/N sum_n | 1/C sum_c dA_ij / dI_n,c,x,y |``, with a gradient of
-    1 at the centre unit ``(h // 2, w // 2)`` (or ``unit``) of every channel of ``layer``'s output
-    and 0 elsewhere; returns an (H, W) float tensor on the CPU. The model runs in eval mode on
-    its own device (state restored); parameters' ``.grad`` are left untouched."""
+    """The effective receptive field (Santos et al., Eq. 2):
+    ``1/N sum_n | 1/C sum_c dA_ij / dI_n,c,x,y |``.
+
+    A gradient of 1 at the centre unit ``(h // 2, w // 2)`` (or ``unit``) of every channel of
+    ``layer``'s output and 0 elsewhere, back-propagated to the input. The model runs in eval mode
+    on its own device (state restored); parameters' ``.grad`` are left untouched.
+
+    Args:
+        model: the network.
+        layer: a module of ``model`` or a dotted name, whose output is (N, C, h, w).
+        images: (N, C, H, W) inputs as the model takes them.
+        unit: ``(row, column)`` of the unit, default the centre one.
+        batch_size: images per backward pass.
+        progress: show a progress bar (default: when there is more than one batch).
+
+    Returns:
+        (H, W) float32 tensor on the CPU.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from lib.rf import erf
+        >>> conv = nn.Conv2d(1, 1, 3, bias=False)
+        >>> _ = nn.init.ones_(conv.weight)                    # every tap weighs 1
+        >>> erf(conv, conv, torch.ones(1, 1, 5, 5))           # centre unit (1, 1) sees rows 1-3
+        tensor([[0., 0., 0., 0., 0.],
+                [0., 1., 1., 1., 0.],
+                [0., 1., 1., 1., 0.],
+                [0., 1., 1., 1., 0.],
+                [0., 0., 0., 0., 0.]])
+    """
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
         raise ValueError(f"images must be a (N, C, H, W) tensor, got "
                          f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
@@ -63,8 +90,25 @@ def erf(model: nn.Module, layer: nn.Module | str, images: torch.Tensor, unit=Non
 
 
 def erf_radius(erf_map, mass: float = 0.5, centre: tuple[float, float] | None = None) -> float:
-    """Smallest radius (pixels) of a disc around ``centre`` (default: the ERF's centre of mass)
-    holding at least ``mass`` of the ERF's total: a scalar concentration measure."""
+    """Smallest radius (pixels) of a disc around ``centre`` holding at least ``mass`` of the ERF's
+    total: a scalar concentration measure of Santos et al.'s ERF (Eq. 2).
+
+    Args:
+        erf_map: (H, W) non-negative ERF (:func:`erf`), tensor or array.
+        mass: the share of the total the disc must hold, in (0, 1].
+        centre: ``(row, column)``, default the ERF's centre of mass.
+
+    Returns:
+        The radius in pixels, a float.
+
+    Example:
+        >>> import torch
+        >>> from lib.rf import erf_radius
+        >>> e = torch.zeros(5, 5)
+        >>> e[1:4, 1:4] = 1                                   # 9 pixels around (2, 2)
+        >>> erf_radius(e)                                     # radius 1 holds 5 of 9 (>= 4.5)
+        1.0
+    """
     a = np.asarray(erf_map.detach().cpu() if isinstance(erf_map, torch.Tensor) else erf_map, dtype=np.float64)
     if a.ndim != 2:
         raise ValueError(f"erf_map must be 2-D (H, W), got shape {a.shape}")

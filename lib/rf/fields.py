@@ -228,12 +228,31 @@ def _analyse(model: nn.Module, input_size=224, in_channels: int | None = None
 
 def receptive_field(model: nn.Module, layer: nn.Module | str = "", input_size=224,
                     in_channels: int | None = None) -> RF:
-    """Theoretical RF of ``layer``'s output (Santos et al., Eq. 1, generalised to any traced graph).
+    """Theoretical RF of ``layer``'s output (Santos et al., Eq. 1, ``r_{l-1} = r_l s_l + k_l -
+    s_l``, generalised to any traced graph).
 
-    ``layer``: a module of ``model`` or a dotted name (``"layer4"``, ``"features[-1]"``); ``""``
-    is the model's output. ``input_size``: int or (height, width); it sets the map sizes (and
-    adaptive pooling windows), not the RF of convolutional paths. A module called several times
-    (ResNet's shared ReLU) is reported at its last call. Restores the model's train/eval state.
+    A module called several times (ResNet's shared ReLU) is reported at its last call. Restores
+    the model's train/eval state.
+
+    Args:
+        model: the network (any ``nn.Module`` taking (1, C, H, W)).
+        layer: a module of ``model`` or a dotted name (``"layer4"``, ``"features[-1]"``); ``""``
+            is the model's output.
+        input_size: int or (height, width); it sets the map sizes (and adaptive pooling
+            windows), not the RF of convolutional paths.
+        in_channels: C of the blank input (default: the first convolution's).
+
+    Returns:
+        An :class:`RF`: per axis the RF size (range over channels), jump, centre of unit 0 and
+        number of units.
+
+    Example:
+        >>> from torch import nn
+        >>> from lib.rf import receptive_field
+        >>> net = nn.Sequential(nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 3, stride=2), nn.MaxPool2d(2))
+        >>> # each layer adds (k - 1) x the jump so far: 3, then 3 + 2 x 1 = 5, then 5 + 1 x 2 = 7
+        >>> print(receptive_field(net, "2", input_size=16))  # jumps 1, 2, 4; 14, 6, 3 units
+        2: RF 7, jump 4, start 3, 3 units
     """
     name = layer_name(model, layer) if layer != "" else ""
     table = _analyse(model, input_size, in_channels)
@@ -246,14 +265,50 @@ def receptive_field(model: nn.Module, layer: nn.Module | str = "", input_size=22
 
 def receptive_fields(model: nn.Module, input_size=224, in_channels: int | None = None
                      ) -> dict[str, RF]:
-    """The RF of every module whose output is a 4-D map, from one analysis: name -> RF."""
+    """The RF (Santos et al., Eq. 1) of every module whose output is a 4-D map, from one analysis.
+
+    Args:
+        model: the network.
+        input_size: int or (height, width).
+        in_channels: C of the blank input (default: the first convolution's).
+
+    Returns:
+        dict: module name -> :class:`RF` (``""``: the model's own output), in call order.
+
+    Example:
+        >>> from torch import nn
+        >>> from lib.rf import receptive_fields
+        >>> net = nn.Sequential(nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 3, stride=2), nn.MaxPool2d(2))
+        >>> {name: rf.rf_max for name, rf in receptive_fields(net, 16).items()}
+        {'0': 3.0, '1': 5.0, '2': 7.0, '': 7.0}
+    """
     return {name: rf for name, (rf, _) in _analyse(model, input_size, in_channels).items()}
 
 
 def rf_table(model: nn.Module, input_size=224, in_channels: int | None = None):
-    """A pandas DataFrame with one row per module (``model.named_modules()`` order) whose output
-    is a 4-D feature map: name, type, channels, rf_min, rf_max, rf_local, jump, start, out_h,
-    out_w, calls. Non-square cases get per-axis columns (``rf_min_y``, ``rf_min_x``, ...)."""
+    """The RF (Santos et al., Eq. 1) of every module whose output is a 4-D map, as a table.
+
+    Args:
+        model: the network.
+        input_size: int or (height, width).
+        in_channels: C of the blank input (default: the first convolution's).
+
+    Returns:
+        A pandas DataFrame, one row per module (``model.named_modules()`` order): name, type,
+        channels, rf_min, rf_max, rf_local, jump, start, out_h, out_w, calls. Non-square cases
+        get per-axis columns (``rf_min_y``, ``rf_min_x``, ...).
+
+    Example:
+        >>> from torch import nn
+        >>> from lib.rf import rf_table
+        >>> net = nn.Sequential(nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 3, stride=2), nn.MaxPool2d(2))
+        >>> rf_table(net, 16)[["name", "rf_max", "jump", "out_h"]]
+          name  rf_max  jump  out_h
+        0          7.0   4.0      3
+        1    0     3.0   1.0     14
+        2    1     5.0   2.0      6
+        3    2     7.0   4.0      3
+    """
     import pandas as pd
 
     table = _analyse(model, input_size, in_channels)
@@ -277,8 +332,25 @@ def rf_table(model: nn.Module, input_size=224, in_channels: int | None = None):
 
 
 def unit_rf_bounds(rf: RF, row: int, col: int | None = None):
-    """Input pixels seen by unit ``row`` (inclusive ``(first, last)`` rows, clipped to the
-    image), or by unit ``(row, col)``: ``((first_row, last_row), (first_col, last_col))``."""
+    """Input pixels seen by one unit of a feature map (its RF clipped to the image).
+
+    Args:
+        rf: the layer's :class:`RF` (:func:`receptive_field`).
+        row: the unit's row.
+        col: the unit's column, or None for the rows only.
+
+    Returns:
+        ``(first, last)`` inclusive input rows, or with ``col``
+        ``((first_row, last_row), (first_col, last_col))``; None for an axis the unit does not see.
+
+    Example:
+        >>> from torch import nn
+        >>> from lib.rf import receptive_field, unit_rf_bounds
+        >>> net = nn.Sequential(nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 3, stride=2), nn.MaxPool2d(2))
+        >>> rf = receptive_field(net, "2", 16)                # RF 7, jump 4: unit i sees 4i..4i+6
+        >>> unit_rf_bounds(rf, 1), unit_rf_bounds(rf, 0, 2)
+        ((4, 10), ((0, 6), (8, 14)))
+    """
     if col is None:
         return rf.y.bounds(row)
     return rf.y.bounds(row), rf.x.bounds(col)
@@ -286,7 +358,24 @@ def unit_rf_bounds(rf: RF, row: int, col: int | None = None):
 
 def rf_centres(model: nn.Module, layer: nn.Module | str, input_size=224,
                in_channels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Input coordinates (pixel indices) of the RF centres of the layer's units, per axis:
-    ``(rows, columns)``."""
+    """Input coordinates (pixel indices) of the RF centres of a layer's units, per axis: where
+    Santos et al.'s up-sampling should put them (``start + i * jump``, Eq. 1's centres).
+
+    Args:
+        model: the network.
+        layer: a module of ``model`` or a dotted name; ``""`` is the model's output.
+        input_size: int or (height, width).
+        in_channels: C of the blank input (default: the first convolution's).
+
+    Returns:
+        ``(rows, columns)``: two float64 arrays, (out_h,) and (out_w,).
+
+    Example:
+        >>> from torch import nn
+        >>> from lib.rf import rf_centres
+        >>> net = nn.Sequential(nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 3, stride=2), nn.MaxPool2d(2))
+        >>> rf_centres(net, "2", 16)                          # start 3, jump 4
+        (array([ 3.,  7., 11.]), array([ 3.,  7., 11.]))
+    """
     rf = receptive_field(model, layer, input_size, in_channels)
     return rf.y.centres(), rf.x.centres()
