@@ -964,6 +964,38 @@ def photo_picks(names: Sequence[str], wanted=("chelsea", "rocket")) -> dict[str,
     return picks or {n: i for i, n in enumerate(names[:2])}
 
 
+def plot_table1(per_seed: pd.DataFrame):
+    """Table 1 as a figure: per error (classification and localisation, top-1 and top-5) and
+    network, the paper's number (open diamond, ILSVRC val, this reproduction's study) and the
+    stand-in's (filled dot: mean over seeds, whisker: ± sd over seeds, ddof=1, none with one
+    seed), in %. ``per_seed``: rows (network, seed) of ``table1_rows``."""
+    import matplotlib.pyplot as plt
+
+    cols = list(next(iter(PAPER_TABLE1.values())))
+    nets = [n for n in PAPER_TABLE1 if (per_seed.network == n).any()]
+    if not nets:
+        raise ValueError("plot_table1: no stand-in in per_seed (columns network, seed, ...)")
+    colours = dict(zip(PAPER_TABLE1, ("#0969da", "#bc4c00", "#1a7f37")))
+    fig, ax = plt.subplots(figsize=(7.5, 3.3))
+    for j, net in enumerate(nets):
+        sub = per_seed[per_seed.network == net]
+        off = (j - (len(nets) - 1) / 2) * 0.22
+        xs = np.arange(len(cols)) + off
+        mean = [sub[c].mean() for c in cols]
+        sd = [sub[c].std(ddof=1) if len(sub) > 1 else 0.0 for c in cols]
+        ax.errorbar(xs, mean, yerr=sd, fmt="o", color=colours[net], capsize=3, ms=5,
+                    label=f"{STYLE_NAMES[net]} (ours)")
+        ax.plot(xs, [PAPER_TABLE1[net][c][0] for c in cols], "D", mfc="none", ms=6,
+                mec=colours[net], mew=1.4, label=f"{net} (paper)")
+    ax.set_xticks(range(len(cols)), [c.replace("cls", "classification").replace(
+        "loc", "localisation") for c in cols])
+    ax.set_ylabel("error (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=9, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
 def plot_boxes(model: nn.Module, x: torch.Tensor, gt_boxes: Sequence[torch.Tensor],
                s: Scores, layer: str, picks: dict[str, int], image_for_display,
                title: str = ""):
@@ -973,6 +1005,8 @@ def plot_boxes(model: nn.Module, x: torch.Tensor, gt_boxes: Sequence[torch.Tenso
     import cv2
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
+
+    from ..plot import colorbar
 
     fig, axes = plt.subplots(len(picks), 3, figsize=(7.5, 2.6 * len(picks)), squeeze=False)
     for r, (what, i) in enumerate(picks.items()):
@@ -985,7 +1019,8 @@ def plot_boxes(model: nn.Module, x: torch.Tensor, gt_boxes: Sequence[torch.Tenso
         box = s.boxes[i, 0].tolist()
         gts = [g[:4].tolist() for g in gt_boxes[i] if int(g[4]) == int(cls)]
         a = axes[r, 0]
-        a.imshow(m, cmap="jet", vmin=0, vmax=1)
+        im = a.imshow(m, cmap="jet", vmin=0, vmax=1)
+        colorbar(a, im, "map (min-max)")
         a.contour(m, levels=[THRESHOLD * m.max()], colors="white", linewidths=1)
         a.set_title(f"{what}: map, {THRESHOLD:.0%} contour", fontsize=9)
         a = axes[r, 1]
