@@ -574,7 +574,7 @@ def plot_table3(rows: pd.DataFrame, data: Table3Data, n: int = 4, occlusion: str
     14 x 14 grid, titled with both rank correlations."""
     import matplotlib.pyplot as plt
 
-    from ..plot import as_image, method_label
+    from ..plot import as_image, colorbar, method_label
 
     n = min(n, len(rows))
     cols = ["occlusion", *TABLE3_METHODS]
@@ -587,12 +587,17 @@ def plot_table3(rows: pd.DataFrame, data: Table3Data, n: int = 4, occlusion: str
         for j, m in enumerate(cols, start=1):
             key = ("occlusion_authors" if m == "occlusion" and occlusion == "authors"
                    and "occlusion_authors" in row["grids"] else m)
-            axes[r, j].imshow(np.array(row["grids"][key]),
-                              cmap="viridis" if m == "occlusion" else "gray")
-            title = ("1 − p (occlusion)" if m == "occlusion" else
-                     f"{method_label(m)}\nρ {row[f'{m} spearman']:.2f} | "
-                     f"argsort {row[f'{m} argsort']:.2f}")
-            axes[r, j].set_title(title if r == 0 or m != "occlusion" else "", fontsize=9)
+            im = axes[r, j].imshow(np.array(row["grids"][key]),
+                                   cmap="viridis" if m == "occlusion" else "gray")
+            if m == "occlusion":  # the one heat map of the row read off a scale: 1 − p
+                colorbar(axes[r, j], im)
+            else:  # the rank correlations under the map, the method's name once, on top
+                axes[r, j].set_xlabel(f"ρ {row[f'{m} spearman']:.2f}\n"
+                                      f"argsort {row[f'{m} argsort']:.2f}", fontsize=9)
+            if r == 0:
+                name = "1 − p\n(occlusion)" if m == "occlusion" else method_label(m)
+                axes[r, j].set_title(name.replace(" ", "\n", 1) if len(name) > 12
+                                     and "\n" not in name else name, fontsize=9)
         for ax in axes[r]:
             ax.set_xticks([])
             ax.set_yticks([])
@@ -972,14 +977,19 @@ def table6_sentence(v: dict) -> str:
 
 def plot_table6(rows: pd.DataFrame, targets: Sequence[AttackTarget], n: int = 4):
     """Up to ``n`` successful attacks: the image with the attacked pixel circled, Grad-CAM before
-    (old class) and after (new class), each with the pixel's value."""
+    (old class) and after (new class), each with the pixel's value, one colour bar for all;
+    with no successful attack, a figure that says so."""
     import matplotlib.pyplot as plt
 
     from ..plot import as_image
 
     ok = rows[rows.success].head(n)
-    if ok.empty:
-        return None
+    if ok.empty:  # the page's figure says so, in words
+        fig, ax = plt.subplots(figsize=(5.4, 0.8))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"no successful attack among the {len(rows)} attacked images: "
+                "nothing to draw", ha="center", va="center", fontsize=10)
+        return fig
     by_label = {t.label: t for t in targets}
     fig, axes = plt.subplots(len(ok), 3, figsize=(5.4, 1.8 * len(ok) + 0.3), squeeze=False)
     for r, (_, row) in enumerate(ok.iterrows()):
@@ -1004,6 +1014,12 @@ def plot_table6(rows: pd.DataFrame, targets: Sequence[AttackTarget], n: int = 4)
             ax.set_yticks([])
     axes[0, 0].set_title("attacked image", fontsize=9)
     fig.tight_layout()
+    import matplotlib as mpl
+
+    sm = mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(0, 1), cmap="jet")
+    cb = fig.colorbar(sm, ax=list(axes[:, 1:].ravel()), fraction=0.05, pad=0.03)
+    cb.set_label("Grad-CAM (min-max)", fontsize=9)
+    cb.ax.tick_params(labelsize=8)
     return fig
 
 
@@ -1395,8 +1411,8 @@ def plot_table7(data: Table7Data, maps: dict, p: int = 10, n: int = 4):
         for j, (m, v) in enumerate(maps.items()):
             mv = v[r, c].cpu()
             mask = metrics.above_positive_percentile(v[r:r + 1, c], p)[0].cpu()
-            lim = float(mv.abs().max()) or 1.0
-            axes[r, 1 + 2 * j].imshow(mv, cmap="RdBu_r", vmin=-lim, vmax=lim)
+            lim = float(mv.abs().max()) or 1.0  # each map on its own symmetric scale
+            axes[r, 1 + 2 * j].imshow(mv / lim, cmap="RdBu_r", vmin=-1, vmax=1)
             axes[r, 2 + 2 * j].imshow(mask, cmap="gray")
             if r == 0:
                 axes[r, 1 + 2 * j].set_title(method_name(m), fontsize=9)
@@ -1406,4 +1422,12 @@ def plot_table7(data: Table7Data, maps: dict, p: int = 10, n: int = 4):
             ax.set_yticks([])
     axes[0, 0].set_title("image", fontsize=9)
     fig.tight_layout()
+    import matplotlib as mpl
+
+    sm = mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(-1, 1), cmap="RdBu_r")
+    cb = fig.colorbar(sm, ax=list(axes.ravel()), orientation="horizontal", fraction=0.04,
+                      pad=0.03, aspect=40, shrink=0.8)
+    cb.set_label("attribution / the map's largest |value| (red: for the class, blue: against)",
+                 fontsize=9)
+    cb.ax.tick_params(labelsize=8)
     return fig
