@@ -60,8 +60,9 @@ def _flatten(obj, path: str, out: list) -> None:
     elif isinstance(obj, _PLAIN):
         out.append((path, obj))
     else:
-        raise Uncomparable(f"the output holds a {type(obj).__name__} at {path or 'the top'}, "
-                           "which cannot be compared element by element")
+        raise Uncomparable(f"the output holds an object of type {type(obj).__name__} at "
+                           f"{path or 'its top level'}, which cannot be compared element by "
+                           "element")
 
 
 def same(a, b, rtol: float = 1e-4, atol_scale: float = 1e-5) -> bool:

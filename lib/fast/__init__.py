@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from lib import fx_graph
-from lib.fast.graph_copy import graph_copy
+from lib.fast.graph import graph_copy
 from lib.outputs import Uncomparable, same
 
 __all__ = ["Settings", "Accelerator", "Path", "PLAIN"]
