@@ -10,31 +10,23 @@ Weights that torchvision downloads by itself (``lib.models.zoo``) count as prese
 """
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
 
+from ..environment import (
+    DOWNLOAD_VARIABLE,
+    REHEARSAL_VARIABLE,
+    download_allowed,
+    random_stand_ins,
+)
+from ..models.zoo import imagenet_weights_file
 from .errors import DataMissingError
 
 __all__ = ["Need", "FullProfileMissing", "require", "needs_table", "download_allowed",
            "DOWNLOAD_VARIABLE", "REHEARSAL_VARIABLE", "random_stand_ins", "weights_need"]
-
-#: the environment variable that lets the loaders and the zoo download (set on Colab)
-DOWNLOAD_VARIABLE = "GRADCAM_BOOK_ALLOW_DOWNLOAD"
-
-
-def download_allowed(modules=None) -> bool:
-    """Whether downloads may happen: ``GRADCAM_BOOK_ALLOW_DOWNLOAD`` set (not 0), or, where it is
-    unset, a Colab kernel (``google.colab`` imported: Colab has a network)."""
-    value = os.environ.get(DOWNLOAD_VARIABLE)
-    if value is not None:
-        return value not in ("", "0")
-    return "google.colab" in (sys.modules if modules is None else modules)
-
 
 @dataclass
 class Need:
@@ -88,7 +80,9 @@ def require(chapter: str, needs: Iterable[Need], show=None) -> pd.DataFrame:
     table = needs_table(needs)
     if show is None:
         try:
-            from IPython.display import display as show
+            from IPython.display import (
+                display as show,  # lazy: inside try (optional dependency handling)
+            )
         except ImportError:  # outside a kernel
             show = print
     show(table)
@@ -98,23 +92,10 @@ def require(chapter: str, needs: Iterable[Need], show=None) -> pd.DataFrame:
     return table
 
 
-#: the full-profile rehearsal (tests/test_rehearsal_full.py): torchvision's ImageNet weights are
-#: replaced by randomly initialised ones of the same architecture; every page says so
-REHEARSAL_VARIABLE = "GRADCAM_BOOK_REHEARSAL"
-
-
-def random_stand_ins() -> bool:
-    """Whether this run is the full-profile rehearsal (``GRADCAM_BOOK_REHEARSAL=1``): hub weights
-    are random stand-ins and nothing it computes is a result."""
-    return os.environ.get(REHEARSAL_VARIABLE, "") not in ("", "0")
-
-
 def weights_need(arch: str, which: str = "IMAGENET1K_V1") -> Need:
     """torchvision's ImageNet weights of ``arch``: present in the torch hub cache, or downloaded
     by torchvision on first use where a network exists (``download_allowed``); in the rehearsal,
     random stand-ins."""
-    from ..models.zoo import imagenet_weights_file
-
     path, url = imagenet_weights_file(arch, which)
     need = Need(f"{arch} ImageNet weights (torchvision)", path, path.is_file(),
                 f"{url} (torchvision downloads it where a network exists)",

@@ -11,8 +11,13 @@ from typing import Callable
 import timm
 import torch
 import torchvision
+from timm.models.resnet import BasicBlock, ResNet
 from torch import nn
+from torchvision.models.efficientnet import EfficientNet, MBConvConfig
+from torchvision.models.googlenet import BasicConv2d, GoogLeNet, Inception
+from torchvision.models.vgg import make_layers
 
+from ..environment import download_allowed, random_stand_ins
 from ..layers import resolve_layer
 from .heads import LinearProbe
 from .masked_vgg import MaskedVGG, masked_vgg16
@@ -50,7 +55,6 @@ def small_resnet(num_classes: int = 10, in_channels: int = 1, width: int = 16,
     """A ResNet18-style network (timm ResNet, BasicBlocks) with widths (w, 2w, 4w, 8w) and
     ``layer1..layer4`` named as in ResNet50. ``total_stride=16`` drops the stem max-pool so
     ``layer4`` is 4x4 on a 64 px input (ResNet50 is 7x7 on 224); 32 keeps it."""
-    from timm.models.resnet import BasicBlock, ResNet
     if total_stride not in (16, 32):
         raise ValueError(f"total_stride must be 16 or 32, got {total_stride}")
     model = ResNet(BasicBlock, list(layers), num_classes=num_classes, in_chans=in_channels,
@@ -84,7 +88,6 @@ def small_efficientnet(num_classes: int = 10, in_channels: int = 1, width_mult: 
     """An EfficientNet-b0-style network (torchvision EfficientNet with b0's MBConv stages and
     squeeze-and-excitation, scaled by ``width_mult`` / ``depth_mult``), layers ``features[0..8]``
     as in b0. ``total_stride=16`` makes the stem conv stride 1."""
-    from torchvision.models.efficientnet import EfficientNet, MBConvConfig
     if total_stride not in (16, 32):
         raise ValueError(f"total_stride must be 16 or 32, got {total_stride}")
     conf = partial(MBConvConfig, width_mult=width_mult, depth_mult=depth_mult)
@@ -153,7 +156,6 @@ def small_vgg(num_classes: int = 10, in_channels: int = 1, width: int = 8, hidde
     and VGG's three-layer classifier. Scaled: widths (w, 2w, 4w, 4w, 4w) and the fourth
     max-pool (``features.23``) replaced by an identity, so ``features.29`` is 8x8 at 64 px (VGG16:
     14x14 at 224). ``batch_norm`` uses VGG16-BN's layout instead (other indices)."""
-    from torchvision.models.vgg import make_layers
     w = width
     cfg = [w, w, "M", 2 * w, 2 * w, "M", 4 * w, 4 * w, 4 * w, "M",
            4 * w, 4 * w, 4 * w, "M", 4 * w, 4 * w, 4 * w, "M"]
@@ -182,7 +184,6 @@ class SmallGoogLeNet(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 16,
                  dropout: float = 0.2):
         super().__init__()
-        from torchvision.models.googlenet import BasicConv2d, Inception
         w = width
         self.conv1 = BasicConv2d(in_channels, w, kernel_size=3, padding=1)
         self.maxpool1 = nn.MaxPool2d(2)
@@ -214,8 +215,6 @@ def cifar_googlenet(num_classes: int = 10, dropout: float = 0.2) -> nn.Module:
     conv3 / maxpool2, maxpool3 and maxpool4 3x3 / 2 with padding 1, no auxiliary heads.
     ``inception5b`` (their Grad-CAM layer) is 1024 x 8 x 8 at 32 px. The module names are
     theirs, so their state dict loads (``build("cifar_googlenet", weights=path)``)."""
-    from torchvision.models.googlenet import BasicConv2d, GoogLeNet
-
     model = GoogLeNet(num_classes=num_classes, aux_logits=False, transform_input=False,
                       init_weights=True, dropout=dropout)
     model.conv1 = BasicConv2d(3, 192, kernel_size=3, stride=1, padding=1)
@@ -312,8 +311,6 @@ def build(name: str, num_classes: int | None = None, weights: str | Path | None 
     is_imagenet = weights is not None and (str(weights) == "imagenet"
                                            or str(weights).startswith("IMAGENET1K"))
     if is_imagenet:
-        from ..data.needs import download_allowed, random_stand_ins
-
         which = "IMAGENET1K_V1" if str(weights) == "imagenet" else str(weights)
         path, url = imagenet_weights_file(name, which)
         if kwargs.get("num_classes", 1000) != 1000:
