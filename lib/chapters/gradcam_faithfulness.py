@@ -18,18 +18,45 @@ these tables, so the book cites them as "the authors' repository".
 from __future__ import annotations
 
 import math
+import re
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
+import matplotlib as mpl
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
+from scipy.optimize import differential_evolution
+from skimage.transform import resize
 from torch import nn
 
-from .. import cam, fast, metrics
+from .. import cam, fast, metrics, verdict
+from ..data.cifar10 import FOLDER, candidate_roots, load_cifar10
+from ..data.errors import DataMissingError
+from ..data.fashion_mnist import CLASSES, read_idx
+from ..data.imagenet import WHERE, ImageNetVal
+from ..data.images import IMAGENET_MEAN, IMAGENET_STD
 from ..data.photos import list_photos, load_photo, photo_boxes
-from ..train import TrainConfig
+from ..models.heads import Normalized
+from ..models.pretrained import LITE0_LAYER, LITE0_MEAN, LITE0_STD, efficientnet_lite0, preprocess
+from ..models.zoo import build, imagenet_weights_file, paper_layers
+from ..plot import as_image, colorbar, method_label
+from ..results import ResultsStore, file_digest
+from ..train import (
+    RECIPES,
+    DataBundle,
+    TrainConfig,
+    load_data,
+    load_or_train,
+    load_trained,
+    multilabel_scene_model,
+    multilabel_scene_test_set,
+)
 from ..train import torch_threads as threads
 from ..verdict import all_of
 
@@ -171,8 +198,6 @@ SHAP_BACKGROUND = 50
 
 def method_name(method: str) -> str:
     """The name a reader sees (``lib.plot.method_label``; "Gradient SHAP" for Captum's)."""
-    from ..plot import method_label
-
     return "Gradient SHAP" if method == "gradientshap" else method_label(method)
 
 
@@ -192,9 +217,6 @@ def check_data(profile: str, data_root) -> None:
     occlusion)."""
     if profile != "full":
         return
-    from ..data.errors import DataMissingError
-    from ..data.imagenet import WHERE, ImageNetVal
-    from ..models.zoo import imagenet_weights_file
 
     if data_root is None:
         raise DataMissingError("ILSVRC 2012 validation, MNIST and CIFAR-10", ["data_root"],
@@ -208,7 +230,6 @@ def check_data(profile: str, data_root) -> None:
             raise FileNotFoundError(f"{name} ImageNet weights not found at {path}; they come "
                                     f"from {url} (torchvision's cache)")
     _mnist_files(data_root)
-    from ..data.cifar10 import load_cifar10
 
     load_cifar10("test", data_root)  # Table 7's CIFAR-10 half; downloads only where allowed
 
@@ -231,8 +252,6 @@ def occlusion_passes(size: int | tuple[int, int], window: int = WINDOW, stride: 
 def to_grid(maps: torch.Tensor, size: int = GRID) -> torch.Tensor:
     """(N, H, W) maps resized to ``size`` x ``size`` as the authors did
     (``skimage.transform.resize``: bilinear, Gaussian anti-aliasing when down-sampling)."""
-    from skimage.transform import resize
-
     arr = maps.detach().cpu().double().numpy()
     return torch.from_numpy(np.stack([resize(m, (size, size)) for m in arr]))
 
@@ -287,10 +306,6 @@ def table3_data(profile: str, n: int, data_root=None, device="cpu") -> Table3Dat
     EfficientNet-Lite0 (``bn2``) on the first n photographs; each photograph's ground truth is
     the class of its hand-drawn boxes (``data/photos_boxes.csv``) that the model ranks highest."""
     if profile == "full":
-        from ..data.imagenet import ImageNetVal
-        from ..data.images import IMAGENET_MEAN, IMAGENET_STD
-        from ..models.zoo import build
-
         ds = ImageNetVal(data_root, resize=256, crop=224, mode="square", limit=n)
         x = torch.stack([ds[i][0] for i in range(len(ds))]).to(device)
         model = build("vgg16", weights="imagenet").to(device).eval()
@@ -298,13 +313,6 @@ def table3_data(profile: str, n: int, data_root=None, device="cpu") -> Table3Dat
                           "VGG16 (torchvision, ImageNet)",
                           f"ILSVRC 2012 validation images 1-{len(ds)}, with their labels", "VGG16",
                           IMAGENET_MEAN, IMAGENET_STD)
-    from ..models.pretrained import (
-        LITE0_LAYER,
-        LITE0_MEAN,
-        LITE0_STD,
-        efficientnet_lite0,
-        preprocess,
-    )
 
     names = list_photos()[:n]
     # channels-last: the CPU's faster layout for convolutions (~1.5x for Lite0 here)
@@ -353,8 +361,6 @@ def authors_occlusion_map(model: nn.Module, x: torch.Tensor, cls, stride: int = 
 
     Unlike Captum's ``Occlusion`` (:func:`occlusion_map`), nothing is averaged: each pixel's
     value is one occluded image's, the one whose square is centred on it."""
-    import torch.nn.functional as F
-
     n, _, h, w = x.shape
     half = window // 2
     padded = F.pad(x, (half, half, half, half), value=fill)
@@ -446,8 +452,6 @@ def run_table3(data: Table3Data, profile: str, stride: int, batch: int, seed: in
     """Table 3 image by image through a results store (a killed run resumes), one row per image:
     the ground-truth class and its probability, the stride and the forward passes per map, and
     per method both rank correlations with the occlusion map (and the 14 x 14 grids)."""
-    from ..results import ResultsStore
-
     store = ResultsStore("08_gradcam_faithfulness", profile,
                          {"table": 3, "stride": stride, "window": WINDOW, "fill": FILL,
                           "grid": GRID, "model": data.label, "seed": seed,
@@ -501,8 +505,6 @@ def table3_claims(rows: pd.DataFrame) -> dict:
     the mean of each method under each computation (``{method}_{kind}``), the orderings of the
     means, the largest gap between the two computations on one image (``max_gap``) and, when
     ``rows`` hold the grids, the mean Spearman between Grad-CAM's and Guided Grad-CAM's maps."""
-    from .. import verdict
-
     order = ["guidedbackprop", "gradcam", "guidedgradcam"]
     gaps = pd.concat([(rows[f"{m} spearman"] - rows[f"{m} argsort"]).abs() for m in order])
     out = {"order_paper": order, "max_gap": float(gaps.max())}
@@ -572,10 +574,6 @@ def plot_table3(rows: pd.DataFrame, data: Table3Data, n: int = 4, occlusion: str
     """The first ``n`` images: the photograph, the occlusion map (``"authors"``' where the rows
     hold it, else Captum's) and each method's map on the
     14 x 14 grid, titled with both rank correlations."""
-    import matplotlib.pyplot as plt
-
-    from ..plot import as_image, colorbar, method_label
-
     n = min(n, len(rows))
     cols = ["occlusion", *TABLE3_METHODS]
     fig, axes = plt.subplots(n, len(cols) + 1, figsize=(7.5, 1.75 * n + 0.3), squeeze=False)
@@ -639,13 +637,7 @@ def attack_targets(profile: str, sizes, data_root=None, device="cpu", seed: int 
     classifiers of the receptive-fields chapter (64 px grey Fashion-MNIST scenes; their
     committed default weights, also on the smoke profile: nothing is trained here) on test
     scenes they classify correctly, and EfficientNet-Lite0 on the photographs."""
-    from ..models.heads import Normalized
-
     if profile == "full":
-        from ..data.imagenet import ImageNetVal
-        from ..data.images import IMAGENET_MEAN, IMAGENET_STD
-        from ..models.zoo import build
-
         ds = ImageNetVal(data_root, resize=256, crop=224, mode="square", normalize=False,
                          limit=sizes.n_imagenet_attacks)
         x = torch.stack([ds[i][0] for i in range(len(ds))])
@@ -655,15 +647,6 @@ def attack_targets(profile: str, sizes, data_root=None, device="cpu", seed: int 
                              f"model.{layer}", x.to(device), ds.names, tuple(sizes.photo_de))
                 for name, arch, layer in (("VGG16", "vgg16", "features.29"),
                                           ("GoogLeNet", "googlenet", "inception5b"))]
-    from ..models.pretrained import (
-        LITE0_LAYER,
-        LITE0_MEAN,
-        LITE0_STD,
-        efficientnet_lite0,
-        preprocess,
-    )
-    from ..models.zoo import paper_layers
-    from ..train import multilabel_scene_model, multilabel_scene_test_set
 
     out = []
     if sizes.n_scene_attacks:
@@ -723,8 +706,6 @@ def one_pixel_attack(model: nn.Module, x: torch.Tensor, cls: int, popsize: int, 
     ``p_after`` (of ``cls``) of the best image found (the successful one of lowest p_cls when
     the attack succeeded), ``nfev`` and the seconds taken.
     """
-    from scipy.optimize import differential_evolution
-
     _, c, h, w = x.shape
     best = {"p": math.inf}
     evaluated = [0]  # images through the network (SciPy's nfev counts calls: one a generation)
@@ -837,8 +818,6 @@ def run_table6(targets: Sequence[AttackTarget], profile: str, seed: int = 0,
     """Every image of every target attacked once (a results store: a killed run resumes); one
     row per attack, failures included (``success`` False, no "after" values). ``n_threads``
     overrides each target's CPU threads."""
-    from ..results import ResultsStore
-
     frames = []
     for t in targets:
         store = ResultsStore("08_gradcam_faithfulness", profile,
@@ -909,8 +888,6 @@ def table6_claims(rows: pd.DataFrame, tolerance: float = T6_TOLERANCE,
 
     With no success both are "not run here" (``verdict.not_run``): there is no attacked pixel.
     Also the counts and the means the prose cites."""
-    from .. import verdict
-
     ok = rows[rows.success]
     n = len(ok)
     nonzero = int((ok.gradcam_before > 0).sum())
@@ -944,8 +921,6 @@ def table6_claims_per_model(rows: pd.DataFrame, tolerance: float = T6_TOLERANCE,
 
 def table6_model_id(label: str) -> str:
     """A claim id's tail for an attacked model: "ResNet-style, 64 px, ..." -> "resnet-style"."""
-    import re
-
     return re.sub(r"[^a-z0-9]+", "-", label.split(",")[0].split("(")[0].lower()).strip("-")
 
 
@@ -979,10 +954,6 @@ def plot_table6(rows: pd.DataFrame, targets: Sequence[AttackTarget], n: int = 4)
     """Up to ``n`` successful attacks: the image with the attacked pixel circled, Grad-CAM before
     (old class) and after (new class), each with the pixel's value, one colour bar for all;
     with no successful attack, a figure that says so."""
-    import matplotlib.pyplot as plt
-
-    from ..plot import as_image
-
     ok = rows[rows.success].head(n)
     if ok.empty:  # the page's figure says so, in words
         fig, ax = plt.subplots(figsize=(5.4, 0.8))
@@ -1014,7 +985,6 @@ def plot_table6(rows: pd.DataFrame, targets: Sequence[AttackTarget], n: int = 4)
             ax.set_yticks([])
     axes[0, 0].set_title("attacked image", fontsize=9)
     fig.tight_layout()
-    import matplotlib as mpl
 
     sm = mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(0, 1), cmap="jet")
     cb = fig.colorbar(sm, ax=list(axes[:, 1:].ravel()), fraction=0.05, pad=0.03)
@@ -1062,10 +1032,6 @@ _MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 
 
 def _mnist_files(data_root) -> dict:
-    from pathlib import Path
-
-    from ..data.errors import DataMissingError
-
     root = Path(data_root)
     for d in (root / "mnist", root / "MNIST" / "raw", root):
         found = {}
@@ -1088,12 +1054,7 @@ def mnist_data(profile: str, n: int, data_root=None, device="cpu", seed: int = 0
     background images drawn (seeded) from the training set. ``full``: trained on MNIST from
     ``data_root`` (cached, not committed); otherwise the committed recipe ``mnist_net``, trained
     on Fashion-MNIST (MNIST is not available offline here)."""
-    from ..train import DataBundle, load_or_train, load_trained
-
     if profile == "full":
-        from ..data.fashion_mnist import read_idx
-        from ..results import file_digest
-
         files = _mnist_files(data_root)
 
         def bundle():
@@ -1103,14 +1064,11 @@ def mnist_data(profile: str, n: int, data_root=None, device="cpu", seed: int = 0
             return DataBundle(xs[0], ys[0], xs[1], ys[1])
 
         key = "mnist:" + ",".join(file_digest(p)[:16] for s in ("train", "test") for p in files[s])
-        from ..train import RECIPES
 
         model, hist = load_or_train(replace(RECIPES["mnist_net"], data=bundle, data_key=key),
                                     device=device, verbose=False)
         data, name = bundle(), "MNIST"
     else:
-        from ..train import load_data
-
         model, hist = load_trained("mnist_net", device=device, verbose=False)
         data, name = load_data("fashion_mnist", data_root), "Fashion-MNIST"
     g = torch.Generator().manual_seed(seed)
@@ -1129,18 +1087,15 @@ def cifar_data(n: int, data_root=None, device="cpu", seed: int = 0,
     images and 50 background images drawn (seeded) from the training set, in [0, 1]; "set to 0"
     per ``T7_CIFAR_PROTOCOLS``. ``lib.data.cifar10.load_cifar10`` names the files when they are
     not there."""
-    from ..data.cifar10 import FOLDER, candidate_roots, load_cifar10
-    from ..results import file_digest
-    from ..train import DataBundle, load_or_train
-
     xtr, ytr = load_cifar10("train", data_root)
     xte, yte = load_cifar10("test", data_root)
     folder = next(r / FOLDER for r in candidate_roots(data_root) if (r / FOLDER).is_dir())
     key = "cifar10:" + ",".join(file_digest(f)[:16] for f in sorted(folder.glob("*_batch*")))
     r = {**CIFAR_TRAIN, **(train or {})}
+    where = {k: r.pop(k) for k in ("cache_dir",) if k in r}  # where to cache, not what to train
     bundle = DataBundle(xtr, ytr, xte, yte)
     model, hist = load_or_train(TrainConfig("cifar_googlenet", {}, lambda: bundle, data_key=key,
-                                            **r), device=device, verbose=False)
+                                            **r), device=device, verbose=False, **where)
     g = torch.Generator().manual_seed(seed)
     test = torch.randperm(len(xte), generator=g)[:n]
     bg = torch.randperm(len(xtr), generator=g)[:SHAP_BACKGROUND]
@@ -1202,9 +1157,8 @@ def deepliftshap_check(model: nn.Module, x: torch.Tensor, background: torch.Tens
     per image, the largest |sum of the attribution - (f(x) - f(reference))| over the references
     (Captum's convergence delta), for the softmax output and for the logits, beside the largest
     |f(x) - f(reference)| it should reproduce."""
-    import warnings
-
-    from captum.attr import DeepLiftShap
+    # lazy: captum costs ~0.6 s to import; only this method needs it
+  from captum.attr import DeepLiftShap
 
     out = {}
     for name, net in (("softmax", Probabilities(model).eval()), ("logits", model.eval())):
@@ -1320,8 +1274,6 @@ def table7_claims(per_image: pd.DataFrame, cifar: pd.DataFrame | None = None) ->
       Integrated Gradients' > 0 at every p (the authors: 0.887 / 0.911 against 0.694-0.754).
 
     Also the means per p (``contrastivity``, ``fidelity``: p -> (Grad-CAM, Gradient SHAP))."""
-    from .. import verdict
-
     ps = sorted(per_image["p (%)"].unique())
     out = {"contrastivity": {}, "fidelity": {}}
     con, fid = {}, {}
@@ -1397,10 +1349,6 @@ def table7_paper() -> pd.DataFrame:
 def plot_table7(data: Table7Data, maps: dict, p: int = 10, n: int = 4):
     """The first ``n`` test images: the image, then per method the true class's map and its
     mask above the ``p``-th percentile of its positive values (the pixels fidelity removes)."""
-    import matplotlib.pyplot as plt
-
-    from ..data.fashion_mnist import CLASSES
-
     n = min(n, len(data.x))
     fig, axes = plt.subplots(n, 1 + 2 * len(maps), figsize=(7.5, 1.45 * n + 0.3), squeeze=False)
     for r in range(n):
@@ -1422,7 +1370,6 @@ def plot_table7(data: Table7Data, maps: dict, p: int = 10, n: int = 4):
             ax.set_yticks([])
     axes[0, 0].set_title("image", fontsize=9)
     fig.tight_layout()
-    import matplotlib as mpl
 
     sm = mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(-1, 1), cmap="RdBu_r")
     cb = fig.colorbar(sm, ax=list(axes.ravel()), orientation="horizontal", fraction=0.04,
