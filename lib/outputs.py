@@ -18,8 +18,15 @@ class Uncomparable(TypeError):
 
 
 def tree_map(fn: Callable[[torch.Tensor], object], obj):
-    """``fn`` applied to every tensor of ``obj`` (a tensor, or nested tuples / lists / dicts of
-    them, named tuples included); other leaves are returned as they are.
+    """``fn`` applied to every tensor of a model's output.
+
+    Args:
+        fn: a function of one tensor.
+        obj: a tensor, or nested tuples / lists / dicts of them (named tuples included).
+
+    Returns:
+        ``obj`` rebuilt with the same containers, each tensor replaced by ``fn(tensor)``; other
+        leaves as they are.
 
     Example:
         >>> tree_map(lambda t: t * 2, {"a": torch.tensor([1.0]), "b": (torch.tensor([2.0]), 3)})
@@ -37,7 +44,18 @@ def tree_map(fn: Callable[[torch.Tensor], object], obj):
 
 
 def leaves(obj) -> list[torch.Tensor]:
-    """The tensors of ``obj``, in the order :func:`tree_map` visits them."""
+    """The tensors of a model's output.
+
+    Args:
+        obj: as in :func:`tree_map`.
+
+    Returns:
+        the tensors of ``obj``, in the order :func:`tree_map` visits them.
+
+    Example:
+        >>> [t.tolist() for t in leaves((torch.tensor([1]), {"b": torch.tensor([2])}, "x"))]
+        [[1], [2]]
+    """
     out: list[torch.Tensor] = []
     tree_map(out.append, obj)
     return out
@@ -66,9 +84,17 @@ def _flatten(obj, path: str, out: list) -> None:
 
 
 def same(a, b, rtol: float = 1e-4, atol_scale: float = 1e-5) -> bool:
-    """Whether two outputs are equal: the same structure, equal plain values, and every pair of
-    tensors of the same shape and close (``rtol``, and an absolute tolerance ``atol_scale`` times
-    1 + the largest magnitude of ``b``'s tensor).
+    """Whether two model outputs are equal.
+
+    Args:
+        a, b: outputs (tensors, tuples, lists, dicts and plain values).
+        rtol: the relative tolerance of each pair of tensors.
+        atol_scale: the absolute tolerance, as a multiple of 1 + the largest magnitude of
+            ``b``'s tensor.
+
+    Returns:
+        True where both have the same structure, equal plain values, and every pair of tensors
+        the same shape and dtype and close.
 
     Raises:
         Uncomparable: where either output holds anything but tensors, tuples, lists, dicts and

@@ -1,5 +1,5 @@
-"""The examples in the docstrings of lib.metrics, lib.rf and lib.resample run, and give the
-values worked by hand beside them; every public function of those modules has one, with its
+"""The examples in the docstrings of lib.metrics, lib.rf, lib.resample, lib.cam and lib.outputs
+run, and give the values worked by hand beside them; every public function of those modules has one, with its
 Args and Returns."""
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 
 #: the modules whose public functions carry a runnable example (lib.rf's functions live in its
 #: submodules; doctest finds a function only in the module that defines it)
-MODULES = ["lib.metrics", "lib.resample", "lib.rf.fields", "lib.rf.erf", "lib.rf.dead_zone"]
+MODULES = ["lib.metrics", "lib.resample", "lib.rf.fields", "lib.rf.erf", "lib.rf.dead_zone",
+           "lib.cam.api", "lib.cam.postprocess", "lib.outputs"]
 FLAGS = doctest.NORMALIZE_WHITESPACE
 
 

@@ -65,8 +65,22 @@ def postprocess(maps: torch.Tensor, size: int | tuple[int, int] | None = None, r
 
 
 def minmax(m: torch.Tensor, eps: float) -> torch.Tensor:
-    """Each map of m (N, ...) scaled to [0, 1] by its own minimum and maximum: (m - min) /
-    (max - min + eps); with eps 0 a constant map gives zeros, never NaN."""
+    """Each map scaled to [0, 1] by its own minimum and maximum.
+
+    Args:
+        m: maps (N, h, w).
+        eps: added to max - min (pytorch-grad-cam's 1e-7, Score-CAM's 1e-8); with 0 a constant
+            map gives zeros, never NaN.
+
+    Returns:
+        (m - min) / (max - min + eps), per map, the shape of m.
+
+    Example:
+        >>> minmax(torch.tensor([[[1.0, 3.0]], [[2.0, 2.0]]]), eps=0.0)
+        tensor([[[0., 1.]],
+        <BLANKLINE>
+                [[0., 0.]]])
+    """
     flat = m.flatten(1)
     lo = flat.amin(1).view(-1, 1, 1)
     span = flat.amax(1).view(-1, 1, 1) - lo
