@@ -1,6 +1,6 @@
 """The examples in the docstrings of lib.metrics, lib.rf, lib.resample, lib.cam and lib.outputs
-run, and give the values worked by hand beside them; every public function of those modules has one, with its
-Args and Returns."""
+run, and give the values worked by hand beside them; every public function of those modules has
+one, with its Args and Returns."""
 from __future__ import annotations
 
 import doctest
