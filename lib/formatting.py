@@ -8,7 +8,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-__all__ = ["format_number", "auto_digits", "is_number", "is_integral"]
+__all__ = ["format_number", "auto_digits", "is_number", "is_integral", "count_of",
+           "at_most_times"]
 
 
 def is_number(v: Any) -> bool:
@@ -51,3 +52,36 @@ def format_number(v: Any, digits: int | None = None, na: str = "—") -> str:
         digits = auto_digits([f])
     text = f"{f:.{digits}f}"
     return "0" + text[2:] if text.startswith("-0") and float(text) == 0 else text
+
+
+def count_of(n: int, singular: str, plural: str | None = None, none: str = "no") -> str:
+    """``n`` things in words whose number agrees with ``n``: the noun in the singular for 1, in
+    the plural (``plural``, default ``singular + "s"``) otherwise, ``none`` for 0.
+
+    >>> count_of(1, "counterfactual map"), count_of(3, "counterfactual map"), count_of(0, "map")
+    ('1 counterfactual map', '3 counterfactual maps', 'no map')
+    """
+    if not is_integral(n) or n < 0:
+        raise ValueError(f"count_of: a count is a whole number >= 0, got {n!r}")
+    n = int(n)
+    if n == 0:
+        return f"{none} {singular}"
+    return f"1 {singular}" if n == 1 else f"{n} {plural or singular + 's'}"
+
+
+def at_most_times(difference: float, of: str, verb: str = "differ", equal: str = "are identical",
+                  fmt: str = ".1e") -> str:
+    """A largest relative difference in words: ``verb`` by at most ``difference`` times ``of``,
+    or ``equal`` (bit for bit) when it is exactly 0, where "at most 0 times" would say nothing.
+
+    >>> at_most_times(3.2e-8, "the map's largest absolute value")
+    "differ by at most 3.2e-08 times the map's largest absolute value"
+    >>> at_most_times(0.0, "the map's largest absolute value")
+    'are identical, bit for bit'
+    """
+    d = float(difference)
+    if not math.isfinite(d) or d < 0:
+        raise ValueError(f"at_most_times: a difference is finite and >= 0, got {difference!r}")
+    if d == 0:
+        return f"{equal}, bit for bit"
+    return f"{verb} by at most {d:{fmt}} times {of}"
