@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 
+import cv2
 import torch
 
 from lib import cam, metrics
@@ -35,8 +36,6 @@ def run(n: int = 2000, size: int = 224, low: int = 7, repeats: int = 3, threshol
         seed: int = 0, verbose: bool = True) -> dict:
     """Time ``metrics.gradcam_boxes`` on ``n`` maps, ``repeats`` times, torch and OpenCV held to
     one thread (their thread counts are restored afterwards)."""
-    import cv2
-
     threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)

@@ -106,6 +106,7 @@ def setup(run: Callable = None, installed: Callable[[str], str | None] = None,
     # into the cache on the first run), unless the reader has said otherwise
     os.environ.setdefault(DOWNLOAD_VARIABLE, "1")
     if cuda is None:
+        # lazy: lib.colab runs first on Colab; torch only for the device
         import torch
 
         cuda = torch.cuda.is_available

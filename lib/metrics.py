@@ -6,6 +6,8 @@ return one value per image as a float tensor.
 """
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import torch
 
 __all__ = ["mass_in_mask", "hit", "iou_top_area", "dead_zone_ratio", "is_empty"]
@@ -240,9 +242,6 @@ def gradcam_boxes(maps: torch.Tensor, threshold: float = 0.15) -> torch.Tensor:
         tensor([[ 2,  1,  4,  2],
                 [-1, -1, -1, -1]])
     """
-    import cv2
-    import numpy as np
-
     if maps.dim() != 3:
         raise ValueError(f"maps must be (N, H, W), got {tuple(maps.shape)}")
     if not 0 <= threshold < 1:
@@ -649,6 +648,7 @@ def spearman(a: torch.Tensor, b: torch.Tensor, *, constant: str = "raise") -> to
         >>> spearman(a, b)
         tensor([0.6000], dtype=torch.float64)
     """
+    # lazy: scipy.stats costs ~1 s to import; only the rank correlations need it
     from scipy.stats import spearmanr
 
     if constant not in ("raise", "nan"):
@@ -689,7 +689,7 @@ def spearman_of_argsorts(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         >>> spearman_of_argsorts(a, b), spearman(a, b)
         (tensor([-0.4000], dtype=torch.float64), tensor([0.4000], dtype=torch.float64))
     """
-    import numpy as np
+    # lazy: scipy.stats costs ~1 s to import; only the rank correlations need it
     from scipy.stats import spearmanr
 
     x, y = _pairs(a, b, "spearman_of_argsorts")

@@ -21,6 +21,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.patches import Rectangle
+from PIL import Image as PILImage
+
+from .verdict import NOT_RUN, OUTCOME_COLOURS
 
 __all__ = ["style", "method_label", "METHOD_LABELS", "INPUT_ATTRIBUTIONS", "as_image", "overlay",
            "draw_boxes", "signed_map", "mark_dead_zone", "method_grid", "signed_grid", "colorbar", "shared_colorbar",
@@ -419,7 +422,6 @@ def figure(fig, name: str, *, format: str = "png", quality: int = 85,
     kwargs = {"pil_kwargs": {"quality": quality}} if fmt == "jpeg" else {}
     fig.savefig(buf, format=fmt, dpi=fig.dpi, bbox_inches="tight", facecolor="white", **kwargs)
     data = buf.getvalue()
-    from PIL import Image as PILImage
 
     width, height = PILImage.open(io.BytesIO(data)).size
     px = text_px_on_screen(fig, column_px, width_px=width)
@@ -436,6 +438,7 @@ def figure(fig, name: str, *, format: str = "png", quality: int = 85,
         plt.close(fig)
         raise FigureError(f"figure {name!r}: heat maps without a colour bar: {', '.join(missing)}; "
                           "add plot.colorbar(ax, im, label) beside each, or one shared bar")
+    # lazy: optional: only inside a notebook
     from IPython.display import Image
 
     record = {"text_px": round(px, 2), "width_px": width, "height_px": height}
@@ -503,6 +506,7 @@ def show(fig, format: str = "jpg", quality: int = 85, close: bool = True) -> Non
     """Display ``fig`` as a compressed image (JPEG by default, or "webp"/"png") and close it, so
     that a grid of photographs weighs tens of kB, not MB. Returns None (a returned image would be
     displayed a second time as the cell's value)."""
+    # lazy: optional: only inside a notebook
     from IPython.display import Image, display
 
     fmt = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}.get(format.lower())
@@ -511,8 +515,6 @@ def show(fig, format: str = "jpg", quality: int = 85, close: bool = True) -> Non
     buf = io.BytesIO()
     kwargs = {"pil_kwargs": {"quality": quality}} if fmt in ("jpeg", "webp") else {}
     if fmt == "webp":
-        from PIL import Image as PILImage
-
         png = io.BytesIO()
         fig.savefig(png, format="png", dpi=fig.dpi, bbox_inches="tight", facecolor="white")
         PILImage.open(png).convert("RGB").save(buf, format="WEBP", quality=quality)
@@ -531,6 +533,7 @@ def interval_plot(df, x: str, y: str, hue: str | None = None, ax=None, errorbar=
     """Means of ``y`` per ``x`` (and ``hue``) with their intervals over the rows (seeds, images):
     seaborn's point plot, a 95 % bootstrap interval by default (``errorbar="sd"`` for mean ± SD).
     Method names on the x axis or in the legend are shown by their display names."""
+    # lazy: seaborn costs ~1.5 s to import; only this figure needs it
     import seaborn as sns
 
     for col in (x, y) + ((hue,) if hue else ()):
@@ -562,8 +565,6 @@ def verdict_figure(rows, kinds: Sequence[str] = ("paper", "finding"), ncols: int
     rule's band shaded) and the paper's number, where it gives one on the same scale, as a solid
     line. Returns the figure, or ``None`` when no claim has an
     interval to draw."""
-    from .verdict import NOT_RUN, OUTCOME_COLOURS
-
     drawn = [c for c in rows if c.kind in kinds and c.verdict.outcome != NOT_RUN
              and not c.verdict.unmeasured]
     if not drawn:

@@ -34,6 +34,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+from docutils.nodes import make_id
 
 from . import paths
 from .formatting import auto_digits, format_number, is_integral, is_number
@@ -356,6 +357,7 @@ def glue(name: str, value: Any, fmt: str | None = None, digits: int | None = Non
 
 def _glue_fallback(name: str, variable: Any, display: bool = False) -> None:
     """myst_nb.glue's output, for kernels without myst-nb (the rendered book always has it)."""
+    # lazy: optional: only inside a notebook
     from IPython.display import display as ipy_display
 
     prefix = "application/papermill.record/"
@@ -389,7 +391,6 @@ def section_anchor(section: str | None) -> str | None:
     ``"stack-mix-and-table-1"``)."""
     if section is None:
         return None
-    from docutils.nodes import make_id
 
     anchor = make_id(section)
     if not anchor:
@@ -499,6 +500,7 @@ def _as_verdict(v: Any, claim_id: str) -> Verdict:
 
 def _make_claim(chapter, claim_id, paper, where, statement, paper_value, ours, kind, tier,
                 verdict, profile, section=None, digits=None) -> Claim:
+    # lazy: lib.notebook imports torch (~2 s); lib.report stays light
     from .notebook import PROFILES
 
     for label, v in (("chapter", chapter), ("claim_id", claim_id), ("where", where),
@@ -571,6 +573,7 @@ class Claims:
     chapter wrote on its previous run), show ``verdict_box()`` at the end of the chapter."""
 
     def __init__(self, chapter: str, profile: str):
+        # lazy: lib.notebook imports torch (~2 s); lib.report stays light
         from .notebook import PROFILES
 
         if not isinstance(chapter, str) or not re.match(r"^[A-Za-z0-9_.\-]+$", chapter):
@@ -638,6 +641,7 @@ class Claims:
     def figure(self, **kw):
         """The chapter's paper claims and findings drawn with their intervals
         (``plot.verdict_figure``); None when none has an interval to draw."""
+        # lazy: lib.plot imports matplotlib and torch (~3 s); lib.report stays light
         from .plot import verdict_figure
 
         return verdict_figure(self.rows, **kw)
@@ -647,6 +651,7 @@ class Claims:
         ``name`` ("fig-..."), the figure goes through ``plot.figure`` instead: checked, glued
         under ``name`` for the chapter's ``{glue:figure}`` directive (numbered, captioned). A chapter
         with no claim to draw has no such figure: ``name`` then raises ValueError."""
+        # lazy: lib.plot imports matplotlib and torch (~3 s); lib.report stays light
         from . import plot
 
         fig = self.figure(**kw)
@@ -824,6 +829,7 @@ def summary(profile: str) -> pd.DataFrame:
     the paper's reader-facing name, the numbers as the page shows them, and ``link``: the chapter's
     page and section relative to a page in ``notebooks/`` (``05_walls_experiments.html#table-1``).
     Empty (with these columns) when no chapter has run on the profile yet."""
+    # lazy: lib.notebook imports torch (~2 s); lib.report stays light
     from .notebook import PROFILES
 
     if profile not in PROFILES:
@@ -853,6 +859,7 @@ def summary(profile: str) -> pd.DataFrame:
 def _title_of(stem: Path) -> str:
     """The first ``# `` heading of a notebook's Markdown: from ``stem.ipynb``, else its text form
     ``stem.md`` (code blocks skipped), else the notebook's name."""
+    # lazy: optional: only notebook files need nbformat
     import nbformat
 
     if stem.with_suffix(".ipynb").is_file():
@@ -874,6 +881,7 @@ def book_chapters() -> dict[str, str]:
     """The book's chapters in table-of-contents order, ``{notebook name: title}``: every
     ``notebooks/...`` entry of ``_toc.yml`` but the summary page itself, titled by the first
     ``# `` heading of the notebook."""
+    # lazy: optional: only the book's table of contents needs PyYAML
     import yaml
 
     toc = yaml.safe_load((paths.REPO_ROOT / "_toc.yml").read_text(encoding="utf-8"))
@@ -951,6 +959,7 @@ class SummaryPage:
         glue("summary_without", "; ".join(self.title(c) for c in self.without) or "none")
 
     def _empty(self):
+        # lazy: optional: only inside a notebook
         from IPython.display import Markdown
 
         return Markdown(f"No chapter has recorded a claim on the profile `{self.profile}` yet, "
@@ -980,6 +989,7 @@ class SummaryPage:
             raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
         rows = self.rows[self.rows["kind"] == kind]
         if rows.empty:
+            # lazy: optional: only inside a notebook
             from IPython.display import Markdown
 
             if self.rows.empty:

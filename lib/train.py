@@ -29,8 +29,6 @@ from tqdm import tqdm
 
 from . import paths
 from .data.fashion_mnist import load_fashion_mnist
-from .data.scenes import make_scenes
-from .models.zoo import PROJECT, TORCHVISION, build
 
 __all__ = ["TrainConfig", "train", "load_or_train", "load_trained", "recipe_path", "RECIPES", "config_key", "load_data", "evaluate",
            "DataBundle", "MAX_COMMIT_BYTES", "STAND_INS", "stand_in_recipe"]
@@ -98,6 +96,8 @@ def load_data(data: str | dict | Callable[[], DataBundle], data_root=None) -> Da
         xte, yte = load_fashion_mnist("test", data_root)
         return DataBundle(xtr, ytr, xte, yte, _fashion_mnist_transform(int(size) if size else None))
     if isinstance(data, dict) and data.get("name") == "scenes":
+        from .data.scenes import make_scenes  # lazy: the scenes import OpenCV; only they need it
+
         kw = {k: v for k, v in data.items() if k not in ("name", "n_train", "n_test", "multilabel")}
         if "n_train" not in data or "n_test" not in data:
             raise ValueError("a scenes spec needs 'n_train' and 'n_test', e.g. "
@@ -114,6 +114,10 @@ def _model_name(model_fn) -> str:
     """The model's part of the cache key: its ``lib.models.zoo`` name. A name, not a callable's
     module and qualname, so that moving a class never orphans its trained weights."""
     if isinstance(model_fn, str):
+        # lazy: the zoo imports timm and torchvision's builders (~2 s); lib.train stays light for
+        # data and configurations
+        from .models.zoo import PROJECT, TORCHVISION
+
         if model_fn not in PROJECT and model_fn not in TORCHVISION:
             raise ValueError(f"unknown model {model_fn!r}: the trainer builds models by their "
                              f"lib.models.zoo name; choose from {sorted(PROJECT) + list(TORCHVISION)}")
@@ -124,6 +128,8 @@ def _model_name(model_fn) -> str:
 
 
 def _build(model_fn: str, model_kwargs: dict) -> nn.Module:
+    from .models.zoo import build  # lazy: see _model_name
+
     return build(model_fn, **model_kwargs)
 
 
@@ -517,6 +523,8 @@ def multilabel_scene_test_set(profile: str, seed: int, n: int, size: int | None 
                    data_root=None):
     """``n`` scenes from Fashion-MNIST's TEST split, drawn like the training scenes of
     ``profile`` / ``seed`` (lib.data.scenes.Scenes: images in [0, 1], exact boxes)."""
+    from .data.scenes import make_scenes  # lazy: OpenCV, as in load_data
+
     spec = multilabel_scene_data(profile, seed, size, channels)
     kw = {k: v for k, v in spec.items() if k not in ("name", "n_train", "n_test", "multilabel")}
     return make_scenes(n, "test", data_root=data_root, **kw)
@@ -570,6 +578,8 @@ def stand_in_scene_spec() -> dict:
 def stand_in_test_scenes(n: int, data_root=None):
     """``n`` test scenes drawn like the stand-ins' training scenes, from Fashion-MNIST's test
     split with seed ``STAND_IN_TEST_SEED`` (``lib.data.scenes.Scenes``)."""
+    from .data.scenes import make_scenes  # lazy: OpenCV, as in load_data
+
     return make_scenes(n, "test", seed=STAND_IN_TEST_SEED, data_root=data_root,
                        **stand_in_scene_spec())
 

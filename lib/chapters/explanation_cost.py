@@ -5,17 +5,22 @@ lever of the engine's fast path gives; why Grad-CAM costs about one forward pass
 and Ablation-CAM, split at its layer, little more than one."""
 from __future__ import annotations
 
+import re
 import statistics
 import warnings
 from collections.abc import Callable, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+import tqdm
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from .. import bench, cam, fast, outputs, verdict
 from ..cam.engine import Above
+from ..plot import method_label
 
 __all__ = ["CHAPTER", "SIZES", "COST", "METHODS", "GRADIENT_CAMS", "REFERENCES",
            "cost_model", "method_kwargs", "count_passes", "measure", "count_layer",
@@ -186,8 +191,6 @@ def second_layer(layer: str) -> str:
     """The layer whose passes are counted beside ``layer``'s to give the passes per channel: a
     ResNet's stage below (``layer4`` -> ``layer3``, half the channels), or above for
     ``layer1``."""
-    import re
-
     m = re.fullmatch(r"layer(\d)", layer)
     if m is None:
         raise ValueError(f"no second layer known for {layer!r}: give a ResNet stage, layer1 to "
@@ -229,6 +232,7 @@ def _captum_reference(method: str, model: nn.Module, module: nn.Module, x: torch
     Guided Grad-CAM) or takes from Captum (``lib.bench.reference_call``)."""
     if method in bench.CAPTUM_CLASSES:
         return bench.reference_call(method, model, module, x, cam_batch, kwargs)
+    # lazy: captum costs ~0.6 s to import; only this method needs it
     import captum.attr as ca
 
     with torch.no_grad():  # the predicted class, computed once, outside the timed call
@@ -259,8 +263,6 @@ def _references(method, model, module, x, cam_batch, kwargs) -> dict[str, Callab
 def _quiet(fn):
     """``fn`` with pytorch-grad-cam's progress bars off (they would fill the page)."""
     def call():
-        import tqdm
-
         init = tqdm.tqdm.__init__
 
         def silent(self, *a, **k):
@@ -516,8 +518,6 @@ def engine_verdicts(times: pd.DataFrame, passes: pd.DataFrame) -> dict:
     - ``grad-passes`` (a check): every gradient CAM of ours makes one forward and one backward
       pass per call (the counted passes' distance from that, summed).
     """
-    from ..plot import method_label
-
     grads = [m for m in GRADIENT_CAMS if m in set(times["method"])]
     if not grads:
         raise KeyError("the profile's methods hold no gradient CAM (e.g. gradcam)")
@@ -691,8 +691,6 @@ def _fmt_range(value: float, r) -> str:
 def times_view(times: pd.DataFrame) -> pd.DataFrame:
     """The timing table for the page: display names, each ratio with its range over the
     rounds in brackets, empty cells where a library lacks the method."""
-    from ..plot import method_label
-
     out = pd.DataFrame({"method": [method_label(m) for m in times["method"]],
                         "ours (ms)": times["ours (ms)"],
                         "ours / forward": [_fmt_range(v, r) for v, r in zip(
@@ -711,8 +709,6 @@ def times_view(times: pd.DataFrame) -> pd.DataFrame:
 
 def passes_view(passes: pd.DataFrame) -> pd.DataFrame:
     """The counted passes for the page: one row per method, one column group per library."""
-    from ..plot import method_label
-
     wide = passes.pivot(index="method", columns="library",
                         values=["forward passes", "passes above the layer", "backward passes"])
     order = [m for m in dict.fromkeys(passes["method"])]
@@ -731,8 +727,6 @@ def passes_view(passes: pd.DataFrame) -> pd.DataFrame:
 
 def levers_view(levers: pd.DataFrame) -> pd.DataFrame:
     """The lever table for the page."""
-    from ..plot import method_label
-
     return pd.DataFrame({"method": [method_label(m) for m in levers["method"]],
                          "variant": levers["variant"], "ms": levers["ms"],
                          "time / fast path": [_fmt_range(v, r) for v, r in zip(
@@ -743,8 +737,6 @@ def flops(model: nn.Module, x: torch.Tensor, layer: str) -> dict[str, float]:
     """Floating-point operations of one forward pass of ``x[:1]`` (``full``) and of the part of
     the model above ``layer`` that Ablation-CAM runs (``above``: the torch.fx split of
     ``lib.cam.engine.Above``), counted by ``torch.utils.flop_counter``."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     x1 = x[:1]
     acts = {}
     h = cam.resolve_layer(model, layer).register_forward_hook(
@@ -768,10 +760,6 @@ def cost_figure(times: pd.DataFrame, libraries: Sequence[str] = ("pytorch-grad-c
     """Cost per method in no-grad forward passes, log scale: ours (bars, with the range over the
     rounds) and each other library's (markers, its time over the same round's forward: ours /
     forward x its paired ratio to ours)."""
-    import matplotlib.pyplot as plt
-
-    from ..plot import method_label
-
     t = times.iloc[::-1].reset_index(drop=True)
     y = np.arange(len(t))
     fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(t) + 1.2))

@@ -1158,7 +1158,7 @@ def deepliftshap_check(model: nn.Module, x: torch.Tensor, background: torch.Tens
     (Captum's convergence delta), for the softmax output and for the logits, beside the largest
     |f(x) - f(reference)| it should reproduce."""
     # lazy: captum costs ~0.6 s to import; only this method needs it
-  from captum.attr import DeepLiftShap
+    from captum.attr import DeepLiftShap
 
     out = {}
     for name, net in (("softmax", Probabilities(model).eval()), ("logits", model.eval())):

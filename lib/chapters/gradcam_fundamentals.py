@@ -23,10 +23,23 @@ import torch
 from torch import nn
 
 from .. import cam, metrics, verdict
-from ..data.photos import list_photos
+from ..data.fashion_mnist import CLASSES
+from ..data.imagenet import ImageNetVal
+from ..data.images import IMAGENET_MEAN, IMAGENET_STD
+from ..data.photos import list_photos, load_photo, photo_boxes
+from ..data.scenes import make_scenes
 from ..layers import resolve_layer
+from ..models.pretrained import (
+    LITE0_LAYER,
+    LITE0_MEAN,
+    LITE0_STD,
+    efficientnet_lite0,
+    imagenet_categories,
+    preprocess,
+)
 from ..plot import as_image, attribution_image, colorbar, overlay, shared_colorbar, signed_map
-from ..train import STAND_INS
+from ..rf import receptive_fields
+from ..train import RECIPES, STAND_INS, load_data, load_trained, stand_in_recipe
 from ..verdict import Verdict
 
 __all__ = ["SIZES", "COST", "COMPETE_RATIO", "DELETE_FRACTION", "ACCURACY_TOLERANCE", "SCENES",
@@ -231,19 +244,9 @@ def load_images(profile: str, device, photos: Sequence[str] | None = None,
     "full") ResNet50 with torchvision's ImageNet weights and the first ``n_imagenet`` ImageNet
     validation images under ``data_root`` (``lib.data.imagenet``, which raises DataMissingError
     when they are not there)."""
-    from ..models.pretrained import (
-        LITE0_LAYER,
-        LITE0_MEAN,
-        LITE0_STD,
-        efficientnet_lite0,
-        imagenet_categories,
-        preprocess,
-    )
-
     categories = imagenet_categories()
     if profile == "full":
-        from ..data.imagenet import ImageNetVal
-        from ..data.images import IMAGENET_MEAN, IMAGENET_STD
+        # lazy: tests replace lib.models.zoo.build; resolved at call time
         from ..models.zoo import build
 
         if n_imagenet < 1:
@@ -254,7 +257,6 @@ def load_images(profile: str, device, photos: Sequence[str] | None = None,
         model = build("resnet50", weights="imagenet").eval()
         return Images(model.to(device), "ResNet50 (torchvision, ImageNet)", "layer4", "layer3",
                       x.to(device), ds.names, categories, IMAGENET_MEAN, IMAGENET_STD)
-    from ..data.photos import load_photo
 
     if not photos:
         raise ValueError("photos is empty: name at least one of lib.data.photos.list_photos()")
@@ -750,8 +752,6 @@ def plot_two_classes(images: Images, two: TwoClasses, n: int):
 def stand_in(net: str, seed: int, device="cpu") -> nn.Module:
     """The committed stand-in for paper network ``net`` (a key of ``lib.train.STAND_INS``)
     trained with ``seed``, in eval mode (the recipes are shared with the localisation chapter)."""
-    from ..train import load_trained, stand_in_recipe
-
     return load_trained(stand_in_recipe(net, seed), device=device, progress=False,
                         verbose=False)[0].eval()
 
@@ -762,9 +762,6 @@ def stand_in_scenes(n: int, two_objects: bool = False, data_root=None):
     (``two_objects=False``, seed :data:`STAND_IN_SCENE_SEEDS` ``[0]``, the scenes of the
     localisation chapter's Tables 1-2), or with exactly one (``two_objects=True``, the other
     seed): two objects of different classes, each with its exact box."""
-    from ..data.scenes import make_scenes
-    from ..train import RECIPES, stand_in_recipe
-
     spec = {k: v for k, v in RECIPES[stand_in_recipe("VGG16", 0)].data.items()
             if k not in ("name", "n_train", "n_test", "seed", "multilabel")}
     if two_objects:
@@ -963,8 +960,6 @@ def photo_rows(images: Images) -> tuple[list[torch.Tensor], torch.Tensor]:
     the object, and its ground-truth class: of those classes, the one the model scores highest (a
     photograph of a cat counts as tabby, tiger cat and Egyptian cat). Boxes without a class (the
     astronaut, the cameraman) are left out."""
-    from ..data.photos import photo_boxes
-
     with torch.no_grad():
         logits = images.model(images.x).cpu()
     rows, classes = [], []
@@ -1075,8 +1070,8 @@ def block_rfs(net: str, model: nn.Module | None = None, input_size: int = 64) ->
     """Per block of ``BLOCKS[net]`` (first to last): its map's size and its theoretical receptive
     field (``lib.rf``: the largest over its channels, and the jump between units), in pixels of
     the 64 px input."""
+    # lazy: tests replace lib.models.zoo.build; resolved at call time
     from ..models.zoo import build
-    from ..rf import receptive_fields
 
     if model is None:
         arch, kwargs, _, _ = STAND_INS[net]
@@ -1269,8 +1264,6 @@ def plot_two_objects(model: nn.Module, layer: str, scenes, idx: Sequence[int]):
     """Two-object scenes ``idx``: per scene (a row pair: class A, class B) the Grad-CAM map with
     and without the final ReLU, Guided Backprop and Guided Grad-CAM, with both boxes (A's box
     first in the title's class)."""
-    from ..data.fashion_mnist import CLASSES
-
     idx = list(idx)
     rows_a, cls_a = scene_rows(scenes, "label")
     rows_b, cls_b = scene_rows(scenes, "other")
@@ -1340,8 +1333,6 @@ def notes_table(rows) -> pd.DataFrame:
 
 def recipe(pool: str, seed: int) -> str:
     """The ``lib.train.RECIPES`` name of the GAP (``pool="gap"``) or GMP network of ``seed``."""
-    from ..train import RECIPES
-
     if pool not in ("gap", "gmp"):
         raise ValueError(f"pool must be 'gap' or 'gmp', got {pool!r}")
     name = f"{pool}_net" if seed == 0 else f"{pool}_net_seed{seed}"
@@ -1354,8 +1345,6 @@ def recipe(pool: str, seed: int) -> str:
 
 def recipe_text(pool: str) -> str:
     """The training recipe of the ``pool`` networks in words, from ``lib.train.RECIPES``."""
-    from ..train import RECIPES
-
     r = RECIPES[recipe(pool, 0)]
     return (f"{r.epochs} epochs of Adam, learning rate {r.lr:g} with a cosine schedule, "
             f"batches of {r.batch_size}")
@@ -1363,15 +1352,11 @@ def recipe_text(pool: str) -> str:
 
 def load_pooled(pool: str, seed: int, device="cpu") -> tuple[nn.Module, dict]:
     """(model, training history) of the committed GAP or GMP network of ``seed``."""
-    from ..train import load_trained
-
     return load_trained(recipe(pool, seed), device=device, progress=False, verbose=False)
 
 
 def localisation_scenes(n: int, seed: int, data_root=None):
     """``n`` scenes of :data:`SCENES` from Fashion-MNIST's test split (exact boxes)."""
-    from ..data.scenes import make_scenes
-
     return make_scenes(n, "test", seed=seed, data_root=data_root, **SCENES)
 
 
@@ -1507,8 +1492,6 @@ def test_correct(seeds: Sequence[int], device="cpu", n: int | None = None, data_
     """One row per (pooling, seed, image) of the first ``n`` (None: all 10,000) Fashion-MNIST
     test images: whether the GAP or GMP network of ``seed`` classifies it correctly (the
     trainer's test accuracy is the mean of ``correct`` over all 10,000)."""
-    from ..train import load_data
-
     data = load_data("fashion_mnist", data_root)
     x_all, y_all = data.x_test[:n], data.y_test[:n]
     out = []
@@ -1588,8 +1571,6 @@ def plot_gap_gmp(gap: nn.Module, gmp: nn.Module, scenes, idx: Sequence[int]):
     """Scenes ``idx`` (item box in green) with the Grad-CAM (= CAM / Z) map of the true class of
     the GAP network (row 2) and of the GMP network (row 3), each up-sampled and scaled to its
     maximum."""
-    from ..data.fashion_mnist import CLASSES
-
     idx = list(idx)
     x = scenes.images[idx]
     y = scenes.labels[idx]

@@ -145,6 +145,30 @@ COST = {"smoke": "~1 min on a CPU (trains three tiny models the first time)",
 # The stand-ins and their data
 # --------------------------------------------------------------------------------------------
 
+import re
+from collections import OrderedDict
+
+import cv2
+import matplotlib.pyplot as plt
+import torchvision
+from matplotlib.patches import Rectangle
+from scipy import stats
+
+from .. import bench_boxes, verdict
+from ..data.boxes import box_mask, rescale_boxes
+from ..data.imagenet import WHERE, ImageNetVal, collate, image_size, imagenet_root
+from ..data.images import array_to_tensor
+from ..data.needs import Need, random_stand_ins, require, weights_need
+from ..data.nih import FINDINGS, NIHChestXray, nih_root
+from ..data.nih import WHERE as NIH_WHERE
+from ..models.pretrained import LITE0_MEAN, LITE0_STD
+from ..models.zoo import SmallConvNet, SmallGoogLeNet, build, imagenet_weights_file
+from ..plot import as_image, colorbar, method_label
+from ..plot import method_label as _label
+from ..results import ResultsStore
+from ..train import load_or_train, load_trained, stand_in_scene_spec, stand_in_test_scenes
+from ..train import multilabel_scene_model as scene_model
+from ..train import multilabel_scene_test_set as rf_test_set
 from ..train import stand_in_recipe as recipe_name  # noqa: E402  (shared: lib.train)
 
 
@@ -157,8 +181,6 @@ def stand_in_model(paper_model: str, seed: int, profile: str, device="cpu", **kw
     """(model, history) of the stand-in for ``paper_model``: the committed recipe of
     ``lib.train.RECIPES`` (loaded in a second; trained, a few CPU minutes, if its file is
     missing), or on ``smoke`` a tiny one-epoch model cached in CACHE_DIR."""
-    from ..train import load_or_train, load_trained
-
     if profile == "smoke":
         return load_or_train(_smoke_recipe(paper_model, seed), device=device, **kwargs)
     return load_trained(recipe_name(paper_model, seed), device=device, **kwargs)
@@ -166,16 +188,12 @@ def stand_in_model(paper_model: str, seed: int, profile: str, device="cpu", **kw
 
 def scene_spec(profile: str = "default") -> dict:
     """make_scenes keyword arguments of the stand-ins' scenes (``lib.train.stand_in_scene_spec``)."""
-    from ..train import stand_in_scene_spec
-
     return stand_in_scene_spec()
 
 
 def scene_test_set(n: int, data_root=None, profile: str = "default"):
     """``n`` test scenes (Fashion-MNIST's TEST split, seed ``TEST_SEED``), drawn like the
     stand-ins' training scenes (``lib.train.stand_in_test_scenes``)."""
-    from ..train import stand_in_test_scenes
-
     return stand_in_test_scenes(n, data_root)
 
 
@@ -205,10 +223,6 @@ def photo_inputs(names: Sequence[str], geometry: str, size: int = 224, resize: i
     y_min, x_max, y_max, class), one row per ImageNet class that counts as the object, and the
     set of those classes. Boxes without a class (the astronaut, the cameraman) and boxes the
     crop removes are left out."""
-    from ..data.boxes import rescale_boxes
-    from ..data.images import array_to_tensor
-    from ..models.pretrained import LITE0_MEAN, LITE0_STD
-
     if geometry not in GEOMETRIES:
         raise ValueError(f"geometry must be one of {list(GEOMETRIES)}, got {geometry!r}")
     mean = torch.tensor(LITE0_MEAN).view(3, 1, 1)
@@ -250,9 +264,6 @@ def scene_image(t: torch.Tensor) -> np.ndarray:
 
 def photo_image(t: torch.Tensor) -> np.ndarray:
     """A normalised photograph (3, S, S) for display."""
-    from ..models.pretrained import LITE0_MEAN, LITE0_STD
-    from ..plot import as_image
-
     return as_image(t, LITE0_MEAN, LITE0_STD)
 
 
@@ -304,10 +315,6 @@ def split_at(model: nn.Module, layer: str) -> tuple[nn.Module, nn.Module] | None
     the stand-ins (``SmallConvNet`` at ``features.N``, ``SmallGoogLeNet`` at ``inception5b``):
     the top-k maps then share one forward pass below the layer, and Grad-CAM of ``head`` at
     ``input`` is Grad-CAM of ``model`` at ``layer``."""
-    from collections import OrderedDict
-
-    from ..models.zoo import SmallConvNet, SmallGoogLeNet
-
     if isinstance(model, SmallConvNet) and layer.startswith("features."):
         i = int(layer.split(".")[1])
         below = model.features[:i + 1]
@@ -518,8 +525,6 @@ def wilson_interval(rate: float, n: int) -> tuple[float, float]:
     [0, 1] measured on ``n`` images, its count rounded to a whole number of images. For a rate
     averaged over seeds per image it is conservative: an image's mean over seeds varies less
     than one 0/1 outcome."""
-    from scipy import stats
-
     if n <= 0 or not 0 <= rate <= 1:
         raise ValueError(f"need a rate in [0, 1] and n > 0, got {rate}, {n}")
     ci = stats.binomtest(int(round(rate * n)), int(n)).proportion_ci(0.95, method="wilson")
@@ -606,8 +611,6 @@ def network_claims(units: pd.DataFrame) -> dict[str, Any]:
 
     Also the means the prose cites: per network ``loc_top1``, ``centre_top1``, ``pointing``,
     ``chance`` (a random point), ``centre`` (the centre point), and ``worst_localiser``."""
-    from .. import verdict
-
     err = _seed_mean(units, "loc top-1 error")
     box = _seed_mean(units, "centre box: loc top-1 error")
     hit = _seed_mean(units, "pointing hit")
@@ -788,8 +791,6 @@ def table5_scenes(model: nn.Module, scenes, layer: str, methods=TABLE5_METHODS, 
     box; each method's map of the object's class is scored with ``share_above_in_mask`` (0.85).
     One row per finding, method and protocol (``score`` NaN where the map is empty under the
     textbook protocol, 0 under the authors'; ``empty`` True either way)."""
-    from ..data.boxes import box_mask
-
     idx, cls, masks = [], [], []
     for i in range(len(scenes)):
         for row in scenes.boxes[i].tolist():
@@ -821,9 +822,6 @@ def table5_default(profile: str, seeds: Sequence[int], n_scenes: int, ig_steps: 
     """Table 5 off-line: the receptive-fields chapter's DenseNet-style network (multi-label, 64
     px, trained there on scenes whose every object is a finding with its exact box), one per
     seed, on ``n_scenes`` of its test scenes; rows of :func:`table5_scenes` with ``seed``."""
-    from ..train import multilabel_scene_model as scene_model
-    from ..train import multilabel_scene_test_set as rf_test_set
-
     out = []
     for seed in seeds:
         model, _ = scene_model("small_densenet", profile, seed, device=device, progress=False,
@@ -850,8 +848,6 @@ def table5_summary(rows: pd.DataFrame) -> pd.DataFrame:
     (left out of the textbook mean, scored 0 in the authors'), beside the box's share of the
     image (what an even map scores) and the authors' published numbers for models A and B
     (``PAPER_TABLE5``)."""
-    from ..plot import method_label
-
     protocols = ([p for p in TABLE5_PROTOCOLS if p in set(rows.protocol)]
                  if "protocol" in rows else ["textbook"])
     out = {}
@@ -887,8 +883,6 @@ def table5_claim(rows: pd.DataFrame, protocol: str = "textbook") -> dict[str, An
     Also the difference of the per-seed means (``diff_per_seed``, a list in seed order, and its
     mean ``diff_mean``), as the table shows it. ``protocol``: the rows of that protocol only
     (under the authors', an empty map scored 0 stays in the pair)."""
-    from .. import verdict
-
     rows = _protocol(rows, protocol)
     wide = rows.set_index(["seed", "finding", "method"])["score"].unstack("method")
     pair = wide[["gradcam++", "gradcam"]].dropna()
@@ -917,9 +911,6 @@ def table5_order_claim(rows: pd.DataFrame, protocol: str = "textbook") -> dict[s
     an empty map in either method of the pair left out of that pair), combined with
     ``verdict.all_of`` (``verdict``; ``pairs``: each pair's verdict; ``means``: per method, the
     mean over the findings it scores)."""
-    from .. import verdict
-    from ..plot import method_label as _label
-
     def method_label(m):
         return "Gradient SHAP" if m == "gradientshap" else _label(m)
 
@@ -969,8 +960,6 @@ def plot_table1(per_seed: pd.DataFrame):
     network, the paper's number (open diamond, ILSVRC val, this reproduction's study) and the
     stand-in's (filled dot: mean over seeds, whisker: ± sd over seeds, ddof=1, none with one
     seed), in %. ``per_seed``: rows (network, seed) of ``table1_rows``."""
-    import matplotlib.pyplot as plt
-
     cols = list(next(iter(PAPER_TABLE1.values())))
     nets = [n for n in PAPER_TABLE1 if (per_seed.network == n).any()]
     if not nets:
@@ -1002,12 +991,6 @@ def plot_boxes(model: nn.Module, x: torch.Tensor, gt_boxes: Sequence[torch.Tenso
     """For each pick (a hit, a miss): the min-max map with its 15 % contour; the image with
     every external contour, the chosen box (red) and the ground truth (green), IoU and the
     IoU needed; the pointing game's arg-max (on the top-1 class's map) over the image."""
-    import cv2
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    from ..plot import colorbar
-
     fig, axes = plt.subplots(len(picks), 3, figsize=(7.5, 2.6 * len(picks)), squeeze=False)
     for r, (what, i) in enumerate(picks.items()):
         cls = s.classes[i, 0]
@@ -1069,11 +1052,6 @@ def check_full_data(data_root, chexnet_checkpoint=None, show=None) -> list[str]:
     one is given; torchvision's ImageNet weights of the three networks, which torchvision
     downloads by itself where a network exists) and one error naming every missing row.
     Returns what will run."""
-    from ..data.imagenet import WHERE, imagenet_root
-    from ..data.needs import Need, require, weights_need
-    from ..data.nih import WHERE as NIH_WHERE
-    from ..data.nih import nih_root
-
     root = imagenet_root(data_root) if data_root is not None else None
     needs = [Need.file("ILSVRC 2012 validation images and boxes (folder)", root, WHERE,
                        folder=True)]
@@ -1117,8 +1095,6 @@ def mixed_imagenet_val(data_root, resize: int = 256, crop: int = 224, normalize:
     square (``mode="square"``), then both centre-cropped to ``crop``: a mismatched pair (a box
     no longer sits on its object unless the image is square). Boxes the square's crop removes
     are dropped, as :class:`lib.data.imagenet.ImageNetVal` does in its geometry."""
-    from ..data.imagenet import ImageNetVal
-
     class MixedImageNetVal(ImageNetVal):
         def __getitem__(self, i):
             self.mode = "shorter"  # the image's transform (the dataset's own mode: the boxes')
@@ -1129,9 +1105,6 @@ def mixed_imagenet_val(data_root, resize: int = 256, crop: int = 224, normalize:
             return x, label, self._boxes(i)
 
         def _boxes(self, i):
-            from ..data.boxes import rescale_boxes
-            from ..data.imagenet import image_size
-
             path, _, ib = self.samples[i]
             w, h = image_size(path)
             raw = torch.tensor([[x0, y0, x1, y1, self.index[wn]]
@@ -1150,17 +1123,11 @@ def imagenet_run(data_root, arch: str, geometry: str, device, batch_size: int = 
     resumable: each batch's sums go to a ``ResultsStore`` as soon as they are computed, so a
     killed run picks up where it stopped. Returns the table's numbers (errors in %).
     ``model`` replaces the ImageNet network and ``store_root`` the results folder (tests)."""
-    from ..data.imagenet import ImageNetVal, collate
-    from ..models.zoo import build, imagenet_weights_file
-    from ..results import ResultsStore
-
     if geometry not in FULL_GEOMETRIES:
         raise ValueError(f"geometry must be one of {list(FULL_GEOMETRIES)}, got {geometry!r}")
     ds = (mixed_imagenet_val(data_root, limit=limit) if geometry == "mixed"
           else ImageNetVal(data_root, resize=256, crop=224, mode=geometry, limit=limit))
     if model is None:
-        from ..data.needs import random_stand_ins
-
         model = build(arch, weights="imagenet")
         weights = [] if random_stand_ins() else [imagenet_weights_file(arch)[0]]
     else:
@@ -1261,10 +1228,6 @@ def full_claims(profile: str, tables: dict[str, pd.DataFrame] | None = None) -> 
     run): ``verdict.within`` on the error with its 95 % Wilson interval over the images. On the
     other profiles the same claims, "not run here" (``verdict.not_run``). One dict per claim:
     ``id``, ``network``, ``column``, ``paper``, ``verdict``."""
-    from scipy import stats
-
-    from .. import verdict
-
     out = []
     for net in PAPER_TABLE1:
         for col in ("loc top-1", "loc top-5"):
@@ -1294,10 +1257,6 @@ def load_chexnet(path, order: str = "chexnet") -> nn.Module:
     old ``norm.1`` names, a Linear + Sigmoid classifier), or a plain torchvision state dict, or
     a whole pickled model (the COVID project's ``final_model_16.pt``). ``order`` names its label
     order (``NIH_ORDERS``)."""
-    import re
-
-    import torchvision
-
     if order not in NIH_ORDERS:
         raise ValueError(f"order must be one of {list(NIH_ORDERS)}, got {order!r}")
     obj = torch.load(path, map_location="cpu", weights_only=False)
@@ -1329,10 +1288,6 @@ def nih_run(data_root, checkpoint, order: str, device, methods=TABLE5_METHODS,
     finding, mapped by name to the checkpoint's index. Rows: image, finding, method, score.
     ``protocol``: :data:`TABLE5_PROTOCOLS` (:func:`table5_maps`; "authors" scores an empty map
     0). ``store_root`` replaces the results folder (tests)."""
-    from ..data.boxes import box_mask
-    from ..data.nih import FINDINGS, NIHChestXray
-    from ..results import ResultsStore
-
     ds = NIHChestXray(data_root, size=224, channels=3, normalize=True, limit=limit)
     model = load_chexnet(checkpoint, order).to(device)
     index = [NIH_ORDERS[order].index(f) for f in FINDINGS]  # NIH finding -> model output
@@ -1369,6 +1324,4 @@ def nih_run(data_root, checkpoint, order: str, device, methods=TABLE5_METHODS,
 def box_speed(n: int = 1000) -> dict:
     """``lib.bench_boxes`` in brief (``n`` Grad-CAM-like 224 px maps, one repeat, one thread):
     maps per CPU second of ``metrics.gradcam_boxes``."""
-    from .. import bench_boxes
-
     return bench_boxes.run(n=n, repeats=1, verbose=False)

@@ -14,6 +14,7 @@ from .. import cam, metrics
 from .. import verdict as V
 from ..data.boxes import box_mask
 from ..data.photos import list_photos, photo_boxes
+from ..plot import method_label
 
 __all__ = ["SIZES", "COST", "LAYER", "LAYER_METHODS", "INPUT_METHODS", "EXPECTED",
            "predictions", "check_predictions", "agreement_with_pytorch_grad_cam",
@@ -74,6 +75,7 @@ def agreement_with_pytorch_grad_cam(model: nn.Module, x: torch.Tensor, layer: st
                                     maps: dict[str, torch.Tensor]) -> dict[str, float]:
     """max |ours - pytorch-grad-cam| after pytorch-grad-cam's post-processing, per method, for
     Grad-CAM and HiResCAM (the library's tests do the other methods)."""
+    # lazy: pytorch-grad-cam costs ~4 s to import; only the comparison needs it
     from pytorch_grad_cam import GradCAM, HiResCAM
 
     diffs = {}
@@ -175,8 +177,6 @@ def localisation_verdict(per_photo: pd.DataFrame, method: str = "gradcam") -> V.
 
 
 def _label(method: str) -> str:
-    from ..plot import method_label
-
     return method_label(method)
 
 

@@ -38,12 +38,27 @@ from tqdm import tqdm
 from lib import cam, metrics, rf
 from lib import verdict as V
 from lib.data.boxes import box_mask
+from lib.data.errors import DataMissingError
+from lib.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize_imagenet
+from lib.data.photos import list_photos, load_photo, photo_boxes
+from lib.data.vindr import VinDrCXR
 from lib.layers import layer_name
 from lib.models import zoo
+from lib.models.heads import Normalized
 from lib.models.masked_vgg import PAPER_DEAD_ROWS
+from lib.models.pretrained import (
+    LITE0_MEAN,
+    LITE0_STD,
+    efficientnet_lite0,
+    imagenet_categories,
+    preprocess,
+)
+from lib.notebook import PROFILES
+from lib.plot import as_image, overlay, shared_colorbar
 from lib.resample import down_up, pool_centres, upsample_centres
+from lib.results import ResultsStore
 from lib.train import MULTILABEL_SCENES as SCENES
-from lib.train import TrainConfig
+from lib.train import DataBundle, TrainConfig, load_data, load_or_train
 from lib.train import multilabel_scene_data as scene_data
 from lib.train import multilabel_scene_model as scene_model
 from lib.train import multilabel_scene_recipe as scene_recipe
@@ -297,9 +312,6 @@ def photo_batch(n: int, size: int) -> tuple[list[str], torch.Tensor]:
     """The first ``n`` bundled photographs (lib.data.photos), resized to ``size * 256 / 224`` and
     centre-cropped to ``size`` (the usual ImageNet evaluation crop), normalised for
     EfficientNet-Lite0: (names, images (n, 3, size, size))."""
-    from lib.data.photos import list_photos, load_photo
-    from lib.models.pretrained import preprocess
-
     names = list_photos()[:n]
     return names, preprocess([load_photo(p) for p in names], size=size,
                              resize=round(size * 256 / 224))
@@ -330,7 +342,6 @@ def plot_photo_erfs(erfs: dict[str, torch.Tensor], title: str):
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    from lib.plot import shared_colorbar
 
     shared_colorbar(fig, "ERF as a share of its maximum", cmap="magma")
     return fig
@@ -613,10 +624,6 @@ def lite0_scene_model(profile: str, seed: int, size: int = LITE0_SIZE, device="c
     features of the scenes of ``profile`` / ``seed`` drawn at ``size`` px in RGB. The model takes
     images in [0, 1] (``Normalized``). Features are computed only when the head is not cached
     (the default profile's heads, 50 kB each, are committed)."""
-    from lib.models.heads import Normalized
-    from lib.models.pretrained import LITE0_MEAN, LITE0_STD, efficientnet_lite0
-    from lib.train import DataBundle, load_data, load_or_train
-
     backbone = efficientnet_lite0().to(device)
     spec = scene_data(profile, seed, size=size, channels=3)
     mean = torch.tensor(LITE0_MEAN).view(1, 3, 1, 1)
@@ -656,9 +663,6 @@ def vindr_dataset(data_root, size: int = PAPER_INPUT):
     """VinDr-CXR for Table 2 (grey uint8 images kept, normalised per batch), after checking that
     the three networks' ImageNet weights are in the torch hub cache: one DataMissingError that
     names every missing file, before any training starts."""
-    from lib.data.errors import DataMissingError
-    from lib.data.vindr import VinDrCXR
-
     missing = [(arch, path, url) for arch in PAPER_MODELS.values()
                for path, url in [zoo.imagenet_weights_file(arch)] if not path.is_file()]
     if missing:
@@ -701,8 +705,6 @@ def _vindr_pixels(ds) -> tuple[torch.Tensor, torch.Tensor, list]:
 
 def _imagenet_input(x: torch.Tensor) -> torch.Tensor:
     """Stored grey uint8 images -> the networks' input: RGB in [0, 1], ImageNet-normalised."""
-    from lib.data.images import normalize_imagenet
-
     x = x.float() / 255
     return normalize_imagenet(x.expand(*x.shape[:-3], 3, *x.shape[-2:]))
 
@@ -711,8 +713,6 @@ def vindr_model(name: str, ds, seed: int, epochs: int = 10, device="cuda", **kwa
     """(model, history): torchvision ``name`` from ImageNet weights with 14 outputs, trained
     (lib.train, BCE, Adam lr 1e-3, batch 64, 32 for DenseNet121, as the paper) on the training
     images of split ``seed`` of ``ds`` (a ``VinDrCXR(data_root, channels=1, normalize=False)``)."""
-    from lib.train import DataBundle, load_or_train
-
     def data():
         x, y, _ = _vindr_pixels(ds)
         tr, te = vindr_split(len(ds), seed)
@@ -830,8 +830,6 @@ class Table2Experiment:
 
     def __init__(self, profile: str, device="cpu", n_seeds: int = 3, n_eval: int | None = 200,
                  n_eval_lite0: int | None = 60, epochs: int | None = None, data_root=None):
-        from lib.notebook import PROFILES
-
         if profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
         if profile == "full" and not epochs:
@@ -907,8 +905,6 @@ class Table2Experiment:
     def store(self, root=None):
         """The results store of this experiment, keyed by its config, the library's code and the
         digests of the models' weights (so retraining a model recomputes its rows)."""
-        from lib.results import ResultsStore
-
         data = {"weights": self.weights_digests(),
                 "data": (f"vindr-cxr:{self.vindr.root}:{len(self.vindr)}" if self.vindr is not None
                          else "fashion-mnist scenes")}
@@ -1294,7 +1290,6 @@ def figure2(exp: Table2Experiment, best: dict[str, str], n_erf: int):
     fig.suptitle("ERF (Eq. 2) of the centre unit: last layer (top) vs best layer (bottom)",
                  fontsize=10)
     fig.tight_layout()
-    from lib.plot import shared_colorbar
 
     shared_colorbar(fig, "ERF as a share of its maximum", cmap="magma")
     return fig, pd.DataFrame(rows)
@@ -1304,9 +1299,6 @@ def figure1(exp: Table2Experiment, best: dict[str, str]):
     """Figure 1: per model (seed 0) its first test image, the finding of its first box as the
     target, and the last-layer and best-layer maps through the protocol, with each map's IoU and
     Hit. Returns (figure, table of the scores)."""
-    from lib.data.images import IMAGENET_MEAN, IMAGENET_STD
-    from lib.plot import as_image, overlay
-
     names = list(exp.models)
     fig, axes = plt.subplots(len(names), 3, figsize=(7.5, 2.3 * len(names)), squeeze=False)
     rows = []
@@ -1334,7 +1326,6 @@ def figure1(exp: Table2Experiment, best: dict[str, str]):
             overlay(axes[j, i + 1], img, maps[n][0].cpu(), boxes=cls_boxes,
                     title=f"{['last', 'best'][i]}: {lab}\nIoU {iou:.2f}, hit {hit}")
     fig.tight_layout()
-    from lib.plot import shared_colorbar
 
     shared_colorbar(fig, "Grad-CAM, as a share of each map's maximum")
     return fig, pd.DataFrame(rows)
@@ -1345,10 +1336,6 @@ def photo_figure(model: nn.Module, photo: str, best_label: str, device="cpu"):
     predicted class as the target, the last layer and ``best_label`` (a key of LITE0_LAYERS)
     through the protocol at 224 px, scored against the photograph's box. Returns (figure,
     table)."""
-    from lib.data.photos import load_photo, photo_boxes
-    from lib.models.pretrained import LITE0_MEAN, LITE0_STD, imagenet_categories, preprocess
-    from lib.plot import as_image, overlay
-
     x = preprocess([load_photo(photo)], size=224, resize=256).to(device)
     _, coords = photo_boxes(photo)
     with torch.no_grad():
@@ -1368,7 +1355,6 @@ def photo_figure(model: nn.Module, photo: str, best_label: str, device="cpu"):
         overlay(axes[i + 1], img, maps[n][0].cpu(), boxes=coords,
                 title=f"{['last', 'best (Table 2)'][i]}: {n}\nIoU {iou:.2f}, hit {hit}")
     fig.tight_layout()
-    from lib.plot import shared_colorbar
 
     shared_colorbar(fig, "Grad-CAM, as a share of each map's maximum")
     return fig, pd.DataFrame(rows)

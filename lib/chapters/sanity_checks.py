@@ -40,17 +40,35 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import matplotlib as mpl
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy import stats
+from skimage.feature import hog
+from skimage.metrics import structural_similarity
 from torch import nn
 
 from .. import cam, fast
 from .. import verdict as V
+from ..data.errors import DataMissingError
+from ..data.fashion_mnist import load_fashion_mnist
+from ..data.imagenet import WHERE, ImageNetVal, imagenet_root
 from ..data.photos import list_photos
 from ..layers import resolve_layer
-from ..train import TrainConfig
+from ..models.zoo import build, imagenet_weights_file
+from ..plot import DPI, METHOD_LABELS, TEXT_COLUMN_PX
+from ..train import (
+    STAND_INS,
+    DataBundle,
+    TrainConfig,
+    load_or_train,
+    load_trained,
+    stand_in_recipe,
+    stand_in_test_scenes,
+)
 
 __all__ = [
     "SIZES", "COST", "MEASURES", "MEASURE_LABELS", "LITE0_LAYER", "LITE0_BLOCKS", "STAND_IN",
@@ -151,8 +169,6 @@ MEMORISED = 0.95
 
 def method_label(method: str) -> str:
     """Display name of a method ("gradient" is this chapter's plain input gradient)."""
-    from ..plot import METHOD_LABELS
-
     return "Gradient" if method == "gradient" else METHOD_LABELS.get(method, method)
 
 
@@ -367,8 +383,6 @@ def _constant(a: np.ndarray) -> bool:
 def spearman(a: np.ndarray, b: np.ndarray, absolute: bool = True) -> float:
     """Spearman's rank correlation (``scipy.stats.spearmanr``) of two maps, of their absolute
     values (``absolute``) or signed; 0 where either map is constant (no ranking)."""
-    from scipy import stats
-
     a, b = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
     if absolute:
         a, b = np.abs(a), np.abs(b)
@@ -387,8 +401,6 @@ def _unit(a: np.ndarray) -> np.ndarray:
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """SSIM (``skimage.metrics.structural_similarity``, data range 1) of the two absolute maps,
     each divided by its maximum."""
-    from skimage.metrics import structural_similarity
-
     return float(structural_similarity(_unit(a), _unit(b), data_range=1.0))
 
 
@@ -402,8 +414,6 @@ def hog_similarity(a: np.ndarray, b: np.ndarray, cell: int | None = None) -> flo
     (``skimage.feature.hog``, 9 orientations, ``cell`` px cells (default :func:`hog_cell`),
     2x2-cell blocks) of the two
     absolute maps divided by their maximum; 0 where either has no gradient at all."""
-    from scipy import stats
-
     ha, hb = _hog(_unit(a), cell), _hog(_unit(b), cell)
     if _constant(ha) or _constant(hb):
         return 0.0
@@ -415,8 +425,6 @@ class _Prepared:
     with every step's): ranks of |map| and of map, |map| / max |map| and its HOG features."""
 
     def __init__(self, a: np.ndarray, measures: Sequence[str]):
-        from scipy import stats
-
         self.constant = _constant(a)
         flat = np.asarray(a, float).ravel()
         self.rank_abs = stats.rankdata(np.abs(flat)) if "spearman_abs" in measures else None
@@ -427,8 +435,6 @@ class _Prepared:
 
 
 def _hog(unit: np.ndarray, cell: int | None = None) -> np.ndarray:
-    from skimage.feature import hog
-
     cell = hog_cell(unit.shape[-1]) if cell is None else cell
     return hog(unit, orientations=9, pixels_per_cell=(cell, cell), cells_per_block=(2, 2),
                feature_vector=True)
@@ -444,8 +450,6 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _scores(p: _Prepared, q: _Prepared, measures: Sequence[str]) -> dict[str, float]:
-    from skimage.metrics import structural_similarity
-
     out = {}
     if "spearman_abs" in measures:  # Spearman = Pearson of the ranks (scipy's definition)
         out["spearman_abs"] = (0.0 if p.constant_abs or q.constant_abs
@@ -643,22 +647,16 @@ def block_table(model: nn.Module, blocks) -> pd.DataFrame:
 
 def stand_in_models(seeds: Sequence[int], device="cpu") -> list[nn.Module]:
     """The committed VGG16-BN-style stand-ins of the localisation chapter, one per seed."""
-    from ..train import load_trained, stand_in_recipe
-
     return [load_trained(stand_in_recipe(STAND_IN, s), device=device, verbose=False)[0].eval()
             for s in seeds]
 
 
 def stand_in_layer() -> str:
-    from ..train import STAND_INS
-
     return STAND_INS[STAND_IN][2]
 
 
 def stand_in_inputs(n: int, data_root=None) -> torch.Tensor:
     """``n`` test scenes of the localisation chapter (its fixed test seed), (n, 1, 64, 64)."""
-    from ..train import stand_in_test_scenes
-
     return stand_in_test_scenes(n, data_root).images
 
 
@@ -666,9 +664,6 @@ def memorise_bundle(n: int, permuted: bool, seed: int = 0, n_test: int = 500, da
     """A ``lib.train.DataBundle`` of the first ``n`` Fashion-MNIST training items, with their
     labels permuted (a seeded permutation: the same items, random labels) or true, and the
     first ``n_test`` test items (true labels)."""
-    from ..data.fashion_mnist import load_fashion_mnist
-    from ..train import DataBundle
-
     xtr, ytr = load_fashion_mnist("train", data_root)
     xte, yte = load_fashion_mnist("test", data_root)
     y = ytr[:n].clone()
@@ -693,8 +688,6 @@ def data_randomisation_models(n: int = MEMORISE_N, epochs: int = MEMORISE_EPOCHS
     with their true labels and with permuted labels (``lib.train.load_or_train``; the default
     recipe's weights are committed to ``MODELS_DIR``; another ``n`` / ``epochs`` / ``seed`` is
     trained and cached in ``CACHE_DIR``)."""
-    from ..train import load_or_train
-
     out = {}
     for key, permuted in (("true labels", False), ("permuted labels", True)):
         model, hist = load_or_train(
@@ -719,8 +712,6 @@ def training_accuracy(model: nn.Module, n: int = MEMORISE_N, permuted: bool = Tr
 def data_inputs(n: int, data_root=None) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``n`` Fashion-MNIST test items (1, 28, 28) in [0, 1] and their true labels:
     the inputs the data randomisation explains (never seen in training)."""
-    from ..data.fashion_mnist import load_fashion_mnist
-
     x, y = load_fashion_mnist("test", data_root)
     return (x[:n].float() / 255).unsqueeze(1), y[:n].clone()
 
@@ -819,8 +810,6 @@ def full_claims(profile: str, runs: Mapping[str, "Randomisation"] | None = None,
     """The paper's claims on torchvision's ImageNet networks and ILSVRC 2012 val images (the
     ``full`` profile's ``runs``: arch -> :class:`Randomisation`); on the other profiles the
     same claims, "not run here". Ids ``<key>-<arch>``."""
-    from ..models.zoo import build
-
     out = []
     for arch in archs:
         what = f"torchvision's ImageNet {arch}, ILSVRC 2012 val images"
@@ -930,10 +919,6 @@ def cascade_figure(result: Randomisation, image: np.ndarray, unit: int = 0,
     """The paper's Figure 2: one row per method, columns the cascade from "trained" to "all
     blocks random", each map as |map| over its 99th percentile, clipped at 1 (the authors'
     display), a colour bar."""
-    import matplotlib.pyplot as plt
-
-    from ..plot import DPI, TEXT_COLUMN_PX
-
     methods = list(methods or result.methods)
     steps = [s for s in result.steps if s in result.maps]
     ncols = len(steps) + 1
@@ -965,7 +950,7 @@ def curves_figure(scores: pd.DataFrame, steps: Sequence[str], order: str = "casc
     """Similarity curves, one panel per method: each measure (default: every measure this order
     computed) against the cascade's steps (or the independent order's blocks), the mean over
     units with its 95 % bootstrap interval (seaborn), the trained model at 1."""
-    import matplotlib.pyplot as plt
+    # lazy: seaborn costs ~1.5 s to import; only this figure needs it
     import seaborn as sns
 
     d = scores[scores["order"] == order] if "order" in scores else scores.iloc[:0]
@@ -1028,8 +1013,6 @@ def data_figure(images: Sequence[np.ndarray], maps_a: Mapping[str, np.ndarray],
                 methods: Sequence[str] | None = None, title: str | None = None):
     """Maps of two models side by side: one row per method, per image three panels (the image,
     model a's map, model b's map), each map as |map| over its 99th percentile, a colour bar."""
-    import matplotlib.pyplot as plt
-
     methods = list(methods or maps_a)
     k = len(images)
     ncols = 3 * k
@@ -1094,10 +1077,6 @@ IMAGENET_BLOCKS = imagenet_blocks
 def check_full_data(data_root, archs: Sequence[str]) -> list[str]:
     """Fail before anything runs: torchvision's ImageNet weights of ``archs`` in the torch hub
     cache and the ILSVRC 2012 validation images under ``data_root``. Returns the plan."""
-    from ..data.errors import DataMissingError
-    from ..data.imagenet import WHERE, imagenet_root
-    from ..models.zoo import imagenet_weights_file
-
     unknown = [a for a in archs if a not in IMAGENET_LAYERS]
     if unknown:
         raise ValueError(f"the full profile runs {list(IMAGENET_LAYERS)}; unknown {unknown}")
@@ -1116,9 +1095,6 @@ def imagenet_run(arch: str, data_root, n: int, sizes: Mapping[str, Any], device=
                  seed: int = 0) -> Randomisation:
     """Both randomisations of torchvision's ImageNet ``arch`` on the first ``n`` ILSVRC 2012
     validation images (shorter side 256, centre crop 224), every affordable method."""
-    from ..data.imagenet import ImageNetVal
-    from ..models.zoo import build
-
     ds = ImageNetVal(data_root, resize=256, crop=224, mode="shorter", limit=n)
     x = torch.stack([ds[i][0] for i in range(len(ds))]).to(device)
     model = build(arch, weights="imagenet").to(device).eval()
@@ -1130,8 +1106,6 @@ def imagenet_run(arch: str, data_root, n: int, sizes: Mapping[str, Any], device=
 
 def _grey_bar_and_title(fig, title: str | None):
     """The grid's one colour bar (|map| scaled to [0, 1] in grey) and its title."""
-    import matplotlib as mpl
-
     cax = fig.add_axes([0.915, 0.1, 0.015, 0.7])
     cb = fig.colorbar(mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(0, 1), cmap="gray"),
                       cax=cax)

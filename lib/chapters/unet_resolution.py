@@ -30,11 +30,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.lines import Line2D
 from torch import nn
 
 from lib import cam, fast, metrics, verdict
+from lib.data.errors import DataMissingError
+from lib.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize_imagenet
+from lib.data.scenes import make_scenes
+from lib.data.unet_folder import list_unet_folder, load_unet_folder, unet_folder_dir
+from lib.models.heads import Normalized
+from lib.models.zoo import imagenet_weights_file
 from lib.plot import METHOD_LABELS, overlay
-from lib.train import TrainConfig, torch_threads
+from lib.results import ResultsStore
+from lib.train import DataBundle, TrainConfig, load_or_train, torch_threads
 
 __all__ = [
     # the paper, the chapter's sizes and choices
@@ -132,7 +140,6 @@ def scene_data(profile: str, seed: int) -> dict:
 def scenes_text(profile: str, data_root=None) -> str:
     """The data of ``profile`` in words, for the page."""
     if profile == "full":
-        from lib.data.unet_folder import unet_folder_dir
         return f"the images and masks of {unet_folder_dir(data_root)}, at {_FULL['size']} px"
     lo, hi = SCENES["scale"]
     n = _SCENE_SIZES[profile]
@@ -147,9 +154,6 @@ def check_data(profile: str, data_root) -> None:
     not read) and the torchvision ResNet50 ImageNet weights."""
     if profile != "full":
         return
-    from lib.data.errors import DataMissingError
-    from lib.data.unet_folder import list_unet_folder
-    from lib.models.zoo import imagenet_weights_file
 
     list_unet_folder(data_root, "train", masks=False)
     list_unet_folder(data_root, "test", masks=True)
@@ -163,9 +167,6 @@ def folder_data(data_root, size: int = _FULL["size"]):
     """(data callable for lib.train, data_key): the train and test splits of the data folder
     (``lib.data.unet_folder``) as uint8 RGB at ``size`` px. The key names every file, so that
     a changed folder retrains."""
-    from lib.data.unet_folder import list_unet_folder, load_unet_folder
-    from lib.train import DataBundle
-
     names = []
     for split in ("train", "test"):
         root, classes, items, _ = list_unet_folder(data_root, split, masks=False)
@@ -183,7 +184,6 @@ def folder_data(data_root, size: int = _FULL["size"]):
 def _num_classes(profile: str, data_root) -> int:
     if profile != "full":
         return 10
-    from lib.data.unet_folder import list_unet_folder
     return len(list_unet_folder(data_root, "train", masks=False)[1])
 
 
@@ -222,8 +222,6 @@ def reference_recipe(profile: str, seed: int) -> TrainConfig:
 def unet_model(profile: str, seed: int, skips: bool, device="cpu", data_root=None, **kwargs):
     """(model, history): the U-Net or its ablation, trained by lib.train (cached; the default
     profile's weights are committed to MODELS_DIR)."""
-    from lib.train import load_or_train
-
     return load_or_train(unet_recipe(profile, seed, skips, data_root), device=device,
                          commit=profile == "default", **kwargs)
 
@@ -233,14 +231,9 @@ def reference_model(profile: str, seed: int, device="cpu", data_root=None, **kwa
     reference M. smoke / default: a ResNet-style network trained on the same scenes
     (:func:`reference_recipe`; the default's weights committed); full: torchvision's ResNet50
     from its ImageNet weights, fine-tuned on the data folder (the paper's ResNet50)."""
-    from lib.train import load_or_train
-
     if profile != "full":
         return load_or_train(reference_recipe(profile, seed), device=device,
                              commit=profile == "default", **kwargs)
-    from lib.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize_imagenet
-    from lib.models.heads import Normalized
-    from lib.train import DataBundle
 
     data, key = folder_data(data_root)
 
@@ -277,10 +270,8 @@ def test_set(profile: str, seed: int, n: int, data_root=None) -> TestSet:
     """``n`` test images with exact masks: scenes from Fashion-MNIST's test split, drawn like the
     training scenes of ``seed`` (smoke / default), or the data folder's test split (full)."""
     if profile == "full":
-        from lib.data.unet_folder import load_unet_folder
         d = load_unet_folder(data_root, "test", _FULL["size"], 3, n=n)
         return TestSet(d.float_images(), d.labels, d.masks, f"{len(d)} test images of {d.root}")
-    from lib.data.scenes import make_scenes
 
     spec = scene_data(profile, seed)
     sc = make_scenes(n, "test", **{k: v for k, v in spec.items()
@@ -476,8 +467,6 @@ class Experiment:
 
     def store(self):
         """The ResultsStore of this experiment's scores."""
-        from lib.results import ResultsStore
-
         config = {"n_seeds": self.n_seeds, "n_images": self.n_images,
                   "thresholds": list(self.thresholds), "methods": list(METHODS),
                   "layers": list(LAYERS), "reference": list(REFERENCE)}
@@ -1184,6 +1173,7 @@ def plot_sweep(sc: Scores, threshold: float):
     """s (%) against the reference threshold, one panel per method: U-Net and ablated U-Net at the
     last decoder layer (solid) and the bottleneck (dashed), mean and its sd band over seeds
     (seaborn); the argued threshold marked; a map spread evenly scores the grey line."""
+    # lazy: seaborn costs ~1.5 s to import; only this figure needs it
     import seaborn as sns
 
     d = sc.scores.groupby(["seed", "network", "layer", "method", "threshold"], sort=False)[
@@ -1238,8 +1228,6 @@ def plot_sweep_verdicts(sweep: pd.DataFrame):
     """The paired verdict of Table I at every threshold (``sweep_verdicts``): per method, the
     mean of s(U-Net) − s(ablated U-Net) over the (seed, scene) pairs (points) with its 95 %
     interval shaded, each threshold's marker coloured and shaped by its outcome; zero dashed."""
-    from matplotlib.lines import Line2D
-
     marks = {verdict.HOLDS: "o", verdict.FAILS: "X", verdict.UNDECIDED: "s"}
     fig, axes = plt.subplots(1, len(METHODS), figsize=(7.5, 2.9), sharey=True)
     for ax, m in zip(np.atleast_1d(axes), METHODS):

@@ -11,19 +11,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy.stats import kendalltau
 from torch import nn
 
 import lib.cam
 from lib import fast, verdict
+from lib.data.errors import DataMissingError
+from lib.data.fashion_mnist import CLASSES
+from lib.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize_imagenet
+from lib.data.stack_folders import WHERE, load_stack_folder, stack_folder_dir
+from lib.data.stackmix import stack_mix
 from lib.metrics import dead_zone_ratio, is_empty
+from lib.models.masked_vgg import AUTHORS_WEIGHTS_URL, load_authors_weights
 from lib.models.masked_vgg import PAPER_DEAD_ROWS as _PAPER_DEAD_ROWS
+from lib.models.pretrained import LITE0_MEAN, LITE0_STD, imagenet_categories
 from lib.models.walled import WalledModel
+from lib.plot import as_image, mark_dead_zone, method_grid
 from lib.results import ResultsStore
 from lib.rf import dead_zone
+from lib.train import load_data, recipe_path
 
 __all__ = [
     "SIZES", "TABLE1_METHODS", "EIGEN_OURS", "EIGEN_SIGNS", "PAPER_TABLE1", "PAPER_ACCURACY",
@@ -89,10 +100,6 @@ def authors_files(data_root) -> tuple[Path, dict[str, Path]]:
     """The full profile's inputs: the authors' masked VGG16 weights and their STACK-MIX /
     STACK-GEN folders under ``data_root``. Raises one DataMissingError listing everything that
     is missing, with where to get it (before any long computation starts)."""
-    from lib.data.errors import DataMissingError
-    from lib.data.stack_folders import WHERE, stack_folder_dir
-    from lib.models.masked_vgg import AUTHORS_WEIGHTS_URL
-
     root = Path(data_root) if data_root is not None else None
     candidates = ([root / "stack" / "params_vgg16_masked.pt", root / "params_vgg16_masked.pt"]
                   if root is not None else [])
@@ -141,13 +148,7 @@ def table1_data(profile: str, data_root, device, masked: nn.Module | None = None
     normalisation, assumed as for torchvision's VGG16). Otherwise ``masked`` (the stand-in) and
     STACK-MIX (Eq. 6) built from the first ``pool`` Fashion-MNIST test images, split at the
     stand-in's first dead row, ``n_per_class`` images per class."""
-    from lib.train import load_data, recipe_path
-
     if profile == "full":
-        from lib.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize_imagenet
-        from lib.data.stack_folders import load_stack_folder
-        from lib.models.masked_vgg import load_authors_weights
-
         weights, _ = authors_files(data_root)
         model = load_authors_weights(weights).to(device).eval()
         datasets = {}
@@ -157,7 +158,6 @@ def table1_data(profile: str, data_root, device, masked: nn.Module | None = None
         return Table1Data(model, "authors' masked VGG16 (ImageNet, 224 px)", datasets, [weights],
                           IMAGENET_MEAN, IMAGENET_STD,
                           data_identity={k: len(v[0]) for k, v in datasets.items()})
-    from lib.data.stackmix import stack_mix
 
     if masked is None:
         raise ValueError("give the stand-in model (masked=...) for the default and smoke profiles")
@@ -382,8 +382,6 @@ def _mean_interval(values: np.ndarray) -> str:
 def ordering_verdict(stats: pd.DataFrame) -> dict:
     """The methods ordered by mean mu, ours against the paper's (over the methods the paper
     scored), with Kendall's tau between the two orders."""
-    from scipy.stats import kendalltau
-
     s = stats.dropna(subset=["paper mean", "mean"])
     ours = list(s["mean"].astype(float).sort_values(ascending=False, kind="stable").index)
     paper = list(s["paper mean"].astype(float).sort_values(ascending=False, kind="stable").index)
@@ -655,8 +653,6 @@ def dataset_summary(data: Table1Data, device) -> pd.DataFrame:
 
 def plot_training(hist_masked: dict, hist_unmasked: dict):
     """Figure 5, scaled: training loss and test accuracy per epoch, masked and unmasked."""
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.0))
     for hist, name in ((hist_unmasked, "unmasked (baseline)"), (hist_masked, "masked")):
         ep = [e["epoch"] for e in hist["epochs"]]
@@ -674,11 +670,6 @@ def plot_training(hist_masked: dict, hist_unmasked: dict):
 
 def plot_examples(data: Table1Data, first_dead: int, k: int = 5):
     """The first ``k`` images of each data set, the dead zone in red."""
-    import matplotlib.pyplot as plt
-
-    from lib.data.fashion_mnist import CLASSES
-    from lib.plot import as_image, mark_dead_zone
-
     fig, axes = plt.subplots(len(data.datasets), k, figsize=(1.45 * k, 1.75 * len(data.datasets)),
                              squeeze=False)
     for row, (name, (xs, ys)) in zip(axes, data.datasets.items()):
@@ -701,8 +692,6 @@ def figure7(data: Table1Data, first_dead: int, n_show: int):
     Table 1 after the paper's post-processing, the dead zone in red, in one figure (each row
     labelled with its data set). Returns the figure and the maps shown,
     ``{data set: {method: (n_show, H, W)}}``."""
-    from lib.plot import as_image, mark_dead_zone, method_grid
-
     images, labels, shown_all = [], [], {}
     for name, (xs, _) in data.datasets.items():
         idx = torch.linspace(0, len(xs) - 1, n_show).round().long()
@@ -764,8 +753,6 @@ def lite0_dead_zone_table(lite0: nn.Module, layer: str, masked_rows, size: int =
 def lite0_predictions(lite0: nn.Module, walled: WalledModel, x: torch.Tensor, names
                       ) -> pd.DataFrame:
     """Top-1 ImageNet class of each photograph, without and with the wall."""
-    from lib.models.pretrained import imagenet_categories
-
     categories = imagenet_categories()
     with torch.no_grad():
         plain, wall = lite0(x).argmax(1).tolist(), walled(x).argmax(1).tolist()
@@ -777,9 +764,6 @@ def lite0_predictions(lite0: nn.Module, walled: WalledModel, x: torch.Tensor, na
 def plot_lite0(walled: WalledModel, x: torch.Tensor, zone: slice, methods, n: int = 4):
     """The walled Lite0's maps (paper's post-processing) on up to ``n`` photographs, the input
     rows under the masked features in orange."""
-    from lib.models.pretrained import LITE0_MEAN, LITE0_STD
-    from lib.plot import as_image, mark_dead_zone, method_grid
-
     x_show = x[:min(n, len(x))]
     size = x.shape[-1]
     raw = _raw_maps(walled, x_show, walled.target_layer, methods, None, 64)

@@ -15,14 +15,17 @@ import time
 from dataclasses import dataclass
 from statistics import NormalDist
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+import lib.cam
 from lib import verdict
 from lib.models.one_conv import OneConvNet, effective_weight, mnist_one_conv_net
+from lib.plot import colorbar, mark_dead_zone
 
 __all__ = [
     "SIZES", "PAPER_FILTERS", "PROP2_ERRORS", "gradcam_alpha_autograd",
@@ -482,8 +485,6 @@ def prop2_table(x: torch.Tensor, n_filters: int, seed: int = 0) -> pd.DataFrame:
     """Proposition 2 against autograd and the CAM engine, for L = 1 (the paper's set-up) and
     L = 3 (two hidden ReLU layers, where the indicators depend on the image), in float64, on the
     images ``x`` (N, 1, 28, 28) and their predicted classes. One row per L."""
-    import lib.cam
-
     rows = []
     for L, hidden in ((1, ()), (3, (128, 64))):
         m = mnist_one_conv_net(n_filters=n_filters, hidden=hidden,
@@ -594,8 +595,6 @@ class Figure3:
 def figure3(image: torch.Tensor, n_filters: int = PAPER_FILTERS, seed: int = 0) -> Figure3:
     """The paper's Figure 3 set-up (V = 256, L = 1, everything N(0, 1), lower half of W masked)
     on one grey image (28, 28) in [0, 1]: Grad-CAM for the predicted class, as the authors' code."""
-    import lib.cam
-
     model = mnist_one_conv_net(n_filters=n_filters,
                          generator=torch.Generator().manual_seed(seed)).double()
     x1 = image.double()[None, None]
@@ -675,10 +674,6 @@ def add_claims(claims, prop2: pd.DataFrame, results: dict, fig3_verdict: verdict
 
 def plot_theorem3(results: dict, dead_row: int):
     """Per V: the Monte Carlo mean of GC, Theorem 3's bound and their ratio, unseen rows marked."""
-    import matplotlib.pyplot as plt
-
-    from lib.plot import mark_dead_zone
-
     fig, axes = plt.subplots(len(results), 3, figsize=(7.5, 2.6 * len(results)), squeeze=False)
     for row, (V, r) in zip(axes, results.items()):
         mean, bound = r["mc"].mean.numpy(), r["bound"].numpy()
@@ -704,10 +699,6 @@ def plot_theorem3(results: dict, dead_row: int):
 
 def plot_figure3(f: Figure3, title: str):
     """The input, GC on B and GC up-sampled onto the input, the unseen part in red."""
-    import matplotlib.pyplot as plt
-
-    from lib.plot import colorbar, mark_dead_zone
-
     H, W = f.xi.shape
     h, w = f.gc.shape
     fig, axes = plt.subplots(1, 3, figsize=(7.5, 3.0))

@@ -20,6 +20,7 @@ __all__ = ["DataMissingError", "DataFormatError", "LoadReport", "summary", *_LAZ
 
 def summary(data_root=None):
     """One row per data set: name, profile, present/missing, size, where to get it."""
+    # lazy: lib.data loads its submodules on first use (see _LAZY)
     from .summary import summary as _summary
     return _summary(data_root)
 

@@ -45,6 +45,7 @@ def load_cifar10(split: str = "train", data_root: str | Path | None = None,
     Raises ``DataMissingError`` (naming the folders searched and where to get the files) when no
     root holds the folder, and ``DataFormatError`` when a folder is there but torchvision finds a
     file missing or different from the published one."""
+    # lazy: torchvision costs ~1.3 s to import; only the download needs it
     from torchvision.datasets import CIFAR10
 
     if split not in ("train", "test"):

@@ -6,6 +6,7 @@ they are; a malformed row raises ``DataFormatError`` naming the file and its lin
 """
 from __future__ import annotations
 
+import csv
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -121,8 +122,6 @@ def named_rows(path: str | Path, required: Sequence[str], optional: Sequence[str
     its columns; ``col`` maps each name of ``required`` and of the ``optional`` present to its
     index. A missing required column (line 1) or a row with another count of fields than the
     header raises DataFormatError naming the file and the line."""
-    import csv
-
     with open(path, newline="", encoding=CSV_ENCODING) as f:
         reader = csv.reader(f)
         header = [h.strip() for h in next(reader, [])]

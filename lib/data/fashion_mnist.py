@@ -126,6 +126,7 @@ def _load_cached(images_path: str, labels_path: str, mtimes: tuple) -> tuple[np.
 
 
 def _download(split: str) -> tuple[Path, Path] | None:
+    # lazy: torchvision costs ~1.3 s to import; only the download needs it
     import torchvision
     try:
         torchvision.datasets.FashionMNIST(str(CACHE_DIR), train=(split == "train"), download=True)

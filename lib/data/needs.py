@@ -80,9 +80,7 @@ def require(chapter: str, needs: Iterable[Need], show=None) -> pd.DataFrame:
     table = needs_table(needs)
     if show is None:
         try:
-            from IPython.display import (
-                display as show,  # lazy: inside try (optional dependency handling)
-            )
+            from IPython.display import display as show
         except ImportError:  # outside a kernel
             show = print
     show(table)

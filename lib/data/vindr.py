@@ -163,6 +163,7 @@ def fuse_annotations(rows: list[Row], fusion: str = "mean",
 
 def read_dicom(path: str | Path) -> np.ndarray:
     """A DICOM radiograph as an (H, W) float array in [0, 1] (VOI LUT applied, MONOCHROME1 inverted)."""
+    # lazy: pydicom is needed only for VinDr-CXR's DICOM files
     import pydicom
     from pydicom.pixels import apply_voi_lut
     try:

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torchvision.models import ResNet50_Weights
+
+from lib.data.boxes import resize_crop_geometry
 
 __all__ = ["efficientnet_lite0", "map_lite0_names", "imagenet_categories", "preprocess",
            "LITE0_MEAN", "LITE0_STD", "LITE0_LAYER"]
@@ -79,6 +84,7 @@ def efficientnet_lite0(pretrained: bool = True) -> nn.Module:
     Batch-norm epsilon is set to 1e-3, the value the weights were trained with (TF EfficientNet).
     Inputs are RGB in [0, 1] normalised with :data:`LITE0_MEAN` / :data:`LITE0_STD`.
     """
+    # lazy: timm costs ~2 s to import; only this model needs it
     import timm
 
     model = timm.create_model("efficientnet_lite0", pretrained=False)
@@ -93,8 +99,6 @@ def efficientnet_lite0(pretrained: bool = True) -> nn.Module:
 
 def imagenet_categories() -> list[str]:
     """The 1000 ImageNet class names in torchvision's order (from its weights' metadata, offline)."""
-    from torchvision.models import ResNet50_Weights
-
     return list(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
 
 
@@ -105,11 +109,6 @@ def preprocess(images, size: int = 224, resize: int = 256, mean=LITE0_MEAN, std=
     The ImageNet protocol: shorter side to ``resize``, centre crop ``size``; the geometry is
     :func:`lib.data.boxes.resize_crop_geometry`'s, so boxes rescaled with it stay aligned.
     """
-    import numpy as np
-    import torch.nn.functional as F
-
-    from lib.data.boxes import resize_crop_geometry
-
     if isinstance(images, np.ndarray) and images.ndim == 3:
         images = [images]
     batch = []

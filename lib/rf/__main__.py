@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import torch
 
+from lib.models.masked_vgg import MaskedVGG
 from lib.models.zoo import build
 
 from .dead_zone import dead_zone
@@ -26,7 +27,6 @@ def _main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--mask-rows", type=int, default=9)
         p.add_argument("--input-size", type=int, default=224)
         a = p.parse_args(argv[1:])
-        from lib.models.masked_vgg import MaskedVGG
 
         # The RF does not depend on the channel widths: a narrow VGG16 traces and runs faster.
         with torch.device("meta"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from lib.layers import resolve_layer
 
@@ -60,7 +61,6 @@ def erf(model: nn.Module, layer: nn.Module | str, images: torch.Tensor, unit=Non
 
     batches = list(torch.split(images, batch_size))
     show = progress if progress is not None else len(batches) > 1
-    from tqdm import tqdm
 
     total = None
     training = {m: m.training for m in model.modules()}

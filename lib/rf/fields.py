@@ -7,6 +7,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -309,8 +310,6 @@ def rf_table(model: nn.Module, input_size=224, in_channels: int | None = None):
         2    1     5.0   2.0      6
         3    2     7.0   4.0      3
     """
-    import pandas as pd
-
     table = _analyse(model, input_size, in_channels)
     types = {n: type(m).__name__ for n, m in model.named_modules()}
     order = [n for n, _ in model.named_modules() if n in table]
