@@ -11,7 +11,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from .environment import random_stand_ins
+
 PROFILES = ("smoke", "default", "full")
+#: the full-profile rehearsal's size overrides: a JSON object of SIZES names and values, read
+#: only where ``GRADCAM_BOOK_REHEARSAL=1`` (the rehearsal runs every chapter in miniature)
+SIZES_VARIABLE = "GRADCAM_BOOK_SIZES"
+#: the line every page of the rehearsal shows below its set-up
+REHEARSAL_NOTE = ("Rehearsal: this run is the full profile's rehearsal on a miniature data root, "
+                  "with randomly initialised stand-ins for the ImageNet weights. Nothing on this "
+                  "page is a result; its claim records go to the rehearsal's own folder, never "
+                  "to the summary page.")
 
 
 class ProfileCostWarning(UserWarning):
@@ -87,9 +97,10 @@ def setup(profile: str, device: str = "auto", seed: int = 0,
     unknown = sorted(set(cost or {}) - set(PROFILES))
     if unknown:
         raise ValueError(f"cost has estimates for {unknown}, which are not profiles {PROFILES}")
+    given = {**(given or {}), **rehearsal_sizes(sizes or {})}
     resolved = {}
     for name, per_profile in (sizes or {}).items():
-        value = (given or {}).get(name)
+        value = given.get(name)
         resolved[name] = per_profile[profile] if value is None else value
     dev = resolve_device(device)
     name = device_name(dev)
@@ -102,5 +113,37 @@ def setup(profile: str, device: str = "auto", seed: int = 0,
             + (f" (the notebook's estimate is {estimate})" if estimate else "")
             + ". To render the book on a CPU, run it with `-p profile default` (papermill) or "
             "set profile = \"default\" in the parameters cell.", ProfileCostWarning, stacklevel=2)
+    if random_stand_ins():
+        _show_rehearsal_note()
     seed_everything(seed)
     return Setup(profile=profile, device=dev, seed=seed, sizes=resolved, device_name=name)
+
+
+def rehearsal_sizes(sizes: dict[str, Any]) -> dict[str, Any]:
+    """The rehearsal's overrides of ``sizes`` (``GRADCAM_BOOK_SIZES``, JSON), {} outside it. A name
+    that is not one of the chapter's sizes, or the variable set outside the rehearsal, is an
+    error (a typo would otherwise run the full sizes for hours)."""
+    raw = os.environ.get(SIZES_VARIABLE)
+    if not raw:
+        return {}
+    if not random_stand_ins():
+        raise RuntimeError(f"{SIZES_VARIABLE} is set but this is not the rehearsal "
+                           "(GRADCAM_BOOK_REHEARSAL=1): unset it, and pass sizes as the notebook's "
+                           "parameters")
+    import json
+
+    over = json.loads(raw)
+    unknown = sorted(set(over) - set(sizes))
+    if unknown:
+        raise ValueError(f"{SIZES_VARIABLE} names {unknown}, which are not sizes of this chapter "
+                         f"({sorted(sizes)})")
+    return over
+
+
+def _show_rehearsal_note() -> None:
+    try:
+        from IPython.display import Markdown, display
+    except ImportError:  # outside a kernel
+        print(REHEARSAL_NOTE)
+        return
+    display(Markdown(f"**{REHEARSAL_NOTE}**"))

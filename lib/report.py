@@ -37,6 +37,7 @@ import pandas as pd
 from docutils.nodes import make_id
 
 from . import paths
+from .environment import random_stand_ins
 from .formatting import auto_digits, format_number, is_integral, is_number
 from .results import atomic_write_json
 from .verdict import FAILS, HOLDS, NOT_RUN, OUTCOME_COLOURS, UNDECIDED, Verdict
@@ -381,8 +382,12 @@ TIERS = {
 
 
 def claims_dir(profile: str | None = None) -> Path:
-    """Where claim records live: ``CACHE_DIR/claims/<profile>/<chapter>.json``."""
+    """Where claim records live: ``CACHE_DIR/claims/<profile>/<chapter>.json``; in the
+    full-profile rehearsal (``GRADCAM_BOOK_REHEARSAL=1``, random stand-ins for the ImageNet
+    weights) ``CACHE_DIR/claims/rehearsal/<profile>/``, which no summary page reads."""
     root = Path(paths.CACHE_DIR) / "claims"
+    if random_stand_ins():
+        root = root / "rehearsal"
     return root / profile if profile else root
 
 
@@ -967,16 +972,33 @@ class SummaryPage:
                         "book runs them before this page).")
 
     def tally_table(self):
-        """The tallies as a table for the page."""
+        """The tallies as a table for the page: one row per paper and evidence tier, one column
+        per outcome (coloured, marked and worded), the last row every paper. On a phone it
+        reflows (the book's style sheet, ``table.tally-table``): each row becomes the paper and
+        its evidence, then its counts side by side, each after its outcome, so that no column
+        hides past the screen's edge."""
         if self.paper_rows.empty:
             return self._empty()
         t = self.tallies()
         cols = list(_OUTCOME_ORDER)
         total = {"paper": "all papers", "evidence": "all", **{o: int(t[o].sum()) for o in cols}}
         t = pd.concat([t, pd.DataFrame([total])], ignore_index=True)
-        marks = {o: f"{OUTCOME_MARKS[o]} {o}" for o in cols}
-        return table(t, columns=marks, caption="Paper claims by evidence and outcome (the last "
-                     "row: every paper)")
+        e = html.escape
+        words = {o: f"{OUTCOME_MARKS[o]} {outcome_word(o)}" for o in cols}
+        head = "".join(f"<th>{e(h)}</th>" for h in ("paper", "evidence")) + "".join(
+            f'<th class="tally-count">{_outcome_html(o)}</th>' for o in cols)
+        body = []
+        for i, r in enumerate(t.to_dict("records")):
+            cls = "claim-row tally-total" if i == len(t) - 1 else "claim-row"
+            cells = (f'<td class="tally-paper" data-label="paper">{e(str(r["paper"]))}</td>'
+                     f'<td class="tally-evidence" data-label="evidence">'
+                     f'{e(str(r["evidence"]))}</td>')
+            cells += "".join(f'<td class="tally-count" data-label="{e(words[o])}">{int(r[o])}'
+                             f'</td>' for o in cols)
+            body.append(f'<tr class="{cls}">{cells}</tr>')
+        return HTMLBlock('<table class="claim-table tally-table"><caption>Paper claims by '
+                         'evidence and outcome (the last row: every paper)</caption><thead><tr>'
+                         f'{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
 
     def table(self, kind: str = "paper"):
         """Every claim of ``kind`` ("paper", "check", "finding"), grouped by paper, then by

@@ -75,8 +75,8 @@ SIZES = {
     "lever_batches": {"smoke": [], "default": [], "full": [32, 512]},
     "lever_repeats": {"smoke": 1, "default": 3, "full": 5},
 }
-COST = {"smoke": "under a minute on a CPU",
-        "default": "3 to 4 minutes on a quiet 2-core CPU (Score-CAM and pytorch-grad-cam's "
+COST = {"smoke": "about 1.5 minutes on a 2-core CPU",
+        "default": "about 2 minutes on a quiet 2-core CPU (Score-CAM and pytorch-grad-cam's "
                    "Ablation-CAM: ~500 forward passes each, every round)",
         "full": "a few minutes on one GPU"}
 
@@ -759,10 +759,10 @@ def flops(model: nn.Module, x: torch.Tensor, layer: str) -> dict[str, float]:
 def cost_figure(times: pd.DataFrame, libraries: Sequence[str] = ("pytorch-grad-cam", "Captum")):
     """Cost per method in no-grad forward passes, log scale: ours (bars, with the range over the
     rounds) and each other library's (markers, its time over the same round's forward: ours /
-    forward x its paired ratio to ours)."""
+    forward x its paired ratio to ours). One panel, so its text is 10.5 pt: ~7 px on a phone."""
     t = times.iloc[::-1].reset_index(drop=True)
     y = np.arange(len(t))
-    fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(t) + 1.2))
+    fig, ax = plt.subplots(figsize=(7.3, 0.36 * len(t) + 1.3))
     lo = t["ours / forward range"].map(lambda r: r[0])
     hi = t["ours / forward range"].map(lambda r: r[1])
     ax.barh(y, t["ours / forward"], color="#4c72b0", height=0.6, label="this book's engine")
@@ -780,7 +780,9 @@ def cost_figure(times: pd.DataFrame, libraries: Sequence[str] = ("pytorch-grad-c
     ax.axvline(1.0, color="grey", lw=0.8, ls="--")
     ax.set_xscale("log")
     ax.set_yticks(y, [method_label(m) for m in t["method"]])
-    ax.set_xlabel("time of one call, in no-grad forward passes of the same images (log scale)")
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    ax.tick_params(labelsize=10.5)
+    ax.tick_params(which="minor", labelsize=10.5)
+    ax.set_xlabel("time of one call, in no-grad forward passes (log scale)", fontsize=10.5)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False, fontsize=10.5)
     fig.tight_layout()
     return fig

@@ -39,12 +39,13 @@ from .. import cam, fast, metrics, verdict
 from ..data.cifar10 import FOLDER, candidate_roots, load_cifar10
 from ..data.errors import DataMissingError
 from ..data.fashion_mnist import CLASSES, read_idx
-from ..data.imagenet import WHERE, ImageNetVal
+from ..data.imagenet import WHERE, ImageNetVal, imagenet_root
 from ..data.images import IMAGENET_MEAN, IMAGENET_STD
+from ..data.needs import Need, download_allowed, require, weights_need
 from ..data.photos import list_photos, load_photo, photo_boxes
 from ..models.heads import Normalized
 from ..models.pretrained import LITE0_LAYER, LITE0_MEAN, LITE0_STD, efficientnet_lite0, preprocess
-from ..models.zoo import build, imagenet_weights_file, paper_layers
+from ..models.zoo import build, paper_layers
 from ..plot import as_image, colorbar, method_label
 from ..results import ResultsStore, file_digest
 from ..train import (
@@ -105,7 +106,7 @@ SIZES = {
     "threads": {"smoke": 1, "default": None, "full": None},
 }
 COST = {"smoke": "under a minute on a CPU",
-        "default": "2 to 3 minutes on two free CPU cores (occlusion, the attacks and Gradient "
+        "default": "about 2 minutes on two free CPU cores (occlusion, the attacks and Gradient "
                    "SHAP are forward passes); longer when other jobs share the cores",
         "full": "hours on one GPU (32,401 VGG16 forward passes per occlusion map, 120 maps; "
                 "26,000 per attacked image)"}
@@ -212,26 +213,33 @@ def column_name(column: str) -> str:
 
 
 def check_data(profile: str, data_root) -> None:
-    """On ``full``: fail now, naming what is missing, if the ILSVRC validation images, the VGG16
-    and GoogLeNet ImageNet weights, MNIST or CIFAR-10 are not there (not after an hour of
-    occlusion)."""
+    """On ``full``: fail now, not after an hour of occlusion, with everything at once: one
+    table of what the run needs (ILSVRC 2012 val, the VGG16 and GoogLeNet ImageNet weights,
+    MNIST, CIFAR-10; ``lib.data.needs.require``) and one error naming every missing row; then
+    the ILSVRC and MNIST files are read far enough to find a malformed one."""
     if profile != "full":
         return
-
-    if data_root is None:
-        raise DataMissingError("ILSVRC 2012 validation, MNIST and CIFAR-10", ["data_root"],
-                               WHERE + "; MNIST's four IDX files under DATA_ROOT/mnist/; and "
-                               "CIFAR-10's python batches under DATA_ROOT/cifar-10/"
-                               "cifar-10-batches-py/")
+    root = Path(data_root) if data_root is not None else None
+    mnist_dir = root and next((d for d in (root / "mnist", root / "MNIST" / "raw", root)
+                               if (d / "t10k-labels-idx1-ubyte.gz").is_file()
+                               or (d / "t10k-labels-idx1-ubyte").is_file()), root / "mnist")
+    needs = [Need.file("ILSVRC 2012 validation images and boxes (folder)",
+                       root and imagenet_root(root), WHERE, folder=True)]
+    needs += [weights_need(name) for name in ("vgg16", "googlenet")]
+    for stems in _MNIST_FILES.values():
+        for stem in stems:
+            path = mnist_dir and next((mnist_dir / (stem + e) for e in (".gz", "")
+                                       if (mnist_dir / (stem + e)).is_file()), mnist_dir / stem)
+            needs.append(Need.file(f"MNIST {stem}", path, "http://yann.lecun.com/exdb/mnist/ "
+                                   "(or torchvision's MNIST/raw folder) under DATA_ROOT/mnist/"))
+    cifar = next((r / FOLDER for r in candidate_roots(data_root) if (r / FOLDER).is_dir()),
+                 candidate_roots(data_root)[0] / FOLDER)
+    needs.append(Need(f"CIFAR-10 ({FOLDER}, Table 7)", cifar, cifar.is_dir(),
+                      "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (torchvision "
+                      "downloads it where a network exists)", fetched=download_allowed()))
+    require("the faithfulness chapter", needs)
     ImageNetVal(data_root, limit=1)  # raises DataMissingError naming what is not there
-    for name in ("vgg16", "googlenet"):
-        path, url = imagenet_weights_file(name)
-        if not path.is_file():
-            raise FileNotFoundError(f"{name} ImageNet weights not found at {path}; they come "
-                                    f"from {url} (torchvision's cache)")
     _mnist_files(data_root)
-
-    load_cifar10("test", data_root)  # Table 7's CIFAR-10 half; downloads only where allowed
 
 
 # --------------------------------------------------------------------------------------------
@@ -1350,12 +1358,12 @@ def plot_table7(data: Table7Data, maps: dict, p: int = 10, n: int = 4):
     """The first ``n`` test images: the image, then per method the true class's map and its
     mask above the ``p``-th percentile of its positive values (the pixels fidelity removes)."""
     n = min(n, len(data.x))
-    fig, axes = plt.subplots(n, 1 + 2 * len(maps), figsize=(7.5, 1.45 * n + 0.3), squeeze=False)
+    fig, axes = plt.subplots(n, 1 + 2 * len(maps), figsize=(7.3, 1.4 * n + 0.3), squeeze=False)
     for r in range(n):
         c = int(data.y[r])
         axes[r, 0].imshow(data.x[r, 0].cpu(), cmap="gray")
         label = CLASSES[c] if data.data_name == "Fashion-MNIST" else str(c)
-        axes[r, 0].set_ylabel(label, fontsize=8)
+        axes[r, 0].set_ylabel(label, fontsize=9)
         for j, (m, v) in enumerate(maps.items()):
             mv = v[r, c].cpu()
             mask = metrics.above_positive_percentile(v[r:r + 1, c], p)[0].cpu()
@@ -1376,5 +1384,5 @@ def plot_table7(data: Table7Data, maps: dict, p: int = 10, n: int = 4):
                       pad=0.03, aspect=40, shrink=0.8)
     cb.set_label("attribution / the map's largest |value| (red: for the class, blue: against)",
                  fontsize=9)
-    cb.ax.tick_params(labelsize=8)
+    cb.ax.tick_params(labelsize=9)
     return fig

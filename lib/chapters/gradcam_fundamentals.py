@@ -196,7 +196,7 @@ SIZES = {"photos": {"smoke": ["chelsea", "rocket"], "default": list_photos(), "f
          "compete_ratio": dict.fromkeys(("smoke", "default", "full"), COMPETE_RATIO),
          "delete_fraction": dict.fromkeys(("smoke", "default", "full"), DELETE_FRACTION),
          "accuracy_tolerance": dict.fromkeys(("smoke", "default", "full"), ACCURACY_TOLERANCE)}
-COST = {"smoke": "under a minute on a CPU",
+COST = {"smoke": "about a minute on a 2-core CPU",
         "default": "about a minute on a 2-core CPU (every network is committed: ten GAP / GMP "
                    "networks and the nine stand-ins of the localisation chapter)",
         "full": "a few minutes on one GPU (ResNet50 on ImageNet validation images)"}
@@ -417,7 +417,7 @@ def plot_steps(steps: Steps, image: np.ndarray, n: int = 4, title: str | None = 
     alpha_k x mean A^k), the activations A^k, the gradients dy^c/dA^k and alpha_k A^k (rows 1-3);
     then the sum over all K channels, its ReLU and the ReLU up-sampled over the image (row 4)."""
     order = _order(steps, n, "contribution")
-    fig, axes = plt.subplots(4, n, figsize=(7.5, 7.2), squeeze=False)
+    fig, axes = plt.subplots(4, n, figsize=(7.2, 7.2), squeeze=False)
     for col, k in enumerate(order):
         a, g = steps.activations[k].cpu(), steps.gradients[k].cpu()
         im = axes[0, col].imshow(a.numpy(), cmap="viridis", vmin=0 if a.min() >= 0 else None)
@@ -724,7 +724,7 @@ def plot_two_classes(images: Images, two: TwoClasses, n: int):
     cf = cam.postprocess(two.maps["counterfactual"][:2 * n], size).cpu()
     empty = metrics.is_empty(cf)
     labels = two.labels(images)
-    fig, axes = plt.subplots(2 * n, 4, figsize=(7.5, 1.9 * 2 * n + 0.3), squeeze=False)
+    fig, axes = plt.subplots(2 * n, 4, figsize=(7.1, 1.8 * 2 * n + 0.3), squeeze=False)
     titles = ["Grad-CAM", "counterfactual", "Guided Backprop", "Guided Grad-CAM"]
     for row in range(2 * n):
         ax, img = axes[row], images.image(two.rows[row])
@@ -732,7 +732,7 @@ def plot_two_classes(images: Images, two: TwoClasses, n: int):
         overlay(ax[1], img, cf[row], title=titles[1] if row == 0 else None)
         if empty[row]:
             ax[1].text(0.5, 0.5, "empty:\nnegative everywhere", transform=ax[1].transAxes,
-                       ha="center", va="center", fontsize=8,
+                       ha="center", va="center", fontsize=9,
                        bbox=dict(facecolor="white", alpha=0.85, edgecolor="none"))
         for c, m in ((2, "guidedbackprop"), (3, "guidedgradcam")):
             ax[c].imshow(attribution_image(two.maps[m][row]), cmap="gray", vmin=0, vmax=1)
@@ -740,9 +740,9 @@ def plot_two_classes(images: Images, two: TwoClasses, n: int):
             ax[c].set_yticks([])
             if row == 0:
                 ax[c].set_title(titles[c], fontsize=9)
-        ax[0].set_ylabel(f"{labels.image[row]}\n{labels['class'][row][:22]}", fontsize=8)
+        ax[0].set_ylabel(f"{labels.image[row]}\n{labels['class'][row][:22]}", fontsize=9)
     fig.tight_layout()
-    shared_colorbar(fig, "Grad-CAM and counterfactual map, min-max scaled per map "
+    shared_colorbar(fig, "Grad-CAM and counterfactual map, min-max scaled per map\n"
                     "(grey panels: |attribution|, clipped at its 99th percentile)")
     return fig
 
@@ -1151,7 +1151,7 @@ def layer_table(units: pd.DataFrame) -> pd.DataFrame:
 def plot_layers(table: pd.DataFrame):
     """The localisation hit and the pointing game against the block, one line per stand-in,
     each block labelled with its receptive field."""
-    fig, axes = plt.subplots(1, 2, figsize=(7.5, 2.8), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(7.3, 2.8), sharey=True)
     for ax, (metric, title) in zip(axes, (("box", "localisation hit (box at 15 %)"),
                                           ("point", "pointing game"))):
         for net in dict.fromkeys(table.index.get_level_values(0)):
@@ -1159,12 +1159,12 @@ def plot_layers(table: pd.DataFrame):
             ax.plot(t.index, t[metric], marker="o", label=net)
             for b, r in t.iterrows():
                 ax.annotate(f"{r['RF (px)']:g}", (b, r[metric]), textcoords="offset points",
-                            xytext=(0, 4), fontsize=8, ha="center")
+                            xytext=(0, 4), fontsize=9, ha="center")
         ax.set_xlabel("block (1 = first; labels: RF in px)")
         ax.set_title(title, fontsize=9)
         ax.set_xticks(sorted(set(table.index.get_level_values(1))))
     axes[0].set_ylabel("mean over scenes and seeds")
-    axes[1].legend(fontsize=8)
+    axes[1].legend(fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -1277,7 +1277,7 @@ def plot_two_objects(model: nn.Module, layer: str, scenes, idx: Sequence[int]):
     with_relu = cam.postprocess(gc, size)
     without = cam.postprocess(gc, size, relu=False)
     n = len(idx)
-    fig, axes = plt.subplots(2 * n, 5, figsize=(7.5, 1.6 * 2 * n + 0.3), squeeze=False)
+    fig, axes = plt.subplots(2 * n, 5, figsize=(7.2, 1.55 * 2 * n + 0.3), squeeze=False)
     titles = ["scene", "Grad-CAM", "no final ReLU", "Guided Backprop", "Guided Grad-CAM"]
     for p, i in enumerate(idx):
         for r, (row, c) in enumerate(((p, cls_a[i]), (n + p, cls_b[i]))):
@@ -1292,11 +1292,11 @@ def plot_two_objects(model: nn.Module, layer: str, scenes, idx: Sequence[int]):
                 ax[col].imshow(a / a.max().clamp(min=1e-12), cmap="gray", vmin=0, vmax=1)
                 ax[col].set_xticks([])
                 ax[col].set_yticks([])
-            ax[0].set_ylabel(f"{'A' if r == 0 else 'B'}: {CLASSES[int(c)]}", fontsize=8)
+            ax[0].set_ylabel(f"{'A' if r == 0 else 'B'}: {CLASSES[int(c)]}", fontsize=9)
     for c, title in enumerate(titles):
         axes[0, c].set_title(title, fontsize=9)
     fig.tight_layout()
-    shared_colorbar(fig, "Grad-CAM with and without the final ReLU, min-max scaled per map "
+    shared_colorbar(fig, "Grad-CAM with and without the final ReLU, min-max scaled per map\n"
                     "(grey panels: |attribution| over its maximum)")
     return fig
 

@@ -136,7 +136,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "imagenet_limit": {"smoke": None, "default": None, "full": None},  # None: all 50,000
     "batch_size": {"smoke": 64, "default": 250, "full": 64},
 }
-COST = {"smoke": "~1 min on a CPU (trains three tiny models the first time)",
+COST = {"smoke": "about half a minute on a CPU (trains three tiny models the first time)",
         "default": "under a minute on a 2-core CPU with the committed models",
         "full": "~2-3 h on one GPU (3 networks x 3 geometries x 50,000 images, then NIH)"}
 
@@ -991,7 +991,7 @@ def plot_boxes(model: nn.Module, x: torch.Tensor, gt_boxes: Sequence[torch.Tenso
     """For each pick (a hit, a miss): the min-max map with its 15 % contour; the image with
     every external contour, the chosen box (red) and the ground truth (green), IoU and the
     IoU needed; the pointing game's arg-max (on the top-1 class's map) over the image."""
-    fig, axes = plt.subplots(len(picks), 3, figsize=(7.5, 2.6 * len(picks)), squeeze=False)
+    fig, axes = plt.subplots(len(picks), 3, figsize=(7.2, 2.5 * len(picks)), squeeze=False)
     for r, (what, i) in enumerate(picks.items()):
         cls = s.classes[i, 0]
         maps, _ = _maps(model, x[i:i + 1], layer, cls.view(1).to(x.device), x.shape[-1])

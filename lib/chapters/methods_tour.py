@@ -29,7 +29,7 @@ SIZES = {"photos": {"smoke": ["coffee"], "default": list_photos(), "full": list_
          "occlusion_stride": {"smoke": 45, "default": 16, "full": 4},
          "ig_steps": {"smoke": 8, "default": 32, "full": 64}}
 COST = {"smoke": "under a minute on a CPU",
-        "default": "about 4 minutes on a 2-core CPU (Score-CAM: ~600 forward passes a photograph)",
+        "default": "1 to 3 minutes on a 2-core CPU (Score-CAM: ~600 forward passes a photograph)",
         "full": "a few minutes on one GPU"}
 #: EfficientNet-Lite0's last feature map: 1280 x 7 x 7, then global average pooling + linear
 LAYER = "bn2"

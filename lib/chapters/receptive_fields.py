@@ -38,10 +38,11 @@ from tqdm import tqdm
 from lib import cam, metrics, rf
 from lib import verdict as V
 from lib.data.boxes import box_mask
-from lib.data.errors import DataMissingError
 from lib.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize_imagenet
+from lib.data.needs import Need, require, weights_need
 from lib.data.photos import list_photos, load_photo, photo_boxes
-from lib.data.vindr import VinDrCXR
+from lib.data.vindr import WHERE as VINDR_WHERE
+from lib.data.vindr import VinDrCXR, vindr_root
 from lib.layers import layer_name
 from lib.models import zoo
 from lib.models.heads import Normalized
@@ -79,7 +80,7 @@ __all__ = [
     "stand_in_text", "TABLE2_PARTS",
     # recipes
     "scene_data", "scene_test_set", "scene_recipe", "scene_model", "lite0_scene_model",
-    "vindr_dataset", "vindr_split", "vindr_model", "vindr_test",
+    "check_full_data", "vindr_dataset", "vindr_split", "vindr_model", "vindr_test",
     # the experiment and its tables
     "StandIn", "Table2Experiment", "Table2Results", "table2_vs_paper", "rf_scale_table",
     "rf_scale_facts", "table2_claims", "verdict_sentences", "seed_gains", "true_positive_table",
@@ -104,9 +105,9 @@ SIZES: dict[str, dict[str, Any]] = {
     "n_erf": {"smoke": 4, "default": 16, "full": 64},           # test images in Figure 2's ERFs
 }
 #: what a run costs, per profile (printed by lib.notebook.setup)
-COST = {"smoke": "~1 min on a CPU (trains tiny models)",
-        "default": "about 1 minute on a 2-core CPU with the committed models (most of it scores "
-                   "Table 2)",
+COST = {"smoke": "about half a minute on a CPU (trains tiny models the first time)",
+        "default": "about half a minute on a 2-core CPU with the committed models (most of it "
+                   "scores Table 2)",
         "full": "hours on one GPU (fine-tunes 3 networks x 5 splits on VinDr-CXR)"}
 
 #: the paper's input size (px)
@@ -233,7 +234,7 @@ def plot_block_rfs(blocks: pd.DataFrame, title: str, input_size: int = PAPER_INP
     fig, ax = plt.subplots(figsize=(7.5, 3))
     ax.plot(range(len(blocks)), blocks["rf_max"], "o-", label="theoretical RF")
     ax.axhline(input_size, color="grey", ls="--", label=f"input size ({input_size} px)")
-    ax.set_xticks(range(len(blocks)), blocks["name"], rotation=90, fontsize=8)
+    ax.set_xticks(range(len(blocks)), blocks["name"], rotation=90, fontsize=9)
     ax.set_ylabel("RF (px)")
     ax.set_title(title)
     ax.legend()
@@ -659,17 +660,23 @@ def lite0_scene_model(profile: str, seed: int, size: int = LITE0_SIZE, device="c
 # Recipes of the full profile: the paper's torchvision networks on VinDr-CXR
 # --------------------------------------------------------------------------------------------
 
+def check_full_data(data_root, show=None) -> None:
+    """The full run's needs, all at once before anything runs (``lib.data.needs.require``): one
+    table of VinDr-CXR's annotations and images and the three networks' ImageNet weights
+    (torchvision downloads them where a network exists), one error naming every missing row."""
+    root = vindr_root(data_root) if data_root is not None else None
+    require("the receptive-fields chapter",
+            [Need.file("VinDr-CXR annotations (train.csv)", root and root / "train.csv",
+                       VINDR_WHERE),
+             Need.file("VinDr-CXR images (train/*.dicom or .png)", root and root / "train",
+                       VINDR_WHERE, folder=True)]
+            + [weights_need(arch) for arch in PAPER_MODELS.values()], show)
+
+
 def vindr_dataset(data_root, size: int = PAPER_INPUT):
-    """VinDr-CXR for Table 2 (grey uint8 images kept, normalised per batch), after checking that
-    the three networks' ImageNet weights are in the torch hub cache: one DataMissingError that
-    names every missing file, before any training starts."""
-    missing = [(arch, path, url) for arch in PAPER_MODELS.values()
-               for path, url in [zoo.imagenet_weights_file(arch)] if not path.is_file()]
-    if missing:
-        raise DataMissingError("the paper's ImageNet weights (torchvision)",
-                               [str(p) for _, p, _ in missing],
-                               "; ".join(f"{a}: {u}" for a, _, u in missing)
-                               + " (torchvision downloads them into the torch hub cache)")
+    """VinDr-CXR for Table 2 (grey uint8 images kept, normalised per batch), after
+    :func:`check_full_data`: everything the full run needs, before any training starts."""
+    check_full_data(data_root)
     return VinDrCXR(data_root, size=size, channels=1, normalize=False)
 
 
@@ -1283,7 +1290,7 @@ def figure2(exp: Table2Experiment, best: dict[str, str], n_erf: int):
                          "theoretical RF (px)": r.rf_max, "RF, conv. part (px)": r.rf_local,
                          "image (px)": size, "ERF radius, 50 % mass (px)": rad,
                          "ERF radius / image": rad / size})
-            ax.set_title(f"{s.short}\n{which}: {label},\nr50 = {rad:.0f} px", fontsize=8)
+            ax.set_title(f"{s.short}\n{which}: {label},\nr50 = {rad:.0f} px", fontsize=9)
             ax.set_xlim(-0.5, size - 0.5)
             ax.set_ylim(size - 0.5, -0.5)
             ax.axis("off")

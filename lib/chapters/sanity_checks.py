@@ -53,13 +53,13 @@ from torch import nn
 
 from .. import cam, fast
 from .. import verdict as V
-from ..data.errors import DataMissingError
 from ..data.fashion_mnist import load_fashion_mnist
 from ..data.imagenet import WHERE, ImageNetVal, imagenet_root
+from ..data.needs import Need, require, weights_need
 from ..data.photos import list_photos
 from ..layers import resolve_layer
-from ..models.zoo import build, imagenet_weights_file
-from ..plot import DPI, METHOD_LABELS, TEXT_COLUMN_PX
+from ..models.zoo import build
+from ..plot import METHOD_LABELS
 from ..train import (
     STAND_INS,
     DataBundle,
@@ -84,7 +84,7 @@ __all__ = [
     "data_randomisation_models", "training_accuracy", "data_inputs", "compare_models",
     "paper_claims", "full_claims", "claim_sentence", "engine_findings", "engine_table",
     "scope_check", "self_check", "memorisation_check", "cascade_figure", "curves_figure",
-    "data_figure", "independent_table", "imagenet_blocks", "check_full_data", "imagenet_run",
+    "data_figure", "imagenet_figure", "independent_table", "imagenet_blocks", "check_full_data", "imagenet_run",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -107,8 +107,8 @@ SIZES: dict[str, dict[str, Any]] = {
     "imagenet_archs": {"smoke": [], "default": [], "full": ["vgg16", "resnet50"]},
     "n_imagenet": {"smoke": 0, "default": 0, "full": 100},
 }
-COST = {"smoke": "under a minute on a CPU",
-        "default": "about 2-3 minutes on a 2-core CPU",
+COST = {"smoke": "about 2 minutes on a 2-core CPU",
+        "default": "2 to 3 minutes on a 2-core CPU",
         "full": "about 20 minutes on one GPU (two ImageNet networks, 100 ILSVRC images)"}
 
 #: the measures, as the paper names them
@@ -914,42 +914,61 @@ def _shown(m: np.ndarray, percentile: float = 99) -> np.ndarray:
     return np.clip(a / top, 0, 1) if top > 0 else np.zeros_like(a)
 
 
+#: the grid figures' margins (inches): method names on the left, the grey colour bar on the right,
+#: the rotated column titles on top; drawn 7.3 inches wide at most, 7.5 with the saved margin
+_GRID_LEFT, _GRID_RIGHT, _GRID_TOP, _GRID_BOTTOM, _GRID_WIDTH = 1.2, 0.9, 0.95, 0.08, 7.3
+
+
+def _wrapped(label: str, width: int = 12) -> str:
+    """A long method name on two lines (at its first space), so that 9 pt fits the margin."""
+    return label.replace(" ", "\n", 1) if len(label) > width and " " in label else label
+
+
+def _grid(nrows: int, ncols: int, max_cell: float = 0.62, title: str | None = None):
+    """A grid of square map panels that fits the text column, with room for the method names, the
+    rotated column titles and the colour bar; returns the figure and its axes (nrows, ncols)."""
+    top = _GRID_TOP + (0.3 if title else 0.0)
+    cell = min(max_cell, (_GRID_WIDTH - _GRID_LEFT - _GRID_RIGHT) / ncols)
+    width = _GRID_LEFT + cell * ncols + _GRID_RIGHT
+    height = top + cell * nrows + _GRID_BOTTOM
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
+    fig.subplots_adjust(wspace=0.04, hspace=0.06, left=_GRID_LEFT / width,
+                        right=1 - _GRID_RIGHT / width, top=1 - top / height,
+                        bottom=_GRID_BOTTOM / height)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig, axes
+
+
 def cascade_figure(result: Randomisation, image: np.ndarray, unit: int = 0,
                    methods: Sequence[str] | None = None, title: str | None = None):
     """The paper's Figure 2: one row per method, columns the cascade from "trained" to "all
     blocks random", each map as |map| over its 99th percentile, clipped at 1 (the authors'
-    display), a colour bar."""
+    display), a colour bar. All text is 9 pt or more and the figure fits the 750 px column, so
+    that it stays readable on a phone (``lib.plot.figure``)."""
     methods = list(methods or result.methods)
     steps = [s for s in result.steps if s in result.maps]
-    ncols = len(steps) + 1
-    cell = min(0.62, (TEXT_COLUMN_PX / DPI - 0.9) / ncols)
-    fig, axes = plt.subplots(len(methods), ncols, figsize=(cell * ncols + 0.9,
-                                                           cell * len(methods) + 0.9),
-                             squeeze=False)
+    fig, axes = _grid(len(methods), len(steps) + 1, title=title)
     for i, m in enumerate(methods):
-        ax = axes[i, 0]
-        ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_ylabel(method_label(m), rotation=0, ha="right", va="center", fontsize=8)
+        axes[i, 0].imshow(image, cmap="gray" if image.ndim == 2 else None)
+        axes[i, 0].set_ylabel(_wrapped(method_label(m)), rotation=0, ha="right", va="center",
+                              fontsize=9)
         for j, s in enumerate(steps):
-            a = axes[i, j + 1]
-            a.imshow(_shown(result.maps[s][m][unit]), cmap="gray", vmin=0, vmax=1)
-            a.set_xticks([])
-            a.set_yticks([])
+            axes[i, j + 1].imshow(_shown(result.maps[s][m][unit]), cmap="gray", vmin=0, vmax=1)
             if i == 0:
-                a.set_title(s, fontsize=7, rotation=60, ha="left", va="bottom")
-    axes[0, 0].set_title("image", fontsize=7, rotation=60, ha="left", va="bottom")
-    fig.subplots_adjust(wspace=0.04, hspace=0.06, left=0.16, right=0.9, top=0.86, bottom=0.02)
-    return _grey_bar_and_title(fig, title)
+                axes[i, j + 1].set_title(s, fontsize=9, rotation=60, ha="left", va="bottom")
+    axes[0, 0].set_title("image", fontsize=9, rotation=60, ha="left", va="bottom")
+    return _grey_bar_and_title(fig, axes, title)
 
 
 def curves_figure(scores: pd.DataFrame, steps: Sequence[str], order: str = "cascading",
                   measures: Sequence[str] | None = None, methods: Sequence[str] | None = None,
-                  ncols: int = 5, title: str | None = None):
-    """Similarity curves, one panel per method: each measure (default: every measure this order
-    computed) against the cascade's steps (or the independent order's blocks), the mean over
-    units with its 95 % bootstrap interval (seaborn), the trained model at 1."""
+                  ncols: int = 3, title: str | None = None):
+    """Similarity curves, one panel per method (``ncols`` per row): each measure (default: every
+    measure this order computed) against the cascade's steps (or the independent order's
+    blocks), the mean over units with its 95 % bootstrap interval (seaborn), the trained model at
+    1. Three panels a row keep the steps' names at 9 pt apart, readable on a phone."""
     # lazy: seaborn costs ~1.5 s to import; only this figure needs it
     import seaborn as sns
 
@@ -975,8 +994,9 @@ def curves_figure(scores: pd.DataFrame, steps: Sequence[str], order: str = "casc
         long = pd.concat([first, long], ignore_index=True)
     long["measure"] = long["measure"].map(MEASURE_LABELS)
     labels = (["trained"] if order == "cascading" else []) + [s for s in steps if s != "trained"]
+    ncols = max(1, min(ncols, len(methods)))
     nrows = math.ceil(len(methods) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(7.5, 1.75 * nrows + 0.8), sharex=True,
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7.3, 1.6 * nrows + 1.6), sharex=True,
                              sharey=True, squeeze=False)
     for k, m in enumerate(methods):
         ax = axes.flat[k]
@@ -984,7 +1004,7 @@ def curves_figure(scores: pd.DataFrame, steps: Sequence[str], order: str = "casc
                      hue_order=[MEASURE_LABELS[x] for x in measures],
                      errorbar=("ci", 95), n_boot=1000, seed=0, ax=ax, legend=k == 0,
                      marker="o", markersize=3, linewidth=1)
-        ax.set_title(method_label(m), fontsize=9)
+        ax.set_title(method_label(m), fontsize=10)
         ax.axhline(0, color="0.6", lw=0.6)
         ax.set_xlabel("")
         ax.set_ylabel("similarity" if k % ncols == 0 else "")
@@ -993,18 +1013,57 @@ def curves_figure(scores: pd.DataFrame, steps: Sequence[str], order: str = "casc
         ax.set_visible(False)
     xs = list(range(0, len(labels))) if order == "cascading" else list(range(1, len(labels) + 1))
     for k, ax in enumerate(axes.flat[:len(methods)]):
-        ax.set_xticks(xs, labels, rotation=70, fontsize=7)
+        ax.set_xticks(xs, labels, rotation=70, fontsize=9)
         # the labels under the lowest panel of each column
         ax.tick_params(labelbottom=k + ncols >= len(methods))
     leg = axes.flat[0].get_legend()
     if leg is not None:
         handles, texts = axes.flat[0].get_legend_handles_labels()
         leg.remove()
-        fig.legend(handles, texts, loc="upper center", ncol=4, fontsize=8, frameon=False,
+        fig.legend(handles, texts, loc="upper center", ncol=2, fontsize=9, frameon=False,
                    bbox_to_anchor=(0.5, 1.0))
     if title:
-        fig.suptitle(title, fontsize=9, y=1.04)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+        fig.suptitle(title, fontsize=10, y=1.06)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
+    return fig
+
+
+def imagenet_figure(runs: Mapping[str, Randomisation], archs: Sequence[str],
+                    measure: str = "spearman_abs"):
+    """The full profile's ImageNet networks along the cascade: one panel per network of
+    ``archs``, one line per method, the mean of ``measure`` over the images (95 % bootstrap
+    interval). A network not run on this profile gets a panel that says so, so that the page
+    has the same numbered figure on every profile."""
+    # lazy: seaborn costs ~1.5 s to import; only this figure needs it
+    import seaborn as sns
+
+    archs = list(archs)
+    if not archs:
+        raise ValueError("imagenet_figure: no network to draw; pass the architectures")
+    fig, axes = plt.subplots(1, len(archs), figsize=(7.3, 3.4), squeeze=False)
+    for ax, arch in zip(axes[0], archs):
+        ax.set_title(f"torchvision {arch}", fontsize=10)
+        run = runs.get(arch)
+        if run is None:
+            ax.text(0.5, 0.5, "not run on this profile:\nprofile=\"full\" with the\nILSVRC 2012 "
+                    "validation images", ha="center", va="center", fontsize=9,
+                    transform=ax.transAxes)
+            ax.set_axis_off()
+            continue
+        d = run.scores[run.scores["order"] == "cascading"]
+        d = d.assign(method=d["method"].map(method_label))
+        sns.lineplot(data=d, x="depth", y=measure, hue="method", errorbar=("ci", 95),
+                     n_boot=1000, seed=0, ax=ax, marker="o", markersize=3, linewidth=1)
+        ax.set_xlabel("blocks re-initialised, from the logits down", fontsize=9)
+        ax.set_ylabel(MEASURE_LABELS[measure], fontsize=9)
+        ax.set_ylim(-0.4, 1.05)
+        ax.axhline(0, color="0.6", lw=0.6)
+        handles, texts = ax.get_legend_handles_labels()
+        ax.get_legend().remove()
+    fig.tight_layout()
+    if any(a.get_lines() for a in axes[0]):  # one legend for the networks run, under the panels
+        fig.legend(handles, texts, loc="upper center", ncol=3, fontsize=9, frameon=False,
+                   bbox_to_anchor=(0.5, 0.0))
     return fig
 
 
@@ -1012,14 +1071,11 @@ def data_figure(images: Sequence[np.ndarray], maps_a: Mapping[str, np.ndarray],
                 maps_b: Mapping[str, np.ndarray], labels: tuple[str, str],
                 methods: Sequence[str] | None = None, title: str | None = None):
     """Maps of two models side by side: one row per method, per image three panels (the image,
-    model a's map, model b's map), each map as |map| over its 99th percentile, a colour bar."""
+    model a's map, model b's map), each map as |map| over its 99th percentile, a colour bar;
+    text at 9 pt or more, within the 750 px column."""
     methods = list(methods or maps_a)
     k = len(images)
-    ncols = 3 * k
-    cell = min(0.62, 6.4 / ncols)
-    fig, axes = plt.subplots(len(methods), ncols, figsize=(cell * ncols + 1.1,
-                                                           cell * len(methods) + 0.8),
-                             squeeze=False)
+    fig, axes = _grid(len(methods), 3 * k, title=title)
     for i, m in enumerate(methods):
         for j in range(k):
             panels = [(images[j], "image", None), (_shown(maps_a[m][j]), labels[0], 1),
@@ -1027,13 +1083,11 @@ def data_figure(images: Sequence[np.ndarray], maps_a: Mapping[str, np.ndarray],
             for c, (img, head, vmax) in enumerate(panels):
                 ax = axes[i, 3 * j + c]
                 ax.imshow(img, cmap="gray", vmin=0, vmax=vmax)
-                ax.set_xticks([])
-                ax.set_yticks([])
                 if i == 0:
-                    ax.set_title(head, fontsize=7, rotation=60, ha="left", va="bottom")
-        axes[i, 0].set_ylabel(method_label(m), rotation=0, ha="right", va="center", fontsize=8)
-    fig.subplots_adjust(wspace=0.04, hspace=0.06, left=0.18, right=0.9, top=0.86, bottom=0.02)
-    return _grey_bar_and_title(fig, title)
+                    ax.set_title(head, fontsize=9, rotation=60, ha="left", va="bottom")
+        axes[i, 0].set_ylabel(_wrapped(method_label(m)), rotation=0, ha="right", va="center",
+                              fontsize=9)
+    return _grey_bar_and_title(fig, axes, title)
 
 
 def independent_table(scores: pd.DataFrame, steps: Sequence[str],
@@ -1075,19 +1129,18 @@ IMAGENET_BLOCKS = imagenet_blocks
 
 
 def check_full_data(data_root, archs: Sequence[str]) -> list[str]:
-    """Fail before anything runs: torchvision's ImageNet weights of ``archs`` in the torch hub
-    cache and the ILSVRC 2012 validation images under ``data_root``. Returns the plan."""
+    """Fail before anything runs, with everything at once: one table of torchvision's ImageNet
+    weights of ``archs`` (downloaded by torchvision where a network exists) and the ILSVRC 2012
+    validation images under ``data_root``, one error naming every missing row. Returns the
+    plan."""
     unknown = [a for a in archs if a not in IMAGENET_LAYERS]
     if unknown:
         raise ValueError(f"the full profile runs {list(IMAGENET_LAYERS)}; unknown {unknown}")
-    missing = [f"{a}: {p} (from {url})" for a in archs for p, url in [imagenet_weights_file(a)]
-               if not p.is_file()]
-    if missing:
-        raise FileNotFoundError("the full profile needs torchvision's ImageNet weights in the "
-                                "torch hub cache (they are never downloaded here): "
-                                + "; ".join(missing))
-    if data_root is None or not imagenet_root(data_root).is_dir():
-        raise DataMissingError("ImageNet 2012 validation", ["data_root"], WHERE)
+    # everything at once (lib.data.needs): one table, one error naming every missing row
+    root = imagenet_root(data_root) if data_root is not None else None
+    require("the sanity-checks chapter",
+            [Need.file("ImageNet 2012 validation images (ILSVRC, folder)", root, WHERE, folder=True)]
+            + [weights_need(a) for a in archs])
     return [f"{a} on ILSVRC 2012 val" for a in archs]
 
 
@@ -1104,13 +1157,16 @@ def imagenet_run(arch: str, data_root, n: int, sizes: Mapping[str, Any], device=
                              seed=seed)
 
 
-def _grey_bar_and_title(fig, title: str | None):
-    """The grid's one colour bar (|map| scaled to [0, 1] in grey) and its title."""
-    cax = fig.add_axes([0.915, 0.1, 0.015, 0.7])
+def _grey_bar_and_title(fig, axes, title: str | None):
+    """The grid's one colour bar (|map| scaled to [0, 1] in grey) beside its panels, its text at
+    9 pt, and its title."""
+    first, last = axes[0, -1].get_position(), axes[-1, -1].get_position()
+    width = fig.get_figwidth()
+    cax = fig.add_axes([last.x1 + 0.08 / width, last.y0, 0.12 / width, first.y1 - last.y0])
     cb = fig.colorbar(mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(0, 1), cmap="gray"),
                       cax=cax)
-    cb.set_label("|map| / its 99th percentile", fontsize=8)
-    cb.ax.tick_params(labelsize=7)
+    cb.set_label("|map| / its 99th\npercentile", fontsize=9)
+    cb.ax.tick_params(labelsize=9)
     if title:
-        fig.suptitle(title, fontsize=9, y=0.995)
+        fig.suptitle(title, fontsize=10, y=0.995)
     return fig

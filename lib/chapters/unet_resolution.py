@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import matplotlib as mpl
@@ -36,10 +37,12 @@ from torch import nn
 from lib import cam, fast, metrics, verdict
 from lib.data.errors import DataMissingError
 from lib.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize_imagenet
+from lib.data.needs import Need, require, weights_need
 from lib.data.scenes import make_scenes
+from lib.data.unet_folder import FOLDER as UNET_FOLDER
+from lib.data.unet_folder import WHERE as UNET_WHERE
 from lib.data.unet_folder import list_unet_folder, load_unet_folder, unet_folder_dir
 from lib.models.heads import Normalized
-from lib.models.zoo import imagenet_weights_file
 from lib.plot import METHOD_LABELS, overlay
 from lib.results import ResultsStore
 from lib.train import DataBundle, TrainConfig, load_or_train, torch_threads
@@ -154,13 +157,19 @@ def check_data(profile: str, data_root) -> None:
     not read) and the torchvision ResNet50 ImageNet weights."""
     if profile != "full":
         return
-
+    # everything at once (lib.data.needs): one table, one error naming every missing row
+    try:
+        root = unet_folder_dir(data_root)
+    except DataMissingError:
+        root = None if data_root is None else Path(data_root) / UNET_FOLDER
+    require("the U-Net resolution chapter",
+            [Need.file(f"the data folder's {what}", root and root / sub, UNET_WHERE, folder=True)
+             for what, sub in (("training images", "train/images"),
+                               ("test images", "test/images"), ("test masks", "test/masks"))]
+            + [weights_need("resnet50")])
+    # then the files themselves: a mask for every test image, every class folder listed
     list_unet_folder(data_root, "train", masks=False)
     list_unet_folder(data_root, "test", masks=True)
-    path, url = imagenet_weights_file("resnet50")
-    if not path.is_file():
-        raise DataMissingError("ResNet50 ImageNet weights (the paper's reference network)",
-                               [str(path)], f"{url} (torchvision downloads it there)")
 
 
 def folder_data(data_root, size: int = _FULL["size"]):
@@ -1189,7 +1198,7 @@ def plot_sweep(sc: Scores, threshold: float):
         ax.axvline(threshold, color="black", lw=0.8, ls="--")
         ax.set_title(METHOD_LABELS[m])
         ax.set_xlabel("reference threshold t")
-    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    axes[-1].legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 
@@ -1266,7 +1275,7 @@ def plot_reference(sc: Scores, threshold: float):
     ax.axvline(threshold, color="black", lw=0.8, ls="--")
     ax.set_xlabel("reference threshold t")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=8, frameon=False)
+    ax.legend(fontsize=9, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -1281,7 +1290,7 @@ def _grid(images, columns: dict[str, torch.Tensor], truth, ref_mask, size: float
     """Rows of images: the image with the true mask (lime) and the reference mask (white,
     dashed) outlined, then one map per column, over the image, with both outlines."""
     n, ncol = len(images), len(columns) + 1
-    cell = min(size, 7.5 / ncol)
+    cell = min(size, 7.2 / ncol)
     fig, axes = plt.subplots(n, ncol, figsize=(cell * ncol, cell * n + 0.55), squeeze=False)
     for i in range(n):
         img = images[i, 0].numpy() if images.shape[1] == 1 else images[i].permute(1, 2, 0).numpy()
@@ -1298,7 +1307,7 @@ def _grid(images, columns: dict[str, torch.Tensor], truth, ref_mask, size: float
                       pad=0.02, aspect=40, shrink=0.8)
     cb.set_label("map (min-max); lime: true object mask; white dashed: reference mask",
                  fontsize=9)
-    cb.ax.tick_params(labelsize=8)
+    cb.ax.tick_params(labelsize=9)
     return fig
 
 

@@ -24,6 +24,7 @@ from lib import fast, verdict
 from lib.data.errors import DataMissingError
 from lib.data.fashion_mnist import CLASSES
 from lib.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize_imagenet
+from lib.data.needs import Need, require
 from lib.data.stack_folders import WHERE, load_stack_folder, stack_folder_dir
 from lib.data.stackmix import stack_mix
 from lib.metrics import dead_zone_ratio, is_empty
@@ -37,7 +38,7 @@ from lib.rf import dead_zone
 from lib.train import load_data, recipe_path
 
 __all__ = [
-    "SIZES", "TABLE1_METHODS", "EIGEN_OURS", "EIGEN_SIGNS", "PAPER_TABLE1", "PAPER_ACCURACY",
+    "SIZES", "COST", "TABLE1_METHODS", "EIGEN_OURS", "EIGEN_SIGNS", "PAPER_TABLE1", "PAPER_ACCURACY",
     "PAPER_EPOCHS", "PAPER_IMAGES", "PAPER_DEAD_ROWS", "PAPER_MODEL", "STAND_IN", "RECIPES",
     "authors_files", "check_data", "Table1Data", "table1_data", "masked_zone_rows", "wall_scores",
     "score_batch", "run_table1", "table1_stats", "table1", "ordering_verdict", "what_moved",
@@ -91,6 +92,11 @@ SIZES = {
     "n_show": {"smoke": 2, "default": 4, "full": 4},
     "stackmix_pool": {"smoke": 2000, "default": 2000, "full": None},
 }
+#: the run time per profile, measured (``lib.notebook.setup`` prints it above the run)
+COST = {"smoke": "about 15 seconds on a CPU",
+        "default": "about 15 seconds on a 2-core CPU with the committed models",
+        "full": "about an hour on one GPU (the authors' VGG16 at 224 px on STACK-MIX and "
+                "STACK-GEN)"}
 BATCH = 10  # images per record of the results store
 
 
@@ -123,9 +129,25 @@ def authors_files(data_root) -> tuple[Path, dict[str, Path]]:
 
 
 def check_data(profile: str, data_root) -> None:
-    """Fail at the start, not after an hour: the full profile needs :func:`authors_files`."""
-    if profile == "full":
-        authors_files(data_root)
+    """Fail at the start, not after an hour: on the full profile, one table of everything it
+    needs (the authors' weights, STACK-MIX, STACK-GEN; ``lib.data.needs.require``) and one error
+    naming every missing row."""
+    if profile != "full":
+        return
+    root = Path(data_root) if data_root is not None else None
+    weights = None
+    if root is not None:
+        candidates = [root / "stack" / "params_vgg16_masked.pt", root / "params_vgg16_masked.pt"]
+        weights = next((p for p in candidates if p.is_file()), candidates[0])
+    needs = [Need.file("Taimeskhanov et al.'s masked VGG16 weights (params_vgg16_masked.pt)",
+                       weights, f"{AUTHORS_WEIGHTS_URL}, put in DATA_ROOT/stack/")]
+    for kind, label in (("stackmix", "STACK-MIX"), ("stackgen", "STACK-GEN")):
+        folder = stack_folder_dir(root, kind) if root is not None else None
+        need = Need.file(f"{label} images (a folder of .png / .jpg)", folder, WHERE, folder=True)
+        need.present = need.present and any(folder.iterdir())
+        needs.append(need)
+    require("the walls experiments chapter", needs)
+    authors_files(data_root)
 
 
 @dataclass

@@ -28,7 +28,7 @@ from lib.models.one_conv import OneConvNet, effective_weight, mnist_one_conv_net
 from lib.plot import colorbar, mark_dead_zone
 
 __all__ = [
-    "SIZES", "PAPER_FILTERS", "PROP2_ERRORS", "gradcam_alpha_autograd",
+    "SIZES", "COST", "PAPER_FILTERS", "PROP2_ERRORS", "gradcam_alpha_autograd",
     "gradcam_alpha_closed_form", "gradcam_map", "patch_norms", "theorem3_bound",
     "theorem3_expectation", "ensemble_gradcam", "monte_carlo_gradcam", "MonteCarloResult",
     "bound_check", "sign_check", "prop2_table", "theorem3_table", "predicted_class_table",
@@ -47,6 +47,10 @@ SIZES = {
     "image_index": {"smoke": 0, "default": 0, "full": 0},
     "prop2_filters": {"smoke": 32, "default": 256, "full": 256},
 }
+#: the run time per profile, measured (``lib.notebook.setup`` prints it above the run)
+COST = {"smoke": "about 10 seconds on a CPU",
+        "default": "about 15 seconds on a 2-core CPU",
+        "full": "several minutes on a 2-core CPU (ten times the default's random draws)"}
 
 #: The paper's set-up for Figure 3 and Theorem 3 (Section 2.3, the authors' MNIST code).
 PAPER_FILTERS = 256

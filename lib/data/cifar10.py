@@ -7,12 +7,15 @@ GRADCAM_BOOK_ALLOW_DOWNLOAD set (the Colab install cell sets it).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
 
+from ..environment import random_stand_ins
 from ..paths import CACHE_DIR
 from .errors import DataFormatError, DataMissingError
 
@@ -63,8 +66,13 @@ def load_cifar10(split: str = "train", data_root: str | Path | None = None,
                                    f"{e})", searched=roots) from e
     if root is None:
         raise DataMissingError("CIFAR-10", [FOLDER + "/"], WHERE, searched=roots)
+    # the rehearsal's miniature batches cannot match the published md5s: its check is skipped
+    # there (and only there)
+    unchecked = (mock.patch("torchvision.datasets.cifar.check_integrity", lambda *a, **k: True)
+                 if random_stand_ins() else contextlib.nullcontext())
     try:
-        ds = CIFAR10(str(root), train=split == "train", download=False)
+        with unchecked:
+            ds = CIFAR10(str(root), train=split == "train", download=False)
     except RuntimeError as e:  # torchvision: "Dataset not found or corrupted"
         raise DataFormatError(root / FOLDER, "a file is missing or differs from the published "
                               "one (torchvision's md5 check); extract the archive again") from e
