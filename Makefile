@@ -66,11 +66,13 @@ smoke-notebooks: setup
 	done
 
 # The book on the smoke profile, from the executed notebooks (not run a second time; only the
-# introduction's small cell runs), with the wheel in _static/: what the browser test reads.
+# introduction's small cell runs), with the wheel and the executed notebooks in _static/: what the
+# browser test reads.
 smoke-book: smoke-notebooks wheel
 	$(BIN)/python book/_ext/stage_smoke_book.py $(SMOKE) $(SMOKE_BOOK)
 	$(BIN)/jupyter-book build $(SMOKE_BOOK) --warningiserror --keep-going --quiet
 	cp $(WHEEL)/*.whl $(SMOKE_BOOK)/_build/html/_static/
+	$(BIN)/python book/_ext/executed_notebooks.py $(SMOKE) $(SMOKE_BOOK)/_build/html
 
 # ruff over the library, the tests and the notebooks ([tool.ruff] in pyproject.toml): seconds, so
 # that `make test` stops on a lint error before anything slow
@@ -84,6 +86,7 @@ book: setup wheel
 	$(call CLEAR_CLAIMS,default)
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 	cp $(WHEEL)/*.whl _build/html/_static/
+	$(BIN)/python book/_ext/executed_notebooks.py _build/jupyter_execute/notebooks _build/html
 	@echo "The book is in _build/html/index.html"
 
 clean:
