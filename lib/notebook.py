@@ -1,6 +1,7 @@
 """The set-up every notebook runs after its papermill ``parameters`` cell."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import sys
@@ -130,8 +131,6 @@ def rehearsal_sizes(sizes: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError(f"{SIZES_VARIABLE} is set but this is not the rehearsal "
                            "(GRADCAM_BOOK_REHEARSAL=1): unset it, and pass sizes as the notebook's "
                            "parameters")
-    import json
-
     over = json.loads(raw)
     unknown = sorted(set(over) - set(sizes))
     if unknown:
