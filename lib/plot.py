@@ -7,7 +7,11 @@ a ``{glue:figure}`` directive that gives it its number, caption, alt text and a 
 full-size image (see ``figure``'s docstring; ``check_figure_markup`` checks the directive).
 
 A chapter calls ``style()`` once; figures are then drawn for the book's ~750 px text column at
-100 dpi (7.5 inches wide), so that 9 pt text is ~12 px on screen and no text is below ~9 px.
+100 dpi (7.5 inches wide), so that 9 pt text is ~12 px on screen and no text is below ~9 px. On a
+phone (390 px window) the column is 358 px and every figure is scaled to it: a full-width figure's
+9 pt text is then ~6 px, the least ``figure`` accepts there, so figure text is 9 pt or more, a
+figure is at most ~7.3 inches wide, and a grid that would need smaller text gets fewer panels per
+row.
 Photo grids go out as JPEG through ``show(fig)`` to keep each page under ~2.5 MB.
 """
 from __future__ import annotations
@@ -28,7 +32,7 @@ from .verdict import NOT_RUN, OUTCOME_COLOURS
 __all__ = ["style", "method_label", "METHOD_LABELS", "INPUT_ATTRIBUTIONS", "as_image", "overlay",
            "draw_boxes", "signed_map", "mark_dead_zone", "method_grid", "signed_grid", "colorbar", "shared_colorbar",
            "attribution_image", "show", "text_px_on_screen", "interval_plot", "verdict_figure",
-           "TEXT_COLUMN_PX", "DPI", "MIN_TEXT_PX", "figure", "FigureError", "heat_maps_without_colorbar",
+           "TEXT_COLUMN_PX", "DPI", "MIN_TEXT_PX", "PHONE_COLUMN_PX", "MIN_PHONE_TEXT_PX", "figure", "FigureError", "heat_maps_without_colorbar",
            "figure_directives", "check_figure_markup"]
 
 #: width of the book's text column (px) and the figure resolution: a 7.5-inch figure fills it
@@ -36,6 +40,12 @@ TEXT_COLUMN_PX = 750
 DPI = 100
 #: the smallest figure text a reader should meet on screen (px)
 MIN_TEXT_PX = 9.0
+#: width of the text column on a 390 px phone (px; measured in headless Chromium, and
+#: tests/test_book_browser.py fails if the book's column gets narrower), where every figure is
+#: scaled down to fit: 0.48 of the 750 px column
+PHONE_COLUMN_PX = 358
+#: the smallest figure text on that phone (px): 9 pt (12.5 px) on a figure saved up to ~745 px wide
+MIN_PHONE_TEXT_PX = 6.0
 
 #: display names of every method of lib.cam.METHODS
 METHOD_LABELS = {
@@ -118,14 +128,14 @@ def draw_boxes(ax, boxes, color="lime", lw=1.5, labels: Sequence[str] | None = N
         ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
                                edgecolor=color, lw=lw))
         if labels is not None:
-            ax.text(x0, y0, labels[k], color="black", fontsize=8, va="bottom",
+            ax.text(x0, y0, labels[k], color="black", fontsize=9, va="bottom",
                     bbox=dict(facecolor=color, alpha=0.85, edgecolor="none", pad=1))
 
 
 def colorbar(ax, mappable, label: str | None = None, orientation: str = "vertical"):
-    """A colour bar beside ``ax`` for ``mappable`` (what ``imshow`` returned), its ticks at 8 pt."""
+    """A colour bar beside ``ax`` for ``mappable`` (what ``imshow`` returned), its ticks at 9 pt."""
     cb = ax.figure.colorbar(mappable, ax=ax, fraction=0.046, pad=0.03, orientation=orientation)
-    cb.ax.tick_params(labelsize=8)
+    cb.ax.tick_params(labelsize=9)
     if label:
         cb.set_label(label, fontsize=9)
     return cb
@@ -249,7 +259,7 @@ def mark_dead_zone(ax, first_row: float, width: float, height: float, color="red
                            alpha=alpha, lw=0, hatch=hatch, edgecolor=color))
     ax.axhline(first_row - 0.5, color=color, lw=1.2)
     if label:
-        ax.text(1, height - 2, label, color="black", fontsize=8, va="bottom",
+        ax.text(1, height - 2, label, color="black", fontsize=9, va="bottom",
                 bbox=dict(facecolor="white", alpha=0.85, edgecolor=color, pad=1.5))
 
 
@@ -273,7 +283,9 @@ def method_grid(images: Sequence, maps: dict, boxes: Sequence | None = None,
     per_block = max(1, max_cols - 1)
     blocks = [methods[i:i + per_block] for i in range(0, len(methods), per_block)]
     ncols = min(len(methods), per_block) + 1
-    cell = min(size, (TEXT_COLUMN_PX / DPI) / ncols)
+    # the saved image (0.1 inch of margin each side, the row labels to the left) fits the column
+    avail = TEXT_COLUMN_PX / DPI - 0.25 - (0.45 if row_labels is not None else 0.0)
+    cell = min(size, avail / ncols)
     fig, axes = plt.subplots(n * len(blocks), ncols, figsize=(cell * ncols, cell * n * len(blocks) + 0.4),
                              squeeze=False)
     heat = None
@@ -317,7 +329,7 @@ def shared_colorbar(fig, label: str, cmap: str = "jet", vmin: float = 0.0, vmax:
     cb = fig.colorbar(sm, ax=list(fig.axes) if axes is None else list(axes),
                       orientation="horizontal", fraction=0.04, pad=0.02, aspect=40, shrink=0.8)
     cb.set_label(label, fontsize=9)
-    cb.ax.tick_params(labelsize=8)
+    cb.ax.tick_params(labelsize=9)
     return cb
 
 
@@ -378,7 +390,9 @@ _FORMATS = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg"}
 
 
 def figure(fig, name: str, *, format: str = "png", quality: int = 85,
-           min_text_px: float = MIN_TEXT_PX, column_px: float = TEXT_COLUMN_PX) -> None:
+           min_text_px: float = MIN_TEXT_PX, column_px: float = TEXT_COLUMN_PX,
+           min_phone_text_px: float = MIN_PHONE_TEXT_PX,
+           phone_column_px: float = PHONE_COLUMN_PX) -> None:
     """Put ``fig`` on the page: every figure of the book goes through here.
 
     It checks the figure and refuses it (``FigureError``, naming the figure and the fix) when
@@ -386,6 +400,10 @@ def figure(fig, name: str, *, format: str = "png", quality: int = 85,
     - its smallest text would be under ``min_text_px`` (9 px) on screen once the saved image is
       scaled to the ``column_px`` (750 px) text column of a 1366 px window (``text_px_on_screen``):
       draw fewer panels per row, a narrower figure or a larger font;
+    - its smallest text would be under ``min_phone_text_px`` (6 px) once the image is scaled to the
+      ``phone_column_px`` (358 px) column of a 390 px phone, where every figure is shown at the
+      column's width: 9 pt on a figure saved up to ~745 px wide passes, 8 pt does not; use 9 pt
+      or more on a figure of at most ~7.3 inches, or split a wide grid into more rows;
     - a heat map (one value per pixel through a colour map that is not grey) has no colour bar
       with its colour map (``heat_maps_without_colorbar``; add ``colorbar(ax, im, label)``).
 
@@ -425,14 +443,19 @@ def figure(fig, name: str, *, format: str = "png", quality: int = 85,
 
     width, height = PILImage.open(io.BytesIO(data)).size
     px = text_px_on_screen(fig, column_px, width_px=width)
-    if px < min_text_px:
-        smallest = min(_texts(fig), key=lambda t: t.get_fontsize())
-        plt.close(fig)
-        raise FigureError(
-            f"figure {name!r}: its smallest text ({smallest.get_text()[:40]!r}, "
-            f"{smallest.get_fontsize():g} pt) is {px:.1f} px on screen, under {min_text_px:g} px: "
-            f"the {width} px wide image is scaled to the {column_px:g} px text column. Draw fewer "
-            "panels per row (more rows), a narrower figure, or larger text")
+    phone_px = text_px_on_screen(fig, phone_column_px, width_px=width)
+    for shown, least, where in ((px, min_text_px, f"the {column_px:g} px text column"),
+                                (phone_px, min_phone_text_px,
+                                 f"a phone's {phone_column_px:g} px column")):
+        if shown < least:
+            smallest = min(_texts(fig), key=lambda t: t.get_fontsize())
+            plt.close(fig)
+            raise FigureError(
+                f"figure {name!r}: its smallest text ({smallest.get_text()[:40]!r}, "
+                f"{smallest.get_fontsize():g} pt) is "
+                f"{shown:.{1 if round(shown, 1) < least else 2}f} px on screen, under {least:g} px: "
+                f"the {width} px wide image is scaled to {where}. Use 9 pt text or more, draw "
+                "fewer panels per row (more rows) or a narrower figure")
     missing = heat_maps_without_colorbar(fig)
     if missing:
         plt.close(fig)
@@ -441,7 +464,8 @@ def figure(fig, name: str, *, format: str = "png", quality: int = 85,
     # lazy: optional: only inside a notebook
     from IPython.display import Image
 
-    record = {"text_px": round(px, 2), "width_px": width, "height_px": height}
+    record = {"text_px": round(px, 2), "phone_text_px": round(phone_px, 2), "width_px": width,
+              "height_px": height}
     img = Image(data=data, format=fmt, width=width, metadata={"lib.plot": record})
     plt.close(fig)
     try:
@@ -571,7 +595,7 @@ def verdict_figure(rows, kinds: Sequence[str] = ("paper", "finding"), ncols: int
         return None
     ncols = max(1, min(ncols, len(drawn)))
     nrows = -(-len(drawn) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(7.5, 1.45 * nrows + 0.3), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7.2, 1.45 * nrows + 0.3), squeeze=False)
     for ax in axes.ravel()[len(drawn):]:
         ax.set_visible(False)
     for ax, c in zip(axes.ravel(), drawn):
@@ -597,7 +621,7 @@ def verdict_figure(rows, kinds: Sequence[str] = ("paper", "finding"), ncols: int
         ax.set_ylim(-1, 1)
         ax.set_yticks([])
         ax.spines["left"].set_visible(False)
-        name = c.claim_id if len(c.claim_id) <= 26 else c.claim_id[:25] + "…"
+        name = c.claim_id if len(c.claim_id) <= 20 else c.claim_id[:19] + "…"  # titles apart
         ax.set_title(f"{name}: {v.outcome}", fontsize=9, loc="left", color=colour)
         ax.tick_params(axis="x", labelsize=9)
         ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(4))
@@ -606,7 +630,8 @@ def verdict_figure(rows, kinds: Sequence[str] = ("paper", "finding"), ncols: int
                plt.Line2D([], [], color="0.35", linestyle="-", label="the paper's number"),
                plt.Line2D([], [], color="0.2", marker="o", linestyle="-",
                           label="ours, 95 % interval")]
-    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=9, frameon=False,
-               bbox_to_anchor=(0.5, -0.02))
-    fig.tight_layout(rect=(0, 0.06, 1, 1), h_pad=1.6)
+    # two columns: four in a row made the legend, and the saved image, wider than the text column
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=9, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout(rect=(0, 0.5 / fig.get_figheight(), 1, 1), h_pad=1.6)
     return fig

@@ -279,3 +279,29 @@ def test_count_layer_counts_each_library_by_hand():
     assert c.loc[("ablationcam", "pytorch-grad-cam"), "forward passes"] == 2 + 6
     assert c.loc[("ablationcam", "ours"), "forward passes"] == 1
     assert c.loc[("ablationcam", "ours"), "passes above the layer"] == 3 + 6
+
+
+def test_the_cost_figure_reads_on_a_phone(monkeypatch):
+    """Fifteen methods' bars with their names: 10.5 pt text within the 750 px column, ~7 px on a
+    390 px phone (it was ~4-5 px), checked by lib.plot.figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import myst_nb
+    import numpy as np
+
+    from lib import plot
+
+    ec = cost
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, obj, display=True: glued.setdefault(name, obj))
+    v = np.geomspace(1, 3000, len(ec.METHODS))
+    times = pd.DataFrame({"method": ec.METHODS, "ours / forward": v,
+                          "ours / forward range": [(a * 0.8, a * 1.2) for a in v],
+                          "pytorch-grad-cam / ours": np.full(len(v), 5.0),
+                          "Captum / ours": np.full(len(v), np.nan)})
+    with matplotlib.rc_context():
+        plot.style()
+        plot.figure(ec.cost_figure(times), "fig-cost")
+    record = glued["fig-cost"].metadata["lib.plot"]
+    assert record["width_px"] <= plot.TEXT_COLUMN_PX and record["phone_text_px"] >= 7

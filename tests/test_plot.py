@@ -212,6 +212,40 @@ def test_figure_refuses_a_grid_too_wide_for_the_column(glued):
     assert glued["fig-grid"].metadata["lib.plot"]["text_px"] == pytest.approx(12.5)
 
 
+def test_figure_refuses_text_a_phone_would_shrink_below_six_pixels(glued):
+    """On a 390 px phone every figure is scaled to the 358 px column (0.48 of 750 px): 8 pt text
+    on a full-width figure is 11.1 px at 1366 px, readable, but 5.3 px on the phone."""
+    def full_width(pt, inches=7.3):
+        fig, ax = plt.subplots(figsize=(inches, 2))  # saved with 0.1 inch of margin each side
+        ax.set_position([0, 0, 1, 1])  # nothing for bbox_inches="tight" to crop
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "Grad-CAM", fontsize=pt, ha="center")
+        return fig
+
+    fig = full_width(8)
+    assert plot.text_px_on_screen(fig) == pytest.approx(8 * 100 / 72)  # 11.1 px: passes at 1366
+    assert plot.text_px_on_screen(fig, plot.PHONE_COLUMN_PX, width_px=750) == pytest.approx(
+        8 * 100 / 72 * 358 / 750)
+    with pytest.raises(plot.FigureError, match=r"figure 'fig-phone': its smallest text "
+                                               r"\('Grad-CAM', 8 pt\) is 5\.3 px on screen, under "
+                                               r"6 px: the 750 px wide image is scaled to a "
+                                               r"phone's 358 px column"):
+        plot.figure(fig, "fig-phone")
+    assert "fig-phone" not in glued
+    with pytest.raises(plot.FigureError, match=r"is 5\.97 px on screen, under 6 px"):
+        plot.figure(full_width(9), "fig-phone")  # 12.5 px x 358 / 750 = 5.97 px
+    plot.figure(full_width(9, 7.2), "fig-phone")  # 740 px: 12.5 px x 358 / 740 = 6.05 px
+    record = glued["fig-phone"].metadata["lib.plot"]
+    assert (record["width_px"], record["text_px"], record["phone_text_px"]) == (740, 12.5, 6.05)
+    # a grid saved wider than the column is shrunk further on the phone: 9 pt at 1000 px is 4.5 px
+    fig, axes = plt.subplots(1, 10, figsize=(10, 1.5))
+    for ax in axes:
+        ax.set_title("Grad-CAM", fontsize=9)
+        ax.set_axis_off()
+    with pytest.raises(plot.FigureError, match=r"under 6 px.*phone's 358 px column.*more rows"):
+        plot.figure(fig, "fig-wide-grid")
+
+
 def test_figure_measures_the_saved_image_not_the_figure_size(glued):
     """A 7.5-inch figure whose colour bar label sticks out is saved wider than the column."""
     fig, ax = plt.subplots(figsize=(7.5, 2))

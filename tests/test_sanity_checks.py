@@ -396,3 +396,38 @@ def test_independent_measures_and_missing_orders_say_what_to_do():
         sc.independent_table(s, ["norm"])
     t = sc.step_means(s, ["norm"])
     assert list(t.columns) == ["after 'norm'"] and t.iloc[0, 0] == pytest.approx(0.15)
+
+
+def test_the_chapters_grids_pass_the_figure_check_on_a_phone(monkeypatch):
+    """Figure 2's cascade (nine methods, twelve columns) and the data randomisation's grid: every
+    text 9 pt or more within the 750 px column, so >= 6 px on a phone (lib.plot.figure refuses
+    the 7 pt titles these grids had); the ImageNet figure says where a network was not run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import myst_nb
+
+    from lib import plot
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, obj, display=True: glued.setdefault(name, obj))
+    methods = ["gradient", "guidedbackprop", "guidedgradcam", "gradcam", "gradcam++", "hirescam",
+               "layercam", "integratedgradients", "eigencam"]
+    steps = ["classifier", "head"] + [f"blocks.{i}" for i in range(6, -1, -1)] + ["stem"]
+    g = np.random.default_rng(0)
+    run = sc.Randomisation(None, None, {s: {m: g.random((1, 32, 32)) for m in methods}
+                                        for s in steps}, ["trained"] + steps, None, None, None,
+                           methods)
+    with matplotlib.rc_context():
+        plot.style()
+        plot.figure(sc.cascade_figure(run, g.random((32, 32, 3))), "fig-cascade")
+        maps = {m: g.random((3, 28, 28)) for m in methods}
+        plot.figure(sc.data_figure([g.random((28, 28))] * 3, maps, maps, ("true", "permuted")),
+                    "fig-data")
+        fig = sc.imagenet_figure({}, ["vgg16", "resnet50"])
+        assert [t.get_text() for ax in fig.axes for t in ax.texts][0].startswith(
+            "not run on this profile")
+        plot.figure(fig, "fig-imagenet")
+    for name in ("fig-cascade", "fig-data", "fig-imagenet"):
+        record = glued[name].metadata["lib.plot"]
+        assert record["width_px"] <= plot.TEXT_COLUMN_PX and record["phone_text_px"] >= 6, name
