@@ -7,7 +7,9 @@ error; have MathJax typeset every formula (no raw TeX left in the visible text o
 formula in a heading); load every image; link only to pages and anchors that exist;
 fit the viewport (nothing wider than the window); weigh at most 2.5 MB; show no Python object's
 repr in a cell's output (``Claim(chapter=...``, ``<... object at 0x...>``); break no word of a
-verdict box, a summary table or a caption across lines; have no element reach past the box that
+verdict box, a summary table or a caption across lines; at 390 px, make no table of the summary
+page or of a verdict box scroll sideways (they reflow), and give figures a text column at least as
+wide as the one ``lib.plot.figure`` checks their text for (``PHONE_COLUMN_PX``); have no element reach past the box that
 holds it (a verdict box's table, a figure in its cell) and no image, paragraph or caption wider
 than the window. The search page must find a
 chapter. The browser cannot reach any host but this machine (``--host-resolver-rules``), so a book
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from lib import plot
 from lib.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -215,6 +218,19 @@ const tooWide = [...document.querySelectorAll('article img, article p, article l
   .filter(e => e.tagName === 'IMG' || e.tagName === 'CAPTION' || !e.closest('td, th'))
   .filter(e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.right > window.innerWidth + 1; })
   .slice(0, 5).map(e => `${name(e)} (${Math.round(e.getBoundingClientRect().right)} px)`);
+// tables that need a sideways scroll to be read whole (wider than the box that scrolls them),
+// named by their caption or class: the summary page's and the verdict boxes' must reflow instead
+const scrollingTables = [...document.querySelectorAll('article table')].filter(t => {
+    for (let a = t.parentElement; a; a = a.parentElement) {
+      const o = getComputedStyle(a).overflowX;
+      if (o === 'auto' || o === 'scroll') return a.scrollWidth > a.clientWidth + 1;
+    }
+    return false; })
+  .map(t => ({name: ((t.querySelector('caption') || {}).innerText || name(t)).slice(0, 60),
+              mustReflow: !!t.closest('div.verdict-box') || t.matches('table.claim-table')}));
+// the column figures are scaled to: lib.plot.figure checks text for a phone's column this wide
+const figureColumn = Math.round((document.querySelector('article.bd-article section > p') || col)
+  .getBoundingClientRect().width);
 const resources = performance.getEntriesByType('resource');
 const nav = performance.getEntriesByType('navigation')[0];
 return {
@@ -239,6 +255,8 @@ return {
   brokenWords: brokenWords,
   spills: spills,
   tooWide: tooWide,
+  scrollingTables: scrollingTables,
+  figureColumn: figureColumn,
 };
 """
 
@@ -277,6 +295,10 @@ def _raw_tex(text: str) -> list[str]:
 
 
 WEIGHTS: dict[str, int] = {}
+#: pages whose every table reflows on a phone (no sideways scrolling): the summary
+REFLOW_PAGES = ("90_summary",)
+#: the chapters and the summary: pages with a text column (figures are checked against it)
+PAGE_HAS_TEXT = re.compile(r"notebooks/\d\d_")
 
 
 @pytest.mark.parametrize("width", list(WIDTHS), ids=list(WIDTHS))
@@ -323,6 +345,16 @@ def test_page_reads_well(server, browser, page, width):
     if info["tooWide"]:
         problems.append(f"images or text wider than the {info['innerWidth']} px window: "
                         f"{info['tooWide']}")
+    if width == "phone":
+        reflow = [t["name"] for t in info["scrollingTables"]
+                  if t["mustReflow"] or any(p in page for p in REFLOW_PAGES)]
+        if reflow:
+            problems.append(f"tables cut off at the screen's edge that must reflow on a phone "
+                            f"(stack or transpose, book/_static/book.css): {reflow[:3]}")
+        if PAGE_HAS_TEXT.search(page) and info["figureColumn"] < plot.PHONE_COLUMN_PX - 2:
+            problems.append(f"the text column is {info['figureColumn']} px on a phone, narrower "
+                            f"than the {plot.PHONE_COLUMN_PX} px lib.plot.figure checks figure "
+                            "text for: figures would be smaller than checked")
     dead = _dead_links(info["links"], server)
     if dead:
         problems.append(f"links to missing pages or anchors: {dead[:3]}")

@@ -485,6 +485,13 @@ def test_summary_page_names_chapters_with_and_without_records(cache, monkeypatch
     assert "No finding of this book is recorded" in page.table("finding").data
     tally = page.tally_table().to_html()
     assert "all papers" in tally and "✗ does not hold" in tally
+    # on a phone the table reflows (book.css, table.tally-table): every count carries its
+    # outcome as a label, so none depends on a column header hidden past the screen's edge
+    total = re.search(r'<tr class="claim-row tally-total">(.*?)</tr>', tally).group(1)
+    counts = re.findall(r'<td class="tally-count" data-label="([^"]+)">(\d+)</td>', total)
+    assert counts == [("✓ holds", "1"), ("✗ does not hold", "0"), ("? undecided", "1"),
+                      ("– not run here", "1")]
+    assert 'class="claim-table tally-table"' in tally and "<caption>" in tally
 
 
 def test_summary_groups_papers_in_reference_order_and_chapters_in_book_order(cache):
