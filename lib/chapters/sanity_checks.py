@@ -808,12 +808,13 @@ def paper_claims(scores: pd.DataFrame, top_step: str | None, tag: str, unit: str
 def full_claims(profile: str, runs: Mapping[str, "Randomisation"] | None = None,
                 archs: Sequence[str] = tuple(IMAGENET_LAYERS)) -> list[dict]:
     """The paper's claims on torchvision's ImageNet networks and ILSVRC 2012 val images (the
-    ``full`` profile's ``runs``: arch -> :class:`Randomisation`); on the other profiles the
-    same claims, "not run here". Ids ``<key>-<arch>``."""
+    ``full`` profile's ``runs``: arch -> :class:`Randomisation`); on the other profiles, and for
+    an architecture the reader left out of ``imagenet_archs``, the same claims, "not run here".
+    Ids ``<key>-<arch>``."""
     out = []
     for arch in archs:
         what = f"torchvision's ImageNet {arch}, ILSVRC 2012 val images"
-        if profile == "full":
+        if profile == "full" and arch in (runs or {}):
             run = runs[arch]
             with torch.device("meta"):  # the names only: no memory, no initialisation
                 top = top_block_label(imagenet_blocks(arch, build(arch)), TOP_STEPS)

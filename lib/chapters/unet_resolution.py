@@ -413,7 +413,10 @@ class Experiment:
         sd = self.seeds[seed]
         x, y = self._take(sd.test, idx)
         with self._threads():
-            raw = cam.compute(sd.reference, x, REFERENCE[1], REFERENCE[0], target=y)
+            # full: torchvision's ResNet50 inside its normalisation (lib.models.heads.Normalized)
+            layer = (f"model.{REFERENCE[1]}" if hasattr(sd.reference, "model")
+                     and not hasattr(sd.reference, REFERENCE[1]) else REFERENCE[1])
+            raw = cam.compute(sd.reference, x, layer, REFERENCE[0], target=y)
         return postprocess(raw, x.shape[-2:]).cpu()
 
     def _threads(self):

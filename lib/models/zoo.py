@@ -283,7 +283,7 @@ def _load_state(model: nn.Module, path: str | Path) -> nn.Module:
     return model
 
 
-def build(name: str, num_classes: int | None = None, weights: str | Path | None = None,
+def build(name: str, /, num_classes: int | None = None, weights: str | Path | None = None,
           **kwargs) -> nn.Module:
     """The architecture ``name`` (see ``names()``; any other torchvision or timm architecture
     by its own name too), randomly initialised (``weights=None``), with
