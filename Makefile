@@ -78,6 +78,7 @@ smoke-book: smoke-notebooks wheel
 # that `make test` stops on a lint error before anything slow
 lint: setup
 	$(BIN)/ruff check lib tests notebooks
+	$(BIN)/ruff format --check lib tests notebooks
 
 test: setup lint browser smoke-book
 	REQUIRE_BOOK=1 $(BIN)/python -m pytest tests -n 2 --dist loadfile -q --durations=15

@@ -29,6 +29,7 @@ Ablation-CAM, occlusion) with other batch sizes and no CPU cap on them, each as 
 to the default accelerator ("fast path"). ``--compile`` times, instead, ``torch.compile`` of the
 accelerator's copy against the copy itself on one batch of masked images.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,12 +47,22 @@ from lib import cam, fast
 from lib.notebook import resolve_device
 
 DEFAULT_METHODS = ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam")
-PGC_CLASSES = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "xgradcam": "XGradCAM",
-               "hirescam": "HiResCAM", "layercam": "LayerCAM", "eigencam": "EigenCAM",
-               "scorecam": "ScoreCAM", "ablationcam": "AblationCAM"}
+PGC_CLASSES = {
+    "gradcam": "GradCAM",
+    "gradcam++": "GradCAMPlusPlus",
+    "xgradcam": "XGradCAM",
+    "hirescam": "HiResCAM",
+    "layercam": "LayerCAM",
+    "eigencam": "EigenCAM",
+    "scorecam": "ScoreCAM",
+    "ablationcam": "AblationCAM",
+}
 #: Captum's own classes for the methods the engine takes from Captum (the same arguments)
-CAPTUM_CLASSES = {"integratedgradients": "IntegratedGradients", "occlusion": "Occlusion",
-                  "gradientshap": "GradientShap"}
+CAPTUM_CLASSES = {
+    "integratedgradients": "IntegratedGradients",
+    "occlusion": "Occlusion",
+    "gradientshap": "GradientShap",
+}
 SLOW = ("scorecam", "ablationcam", "occlusion", "integratedgradients", "gradientshap")
 #: the variants ``--levers`` times: the accelerator's settings (``lib.fast.Settings``), or None
 #: for the engine without an accelerator
@@ -86,11 +97,13 @@ def clock(device: torch.device, kind: str = "wall") -> Callable[[Callable], tupl
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return (now() - t0) * 1e3, out
+
     return timed
 
 
-def interleave(rounds: Sequence[Sequence[str]], tasks: dict[str, Callable], repeats: int,
-               timed: Callable) -> list[dict[str, list[float]]]:
+def interleave(
+    rounds: Sequence[Sequence[str]], tasks: dict[str, Callable], repeats: int, timed: Callable
+) -> list[dict[str, list[float]]]:
     """Time every round's tasks in turn, all rounds, ``repeats`` times over: a change of load
     hits the tasks of a round alike. Every other repeat runs a round's tasks after its first
     (the forward the others are paired with) in reverse order, so that no task always follows
@@ -108,11 +121,15 @@ def paired(num: Sequence[float], den: Sequence[float]) -> dict[str, object]:
     """The ratios num[i] / den[i] of timings from the same round: their median, [min, max] and
     the list."""
     if len(num) != len(den) or not num:
-        raise ValueError(f"paired ratios need timings from the same rounds, got {len(num)} and "
-                         f"{len(den)}")
+        raise ValueError(
+            f"paired ratios need timings from the same rounds, got {len(num)} and {len(den)}"
+        )
     ratios = [a / b for a, b in zip(num, den)]
-    return {"median": statistics.median(ratios), "range": [min(ratios), max(ratios)],
-            "each": ratios}
+    return {
+        "median": statistics.median(ratios),
+        "range": [min(ratios), max(ratios)],
+        "each": ratios,
+    }
 
 
 def spread(times: Sequence[float]) -> list[float]:
@@ -150,8 +167,9 @@ def captum_kwargs(method: str, size: int) -> dict:
     return {}
 
 
-def reference_call(method: str, model, module, x, cam_batch: int, kwargs: dict | None = None
-                   ) -> Callable[[], np.ndarray]:
+def reference_call(
+    method: str, model, module, x, cam_batch: int, kwargs: dict | None = None
+) -> Callable[[], np.ndarray]:
     """A call of the reference library for ``method``: pytorch-grad-cam's class (its batch of
     masked inputs / ablations set to ``cam_batch``, its post-processing), or Captum's class with
     ``kwargs`` (raw attributions; occlusion with ``cam_batch // N`` windows a pass unless
@@ -166,6 +184,7 @@ def reference_call(method: str, model, module, x, cam_batch: int, kwargs: dict |
                 if hasattr(c, "batch_size"):
                     c.batch_size = cam_batch
                 return c(x, targets=None)
+
         return ref_call
     if method in CAPTUM_CLASSES:
         import captum.attr as ca
@@ -185,20 +204,36 @@ def reference_call(method: str, model, module, x, cam_batch: int, kwargs: dict |
                 torch.manual_seed(0)
                 np.random.seed(0)
             return cls(model).attribute(x, target=target, **kw).detach()
+
         return ref_call
     return None
 
 
-def our_call(model, x, layer, method, cam_batch: int, kwargs: dict | None = None,
-             settings: fast.Settings | None | str = "default") -> Callable[[], torch.Tensor]:
+def our_call(
+    model,
+    x,
+    layer,
+    method,
+    cam_batch: int,
+    kwargs: dict | None = None,
+    settings: fast.Settings | None | str = "default",
+) -> Callable[[], torch.Tensor]:
     """``cam.compute`` of one method with an accelerator of these ``settings`` (``"default"``:
     ``lib.fast.Settings()``; None: no accelerator), a new one per call, as a user's call makes."""
     settings = fast.Settings() if isinstance(settings, str) else settings
 
     def call():
         acc = None if settings is None else fast.Accelerator(settings)
-        return cam.compute(model, x, layer, method, batch_size=cam_batch,
-                           captum_kwargs=kwargs or None, accelerator=acc)
+        return cam.compute(
+            model,
+            x,
+            layer,
+            method,
+            batch_size=cam_batch,
+            captum_kwargs=kwargs or None,
+            accelerator=acc,
+        )
+
     return call
 
 
@@ -213,18 +248,39 @@ def agreement(method, model, x, layer, ours, ref, size) -> float:
     return float(np.abs(post - ref).max())
 
 
-def run(model_name="resnet50", layer="layer4", batch=16, device="cpu", methods=DEFAULT_METHODS,
-        repeats=5, size=224, seed=0, pgc=True, cam_batch=64, levers=False,
-        lever_batches=(16, 32, 128), clock_kind="wall"):
+def run(
+    model_name="resnet50",
+    layer="layer4",
+    batch=16,
+    device="cpu",
+    methods=DEFAULT_METHODS,
+    repeats=5,
+    size=224,
+    seed=0,
+    pgc=True,
+    cam_batch=64,
+    levers=False,
+    lever_batches=(16, 32, 128),
+    clock_kind="wall",
+):
     """The measurements behind the CLI, as the JSON object it prints (see the module doc)."""
     dev = resolve_device(device)
     model = bench_model(model_name, seed, dev)
     torch.manual_seed(seed)
     x = torch.randn(batch, 3, size, size, device=dev)
     module = cam.resolve_layer(model, layer)
-    result = {"model": model_name, "layer": layer, "batch": batch, "device": str(dev),
-              "size": size, "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "repeats": repeats, "cam_batch": cam_batch, "clock": clock_kind}
+    result = {
+        "model": model_name,
+        "layer": layer,
+        "batch": batch,
+        "device": str(dev),
+        "size": size,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "repeats": repeats,
+        "cam_batch": cam_batch,
+        "clock": clock_kind,
+    }
 
     def forward():
         with torch.no_grad():
@@ -244,7 +300,7 @@ def run(model_name="resnet50", layer="layer4", batch=16, device="cpu", methods=D
                     for i in range(batch):
                         for lo in range(0, channels, cam_batch):
                             n = min(cam_batch, channels - lo)
-                            model(x[i:i + 1].expand(n, -1, -1, -1) * 0.5)
+                            model(x[i : i + 1].expand(n, -1, -1, -1) * 0.5)
 
             tasks["forwards:scorecam"] = score_forwards
             rnd.append("forwards:scorecam")
@@ -257,8 +313,9 @@ def run(model_name="resnet50", layer="layer4", batch=16, device="cpu", methods=D
         if levers and method in SLOW:
             for name, lv in LEVER_VARIANTS.items():
                 if name != "fast path":
-                    tasks[f"lever:{method}:{name}"] = our_call(model, x, layer, method,
-                                                               cam_batch, kwargs[method], lv)
+                    tasks[f"lever:{method}:{name}"] = our_call(
+                        model, x, layer, method, cam_batch, kwargs[method], lv
+                    )
                     rnd.append(f"lever:{method}:{name}")
             if method in ("scorecam", "ablationcam", "occlusion"):
                 for b in lever_batches:
@@ -288,38 +345,59 @@ def run(model_name="resnet50", layer="layer4", batch=16, device="cpu", methods=D
         fwd = per_round_forward[j]
         lib = times[f"lib:{method}"]
         over = paired(lib, fwd)
-        row = {"lib_ms": statistics.median(lib), "lib_ms_range": spread(lib),
-               "over_forward": over["median"], "over_forward_range": over["range"],
-               "over_forwards_each": over["each"]}
+        row = {
+            "lib_ms": statistics.median(lib),
+            "lib_ms_range": spread(lib),
+            "over_forward": over["median"],
+            "over_forward_range": over["range"],
+            "over_forwards_each": over["each"],
+        }
         if method in refs:
             ref_t = times[f"ref:{method}"]
             ours = tasks[f"lib:{method}"]()
             ref_map = refs[method]()
             sp = paired(ref_t, lib)
-            row.update({"pgc_ms": statistics.median(ref_t), "pgc_ms_range": spread(ref_t),
-                        "speedup": sp["median"], "speedup_range": sp["range"],
-                        "speedups": sp["each"],
-                        "reference": "captum" if method in CAPTUM_CLASSES else
-                        "pytorch-grad-cam",
-                        "max_abs_diff": agreement(method, model, x, layer, ours, ref_map, size)})
+            row.update(
+                {
+                    "pgc_ms": statistics.median(ref_t),
+                    "pgc_ms_range": spread(ref_t),
+                    "speedup": sp["median"],
+                    "speedup_range": sp["range"],
+                    "speedups": sp["each"],
+                    "reference": "captum" if method in CAPTUM_CLASSES else "pytorch-grad-cam",
+                    "max_abs_diff": agreement(method, model, x, layer, ours, ref_map, size),
+                }
+            )
             if method in CAPTUM_CLASSES:
                 row["captum_ms"] = row["pgc_ms"]
         if method == "scorecam":
             bare = times["forwards:scorecam"]
             ob = paired(lib, bare)
-            row.update({"forwards_ms": statistics.median(bare),
-                        "forwards_before_after_ms": [bare[0], bare[-1]],
-                        "over_forwards": ob["median"], "over_forwards_range": ob["range"]})
+            row.update(
+                {
+                    "forwards_ms": statistics.median(bare),
+                    "forwards_before_after_ms": [bare[0], bare[-1]],
+                    "over_forwards": ob["median"],
+                    "over_forwards_range": ob["range"],
+                }
+            )
         lever_rows = {}
         for name in [n for n in times if n.startswith(f"lever:{method}:")]:
             lv = paired(times[name], lib)
-            lever_rows[name.split(":", 2)[2]] = {"ms": statistics.median(times[name]),
-                                                 "over_fast_path": lv["median"],
-                                                 "over_fast_path_range": lv["range"]}
+            lever_rows[name.split(":", 2)[2]] = {
+                "ms": statistics.median(times[name]),
+                "over_fast_path": lv["median"],
+                "over_fast_path_range": lv["range"],
+            }
         if lever_rows:
             result.setdefault("levers", {})[method] = {
-                "fast path": {"ms": row["lib_ms"], "over_fast_path": 1.0,
-                              "over_fast_path_range": [1.0, 1.0]}, **lever_rows}
+                "fast path": {
+                    "ms": row["lib_ms"],
+                    "over_fast_path": 1.0,
+                    "over_fast_path_range": [1.0, 1.0],
+                },
+                **lever_rows,
+            }
         result[method] = row
     if len(grad_methods) > 1:
         allg = paired(times["all_gradient"], per_round_forward[len(rounds) - 1])
@@ -348,32 +426,45 @@ def _range(r) -> str:
 
 def report(res: dict, methods: Sequence[str], file=sys.stderr) -> None:
     """The human-readable table."""
-    print(f"{res['model']} {res['layer']} batch {res['batch']} at {res['size']} px on "
-          f"{res['device']} ({res['threads']} threads), {res['repeats']} interleaved rounds, "
-          f"{res['clock']} clock: "
-          f"no-grad forward {res['forward_ms']:.1f} ms {_range(res['forward_ms_range'])}",
-          file=file)
+    print(
+        f"{res['model']} {res['layer']} batch {res['batch']} at {res['size']} px on "
+        f"{res['device']} ({res['threads']} threads), {res['repeats']} interleaved rounds, "
+        f"{res['clock']} clock: "
+        f"no-grad forward {res['forward_ms']:.1f} ms {_range(res['forward_ms_range'])}",
+        file=file,
+    )
     for m in methods:
         r = res[m]
-        line = (f"  {m:19s} lib {r['lib_ms']:9.1f} ms {_range(r['lib_ms_range']):>15s}  "
-                f"({r['over_forward']:.2f}x forward {_range(r['over_forward_range'])})")
+        line = (
+            f"  {m:19s} lib {r['lib_ms']:9.1f} ms {_range(r['lib_ms_range']):>15s}  "
+            f"({r['over_forward']:.2f}x forward {_range(r['over_forward_range'])})"
+        )
         if "pgc_ms" in r:
             who = "captum" if r["reference"] == "captum" else "pytorch-grad-cam"
-            line += (f"  {who} {r['pgc_ms']:9.1f} ms  speed-up {r['speedup']:.2f}x "
-                     f"{_range(r['speedup_range'])}  max|diff| {r['max_abs_diff']:.1e}")
+            line += (
+                f"  {who} {r['pgc_ms']:9.1f} ms  speed-up {r['speedup']:.2f}x "
+                f"{_range(r['speedup_range'])}  max|diff| {r['max_abs_diff']:.1e}"
+            )
         if "forwards_ms" in r:
-            line += (f"  its forwards {r['forwards_ms']:.1f} ms ({r['over_forwards']:.2f}x "
-                     f"{_range(r['over_forwards_range'])})")
+            line += (
+                f"  its forwards {r['forwards_ms']:.1f} ms ({r['over_forwards']:.2f}x "
+                f"{_range(r['over_forwards_range'])})"
+            )
         print(line, file=file)
     if "all_gradient_ms" in res:
-        print(f"  all {len(res['all_gradient_methods'])} gradient methods in one call: "
-              f"{res['all_gradient_ms']:.1f} ms ({res['all_gradient_over_forward']:.2f}x forward)",
-              file=file)
+        print(
+            f"  all {len(res['all_gradient_methods'])} gradient methods in one call: "
+            f"{res['all_gradient_ms']:.1f} ms ({res['all_gradient_over_forward']:.2f}x forward)",
+            file=file,
+        )
     for m, rows in res.get("levers", {}).items():
         print(f"  levers of {m} (time / the fast path's, paired):", file=file)
         for name, v in rows.items():
-            print(f"    {name:24s} {v['ms']:9.1f} ms  {v['over_fast_path']:.2f}x "
-                  f"{_range(v['over_fast_path_range'])}", file=file)
+            print(
+                f"    {name:24s} {v['ms']:9.1f} ms  {v['over_fast_path']:.2f}x "
+                f"{_range(v['over_fast_path_range'])}",
+                file=file,
+            )
     file.flush()
 
 
@@ -397,15 +488,25 @@ def compile_row(model, x: torch.Tensor, repeats: int = 5) -> dict:
 
         def once(fn):
             return lambda: fn(x)
-        timings = interleave([["copy", "compiled"]], {"copy": once(copy),
-                                                      "compiled": once(fast_c)},
-                             repeats, clock(x.device))[0]
+
+        timings = interleave(
+            [["copy", "compiled"]],
+            {"copy": once(copy), "compiled": once(fast_c)},
+            repeats,
+            clock(x.device),
+        )[0]
         diff = float((fast_c(x) - expected).abs().max())
     r = paired(timings["copy"], timings["compiled"])
-    return {"compile_s": compile_s, "compiled_ms": statistics.median(timings["compiled"]),
-            "copy_ms": statistics.median(timings["copy"]), "speedup": r["median"],
-            "speedup_range": r["range"], "max_abs_diff": diff, "batch": len(x),
-            "path": str(compiled.log[-1])}
+    return {
+        "compile_s": compile_s,
+        "compiled_ms": statistics.median(timings["compiled"]),
+        "copy_ms": statistics.median(timings["copy"]),
+        "speedup": r["median"],
+        "speedup_range": r["range"],
+        "max_abs_diff": diff,
+        "batch": len(x),
+        "path": str(compiled.log[-1]),
+    }
 
 
 def main(argv=None):
@@ -414,26 +515,47 @@ def main(argv=None):
     p.add_argument("--layer", default="layer4")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                   help="comma-separated; also scorecam, ablationcam (slow: try --batch 1) and "
-                        "Captum's integratedgradients, occlusion, gradientshap")
+    p.add_argument(
+        "--methods",
+        default=",".join(DEFAULT_METHODS),
+        help="comma-separated; also scorecam, ablationcam (slow: try --batch 1) and "
+        "Captum's integratedgradients, occlusion, gradientshap",
+    )
     p.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
     p.add_argument("--size", type=int, default=224)
-    p.add_argument("--cam-batch", type=int, default=64,
-                   help="batch of masked inputs / ablations / occlusions (both libraries)")
+    p.add_argument(
+        "--cam-batch",
+        type=int,
+        default=64,
+        help="batch of masked inputs / ablations / occlusions (both libraries)",
+    )
     p.add_argument("--no-pgc", action="store_true", help="time this library only")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads (default: torch's); on a machine shared with other jobs "
-                        "one thread avoids threads spinning for a core")
-    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                   help="wall: elapsed time; cpu: this process's CPU time (with --threads 1, "
-                        "robust to other jobs on a shared CPU)")
-    p.add_argument("--levers", action="store_true",
-                   help="also time the slow methods with each lever of lib.fast.Settings "
-                        "switched, and without an accelerator")
-    p.add_argument("--compile", action="store_true",
-                   help="time only torch.compile against the accelerator's copy, on one batch "
-                        "of --cam-batch images of --size px")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: torch's); on a machine shared with other jobs "
+        "one thread avoids threads spinning for a core",
+    )
+    p.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: elapsed time; cpu: this process's CPU time (with --threads 1, "
+        "robust to other jobs on a shared CPU)",
+    )
+    p.add_argument(
+        "--levers",
+        action="store_true",
+        help="also time the slow methods with each lever of lib.fast.Settings "
+        "switched, and without an accelerator",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="time only torch.compile against the accelerator's copy, on one batch "
+        "of --cam-batch images of --size px",
+    )
     a = p.parse_args(argv)
     if a.threads is not None:
         torch.set_num_threads(a.threads)
@@ -442,10 +564,13 @@ def main(argv=None):
         torch.manual_seed(0)
         x = torch.randn(a.cam_batch, 3, a.size, a.size, device=resolve_device(a.device))
         res = compile_row(model, x, a.repeats)
-        print(f"torch.compile: first call {res['compile_s']:.1f} s; then "
-              f"{res['compiled_ms']:.1f} ms a pass against the copy's {res['copy_ms']:.1f} ms "
-              f"({res['speedup']:.2f}x {_range(res['speedup_range'])}), max|diff| "
-              f"{res['max_abs_diff']:.1e}", file=sys.stderr)
+        print(
+            f"torch.compile: first call {res['compile_s']:.1f} s; then "
+            f"{res['compiled_ms']:.1f} ms a pass against the copy's {res['copy_ms']:.1f} ms "
+            f"({res['speedup']:.2f}x {_range(res['speedup_range'])}), max|diff| "
+            f"{res['max_abs_diff']:.1e}",
+            file=sys.stderr,
+        )
         print(json.dumps(res))
         return
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
@@ -455,8 +580,19 @@ def main(argv=None):
         p.error(f"unknown method(s) {unknown}; choose from {', '.join(known)}")
     if a.repeats < 1:
         p.error(f"--repeats must be at least 1, got {a.repeats}")
-    res = run(a.model, a.layer, a.batch, a.device, methods, a.repeats, a.size, pgc=not a.no_pgc,
-              cam_batch=a.cam_batch, levers=a.levers, clock_kind=a.clock)
+    res = run(
+        a.model,
+        a.layer,
+        a.batch,
+        a.device,
+        methods,
+        a.repeats,
+        a.size,
+        pgc=not a.no_pgc,
+        cam_batch=a.cam_batch,
+        levers=a.levers,
+        clock_kind=a.clock,
+    )
     report(res, methods)
     print(json.dumps(res))
 

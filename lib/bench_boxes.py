@@ -11,6 +11,7 @@ does not depend on what else the machine runs), ``maps_per_s`` (per wall-clock s
 median repeat, and the settings. Nagy et al.'s full profile needs at least 500 maps/s at 224 px on
 one core to keep up with a GPU (issue #11).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,15 @@ def maps_like_gradcam(n: int, size: int = 224, low: int = 7, seed: int = 0) -> t
     return cam.postprocess(raw, size)
 
 
-def run(n: int = 2000, size: int = 224, low: int = 7, repeats: int = 3, threshold: float = 0.15,
-        seed: int = 0, verbose: bool = True) -> dict:
+def run(
+    n: int = 2000,
+    size: int = 224,
+    low: int = 7,
+    repeats: int = 3,
+    threshold: float = 0.15,
+    seed: int = 0,
+    verbose: bool = True,
+) -> dict:
     """Time ``metrics.gradcam_boxes`` on ``n`` maps, ``repeats`` times, torch and OpenCV held to
     one thread (their thread counts are restored afterwards)."""
     threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
@@ -50,18 +58,28 @@ def run(n: int = 2000, size: int = 224, low: int = 7, repeats: int = 3, threshol
             rates.append(n / dt)
             cpu_rates.append(n / dc)
             if verbose:
-                print(f"repeat {r + 1}: {n} maps in {dt:.3f} s wall, {dc:.3f} s CPU = "
-                      f"{n / dc:,.0f} maps per CPU second ({n / dt:,.0f} per wall second)",
-                      file=sys.stderr)
+                print(
+                    f"repeat {r + 1}: {n} maps in {dt:.3f} s wall, {dc:.3f} s CPU = "
+                    f"{n / dc:,.0f} maps per CPU second ({n / dt:,.0f} per wall second)",
+                    file=sys.stderr,
+                )
     finally:
         torch.set_num_threads(threads)
         cv2.setNumThreads(cv_threads)
     rate, cpu_rate = statistics.median(rates), statistics.median(cpu_rates)
-    return {"maps_per_cpu_s": round(cpu_rate, 1), "maps_per_s": round(rate, 1),
-            "ms_cpu_per_map": round(1e3 / cpu_rate, 4), "n": n, "size": size, "low": low,
-            "threshold": threshold, "repeats": repeats,
-            "no_box": int((boxes[:, 0] == metrics.NO_BOX).sum()), "threads": 1,
-            "opencv": cv2.__version__}
+    return {
+        "maps_per_cpu_s": round(cpu_rate, 1),
+        "maps_per_s": round(rate, 1),
+        "ms_cpu_per_map": round(1e3 / cpu_rate, 4),
+        "n": n,
+        "size": size,
+        "low": low,
+        "threshold": threshold,
+        "repeats": repeats,
+        "no_box": int((boxes[:, 0] == metrics.NO_BOX).sum()),
+        "threads": 1,
+        "opencv": cv2.__version__,
+    }
 
 
 def main(argv=None) -> int:

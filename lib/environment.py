@@ -1,6 +1,7 @@
 """What this run may do beyond the machine: download (a network: Colab, or
 ``GRADCAM_BOOK_ALLOW_DOWNLOAD=1``), and whether it is the full-profile rehearsal, whose hub
 weights are random stand-ins (``GRADCAM_BOOK_REHEARSAL=1``)."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """How the book writes a number: integers as integers, other floats to three significant
 figures (or given decimals), NaN and None as a dash, booleans as yes / no."""
+
 from __future__ import annotations
 
 import math
@@ -8,8 +9,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-__all__ = ["format_number", "auto_digits", "is_number", "is_integral", "count_of",
-           "at_most_times"]
+__all__ = ["format_number", "auto_digits", "is_number", "is_integral", "count_of", "at_most_times"]
 
 
 def is_number(v: Any) -> bool:
@@ -69,8 +69,9 @@ def count_of(n: int, singular: str, plural: str | None = None, none: str = "no")
     return f"1 {singular}" if n == 1 else f"{n} {plural or singular + 's'}"
 
 
-def at_most_times(difference: float, of: str, verb: str = "differ", equal: str = "are identical",
-                  fmt: str = ".1e") -> str:
+def at_most_times(
+    difference: float, of: str, verb: str = "differ", equal: str = "are identical", fmt: str = ".1e"
+) -> str:
     """A largest relative difference in words: ``verb`` by at most ``difference`` times ``of``,
     or ``equal`` (bit for bit) when it is exactly 0, where "at most 0 times" would say nothing.
 

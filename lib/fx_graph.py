@@ -12,6 +12,7 @@ user's model would see those proxies, and :func:`trace` keeps both from doing so
 The CAM engine (:mod:`lib.cam`, Ablation-CAM's split above a layer) and the accelerator
 (:mod:`lib.fast`, its graph copy) both trace through here.
 """
+
 from __future__ import annotations
 
 import torch.fx as fx
@@ -19,9 +20,16 @@ from torch import nn
 
 __all__ = ["trace", "hooked", "global_hooks", "StatefulForward"]
 
-_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
-          "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs",
-          "_state_dict_hooks", "_load_state_dict_pre_hooks")
+_HOOKS = (
+    "_forward_hooks",
+    "_forward_pre_hooks",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+    "_forward_hooks_with_kwargs",
+    "_forward_pre_hooks_with_kwargs",
+    "_state_dict_hooks",
+    "_load_state_dict_pre_hooks",
+)
 
 
 class StatefulForward(RuntimeError):
@@ -38,9 +46,16 @@ def global_hooks() -> bool:
     kin): they would see the modules of a graph copy, not the model's."""
     import torch.nn.modules.module as mm
 
-    return any(getattr(mm, name, None) for name in (
-        "_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
-        "_global_backward_pre_hooks", "_global_forward_hooks_always_called"))
+    return any(
+        getattr(mm, name, None)
+        for name in (
+            "_global_forward_hooks",
+            "_global_forward_pre_hooks",
+            "_global_backward_hooks",
+            "_global_backward_pre_hooks",
+            "_global_forward_hooks_always_called",
+        )
+    )
 
 
 def trace(model: nn.Module, leaves=(), inside: str | None = None) -> fx.Graph:
@@ -90,12 +105,17 @@ def _check_state(state) -> None:
     for module, before in state:
         now = module.__dict__
         if now.keys() != before.keys() or any(now[k] is not v for k, v in before.items()):
-            keys = sorted(k for k in now.keys() | before.keys()
-                          if k not in before or k not in now or now[k] is not before[k])
+            keys = sorted(
+                k
+                for k in now.keys() | before.keys()
+                if k not in before or k not in now or now[k] is not before[k]
+            )
             changed.append((type(module).__name__, keys))
             now.clear()
             now.update(before)
     if changed:
         name, keys = changed[0]
-        raise StatefulForward(f"the forward of a {name} sets {', '.join(map(repr, keys))}: a "
-                              "graph copy would not, so the model runs as it is")
+        raise StatefulForward(
+            f"the forward of a {name} sets {', '.join(map(repr, keys))}: a "
+            "graph copy would not, so the model runs as it is"
+        )

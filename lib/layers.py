@@ -1,4 +1,5 @@
 """Resolve a model's layers by dotted name, with errors that list the valid names."""
+
 from __future__ import annotations
 
 import difflib
@@ -36,7 +37,8 @@ def resolve_layer(model: nn.Module, layer: nn.Module | str) -> nn.Module:
             raise LayerNotFoundError(
                 f"the module {type(layer).__name__} is not a sub-module of this "
                 f"{type(model).__name__}; pass one of its modules or a dotted name such as "
-                f"{_examples(model)}")
+                f"{_examples(model)}"
+            )
         return layer
     if not isinstance(layer, str):
         raise TypeError(f"layer must be an nn.Module or a dotted name, got {type(layer).__name__}")
@@ -78,15 +80,19 @@ def _not_found(model, layer, module, path, part, index):
     where = ".".join(path) or type(model).__name__
     if index is not None and not isinstance(module, _SEQUENTIAL):
         # integer indexing of any module's children made "7" mean layer4 on a ResNet
-        why = (f" {part!r} is a position, and positions index only an nn.Sequential or "
-               f"nn.ModuleList; {where} is a {type(module).__name__}.")
+        why = (
+            f" {part!r} is a position, and positions index only an nn.Sequential or "
+            f"nn.ModuleList; {where} is a {type(module).__name__}."
+        )
     elif index is not None:
         why = f" {where} has {len(list(module.children()))} children; {part!r} is out of range."
     else:
         close = difflib.get_close_matches(layer, names, n=5)
         why = f" Did you mean: {', '.join(close)}?" if close else ""
-    raise LayerNotFoundError(f"no layer named {layer!r} in {type(model).__name__}.{why} "
-                             f"Valid names ({len(names)}): {', '.join(names)}")
+    raise LayerNotFoundError(
+        f"no layer named {layer!r} in {type(model).__name__}.{why} "
+        f"Valid names ({len(names)}): {', '.join(names)}"
+    )
 
 
 def _examples(model: nn.Module) -> str:

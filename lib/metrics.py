@@ -4,6 +4,7 @@ All functions take maps (N, H, W) at the input's resolution (already post-proces
 non-negative where a paper says so) and boolean masks (N, H, W) or a dead-zone row slice, and
 return one value per image as a float tensor.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -17,8 +18,10 @@ def _check(maps: torch.Tensor, masks: torch.Tensor | None = None) -> None:
     if maps.dim() != 3:
         raise ValueError(f"maps must be (N, H, W), got {tuple(maps.shape)}")
     if masks is not None and masks.shape != maps.shape:
-        raise ValueError(f"masks {tuple(masks.shape)} must match maps {tuple(maps.shape)}: "
-                         "up-sample the maps to the input size first (lib.cam.postprocess)")
+        raise ValueError(
+            f"masks {tuple(masks.shape)} must match maps {tuple(maps.shape)}: "
+            "up-sample the maps to the input size first (lib.cam.postprocess)"
+        )
     if not torch.isfinite(maps).all():
         raise ValueError("maps hold NaN or Inf")
 
@@ -53,8 +56,9 @@ def mass_in_mask(maps: torch.Tensor, masks: torch.Tensor, *, empty: str = "raise
     total = maps.flatten(1).sum(1)
     _check_empty(total > 0, empty, "mass_in_mask")
     inside = (maps * masks).flatten(1).sum(1)
-    return torch.where(total > 0, inside / total.clamp(min=torch.finfo(maps.dtype).tiny),
-                       float("nan"))
+    return torch.where(
+        total > 0, inside / total.clamp(min=torch.finfo(maps.dtype).tiny), float("nan")
+    )
 
 
 def hit(maps: torch.Tensor, masks: torch.Tensor, tolerance: int = 0) -> torch.Tensor:
@@ -95,7 +99,7 @@ def hit(maps: torch.Tensor, masks: torch.Tensor, tolerance: int = 0) -> torch.Te
     rows = torch.arange(h, device=m.device).view(1, h, 1)
     cols = torch.arange(w, device=m.device).view(1, 1, w)
     d2 = (rows - r) ** 2 + (cols - c) ** 2
-    near = (d2 <= tolerance ** 2) & m
+    near = (d2 <= tolerance**2) & m
     return near.flatten(1).any(1).float()
 
 
@@ -134,8 +138,7 @@ def iou_top_area(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def dead_zone_ratio(maps: torch.Tensor, dead_rows: slice, *, empty: str = "raise"
-                    ) -> torch.Tensor:
+def dead_zone_ratio(maps: torch.Tensor, dead_rows: slice, *, empty: str = "raise") -> torch.Tensor:
     """mu (Taimeskhanov et al., Eq. 7): ||Lambda[dead rows, :]||_2 / ||Lambda||_2 of the up-sampled
     map.
 
@@ -163,8 +166,7 @@ def dead_zone_ratio(maps: torch.Tensor, dead_rows: slice, *, empty: str = "raise
     norm = maps.flatten(1).norm(dim=1)
     _check_empty(norm > 0, empty, "dead_zone_ratio")
     dead = maps[:, dead_rows].flatten(1).norm(dim=1)
-    return torch.where(norm > 0, dead / norm.clamp(min=torch.finfo(maps.dtype).tiny),
-                       float("nan"))
+    return torch.where(norm > 0, dead / norm.clamp(min=torch.finfo(maps.dtype).tiny), float("nan"))
 
 
 def is_empty(maps: torch.Tensor) -> torch.Tensor:
@@ -191,10 +193,12 @@ def _check_empty(nonempty: torch.Tensor, empty: str, name: str) -> None:
         raise ValueError(f"{name}: empty must be 'raise' or 'nan', got {empty!r}")
     if empty == "raise" and not bool(nonempty.all()):
         idx = torch.nonzero(~nonempty).flatten().tolist()
-        raise ValueError(f"{name}: {len(idx)} of {len(nonempty)} maps are zero everywhere (maps "
-                         f"{idx[:10]}{' ...' if len(idx) > 10 else ''}), so they have no share "
-                         "to measure. Pass empty='nan' to get NaN for them, count them with "
-                         "lib.metrics.is_empty and average the others")
+        raise ValueError(
+            f"{name}: {len(idx)} of {len(nonempty)} maps are zero everywhere (maps "
+            f"{idx[:10]}{' ...' if len(idx) > 10 else ''}), so they have no share "
+            "to measure. Pass empty='nan' to get NaN for them, count them with "
+            "lib.metrics.is_empty and average the others"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,9 +207,19 @@ def _check_empty(nonempty: torch.Tensor, empty: str, name: str) -> None:
 # indices, x the column (the ILSVRC XML convention); lib.data's boxes are exclusive (x_max - 1).
 # --------------------------------------------------------------------------------------------
 
-__all__ += ["NO_BOX", "gradcam_boxes", "box_iou", "iou_threshold", "localization_hit",
-            "topk_localization_hits", "topk_class_hits", "topk_error", "class_box_masks",
-            "pointing_recall", "share_above_in_mask"]
+__all__ += [
+    "NO_BOX",
+    "gradcam_boxes",
+    "box_iou",
+    "iou_threshold",
+    "localization_hit",
+    "topk_localization_hits",
+    "topk_class_hits",
+    "topk_error",
+    "class_box_masks",
+    "pointing_recall",
+    "share_above_in_mask",
+]
 
 #: the row :func:`gradcam_boxes` gives a map with nothing above its threshold: no box, a miss
 NO_BOX = -1
@@ -245,8 +259,9 @@ def gradcam_boxes(maps: torch.Tensor, threshold: float = 0.15) -> torch.Tensor:
     if maps.dim() != 3:
         raise ValueError(f"maps must be (N, H, W), got {tuple(maps.shape)}")
     if not 0 <= threshold < 1:
-        raise ValueError(f"threshold={threshold}: a fraction of the map's max in [0, 1) "
-                         "(Nagy et al.: 0.15)")
+        raise ValueError(
+            f"threshold={threshold}: a fraction of the map's max in [0, 1) (Nagy et al.: 0.15)"
+        )
     arr = maps.detach().cpu()
     arr = (arr if arr.dtype in (torch.float32, torch.float64) else arr.float()).contiguous().numpy()
     flat = arr.reshape(len(arr), -1)
@@ -256,8 +271,10 @@ def gradcam_boxes(maps: torch.Tensor, threshold: float = 0.15) -> torch.Tensor:
     if len(arr) and not (np.isfinite(peak).all() and np.isfinite(low).all()):
         raise ValueError("maps hold NaN or Inf")
     if len(arr) and (low < 0).any():
-        raise ValueError("gradcam_boxes needs non-negative maps: ReLU them first "
-                         "(lib.cam.postprocess does, as the authors did)")
+        raise ValueError(
+            "gradcam_boxes needs non-negative maps: ReLU them first "
+            "(lib.cam.postprocess does, as the authors did)"
+        )
     level = arr.dtype.type(threshold) * peak  # in the maps' precision, as torch and NumPy do
     out = np.full((len(arr), 4), NO_BOX, dtype=np.int64)
     for i in range(len(arr)):
@@ -274,8 +291,9 @@ def gradcam_boxes(maps: torch.Tensor, threshold: float = 0.15) -> torch.Tensor:
 
 def _check_boxes(boxes: torch.Tensor, name: str, allow_missing: bool = False) -> torch.Tensor:
     if boxes.dim() != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"{name} must be (N, 4) rows (x_min, y_min, x_max, y_max), got "
-                         f"{tuple(boxes.shape)}")
+        raise ValueError(
+            f"{name} must be (N, 4) rows (x_min, y_min, x_max, y_max), got {tuple(boxes.shape)}"
+        )
     b = boxes.to(torch.float64)
     if not torch.isfinite(b).all():
         raise ValueError(f"{name} hold NaN or Inf")
@@ -283,8 +301,10 @@ def _check_boxes(boxes: torch.Tensor, name: str, allow_missing: bool = False) ->
     bad = valid & ((b[:, 2] < b[:, 0]) | (b[:, 3] < b[:, 1]))
     if bad.any():
         i = int(torch.nonzero(bad)[0])
-        raise ValueError(f"{name} row {i} {b[i].tolist()} has x_max < x_min or y_max < y_min "
-                         "(boxes here are inclusive pixel indices)")
+        raise ValueError(
+            f"{name} row {i} {b[i].tolist()} has x_max < x_min or y_max < y_min "
+            "(boxes here are inclusive pixel indices)"
+        )
     return b
 
 
@@ -297,8 +317,9 @@ def _ends(b: torch.Tensor, convention: str, predicted: bool) -> torch.Tensor:
     return b[:, 2:] + 1 if (predicted or convention == "pixels") else b[:, 2:]
 
 
-def box_iou(pred_boxes: torch.Tensor, gt_boxes: torch.Tensor, convention: str = "pixels"
-            ) -> torch.Tensor:
+def box_iou(
+    pred_boxes: torch.Tensor, gt_boxes: torch.Tensor, convention: str = "pixels"
+) -> torch.Tensor:
     """IoU of box pairs, boxes inclusive (Nagy et al., Eq. 3's IoU).
 
     ``convention="pixels"``: boxes are sets of pixels; ``"authors"``: Nagy et al.'s code (shapely
@@ -357,8 +378,9 @@ def iou_threshold(gt_boxes: torch.Tensor, convention: str = "pixels") -> torch.T
     return torch.clamp(w * h / ((w + 10) * (h + 10)), max=0.5)
 
 
-def localization_hit(pred_boxes: torch.Tensor, gt_boxes: torch.Tensor,
-                     convention: str = "pixels") -> torch.Tensor:
+def localization_hit(
+    pred_boxes: torch.Tensor, gt_boxes: torch.Tensor, convention: str = "pixels"
+) -> torch.Tensor:
     """1.0 where IoU(predicted, ground truth) >= min(0.5, wh / ((w + 10)(h + 10))) (Nagy et al.,
     Eq. 3), else 0.0. A ``NO_BOX`` prediction is a miss.
 
@@ -383,23 +405,28 @@ def localization_hit(pred_boxes: torch.Tensor, gt_boxes: torch.Tensor,
 
 def _gt_rows(gt_boxes, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     if len(gt_boxes) != n:
-        raise ValueError(f"gt_boxes has {len(gt_boxes)} entries for {n} images: one (K_i, 5) "
-                         "tensor of rows (x_min, y_min, x_max, y_max, class) per image")
+        raise ValueError(
+            f"gt_boxes has {len(gt_boxes)} entries for {n} images: one (K_i, 5) "
+            "tensor of rows (x_min, y_min, x_max, y_max, class) per image"
+        )
     rows = []
     for i, g in enumerate(gt_boxes):
         g = torch.as_tensor(g, dtype=torch.float64)
         if g.numel() == 0:
             g = g.reshape(0, 5)
         if g.dim() != 2 or g.shape[1] != 5:
-            raise ValueError(f"gt_boxes[{i}] must be (K, 5) rows (x_min, y_min, x_max, y_max, "
-                             f"class), got {tuple(g.shape)}")
+            raise ValueError(
+                f"gt_boxes[{i}] must be (K, 5) rows (x_min, y_min, x_max, y_max, "
+                f"class), got {tuple(g.shape)}"
+            )
         rows.append(g)
     counts = torch.tensor([len(g) for g in rows])
     return torch.cat(rows) if rows else torch.zeros(0, 5, dtype=torch.float64), counts
 
 
-def topk_localization_hits(pred_boxes: torch.Tensor, pred_classes: torch.Tensor,
-                           gt_boxes, convention: str = "pixels") -> torch.Tensor:
+def topk_localization_hits(
+    pred_boxes: torch.Tensor, pred_classes: torch.Tensor, gt_boxes, convention: str = "pixels"
+) -> torch.Tensor:
     """Whether the map of each image's j-th predicted class localises a ground-truth box of that
     class (:func:`localization_hit`), as Nagy et al.'s code scores its top-k maps (Table 1).
 
@@ -422,16 +449,27 @@ def topk_localization_hits(pred_boxes: torch.Tensor, pred_classes: torch.Tensor,
         >>> topk_localization_hits(boxes, torch.tensor([[3, 5]]), gt)  # class 3 is wrong
         tensor([[0., 1.]])
     """
-    if pred_boxes.dim() != 3 or pred_boxes.shape[2] != 4 or pred_classes.shape != pred_boxes.shape[:2]:
-        raise ValueError(f"pred_boxes must be (N, k, 4) and pred_classes (N, k); got "
-                         f"{tuple(pred_boxes.shape)} and {tuple(pred_classes.shape)}")
+    if (
+        pred_boxes.dim() != 3
+        or pred_boxes.shape[2] != 4
+        or pred_classes.shape != pred_boxes.shape[:2]
+    ):
+        raise ValueError(
+            f"pred_boxes must be (N, k, 4) and pred_classes (N, k); got "
+            f"{tuple(pred_boxes.shape)} and {tuple(pred_classes.shape)}"
+        )
     n, k = pred_classes.shape
     g, counts = _gt_rows(gt_boxes, n)
     img = torch.repeat_interleave(torch.arange(n), counts)
-    match = pred_classes[img].to(torch.float64) == g[:, 4:5]                    # (M, k)
-    hit_m = localization_hit(pred_boxes[img].reshape(-1, 4),
-                             g[:, None, :4].expand(-1, k, -1).reshape(-1, 4),
-                             convention).view(-1, k) * match
+    match = pred_classes[img].to(torch.float64) == g[:, 4:5]  # (M, k)
+    hit_m = (
+        localization_hit(
+            pred_boxes[img].reshape(-1, 4),
+            g[:, None, :4].expand(-1, k, -1).reshape(-1, 4),
+            convention,
+        ).view(-1, k)
+        * match
+    )
     out = torch.zeros(n, k)
     return out.scatter_reduce_(0, img[:, None].expand(-1, k), hit_m.float(), "amax")
 
@@ -454,11 +492,16 @@ def topk_class_hits(pred_classes: torch.Tensor, gt_classes) -> torch.Tensor:
         tensor([[0., 1.]])
     """
     if pred_classes.dim() != 2 or len(gt_classes) != len(pred_classes):
-        raise ValueError(f"pred_classes must be (N, k) with one set of classes per image; got "
-                         f"{tuple(pred_classes.shape)} and {len(gt_classes)} sets")
-    return torch.tensor([[float(int(c) in {int(t) for t in truth}) for c in row]
-                         for row, truth in zip(pred_classes.tolist(), gt_classes)]).reshape(
-                             pred_classes.shape)
+        raise ValueError(
+            f"pred_classes must be (N, k) with one set of classes per image; got "
+            f"{tuple(pred_classes.shape)} and {len(gt_classes)} sets"
+        )
+    return torch.tensor(
+        [
+            [float(int(c) in {int(t) for t in truth}) for c in row]
+            for row, truth in zip(pred_classes.tolist(), gt_classes)
+        ]
+    ).reshape(pred_classes.shape)
 
 
 def topk_error(hits: torch.Tensor, k: int) -> float:
@@ -511,15 +554,16 @@ def class_box_masks(gt_boxes, classes, height: int, width: int) -> torch.Tensor:
     out = torch.zeros(len(classes), height, width, dtype=torch.bool)
     start = 0
     for i, (c, cnt) in enumerate(zip(torch.as_tensor(classes).tolist(), counts.tolist())):
-        for x0, y0, x1, y1, cls in g[start:start + cnt].tolist():
+        for x0, y0, x1, y1, cls in g[start : start + cnt].tolist():
             if int(cls) == int(c):
-                out[i, max(int(y0), 0):int(y1) + 1, max(int(x0), 0):int(x1) + 1] = True
+                out[i, max(int(y0), 0) : int(y1) + 1, max(int(x0), 0) : int(x1) + 1] = True
         start += cnt
     return out
 
 
-def pointing_recall(hits: torch.Tensor, correct: torch.Tensor, peaks: torch.Tensor,
-                    threshold: float = 0.5) -> float:
+def pointing_recall(
+    hits: torch.Tensor, correct: torch.Tensor, peaks: torch.Tensor, threshold: float = 0.5
+) -> float:
     """The pointing game's recall over the top-k predictions, as Nagy et al.'s code computes it
     (Table 2).
 
@@ -548,8 +592,10 @@ def pointing_recall(hits: torch.Tensor, correct: torch.Tensor, peaks: torch.Tens
         0.5
     """
     if not (hits.shape == correct.shape == peaks.shape) or hits.dim() != 2:
-        raise ValueError(f"hits, correct and peaks must be (N, k) alike, got {tuple(hits.shape)}, "
-                         f"{tuple(correct.shape)}, {tuple(peaks.shape)}")
+        raise ValueError(
+            f"hits, correct and peaks must be (N, k) alike, got {tuple(hits.shape)}, "
+            f"{tuple(correct.shape)}, {tuple(peaks.shape)}"
+        )
     if not torch.isfinite(peaks).all():
         raise ValueError("peaks hold NaN or Inf")
     h, c = hits.bool(), correct.bool()
@@ -559,8 +605,9 @@ def pointing_recall(hits: torch.Tensor, correct: torch.Tensor, peaks: torch.Tens
     return scored.float().mean().item()
 
 
-def share_above_in_mask(maps: torch.Tensor, masks: torch.Tensor, threshold: float = 0.85, *,
-                        empty: str = "raise") -> torch.Tensor:
+def share_above_in_mask(
+    maps: torch.Tensor, masks: torch.Tensor, threshold: float = 0.85, *, empty: str = "raise"
+) -> torch.Tensor:
     """Of the map's pixels strictly above ``threshold`` after per-image min-max normalisation, the
     fraction that lie in the mask (Nagy et al., Table 5).
 
@@ -591,12 +638,16 @@ def share_above_in_mask(maps: torch.Tensor, masks: torch.Tensor, threshold: floa
         return torch.nan_to_num(s, nan=0.0)
     _check(maps, masks)
     if not 0 <= threshold < 1:
-        raise ValueError(f"threshold={threshold}: a level of the min-max normalised map in "
-                         "[0, 1) (Nagy et al.: 0.85)")
+        raise ValueError(
+            f"threshold={threshold}: a level of the min-max normalised map in "
+            "[0, 1) (Nagy et al.: 0.85)"
+        )
     flat = maps.flatten(1)
     lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
     spread = hi - lo
-    above = ((flat - lo) / spread.clamp(min=torch.finfo(maps.dtype).tiny) > threshold) & (spread > 0)
+    above = ((flat - lo) / spread.clamp(min=torch.finfo(maps.dtype).tiny) > threshold) & (
+        spread > 0
+    )
     n_above = above.sum(1)
     _check_empty(n_above > 0, empty, "share_above_in_mask")
     inside = (above & masks.flatten(1).bool()).sum(1)
@@ -609,18 +660,28 @@ def share_above_in_mask(maps: torch.Tensor, masks: torch.Tensor, threshold: floa
 # fidelity and contrastivity.
 # --------------------------------------------------------------------------------------------
 
-__all__ += ["spearman", "spearman_of_argsorts", "above_positive_percentile", "fidelity",
-            "mask_distance", "contrastivity"]
+__all__ += [
+    "spearman",
+    "spearman_of_argsorts",
+    "above_positive_percentile",
+    "fidelity",
+    "mask_distance",
+    "contrastivity",
+]
 
 
 def _pairs(a: torch.Tensor, b: torch.Tensor, name: str):
     if a.dim() != 3 or a.shape != b.shape:
-        raise ValueError(f"{name}: maps must be two (N, H, W) tensors of one shape, got "
-                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError(
+            f"{name}: maps must be two (N, H, W) tensors of one shape, got "
+            f"{tuple(a.shape)} and {tuple(b.shape)}"
+        )
     if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
         raise ValueError(f"{name}: maps hold NaN or Inf")
-    return (a.detach().flatten(1).cpu().double().numpy(),
-            b.detach().flatten(1).cpu().double().numpy())
+    return (
+        a.detach().flatten(1).cpu().double().numpy(),
+        b.detach().flatten(1).cpu().double().numpy(),
+    )
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor, *, constant: str = "raise") -> torch.Tensor:
@@ -657,9 +718,11 @@ def spearman(a: torch.Tensor, b: torch.Tensor, *, constant: str = "raise") -> to
     flat = (x.max(1) == x.min(1)) | (y.max(1) == y.min(1))
     if constant == "raise" and flat.any():
         idx = flat.nonzero()[0].tolist()
-        raise ValueError(f"spearman: {len(idx)} of {len(x)} pairs hold a constant map (pairs "
-                         f"{idx[:10]}{' ...' if len(idx) > 10 else ''}), which has no ranking. "
-                         "Pass constant='nan' to get NaN for them and count them")
+        raise ValueError(
+            f"spearman: {len(idx)} of {len(x)} pairs hold a constant map (pairs "
+            f"{idx[:10]}{' ...' if len(idx) > 10 else ''}), which has no ranking. "
+            "Pass constant='nan' to get NaN for them and count them"
+        )
     out = [float("nan") if f else float(spearmanr(u, v).statistic) for u, v, f in zip(x, y, flat)]
     return torch.tensor(out, dtype=torch.float64)
 
@@ -732,8 +795,14 @@ def above_positive_percentile(maps: torch.Tensor, p: float) -> torch.Tensor:
     return out
 
 
-def fidelity(model: torch.nn.Module, x: torch.Tensor, masks: torch.Tensor, classes,
-             fill: float = 0.0, batch_size: int = 256) -> torch.Tensor:
+def fidelity(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    masks: torch.Tensor,
+    classes,
+    fill: float = 0.0,
+    batch_size: int = 256,
+) -> torch.Tensor:
     """p_c(x) - p_c(x with the mask's pixels set to ``fill``), per image, p_c the softmax
     probability of class ``classes[i]``: Nagy et al.'s fidelity (Table 7) is its mean.
 
@@ -757,13 +826,16 @@ def fidelity(model: torch.nn.Module, x: torch.Tensor, masks: torch.Tensor, class
         tensor([0.2500], dtype=torch.float64)
     """
     if x.dim() != 4 or masks.shape != (x.shape[0], *x.shape[2:]):
-        raise ValueError(f"fidelity: x must be (N, C, H, W) and masks (N, H, W) of the same N, H, "
-                         f"W; got {tuple(x.shape)} and {tuple(masks.shape)}")
+        raise ValueError(
+            f"fidelity: x must be (N, C, H, W) and masks (N, H, W) of the same N, H, "
+            f"W; got {tuple(x.shape)} and {tuple(masks.shape)}"
+        )
     classes = torch.as_tensor(classes, device=x.device).long().view(-1)
     if len(classes) != len(x):
         raise ValueError(f"fidelity: {len(classes)} classes for {len(x)} images")
-    masked = torch.where(masks.bool().to(x.device)[:, None], torch.as_tensor(fill, dtype=x.dtype,
-                                                                             device=x.device), x)
+    masked = torch.where(
+        masks.bool().to(x.device)[:, None], torch.as_tensor(fill, dtype=x.dtype, device=x.device), x
+    )
     drops = []
     with torch.no_grad():
         for lo in range(0, len(x), batch_size):
@@ -799,16 +871,20 @@ def mask_distance(a: torch.Tensor, b: torch.Tensor, *, empty: str = "raise") -> 
         tensor(0.6667, dtype=torch.float64)
     """
     if a.shape != b.shape or a.dim() < 2:
-        raise ValueError(f"mask_distance: masks must be two (..., H, W) tensors of one shape, got "
-                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError(
+            f"mask_distance: masks must be two (..., H, W) tensors of one shape, got "
+            f"{tuple(a.shape)} and {tuple(b.shape)}"
+        )
     if empty not in ("raise", "nan", "zero"):
         raise ValueError(f"mask_distance: empty must be 'raise', 'nan' or 'zero', got {empty!r}")
     a, b = a.bool().flatten(-2), b.bool().flatten(-2)
     xor, union = (a ^ b).sum(-1), (a | b).sum(-1)
     if empty == "raise" and (union == 0).any():
-        raise ValueError(f"mask_distance: {int((union == 0).sum())} pairs of masks are both empty "
-                         "(no union to divide by). Pass empty='nan' to get NaN for them, or "
-                         "empty='zero' for Nagy et al.'s convention (0)")
+        raise ValueError(
+            f"mask_distance: {int((union == 0).sum())} pairs of masks are both empty "
+            "(no union to divide by). Pass empty='nan' to get NaN for them, or "
+            "empty='zero' for Nagy et al.'s convention (0)"
+        )
     fallback = 0.0 if empty == "zero" else float("nan")
     return torch.where(union > 0, xor / union.clamp(min=1), fallback).double()
 
@@ -833,13 +909,17 @@ def contrastivity(masks: torch.Tensor, classes, *, empty: str = "raise") -> torc
         tensor([0.5000], dtype=torch.float64)
     """
     if masks.dim() != 4 or masks.shape[1] < 2:
-        raise ValueError(f"contrastivity: masks must be (N, K, H, W) with K >= 2 classes, got "
-                         f"{tuple(masks.shape)}")
+        raise ValueError(
+            f"contrastivity: masks must be (N, K, H, W) with K >= 2 classes, got "
+            f"{tuple(masks.shape)}"
+        )
     n, k = masks.shape[:2]
     classes = torch.as_tensor(classes).long().view(-1).cpu()
     if len(classes) != n or ((classes < 0) | (classes >= k)).any():
-        raise ValueError(f"contrastivity: need one class in 0..{k - 1} per image ({n}), got "
-                         f"{classes.tolist()[:10]}")
+        raise ValueError(
+            f"contrastivity: need one class in 0..{k - 1} per image ({n}), got "
+            f"{classes.tolist()[:10]}"
+        )
     masks = masks.bool().cpu()
     others = torch.ones(n, k, dtype=torch.bool)
     others[torch.arange(n), classes] = False

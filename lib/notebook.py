@@ -1,4 +1,5 @@
 """The set-up every notebook runs after its papermill ``parameters`` cell."""
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,12 @@ PROFILES = ("smoke", "default", "full")
 #: only where ``GRADCAM_BOOK_REHEARSAL=1`` (the rehearsal runs every chapter in miniature)
 SIZES_VARIABLE = "GRADCAM_BOOK_SIZES"
 #: the line every page of the rehearsal shows below its set-up
-REHEARSAL_NOTE = ("Rehearsal: this run is the full profile's rehearsal on a miniature data root, "
-                  "with randomly initialised stand-ins for the ImageNet weights. Nothing on this "
-                  "page is a result; its claim records go to the rehearsal's own folder, never "
-                  "to the summary page.")
+REHEARSAL_NOTE = (
+    "Rehearsal: this run is the full profile's rehearsal on a miniature data root, "
+    "with randomly initialised stand-ins for the ImageNet weights. Nothing on this "
+    "page is a result; its claim records go to the rehearsal's own folder, never "
+    "to the summary page."
+)
 
 
 class ProfileCostWarning(UserWarning):
@@ -52,8 +55,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={device!r} was asked for but CUDA is not available here; "
-                           "use device='auto' or 'cpu'")
+        raise RuntimeError(
+            f"device={device!r} was asked for but CUDA is not available here; "
+            "use device='auto' or 'cpu'"
+        )
     return dev
 
 
@@ -76,10 +81,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def setup(profile: str, device: str = "auto", seed: int = 0,
-          sizes: dict[str, dict[str, Any]] | None = None,
-          given: dict[str, Any] | None = None,
-          cost: dict[str, str] | None = None) -> Setup:
+def setup(
+    profile: str,
+    device: str = "auto",
+    seed: int = 0,
+    sizes: dict[str, dict[str, Any]] | None = None,
+    given: dict[str, Any] | None = None,
+    cost: dict[str, str] | None = None,
+) -> Setup:
     """Validate the profile, pick the device, seed everything and resolve the profile's sizes.
 
     ``sizes`` maps a parameter name to its value per profile, e.g.
@@ -92,9 +101,11 @@ def setup(profile: str, device: str = "auto", seed: int = 0,
     raises a ProfileCostWarning (it needs a GPU and would run for hours).
     """
     if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}: 'smoke' runs in "
-                         "seconds on a CPU, 'default' is the rendered book (CPU, offline), "
-                         "'full' needs the papers' own data and a GPU")
+        raise ValueError(
+            f"profile must be one of {PROFILES}, got {profile!r}: 'smoke' runs in "
+            "seconds on a CPU, 'default' is the rendered book (CPU, offline), "
+            "'full' needs the papers' own data and a GPU"
+        )
     unknown = sorted(set(cost or {}) - set(PROFILES))
     if unknown:
         raise ValueError(f"cost has estimates for {unknown}, which are not profiles {PROFILES}")
@@ -106,14 +117,16 @@ def setup(profile: str, device: str = "auto", seed: int = 0,
     dev = resolve_device(device)
     name = device_name(dev)
     estimate = (cost or {}).get(profile)
-    print(f"profile {profile!r} on {name}" + (f": {estimate}" if estimate else ""),
-          file=sys.stderr)
+    print(f"profile {profile!r} on {name}" + (f": {estimate}" if estimate else ""), file=sys.stderr)
     if profile == "full" and dev.type == "cpu":
         warnings.warn(
             f"profile 'full' needs a GPU: on this {name} it will take hours"
             + (f" (the notebook's estimate is {estimate})" if estimate else "")
             + ". To render the book on a CPU, run it with `-p profile default` (papermill) or "
-            "set profile = \"default\" in the parameters cell.", ProfileCostWarning, stacklevel=2)
+            'set profile = "default" in the parameters cell.',
+            ProfileCostWarning,
+            stacklevel=2,
+        )
     if random_stand_ins():
         _show_rehearsal_note()
     seed_everything(seed)
@@ -128,14 +141,18 @@ def rehearsal_sizes(sizes: dict[str, Any]) -> dict[str, Any]:
     if not raw:
         return {}
     if not random_stand_ins():
-        raise RuntimeError(f"{SIZES_VARIABLE} is set but this is not the rehearsal "
-                           "(GRADCAM_BOOK_REHEARSAL=1): unset it, and pass sizes as the notebook's "
-                           "parameters")
+        raise RuntimeError(
+            f"{SIZES_VARIABLE} is set but this is not the rehearsal "
+            "(GRADCAM_BOOK_REHEARSAL=1): unset it, and pass sizes as the notebook's "
+            "parameters"
+        )
     over = json.loads(raw)
     unknown = sorted(set(over) - set(sizes))
     if unknown:
-        raise ValueError(f"{SIZES_VARIABLE} names {unknown}, which are not sizes of this chapter "
-                         f"({sorted(sizes)})")
+        raise ValueError(
+            f"{SIZES_VARIABLE} names {unknown}, which are not sizes of this chapter "
+            f"({sorted(sizes)})"
+        )
     return over
 
 

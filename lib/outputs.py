@@ -4,6 +4,7 @@ The CAM engine (:mod:`lib.cam`) and the accelerator (:mod:`lib.fast`) both read 
 shape; :func:`same` is the accelerator's check that a faster copy computes what the model does,
 and it refuses what it cannot compare rather than call it equal.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -78,9 +79,11 @@ def _flatten(obj, path: str, out: list) -> None:
     elif isinstance(obj, _PLAIN):
         out.append((path, obj))
     else:
-        raise Uncomparable(f"the output holds an object of type {type(obj).__name__} at "
-                           f"{path or 'its top level'}, which cannot be compared element by "
-                           "element")
+        raise Uncomparable(
+            f"the output holds an object of type {type(obj).__name__} at "
+            f"{path or 'its top level'}, which cannot be compared element by "
+            "element"
+        )
 
 
 def same(a, b, rtol: float = 1e-4, atol_scale: float = 1e-5) -> bool:
@@ -118,8 +121,9 @@ def same(a, b, rtol: float = 1e-4, atol_scale: float = 1e-5) -> bool:
         if isinstance(u, torch.Tensor):
             if u.shape != v.shape or u.dtype != v.dtype:
                 return False
-            if u.numel() and not torch.allclose(u, v, rtol=rtol,
-                                                atol=atol_scale * (1 + float(v.abs().max()))):
+            if u.numel() and not torch.allclose(
+                u, v, rtol=rtol, atol=atol_scale * (1 + float(v.abs().max()))
+            ):
                 return False
         elif u != v:
             return False

@@ -14,6 +14,7 @@ figure is at most ~7.3 inches wide, and a grid that would need smaller text gets
 row.
 Photo grids go out as JPEG through ``show(fig)`` to keep each page under ~2.5 MB.
 """
+
 from __future__ import annotations
 
 import io
@@ -29,11 +30,36 @@ from PIL import Image as PILImage
 
 from .verdict import NOT_RUN, OUTCOME_COLOURS
 
-__all__ = ["style", "method_label", "METHOD_LABELS", "INPUT_ATTRIBUTIONS", "as_image", "overlay",
-           "draw_boxes", "signed_map", "mark_dead_zone", "method_grid", "signed_grid", "colorbar", "shared_colorbar",
-           "attribution_image", "show", "text_px_on_screen", "interval_plot", "verdict_figure",
-           "TEXT_COLUMN_PX", "DPI", "MIN_TEXT_PX", "PHONE_COLUMN_PX", "MIN_PHONE_TEXT_PX", "figure", "FigureError", "heat_maps_without_colorbar",
-           "figure_directives", "check_figure_markup"]
+__all__ = [
+    "style",
+    "method_label",
+    "METHOD_LABELS",
+    "INPUT_ATTRIBUTIONS",
+    "as_image",
+    "overlay",
+    "draw_boxes",
+    "signed_map",
+    "mark_dead_zone",
+    "method_grid",
+    "signed_grid",
+    "colorbar",
+    "shared_colorbar",
+    "attribution_image",
+    "show",
+    "text_px_on_screen",
+    "interval_plot",
+    "verdict_figure",
+    "TEXT_COLUMN_PX",
+    "DPI",
+    "MIN_TEXT_PX",
+    "PHONE_COLUMN_PX",
+    "MIN_PHONE_TEXT_PX",
+    "figure",
+    "FigureError",
+    "heat_maps_without_colorbar",
+    "figure_directives",
+    "check_figure_markup",
+]
 
 #: width of the book's text column (px) and the figure resolution: a 7.5-inch figure fills it
 TEXT_COLUMN_PX = 750
@@ -49,29 +75,56 @@ MIN_PHONE_TEXT_PX = 6.0
 
 #: display names of every method of lib.cam.METHODS
 METHOD_LABELS = {
-    "cam": "CAM", "gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "xgradcam": "XGrad-CAM",
-    "hirescam": "HiResCAM", "layercam": "LayerCAM", "counterfactual": "Counterfactual Grad-CAM",
-    "eigencam": "Eigen-CAM", "scorecam": "Score-CAM", "ablationcam": "Ablation-CAM",
-    "guidedbackprop": "Guided Backprop", "guidedgradcam": "Guided Grad-CAM",
-    "integratedgradients": "Integrated Gradients", "occlusion": "Occlusion",
+    "cam": "CAM",
+    "gradcam": "Grad-CAM",
+    "gradcam++": "Grad-CAM++",
+    "xgradcam": "XGrad-CAM",
+    "hirescam": "HiResCAM",
+    "layercam": "LayerCAM",
+    "counterfactual": "Counterfactual Grad-CAM",
+    "eigencam": "Eigen-CAM",
+    "scorecam": "Score-CAM",
+    "ablationcam": "Ablation-CAM",
+    "guidedbackprop": "Guided Backprop",
+    "guidedgradcam": "Guided Grad-CAM",
+    "integratedgradients": "Integrated Gradients",
+    "occlusion": "Occlusion",
     "gradientshap": "GradientSHAP",
 }
 #: methods whose result is an attribution of the input pixels (shown in grey, not as an overlay)
-INPUT_ATTRIBUTIONS = ("guidedbackprop", "guidedgradcam", "integratedgradients", "occlusion",
-                      "gradientshap")
+INPUT_ATTRIBUTIONS = (
+    "guidedbackprop",
+    "guidedgradcam",
+    "integratedgradients",
+    "occlusion",
+    "gradientshap",
+)
 
 
 def style(figure_format: str = "png") -> None:
     """Set the book's figure style (rcParams): 7.5-inch figures at 100 dpi, 9-11 pt text, no top
     or right spines. ``figure_format="jpeg"`` makes the notebook's inline figures JPEG too (for a
     chapter that is mostly photographs); line plots stay sharper as PNG."""
-    mpl.rcParams.update({
-        "figure.figsize": (7.5, 3.6), "figure.dpi": DPI, "savefig.dpi": DPI,
-        "font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "xtick.labelsize": 9,
-        "ytick.labelsize": 9, "legend.fontsize": 9, "figure.titlesize": 11,
-        "legend.title_fontsize": 9, "axes.spines.top": False, "axes.spines.right": False,
-        "image.interpolation": "nearest", "savefig.bbox": "tight", "figure.constrained_layout.use": False,
-    })
+    mpl.rcParams.update(
+        {
+            "figure.figsize": (7.5, 3.6),
+            "figure.dpi": DPI,
+            "savefig.dpi": DPI,
+            "font.size": 10,
+            "axes.titlesize": 10,
+            "axes.labelsize": 10,
+            "xtick.labelsize": 9,
+            "ytick.labelsize": 9,
+            "legend.fontsize": 9,
+            "figure.titlesize": 11,
+            "legend.title_fontsize": 9,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "image.interpolation": "nearest",
+            "savefig.bbox": "tight",
+            "figure.constrained_layout.use": False,
+        }
+    )
     try:
         from matplotlib_inline.backend_inline import set_matplotlib_formats
 
@@ -125,11 +178,19 @@ def draw_boxes(ax, boxes, color="lime", lw=1.5, labels: Sequence[str] | None = N
         return
     for k, b in enumerate(np.asarray(boxes, dtype=float).reshape(-1, np.shape(boxes)[-1])):
         x0, y0, x1, y1 = b[:4]
-        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
-                               edgecolor=color, lw=lw))
+        ax.add_patch(
+            Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=color, lw=lw)
+        )
         if labels is not None:
-            ax.text(x0, y0, labels[k], color="black", fontsize=9, va="bottom",
-                    bbox=dict(facecolor=color, alpha=0.85, edgecolor="none", pad=1))
+            ax.text(
+                x0,
+                y0,
+                labels[k],
+                color="black",
+                fontsize=9,
+                va="bottom",
+                bbox=dict(facecolor=color, alpha=0.85, edgecolor="none", pad=1),
+            )
 
 
 def colorbar(ax, mappable, label: str | None = None, orientation: str = "vertical"):
@@ -141,16 +202,30 @@ def colorbar(ax, mappable, label: str | None = None, orientation: str = "vertica
     return cb
 
 
-def overlay(ax, image, heat=None, boxes=None, alpha=0.5, cmap="jet", title=None, vmax=None,
-            colorbar_label: str | None = None):
+def overlay(
+    ax,
+    image,
+    heat=None,
+    boxes=None,
+    alpha=0.5,
+    cmap="jet",
+    title=None,
+    vmax=None,
+    colorbar_label: str | None = None,
+):
     """The image with a non-negative heat map (same H, W) over it, and boxes. Returns the heat
     map's image (for ``colorbar``), or None without a heat map; ``colorbar_label`` adds one."""
     ax.imshow(image, cmap="gray" if np.ndim(image) == 2 else None)
     im = None
     if heat is not None:
         h = _np(heat)
-        im = ax.imshow(h, cmap=cmap, alpha=alpha, vmin=0, vmax=vmax if vmax is not None else
-                       max(float(h.max()), 1e-12))
+        im = ax.imshow(
+            h,
+            cmap=cmap,
+            alpha=alpha,
+            vmin=0,
+            vmax=vmax if vmax is not None else max(float(h.max()), 1e-12),
+        )
         if colorbar_label is not None:
             colorbar(ax, im, colorbar_label)
     if boxes is not None:
@@ -176,8 +251,13 @@ def signed_map(ax, raw, title=None, cmap="RdBu_r", colorbar_label: str | None = 
     return im
 
 
-def signed_grid(maps: dict, col_labels: Sequence[str], title: str | None = None,
-                cell: float = 0.95, cmap: str = "RdBu_r"):
+def signed_grid(
+    maps: dict,
+    col_labels: Sequence[str],
+    title: str | None = None,
+    cell: float = 0.95,
+    cmap: str = "RdBu_r",
+):
     """Raw, signed maps (method -> (N, h, w)) at their own resolution: one row per method (its
     display name on the left), one column per image (``col_labels`` on top), each map divided by
     its own largest absolute value, so that one shared colour bar from -1 to 1 reads every panel
@@ -192,18 +272,21 @@ def signed_grid(maps: dict, col_labels: Sequence[str], title: str | None = None,
             raise ValueError(f"signed_grid: {m!r} has {len(maps[m])} maps for {n} column labels")
     width = min(cell * n + 1.6, TEXT_COLUMN_PX / DPI)
     side = (width - 1.6) / n
-    fig, axes = plt.subplots(len(methods), n, figsize=(width, side * len(methods) + 1.0),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(methods), n, figsize=(width, side * len(methods) + 1.0), squeeze=False
+    )
     im = None
     for r, m in enumerate(methods):
         for c in range(n):
             raw = _np(maps[m][c]).astype(np.float64)
             if not np.isfinite(raw).all():
-                raise ValueError(f"signed_grid: the {m!r} map of {col_labels[c]!r} holds NaN or "
-                                 "infinite values")
+                raise ValueError(
+                    f"signed_grid: the {m!r} map of {col_labels[c]!r} holds NaN or infinite values"
+                )
             top = float(np.abs(raw).max())
-            im = axes[r, c].imshow(raw / top if top > 0 else raw, cmap=cmap, vmin=-1, vmax=1,
-                                   interpolation="nearest")
+            im = axes[r, c].imshow(
+                raw / top if top > 0 else raw, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest"
+            )
             axes[r, c].set_xticks([])
             axes[r, c].set_yticks([])
             if r == 0:
@@ -213,10 +296,19 @@ def signed_grid(maps: dict, col_labels: Sequence[str], title: str | None = None,
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    cb = fig.colorbar(im, ax=fig.panel_axes, orientation="horizontal", fraction=0.03, pad=0.02,
-                      aspect=40, shrink=0.8)
-    cb.set_label("raw value as a share of the map's largest |value| (red: for the class, "
-                 "blue: against)", fontsize=9)
+    cb = fig.colorbar(
+        im,
+        ax=fig.panel_axes,
+        orientation="horizontal",
+        fraction=0.03,
+        pad=0.02,
+        aspect=40,
+        shrink=0.8,
+    )
+    cb.set_label(
+        "raw value as a share of the map's largest |value| (red: for the class, blue: against)",
+        fontsize=9,
+    )
     cb.ax.tick_params(labelsize=9)
     return fig
 
@@ -231,8 +323,10 @@ def attribution_image(attr, percentile: float = 99, channels: str = "auto") -> n
         first, last = a.shape[0] in (1, 3), a.shape[-1] in (1, 3)
         if channels == "auto":
             if first == last:
-                raise ValueError(f"attribution of shape {a.shape}: cannot tell the colour axis; "
-                                 "pass channels='first' or 'last'")
+                raise ValueError(
+                    f"attribution of shape {a.shape}: cannot tell the colour axis; "
+                    "pass channels='first' or 'last'"
+                )
             channels = "first" if first else "last"
         if channels not in ("first", "last"):
             raise ValueError(f"channels must be 'auto', 'first' or 'last', got {channels!r}")
@@ -249,24 +343,57 @@ def attribution_image(attr, percentile: float = 99, channels: str = "auto") -> n
     return np.clip(a / top, 0, 1) if top > 0 else np.zeros_like(a)
 
 
-def mark_dead_zone(ax, first_row: float, width: float, height: float, color="red", alpha=0.25,
-                   label="unseen", hatch=None):
+def mark_dead_zone(
+    ax,
+    first_row: float,
+    width: float,
+    height: float,
+    color="red",
+    alpha=0.25,
+    label="unseen",
+    hatch=None,
+):
     """Shade the rows from ``first_row`` to the bottom: the part of the input the model cannot see.
     The label is drawn in black on a light patch so that it reads over any colour."""
     if _is_colorbar(ax):
         return
-    ax.add_patch(Rectangle((-0.5, first_row - 0.5), width, height - first_row, facecolor=color,
-                           alpha=alpha, lw=0, hatch=hatch, edgecolor=color))
+    ax.add_patch(
+        Rectangle(
+            (-0.5, first_row - 0.5),
+            width,
+            height - first_row,
+            facecolor=color,
+            alpha=alpha,
+            lw=0,
+            hatch=hatch,
+            edgecolor=color,
+        )
+    )
     ax.axhline(first_row - 0.5, color=color, lw=1.2)
     if label:
-        ax.text(1, height - 2, label, color="black", fontsize=9, va="bottom",
-                bbox=dict(facecolor="white", alpha=0.85, edgecolor=color, pad=1.5))
+        ax.text(
+            1,
+            height - 2,
+            label,
+            color="black",
+            fontsize=9,
+            va="bottom",
+            bbox=dict(facecolor="white", alpha=0.85, edgecolor=color, pad=1.5),
+        )
 
 
-def method_grid(images: Sequence, maps: dict, boxes: Sequence | None = None,
-                row_labels: Sequence[str] | None = None, size: float = 1.6, alpha=0.5,
-                max_cols: int = 6, colorbar_label: str | None = "saliency (min-max)",
-                percentile: float = 99, cmap: str = "jet"):
+def method_grid(
+    images: Sequence,
+    maps: dict,
+    boxes: Sequence | None = None,
+    row_labels: Sequence[str] | None = None,
+    size: float = 1.6,
+    alpha=0.5,
+    max_cols: int = 6,
+    colorbar_label: str | None = "saliency (min-max)",
+    percentile: float = 99,
+    cmap: str = "jet",
+):
     """Rows of images, one panel per method, each map over its image (maps (N, H, W)).
 
     Methods are titled by ``method_label``; input attributions (``INPUT_ATTRIBUTIONS``) are shown
@@ -281,13 +408,14 @@ def method_grid(images: Sequence, maps: dict, boxes: Sequence | None = None,
     if n == 0 or not methods:
         raise ValueError("method_grid needs at least one image and one method")
     per_block = max(1, max_cols - 1)
-    blocks = [methods[i:i + per_block] for i in range(0, len(methods), per_block)]
+    blocks = [methods[i : i + per_block] for i in range(0, len(methods), per_block)]
     ncols = min(len(methods), per_block) + 1
     # the saved image (0.1 inch of margin each side, the row labels to the left) fits the column
     avail = TEXT_COLUMN_PX / DPI - 0.25 - (0.45 if row_labels is not None else 0.0)
     cell = min(size, avail / ncols)
-    fig, axes = plt.subplots(n * len(blocks), ncols, figsize=(cell * ncols, cell * n * len(blocks) + 0.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        n * len(blocks), ncols, figsize=(cell * ncols, cell * n * len(blocks) + 0.4), squeeze=False
+    )
     heat = None
     for b, block in enumerate(blocks):
         for i, img in enumerate(images):
@@ -299,35 +427,56 @@ def method_grid(images: Sequence, maps: dict, boxes: Sequence | None = None,
             for j, m in enumerate(block):
                 ax = row[j + 1]
                 if m in INPUT_ATTRIBUTIONS:
-                    ax.imshow(attribution_image(maps[m][i], percentile), cmap="gray", vmin=0, vmax=1)
+                    ax.imshow(
+                        attribution_image(maps[m][i], percentile), cmap="gray", vmin=0, vmax=1
+                    )
                     ax.set_xticks([])
                     ax.set_yticks([])
                     if i == 0:
                         ax.set_title(_title(m), fontsize=9)
                 else:
-                    im = overlay(ax, img, maps[m][i], bx, alpha=alpha, cmap=cmap,
-                                 title=_title(m) if i == 0 else None)
+                    im = overlay(
+                        ax,
+                        img,
+                        maps[m][i],
+                        bx,
+                        alpha=alpha,
+                        cmap=cmap,
+                        title=_title(m) if i == 0 else None,
+                    )
                     heat = heat or im
-            for ax in row[len(block) + 1:]:
+            for ax in row[len(block) + 1 :]:
                 fig.delaxes(ax)  # not in fig.axes: chapters loop over fig.axes to mark panels
     fig.panel_axes = list(fig.axes)
     fig.tight_layout()
     if colorbar_label is not None and heat is not None:
         # one bar for all overlays: each map is drawn on its own 0..max scale, so the bar reads
         # as "share of the map's maximum"
-        shared_colorbar(fig, f"{colorbar_label}, as a share of each map's maximum", cmap=cmap,
-                        axes=fig.panel_axes)
+        shared_colorbar(
+            fig,
+            f"{colorbar_label}, as a share of each map's maximum",
+            cmap=cmap,
+            axes=fig.panel_axes,
+        )
     return fig
 
 
-def shared_colorbar(fig, label: str, cmap: str = "jet", vmin: float = 0.0, vmax: float = 1.0,
-                    axes=None):
+def shared_colorbar(
+    fig, label: str, cmap: str = "jet", vmin: float = 0.0, vmax: float = 1.0, axes=None
+):
     """One horizontal colour bar under ``axes`` (default: every axes of ``fig``) for maps that are
     all drawn on the same ``vmin``..``vmax`` scale of ``cmap`` (maps scaled per panel to [0, 1],
     as ``overlay`` draws them). Call it after ``fig.tight_layout()``. Returns the colour bar."""
     sm = mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(vmin, vmax), cmap=cmap)
-    cb = fig.colorbar(sm, ax=list(fig.axes) if axes is None else list(axes),
-                      orientation="horizontal", fraction=0.04, pad=0.02, aspect=40, shrink=0.8)
+    cb = fig.colorbar(
+        sm,
+        ax=list(fig.axes) if axes is None else list(axes),
+        orientation="horizontal",
+        fraction=0.04,
+        pad=0.02,
+        aspect=40,
+        shrink=0.8,
+    )
     cb.set_label(label, fontsize=9)
     cb.ax.tick_params(labelsize=9)
     return cb
@@ -338,7 +487,9 @@ def _texts(fig) -> list:
     return [t for t in fig.findobj(mpl.text.Text) if t.get_visible() and t.get_text().strip()]
 
 
-def text_px_on_screen(fig, column_px: float = TEXT_COLUMN_PX, width_px: float | None = None) -> float:
+def text_px_on_screen(
+    fig, column_px: float = TEXT_COLUMN_PX, width_px: float | None = None
+) -> float:
     """The height (px) on screen of the figure's smallest visible text when the figure is shown
     at most ``column_px`` wide (the book scales wider images down to the column). ``width_px``:
     the width of the image as saved (``bbox_inches="tight"`` may crop or widen it), else the
@@ -372,8 +523,9 @@ def heat_maps_without_colorbar(fig) -> list[str]:
     for i, ax in enumerate(fig.axes):
         if _is_colorbar(ax):
             continue
-        for im in list(ax.get_images()) + [c for c in ax.collections
-                                           if isinstance(c, mpl.collections.QuadMesh)]:
+        for im in list(ax.get_images()) + [
+            c for c in ax.collections if isinstance(c, mpl.collections.QuadMesh)
+        ]:
             arr = im.get_array()
             if arr is None or np.ndim(arr) != 2:
                 continue  # an RGB(A) photograph
@@ -389,10 +541,17 @@ _FIGURE_NAME = re.compile(r"fig-[a-z0-9][a-z0-9-]*")
 _FORMATS = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg"}
 
 
-def figure(fig, name: str, *, format: str = "png", quality: int = 85,
-           min_text_px: float = MIN_TEXT_PX, column_px: float = TEXT_COLUMN_PX,
-           min_phone_text_px: float = MIN_PHONE_TEXT_PX,
-           phone_column_px: float = PHONE_COLUMN_PX) -> None:
+def figure(
+    fig,
+    name: str,
+    *,
+    format: str = "png",
+    quality: int = 85,
+    min_text_px: float = MIN_TEXT_PX,
+    column_px: float = TEXT_COLUMN_PX,
+    min_phone_text_px: float = MIN_PHONE_TEXT_PX,
+    phone_column_px: float = PHONE_COLUMN_PX,
+) -> None:
     """Put ``fig`` on the page: every figure of the book goes through here.
 
     It checks the figure and refuses it (``FigureError``, naming the figure and the fix) when
@@ -428,11 +587,14 @@ def figure(fig, name: str, *, format: str = "png", quality: int = 85,
     it over every chapter).
     """
     if not isinstance(fig, mpl.figure.Figure):
-        raise FigureError(f"figure {name!r}: expected a matplotlib Figure, got "
-                          f"{type(fig).__name__}")
+        raise FigureError(
+            f"figure {name!r}: expected a matplotlib Figure, got {type(fig).__name__}"
+        )
     if not isinstance(name, str) or not _FIGURE_NAME.fullmatch(name):
-        raise FigureError(f"figure name {name!r}: use 'fig-' and lower-case letters, digits and "
-                          "'-' (it is both the glue key and the figure's label)")
+        raise FigureError(
+            f"figure name {name!r}: use 'fig-' and lower-case letters, digits and "
+            "'-' (it is both the glue key and the figure's label)"
+        )
     fmt = _FORMATS.get(str(format).lower())
     if fmt is None:
         raise FigureError(f"figure {name!r}: format must be 'png' or 'jpg', got {format!r}")
@@ -444,9 +606,10 @@ def figure(fig, name: str, *, format: str = "png", quality: int = 85,
     width, height = PILImage.open(io.BytesIO(data)).size
     px = text_px_on_screen(fig, column_px, width_px=width)
     phone_px = text_px_on_screen(fig, phone_column_px, width_px=width)
-    for shown, least, where in ((px, min_text_px, f"the {column_px:g} px text column"),
-                                (phone_px, min_phone_text_px,
-                                 f"a phone's {phone_column_px:g} px column")):
+    for shown, least, where in (
+        (px, min_text_px, f"the {column_px:g} px text column"),
+        (phone_px, min_phone_text_px, f"a phone's {phone_column_px:g} px column"),
+    ):
         if shown < least:
             smallest = min(_texts(fig), key=lambda t: t.get_fontsize())
             plt.close(fig)
@@ -455,17 +618,24 @@ def figure(fig, name: str, *, format: str = "png", quality: int = 85,
                 f"{smallest.get_fontsize():g} pt) is "
                 f"{shown:.{1 if round(shown, 1) < least else 2}f} px on screen, under {least:g} px: "
                 f"the {width} px wide image is scaled to {where}. Use 9 pt text or more, draw "
-                "fewer panels per row (more rows) or a narrower figure")
+                "fewer panels per row (more rows) or a narrower figure"
+            )
     missing = heat_maps_without_colorbar(fig)
     if missing:
         plt.close(fig)
-        raise FigureError(f"figure {name!r}: heat maps without a colour bar: {', '.join(missing)}; "
-                          "add plot.colorbar(ax, im, label) beside each, or one shared bar")
+        raise FigureError(
+            f"figure {name!r}: heat maps without a colour bar: {', '.join(missing)}; "
+            "add plot.colorbar(ax, im, label) beside each, or one shared bar"
+        )
     # lazy: optional: only inside a notebook
     from IPython.display import Image
 
-    record = {"text_px": round(px, 2), "phone_text_px": round(phone_px, 2), "width_px": width,
-              "height_px": height}
+    record = {
+        "text_px": round(px, 2),
+        "phone_text_px": round(phone_px, 2),
+        "width_px": width,
+        "height_px": height,
+    }
     img = Image(data=data, format=fmt, width=width, metadata={"lib.plot": record})
     plt.close(fig)
     try:
@@ -479,8 +649,9 @@ def figure(fig, name: str, *, format: str = "png", quality: int = 85,
     return None
 
 
-_DIRECTIVE = re.compile(r"^(`{3,}|:{3,})\{glue:figure\}[ \t]*(\S*)[ \t]*\n(.*?)^\1[ \t]*$",
-                        re.M | re.S)
+_DIRECTIVE = re.compile(
+    r"^(`{3,}|:{3,})\{glue:figure\}[ \t]*(\S*)[ \t]*\n(.*?)^\1[ \t]*$", re.M | re.S
+)
 _PATHLIKE = re.compile(r"(^|[\s/\\])[\w.-]+\.(png|jpe?g|svg|gif|webp)\b|^[\w./\\-]+$", re.I)
 
 
@@ -516,13 +687,17 @@ def check_figure_markup(text: str, glued: Sequence[str] = ()) -> list[str]:
         if not d["caption"]:
             problems.append(f"{key}: no caption (the paragraph under the options)")
         if len(alt.split()) < 4 or _PATHLIKE.search(alt):
-            problems.append(f"{key}: ':alt:' must say in words what the figure shows "
-                            f"(at least four words, no file name), got {alt!r}")
+            problems.append(
+                f"{key}: ':alt:' must say in words what the figure shows "
+                f"(at least four words, no file name), got {alt!r}"
+            )
         if not opts.get("name"):
             problems.append(f"{key}: no ':name:' (the figure's label: numbered and citable)")
     for key in glued:
         if key not in directives:
-            problems.append(f"{key}: glued by plot.figure but placed by no {{glue:figure}} directive")
+            problems.append(
+                f"{key}: glued by plot.figure but placed by no {{glue:figure}} directive"
+            )
     return problems
 
 
@@ -552,8 +727,17 @@ def show(fig, format: str = "jpg", quality: int = 85, close: bool = True) -> Non
     display(img)
 
 
-def interval_plot(df, x: str, y: str, hue: str | None = None, ax=None, errorbar=("ci", 95),
-                  n_boot: int = 1000, seed: int = 0, label_methods: bool = True):
+def interval_plot(
+    df,
+    x: str,
+    y: str,
+    hue: str | None = None,
+    ax=None,
+    errorbar=("ci", 95),
+    n_boot: int = 1000,
+    seed: int = 0,
+    label_methods: bool = True,
+):
     """Means of ``y`` per ``x`` (and ``hue``) with their intervals over the rows (seeds, images):
     seaborn's point plot, a 95 % bootstrap interval by default (``errorbar="sd"`` for mean ± SD).
     Method names on the x axis or in the legend are shown by their display names."""
@@ -564,17 +748,33 @@ def interval_plot(df, x: str, y: str, hue: str | None = None, ax=None, errorbar=
         if col not in df.columns:
             raise ValueError(f"interval_plot: no column {col!r} (columns: {list(df.columns)})")
     if df[y].isna().any():
-        raise ValueError(f"interval_plot: {int(df[y].isna().sum())} NaN values in {y!r}; drop or "
-                         "explain them first")
+        raise ValueError(
+            f"interval_plot: {int(df[y].isna().sum())} NaN values in {y!r}; drop or "
+            "explain them first"
+        )
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 3.2))
-    sns.pointplot(data=df, x=x, y=y, hue=hue, ax=ax, errorbar=errorbar, n_boot=n_boot, seed=seed,
-                  dodge=0.3 if hue else False, linestyle="none", capsize=0.15, markersize=5,
-                  err_kws={"linewidth": 1.2})
+    sns.pointplot(
+        data=df,
+        x=x,
+        y=y,
+        hue=hue,
+        ax=ax,
+        errorbar=errorbar,
+        n_boot=n_boot,
+        seed=seed,
+        dodge=0.3 if hue else False,
+        linestyle="none",
+        capsize=0.15,
+        markersize=5,
+        err_kws={"linewidth": 1.2},
+    )
     if label_methods:
         ticks = [t.get_text() for t in ax.get_xticklabels()]
         if ticks and all(t in METHOD_LABELS for t in ticks):
-            ax.set_xticks(ax.get_xticks(), [METHOD_LABELS[t] for t in ticks], rotation=30, ha="right")
+            ax.set_xticks(
+                ax.get_xticks(), [METHOD_LABELS[t] for t in ticks], rotation=30, ha="right"
+            )
         leg = ax.get_legend()
         if leg is not None:
             for t in leg.get_texts():
@@ -589,20 +789,31 @@ def verdict_figure(rows, kinds: Sequence[str] = ("paper", "finding"), ncols: int
     rule's band shaded) and the paper's number, where it gives one on the same scale, as a solid
     line. Returns the figure, or ``None`` when no claim has an
     interval to draw."""
-    drawn = [c for c in rows if c.kind in kinds and c.verdict.outcome != NOT_RUN
-             and not c.verdict.unmeasured]
+    drawn = [
+        c
+        for c in rows
+        if c.kind in kinds and c.verdict.outcome != NOT_RUN and not c.verdict.unmeasured
+    ]
     if not drawn:
         return None
     ncols = max(1, min(ncols, len(drawn)))
     nrows = -(-len(drawn) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(7.2, 1.45 * nrows + 0.3), squeeze=False)
-    for ax in axes.ravel()[len(drawn):]:
+    for ax in axes.ravel()[len(drawn) :]:
         ax.set_visible(False)
     for ax, c in zip(axes.ravel(), drawn):
         v = c.verdict
         colour = OUTCOME_COLOURS[v.outcome]
-        ax.errorbar([v.estimate], [0], xerr=[[v.estimate - v.low], [v.high - v.estimate]],
-                    fmt="o", color=colour, capsize=4, markersize=5, linewidth=1.5)
+        ax.errorbar(
+            [v.estimate],
+            [0],
+            xerr=[[v.estimate - v.low], [v.high - v.estimate]],
+            fmt="o",
+            color=colour,
+            capsize=4,
+            markersize=5,
+            linewidth=1.5,
+        )
         lines = []
         xs = [v.low, v.high]
         if v.tolerance is not None and v.boundary is not None:  # an equivalence band
@@ -625,13 +836,20 @@ def verdict_figure(rows, kinds: Sequence[str] = ("paper", "finding"), ncols: int
         ax.set_title(f"{name}: {v.outcome}", fontsize=9, loc="left", color=colour)
         ax.tick_params(axis="x", labelsize=9)
         ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(4))
-    handles = [plt.Line2D([], [], color="0.35", linestyle="--", label="the rule's boundary"),
-               mpl.patches.Patch(color="0.85", label="the rule's band (≈ claims)"),
-               plt.Line2D([], [], color="0.35", linestyle="-", label="the paper's number"),
-               plt.Line2D([], [], color="0.2", marker="o", linestyle="-",
-                          label="ours, 95 % interval")]
+    handles = [
+        plt.Line2D([], [], color="0.35", linestyle="--", label="the rule's boundary"),
+        mpl.patches.Patch(color="0.85", label="the rule's band (≈ claims)"),
+        plt.Line2D([], [], color="0.35", linestyle="-", label="the paper's number"),
+        plt.Line2D([], [], color="0.2", marker="o", linestyle="-", label="ours, 95 % interval"),
+    ]
     # two columns: four in a row made the legend, and the saved image, wider than the text column
-    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=9, frameon=False,
-               bbox_to_anchor=(0.5, 0.0))
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=2,
+        fontsize=9,
+        frameon=False,
+        bbox_to_anchor=(0.5, 0.0),
+    )
     fig.tight_layout(rect=(0, 0.5 / fig.get_figheight(), 1, 1), h_pad=1.6)
     return fig

@@ -20,6 +20,7 @@ The chapters call four things (see README.md, "Editing a chapter"):
 Papers are named by authors and a short title (``PAPERS``, the same names as the references page),
 never by a file number.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -42,11 +43,33 @@ from .formatting import auto_digits, format_number, is_integral, is_number
 from .results import atomic_write_json
 from .verdict import FAILS, HOLDS, NOT_RUN, OUTCOME_COLOURS, UNDECIDED, Verdict
 
-__all__ = ["PAPERS", "Paper", "paper_name", "format_number", "table", "SplitTable", "glue",
-           "GluedText", "Claim", "Claims", "summary", "claims_dir", "section_anchor",
-           "VerdictBox", "SummaryPage", "book_chapters", "KINDS", "TIERS", "tally",
-           "tally_text", "OUTCOME_COLOURS", "OUTCOME_MARKS", "outcome_word", "subtotal_text",
-           "HTMLBlock"]
+__all__ = [
+    "PAPERS",
+    "Paper",
+    "paper_name",
+    "format_number",
+    "table",
+    "SplitTable",
+    "glue",
+    "GluedText",
+    "Claim",
+    "Claims",
+    "summary",
+    "claims_dir",
+    "section_anchor",
+    "VerdictBox",
+    "SummaryPage",
+    "book_chapters",
+    "KINDS",
+    "TIERS",
+    "tally",
+    "tally_text",
+    "OUTCOME_COLOURS",
+    "OUTCOME_MARKS",
+    "outcome_word",
+    "subtotal_text",
+    "HTMLBlock",
+]
 
 #: the text column of the book's theme is ~750 px wide at desktop width
 TEXT_WIDTH_PX = 750
@@ -64,29 +87,42 @@ _WRAP_CHARS = 24
 class Paper:
     key: str
     authors: str  # "Taimeskhanov, Sicre, Garreau" or "Santos et al."
-    short: str    # a short title
+    short: str  # a short title
     year: int | None
-    ref: str      # anchor on the references page
+    ref: str  # anchor on the references page
 
     @property
     def name(self) -> str:
-        """"Authors, short title": how chapters and the summary page name the paper."""
+        """ "Authors, short title": how chapters and the summary page name the paper."""
         return f"{self.authors}, {self.short}"
 
 
 #: Every paper the chapters state claims of, keyed as chapters name them in ``Claims.add(paper=...)``.
 #: The references page (book/references.md) gives the full entries under the same anchors.
-PAPERS: dict[str, Paper] = {p.key: p for p in (
-    Paper("santos", "Santos et al.", "large receptive fields", None, "ref-santos"),
-    Paper("nagy", "Nagy, Nimara, Qian", "Grad-CAM reproduced", 2020, "ref-nagy"),
-    Paper("selvaraju", "Selvaraju et al.", "Grad-CAM", 2017, "ref-selvaraju"),
-    Paper("taimeskhanov", "Taimeskhanov, Sicre, Garreau", "CAM-based methods can see through walls",
-          2024, "ref-taimeskhanov"),
-    Paper("mascolini", "Mascolini et al.", "high-resolution maps with U-Nets", 2022,
-          "ref-mascolini"),
-    Paper("zhou", "Zhou et al.", "CAM", 2016, "ref-zhou"),
-    Paper("adebayo", "Adebayo et al.", "Sanity checks for saliency maps", 2018, "ref-adebayo"),
-)}
+PAPERS: dict[str, Paper] = {
+    p.key: p
+    for p in (
+        Paper("santos", "Santos et al.", "large receptive fields", None, "ref-santos"),
+        Paper("nagy", "Nagy, Nimara, Qian", "Grad-CAM reproduced", 2020, "ref-nagy"),
+        Paper("selvaraju", "Selvaraju et al.", "Grad-CAM", 2017, "ref-selvaraju"),
+        Paper(
+            "taimeskhanov",
+            "Taimeskhanov, Sicre, Garreau",
+            "CAM-based methods can see through walls",
+            2024,
+            "ref-taimeskhanov",
+        ),
+        Paper(
+            "mascolini",
+            "Mascolini et al.",
+            "high-resolution maps with U-Nets",
+            2022,
+            "ref-mascolini",
+        ),
+        Paper("zhou", "Zhou et al.", "CAM", 2016, "ref-zhou"),
+        Paper("adebayo", "Adebayo et al.", "Sanity checks for saliency maps", 2018, "ref-adebayo"),
+    )
+}
 
 
 def paper_name(key: str) -> str:
@@ -99,8 +135,10 @@ def _paper(key: str) -> Paper:
     try:
         return PAPERS[key]
     except KeyError:
-        raise ValueError(f"unknown paper {key!r}: use one of {sorted(PAPERS)} (lib.report.PAPERS; "
-                         "add a new paper there and on book/references.md)") from None
+        raise ValueError(
+            f"unknown paper {key!r}: use one of {sorted(PAPERS)} (lib.report.PAPERS; "
+            "add a new paper there and on book/references.md)"
+        ) from None
 
 
 # -- numbers: lib.formatting -----------------------------------------------------------------------
@@ -119,9 +157,12 @@ def _soft_breaks(text: str) -> str:
     """Escaped ``text`` where every word longer than a wrapped line may break after / _ , . = -
     (``<wbr>``), so that a path does not widen its column."""
     words = re.split(r"(\s+)", text)
-    return "".join(html.escape(w, quote=False) if len(w) <= _WRAP_CHARS else
-                   "<wbr>".join(html.escape(p, quote=False) for p in _BREAK_AFTER.split(w) if p)
-                   for w in words)
+    return "".join(
+        html.escape(w, quote=False)
+        if len(w) <= _WRAP_CHARS
+        else "<wbr>".join(html.escape(p, quote=False) for p in _BREAK_AFTER.split(w) if p)
+        for w in words
+    )
 
 
 _TAG = re.compile(r"<[^>]+>")
@@ -151,8 +192,12 @@ class SplitTable:
         return f"SplitTable({len(self.parts)} parts)"
 
 
-def _formatted(df: pd.DataFrame, digits: Mapping[str, int | None], default: int | None = None,
-               html_columns: Iterable[str] = ()) -> pd.DataFrame:
+def _formatted(
+    df: pd.DataFrame,
+    digits: Mapping[str, int | None],
+    default: int | None = None,
+    html_columns: Iterable[str] = (),
+) -> pd.DataFrame:
     """Every cell as the page shows it (HTML strings, text escaped), column by column: ``digits``
     per column; a column of integral numbers without its own entry stays integer, any other
     number column gets ``default`` decimals, or three significant figures."""
@@ -172,8 +217,7 @@ def _formatted(df: pd.DataFrame, digits: Mapping[str, int | None], default: int 
                 # show 0.0000, so the column is written as 6.0e-07
                 tiny = bool(mags) and 0 < max(mags) < 1e-3
                 d = auto_digits(nums)
-        cells = [_scientific(v) if tiny and is_number(v) else format_number(v, d)
-                 for v in values]
+        cells = [_scientific(v) if tiny and is_number(v) else format_number(v, d) for v in values]
         out[col] = cells if col in html_columns else [_soft_breaks(c) for c in cells]
     return pd.DataFrame(out, columns=df.columns)
 
@@ -197,8 +241,11 @@ def _scientific(v) -> str:
 def _style(shown: pd.DataFrame, numeric: set, caption: str | None):
     styles = [
         {"selector": "", "props": "border-collapse: collapse; font-size: 0.9em; margin: 0.4em 0;"},
-        {"selector": "th", "props": "text-align: left; white-space: normal; padding: 0.3em 0.5em; "
-                                    "border-bottom: 1px solid currentColor; vertical-align: bottom;"},
+        {
+            "selector": "th",
+            "props": "text-align: left; white-space: normal; padding: 0.3em 0.5em; "
+            "border-bottom: 1px solid currentColor; vertical-align: bottom;",
+        },
         {"selector": "td", "props": "padding: 0.25em 0.5em; vertical-align: top;"},
         {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: 600;"},
     ]
@@ -206,18 +253,31 @@ def _style(shown: pd.DataFrame, numeric: set, caption: str | None):
     st = st.set_table_attributes('class="report-table"')
     num_cols = [c for c in shown.columns if c in numeric]
     if num_cols:
-        st = st.set_properties(subset=num_cols, **{"text-align": "right",
-                                                    "font-variant-numeric": "tabular-nums",
-                                                    "white-space": "nowrap"})
+        st = st.set_properties(
+            subset=num_cols,
+            **{
+                "text-align": "right",
+                "font-variant-numeric": "tabular-nums",
+                "white-space": "nowrap",
+            },
+        )
     if caption:
         st = st.set_caption(caption)
     return st
 
 
-def table(df: pd.DataFrame, columns: Mapping[str, str] | None = None,
-          digits: int | Mapping[str, int] | None = None, *, caption: str | None = None,
-          index: bool | str = "auto", max_width: int = TEXT_WIDTH_PX, wide: str = "auto",
-          key_columns: int = 1, html_columns: Iterable[str] = ()):
+def table(
+    df: pd.DataFrame,
+    columns: Mapping[str, str] | None = None,
+    digits: int | Mapping[str, int] | None = None,
+    *,
+    caption: str | None = None,
+    index: bool | str = "auto",
+    max_width: int = TEXT_WIDTH_PX,
+    wide: str = "auto",
+    key_columns: int = 1,
+    html_columns: Iterable[str] = (),
+):
     """A formatted table for the page: a pandas Styler, or a ``SplitTable`` of Stylers.
 
     - no row numbers; a meaningful index (``index="auto"``: anything but a plain 0..n-1 range)
@@ -234,13 +294,16 @@ def table(df: pd.DataFrame, columns: Mapping[str, str] | None = None,
       (links).
     """
     if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"table() takes a pandas DataFrame, got {type(df).__name__}; "
-                        "wrap it: pd.DataFrame(...)")
+        raise TypeError(
+            f"table() takes a pandas DataFrame, got {type(df).__name__}; wrap it: pd.DataFrame(...)"
+        )
     if wide not in ("auto", "split", "transpose"):
         raise ValueError(f"wide must be 'auto', 'split' or 'transpose', got {wide!r}")
     d = df.copy()
-    keep_index = (index is True or (index == "auto" and not (
-        isinstance(d.index, pd.RangeIndex) and d.index.start == 0 and d.index.step == 1)))
+    keep_index = index is True or (
+        index == "auto"
+        and not (isinstance(d.index, pd.RangeIndex) and d.index.start == 0 and d.index.step == 1)
+    )
     if keep_index:
         names = [n if n is not None else "" for n in d.index.names]
         d.index = d.index.set_names(names)
@@ -249,8 +312,10 @@ def table(df: pd.DataFrame, columns: Mapping[str, str] | None = None,
     columns = dict(columns or {})
     unknown = [c for c in columns if c not in d.columns]
     if unknown:
-        raise ValueError(f"columns= renames {unknown}, which the table does not have "
-                         f"(its columns: {list(d.columns)})")
+        raise ValueError(
+            f"columns= renames {unknown}, which the table does not have "
+            f"(its columns: {list(d.columns)})"
+        )
     if isinstance(digits, Mapping):
         per_col = {columns.get(c, c): v for c, v in digits.items()}
         missing = [c for c in per_col if c not in {columns.get(x, x) for x in d.columns}]
@@ -260,12 +325,17 @@ def table(df: pd.DataFrame, columns: Mapping[str, str] | None = None,
         per_col = {}
     d = d.rename(columns=columns)
     if d.columns.duplicated().any():
-        raise ValueError(f"two columns have the same name {list(d.columns[d.columns.duplicated()])}"
-                         "; give them distinct names with columns=")
+        raise ValueError(
+            f"two columns have the same name {list(d.columns[d.columns.duplicated()])}"
+            "; give them distinct names with columns="
+        )
     d.columns = [str(c) for c in d.columns]
     per_col = {str(k): v for k, v in per_col.items()}
-    numeric = {c for c in d.columns if pd.api.types.is_numeric_dtype(d[c])
-               and not pd.api.types.is_bool_dtype(d[c])}
+    numeric = {
+        c
+        for c in d.columns
+        if pd.api.types.is_numeric_dtype(d[c]) and not pd.api.types.is_bool_dtype(d[c])
+    }
     html_columns = [columns.get(c, c) for c in html_columns]
     missing = [c for c in html_columns if c not in d.columns]
     if missing:
@@ -281,17 +351,19 @@ def table(df: pd.DataFrame, columns: Mapping[str, str] | None = None,
         t.columns = [""] + [str(c) for c in t.columns[1:]]
         repeated = t.columns.duplicated().any()
         if repeated and wide == "transpose":
-            raise ValueError(f"cannot transpose: the first column has repeated values "
-                             f"{list(shown.iloc[:, 0])}; use wide='split'")
+            raise ValueError(
+                f"cannot transpose: the first column has repeated values "
+                f"{list(shown.iloc[:, 0])}; use wide='split'"
+            )
         t_widths = [_column_px(c, t[c]) for c in t.columns]
         # "auto" splits a table whose first column repeats a value (its transpose would have
         # two columns of the same name)
-        if not repeated and (wide == "transpose" or (len(shown) <= 4
-                                                     and sum(t_widths) <= max_width)):
+        if not repeated and (
+            wide == "transpose" or (len(shown) <= 4 and sum(t_widths) <= max_width)
+        ):
             # a column of the transpose is numeric (right-aligned, unbroken) only if every cell
             # is a number: a text cell (a model's name) must wrap
-            return _style(t, {c for c in t.columns[1:] if all(map(_numeric_text, t[c]))},
-                          caption)
+            return _style(t, {c for c in t.columns[1:] if all(map(_numeric_text, t[c]))}, caption)
 
     keys = list(shown.columns[:key_columns])
     key_px = sum(widths[:key_columns])
@@ -334,19 +406,25 @@ def glue(name: str, value: Any, fmt: str | None = None, digits: int | None = Non
     warning, so an error in the book); it may hold letters, digits, ``_ . -`` but no ``:``.
     """
     if not isinstance(name, str) or not _GLUE_NAME.match(name):
-        raise ValueError(f"glue name {name!r}: use letters, digits, '_', '.', '-' (no spaces, no "
-                         "':' — {glue:text}`name:fmt` reads ':' as the start of a format)")
+        raise ValueError(
+            f"glue name {name!r}: use letters, digits, '_', '.', '-' (no spaces, no "
+            "':' — {glue:text}`name:fmt` reads ':' as the start of a format)"
+        )
     if fmt is not None:
         if hasattr(value, "detach") and getattr(value, "ndim", None) == 0:
             value = value.item()
         if is_number(value) and math.isnan(float(value)):
-            raise ValueError(f"glue {name!r}: the value is NaN; a number in the prose must be "
-                             "computed, not missing")
+            raise ValueError(
+                f"glue {name!r}: the value is NaN; a number in the prose must be "
+                "computed, not missing"
+            )
         text = format(value, fmt)
     else:
         if is_number(value) and math.isnan(float(value)):
-            raise ValueError(f"glue {name!r}: the value is NaN; a number in the prose must be "
-                             "computed, not missing")
+            raise ValueError(
+                f"glue {name!r}: the value is NaN; a number in the prose must be "
+                "computed, not missing"
+            )
         text = format_number(value, digits)
     try:
         from myst_nb import glue as _glue
@@ -362,15 +440,18 @@ def _glue_fallback(name: str, variable: Any, display: bool = False) -> None:
     from IPython.display import display as ipy_display
 
     prefix = "application/papermill.record/"
-    ipy_display({prefix + "text/plain": repr(variable)}, raw=True,
-                metadata={"scrapbook": {"name": name, "mime_prefix": prefix}})
+    ipy_display(
+        {prefix + "text/plain": repr(variable)},
+        raw=True,
+        metadata={"scrapbook": {"name": name, "mime_prefix": prefix}},
+    )
 
 
 # -- claims ----------------------------------------------------------------------------------------
 #: what a claim row is. Only paper claims are evidence about a paper and enter the tallies.
 KINDS = {
-    "paper": "paper claim",          # an empirical statement of the paper, tested on our numbers
-    "check": "check",                # an identity or property of the code: holds by construction
+    "paper": "paper claim",  # an empirical statement of the paper, tested on our numbers
+    "check": "check",  # an identity or property of the code: holds by construction
     "finding": "finding of this book",  # something this book found (an authors' computation, ...)
 }
 #: the evidence behind a paper claim, strongest first
@@ -411,6 +492,7 @@ class Claim:
     ``kind`` is "paper" (evidence about the paper), "check" (an identity of the code, never
     counted as support) or "finding" (of this book); ``tier`` (paper claims) says what the
     evidence rests on: "paper-data", "pretrained" or "stand-in"."""
+
     chapter: str
     claim_id: str
     paper: str
@@ -456,10 +538,15 @@ class Claim:
     def as_record(self) -> dict:
         rec = {f: getattr(self, f) for f in _FIELDS if f != "verdict"}
         v = self.verdict.as_record()
-        rec["verdict"] = {k: (None if isinstance(x, float) and math.isnan(x) else x)
-                          for k, x in v.items()}
-        rec.update(paper_text=self.paper_text, ours_text=self.ours_text,
-                   interval_text=self.interval_text, anchor=self.anchor)
+        rec["verdict"] = {
+            k: (None if isinstance(x, float) and math.isnan(x) else x) for k, x in v.items()
+        }
+        rec.update(
+            paper_text=self.paper_text,
+            ours_text=self.ours_text,
+            interval_text=self.interval_text,
+            anchor=self.anchor,
+        )
         return rec
 
 
@@ -474,8 +561,9 @@ def _json_value(v: Any, what: str, allow_none: bool) -> Any:
             return None
         raise ValueError(f"{what} is None: give the number (or a short text such as '0.27 ± 0.04')")
     if isinstance(v, bool):
-        raise TypeError(f"{what} is a bool; give the number the claim is about (verdict= takes "
-                        "the outcome)")
+        raise TypeError(
+            f"{what} is a bool; give the number the claim is about (verdict= takes the outcome)"
+        )
     if isinstance(v, numbers.Real):
         if math.isnan(float(v)):
             raise ValueError(f"{what} is NaN: a claim needs a computed number, not a missing one")
@@ -484,46 +572,74 @@ def _json_value(v: Any, what: str, allow_none: bool) -> Any:
         if not v.strip():
             raise ValueError(f"{what} is empty")
         return v
-    raise TypeError(f"{what} is a {type(v).__name__}; give a number or a short text "
-                    "(float(x) for a tensor or an array of one element)")
+    raise TypeError(
+        f"{what} is a {type(v).__name__}; give a number or a short text "
+        "(float(x) for a tensor or an array of one element)"
+    )
 
 
 def _as_verdict(v: Any, claim_id: str) -> Verdict:
     if isinstance(v, Verdict):
         return v
     if isinstance(v, Mapping):
-        d = {k: (math.nan if x is None and k in ("estimate", "low", "high") else x)
-             for k, x in v.items()}
+        d = {
+            k: (math.nan if x is None and k in ("estimate", "low", "high") else x)
+            for k, x in v.items()
+        }
         try:
             return Verdict(**d)
         except TypeError as e:
             raise ValueError(f"claim {claim_id!r}: not a verdict record ({e})") from None
-    raise TypeError(f"claim {claim_id!r}: verdict must be a lib.verdict.Verdict (from a rule such "
-                    f"as verdict.paired_difference(...) fixed before the run), got "
-                    f"{type(v).__name__} {v!r}")
+    raise TypeError(
+        f"claim {claim_id!r}: verdict must be a lib.verdict.Verdict (from a rule such "
+        f"as verdict.paired_difference(...) fixed before the run), got "
+        f"{type(v).__name__} {v!r}"
+    )
 
 
-def _make_claim(chapter, claim_id, paper, where, statement, paper_value, ours, kind, tier,
-                verdict, profile, section=None, digits=None) -> Claim:
+def _make_claim(
+    chapter,
+    claim_id,
+    paper,
+    where,
+    statement,
+    paper_value,
+    ours,
+    kind,
+    tier,
+    verdict,
+    profile,
+    section=None,
+    digits=None,
+) -> Claim:
     # lazy: lib.notebook imports torch (~2 s); lib.report stays light
     from .notebook import PROFILES
 
-    for label, v in (("chapter", chapter), ("claim_id", claim_id), ("where", where),
-                     ("statement", statement)):
+    for label, v in (
+        ("chapter", chapter),
+        ("claim_id", claim_id),
+        ("where", where),
+        ("statement", statement),
+    ):
         if not isinstance(v, str) or not v.strip():
             raise ValueError(f"claim {claim_id!r}: {label} must be a non-empty string, got {v!r}")
     if profile not in PROFILES:
         raise ValueError(f"claim {claim_id!r}: profile must be one of {PROFILES}, got {profile!r}")
     if kind not in KINDS:
-        raise ValueError(f"claim {claim_id!r}: kind must be one of {list(KINDS)} ('paper' for an "
-                         f"empirical statement of the paper, 'check' for an identity of the code, "
-                         f"'finding' for a finding of this book), got {kind!r}")
+        raise ValueError(
+            f"claim {claim_id!r}: kind must be one of {list(KINDS)} ('paper' for an "
+            f"empirical statement of the paper, 'check' for an identity of the code, "
+            f"'finding' for a finding of this book), got {kind!r}"
+        )
     if kind == "paper" and tier not in TIERS:
-        raise ValueError(f"claim {claim_id!r}: a paper claim needs tier= one of {list(TIERS)} "
-                         f"(what its evidence rests on), got {tier!r}")
+        raise ValueError(
+            f"claim {claim_id!r}: a paper claim needs tier= one of {list(TIERS)} "
+            f"(what its evidence rests on), got {tier!r}"
+        )
     if kind == "check" and tier is not None:
-        raise ValueError(f"claim {claim_id!r}: a check has no evidence tier (it is not evidence); "
-                         "drop tier=")
+        raise ValueError(
+            f"claim {claim_id!r}: a check has no evidence tier (it is not evidence); drop tier="
+        )
     if tier is not None and tier not in TIERS:
         raise ValueError(f"claim {claim_id!r}: tier must be one of {list(TIERS)}, got {tier!r}")
     verdict = _as_verdict(verdict, claim_id)
@@ -532,16 +648,40 @@ def _make_claim(chapter, claim_id, paper, where, statement, paper_value, ours, k
     _paper(paper)
     if digits is not None and (not isinstance(digits, int) or digits < 0):
         raise ValueError(f"claim {claim_id!r}: digits must be a non-negative int, got {digits!r}")
-    c = Claim(chapter, claim_id, paper, where, statement,
-              _json_value(paper_value, f"claim {claim_id!r}: paper_value", allow_none=True),
-              _json_value(ours, f"claim {claim_id!r}: ours", allow_none=True),
-              kind, tier, verdict, profile, section, digits)
+    c = Claim(
+        chapter,
+        claim_id,
+        paper,
+        where,
+        statement,
+        _json_value(paper_value, f"claim {claim_id!r}: paper_value", allow_none=True),
+        _json_value(ours, f"claim {claim_id!r}: ours", allow_none=True),
+        kind,
+        tier,
+        verdict,
+        profile,
+        section,
+        digits,
+    )
     c.anchor  # a section with no anchor fails now, not on the summary page
     return c
 
 
-_FIELDS = ("chapter", "claim_id", "paper", "where", "statement", "paper_value", "ours", "kind",
-           "tier", "verdict", "profile", "section", "digits")
+_FIELDS = (
+    "chapter",
+    "claim_id",
+    "paper",
+    "where",
+    "statement",
+    "paper_value",
+    "ours",
+    "kind",
+    "tier",
+    "verdict",
+    "profile",
+    "section",
+    "digits",
+)
 
 
 def _read_records(path: Path) -> list[dict]:
@@ -555,17 +695,20 @@ def _read_file(path: Path) -> dict:
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not a valid claims record ({e}); delete it and run its chapter "
-                         "again") from None
+        raise ValueError(
+            f"{path}: not a valid claims record ({e}); delete it and run its chapter again"
+        ) from None
     rows = obj.get("claims") if isinstance(obj, dict) else None
     if not isinstance(rows, list):
         raise ValueError(f"{path}: no 'claims' list; delete it and run its chapter again")
     for i, row in enumerate(rows):
         missing = [f for f in _FIELDS if not isinstance(row, dict) or f not in row]
         if missing:
-            raise ValueError(f"{path}, claim row {i + 1}: missing {missing} (a record written "
-                             "before claims had kinds and verdicts); delete the file and run its "
-                             "chapter again")
+            raise ValueError(
+                f"{path}, claim row {i + 1}: missing {missing} (a record written "
+                "before claims had kinds and verdicts); delete the file and run its "
+                "chapter again"
+            )
         try:
             _make_claim(**{f: row[f] for f in _FIELDS})
         except (TypeError, ValueError) as e:
@@ -582,8 +725,10 @@ class Claims:
         from .notebook import PROFILES
 
         if not isinstance(chapter, str) or not re.match(r"^[A-Za-z0-9_.\-]+$", chapter):
-            raise ValueError(f"chapter must be the notebook's name (e.g. '05_walls_experiments'), "
-                             f"got {chapter!r}")
+            raise ValueError(
+                f"chapter must be the notebook's name (e.g. '05_walls_experiments'), "
+                f"got {chapter!r}"
+            )
         if profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
         self.chapter, self.profile = chapter, profile
@@ -593,9 +738,22 @@ class Claims:
     def path(self) -> Path:
         return claims_dir(self.profile) / f"{self.chapter}.json"
 
-    def add(self, claim_id: str, paper: str, where: str, statement: str, paper_value: Any = None,
-            ours: Any = None, *, kind: str, verdict: Verdict, tier: str | None = None,
-            section: str | None = None, digits: int | None = None, **legacy) -> None:
+    def add(
+        self,
+        claim_id: str,
+        paper: str,
+        where: str,
+        statement: str,
+        paper_value: Any = None,
+        ours: Any = None,
+        *,
+        kind: str,
+        verdict: Verdict,
+        tier: str | None = None,
+        section: str | None = None,
+        digits: int | None = None,
+        **legacy,
+    ) -> None:
         """One claim row.
 
         Args:
@@ -617,23 +775,45 @@ class Claims:
             shows no object on the page.
         """
         if legacy:
-            raise TypeError(f"claim {claim_id!r}: unknown argument(s) {sorted(legacy)}; a claim "
-                            "takes kind= and verdict= (lib.verdict), not holds=")
+            raise TypeError(
+                f"claim {claim_id!r}: unknown argument(s) {sorted(legacy)}; a claim "
+                "takes kind= and verdict= (lib.verdict), not holds="
+            )
         if any(r.claim_id == claim_id for r in self.rows):
             raise ValueError(f"claim {claim_id!r} was added twice to {self.chapter}")
-        c = _make_claim(self.chapter, claim_id, paper, where, statement, paper_value, ours, kind,
-                        tier, verdict, self.profile, section, digits)
+        c = _make_claim(
+            self.chapter,
+            claim_id,
+            paper,
+            where,
+            statement,
+            paper_value,
+            ours,
+            kind,
+            tier,
+            verdict,
+            self.profile,
+            section,
+            digits,
+        )
         self.rows.append(c)
 
     def save(self) -> Path:
         """Write the chapter's record atomically, replacing its previous rows."""
         if not self.rows:
             raise ValueError(f"{self.chapter}: no claims to save; add() them first")
-        atomic_write_json(self.path, {
-            "chapter": self.chapter, "profile": self.profile,
-            "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "claims": [c.as_record() for c in self.rows]}, indent=1, ensure_ascii=False,
-            allow_nan=False)
+        atomic_write_json(
+            self.path,
+            {
+                "chapter": self.chapter,
+                "profile": self.profile,
+                "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "claims": [c.as_record() for c in self.rows],
+            },
+            indent=1,
+            ensure_ascii=False,
+            allow_nan=False,
+        )
         return self.path
 
     def verdict_box(self) -> "VerdictBox":
@@ -662,8 +842,10 @@ class Claims:
         fig = self.figure(**kw)
         if name is not None:
             if fig is None:
-                raise ValueError(f"{self.chapter}: no claim with an interval to draw for the "
-                                 f"figure {name!r}; drop its directive and call show_figure()")
+                raise ValueError(
+                    f"{self.chapter}: no claim with an interval to draw for the "
+                    f"figure {name!r}; drop its directive and call show_figure()"
+                )
             plot.figure(fig, name)
         elif fig is not None:
             plot.show(fig, format="png")
@@ -682,13 +864,15 @@ def tally(rows: Iterable[Claim]) -> dict[str, int]:
 
 
 def tally_text(rows: Iterable[Claim]) -> str:
-    """"3 of 5 paper claims hold, 1 does not, 1 is undecided" (and "2 not run here")."""
+    """ "3 of 5 paper claims hold, 1 does not, 1 is undecided" (and "2 not run here")."""
     t = tally(rows)
     n = sum(t.values())
     if n == 0:
         return "no paper claims"
-    parts = [f"{t[HOLDS]} of {n} paper claim{'s' if n != 1 else ''} "
-             f"hold{'s' if t[HOLDS] == 1 and n == 1 else ''}"]
+    parts = [
+        f"{t[HOLDS]} of {n} paper claim{'s' if n != 1 else ''} "
+        f"hold{'s' if t[HOLDS] == 1 and n == 1 else ''}"
+    ]
     if t[FAILS]:
         parts.append(f"{t[FAILS]} {'does' if t[FAILS] == 1 else 'do'} not")
     if t[UNDECIDED]:
@@ -714,10 +898,12 @@ def outcome_word(outcome: str, kind: str = "paper") -> str:
 
 def _outcome_html(outcome: str, kind: str = "paper") -> str:
     """The outcome in its colour, with its mark and its word (never the colour alone)."""
-    return (f'<strong class="outcome outcome-{outcome.replace(" ", "-")}" '
-            f'style="color:{OUTCOME_COLOURS[outcome]};white-space:nowrap">'
-            f'<span aria-hidden="true">{OUTCOME_MARKS[outcome]}&#8239;</span>'
-            f'{html.escape(outcome_word(outcome, kind))}</strong>')
+    return (
+        f'<strong class="outcome outcome-{outcome.replace(" ", "-")}" '
+        f'style="color:{OUTCOME_COLOURS[outcome]};white-space:nowrap">'
+        f'<span aria-hidden="true">{OUTCOME_MARKS[outcome]}&#8239;</span>'
+        f"{html.escape(outcome_word(outcome, kind))}</strong>"
+    )
 
 
 def subtotal_text(outcomes: Iterable[str], kind: str = "paper") -> str:
@@ -756,8 +942,11 @@ class VerdictBox:
     """The chapter's closing box as HTML (the book, Jupyter) or Markdown: paper claims with
     outcome, estimate and interval; then checks (with their measured error) and findings."""
 
-    _SECTIONS = (("paper", "The paper's claims"), ("check", "Checks of the code (not evidence)"),
-                 ("finding", "Findings of this book"))
+    _SECTIONS = (
+        ("paper", "The paper's claims"),
+        ("check", "Checks of the code (not evidence)"),
+        ("finding", "Findings of this book"),
+    )
 
     def __init__(self, rows: list[Claim], profile: str):
         self.rows, self.profile = list(rows), profile
@@ -768,7 +957,7 @@ class VerdictBox:
         t = f"Verdict: {tally_text(self.rows)}"
         if checks:
             n_pass = sum(c.holds for c in checks)
-            t += (f"; {n_pass} of {len(checks)} check{'s pass' if len(checks) != 1 else ' passes'}")
+            t += f"; {n_pass} of {len(checks)} check{'s pass' if len(checks) != 1 else ' passes'}"
         if finds:
             t += f"; {len(finds)} finding{'s' if len(finds) != 1 else ''} of this book"
         return t
@@ -780,53 +969,86 @@ class VerdictBox:
             rows = [c for c in self.rows if c.kind == kind]
             if not rows:
                 continue
-            body.append(f'<tr class="verdict-section"><th colspan="3" style="text-align:left;'
-                        f'padding:0.5em 0.5em 0.2em 0.5em">{e(heading)}</th></tr>')
+            body.append(
+                f'<tr class="verdict-section"><th colspan="3" style="text-align:left;'
+                f'padding:0.5em 0.5em 0.2em 0.5em">{e(heading)}</th></tr>'
+            )
             for c in rows:
-                tier = (f' <span class="verdict-tier">[{e(TIERS[c.tier])}]</span>'
-                        if c.tier else "")
-                paper = f" The paper: <strong>{e(c.paper_text)}</strong>." if (
-                    c.paper_value is not None) else ""
+                tier = f' <span class="verdict-tier">[{e(TIERS[c.tier])}]</span>' if c.tier else ""
+                paper = (
+                    f" The paper: <strong>{e(c.paper_text)}</strong>."
+                    if (c.paper_value is not None)
+                    else ""
+                )
                 measured = e(c.ours_text)
                 if c.ours is not None and c.verdict.outcome != NOT_RUN:
                     measured += f"<br>estimate {e(c.interval_text)}"
                 body.append(
                     '<tr class="verdict-row" style="border-top:1px solid rgba(128,128,128,0.35)">'
                     f'<td data-label="claim" style="padding:0.3em 0.5em;vertical-align:top">'
-                    f'<em>{e(c.where)}</em> ({e(_paper(c.paper).authors)}): {e(c.statement)}'
-                    f'{paper}{tier}</td>'
+                    f"<em>{e(c.where)}</em> ({e(_paper(c.paper).authors)}): {e(c.statement)}"
+                    f"{paper}{tier}</td>"
                     f'<td data-label="we measured" style="padding:0.3em 0.5em;vertical-align:top;'
                     f'width:32%"><strong>{measured}</strong><br>'
-                    f'<small>{_verdict_detail(c)}</small></td>'
+                    f"<small>{_verdict_detail(c)}</small></td>"
                     f'<td data-label="outcome" style="padding:0.3em 0.5em;vertical-align:top">'
-                    f'{_outcome_html(c.outcome, c.kind)}</td></tr>')
-        head = ('<tr><th style="text-align:left;padding:0.3em 0.5em">the claim</th>'
-                '<th style="text-align:left;padding:0.3em 0.5em">we measured (95 % interval)</th>'
-                '<th style="text-align:left;padding:0.3em 0.5em">outcome</th></tr>')
-        return ('<div class="admonition verdict-box" style="border-left:4px solid #0969da;'
-                'background:rgba(9,105,218,0.06);padding:0.6em 0.8em;margin:1em 0">'
-                '<p class="admonition-title" style="font-weight:600;margin:0 0 0.4em 0">'
-                f'{e(self.title())} (profile <code>{e(self.profile)}</code>)</p>'
-                '<table style="width:100%;border-collapse:collapse;font-size:0.95em;'
-                'table-layout:auto">'
-                f'<thead>{head}</thead><tbody>{"".join(body)}</tbody></table></div>')
+                    f"{_outcome_html(c.outcome, c.kind)}</td></tr>"
+                )
+        head = (
+            '<tr><th style="text-align:left;padding:0.3em 0.5em">the claim</th>'
+            '<th style="text-align:left;padding:0.3em 0.5em">we measured (95 % interval)</th>'
+            '<th style="text-align:left;padding:0.3em 0.5em">outcome</th></tr>'
+        )
+        return (
+            '<div class="admonition verdict-box" style="border-left:4px solid #0969da;'
+            'background:rgba(9,105,218,0.06);padding:0.6em 0.8em;margin:1em 0">'
+            '<p class="admonition-title" style="font-weight:600;margin:0 0 0.4em 0">'
+            f"{e(self.title())} (profile <code>{e(self.profile)}</code>)</p>"
+            '<table style="width:100%;border-collapse:collapse;font-size:0.95em;'
+            'table-layout:auto">'
+            f"<thead>{head}</thead><tbody>{''.join(body)}</tbody></table></div>"
+        )
 
     def _repr_markdown_(self) -> str:
-        lines = [f"**{self.title()}** (profile `{self.profile}`)", "",
-                 "| the claim | we measured (95 % interval) | outcome |", "|---|---|---|"]
+        lines = [
+            f"**{self.title()}** (profile `{self.profile}`)",
+            "",
+            "| the claim | we measured (95 % interval) | outcome |",
+            "|---|---|---|",
+        ]
         for c in self.rows:
-            claim_txt = (f"*{c.where}* ({_paper(c.paper).authors}, {KINDS[c.kind]}"
-                         f"{', ' + TIERS[c.tier] if c.tier else ''}): {c.statement} "
-                         f"Paper: **{c.paper_text}**").replace("|", "\\|")
-            measured = (f"**{c.ours_text}**" if c.ours is None
-                        else f"**{c.ours_text}** ({c.interval_text})")
+            claim_txt = (
+                f"*{c.where}* ({_paper(c.paper).authors}, {KINDS[c.kind]}"
+                f"{', ' + TIERS[c.tier] if c.tier else ''}): {c.statement} "
+                f"Paper: **{c.paper_text}**"
+            ).replace("|", "\\|")
+            measured = (
+                f"**{c.ours_text}**" if c.ours is None else f"**{c.ours_text}** ({c.interval_text})"
+            )
             lines.append(f"| {claim_txt} | {measured} | {c.outcome} |")
         return "\n".join(lines)
 
 
-SUMMARY_COLUMNS = ["chapter", "claim_id", "paper", "paper_name", "where", "statement", "kind",
-                   "tier", "paper_value", "ours", "interval", "outcome", "rule", "method",
-                   "profile", "anchor", "link", "written"]
+SUMMARY_COLUMNS = [
+    "chapter",
+    "claim_id",
+    "paper",
+    "paper_name",
+    "where",
+    "statement",
+    "kind",
+    "tier",
+    "paper_value",
+    "ours",
+    "interval",
+    "outcome",
+    "rule",
+    "method",
+    "profile",
+    "anchor",
+    "link",
+    "written",
+]
 
 
 def summary(profile: str) -> pd.DataFrame:
@@ -846,17 +1068,33 @@ def summary(profile: str) -> pd.DataFrame:
         for r in record["claims"]:
             c = _make_claim(**{f: r[f] for f in _FIELDS})
             if c.profile != profile or c.chapter != path.stem:
-                raise ValueError(f"{path}: claim {c.claim_id!r} belongs to chapter {c.chapter!r}, "
-                                 f"profile {c.profile!r}; delete the file and run its chapter again")
+                raise ValueError(
+                    f"{path}: claim {c.claim_id!r} belongs to chapter {c.chapter!r}, "
+                    f"profile {c.profile!r}; delete the file and run its chapter again"
+                )
             link = f"{c.chapter}.html" + (f"#{c.anchor}" if c.anchor else "")
-            rows.append({"chapter": c.chapter, "claim_id": c.claim_id, "paper": c.paper,
-                         "paper_name": paper_name(c.paper), "where": c.where,
-                         "statement": c.statement, "kind": c.kind, "tier": c.tier,
-                         "paper_value": c.paper_text, "ours": c.ours_text,
-                         "interval": c.interval_text, "outcome": c.outcome,
-                         "rule": c.verdict.rule, "method": c.verdict.method,
-                         "profile": c.profile, "anchor": c.anchor, "link": link,
-                         "written": written})
+            rows.append(
+                {
+                    "chapter": c.chapter,
+                    "claim_id": c.claim_id,
+                    "paper": c.paper,
+                    "paper_name": paper_name(c.paper),
+                    "where": c.where,
+                    "statement": c.statement,
+                    "kind": c.kind,
+                    "tier": c.tier,
+                    "paper_value": c.paper_text,
+                    "ours": c.ours_text,
+                    "interval": c.interval_text,
+                    "outcome": c.outcome,
+                    "rule": c.verdict.rule,
+                    "method": c.verdict.method,
+                    "profile": c.profile,
+                    "anchor": c.anchor,
+                    "link": link,
+                    "written": written,
+                }
+            )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -869,7 +1107,9 @@ def _title_of(stem: Path) -> str:
 
     if stem.with_suffix(".ipynb").is_file():
         nb = nbformat.read(stem.with_suffix(".ipynb"), as_version=4)
-        lines = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()]
+        lines = [
+            line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()
+        ]
     elif stem.with_suffix(".md").is_file():
         lines, fenced = [], False
         for line in stem.with_suffix(".md").read_text(encoding="utf-8").splitlines():
@@ -938,8 +1178,13 @@ class SummaryPage:
             sub = p[p["paper"] == key]
             for tier in (t for t in TIERS if t in set(sub["tier"])):
                 counts = sub[sub["tier"] == tier]["outcome"].value_counts()
-                out.append({"paper": paper_name(key), "evidence": TIERS[tier],
-                            **{o: int(counts.get(o, 0)) for o in cols}})
+                out.append(
+                    {
+                        "paper": paper_name(key),
+                        "evidence": TIERS[tier],
+                        **{o: int(counts.get(o, 0)) for o in cols},
+                    }
+                )
         return pd.DataFrame(out, columns=["paper", "evidence"] + cols)
 
     def glue(self) -> None:
@@ -958,8 +1203,11 @@ class SummaryPage:
         glue("summary_n_checks", int((self.rows["kind"] == "check").sum()))
         glue("summary_n_findings", int((self.rows["kind"] == "finding").sum()))
         tiers = p["tier"].value_counts()
-        glue("summary_tiers", "; ".join(f"{int(tiers[t])} on {TIERS[t]}" for t in TIERS
-                                        if t in tiers.index) or "none yet")
+        glue(
+            "summary_tiers",
+            "; ".join(f"{int(tiers[t])} on {TIERS[t]}" for t in TIERS if t in tiers.index)
+            or "none yet",
+        )
         glue("summary_with", "; ".join(self.title(c) for c in self.with_records) or "none yet")
         glue("summary_without", "; ".join(self.title(c) for c in self.without) or "none")
 
@@ -967,9 +1215,11 @@ class SummaryPage:
         # lazy: optional: only inside a notebook
         from IPython.display import Markdown
 
-        return Markdown(f"No chapter has recorded a claim on the profile `{self.profile}` yet, "
-                        "so there is no table: run the chapters on this profile first (the "
-                        "book runs them before this page).")
+        return Markdown(
+            f"No chapter has recorded a claim on the profile `{self.profile}` yet, "
+            "so there is no table: run the chapters on this profile first (the "
+            "book runs them before this page)."
+        )
 
     def tally_table(self):
         """The tallies as a table for the page: one row per paper and evidence tier, one column
@@ -986,19 +1236,25 @@ class SummaryPage:
         e = html.escape
         words = {o: f"{OUTCOME_MARKS[o]} {outcome_word(o)}" for o in cols}
         head = "".join(f"<th>{e(h)}</th>" for h in ("paper", "evidence")) + "".join(
-            f'<th class="tally-count">{_outcome_html(o)}</th>' for o in cols)
+            f'<th class="tally-count">{_outcome_html(o)}</th>' for o in cols
+        )
         body = []
         for i, r in enumerate(t.to_dict("records")):
             cls = "claim-row tally-total" if i == len(t) - 1 else "claim-row"
-            cells = (f'<td class="tally-paper" data-label="paper">{e(str(r["paper"]))}</td>'
-                     f'<td class="tally-evidence" data-label="evidence">'
-                     f'{e(str(r["evidence"]))}</td>')
-            cells += "".join(f'<td class="tally-count" data-label="{e(words[o])}">{int(r[o])}'
-                             f'</td>' for o in cols)
+            cells = (
+                f'<td class="tally-paper" data-label="paper">{e(str(r["paper"]))}</td>'
+                f'<td class="tally-evidence" data-label="evidence">'
+                f"{e(str(r['evidence']))}</td>"
+            )
+            cells += "".join(
+                f'<td class="tally-count" data-label="{e(words[o])}">{int(r[o])}</td>' for o in cols
+            )
             body.append(f'<tr class="{cls}">{cells}</tr>')
-        return HTMLBlock('<table class="claim-table tally-table"><caption>Paper claims by '
-                         'evidence and outcome (the last row: every paper)</caption><thead><tr>'
-                         f'{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
+        return HTMLBlock(
+            '<table class="claim-table tally-table"><caption>Paper claims by '
+            "evidence and outcome (the last row: every paper)</caption><thead><tr>"
+            f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        )
 
     def table(self, kind: str = "paper"):
         """Every claim of ``kind`` ("paper", "check", "finding"), grouped by paper, then by
@@ -1026,25 +1282,42 @@ class SummaryPage:
         body = []
         for key in papers:
             sub = rows[rows["paper"] == key]
-            body.append(f'<tr class="claim-group claim-group-paper"><th colspan="4">'
-                        f'{e(paper_name(key))} <span class="claim-subtotal">('
-                        f'{e(subtotal_text(sub["outcome"], kind))})</span></th></tr>')
+            body.append(
+                f'<tr class="claim-group claim-group-paper"><th colspan="4">'
+                f'{e(paper_name(key))} <span class="claim-subtotal">('
+                f"{e(subtotal_text(sub['outcome'], kind))})</span></th></tr>"
+            )
             for chapter in (c for c in chapters if c in set(sub["chapter"])):
                 part = sub[sub["chapter"] == chapter]
-                body.append(f'<tr class="claim-group claim-group-chapter"><th colspan="4">'
-                            f'<a href="{e(chapter)}.html">{e(self.title(chapter))}</a> '
-                            f'<span class="claim-subtotal">('
-                            f'{e(subtotal_text(part["outcome"], kind))})</span></th></tr>')
+                body.append(
+                    f'<tr class="claim-group claim-group-chapter"><th colspan="4">'
+                    f'<a href="{e(chapter)}.html">{e(self.title(chapter))}</a> '
+                    f'<span class="claim-subtotal">('
+                    f"{e(subtotal_text(part['outcome'], kind))})</span></th></tr>"
+                )
                 for r in part.itertuples():
-                    tier = (f' <span class="claim-tier">[{e(TIERS[r.tier])}]</span>'
-                            if kind == "paper" and isinstance(r.tier, str) else "")
-                    cells = (f'<a href="{e(r.link)}">{e(r.where)}</a>: {e(r.statement)}{tier}',
-                             e(r.paper_value), e(r.interval), _outcome_html(r.outcome, kind))
-                    body.append('<tr class="claim-row">' + "".join(
-                        f'<td data-label="{e(lab)}">{c}</td>' for lab, c in zip(labels, cells))
-                        + "</tr>")
-        return HTMLBlock(f'<table class="claim-table claim-table-{kind}"><thead><tr>{head}</tr>'
-                         f'</thead><tbody>{"".join(body)}</tbody></table>')
+                    tier = (
+                        f' <span class="claim-tier">[{e(TIERS[r.tier])}]</span>'
+                        if kind == "paper" and isinstance(r.tier, str)
+                        else ""
+                    )
+                    cells = (
+                        f'<a href="{e(r.link)}">{e(r.where)}</a>: {e(r.statement)}{tier}',
+                        e(r.paper_value),
+                        e(r.interval),
+                        _outcome_html(r.outcome, kind),
+                    )
+                    body.append(
+                        '<tr class="claim-row">'
+                        + "".join(
+                            f'<td data-label="{e(lab)}">{c}</td>' for lab, c in zip(labels, cells)
+                        )
+                        + "</tr>"
+                    )
+        return HTMLBlock(
+            f'<table class="claim-table claim-table-{kind}"><thead><tr>{head}</tr>'
+            f"</thead><tbody>{''.join(body)}</tbody></table>"
+        )
 
 
 class HTMLBlock:

@@ -1,6 +1,7 @@
 """Resampling of explanation maps: bilinear up-sampling as an explicit interpolation,
 up-sampling that places every unit at its receptive-field centre instead of its grid cell, and
 Santos et al.'s down-then-up resampling that brings maps of several layers to one resolution."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -89,13 +90,17 @@ def upsample_at_centres(maps: torch.Tensor, centres_y, centres_x, size) -> torch
         tensor([[[0., 1., 3., 4.]]])
     """
     if not isinstance(maps, torch.Tensor) or maps.dim() != 3:
-        raise ValueError(f"maps must be a (N, h, w) tensor, got "
-                         f"{tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__}")
+        raise ValueError(
+            f"maps must be a (N, h, w) tensor, got "
+            f"{tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__}"
+        )
     H, W = (size, size) if isinstance(size, int) else tuple(size)
     h, w = maps.shape[-2:]
     if len(np.ravel(centres_y)) != h or len(np.ravel(centres_x)) != w:
-        raise ValueError(f"{len(np.ravel(centres_y))} x {len(np.ravel(centres_x))} centres for a "
-                         f"{h} x {w} map: give one centre per unit along each axis")
+        raise ValueError(
+            f"{len(np.ravel(centres_y))} x {len(np.ravel(centres_x))} centres for a "
+            f"{h} x {w} map: give one centre per unit along each axis"
+        )
     wy = interp_matrix(centres_y, H).to(maps.device, torch.float64)
     wx = interp_matrix(centres_x, W).to(maps.device, torch.float64)
     return (wy @ maps.double() @ wx.T).to(maps.dtype if maps.is_floating_point() else torch.float32)
@@ -122,13 +127,16 @@ def pool_centres(centres, n: int) -> np.ndarray:
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive number of units, got {n!r}")
     if c.size < n:
-        raise ValueError(f"cannot pool {c.size} units down to {n}: down-sampling needs at least "
-                         "as many units as the target grid")
+        raise ValueError(
+            f"cannot pool {c.size} units down to {n}: down-sampling needs at least "
+            "as many units as the target grid"
+        )
     return F.adaptive_avg_pool1d(torch.from_numpy(c).view(1, 1, -1), int(n)).view(-1).numpy()
 
 
-def down_up(maps: torch.Tensor, grid: tuple[int, int], size, centres=None,
-            relu: bool = True) -> torch.Tensor:
+def down_up(
+    maps: torch.Tensor, grid: tuple[int, int], size, centres=None, relu: bool = True
+) -> torch.Tensor:
     """Santos et al.'s resampling of a layer's maps (Section 2.4): ReLU, area-average down to
     ``grid`` (the last layer's feature size; nothing to do if already that size), then up-sample
     to ``size``, so that every layer is judged at the same resolution.
@@ -155,13 +163,17 @@ def down_up(maps: torch.Tensor, grid: tuple[int, int], size, centres=None,
                  [5.5000, 7.5000]]])
     """
     if not isinstance(maps, torch.Tensor) or maps.dim() != 3:
-        raise ValueError(f"maps must be a (N, h, w) tensor, got "
-                         f"{tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__}")
+        raise ValueError(
+            f"maps must be a (N, h, w) tensor, got "
+            f"{tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__}"
+        )
     gh, gw = grid
     h, w = maps.shape[-2:]
     if h < gh or w < gw:
-        raise ValueError(f"a {h}x{w} map cannot be down-sampled to the last layer's {gh}x{gw} "
-                         "grid: list the last (coarsest) layer first")
+        raise ValueError(
+            f"a {h}x{w} map cannot be down-sampled to the last layer's {gh}x{gw} "
+            "grid: list the last (coarsest) layer first"
+        )
     out = maps.float().clamp(min=0) if relu else maps.float()
     if (h, w) != (gh, gw):
         out = F.adaptive_avg_pool2d(out[:, None], (gh, gw))[:, 0]

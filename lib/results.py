@@ -14,6 +14,7 @@ run recomputes. ``run`` skips the keys already done, so a killed run resumes whe
 finished run is not recomputed. Reading an incomplete run as if it were whole raises
 ``IncompleteResultsError``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,8 +42,14 @@ try:  # POSIX; elsewhere saves merge without a lock
 except ImportError:  # pragma: no cover
     fcntl = None
 
-__all__ = ["ResultsStore", "IncompleteResultsError", "CorruptResultsWarning", "config_hash",
-           "code_fingerprint", "file_digest"]
+__all__ = [
+    "ResultsStore",
+    "IncompleteResultsError",
+    "CorruptResultsWarning",
+    "config_hash",
+    "code_fingerprint",
+    "file_digest",
+]
 
 RECORDS = "records.json"
 META = "meta.json"
@@ -130,9 +137,12 @@ def config_hash(config: Mapping[str, Any]) -> str:
             for i, x in enumerate(v):
                 check(x, f"{where}[{i}]")
         elif not (v is None or isinstance(v, (str, bool, int, float))) and _ADDRESS.search(str(v)):
-            raise TypeError(f"{where} is a {type(v).__name__} whose str() {str(v)!r} changes in "
-                            "every process; put a JSON-able description of it in the config "
-                            "(a name, a number, a list)")
+            raise TypeError(
+                f"{where} is a {type(v).__name__} whose str() {str(v)!r} changes in "
+                "every process; put a JSON-able description of it in the config "
+                "(a name, a number, a list)"
+            )
+
     check(cfg, "config")
     text = json.dumps(cfg, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -168,8 +178,10 @@ def file_digest(path: str | Path) -> str:
     try:
         st = p.stat()
     except FileNotFoundError:
-        raise FileNotFoundError(f"weights file {path} does not exist (needed for the results "
-                                "fingerprint); train or download the model first") from None
+        raise FileNotFoundError(
+            f"weights file {path} does not exist (needed for the results "
+            "fingerprint); train or download the model first"
+        ) from None
     key = (str(p), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
     if key not in _DIGESTS:
         h = hashlib.sha256()
@@ -221,10 +233,13 @@ def _read_json_or_set_aside(path: Path, what: str) -> dict | None:
         stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S.%f")
         aside = path.with_name(f"{path.name}.corrupt-{stamp}")
         os.replace(path, aside)
-        warnings.warn(f"{path} is not a valid results file ({e}); moved it to {aside} and "
-                      f"started over without its {what}: the run will recompute them. Delete "
-                      f"{aside.name} once you no longer need it.", CorruptResultsWarning,
-                      stacklevel=3)
+        warnings.warn(
+            f"{path} is not a valid results file ({e}); moved it to {aside} and "
+            f"started over without its {what}: the run will recompute them. Delete "
+            f"{aside.name} once you no longer need it.",
+            CorruptResultsWarning,
+            stacklevel=3,
+        )
         return None
 
 
@@ -239,9 +254,17 @@ class ResultsStore:
     torch scalars/arrays are converted; anything else is refused by ``put``).
     """
 
-    def __init__(self, notebook: str, profile: str, config: Mapping[str, Any] | None = None,
-                 root: str | Path | None = None, *, weights: Iterable[str | Path] | str | Path = (),
-                 data: Any = None, code: bool = True):
+    def __init__(
+        self,
+        notebook: str,
+        profile: str,
+        config: Mapping[str, Any] | None = None,
+        root: str | Path | None = None,
+        *,
+        weights: Iterable[str | Path] | str | Path = (),
+        data: Any = None,
+        code: bool = True,
+    ):
         self.notebook, self.profile = notebook, profile
         self.config = _jsonable(dict(config or {}))
         self.config_hash = config_hash(self.config)
@@ -250,8 +273,10 @@ class ResultsStore:
         data = _jsonable(data)
         bad = _bad_field(data, "data")
         if bad:
-            raise TypeError(f"ResultsStore(data=...): {bad[0]} is a {bad[1].__name__}, which has "
-                            "no JSON form; pass file digests, names or numbers")
+            raise TypeError(
+                f"ResultsStore(data=...): {bad[0]} is a {bad[1].__name__}, which has "
+                "no JSON form; pass file digests, names or numbers"
+            )
         self.fingerprint = {
             "code": code_fingerprint() if code else None,
             "weights": [{"file": Path(w).name, "sha256": file_digest(w)} for w in weights],
@@ -265,14 +290,25 @@ class ResultsStore:
         meta_fp = dict(self.fingerprint)
         data_json = json.dumps(data, sort_keys=True)
         if len(data_json) > _META_DATA_MAX:
-            meta_fp["data"] = {"sha256": hashlib.sha256(data_json.encode()).hexdigest(),
-                               "note": f"{len(data_json)} characters of JSON, not written here"}
-        self._meta = {"notebook": notebook, "profile": profile, "config": self.config,
-                      "config_hash": self.config_hash, "fingerprint": meta_fp, "key": self.hash,
-                      "complete": False, "expected": None,
-                      "created": _dt.datetime.now(_dt.timezone.utc).isoformat()}
+            meta_fp["data"] = {
+                "sha256": hashlib.sha256(data_json.encode()).hexdigest(),
+                "note": f"{len(data_json)} characters of JSON, not written here",
+            }
+        self._meta = {
+            "notebook": notebook,
+            "profile": profile,
+            "config": self.config,
+            "config_hash": self.config_hash,
+            "fingerprint": meta_fp,
+            "key": self.hash,
+            "complete": False,
+            "expected": None,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+        }
         with self._lock():
-            self._records: dict[str, dict] = _read_json_or_set_aside(self.path / RECORDS, "records") or {}
+            self._records: dict[str, dict] = (
+                _read_json_or_set_aside(self.path / RECORDS, "records") or {}
+            )
             meta = _read_json_or_set_aside(self.path / META, "completion state")
             if meta is None:
                 atomic_write_json(self.path / META, self._meta)
@@ -318,12 +354,18 @@ class ResultsStore:
         rec = _jsonable(dict(record))
         bad = _bad_field(rec)
         if bad:
-            raise TypeError(f"record for key {str(key)!r}: field {bad[0]!r} is a {bad[1].__module__}."
-                            f"{bad[1].__qualname__}, which JSON cannot hold; convert it (float(x), "
-                            "x.tolist(), str(x)) or leave it out. Nothing was stored for this key.")
+            raise TypeError(
+                f"record for key {str(key)!r}: field {bad[0]!r} is a {bad[1].__module__}."
+                f"{bad[1].__qualname__}, which JSON cannot hold; convert it (float(x), "
+                "x.tolist(), str(x)) or leave it out. Nothing was stored for this key."
+            )
         self._records[str(key)] = rec
         self._dirty.add(str(key))
-        if self._meta["complete"] and self._meta["expected"] and str(key) not in self._meta["expected"]:
+        if (
+            self._meta["complete"]
+            and self._meta["expected"]
+            and str(key) not in self._meta["expected"]
+        ):
             self._meta["complete"] = False
         if save:
             self.save()
@@ -331,9 +373,14 @@ class ResultsStore:
     def save(self) -> None:
         """Write records and state atomically, merged with records other stores saved meanwhile."""
         with self._lock():
-            on_disk = {} if self._reset_pending else (
-                _read_json_or_set_aside(self.path / RECORDS, "records") or {})
-            on_disk.update({k: v for k, v in self._records.items() if k in self._dirty})  # put order
+            on_disk = (
+                {}
+                if self._reset_pending
+                else (_read_json_or_set_aside(self.path / RECORDS, "records") or {})
+            )
+            on_disk.update(
+                {k: v for k, v in self._records.items() if k in self._dirty}
+            )  # put order
             atomic_write_json(self.path / RECORDS, on_disk)
             atomic_write_json(self.path / META, self._meta)
             self._records = on_disk
@@ -345,16 +392,25 @@ class ResultsStore:
     def complete(self) -> bool:
         """True once a run marked every expected key done."""
         exp = self._meta.get("expected")
-        return bool(self._meta["complete"]) and exp is not None and all(k in self._records for k in exp)
+        return (
+            bool(self._meta["complete"])
+            and exp is not None
+            and all(k in self._records for k in exp)
+        )
 
     def mark_complete(self, expected_keys: Iterable[Any]) -> None:
         expected = [str(k) for k in expected_keys]
         missing = [k for k in expected if k not in self._records]
         if missing:
-            raise IncompleteResultsError(f"{self}: {len(missing)} of {len(expected)} keys have no "
-                                         f"record (e.g. {missing[:3]}); cannot mark complete")
-        self._meta.update(complete=True, expected=expected,
-                          finished=_dt.datetime.now(_dt.timezone.utc).isoformat())
+            raise IncompleteResultsError(
+                f"{self}: {len(missing)} of {len(expected)} keys have no "
+                f"record (e.g. {missing[:3]}); cannot mark complete"
+            )
+        self._meta.update(
+            complete=True,
+            expected=expected,
+            finished=_dt.datetime.now(_dt.timezone.utc).isoformat(),
+        )
         self.save()
 
     def reset(self) -> None:
@@ -375,15 +431,21 @@ class ResultsStore:
             raise IncompleteResultsError(
                 f"{self}: the run has not finished ({len(self)} records of {n_exp} expected). "
                 "Call store.run(...) again to resume it, or records(allow_incomplete=True) to "
-                "look at the partial results knowingly.")
+                "look at the partial results knowingly."
+            )
         keys = self._meta["expected"] if self.complete else list(self._records)
         rows = [{"key": k, **self._records[k]} for k in keys]
         return pd.DataFrame(rows)
 
     # -- running -----------------------------------------------------------------------------------
-    def run(self, items: Iterable[Any], fn: Callable[[Any], Mapping[str, Any]],
-            key: Callable[[Any], Any] | None = None, desc: str | None = None,
-            save_every: int = 10) -> pd.DataFrame:
+    def run(
+        self,
+        items: Iterable[Any],
+        fn: Callable[[Any], Mapping[str, Any]],
+        key: Callable[[Any], Any] | None = None,
+        desc: str | None = None,
+        save_every: int = 10,
+    ) -> pd.DataFrame:
         """Compute ``fn(item)`` for every item whose key is not done yet; return all records.
 
         ``key(item)`` (default: the item itself) names each record. Saves every ``save_every`` new
@@ -399,8 +461,13 @@ class ResultsStore:
             self._meta["complete"] = False
         pending = 0
         try:
-            for k, it in tqdm(todo, desc=desc or self.notebook, initial=len(items) - len(todo),
-                              total=len(items), disable=not todo):
+            for k, it in tqdm(
+                todo,
+                desc=desc or self.notebook,
+                initial=len(items) - len(todo),
+                total=len(items),
+                disable=not todo,
+            ):
                 self.put(k, fn(it), save=False)
                 pending += 1
                 if pending >= save_every:

@@ -8,6 +8,7 @@ stopped, and gives bit-identical weights to an uninterrupted one.
 The committed models (``RECIPES``) load with ``load_trained("gap_net")``; each is re-created by
 ``load_trained(name, retrain=True)`` (all of them: ``python -m lib.train``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,8 +31,21 @@ from tqdm import tqdm
 from . import paths
 from .data.fashion_mnist import load_fashion_mnist
 
-__all__ = ["TrainConfig", "train", "load_or_train", "load_trained", "recipe_path", "RECIPES", "config_key", "load_data", "evaluate",
-           "DataBundle", "MAX_COMMIT_BYTES", "STAND_INS", "stand_in_recipe"]
+__all__ = [
+    "TrainConfig",
+    "train",
+    "load_or_train",
+    "load_trained",
+    "recipe_path",
+    "RECIPES",
+    "config_key",
+    "load_data",
+    "evaluate",
+    "DataBundle",
+    "MAX_COMMIT_BYTES",
+    "STAND_INS",
+    "stand_in_recipe",
+]
 
 #: committed weights must stay below this size
 MAX_COMMIT_BYTES = 5 * 1024 * 1024
@@ -41,6 +55,7 @@ _FORMAT = 1  # bump when the training loop changes in a way that changes the wei
 @dataclass
 class DataBundle:
     """Train and test tensors; ``transform`` maps a stored batch to the model's float input."""
+
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor
@@ -48,7 +63,10 @@ class DataBundle:
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __post_init__(self):
-        for a, b, split in ((self.x_train, self.y_train, "train"), (self.x_test, self.y_test, "test")):
+        for a, b, split in (
+            (self.x_train, self.y_train, "train"),
+            (self.x_test, self.y_test, "test"),
+        ):
             if len(a) != len(b):
                 raise ValueError(f"{split}: {len(a)} images but {len(b)} labels")
             if len(a) == 0:
@@ -68,6 +86,7 @@ def _fashion_mnist_transform(size: int | None):
         if size is not None and size != x.shape[-1]:
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
         return x
+
     return transform
 
 
@@ -84,14 +103,17 @@ def load_data(data: str | dict | Callable[[], DataBundle], data_root=None) -> Da
     if callable(data):
         bundle = data()
         if not isinstance(bundle, DataBundle):
-            raise TypeError(f"a data callable must return a lib.train.DataBundle, got "
-                            f"{type(bundle).__name__}")
+            raise TypeError(
+                f"a data callable must return a lib.train.DataBundle, got {type(bundle).__name__}"
+            )
         return bundle
     if isinstance(data, str):
         name, _, size = data.partition("@")
         if name != "fashion_mnist":
-            raise ValueError(f"unknown data spec {data!r}: use 'fashion_mnist', "
-                             "'fashion_mnist@<size>', a {'name': 'scenes', ...} dict or a callable")
+            raise ValueError(
+                f"unknown data spec {data!r}: use 'fashion_mnist', "
+                "'fashion_mnist@<size>', a {'name': 'scenes', ...} dict or a callable"
+            )
         xtr, ytr = load_fashion_mnist("train", data_root)
         xte, yte = load_fashion_mnist("test", data_root)
         return DataBundle(xtr, ytr, xte, yte, _fashion_mnist_transform(int(size) if size else None))
@@ -100,13 +122,19 @@ def load_data(data: str | dict | Callable[[], DataBundle], data_root=None) -> Da
 
         kw = {k: v for k, v in data.items() if k not in ("name", "n_train", "n_test", "multilabel")}
         if "n_train" not in data or "n_test" not in data:
-            raise ValueError("a scenes spec needs 'n_train' and 'n_test', e.g. "
-                             "{'name': 'scenes', 'n_train': 5000, 'n_test': 1000, 'size': 64}")
+            raise ValueError(
+                "a scenes spec needs 'n_train' and 'n_test', e.g. "
+                "{'name': 'scenes', 'n_train': 5000, 'n_test': 1000, 'size': 64}"
+            )
         tr = make_scenes(data["n_train"], "train", data_root=data_root, **kw)
         te = make_scenes(data["n_test"], "test", data_root=data_root, **kw)
         ml = bool(data.get("multilabel", False))
-        return DataBundle(tr.images, tr.multilabels if ml else tr.labels,
-                          te.images, te.multilabels if ml else te.labels)
+        return DataBundle(
+            tr.images,
+            tr.multilabels if ml else tr.labels,
+            te.images,
+            te.multilabels if ml else te.labels,
+        )
     raise ValueError(f"unknown data spec {data!r}")
 
 
@@ -119,12 +147,16 @@ def _model_name(model_fn) -> str:
         from .models.zoo import PROJECT, TORCHVISION
 
         if model_fn not in PROJECT and model_fn not in TORCHVISION:
-            raise ValueError(f"unknown model {model_fn!r}: the trainer builds models by their "
-                             f"lib.models.zoo name; choose from {sorted(PROJECT) + list(TORCHVISION)}")
+            raise ValueError(
+                f"unknown model {model_fn!r}: the trainer builds models by their "
+                f"lib.models.zoo name; choose from {sorted(PROJECT) + list(TORCHVISION)}"
+            )
         return model_fn
-    raise TypeError(f"model_fn must be a lib.models.zoo name, got {model_fn!r}: register the "
-                    "constructor in lib.models.zoo.PROJECT under a stable name (the cache key holds "
-                    "the name, so weights survive a class moving to another module)")
+    raise TypeError(
+        f"model_fn must be a lib.models.zoo name, got {model_fn!r}: register the "
+        "constructor in lib.models.zoo.PROJECT under a stable name (the cache key holds "
+        "the name, so weights survive a class moving to another module)"
+    )
 
 
 def _build(model_fn: str, model_kwargs: dict) -> nn.Module:
@@ -144,6 +176,7 @@ class TrainConfig:
     (multi-label). Where the weights go, the device, threads and progress output are options of
     :func:`train`, not part of the configuration. Change a field with ``dataclasses.replace``.
     """
+
     model_fn: str
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
     data: str | dict | Callable[[], DataBundle] = "fashion_mnist"
@@ -162,23 +195,38 @@ class TrainConfig:
     def __post_init__(self):
         object.__setattr__(self, "model_kwargs", dict(self.model_kwargs or {}))
         if self.loss not in ("ce", "bce"):
-            raise ValueError(f"loss must be 'ce' (single label) or 'bce' (multi-label), got "
-                             f"{self.loss!r}")
+            raise ValueError(
+                f"loss must be 'ce' (single label) or 'bce' (multi-label), got {self.loss!r}"
+            )
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError(f"epochs ({self.epochs}), batch_size ({self.batch_size}) and lr "
-                             f"({self.lr}) must be > 0")
+            raise ValueError(
+                f"epochs ({self.epochs}), batch_size ({self.batch_size}) and lr "
+                f"({self.lr}) must be > 0"
+            )
 
     def cache_config(self) -> dict[str, Any]:
         """The configuration as the cache key hashes it (the data callable by its ``data_key``)."""
         if not isinstance(self.data, (str, dict)) and not self.data_key:
-            raise ValueError("a data callable needs data_key='...' naming its content (it is part "
-                             "of the cache key: change it whenever the data change)")
-        return {"format": _FORMAT, "model": _model_name(self.model_fn),
-                "model_kwargs": self.model_kwargs, "data": self.data_key or self.data,
-                "n_train": self.n_train, "n_test": self.n_test, "epochs": self.epochs,
-                "lr": self.lr, "batch_size": self.batch_size, "seed": self.seed,
-                "optimizer": self.optimizer, "weight_decay": self.weight_decay,
-                "schedule": self.schedule, "loss": self.loss}
+            raise ValueError(
+                "a data callable needs data_key='...' naming its content (it is part "
+                "of the cache key: change it whenever the data change)"
+            )
+        return {
+            "format": _FORMAT,
+            "model": _model_name(self.model_fn),
+            "model_kwargs": self.model_kwargs,
+            "data": self.data_key or self.data,
+            "n_train": self.n_train,
+            "n_test": self.n_test,
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "optimizer": self.optimizer,
+            "weight_decay": self.weight_decay,
+            "schedule": self.schedule,
+            "loss": self.loss,
+        }
 
     @property
     def key(self) -> str:
@@ -211,8 +259,10 @@ def _atomic_save(obj, path: Path) -> None:
 
 @contextlib.contextmanager
 def _deterministic():
-    prev, prev_warn = (torch.are_deterministic_algorithms_enabled(),
-                       torch.is_deterministic_algorithms_warn_only_enabled())
+    prev, prev_warn = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield
@@ -237,21 +287,30 @@ def _loss_and_correct(out: torch.Tensor, y: torch.Tensor, loss: str):
         return F.cross_entropy(out, y), (out.argmax(1) == y).sum().item(), y.numel()
     if y.dim() == 1:  # class indices -> one-hot for the multi-label loss
         y = F.one_hot(y, out.shape[1]).to(out.dtype)
-    return (F.binary_cross_entropy_with_logits(out, y.to(out.dtype)),
-            ((out > 0) == (y > 0.5)).sum().item(), y.numel())
+    return (
+        F.binary_cross_entropy_with_logits(out, y.to(out.dtype)),
+        ((out > 0) == (y > 0.5)).sum().item(),
+        y.numel(),
+    )
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, bundle: DataBundle, loss: str = "ce", device="cpu",
-             batch_size: int = 500, n: int | None = None) -> float:
+def evaluate(
+    model: nn.Module,
+    bundle: DataBundle,
+    loss: str = "ce",
+    device="cpu",
+    batch_size: int = 500,
+    n: int | None = None,
+) -> float:
     """Test accuracy (multi-label: the fraction of correct (image, class) decisions at p=0.5)."""
     was_training = model.training
     model.eval()
     correct = total = 0
     x_all, y_all = bundle.x_test[:n], bundle.y_test[:n]
     for i in range(0, len(x_all), batch_size):
-        x = bundle.prepare(x_all[i:i + batch_size]).to(device)
-        _, c, t = _loss_and_correct(model(x), y_all[i:i + batch_size].to(device), loss)
+        x = bundle.prepare(x_all[i : i + batch_size]).to(device)
+        _, c, t = _loss_and_correct(model(x), y_all[i : i + batch_size].to(device), loss)
         correct, total = correct + c, total + t
     model.train(was_training)
     return correct / total
@@ -261,8 +320,11 @@ def _paths(name: str, key: str, cache_dir, models_dir) -> tuple[Path, Path, Path
     cache_dir = Path(cache_dir) if cache_dir is not None else paths.CACHE_DIR
     models_dir = Path(models_dir) if models_dir is not None else paths.MODELS_DIR
     stem = re.sub(r"[^\w.-]", "_", f"{name.rsplit('.', 1)[-1]}-{key}")
-    return (models_dir / f"{stem}.pt", cache_dir / "models" / f"{stem}.pt",
-            cache_dir / "checkpoints" / f"{stem}.ckpt")
+    return (
+        models_dir / f"{stem}.pt",
+        cache_dir / "models" / f"{stem}.pt",
+        cache_dir / "checkpoints" / f"{stem}.ckpt",
+    )
 
 
 def _make_optimizer(model, optimizer, lr, weight_decay):
@@ -276,7 +338,8 @@ def _make_optimizer(model, optimizer, lr, weight_decay):
 def _make_schedule(opt, schedule, total_steps):
     if schedule == "cosine":  # per step, to 0 at the end
         return torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+            opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps))
+        )
     if schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
@@ -290,10 +353,19 @@ def _load_final(path: Path, model_fn, model_kwargs, device) -> tuple[nn.Module, 
     return model.to(device).eval(), history
 
 
-def train(config: TrainConfig, *, device: str | torch.device = "cpu", data_root=None,
-          cache_dir=None, models_dir=None, commit: bool = False, progress: bool = True,
-          callback: Callable[[int, dict], None] | None = None, verbose: bool = True,
-          threads: int | None = 1) -> tuple[nn.Module, dict]:
+def train(
+    config: TrainConfig,
+    *,
+    device: str | torch.device = "cpu",
+    data_root=None,
+    cache_dir=None,
+    models_dir=None,
+    commit: bool = False,
+    progress: bool = True,
+    callback: Callable[[int, dict], None] | None = None,
+    verbose: bool = True,
+    threads: int | None = 1,
+) -> tuple[nn.Module, dict]:
     """Train ``lib.models.zoo.build(config.model_fn, **config.model_kwargs)`` and save it.
 
     Seeded and deterministic on the CPU: the model is initialised after ``torch.manual_seed(seed)``,
@@ -309,8 +381,10 @@ def train(config: TrainConfig, *, device: str | torch.device = "cpu", data_root=
     ``cpu_time_s``, ``config``, ``key``, ``path``.
     """
     if not isinstance(config, TrainConfig):
-        raise TypeError(f"train takes a lib.train.TrainConfig, got {type(config).__name__}: "
-                        "e.g. train(TrainConfig('mnist_net', epochs=2))")
+        raise TypeError(
+            f"train takes a lib.train.TrainConfig, got {type(config).__name__}: "
+            "e.g. train(TrainConfig('mnist_net', epochs=2))"
+        )
     model_fn, model_kwargs, data = config.model_fn, dict(config.model_kwargs), config.data
     epochs, lr, batch_size, seed = config.epochs, config.lr, config.batch_size, config.seed
     n_train, n_test, loss = config.n_train, config.n_test, config.loss
@@ -335,8 +409,9 @@ def train(config: TrainConfig, *, device: str | torch.device = "cpu", data_root=
     if ckpt_path.is_file():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if ck["config"] != key_config:
-            raise RuntimeError(f"checkpoint {ckpt_path} belongs to another configuration; "
-                               "delete it to start again")
+            raise RuntimeError(
+                f"checkpoint {ckpt_path} belongs to another configuration; delete it to start again"
+            )
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
@@ -345,8 +420,11 @@ def train(config: TrainConfig, *, device: str | torch.device = "cpu", data_root=
         if verbose:
             print(f"{name}: resuming {key} after epoch {start_epoch}/{epochs}")
 
-    bar = tqdm(total=(epochs - start_epoch) * steps_per_epoch, disable=not progress,
-               desc=f"train {name.rsplit('.', 1)[-1]}")
+    bar = tqdm(
+        total=(epochs - start_epoch) * steps_per_epoch,
+        disable=not progress,
+        desc=f"train {name.rsplit('.', 1)[-1]}",
+    )
     with _deterministic(), torch_threads(threads), bar:
         for epoch in range(start_epoch, epochs):
             t0, c0 = time.perf_counter(), time.process_time()
@@ -355,14 +433,16 @@ def train(config: TrainConfig, *, device: str | torch.device = "cpu", data_root=
             perm = torch.randperm(n, generator=g)
             tot_loss = correct = total = 0.0
             for i in range(0, n, batch_size):
-                idx = perm[i:i + batch_size]
+                idx = perm[i : i + batch_size]
                 x = bundle.prepare(x_train[idx]).to(device)
                 y = y_train[idx].to(device)
                 out = model(x)
                 batch_loss, c, t = _loss_and_correct(out, y, loss)
                 if not torch.isfinite(batch_loss):
-                    raise FloatingPointError(f"{name}: loss became {batch_loss.item()} in epoch "
-                                             f"{epoch + 1}; lower lr (now {lr})")
+                    raise FloatingPointError(
+                        f"{name}: loss became {batch_loss.item()} in epoch "
+                        f"{epoch + 1}; lower lr (now {lr})"
+                    )
                 opt.zero_grad(set_to_none=True)
                 batch_loss.backward()
                 opt.step()
@@ -373,41 +453,67 @@ def train(config: TrainConfig, *, device: str | torch.device = "cpu", data_root=
                 bar.set_postfix(epoch=epoch + 1, loss=f"{tot_loss / (i + len(idx)):.3f}")
             test_acc = evaluate(model, bundle, loss, device, n=n_test)
             elapsed += time.perf_counter() - t0
-            history["epochs"].append({"epoch": epoch + 1, "train_loss": tot_loss / n,
-                                      "train_acc": correct / total, "test_acc": test_acc,
-                                      "time_s": time.perf_counter() - t0,
-                                      "cpu_time_s": time.process_time() - c0})
+            history["epochs"].append(
+                {
+                    "epoch": epoch + 1,
+                    "train_loss": tot_loss / n,
+                    "train_acc": correct / total,
+                    "test_acc": test_acc,
+                    "time_s": time.perf_counter() - t0,
+                    "cpu_time_s": time.process_time() - c0,
+                }
+            )
             if verbose:
-                print(f"{name} epoch {epoch + 1}/{epochs}: loss {tot_loss / n:.4f}, "
-                      f"train acc {correct / total:.4f}, test acc {test_acc:.4f}")
-            _atomic_save({"config": key_config, "model": model.state_dict(),
-                          "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                          "rng": torch.get_rng_state(), "history": history,
-                          "epoch": epoch + 1, "elapsed": elapsed}, ckpt_path)
+                print(
+                    f"{name} epoch {epoch + 1}/{epochs}: loss {tot_loss / n:.4f}, "
+                    f"train acc {correct / total:.4f}, test acc {test_acc:.4f}"
+                )
+            _atomic_save(
+                {
+                    "config": key_config,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "rng": torch.get_rng_state(),
+                    "history": history,
+                    "epoch": epoch + 1,
+                    "elapsed": elapsed,
+                },
+                ckpt_path,
+            )
             if callback is not None:
                 callback(epoch + 1, history)
 
-    history.update(test_acc=history["epochs"][-1]["test_acc"], train_time_s=elapsed,
-                   cpu_time_s=sum(e["cpu_time_s"] for e in history["epochs"]),
-                   threads=threads if threads is not None else torch.get_num_threads(),
-                   path=str(out_path), torch_version=torch.__version__)
+    history.update(
+        test_acc=history["epochs"][-1]["test_acc"],
+        train_time_s=elapsed,
+        cpu_time_s=sum(e["cpu_time_s"] for e in history["epochs"]),
+        threads=threads if threads is not None else torch.get_num_threads(),
+        path=str(out_path),
+        torch_version=torch.__version__,
+    )
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     final = {"config": key_config, "state_dict": state, "history": history}
     if commit:
         size = sum(v.numel() * v.element_size() for v in state.values())
         if size > MAX_COMMIT_BYTES:
-            raise ValueError(f"{name}: {size / 2**20:.1f} MB of weights is over the 5 MB limit for "
-                             "committed models; train with commit=False (kept in CACHE_DIR)")
+            raise ValueError(
+                f"{name}: {size / 2**20:.1f} MB of weights is over the 5 MB limit for "
+                "committed models; train with commit=False (kept in CACHE_DIR)"
+            )
     _atomic_save(final, out_path)
     ckpt_path.unlink(missing_ok=True)
     if verbose:
-        print(f"{name}: test accuracy {history['test_acc']:.4f} after {epochs} epochs "
-              f"({elapsed:.0f} s); saved {out_path}")
+        print(
+            f"{name}: test accuracy {history['test_acc']:.4f} after {epochs} epochs "
+            f"({elapsed:.0f} s); saved {out_path}"
+        )
     return model.eval(), history
 
 
-def load_or_train(config: TrainConfig, *, retrain: bool = False,
-                  device: str | torch.device = "cpu", **kwargs) -> tuple[nn.Module, dict]:
+def load_or_train(
+    config: TrainConfig, *, retrain: bool = False, device: str | torch.device = "cpu", **kwargs
+) -> tuple[nn.Module, dict]:
     """The model trained with this exact configuration: loaded from ``MODELS_DIR`` or
     ``CACHE_DIR/models`` when there, else trained by ``train(config, device=device, **kwargs)``.
 
@@ -415,68 +521,150 @@ def load_or_train(config: TrainConfig, *, retrain: bool = False,
     ``device``, ``data_root`` and the output options are not part of it.
     """
     if not isinstance(config, TrainConfig):
-        raise TypeError(f"load_or_train takes a lib.train.TrainConfig, got "
-                        f"{type(config).__name__}: e.g. load_or_train(TrainConfig('mnist_net'))")
+        raise TypeError(
+            f"load_or_train takes a lib.train.TrainConfig, got "
+            f"{type(config).__name__}: e.g. load_or_train(TrainConfig('mnist_net'))"
+        )
     name = _model_name(config.model_fn)
-    committed, cached, _ = _paths(name, config.key, kwargs.get("cache_dir"),
-                                  kwargs.get("models_dir"))
+    committed, cached, _ = _paths(
+        name, config.key, kwargs.get("cache_dir"), kwargs.get("models_dir")
+    )
     if not retrain:
         for path in (committed, cached):
             if path.is_file():
-                model, history = _load_final(path, config.model_fn, dict(config.model_kwargs),
-                                             device)
+                model, history = _load_final(
+                    path, config.model_fn, dict(config.model_kwargs), device
+                )
                 if kwargs.get("verbose", True):
-                    print(f"{name}: loaded {path.name} (test accuracy "
-                          f"{history['test_acc']:.4f}, trained in {history['train_time_s']:.0f} s)")
+                    print(
+                        f"{name}: loaded {path.name} (test accuracy "
+                        f"{history['test_acc']:.4f}, trained in {history['train_time_s']:.0f} s)"
+                    )
                 return model, history
     return train(config, device=device, **kwargs)
 
 
-_VGG64 = dict(num_classes=10, width=0.125, input_size=64, hidden=256, in_channels=1, cfg="S",
-              dropout=0.3)
+_VGG64 = dict(
+    num_classes=10, width=0.125, input_size=64, hidden=256, in_channels=1, cfg="S", dropout=0.3
+)
 #: the committed models: ``load_trained(name)`` returns each (training it, minutes, if its file
 #: in MODELS_DIR is missing); every recipe is the full configuration, so the file name's hash
 #: changes with any change here.
 RECIPES: dict[str, TrainConfig] = {
     # Nagy et al.'s MNIST net, on Fashion-MNIST
-    "mnist_net": TrainConfig(model_fn="mnist_net", model_kwargs={}, data="fashion_mnist", epochs=6,
-                      lr=1e-3, batch_size=128, seed=0),
+    "mnist_net": TrainConfig(
+        model_fn="mnist_net",
+        model_kwargs={},
+        data="fashion_mnist",
+        epochs=6,
+        lr=1e-3,
+        batch_size=128,
+        seed=0,
+    ),
     # Selvaraju et al.'s GAP / GMP comparison: the same network, only the pooling differs
-    "gap_net": TrainConfig(model_fn="gap_net", model_kwargs={"channels": [16, 32, 64]},
-                    data="fashion_mnist", epochs=5, lr=2e-3, batch_size=128, seed=0),
-    "gmp_net": TrainConfig(model_fn="gmp_net", model_kwargs={"channels": [16, 32, 64]},
-                    data="fashion_mnist", epochs=5, lr=2e-3, batch_size=128, seed=0),
+    "gap_net": TrainConfig(
+        model_fn="gap_net",
+        model_kwargs={"channels": [16, 32, 64]},
+        data="fashion_mnist",
+        epochs=5,
+        lr=2e-3,
+        batch_size=128,
+        seed=0,
+    ),
+    "gmp_net": TrainConfig(
+        model_fn="gmp_net",
+        model_kwargs={"channels": [16, 32, 64]},
+        data="fashion_mnist",
+        epochs=5,
+        lr=2e-3,
+        batch_size=128,
+        seed=0,
+    ),
     # the same two recipes with training seeds 1 to 4: the GAP / GMP verdicts of chapter
     # "Grad-CAM fundamentals" rest on five seeds per pooling
-    **{f"{pool}_net_seed{s}": TrainConfig(model_fn=f"{pool}_net", model_kwargs={"channels": [16, 32, 64]},
-                                   data="fashion_mnist", epochs=5, lr=2e-3, batch_size=128, seed=s)
-       for s in (1, 2, 3, 4) for pool in ("gap", "gmp")},
+    **{
+        f"{pool}_net_seed{s}": TrainConfig(
+            model_fn=f"{pool}_net",
+            model_kwargs={"channels": [16, 32, 64]},
+            data="fashion_mnist",
+            epochs=5,
+            lr=2e-3,
+            batch_size=128,
+            seed=s,
+        )
+        for s in (1, 2, 3, 4)
+        for pool in ("gap", "gmp")
+    },
     # Taimeskhanov et al.'s masked VGG, scaled to 64 px Fashion-MNIST (5 of 8 feature rows masked: dead
     # zone rows 47..63), and its unmasked twin
-    "masked_vgg_fmnist64": TrainConfig(model_fn="masked_vgg", model_kwargs=dict(_VGG64, masked_rows=5),
-                                data="fashion_mnist@64", epochs=3, lr=2e-3, batch_size=128, seed=0),
-    "unmasked_vgg_fmnist64": TrainConfig(model_fn="masked_vgg", model_kwargs=dict(_VGG64, masked_rows=0),
-                                  data="fashion_mnist@64", epochs=3, lr=2e-3, batch_size=128,
-                                  seed=0),
+    "masked_vgg_fmnist64": TrainConfig(
+        model_fn="masked_vgg",
+        model_kwargs=dict(_VGG64, masked_rows=5),
+        data="fashion_mnist@64",
+        epochs=3,
+        lr=2e-3,
+        batch_size=128,
+        seed=0,
+    ),
+    "unmasked_vgg_fmnist64": TrainConfig(
+        model_fn="masked_vgg",
+        model_kwargs=dict(_VGG64, masked_rows=0),
+        data="fashion_mnist@64",
+        epochs=3,
+        lr=2e-3,
+        batch_size=128,
+        seed=0,
+    ),
     # Mascolini et al.'s U-Net classifier and its ablation without skip connections (fully
     # convolutional + GAP: trained on 28 px items, they run on scenes of any size)
-    "unet": TrainConfig(model_fn="unet", model_kwargs={"base": 8, "depth": 3, "skips": True},
-                 data="fashion_mnist", epochs=2, lr=2e-3, batch_size=128, seed=0),
-    "unet_ablated": TrainConfig(model_fn="unet", model_kwargs={"base": 8, "depth": 3, "skips": False},
-                         data="fashion_mnist", epochs=2, lr=2e-3, batch_size=128, seed=0),
+    "unet": TrainConfig(
+        model_fn="unet",
+        model_kwargs={"base": 8, "depth": 3, "skips": True},
+        data="fashion_mnist",
+        epochs=2,
+        lr=2e-3,
+        batch_size=128,
+        seed=0,
+    ),
+    "unet_ablated": TrainConfig(
+        model_fn="unet",
+        model_kwargs={"base": 8, "depth": 3, "skips": False},
+        data="fashion_mnist",
+        epochs=2,
+        lr=2e-3,
+        batch_size=128,
+        seed=0,
+    ),
     # Nagy et al.'s AlexNet, GoogLeNet and VGG16, stood in for by 64 px networks of the same
     # layouts (with batch norm), trained on single-label localisation scenes (one object of the
     # scene's class, large as ILSVRC's are, and 0-1 of another class), three seeds each (the
     # seed also draws the training scenes)
-    **{f"gradcam_loc_{arch}_seed{s}": TrainConfig(
-        model_fn=arch, model_kwargs=kwargs, epochs=epochs, lr=2e-3, batch_size=64, seed=s,
-        data={"name": "scenes", "n_train": 5000, "n_test": 1000, "size": 64, "n_objects": 1,
-              "n_distractors": [0, 1], "scale": [0.45, 0.7], "seed": s})
-       for arch, kwargs, epochs in (
-           ("small_alexnet", {"batch_norm": True, "dropout": 0.3}, 8),
-           ("small_googlenet", {}, 6),
-           ("small_vgg", {"batch_norm": True, "dropout": 0.3}, 6))
-       for s in (0, 1, 2)},
+    **{
+        f"gradcam_loc_{arch}_seed{s}": TrainConfig(
+            model_fn=arch,
+            model_kwargs=kwargs,
+            epochs=epochs,
+            lr=2e-3,
+            batch_size=64,
+            seed=s,
+            data={
+                "name": "scenes",
+                "n_train": 5000,
+                "n_test": 1000,
+                "size": 64,
+                "n_objects": 1,
+                "n_distractors": [0, 1],
+                "scale": [0.45, 0.7],
+                "seed": s,
+            },
+        )
+        for arch, kwargs, epochs in (
+            ("small_alexnet", {"batch_norm": True, "dropout": 0.3}, 8),
+            ("small_googlenet", {}, 6),
+            ("small_vgg", {"batch_norm": True, "dropout": 0.3}, 6),
+        )
+        for s in (0, 1, 2)
+    },
 }
 
 
@@ -487,30 +675,48 @@ RECIPES: dict[str, TrainConfig] = {
 
 #: the scenes (lib.data.scenes.make_scenes): one object of the scene's class and 1-2 distractors
 #: of other classes, every one a finding with its exact box
-MULTILABEL_SCENES: dict[str, Any] = dict(size=64, n_objects=1, n_distractors=(1, 2),
-                                         scale=(0.3, 0.45))
+MULTILABEL_SCENES: dict[str, Any] = dict(
+    size=64, n_objects=1, n_distractors=(1, 2), scale=(0.3, 0.45)
+)
 #: per profile: train / test scenes per seed and epochs per architecture (2 CPU cores: each
 #: default model trains in about 1.5-3 min with one thread)
 _MULTILABEL_SIZES = {
-    "smoke": dict(n_train=64, n_test=12, epochs={"small_resnet": 1, "small_densenet": 1,
-                                                 "small_efficientnet": 1}),
-    "default": dict(n_train=3000, n_test=300, epochs={"small_resnet": 5, "small_densenet": 6,
-                                                      "small_efficientnet": 3})}
+    "smoke": dict(
+        n_train=64,
+        n_test=12,
+        epochs={"small_resnet": 1, "small_densenet": 1, "small_efficientnet": 1},
+    ),
+    "default": dict(
+        n_train=3000,
+        n_test=300,
+        epochs={"small_resnet": 5, "small_densenet": 6, "small_efficientnet": 3},
+    ),
+}
 _MULTILABEL_LR = {"small_resnet": 3e-3, "small_densenet": 3e-3, "small_efficientnet": 3e-3}
 
 
-def multilabel_scene_data(profile: str, seed: int, size: int | None = None,
-                          channels: int = 1) -> dict:
+def multilabel_scene_data(
+    profile: str, seed: int, size: int | None = None, channels: int = 1
+) -> dict:
     """The lib.train data spec of the multi-label scenes of ``profile`` and ``seed`` (the seed
     draws both the train scenes, from Fashion-MNIST's train split, and the test scenes, from its
     test split: one "split" of Table 2)."""
     if profile not in _MULTILABEL_SIZES:
-        raise ValueError(f"the scene models exist for the 'smoke' and 'default' profiles, not "
-                         f"{profile!r} (the 'full' profile uses VinDr-CXR)")
+        raise ValueError(
+            f"the scene models exist for the 'smoke' and 'default' profiles, not "
+            f"{profile!r} (the 'full' profile uses VinDr-CXR)"
+        )
     s = _MULTILABEL_SIZES[profile]
-    spec = dict(MULTILABEL_SCENES, name="scenes", n_train=s["n_train"], n_test=s["n_test"],
-                seed=seed, multilabel=True, n_distractors=list(MULTILABEL_SCENES["n_distractors"]),
-                scale=list(MULTILABEL_SCENES["scale"]))
+    spec = dict(
+        MULTILABEL_SCENES,
+        name="scenes",
+        n_train=s["n_train"],
+        n_test=s["n_test"],
+        seed=seed,
+        multilabel=True,
+        n_distractors=list(MULTILABEL_SCENES["n_distractors"]),
+        scale=list(MULTILABEL_SCENES["scale"]),
+    )
     if size is not None:
         spec["size"] = size
     if channels != 1:
@@ -518,9 +724,9 @@ def multilabel_scene_data(profile: str, seed: int, size: int | None = None,
     return spec
 
 
-def multilabel_scene_test_set(profile: str, seed: int, n: int, size: int | None = None,
-                              channels: int = 1,
-                   data_root=None):
+def multilabel_scene_test_set(
+    profile: str, seed: int, n: int, size: int | None = None, channels: int = 1, data_root=None
+):
     """``n`` scenes from Fashion-MNIST's TEST split, drawn like the training scenes of
     ``profile`` / ``seed`` (lib.data.scenes.Scenes: images in [0, 1], exact boxes)."""
     from .data.scenes import make_scenes  # lazy: OpenCV, as in load_data
@@ -534,31 +740,54 @@ def multilabel_scene_recipe(arch: str, profile: str, seed: int) -> TrainConfig:
     """The lib.train.load_or_train configuration of a small ``arch`` (``small_resnet``,
     ``small_densenet``, ``small_efficientnet``) on the scenes of ``profile`` and ``seed``."""
     if arch not in _MULTILABEL_LR:
-        raise ValueError(f"unknown scene architecture {arch!r}; choose from "
-                         f"{sorted(_MULTILABEL_LR)}")
-    return TrainConfig(model_fn=arch, model_kwargs={"num_classes": 10, "in_channels": 1},
-                data=multilabel_scene_data(profile, seed),
-                epochs=_MULTILABEL_SIZES[profile]["epochs"][arch],
-                lr=_MULTILABEL_LR[arch], batch_size=32, seed=seed, loss="bce")
+        raise ValueError(
+            f"unknown scene architecture {arch!r}; choose from {sorted(_MULTILABEL_LR)}"
+        )
+    return TrainConfig(
+        model_fn=arch,
+        model_kwargs={"num_classes": 10, "in_channels": 1},
+        data=multilabel_scene_data(profile, seed),
+        epochs=_MULTILABEL_SIZES[profile]["epochs"][arch],
+        lr=_MULTILABEL_LR[arch],
+        batch_size=32,
+        seed=seed,
+        loss="bce",
+    )
 
 
 def multilabel_scene_model(arch: str, profile: str, seed: int, device="cpu", **kwargs):
     """(model, history): ``arch`` trained on the scenes (lib.train: cached; the default profile's
     weights are committed to MODELS_DIR, smoke ones go to CACHE_DIR)."""
-    return load_or_train(multilabel_scene_recipe(arch, profile, seed), device=device,
-                         commit=profile == "default", **kwargs)
+    return load_or_train(
+        multilabel_scene_recipe(arch, profile, seed),
+        device=device,
+        commit=profile == "default",
+        **kwargs,
+    )
 
 
 #: the stand-ins for Nagy et al.'s networks (the ``gradcam_loc_*`` recipes above), shared by the
 #: chapters "Reproducing Grad-CAM: localisation" and "Grad-CAM fundamentals": paper network ->
 #: (lib.models.zoo name, model kwargs, the Grad-CAM layer analogous to the paper's, label)
 STAND_INS = {
-    "AlexNet": ("small_alexnet", {"batch_norm": True, "dropout": 0.3}, "features.16",
-                "AlexNet-style (batch norm), 64 px, trained here on scenes"),
-    "GoogLeNet": ("small_googlenet", {}, "inception5b",
-                  "GoogLeNet-style (torchvision Inception modules), 64 px, trained here on scenes"),
-    "VGG16": ("small_vgg", {"batch_norm": True, "dropout": 0.3}, "features.42",
-              "VGG16-BN-style, 64 px, trained here on scenes"),
+    "AlexNet": (
+        "small_alexnet",
+        {"batch_norm": True, "dropout": 0.3},
+        "features.16",
+        "AlexNet-style (batch norm), 64 px, trained here on scenes",
+    ),
+    "GoogLeNet": (
+        "small_googlenet",
+        {},
+        "inception5b",
+        "GoogLeNet-style (torchvision Inception modules), 64 px, trained here on scenes",
+    ),
+    "VGG16": (
+        "small_vgg",
+        {"batch_norm": True, "dropout": 0.3},
+        "features.42",
+        "VGG16-BN-style, 64 px, trained here on scenes",
+    ),
 }
 
 
@@ -571,8 +800,11 @@ def stand_in_scene_spec() -> dict:
     """``lib.data.scenes.make_scenes`` keyword arguments of the stand-ins' scenes (those of their
     committed recipes): one object of the scene's class, large, and 0-1 of another class."""
     spec = RECIPES[stand_in_recipe("VGG16", 0)].data
-    return {k: v for k, v in spec.items() if k not in ("name", "n_train", "n_test", "seed",
-                                                         "multilabel")}
+    return {
+        k: v
+        for k, v in spec.items()
+        if k not in ("name", "n_train", "n_test", "seed", "multilabel")
+    }
 
 
 def stand_in_test_scenes(n: int, data_root=None):
@@ -580,8 +812,9 @@ def stand_in_test_scenes(n: int, data_root=None):
     split with seed ``STAND_IN_TEST_SEED`` (``lib.data.scenes.Scenes``)."""
     from .data.scenes import make_scenes  # lazy: OpenCV, as in load_data
 
-    return make_scenes(n, "test", seed=STAND_IN_TEST_SEED, data_root=data_root,
-                       **stand_in_scene_spec())
+    return make_scenes(
+        n, "test", seed=STAND_IN_TEST_SEED, data_root=data_root, **stand_in_scene_spec()
+    )
 
 
 def stand_in_recipe(paper_model: str, seed: int) -> str:
@@ -611,5 +844,7 @@ def load_trained(name: str, device: str | torch.device = "cpu", **kwargs) -> tup
 if __name__ == "__main__":  # re-train every committed model, one at a time
     for _name in RECIPES:
         _model, _hist = load_trained(_name, retrain=True)
-        print(f"{_name}: test accuracy {_hist['test_acc']:.4f}, {_hist['train_time_s']:.0f} s wall, "
-              f"{_hist['cpu_time_s']:.0f} s CPU")
+        print(
+            f"{_name}: test accuracy {_hist['test_acc']:.4f}, {_hist['train_time_s']:.0f} s wall, "
+            f"{_hist['cpu_time_s']:.0f} s CPU"
+        )

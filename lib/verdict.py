@@ -21,6 +21,7 @@ Example:
     >>> v.outcome, round(v.estimate, 3)
     ('holds', 0.625)
 """
+
 from __future__ import annotations
 
 import math
@@ -33,10 +34,31 @@ from scipy import stats
 
 from .formatting import format_number
 
-__all__ = ["HOLDS", "FAILS", "UNDECIDED", "NOT_RUN", "OUTCOMES", "CONFIDENCE", "MIN_UNITS",
-           "OUTCOME_COLOURS", "Verdict", "no_units",
-           "mean_above", "mean_below", "paired_difference", "relative_gap_within", "proportion_above", "sign_test",
-           "within", "exact", "check", "trend", "decide", "not_run", "all_of"]
+__all__ = [
+    "HOLDS",
+    "FAILS",
+    "UNDECIDED",
+    "NOT_RUN",
+    "OUTCOMES",
+    "CONFIDENCE",
+    "MIN_UNITS",
+    "OUTCOME_COLOURS",
+    "Verdict",
+    "no_units",
+    "mean_above",
+    "mean_below",
+    "paired_difference",
+    "relative_gap_within",
+    "proportion_above",
+    "sign_test",
+    "within",
+    "exact",
+    "check",
+    "trend",
+    "decide",
+    "not_run",
+    "all_of",
+]
 
 HOLDS, FAILS, UNDECIDED = "holds", "does not hold", "undecided"
 #: a claim of the ``full`` profile that this run could not test (its data or weights are absent)
@@ -73,6 +95,7 @@ class Verdict:
         tolerance: for an equivalence rule (:func:`within`), the half-width of the band
             ``boundary`` ± ``tolerance`` that the interval must lie in.
     """
+
     outcome: str
     estimate: float
     low: float
@@ -86,14 +109,18 @@ class Verdict:
 
     def __post_init__(self):
         if self.outcome not in OUTCOMES + (NOT_RUN,):
-            raise ValueError(f"outcome must be one of {OUTCOMES + (NOT_RUN,)}, got {self.outcome!r}")
+            raise ValueError(
+                f"outcome must be one of {OUTCOMES + (NOT_RUN,)}, got {self.outcome!r}"
+            )
         if self.outcome == NOT_RUN or self.unmeasured:
             return
         for name in ("estimate", "low", "high"):
             v = getattr(self, name)
             if v is None or not math.isfinite(float(v)):
-                raise ValueError(f"verdict {self.rule!r}: {name} is {v!r}; an interval needs finite "
-                                 "numbers (drop or explain the missing values first)")
+                raise ValueError(
+                    f"verdict {self.rule!r}: {name} is {v!r}; an interval needs finite "
+                    "numbers (drop or explain the missing values first)"
+                )
 
     @property
     def holds(self) -> bool:
@@ -102,15 +129,20 @@ class Verdict:
     @property
     def unmeasured(self) -> bool:
         """Undecided with no unit at all (``no_units``): no estimate, no interval."""
-        return self.outcome == UNDECIDED and self.n == 0 and not math.isfinite(
-            float(self.estimate if self.estimate is not None else math.nan))
+        return (
+            self.outcome == UNDECIDED
+            and self.n == 0
+            and not math.isfinite(float(self.estimate if self.estimate is not None else math.nan))
+        )
 
     def as_record(self) -> dict:
-        return {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v)
-                for k, v in asdict(self).items()}
+        return {
+            k: (float(v) if isinstance(v, (np.floating, np.integer)) else v)
+            for k, v in asdict(self).items()
+        }
 
     def interval_text(self, digits: int | None = None) -> str:
-        """"0.61 [0.52, 0.70]", or the estimate alone where nothing was sampled."""
+        """ "0.61 [0.52, 0.70]", or the estimate alone where nothing was sampled."""
         if self.outcome == NOT_RUN or self.unmeasured:
             return "—"
 
@@ -130,8 +162,10 @@ def _values(values, what: str) -> np.ndarray:
         raise ValueError(f"{what}: no values; a verdict needs at least one measurement")
     bad = ~np.isfinite(a)
     if bad.any():
-        raise ValueError(f"{what}: {int(bad.sum())} of {a.size} values are NaN or infinite; "
-                         "drop or explain them before the verdict (never a silent NaN)")
+        raise ValueError(
+            f"{what}: {int(bad.sum())} of {a.size} values are NaN or infinite; "
+            "drop or explain them before the verdict (never a silent NaN)"
+        )
     return a
 
 
@@ -155,14 +189,22 @@ def _bootstrap(samples: tuple[np.ndarray, ...], statistic, paired: bool):
     fit in memory); a sample with no spread (every resample gives the same value) gets the point
     as its interval, BCa's NaN never escapes."""
     if len(samples[0]) < 2:
-        raise ValueError("a bootstrap interval needs at least 2 units (images, scenes, seeds); "
-                         "give more, or use exact() for a deterministic number")
+        raise ValueError(
+            "a bootstrap interval needs at least 2 units (images, scenes, seeds); "
+            "give more, or use exact() for a deterministic number"
+        )
     point = float(statistic(*samples))
     if all(np.ptp(s) == 0 for s in samples) or (paired and np.ptp(samples[0] - samples[1]) == 0):
         return point, point, point, 0.0, "no spread: every resample gives the same value"
     batch = max(1, int(2e7 // max(1, len(samples[0]) * len(samples))))
-    kw = dict(paired=paired, vectorized=True, confidence_level=CONFIDENCE, batch=batch,
-              n_resamples=N_RESAMPLES, rng=np.random.default_rng(0))
+    kw = dict(
+        paired=paired,
+        vectorized=True,
+        confidence_level=CONFIDENCE,
+        batch=batch,
+        n_resamples=N_RESAMPLES,
+        rng=np.random.default_rng(0),
+    )
     stat = _vectorised(statistic)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # BCa's degenerate-jackknife warning: handled below
@@ -192,6 +234,7 @@ def _vectorised(statistic):
         shape = arrays[0].shape[:-1]
         flat = [a.reshape(-1, a.shape[-1]) for a in arrays]
         return np.array([statistic(*rows) for rows in zip(*flat)]).reshape(shape)
+
     return rowwise
 
 
@@ -208,8 +251,9 @@ def _few_note(method: str, n: int) -> str:
     return method + (f"; fewer than {MIN_UNITS} units decide nothing" if n < MIN_UNITS else "")
 
 
-def mean_above(values: Sequence[float], boundary: float = 0.0, *, rule: str,
-               unit: str = "images") -> Verdict:
+def mean_above(
+    values: Sequence[float], boundary: float = 0.0, *, rule: str, unit: str = "images"
+) -> Verdict:
     """Whether the mean of ``values`` (one per image, scene or seed) is above ``boundary``.
 
     Args:
@@ -223,27 +267,51 @@ def mean_above(values: Sequence[float], boundary: float = 0.0, *, rule: str,
     """
     a = _values(values, rule)
     est, lo, hi, se, kind = _bootstrap((a,), np.mean, paired=False)
-    return Verdict(_few(decide(lo, hi, boundary, ">"), a.size), est, lo, hi, float(boundary),
-                   rule, _few_note(f"bootstrap over {a.size} {unit}, {kind}", a.size), a.size,
-                   _DETECT_Z * se or None)
+    return Verdict(
+        _few(decide(lo, hi, boundary, ">"), a.size),
+        est,
+        lo,
+        hi,
+        float(boundary),
+        rule,
+        _few_note(f"bootstrap over {a.size} {unit}, {kind}", a.size),
+        a.size,
+        _DETECT_Z * se or None,
+    )
 
 
-def mean_below(values: Sequence[float], boundary: float = 0.0, *, rule: str,
-               unit: str = "images") -> Verdict:
+def mean_below(
+    values: Sequence[float], boundary: float = 0.0, *, rule: str, unit: str = "images"
+) -> Verdict:
     """Whether the mean of ``values`` is below ``boundary`` (see :func:`mean_above`)."""
     a = _values(values, rule)
     est, lo, hi, se, kind = _bootstrap((a,), np.mean, paired=False)
-    return Verdict(_few(decide(lo, hi, boundary, "<"), a.size), est, lo, hi, float(boundary),
-                   rule, _few_note(f"bootstrap over {a.size} {unit}, {kind}", a.size), a.size,
-                   _DETECT_Z * se or None)
+    return Verdict(
+        _few(decide(lo, hi, boundary, "<"), a.size),
+        est,
+        lo,
+        hi,
+        float(boundary),
+        rule,
+        _few_note(f"bootstrap over {a.size} {unit}, {kind}", a.size),
+        a.size,
+        _DETECT_Z * se or None,
+    )
 
 
 def _mean_diff(a, b):
     return np.mean(a) - np.mean(b)
 
 
-def paired_difference(a: Sequence[float], b: Sequence[float], margin: float = 0.0, *, rule: str,
-                      unit: str = "images", direction: str = ">") -> Verdict:
+def paired_difference(
+    a: Sequence[float],
+    b: Sequence[float],
+    margin: float = 0.0,
+    *,
+    rule: str,
+    unit: str = "images",
+    direction: str = ">",
+) -> Verdict:
     """Whether mean(a) − mean(b) is above ``margin`` (``direction=">"``) or below it (``"<"``),
     with ``a[i]`` and ``b[i]`` measured on the same unit ``i`` (two methods on the same images, two
     models of the same seed): SciPy's paired bootstrap.
@@ -268,13 +336,28 @@ def paired_difference(a: Sequence[float], b: Sequence[float], margin: float = 0.
     if a.shape != b.shape:
         raise ValueError(f"{rule}: paired values need the same length, got {a.size} and {b.size}")
     est, lo, hi, se, kind = _bootstrap((a, b), _mean_diff, paired=True)
-    return Verdict(_few(decide(lo, hi, margin, direction), a.size), est, lo, hi, float(margin),
-                   rule, _few_note(f"paired bootstrap over {a.size} {unit}, {kind}", a.size),
-                   a.size, _DETECT_Z * se or None)
+    return Verdict(
+        _few(decide(lo, hi, margin, direction), a.size),
+        est,
+        lo,
+        hi,
+        float(margin),
+        rule,
+        _few_note(f"paired bootstrap over {a.size} {unit}, {kind}", a.size),
+        a.size,
+        _DETECT_Z * se or None,
+    )
 
 
-def relative_gap_within(a: Sequence[float], b: Sequence[float], target: float,
-                        tolerance: float, *, rule: str, unit: str = "images") -> Verdict:
+def relative_gap_within(
+    a: Sequence[float],
+    b: Sequence[float],
+    target: float,
+    tolerance: float,
+    *,
+    rule: str,
+    unit: str = "images",
+) -> Verdict:
     """Whether the relative gap 100 · (mean(a) − mean(b)) / mean(b) (in %) lies within
     ``target`` ± ``tolerance`` (a paper's "almost 10 % higher"), ``a[i]`` and ``b[i]`` paired:
     SciPy's paired BCa bootstrap of the ratio; fewer than ``MIN_UNITS`` pairs decide nothing.
@@ -292,11 +375,25 @@ def relative_gap_within(a: Sequence[float], b: Sequence[float], target: float,
         raise ValueError(f"{rule}: mean(b) = {np.mean(b):g}; a relative gap needs a positive base")
     est, lo, hi, se, kind = _bootstrap((a, b), _relative_gap, paired=True)
     band_lo, band_hi = target - tolerance, target + tolerance
-    outcome = (HOLDS if band_lo <= lo and hi <= band_hi else
-               FAILS if hi < band_lo or lo > band_hi else UNDECIDED)
-    return Verdict(_few(outcome, a.size), est, lo, hi, float(target), rule,
-                   _few_note(f"paired bootstrap over {a.size} {unit}, {kind}", a.size), a.size,
-                   _DETECT_Z * se or None, float(tolerance))
+    outcome = (
+        HOLDS
+        if band_lo <= lo and hi <= band_hi
+        else FAILS
+        if hi < band_lo or lo > band_hi
+        else UNDECIDED
+    )
+    return Verdict(
+        _few(outcome, a.size),
+        est,
+        lo,
+        hi,
+        float(target),
+        rule,
+        _few_note(f"paired bootstrap over {a.size} {unit}, {kind}", a.size),
+        a.size,
+        _DETECT_Z * se or None,
+        float(tolerance),
+    )
 
 
 def proportion_above(k: int, n: int, p0: float, *, rule: str, unit: str = "images") -> Verdict:
@@ -316,9 +413,17 @@ def proportion_above(k: int, n: int, p0: float, *, rule: str, unit: str = "image
         raise ValueError(f"{rule}: p0 must be a proportion in [0, 1], got {p0}")
     ci = stats.binomtest(k, n).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
     p = max(min(p0, 1 - 1e-9), 1e-9)
-    return Verdict(decide(ci.low, ci.high, p0, ">"), k / n, float(ci.low), float(ci.high),
-                   float(p0), rule, f"Wilson interval, {k} of {n} {unit}", n,
-                   _DETECT_Z * math.sqrt(p * (1 - p) / n))
+    return Verdict(
+        decide(ci.low, ci.high, p0, ">"),
+        k / n,
+        float(ci.low),
+        float(ci.high),
+        float(p0),
+        rule,
+        f"Wilson interval, {k} of {n} {unit}",
+        n,
+        _DETECT_Z * math.sqrt(p * (1 - p) / n),
+    )
 
 
 def sign_test(differences: Sequence[float], *, rule: str, unit: str = "seeds") -> Verdict:
@@ -338,18 +443,49 @@ def sign_test(differences: Sequence[float], *, rule: str, unit: str = "seeds") -
     nz = d[d != 0]
     n, k = nz.size, int((nz > 0).sum())
     if n == 0:
-        return Verdict(FAILS, 0.5, 0.5, 0.5, 0.5, rule,
-                       f"exact sign test, {d.size} {unit}, every difference zero", d.size, None)
+        return Verdict(
+            FAILS,
+            0.5,
+            0.5,
+            0.5,
+            0.5,
+            rule,
+            f"exact sign test, {d.size} {unit}, every difference zero",
+            d.size,
+            None,
+        )
     ci = stats.binomtest(k, n).proportion_ci(confidence_level=CONFIDENCE, method="exact")
-    need = next((j / n for j in range(n + 1)
-                 if stats.binomtest(j, n).proportion_ci(CONFIDENCE, "exact").low > 0.5), None)
-    return Verdict(decide(ci.low, ci.high, 0.5, ">"), k / n, float(ci.low), float(ci.high), 0.5,
-                   rule, f"exact sign test, {k} of {n} {unit} positive", n, need)
+    need = next(
+        (
+            j / n
+            for j in range(n + 1)
+            if stats.binomtest(j, n).proportion_ci(CONFIDENCE, "exact").low > 0.5
+        ),
+        None,
+    )
+    return Verdict(
+        decide(ci.low, ci.high, 0.5, ">"),
+        k / n,
+        float(ci.low),
+        float(ci.high),
+        0.5,
+        rule,
+        f"exact sign test, {k} of {n} {unit} positive",
+        n,
+        need,
+    )
 
 
-def within(values: Sequence[float] | None, target: float, tolerance: float, *, rule: str,
-           unit: str = "images", estimate: float | None = None,
-           interval: tuple[float, float] | None = None) -> Verdict:
+def within(
+    values: Sequence[float] | None,
+    target: float,
+    tolerance: float,
+    *,
+    rule: str,
+    unit: str = "images",
+    estimate: float | None = None,
+    interval: tuple[float, float] | None = None,
+) -> Verdict:
     """Whether a mean is within ``target`` ± ``tolerance`` (an equivalence claim: "about as well
     as", "within 1 point of the paper"): holds if the whole interval is inside the band, does not
     hold if the interval and the band do not meet, undecided otherwise. The interval is the
@@ -382,12 +518,19 @@ def within(values: Sequence[float] | None, target: float, tolerance: float, *, r
         outcome = UNDECIDED
     if values is not None:  # a bootstrap over few units (or one number) decides nothing
         outcome, kind = _few(outcome, n), _few_note(kind, n)
-    return Verdict(outcome, est, lo, hi, float(target), rule, kind, n, _DETECT_Z * se or None,
-                   float(tolerance))
+    return Verdict(
+        outcome, est, lo, hi, float(target), rule, kind, n, _DETECT_Z * se or None, float(tolerance)
+    )
 
 
-def exact(value: float, expected: float | None = None, *, rule: str, holds: bool | None = None,
-          method: str = "exact computation, nothing sampled") -> Verdict:
+def exact(
+    value: float,
+    expected: float | None = None,
+    *,
+    rule: str,
+    holds: bool | None = None,
+    method: str = "exact computation, nothing sampled",
+) -> Verdict:
     """A deterministic number (a receptive field traced from the architecture, a dead zone): no
     sampling, so its interval is the point. The outcome is ``value == expected``, or ``holds``
     where the rule compares more than one number (it must then be computed, not typed)."""
@@ -398,8 +541,17 @@ def exact(value: float, expected: float | None = None, *, rule: str, holds: bool
         holds = bool(v == float(expected))
     if not isinstance(holds, (bool, np.bool_)):
         raise TypeError(f"{rule}: holds must be a bool computed from the numbers, got {holds!r}")
-    return Verdict(HOLDS if holds else FAILS, v, v, v,
-                   None if expected is None else float(expected), rule, method, 1, 0.0)
+    return Verdict(
+        HOLDS if holds else FAILS,
+        v,
+        v,
+        v,
+        None if expected is None else float(expected),
+        rule,
+        method,
+        1,
+        0.0,
+    )
 
 
 def check(error: float, tolerance: float, *, rule: str) -> Verdict:
@@ -408,16 +560,32 @@ def check(error: float, tolerance: float, *, rule: str) -> Verdict:
     e = abs(float(error))
     if not math.isfinite(e):
         raise ValueError(f"{rule}: the measured error is {error!r}; a check needs a finite number")
-    return Verdict(HOLDS if e <= tolerance else FAILS, e, e, e, float(tolerance), rule,
-                   "measured error, nothing sampled", 1, None)
+    return Verdict(
+        HOLDS if e <= tolerance else FAILS,
+        e,
+        e,
+        e,
+        float(tolerance),
+        rule,
+        "measured error, nothing sampled",
+        1,
+        None,
+    )
 
 
 def _slope(x, y):
     return stats.linregress(x, y).slope
 
 
-def trend(x: Sequence[float], y: Sequence[float], *, rule: str, direction: str = ">",
-          groups: Sequence | None = None, unit: str = "images") -> Verdict:
+def trend(
+    x: Sequence[float],
+    y: Sequence[float],
+    *,
+    rule: str,
+    direction: str = ">",
+    groups: Sequence | None = None,
+    unit: str = "images",
+) -> Verdict:
     """Whether ``y`` rises (``">"``) or falls (``"<"``) with ``x``: the least-squares slope, its
     interval from a paired bootstrap of the (x, y) pairs, or of whole ``groups`` (one image's
     values at every x stay together) when given."""
@@ -442,14 +610,29 @@ def trend(x: Sequence[float], y: Sequence[float], *, rule: str, direction: str =
         est = float(_slope(x, y))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = stats.bootstrap((idx,), stat, vectorized=False, confidence_level=CONFIDENCE,
-                                  n_resamples=1999, method="percentile",
-                                  rng=np.random.default_rng(0))
+            res = stats.bootstrap(
+                (idx,),
+                stat,
+                vectorized=False,
+                confidence_level=CONFIDENCE,
+                n_resamples=1999,
+                method="percentile",
+                rng=np.random.default_rng(0),
+            )
         lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
         se, kind = float(res.standard_error), "percentile"
         n, what = len(keys), f"bootstrap over {len(keys)} {unit} (each with all its points)"
-    return Verdict(_few(decide(lo, hi, 0.0, direction), n), est, lo, hi, 0.0, rule,
-                   _few_note(f"{what}, {kind}", n), n, _DETECT_Z * se or None)
+    return Verdict(
+        _few(decide(lo, hi, 0.0, direction), n),
+        est,
+        lo,
+        hi,
+        0.0,
+        rule,
+        _few_note(f"{what}, {kind}", n),
+        n,
+        _DETECT_Z * se or None,
+    )
 
 
 def no_units(rule: str, why: str) -> Verdict:
@@ -463,8 +646,7 @@ def not_run(rule: str, why: str) -> Verdict:
     return Verdict(NOT_RUN, math.nan, math.nan, math.nan, None, rule, why, 0, None)
 
 
-def all_of(verdicts: Mapping[str, Verdict], rule: str,
-           direction: str = ">") -> tuple[str, Verdict]:
+def all_of(verdicts: Mapping[str, Verdict], rule: str, direction: str = ">") -> tuple[str, Verdict]:
     """One verdict for "the rule holds for every one of ``verdicts``" (an intersection-union
     test: each member at 95 %, no correction needed): it holds if every member holds, does not
     hold if any does not, and is undecided otherwise; if a member was not run, neither is the
@@ -495,6 +677,9 @@ def all_of(verdicts: Mapping[str, Verdict], rule: str,
     name, worst = min(verdicts.items(), key=lambda kv: (rank[kv[1].outcome], margin(kv[1])))
     outcomes = {v.outcome for v in verdicts.values()}
     outcome = FAILS if FAILS in outcomes else UNDECIDED if UNDECIDED in outcomes else HOLDS
-    return name, replace(worst, outcome=outcome,
-                         rule=f"{rule} (every one of {len(verdicts)}; deciding: {name})",
-                         method=f"{name}: {worst.method}")
+    return name, replace(
+        worst,
+        outcome=outcome,
+        rule=f"{rule} (every one of {len(verdicts)}; deciding: {name})",
+        method=f"{name}: {worst.method}",
+    )

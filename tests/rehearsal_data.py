@@ -18,6 +18,7 @@ of small images each:
 - ``fashion-mnist/``: links to Debian's Fashion-MNIST files where they are installed (the
   stand-ins the chapters train were trained on the real set).
 """
+
 from __future__ import annotations
 
 import pickle
@@ -29,15 +30,21 @@ from idx_files import write_idx
 from PIL import Image
 from torch import nn
 
-XML = ("<annotation><folder>val</folder><filename>{name}</filename><size><width>{w}</width>"
-       "<height>{h}</height><depth>3</depth></size>{objects}</annotation>")
-OBJ = ("<object><name>{wnid}</name><pose>Unspecified</pose><truncated>0</truncated>"
-       "<difficult>0</difficult><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax>"
-       "<ymax>{y1}</ymax></bndbox></object>")
+XML = (
+    "<annotation><folder>val</folder><filename>{name}</filename><size><width>{w}</width>"
+    "<height>{h}</height><depth>3</depth></size>{objects}</annotation>"
+)
+OBJ = (
+    "<object><name>{wnid}</name><pose>Unspecified</pose><truncated>0</truncated>"
+    "<difficult>0</difficult><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax>"
+    "<ymax>{y1}</ymax></bndbox></object>"
+)
 VINDR_HEADER = "image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max"
 VINDR_FINDINGS = ("Aortic enlargement", "Cardiomegaly", "Pleural effusion", "Nodule/Mass")
-NIH_ENTRY = ("Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
-             "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y],\n")
+NIH_ENTRY = (
+    "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
+    "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y],\n"
+)
 NIH_FINDINGS = ("Cardiomegaly", "Effusion", "Mass", "Nodule")
 
 
@@ -74,8 +81,9 @@ def write_nih(root: Path, n: int, rng) -> None:
     for i in range(1, n + 1):
         name = f"{i:08d}_000.png"
         finding = NIH_FINDINGS[i % len(NIH_FINDINGS)]
-        _save(root / "images_001" / "images" / name,
-              rng.integers(0, 256, (256, 256), dtype=np.uint8))
+        _save(
+            root / "images_001" / "images" / name, rng.integers(0, 256, (256, 256), dtype=np.uint8)
+        )
         entry.append(f"{name},{finding},0,{i},50,M,PA,256,256,0.143,0.143,\n")
         boxes.append(f"{name},{finding},{20 + 10 * i},40,80,60,,,\n")
     (root / "Data_Entry_2017.csv").write_text("".join(entry))
@@ -108,11 +116,15 @@ def write_vindr(root: Path, n: int, rng) -> None:
         image_id = f"{i:032x}"
         h, w = 160, 128
         if i % 2 == 0:
-            write_dicom(root / "train" / f"{image_id}.dicom",
-                        rng.integers(0, 4096, (h, w)).astype(np.uint16))
+            write_dicom(
+                root / "train" / f"{image_id}.dicom",
+                rng.integers(0, 4096, (h, w)).astype(np.uint16),
+            )
         else:
-            _save(root / "train" / f"{image_id}.png",
-                  rng.integers(0, 256, (h // 2, w // 2), dtype=np.uint8))
+            _save(
+                root / "train" / f"{image_id}.png",
+                rng.integers(0, 256, (h // 2, w // 2), dtype=np.uint8),
+            )
             meta.append(f"{image_id},{h},{w}")
         if i % 3 == 2:
             rows += [f"{image_id},No finding,14,R{r},,,," for r in (1, 2, 3)]
@@ -120,16 +132,18 @@ def write_vindr(root: Path, n: int, rng) -> None:
         k = i % len(VINDR_FINDINGS)
         cls = FINDINGS.index(VINDR_FINDINGS[k])
         for r, d in ((1, 0), (2, 3)):
-            rows.append(f"{image_id},{VINDR_FINDINGS[k]},{cls},R{r},{20 + d},{30 + d},"
-                        f"{80 + d},{100 + d}")
+            rows.append(
+                f"{image_id},{VINDR_FINDINGS[k]},{cls},R{r},{20 + d},{30 + d},{80 + d},{100 + d}"
+            )
         rows.append(f"{image_id},No finding,14,R3,,,,")
     root.mkdir(parents=True, exist_ok=True)
     (root / "train.csv").write_text("\n".join(rows) + "\n")
     (root / "train_meta.csv").write_text("\n".join(meta) + "\n")
 
 
-def authors_vgg16_sequential(width: float = 1 / 16, hidden: int = 16, classes: int = 1000,
-                             seed: int = 0) -> nn.Sequential:
+def authors_vgg16_sequential(
+    width: float = 1 / 16, hidden: int = 16, classes: int = 1000, seed: int = 0
+) -> nn.Sequential:
     """Taimeskhanov et al.'s masked VGG16 as their checkpoint stores it, narrow:
     ``Sequential(features[0..29], Flatten, classifier)`` at 224 px (a 14 x 14 last map of 256
     channels at full width), the
@@ -145,9 +159,15 @@ def authors_vgg16_sequential(width: float = 1 / 16, hidden: int = 16, classes: i
             layers += [nn.Conv2d(c_in, c(v), 3, padding=1), nn.ReLU(inplace=True)]
             c_in = c(v)
     layers[28] = nn.Conv2d(c(512), c(256), 3, padding=1)  # their last convolution: 256 maps
-    classifier = nn.Sequential(nn.Linear(c(256) * 14 * 14, hidden), nn.ReLU(True), nn.Dropout(),
-                               nn.Linear(hidden, hidden), nn.ReLU(True), nn.Dropout(),
-                               nn.Linear(hidden, classes))
+    classifier = nn.Sequential(
+        nn.Linear(c(256) * 14 * 14, hidden),
+        nn.ReLU(True),
+        nn.Dropout(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(True),
+        nn.Dropout(),
+        nn.Linear(hidden, classes),
+    )
     model = nn.Sequential(*layers, nn.Flatten(1), classifier)
     with torch.no_grad():
         m = torch.ones(14, 14)
@@ -176,15 +196,17 @@ def write_unet_folder(root: Path, n: int, rng, classes=("cat", "dog")) -> None:
                 _save(root / split / "images" / cls / f"{split}{i}.png", _rgb(rng, 96, 112, box))
                 if split == "test":
                     mask = np.zeros((96, 112), np.uint8)
-                    mask[box[1]:box[3], box[0]:box[2]] = 255
+                    mask[box[1] : box[3], box[0] : box[2]] = 255
                     _save(root / "test" / "masks" / cls / f"test{i}.png", mask)
 
 
 def write_mnist(root: Path, n: int, rng) -> None:
     root.mkdir(parents=True, exist_ok=True)
     for split, m in (("train", n), ("t10k", n)):
-        write_idx(root / f"{split}-images-idx3-ubyte.gz",
-                  rng.integers(0, 256, (m, 28, 28), dtype=np.uint8))
+        write_idx(
+            root / f"{split}-images-idx3-ubyte.gz",
+            rng.integers(0, 256, (m, 28, 28), dtype=np.uint8),
+        )
         write_idx(root / f"{split}-labels-idx1-ubyte.gz", np.arange(m) % 10)
 
 
@@ -195,11 +217,21 @@ def write_cifar10(root: Path, n: int, rng) -> None:
     folder.mkdir(parents=True)
     for i in range(5):
         with open(folder / f"data_batch_{i + 1}", "wb") as f:
-            pickle.dump({"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                         "labels": [int(v) for v in np.arange(n) % 10]}, f)
+            pickle.dump(
+                {
+                    "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                    "labels": [int(v) for v in np.arange(n) % 10],
+                },
+                f,
+            )
     with open(folder / "test_batch", "wb") as f:
-        pickle.dump({"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                     "labels": [int(v) for v in np.arange(n) % 10]}, f)
+        pickle.dump(
+            {
+                "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                "labels": [int(v) for v in np.arange(n) % 10],
+            },
+            f,
+        )
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({"label_names": list(cifar10.CLASSES)}, f)
 

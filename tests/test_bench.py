@@ -1,5 +1,6 @@
 """The benchmark CLI: its last line is one JSON object, both libraries' maps agree, and the
 repeats are interleaved and paired."""
+
 import json
 import subprocess
 import sys
@@ -11,9 +12,27 @@ from lib.paths import REPO_ROOT
 
 
 def test_bench_prints_json_with_agreeing_maps():
-    cmd = [sys.executable, "-m", "lib.bench", "--model", "resnet18", "--layer", "layer4",
-           "--batch", "1", "--size", "64", "--repeats", "2", "--device", "cpu",
-           "--methods", "gradcam,hirescam,ablationcam,eigencam,scorecam", "--cam-batch", "512"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lib.bench",
+        "--model",
+        "resnet18",
+        "--layer",
+        "layer4",
+        "--batch",
+        "1",
+        "--size",
+        "64",
+        "--repeats",
+        "2",
+        "--device",
+        "cpu",
+        "--methods",
+        "gradcam,hirescam,ablationcam,eigencam,scorecam",
+        "--cam-batch",
+        "512",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["forward_ms"] > 0 and result["repeats"] == 2
@@ -35,8 +54,12 @@ def test_bench_prints_json_with_agreeing_maps():
 
 
 def test_bench_rejects_an_unknown_method():
-    out = subprocess.run([sys.executable, "-m", "lib.bench", "--methods", "gradcam,nope"],
-                         capture_output=True, text=True, cwd=REPO_ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "lib.bench", "--methods", "gradcam,nope"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    )
     assert out.returncode == 2 and "unknown method(s) ['nope']" in out.stderr
 
 
@@ -50,8 +73,11 @@ def test_interleave_runs_rounds_in_turn_and_alternates_the_order():
         return float(next(ticks)), None
 
     out = bench.interleave([["f", "a", "b"], ["f", "g", "h"]], tasks, 3, timed)
-    assert calls == (["f", "a", "b", "f", "g", "h"] + ["f", "b", "a", "f", "h", "g"]
-                     + ["f", "a", "b", "f", "g", "h"])
+    assert calls == (
+        ["f", "a", "b", "f", "g", "h"]
+        + ["f", "b", "a", "f", "h", "g"]
+        + ["f", "a", "b", "f", "g", "h"]
+    )
     assert out[0] == {"f": [0.0, 6.0, 12.0], "a": [1.0, 8.0, 13.0], "b": [2.0, 7.0, 14.0]}
     assert out[1] == {"f": [3.0, 9.0, 15.0], "g": [4.0, 11.0, 16.0], "h": [5.0, 10.0, 17.0]}
 

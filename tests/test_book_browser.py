@@ -17,6 +17,7 @@ whose MathJax comes from a CDN fails here whatever the network.
 
 ``BOOK_SCREENSHOTS=DIR`` saves a full-page screenshot of every page at both widths into DIR.
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,8 +44,10 @@ MAX_PAGE_BYTES = 2.5e6
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 # what raw TeX looks like in visible text once MathJax should have replaced it
-RAW_TEX = re.compile(r"\$\$|\\\(|\\\)|\\\[|\\\]|\\begin\{|\\(frac|sum|mathbb|lVert|alpha|partial)\b"
-                     r"|\$[^$\n]{0,80}\\[A-Za-z]+[^$\n]{0,80}\$")
+RAW_TEX = re.compile(
+    r"\$\$|\\\(|\\\)|\\\[|\\\]|\\begin\{|\\(frac|sum|mathbb|lVert|alpha|partial)\b"
+    r"|\$[^$\n]{0,80}\\[A-Za-z]+[^$\n]{0,80}\$"
+)
 # a Python object printed on the page: a dataclass's or namedtuple's repr, or the default one
 OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>|\b[A-Z][A-Za-z0-9]*\([a-z_]+=")
 
@@ -53,8 +56,11 @@ def _pages() -> list[str]:
     if not BOOK.is_dir():
         return []
     skip = {"genindex.html", "search.html", "index.html"}
-    return sorted(p.relative_to(BOOK).as_posix() for p in BOOK.rglob("*.html")
-                  if p.name not in skip and not p.relative_to(BOOK).parts[0].startswith("_"))
+    return sorted(
+        p.relative_to(BOOK).as_posix()
+        for p in BOOK.rglob("*.html")
+        if p.name not in skip and not p.relative_to(BOOK).parts[0].startswith("_")
+    )
 
 
 PAGES = _pages()
@@ -63,6 +69,7 @@ PAGES = _pages()
 class _Handler(http.server.SimpleHTTPRequestHandler):
     """Serves the book as a static host does: text compressed with gzip (page weights count the
     bytes a reader downloads), nothing cached by the browser between pages."""
+
     _gz: dict[str, bytes] = {}
 
     def log_message(self, *a):
@@ -75,10 +82,16 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     def send_head(self):
         path = self.translate_path(self.path)
         ctype = self.guess_type(path)
-        textual = ctype.startswith("text/") or ctype in ("application/javascript",
-                                                          "application/json", "image/svg+xml")
-        if (not os.path.isfile(path) or not textual
-                or "gzip" not in self.headers.get("Accept-Encoding", "")):
+        textual = ctype.startswith("text/") or ctype in (
+            "application/javascript",
+            "application/json",
+            "image/svg+xml",
+        )
+        if (
+            not os.path.isfile(path)
+            or not textual
+            or "gzip" not in self.headers.get("Accept-Encoding", "")
+        ):
             return super().send_head()
         if path not in self._gz:
             self._gz[path] = gzip.compress(Path(path).read_bytes(), 6)
@@ -98,8 +111,9 @@ def server():
             pytest.fail(f"no rendered book in {BOOK}: `make smoke-book` renders it")
         pytest.skip(f"no rendered book in {BOOK} (make smoke-book)")
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                            functools.partial(_Handler, directory=str(BOOK)))
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(BOOK))
+    )
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}/"
@@ -110,17 +124,26 @@ def server():
 @pytest.fixture(scope="module")
 def browser():
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail("headless Chromium is missing: `make test` installs Debian's chromium and "
-                    "chromium-driver (apt-get install chromium chromium-driver)")
+        pytest.fail(
+            "headless Chromium is missing: `make test` installs Debian's chromium and "
+            "chromium-driver (apt-get install chromium chromium-driver)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1366,900", "--no-first-run", "--disable-extensions",
-                # no host but this machine: a CDN is unreachable, with or without a network
-                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1366,900",
+        "--no-first-run",
+        "--disable-extensions",
+        # no host but this machine: a CDN is unreachable, with or without a network
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+    ):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
@@ -131,8 +154,10 @@ def browser():
 
 
 def _viewport(driver, width: int, height: int = 900) -> None:
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
+    )
 
 
 _WAIT_FOR_PAGE = """
@@ -269,7 +294,9 @@ def _open(driver, url: str) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _ids(path: Path) -> frozenset:
-    return frozenset(re.findall(r'\bid="([^"]+)"', path.read_text(encoding="utf-8", errors="replace")))
+    return frozenset(
+        re.findall(r'\bid="([^"]+)"', path.read_text(encoding="utf-8", errors="replace"))
+    )
 
 
 def _dead_links(links: list[str], base: str) -> list[str]:
@@ -278,20 +305,26 @@ def _dead_links(links: list[str], base: str) -> list[str]:
 
     dead = []
     for link in links:
-        parts = urlsplit(link[len(base) - 1:])
+        parts = urlsplit(link[len(base) - 1 :])
         target = BOOK / unquote(parts.path).lstrip("/")
         if target.is_dir():
             target = target / "index.html"
         if not target.is_file():
             dead.append(link)
-        elif parts.fragment and target.suffix == ".html" and unquote(parts.fragment) not in _ids(target):
+        elif (
+            parts.fragment
+            and target.suffix == ".html"
+            and unquote(parts.fragment) not in _ids(target)
+        ):
             dead.append(link)
     return dead
 
 
 def _raw_tex(text: str) -> list[str]:
-    return [text[max(0, m.start() - 40):m.end() + 40].replace("\n", " ")
-            for m in RAW_TEX.finditer(text)][:3]
+    return [
+        text[max(0, m.start() - 40) : m.end() + 40].replace("\n", " ")
+        for m in RAW_TEX.finditer(text)
+    ][:3]
 
 
 WEIGHTS: dict[str, int] = {}
@@ -318,8 +351,10 @@ def test_page_reads_well(server, browser, page, width):
     if info["mathRendered"] < info["mathTotal"]:
         problems.append(f"MathJax typeset {info['mathRendered']} of {info['mathTotal']} formulas")
     if info["mathHeadings"]:
-        problems.append(f"math in headings (the sidebar, the search and the tab title show it as "
-                        f"raw TeX; say it in words): {info['mathHeadings']}")
+        problems.append(
+            f"math in headings (the sidebar, the search and the tab title show it as "
+            f"raw TeX; say it in words): {info['mathHeadings']}"
+        )
     raw = _raw_tex(info["text"] + "\n" + info["title"])
     if raw:
         problems.append(f"raw TeX in the visible text: {raw}")
@@ -327,46 +362,70 @@ def test_page_reads_well(server, browser, page, width):
     if broken:
         problems.append(f"images that did not load: {broken[:3]}")
     if info["scrollWidth"] > info["innerWidth"] + 1:
-        problems.append(f"the page is {info['scrollWidth']} px wide in a {info['innerWidth']} px "
-                        f"window; widest: {info['wide']}")
+        problems.append(
+            f"the page is {info['scrollWidth']} px wide in a {info['innerWidth']} px "
+            f"window; widest: {info['wide']}"
+        )
     if width == "desktop" and info["wideTables"]:
-        problems.append(f"tables wider than the {info['colWidth']} px text column: "
-                        f"{info['wideTables']} px (lib.report.table splits or transposes them)")
+        problems.append(
+            f"tables wider than the {info['colWidth']} px text column: "
+            f"{info['wideTables']} px (lib.report.table splits or transposes them)"
+        )
     reprs = [m.group(0) for out in info["outputs"] for m in OBJECT_REPR.finditer(out)]
     if reprs:
-        problems.append(f"a Python object printed on the page: {reprs[:3]} (end the cell with a "
-                        "statement that returns None, or display the object's table)")
+        problems.append(
+            f"a Python object printed on the page: {reprs[:3]} (end the cell with a "
+            "statement that returns None, or display the object's table)"
+        )
     if info["brokenWords"]:
-        problems.append(f"words broken across lines in a verdict box, a summary table or a "
-                        f"caption: {info['brokenWords']}")
+        problems.append(
+            f"words broken across lines in a verdict box, a summary table or a "
+            f"caption: {info['brokenWords']}"
+        )
     if info["spills"]:
-        problems.append(f"elements wider than the box that holds them (the book's style sheet, "
-                        f"book/_static/book.css): {info['spills']}")
+        problems.append(
+            f"elements wider than the box that holds them (the book's style sheet, "
+            f"book/_static/book.css): {info['spills']}"
+        )
     if info["tooWide"]:
-        problems.append(f"images or text wider than the {info['innerWidth']} px window: "
-                        f"{info['tooWide']}")
+        problems.append(
+            f"images or text wider than the {info['innerWidth']} px window: {info['tooWide']}"
+        )
     if width == "phone":
-        reflow = [t["name"] for t in info["scrollingTables"]
-                  if t["mustReflow"] or any(p in page for p in REFLOW_PAGES)]
+        reflow = [
+            t["name"]
+            for t in info["scrollingTables"]
+            if t["mustReflow"] or any(p in page for p in REFLOW_PAGES)
+        ]
         if reflow:
-            problems.append(f"tables cut off at the screen's edge that must reflow on a phone "
-                            f"(stack or transpose, book/_static/book.css): {reflow[:3]}")
+            problems.append(
+                f"tables cut off at the screen's edge that must reflow on a phone "
+                f"(stack or transpose, book/_static/book.css): {reflow[:3]}"
+            )
         if PAGE_HAS_TEXT.search(page) and info["figureColumn"] < plot.PHONE_COLUMN_PX - 2:
-            problems.append(f"the text column is {info['figureColumn']} px on a phone, narrower "
-                            f"than the {plot.PHONE_COLUMN_PX} px lib.plot.figure checks figure "
-                            "text for: figures would be smaller than checked")
+            problems.append(
+                f"the text column is {info['figureColumn']} px on a phone, narrower "
+                f"than the {plot.PHONE_COLUMN_PX} px lib.plot.figure checks figure "
+                "text for: figures would be smaller than checked"
+            )
     dead = _dead_links(info["links"], server)
     if dead:
         problems.append(f"links to missing pages or anchors: {dead[:3]}")
     if info["bytes"] > MAX_PAGE_BYTES:
-        problems.append(f"the page weighs {info['bytes'] / 1e6:.2f} MB (> {MAX_PAGE_BYTES / 1e6} MB)")
+        problems.append(
+            f"the page weighs {info['bytes'] / 1e6:.2f} MB (> {MAX_PAGE_BYTES / 1e6} MB)"
+        )
     if width == "desktop":
         WEIGHTS[page] = info["bytes"]
         _record_weights()
     shots = os.environ.get("BOOK_SCREENSHOTS")
     if shots:
-        _screenshot(browser, info["height"], WIDTHS[width],
-                    Path(shots) / f"{page.replace('/', '__')[:-5]}-{WIDTHS[width]}.png")
+        _screenshot(
+            browser,
+            info["height"],
+            WIDTHS[width],
+            Path(shots) / f"{page.replace('/', '__')[:-5]}-{WIDTHS[width]}.png",
+        )
     assert not problems, f"{page} at {WIDTHS[width]} px:\n- " + "\n- ".join(problems)
 
 
@@ -409,5 +468,6 @@ def test_search_finds_a_chapter(server, browser):
         }
         done([]);
       })();""")
-    assert any(page in (href or "") for href in links), \
+    assert any(page in (href or "") for href in links), (
         f"searching {word!r} (from the title of {page}) did not list it: {links[:5]}"
+    )

@@ -1,4 +1,5 @@
 """The CAM engine against values worked out by hand, pytorch-grad-cam, Captum and the papers' claims."""
+
 import math
 
 import numpy as np
@@ -13,11 +14,20 @@ from lib.cam import CAMError
 from lib.cam.engine import Above
 from lib.layers import LayerNotFoundError
 
-PGC = ["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam", "scorecam",
-       "ablationcam"]
+PGC = [
+    "gradcam",
+    "gradcam++",
+    "xgradcam",
+    "hirescam",
+    "layercam",
+    "eigencam",
+    "scorecam",
+    "ablationcam",
+]
 
 
 # --------------------------------------------------------------------------- tiny models
+
 
 def tiny_model(gap: bool = False) -> nn.Module:
     """x (1 channel, 2x2) -> A = relu(conv1x1) with A_0 = relu(x), A_1 = relu(3 - x) -> head.
@@ -60,12 +70,12 @@ def _scorecam_by_hand():
 
 
 HAND = {
-    "gradcam": _t([[1.5, 1.25], [1.0, 0.75]]),            # alpha = (1/4, 2/4)
+    "gradcam": _t([[1.5, 1.25], [1.0, 0.75]]),  # alpha = (1/4, 2/4)
     "counterfactual": -_t([[1.5, 1.25], [1.0, 0.75]]),
-    "hirescam": _t([[0.0, -2.0], [0.0, 3.0]]),           # G_0*A_0 + G_1*A_1
-    "layercam": _t([[0.0, 0.0], [0.0, 3.0]]),            # relu(G)*A
-    "xgradcam": _t([[-1.0, -1 / 6], [2 / 3, 1.5]]),      # alpha = (3/6, -2/6)
-    "gradcam++": _t([[0.45, 0.425], [0.4, 0.375]]),      # alpha = (1/8, 3/20)
+    "hirescam": _t([[0.0, -2.0], [0.0, 3.0]]),  # G_0*A_0 + G_1*A_1
+    "layercam": _t([[0.0, 0.0], [0.0, 3.0]]),  # relu(G)*A
+    "xgradcam": _t([[-1.0, -1 / 6], [2 / 3, 1.5]]),  # alpha = (3/6, -2/6)
+    "gradcam++": _t([[0.45, 0.425], [0.4, 0.375]]),  # alpha = (1/8, 3/20)
     "ablationcam": _t([[-6 / 11, -1 / 11], [4 / 11, 9 / 11]]),  # Y=11; ablated 8, 13
     "scorecam": _scorecam_by_hand(),
 }
@@ -91,7 +101,7 @@ def test_cam_by_hand_and_equals_gradcam_times_z():
     got = cam.compute(model, X, "1", "cam", target=1)[0]
     assert torch.allclose(got, 2 * A0 - A1, atol=1e-12)  # w^1 = (2, -1)
     grad = cam.compute(model, X, "1", "gradcam", target=1)[0]
-    assert torch.allclose(got, 4 * grad, atol=1e-12)     # Z = 2 * 2
+    assert torch.allclose(got, 4 * grad, atol=1e-12)  # Z = 2 * 2
 
 
 def test_guided_gradcam_by_hand():
@@ -151,8 +161,9 @@ class MaskedHead(nn.Module):
         self.register_buffer("mask", mask.flatten())
 
     def forward(self, x):
-        return nn.functional.linear(self.features(x).flatten(1), self.fc.weight * self.mask,
-                                    self.fc.bias)
+        return nn.functional.linear(
+            self.features(x).flatten(1), self.fc.weight * self.mask, self.fc.bias
+        )
 
 
 def test_hirescam_is_exactly_zero_where_the_gradient_is_zero():
@@ -177,8 +188,10 @@ def _architectures():
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
     # layer2 (128 channels, 4x4 at 32 px) keeps Score-/Ablation-CAM's 2 x 128 passes cheap
-    return [("resnet18", resnet, "layer2", resnet.layer2),
-            ("smallvgg", SmallVGG().eval(), "features.7", None)]
+    return [
+        ("resnet18", resnet, "layer2", resnet.layer2),
+        ("smallvgg", SmallVGG().eval(), "features.7", None),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -190,10 +203,16 @@ def architectures():
 def test_agrees_with_pytorch_grad_cam(architectures, arch):
     import pytorch_grad_cam as pgc
 
-    classes = {"gradcam": pgc.GradCAM, "gradcam++": pgc.GradCAMPlusPlus,
-               "xgradcam": pgc.XGradCAM, "hirescam": pgc.HiResCAM, "layercam": pgc.LayerCAM,
-               "eigencam": pgc.EigenCAM, "scorecam": pgc.ScoreCAM,
-               "ablationcam": pgc.AblationCAM}
+    classes = {
+        "gradcam": pgc.GradCAM,
+        "gradcam++": pgc.GradCAMPlusPlus,
+        "xgradcam": pgc.XGradCAM,
+        "hirescam": pgc.HiResCAM,
+        "layercam": pgc.LayerCAM,
+        "eigencam": pgc.EigenCAM,
+        "scorecam": pgc.ScoreCAM,
+        "ablationcam": pgc.AblationCAM,
+    }
     name, model, layer, _ = architectures[arch]
     torch.manual_seed(3)
     x = torch.randn(2, 3, 32, 32)
@@ -224,8 +243,9 @@ def test_agrees_with_captum(architectures, arch):
     torch.manual_seed(4)
     x = torch.randn(3, 3, 32, 32)
     target = [1, 4, 6]
-    ours = cam.compute_many(model, x, layer, ["gradcam", "guidedgradcam", "guidedbackprop"],
-                            target=target)
+    ours = cam.compute_many(
+        model, x, layer, ["gradcam", "guidedgradcam", "guidedbackprop"], target=target
+    )
     ref = LayerGradCam(model, module).attribute(x, target=target)[:, 0]
     assert torch.allclose(ours["gradcam"][layer], ref, atol=1e-6, rtol=1e-4)
     ref = GuidedBackprop(model).attribute(x, target=target)
@@ -241,8 +261,9 @@ def test_captum_methods_behind_the_same_call():
     torch.manual_seed(5)
     model = SmallVGG().eval()
     x = torch.randn(2, 3, 32, 32)
-    ours = cam.compute(model, x, None, "integratedgradients", target=[2, 3],
-                       captum_kwargs={"n_steps": 16})
+    ours = cam.compute(
+        model, x, None, "integratedgradients", target=[2, 3], captum_kwargs={"n_steps": 16}
+    )
     ref = IntegratedGradients(model).attribute(x, target=[2, 3], n_steps=16)
     assert torch.allclose(ours, ref, atol=1e-6)
     # completeness of IG: attributions sum to f(x) - f(0), up to the Riemann error
@@ -251,8 +272,14 @@ def test_captum_methods_behind_the_same_call():
     # occlusion by hand on a linear model: occluding a pixel removes exactly w * x
     lin = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
     xs = torch.randn(1, 3, 4, 4)
-    occ = cam.compute(lin, xs, None, "occlusion", target=1,
-                      captum_kwargs={"sliding_window_shapes": (1, 1, 1), "strides": 1})
+    occ = cam.compute(
+        lin,
+        xs,
+        None,
+        "occlusion",
+        target=1,
+        captum_kwargs={"sliding_window_shapes": (1, 1, 1), "strides": 1},
+    )
     assert torch.allclose(occ[0], (lin[1].weight[1].view(3, 4, 4) * xs[0]).detach(), atol=1e-6)
 
 
@@ -261,8 +288,9 @@ def test_callable_target_equals_int_target():
     model = GapNet()
     x = torch.randn(2, 3, 8, 8)
     a = cam.compute_many(model, x, "features", ["gradcam", "scorecam", "ablationcam"], target=2)
-    b = cam.compute_many(model, x, "features", ["gradcam", "scorecam", "ablationcam"],
-                         target=lambda out: out[:, 2])
+    b = cam.compute_many(
+        model, x, "features", ["gradcam", "scorecam", "ablationcam"], target=lambda out: out[:, 2]
+    )
     for m in a:
         assert torch.allclose(a[m]["features"], b[m]["features"], atol=1e-6)
     # a sigmoid score (multi-label logits) is a different target, with its own map
@@ -273,14 +301,19 @@ def test_callable_target_equals_int_target():
 
 # --------------------------------------------------------------------------- one pass, many maps
 
+
 def test_many_methods_and_layers_share_one_forward_pass(architectures):
     _, model, _, _ = architectures[0]
     calls = []
     handle = model.register_forward_hook(lambda m, i, o: calls.append(1))
     x = torch.randn(2, 3, 32, 32)
     try:
-        both = cam.compute_many(model, x, ["layer3", "layer4"],
-                                ["gradcam", "hirescam", "gradcam++", "layercam", "xgradcam"])
+        both = cam.compute_many(
+            model,
+            x,
+            ["layer3", "layer4"],
+            ["gradcam", "hirescam", "gradcam++", "layercam", "xgradcam"],
+        )
     finally:
         handle.remove()
     assert len(calls) == 1
@@ -334,8 +367,9 @@ def test_ablation_tail_handles_skips_and_untraceable_models():
     tail = Above(gated, "mid", gated.mid, x, a, gated(x).detach())
     assert tail.upper is not None and tail.externals  # split, with the skip as external
     for model in (Skip(True).eval(), Skip(False).eval(), gated):
-        ours = cam.postprocess(cam.compute(model, x, "mid", "ablationcam"), 8,
-                               preset=cam.PGC_PRESET).numpy()
+        ours = cam.postprocess(
+            cam.compute(model, x, "mid", "ablationcam"), 8, preset=cam.PGC_PRESET
+        ).numpy()
         with pgc.AblationCAM(model=model, target_layers=[model.mid]) as ref_cam:
             ref = ref_cam(x, targets=None)
         assert np.abs(ours - ref).max() < 1e-4
@@ -343,10 +377,13 @@ def test_ablation_tail_handles_skips_and_untraceable_models():
 
 # --------------------------------------------------------------------------- post-processing
 
+
 def test_postprocess_by_hand():
     m = torch.tensor([[[-1.0, 1.0], [3.0, 5.0]]])
     assert torch.equal(cam.postprocess(m), torch.tensor([[[0.0, 0.2], [0.6, 1.0]]]))
-    assert torch.equal(cam.postprocess(m, normalize="max"), torch.tensor([[[0.0, 0.2], [0.6, 1.0]]]))
+    assert torch.equal(
+        cam.postprocess(m, normalize="max"), torch.tensor([[[0.0, 0.2], [0.6, 1.0]]])
+    )
     assert torch.equal(cam.postprocess(m, relu=False, normalize="none"), m)
     near = cam.postprocess(m, size=4, mode="nearest", relu=False, normalize="none")
     assert torch.equal(near[0, :2, :2], torch.full((2, 2), -1.0))
@@ -370,12 +407,18 @@ def test_postprocess_preset_matches_pytorch_grad_cam_scaling():
 
 # --------------------------------------------------------------------------- the model is left as it came
 
+
 def _state(model):
-    return ([m.training for m in model.modules()], [p.requires_grad for p in model.parameters()],
-            [None if p.grad is None else p.grad.clone() for p in model.parameters()],
-            {k: v.clone() for k, v in model.state_dict().items()},
-            [(len(m._forward_hooks), len(m._backward_hooks), len(m._forward_pre_hooks))
-             for m in model.modules()])
+    return (
+        [m.training for m in model.modules()],
+        [p.requires_grad for p in model.parameters()],
+        [None if p.grad is None else p.grad.clone() for p in model.parameters()],
+        {k: v.clone() for k, v in model.state_dict().items()},
+        [
+            (len(m._forward_hooks), len(m._backward_hooks), len(m._forward_pre_hooks))
+            for m in model.modules()
+        ],
+    )
 
 
 def _same(a, b):
@@ -388,12 +431,21 @@ def _same(a, b):
 
 def test_model_left_exactly_as_it_came():
     torch.manual_seed(9)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Dropout(0.5),
-                          nn.Conv2d(8, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),
-                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Conv2d(8, 8, 3),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 5),
+    )
     model.train()
-    model[1].eval()                          # mixed modes
-    model[9].weight.requires_grad_(False)    # mixed flags
+    model[1].eval()  # mixed modes
+    model[9].weight.requires_grad_(False)  # mixed flags
     model[0].weight.grad = torch.ones_like(model[0].weight)
     before = _state(model)
     x = torch.randn(2, 3, 12, 12)
@@ -419,6 +471,7 @@ def test_model_restored_when_an_error_is_raised_half_way():
 
 
 # --------------------------------------------------------------------------- bad input
+
 
 def test_bad_input_errors():
     torch.manual_seed(11)
@@ -449,7 +502,7 @@ def test_layer_off_the_path_and_layer_that_never_runs():
         def __init__(self):
             super().__init__()
             self.body = nn.Conv2d(3, 4, 3)
-            self.aux = nn.Conv2d(4, 4, 1)     # runs, but the output ignores it
+            self.aux = nn.Conv2d(4, 4, 1)  # runs, but the output ignores it
             self.unused = nn.Conv2d(4, 4, 1)  # never runs
             self.fc = nn.Linear(4, 2)
 
@@ -459,8 +512,9 @@ def test_layer_off_the_path_and_layer_that_never_runs():
             return self.fc(a.mean((2, 3)))
 
     x = torch.randn(1, 3, 6, 6)
-    with pytest.raises(CAMError, match="not on the path to the output.*gradient is None|does not "
-                                       "depend"):
+    with pytest.raises(
+        CAMError, match="not on the path to the output.*gradient is None|does not depend"
+    ):
         cam.compute(Aux(), x, "aux")
     with pytest.raises(CAMError, match="did not run"):
         cam.compute(Aux(), x, "unused")

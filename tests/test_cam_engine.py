@@ -2,6 +2,7 @@
 outputs, pytorch-grad-cam's per-image targets, Gradient SHAP's seed, bad models and layer names,
 Ablation-CAM's ablation value. Each test failed on the engine before the fix (item 13: see its
 tests' docstrings)."""
+
 import math
 import random
 
@@ -24,6 +25,7 @@ def _pgc(cls, model, layer, x, targets=None):
 
 # --------------------------------------------------------------------------- 1. Eigen-CAM's sign
 
+
 def test_eigencam_sum_sign_by_hand():
     # A_1 = 2 A_0 (rank 1): centred pixels (-1.5, -3), (-.5, -1), (.5, 1), (1.5, 3);
     # v = (1, 2)/sqrt 5 up to sign; the channel sum 3 A_0 rises left to right, so "sum" takes +v
@@ -33,18 +35,23 @@ def test_eigencam_sum_sign_by_hand():
         conv.bias.zero_()
     model = nn.Sequential(conv, nn.Flatten(), nn.Linear(8, 2)).double()
     x = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]], dtype=torch.float64)
-    want = 5 ** 0.5 * torch.tensor([[-1.5, -0.5], [0.5, 1.5]], dtype=torch.float64)
+    want = 5**0.5 * torch.tensor([[-1.5, -0.5], [0.5, 1.5]], dtype=torch.float64)
     got = cam.compute(model, x, "0", "eigencam")[0]
     assert torch.allclose(got, want, atol=1e-12)
     for dtype in (np.float32, np.float64):  # "svd": numpy's v, whatever its sign
         r = np.array([[0, 0], [1, 2], [2, 4], [3, 6.0]], dtype=dtype)
         r -= r.mean(0)
         v = np.linalg.svd(r, full_matrices=False)[2][0]
-        svd = cam.compute(model.to(torch.float64 if dtype == np.float64 else torch.float32),
-                          x.to(torch.float64 if dtype == np.float64 else torch.float32), "0",
-                          "eigencam", options={"eigencam": {"sign": "svd"}})[0]
-        assert torch.allclose(svd.double(), torch.from_numpy((r @ v).reshape(2, 2)).double(),
-                              atol=1e-5)
+        svd = cam.compute(
+            model.to(torch.float64 if dtype == np.float64 else torch.float32),
+            x.to(torch.float64 if dtype == np.float64 else torch.float32),
+            "0",
+            "eigencam",
+            options={"eigencam": {"sign": "svd"}},
+        )[0]
+        assert torch.allclose(
+            svd.double(), torch.from_numpy((r @ v).reshape(2, 2)).double(), atol=1e-5
+        )
 
 
 def test_eigencam_svd_sign_equals_pytorch_grad_cam_per_image():
@@ -76,12 +83,17 @@ def test_eigencam_svd_sign_equals_pytorch_grad_cam_per_image():
 
 # ------------------------------------------------------------------ 8. no_grad, inference_mode
 
+
 def _every_method(model, x, layer, target):
     out = {}
     for m in cam.METHODS:
-        kw = {"captum_kwargs": {"integratedgradients": {"n_steps": 4},
-                                "occlusion": {"sliding_window_shapes": (3, 3, 3), "strides": 2},
-                                "gradientshap": {"n_samples": 3, "seed": 1}}.get(m, {})}
+        kw = {
+            "captum_kwargs": {
+                "integratedgradients": {"n_steps": 4},
+                "occlusion": {"sliding_window_shapes": (3, 3, 3), "strides": 2},
+                "gradientshap": {"n_samples": 3, "seed": 1},
+            }.get(m, {})
+        }
         out[m] = cam.compute(model, x, layer, m, target, **kw)
     return out
 
@@ -105,18 +117,34 @@ def test_inference_mode_gradient_methods_say_why_and_the_others_work():
     model, x = GapNet().eval(), torch.randn(2, 3, 8, 8)
     needs_grad = [m for m in cam.METHODS if cam.METHODS[m].gradients]
     assert sorted(needs_grad + GRADIENT_FREE) == sorted(cam.METHODS)
-    outside = {m: cam.compute(model, x, "features", m, 2,
-                              captum_kwargs={"sliding_window_shapes": (3, 3, 3)}
-                              if m == "occlusion" else None) for m in GRADIENT_FREE}
+    outside = {
+        m: cam.compute(
+            model,
+            x,
+            "features",
+            m,
+            2,
+            captum_kwargs={"sliding_window_shapes": (3, 3, 3)} if m == "occlusion" else None,
+        )
+        for m in GRADIENT_FREE
+    }
     with torch.inference_mode():
         for m in needs_grad:
-            with pytest.raises(CAMError, match=r"need gradients.*inside torch\.inference_mode\(\)"
-                                               r".*Call it outside the inference_mode block"):
+            with pytest.raises(
+                CAMError,
+                match=r"need gradients.*inside torch\.inference_mode\(\)"
+                r".*Call it outside the inference_mode block",
+            ):
                 cam.compute(model, x, "features", m, 2)
         for m in GRADIENT_FREE:
-            got = cam.compute(model, x, "features", m, 2,
-                              captum_kwargs={"sliding_window_shapes": (3, 3, 3)}
-                              if m == "occlusion" else None)
+            got = cam.compute(
+                model,
+                x,
+                "features",
+                m,
+                2,
+                captum_kwargs={"sliding_window_shapes": (3, 3, 3)} if m == "occlusion" else None,
+            )
             assert torch.allclose(got, outside[m], atol=1e-6), m
         x_inf = torch.randn(2, 3, 8, 8)
     # images made under inference_mode work outside it, gradient methods included
@@ -127,6 +155,7 @@ def test_inference_mode_gradient_methods_say_why_and_the_others_work():
 
 
 # ------------------------------------------------------------------ 9. tuple and dict outputs
+
 
 class TwoHeads(nn.Module):
     """GapNet's logits plus an auxiliary head, as a tuple or as a dict."""
@@ -153,29 +182,35 @@ def test_tuple_and_dict_outputs_through_a_callable_target(as_dict):
     ref = cam.compute_many(base, x, "features", methods, target=2)
     ours = cam.compute_many(model, x, "base.features", methods, target=lambda out: out[key][:, 2])
     ref_pair = cam.compute_many(base, x, "features", methods, target=[1, 3])
-    per_image = cam.compute_many(model, x, "base.features", methods,
-                                 target=[lambda o: o[key][1], lambda o: o[key][3]])
+    per_image = cam.compute_many(
+        model, x, "base.features", methods, target=[lambda o: o[key][1], lambda o: o[key][3]]
+    )
     for m in methods:
         assert torch.allclose(ours[m]["base.features"], ref[m]["features"], atol=1e-6), m
-        assert torch.allclose(per_image[m]["base.features"], ref_pair[m]["features"],
-                              atol=1e-6), m
+        assert torch.allclose(per_image[m]["base.features"], ref_pair[m]["features"], atol=1e-6), m
     kind = "dict with keys \\['out', 'aux'\\]" if as_dict else "tuple of 2 items"
     fix = "out\\['out'\\]" if as_dict else "out\\[0\\]"
-    with pytest.raises(CAMError, match=f"returns a {kind}.*pass a callable target.*"
-                                       f"target=lambda out: {fix}"):
+    with pytest.raises(
+        CAMError, match=f"returns a {kind}.*pass a callable target.*target=lambda out: {fix}"
+    ):
         cam.compute(model, x, "base.features", "gradcam")
 
 
 def test_torchvision_segmentation_model_by_hand():
     torch.manual_seed(16)
     model = torchvision.models.segmentation.deeplabv3_mobilenet_v3_large(
-        weights=None, weights_backbone=None, num_classes=3, aux_loss=True).eval()
+        weights=None, weights_backbone=None, num_classes=3, aux_loss=True
+    ).eval()
     x = torch.randn(1, 3, 48, 48)
-    with pytest.raises(CAMError, match=r"OrderedDict with keys \['out', 'aux'\].*target=lambda "
-                                       r"out: out\['out'\]\[:, c\]\.mean\(\(1, 2\)\)"):
+    with pytest.raises(
+        CAMError,
+        match=r"OrderedDict with keys \['out', 'aux'\].*target=lambda "
+        r"out: out\['out'\]\[:, c\]\.mean\(\(1, 2\)\)",
+    ):
         cam.compute(model, x, "backbone.16", "gradcam")
-    got = cam.compute(model, x, "backbone.16", "gradcam",
-                      target=lambda out: out["out"][:, 2].mean((1, 2)))
+    got = cam.compute(
+        model, x, "backbone.16", "gradcam", target=lambda out: out["out"][:, 2].mean((1, 2))
+    )
     # by hand: a hook, autograd, Grad-CAM's Eq. 1-2
     acts = {}
     handle = model.backbone["16"].register_forward_hook(lambda m, i, o: acts.setdefault("a", o))
@@ -189,6 +224,7 @@ def test_torchvision_segmentation_model_by_hand():
 
 # --------------------------------------------------------------------------- 10. targets
 
+
 def test_pytorch_grad_cam_target_objects_and_scalar_targets():
     import pytorch_grad_cam as pgc
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -199,8 +235,11 @@ def test_pytorch_grad_cam_target_objects_and_scalar_targets():
     methods = ["gradcam", "scorecam", "ablationcam"]
     ours = cam.compute_many(model, x, "features.7", methods, target=targets)
     ints = cam.compute_many(model, x, "features.7", methods, target=[3, 5])
-    for m, cls in (("gradcam", pgc.GradCAM), ("scorecam", pgc.ScoreCAM),
-                   ("ablationcam", pgc.AblationCAM)):
+    for m, cls in (
+        ("gradcam", pgc.GradCAM),
+        ("scorecam", pgc.ScoreCAM),
+        ("ablationcam", pgc.AblationCAM),
+    ):
         assert torch.allclose(ours[m]["features.7"], ints[m]["features.7"], atol=1e-6), m
         ref = _pgc(cls, model, model.features[7], x, targets)
         post = cam.postprocess(ours[m]["features.7"], 32, preset=cam.PGC_PRESET).numpy()
@@ -219,14 +258,20 @@ def test_pytorch_grad_cam_target_objects_and_scalar_targets():
 
 # ------------------------------------------------------------------ 11. Gradient SHAP's seed
 
+
 def _rng_states():
     return torch.get_rng_state(), np.random.get_state(), random.getstate()
 
 
 def _same_states(a, b):
     np_a, np_b = a[1], b[1]
-    return (torch.equal(a[0], b[0]) and np_a[0] == np_b[0] and np.array_equal(np_a[1], np_b[1])
-            and np_a[2:] == np_b[2:] and a[2] == b[2])
+    return (
+        torch.equal(a[0], b[0])
+        and np_a[0] == np_b[0]
+        and np.array_equal(np_a[1], np_b[1])
+        and np_a[2:] == np_b[2:]
+        and a[2] == b[2]
+    )
 
 
 def test_gradientshap_repeatable_for_a_seed_and_leaves_the_global_random_state():
@@ -235,8 +280,9 @@ def test_gradientshap_repeatable_for_a_seed_and_leaves_the_global_random_state()
     kw = {"n_samples": 4, "stdevs": 0.2, "baselines": torch.randn(3, 3, 8, 8), "seed": 5}
 
     def run(**over):
-        return cam.compute(model, x, None, "gradientshap", target=[0, 2],
-                           captum_kwargs={**kw, **over})
+        return cam.compute(
+            model, x, None, "gradientshap", target=[0, 2], captum_kwargs={**kw, **over}
+        )
 
     before = _rng_states()
     a = run()
@@ -251,13 +297,17 @@ def test_gradientshap_repeatable_for_a_seed_and_leaves_the_global_random_state()
 
 # ------------------------------------------------------------------ 12. bad models, bad names
 
+
 def test_traced_model_is_refused_with_the_reason():
     torch.manual_seed(19)
     model, x = GapNet().eval(), torch.randn(1, 3, 8, 8)
     traced = torch.jit.trace(model, x)
     for method in ("gradcam", "eigencam", "guidedbackprop"):
-        with pytest.raises(CAMError, match=r"TorchScript.*hooks cannot see inside a compiled "
-                                           r"graph.*eager nn\.Module"):
+        with pytest.raises(
+            CAMError,
+            match=r"TorchScript.*hooks cannot see inside a compiled "
+            r"graph.*eager nn\.Module",
+        ):
             cam.compute(traced, x, "features", method)
     # a traced part holding the layer is refused too
     wrapper = nn.Sequential(torch.jit.trace(model.features, x), nn.AdaptiveAvgPool2d(1))
@@ -268,8 +318,11 @@ def test_traced_model_is_refused_with_the_reason():
 def test_float64_input_to_float32_model_names_the_fix():
     torch.manual_seed(20)
     model = GapNet().eval()
-    with pytest.raises(CAMError, match=r"x is torch\.float64 but the model's parameters are "
-                                       r"torch\.float32: pass x\.float\(\).*model\.double\(\)"):
+    with pytest.raises(
+        CAMError,
+        match=r"x is torch\.float64 but the model's parameters are "
+        r"torch\.float32: pass x\.float\(\).*model\.double\(\)",
+    ):
         cam.compute(model, torch.randn(1, 3, 8, 8, dtype=torch.float64), "features")
     with pytest.raises(CAMError, match=r"x is torch\.float32 .* torch\.float64: pass x\.double"):
         cam.compute(model.double(), torch.randn(1, 3, 8, 8), "features")
@@ -295,8 +348,11 @@ def test_empty_layer_or_method_list_rejected_before_any_forward_pass():
 def test_integer_layer_names_index_only_sequential_containers():
     resnet = torchvision.models.resnet18(weights=None)
     for name in ("7", "-3", "layer4.0.1"):
-        with pytest.raises(LayerNotFoundError, match=r"positions index only an nn\.Sequential "
-                                                     r"or nn\.ModuleList.*Valid names.*layer4"):
+        with pytest.raises(
+            LayerNotFoundError,
+            match=r"positions index only an nn\.Sequential "
+            r"or nn\.ModuleList.*Valid names.*layer4",
+        ):
             resolve_layer(resnet, name)
     assert resolve_layer(resnet, "layer4.-1") is resnet.layer4[1]
     assert resolve_layer(resnet, "layer4[0]") is resnet.layer4[0]
@@ -308,12 +364,21 @@ def test_integer_layer_names_index_only_sequential_containers():
     effnet = torchvision.models.efficientnet_b0(weights=None)
     assert resolve_layer(effnet, "features[-1]") is effnet.features[8]
     from lib.models import zoo
-    for name in zoo.TORCHVISION + ("small_resnet", "small_densenet", "small_efficientnet",
-                                   "gap_net", "masked_vgg", "unet", "mnist_net"):
+
+    for name in zoo.TORCHVISION + (
+        "small_resnet",
+        "small_densenet",
+        "small_efficientnet",
+        "gap_net",
+        "masked_vgg",
+        "unet",
+        "mnist_net",
+    ):
         assert zoo.paper_layers(name)
 
 
 # --------------------------------------------------------------------------- 13. Ablation-CAM
+
 
 class NegativeLayer(nn.Module):
     """A conv whose output (the target layer) has negative values, then GAP and a linear head:
@@ -342,7 +407,7 @@ def test_ablation_value_is_per_image_and_batch_independent():
     batch = cam.compute(model, x, "conv", "ablationcam")
     for i in range(3):
         for bs in (1, 2, 64):
-            alone = cam.compute(model, x[i:i + 1], "conv", "ablationcam", batch_size=bs)
+            alone = cam.compute(model, x[i : i + 1], "conv", "ablationcam", batch_size=bs)
             assert torch.allclose(alone[0], batch[i], atol=1e-5, rtol=1e-5), (i, bs)
     # by hand
     y = model(x).detach()
@@ -351,7 +416,7 @@ def test_ablation_value_is_per_image_and_batch_independent():
         yi = y[i, cls[i]]
         alpha = []
         for k in range(5):
-            ablated = a[i:i + 1].clone()
+            ablated = a[i : i + 1].clone()
             ablated[0, k] = a[i].min() - 1e7
             yk = model.head(ablated.mean((2, 3)))[0, cls[i]]
             alpha.append((yi - yk) / yi)
@@ -401,16 +466,18 @@ def test_cuda_eigencam_svd_sign_and_gradientshap_seed():
 
 # --------------------------------------------------------------------------- Grad-CAM's pooling
 
+
 def test_gradcam_max_pooling_of_the_gradients_by_hand():
     """Selvaraju et al.'s alternative to Eq. 1: alpha_k = max_ij G_kij. A layer A (1 image, 2
     channels, 1 x 2 pixels) followed by y = sum(W * A) with W = [[3, 1], [0, 2]]: G = W, so
     mean pooling gives alpha = (2, 1) and max pooling alpha = (3, 2)."""
 
-    x = torch.tensor([[[[1.0, 2.0]], [[4.0, -1.0]]]], dtype=torch.float64)  # A_0 = (1, 2), A_1 = (4, -1)
+    x = torch.tensor(
+        [[[[1.0, 2.0]], [[4.0, -1.0]]]], dtype=torch.float64
+    )  # A_0 = (1, 2), A_1 = (4, -1)
     model = MaxHead()
     mean = cam.compute(model, x, "a", "gradcam", target=0)[0]
-    mx = cam.compute(model, x, "a", "gradcam", target=0,
-                     options={"gradcam": {"pooling": "max"}})[0]
+    mx = cam.compute(model, x, "a", "gradcam", target=0, options={"gradcam": {"pooling": "max"}})[0]
     # mean: 2 * (1, 2) + 1 * (4, -1) = (6, 3); max: 3 * (1, 2) + 2 * (4, -1) = (11, 4)
     assert torch.allclose(mean, torch.tensor([[6.0, 3.0]], dtype=torch.float64))
     assert torch.allclose(mx, torch.tensor([[11.0, 4.0]], dtype=torch.float64))
@@ -434,6 +501,7 @@ def test_gradcam_pooling_cannot_matter_right_before_global_average_pooling():
 
 # --------------------------------------------------------------------------- Grad-CAM++: the authors'
 
+
 def test_gradcampp_authors_variant_exponentiates_the_activations_by_hand():
     """Nagy et al.'s code (``GradCAM_plusplus``): the textbook alpha_k (eps 1e-7), then
     relu(sum_k alpha_k exp(A_k)). One channel A = (0, ln 2), y = 3 * sum(A): G = 3 everywhere,
@@ -452,8 +520,9 @@ def test_gradcampp_authors_variant_exponentiates_the_activations_by_hand():
     x = torch.tensor([[[[0.0, ln2]]]], dtype=torch.float64)
     model = Head()
     textbook = cam.compute(model, x, "a", "gradcam++", target=0)[0]
-    authors = cam.compute(model, x, "a", "gradcam++", target=0,
-                          options={"gradcam++": {"variant": "authors"}})[0]
+    authors = cam.compute(
+        model, x, "a", "gradcam++", target=0, options={"gradcam++": {"variant": "authors"}}
+    )[0]
     alpha_t = 6 * 9 / (18 + 27 * ln2 + 1e-6)
     alpha_a = 6 * 9 / (18 + 27 * ln2 + 1e-7)
     assert torch.allclose(textbook, torch.tensor([[0.0, alpha_t * ln2]], dtype=torch.float64))

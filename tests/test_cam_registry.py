@@ -1,6 +1,7 @@
 """The CAM method registry (issue #8): one documented entry per method, the name tuples and the
 module's table derived from it, compute (one map) and compute_many (many maps), the default
 layer."""
+
 import pydoc
 import warnings
 
@@ -39,12 +40,17 @@ def test_every_method_is_documented_in_its_entry_and_in_the_module_table():
 def test_name_tuples_are_derived_from_the_registry_and_unchanged():
     m = cam.METHODS
     assert cam.GRADIENT_METHODS == tuple(
-        n for n in m if m[n].layer and m[n].gradients and not m[n].input_resolution)
+        n for n in m if m[n].layer and m[n].gradients and not m[n].input_resolution
+    )
     assert cam.LAYER_METHODS == tuple(n for n in m if m[n].layer and not m[n].input_resolution)
     assert cam.INPUT_METHODS == tuple(n for n in m if m[n].input_resolution and not m[n].captum)
     assert cam.CAPTUM_METHODS == tuple(n for n in m if m[n].captum)
     assert (cam.GRADIENT_METHODS, cam.LAYER_METHODS, cam.INPUT_METHODS, cam.CAPTUM_METHODS) == (
-        OLD_GRADIENT, OLD_LAYER, OLD_INPUT, OLD_CAPTUM)
+        OLD_GRADIENT,
+        OLD_LAYER,
+        OLD_INPUT,
+        OLD_CAPTUM,
+    )
     # the needs agree with what the engine does: gradient-free layer methods need no backward
     assert not m["eigencam"].gradients and not m["cam"].gradients
     assert m["scorecam"].extra_forwards and m["ablationcam"].extra_forwards
@@ -55,8 +61,14 @@ def test_adding_a_method_is_one_decorated_function(request):
     saved = dict(cam.METHODS)  # registered for this test only: the registry restored after
     request.addfinalizer(lambda: (cam.METHODS.clear(), cam.METHODS.update(saved)))
 
-    @cam.register("gradcam_x2", formula="2 * gradcam", cost="1 forward + 1 backward (shared)",
-                  reference="a test", gradients=True, options={"factor": (2.0, 3.0)})
+    @cam.register(
+        "gradcam_x2",
+        formula="2 * gradcam",
+        cost="1 forward + 1 backward (shared)",
+        reference="a test",
+        gradients=True,
+        options={"factor": (2.0, 3.0)},
+    )
     def _double(a, g, ctx):
         """Twice Grad-CAM (or three times)."""
         return ctx.options["factor"] * (g.mean((2, 3))[:, :, None, None] * a).sum(1)
@@ -71,8 +83,7 @@ def test_adding_a_method_is_one_decorated_function(request):
         handle.remove()
     assert len(calls) == 1  # the new method shares the one forward pass
     assert torch.allclose(maps["gradcam_x2"]["features"], 2 * maps["gradcam"]["features"])
-    three = cam.compute(model, x, "features", "gradcam_x2",
-                        options={"gradcam_x2": {"factor": 3.0}})
+    three = cam.compute(model, x, "features", "gradcam_x2", options={"gradcam_x2": {"factor": 3.0}})
     assert torch.allclose(three, 3 * maps["gradcam"]["features"])
     assert "Twice Grad-CAM" in cam.METHODS["gradcam_x2"].__doc__
     with pytest.raises(ValueError, match="already registered"):
@@ -116,14 +127,19 @@ def test_compute_given_lists_is_an_error_naming_compute_many():
     """compute's return type never changes with list-ness: lists go to compute_many."""
     torch.manual_seed(2)
     model, x = GapNet(), torch.randn(2, 3, 8, 8)
-    for method, layer in ((["gradcam"], "features"), ("gradcam", ["features"]),
-                          (("gradcam", "hirescam"), ("features",))):
+    for method, layer in (
+        (["gradcam"], "features"),
+        ("gradcam", ["features"]),
+        (("gradcam", "hirescam"), ("features",)),
+    ):
         with pytest.raises(CAMError, match=r"several methods or layers call cam\.compute_many"):
             cam.compute(model, x, layer, method)
     many = cam.compute_many(model, x, ["features"], ["gradcam"])
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the one-map form never warns
-        assert torch.equal(cam.compute(model, x, "features", "gradcam"), many["gradcam"]["features"])
+        assert torch.equal(
+            cam.compute(model, x, "features", "gradcam"), many["gradcam"]["features"]
+        )
 
 
 def test_default_layer_is_the_last_4d_feature_map():
@@ -132,24 +148,33 @@ def test_default_layer_is_the_last_4d_feature_map():
     x = torch.randn(2, 3, 64, 64)
     # avgpool (1x1) and the blocks' shared ReLUs (run twice) are skipped: layer4
     assert set(cam.compute_many(resnet, x, None, "gradcam")["gradcam"]) == {"layer4"}
-    assert torch.equal(cam.compute(resnet, x, None, "gradcam"),
-                       cam.compute(resnet, x, "layer4", "gradcam"))
+    assert torch.equal(
+        cam.compute(resnet, x, None, "gradcam"), cam.compute(resnet, x, "layer4", "gradcam")
+    )
     vgg = SmallVGG().eval()
     x = torch.randn(2, 3, 32, 32)
     # the features block (its output is features.7's): the classifier flattens
     assert set(cam.compute_many(vgg, x, None, ["gradcam", "eigencam"])["eigencam"]) == {"features"}
-    assert torch.equal(cam.compute(vgg, x, None, "hirescam"),
-                       cam.compute(vgg, x, "features.7", "hirescam"))
+    assert torch.equal(
+        cam.compute(vgg, x, None, "hirescam"), cam.compute(vgg, x, "features.7", "hirescam")
+    )
     # methods without a layer keep the name "input" when no layer is asked for
-    ig = cam.compute_many(vgg, x, None, "integratedgradients", target=1,
-                          captum_kwargs={"n_steps": 2})
+    ig = cam.compute_many(
+        vgg, x, None, "integratedgradients", target=1, captum_kwargs={"n_steps": 2}
+    )
     assert set(ig["integratedgradients"]) == {"input"}
 
 
 def test_default_layer_of_torchvision_architectures():
     """What compute's docstring promises, on the architectures only (meta device: no memory)."""
-    want = {"resnet50": "layer4", "densenet121": "features", "efficientnet_b0": "features",
-            "googlenet": "inception5b", "vgg16": "avgpool", "alexnet": "avgpool"}
+    want = {
+        "resnet50": "layer4",
+        "densenet121": "features",
+        "efficientnet_b0": "features",
+        "googlenet": "inception5b",
+        "vgg16": "avgpool",
+        "alexnet": "avgpool",
+    }
     for name, layer in want.items():
         with torch.device("meta"):
             kw = {"init_weights": False} if name == "googlenet" else {}

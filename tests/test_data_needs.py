@@ -1,6 +1,7 @@
 """lib.data.needs: a full run's needs asked all at once (one table, one error naming every
 missing row), torchvision's weights downloaded where a network exists, and the localisation
 chapter's set-up built on it."""
+
 import pytest
 
 from lib.chapters import gradcam_localization as loc
@@ -25,9 +26,11 @@ def offline(monkeypatch, tmp_path):
 def test_every_missing_row_in_one_error_after_one_table(tmp_path, offline):
     (tmp_path / "here.csv").write_text("x\n")
     shown = []
-    needs = [Need.file("a table", tmp_path / "here.csv", "somewhere"),
-             Need.file("the images", tmp_path / "images", "the authors' site", folder=True),
-             Need.file("a checkpoint", None, "the checkpoint parameter")]
+    needs = [
+        Need.file("a table", tmp_path / "here.csv", "somewhere"),
+        Need.file("the images", tmp_path / "images", "the authors' site", folder=True),
+        Need.file("a checkpoint", None, "the checkpoint parameter"),
+    ]
     with pytest.raises(FullProfileMissing) as err:
         require("chapter X", needs, show=shown.append)
     (table,) = shown
@@ -63,6 +66,7 @@ def test_localisation_full_lists_data_and_weights_at_once(tmp_path, offline):
     # the data first, then the weights; every row there, not the first missing one only
     assert table["needed"].iloc[0].startswith("ILSVRC")
     assert [w for w in table["needed"] if "weights" in w] == [
-        f"{a} ImageNet weights (torchvision)" for a in loc.ARCHS.values()]
+        f"{a} ImageNet weights (torchvision)" for a in loc.ARCHS.values()
+    ]
     assert len(err.value.rows) == len(table) == 1 + 3 + 3
     assert (table["status"] == "MISSING").all()

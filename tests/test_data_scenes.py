@@ -17,14 +17,15 @@ def fake_split(n=200, value=200, seed=0):
     for i in range(n):
         h, w = rng.integers(8, 27, size=2)
         y0, x0 = rng.integers(0, 28 - h), rng.integers(0, 28 - w)
-        x[i, y0:y0 + h, x0:x0 + w] = value
+        x[i, y0 : y0 + h, x0 : x0 + w] = value
     return torch.from_numpy(x), torch.arange(n) % 10
 
 
 def test_boxes_and_masks_exact():
     src = fake_split()
-    s = make_scenes(40, size=64, n_objects=(1, 2), n_distractors=(0, 2), scale=(0.3, 0.45),
-                    source=src, seed=3)
+    s = make_scenes(
+        40, size=64, n_objects=(1, 2), n_distractors=(0, 2), scale=(0.3, 0.45), source=src, seed=3
+    )
     img = s.images[:, 0]
     for i in range(len(s)):
         m = s.masks(i)
@@ -54,7 +55,7 @@ def test_item_pixels_are_the_resized_source_item():
         patch = cv2.resize(src[0][j].numpy(), (48, 48), interpolation=cv2.INTER_LINEAR) / 255.0
         on = patch > 0.1
         r, q = np.flatnonzero(on.any(1)), np.flatnonzero(on.any(0))
-        crop = patch[r[0]:r[-1] + 1, q[0]:q[-1] + 1]
+        crop = patch[r[0] : r[-1] + 1, q[0] : q[-1] + 1]
         np.testing.assert_allclose(s.images[i, 0, y0:y1, x0:x1].numpy(), crop, atol=1e-6)
 
 
@@ -63,7 +64,9 @@ def test_deterministic_and_seed_dependent():
     a = make_scenes(12, source=src, seed=5, clutter=0.2, channels=3)
     b = make_scenes(12, source=src, seed=5, clutter=0.2, channels=3)
     c = make_scenes(12, source=src, seed=6, clutter=0.2, channels=3)
-    assert torch.equal(a.images, b.images) and all(torch.equal(p, q) for p, q in zip(a.boxes, b.boxes))
+    assert torch.equal(a.images, b.images) and all(
+        torch.equal(p, q) for p, q in zip(a.boxes, b.boxes)
+    )
     assert not torch.equal(a.images, c.images)
     assert a.images.shape == (12, 3, 64, 64) and torch.equal(a.images[:, 0], a.images[:, 2])
     assert 0 <= a.images.min() and a.images.max() <= 1
@@ -81,7 +84,10 @@ def test_train_and_test_come_from_their_own_split(tmp_path, monkeypatch):
     tr = make_scenes(30, "train", data_root=tmp_path, scale=0.4)
     te = make_scenes(30, "test", data_root=tmp_path, scale=0.4)
     assert tr.split == "train" and te.split == "test"
-    assert abs(tr.images.max().item() - 200 / 255) < 1e-6 and abs(te.images.max().item() - 100 / 255) < 1e-6
+    assert (
+        abs(tr.images.max().item() - 200 / 255) < 1e-6
+        and abs(te.images.max().item() - 100 / 255) < 1e-6
+    )
     # every single item reaches its split's value: no test item in a train scene, and vice versa
     for scenes, value in ((tr, 200), (te, 100)):
         for i in range(len(scenes)):
@@ -90,7 +96,9 @@ def test_train_and_test_come_from_their_own_split(tmp_path, monkeypatch):
                 assert abs(peak - value / 255) < 1e-6
 
 
-@pytest.mark.skipif(fm.find_fashion_mnist(None, "test") is None, reason="Fashion-MNIST not installed")
+@pytest.mark.skipif(
+    fm.find_fashion_mnist(None, "test") is None, reason="Fashion-MNIST not installed"
+)
 def test_real_test_scenes_use_test_items():
     xt, yt = fm.load_fashion_mnist("test")
     s = make_scenes(20, "test", size=64, n_distractors=1, seed=0)

@@ -1,4 +1,5 @@
 """Taimeskhanov et al.'s STACK-MIX / STACK-GEN folders: preprocessing as the authors' code, label sources."""
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +12,11 @@ from lib.data.stack_folders import load_stack_folder
 def save(path, h, w, value=None, seed=0):
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    arr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8) if value is None else np.full((h, w, 3), value, np.uint8)
+    arr = (
+        rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        if value is None
+        else np.full((h, w, 3), value, np.uint8)
+    )
     Image.fromarray(arr).save(path)
     return arr
 
@@ -26,10 +31,12 @@ def test_stackmix_as_is_and_labels_from_wnid(tmp_path):
 
 def test_stackgen_resized_and_cropped_like_torchvision(tmp_path):
     import torchvision.transforms as T
+
     save(tmp_path / "stackgen" / "img_000.png", 300, 400, seed=2)
     s = load_stack_folder(tmp_path, "stackgen")
     ref = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor()])(
-        Image.open(tmp_path / "stackgen" / "img_000.png").convert("RGB"))
+        Image.open(tmp_path / "stackgen" / "img_000.png").convert("RGB")
+    )
     assert s.images.shape == (1, 3, 224, 224)
     # tensor vs PIL resizing differ slightly; the geometry must be the same
     assert (s.images[0] - ref).abs().mean() < 0.02
@@ -49,7 +56,10 @@ def test_labels_csv_and_subfolders(tmp_path):
 
 
 def test_missing_folder(tmp_path):
-    with pytest.raises(DataMissingError, match=r"(?s)stackmix.*MagamedT/cam-can-see-through-walls.*`default` profile"):
+    with pytest.raises(
+        DataMissingError,
+        match=r"(?s)stackmix.*MagamedT/cam-can-see-through-walls.*`default` profile",
+    ):
         load_stack_folder(tmp_path, "stackmix")
 
 
@@ -57,15 +67,18 @@ def test_missing_folder(tmp_path):
 def test_duplicate_labels_row_is_an_error(tmp_path):
     save(tmp_path / "stackmix" / "a.png", 224, 224)
     (tmp_path / "stackmix" / "labels.csv").write_text("file,label\na.png,n01751748\n a.png,281\n")
-    with pytest.raises(DataFormatError, match=r"labels.csv, line 3: a.png appears twice \(first on line 2\)"):
+    with pytest.raises(
+        DataFormatError, match=r"labels.csv, line 3: a.png appears twice \(first on line 2\)"
+    ):
         load_stack_folder(tmp_path, "stackmix")
 
 
 def test_labels_bom_and_blank_lines(tmp_path):
     save(tmp_path / "stackmix" / "a.png", 224, 224)
     save(tmp_path / "stackmix" / "b.png", 224, 224)
-    (tmp_path / "stackmix" / "labels.csv").write_text("\ufefffile,label\na.png,n01751748\n\nb.png,281\n \n\n",
-                                                      encoding="utf-8")
+    (tmp_path / "stackmix" / "labels.csv").write_text(
+        "\ufefffile,label\na.png,n01751748\n\nb.png,281\n \n\n", encoding="utf-8"
+    )
     assert load_stack_folder(tmp_path, "stackmix").labels.tolist() == [65, 281]
 
 

@@ -1,4 +1,5 @@
 """STACK-MIX (Taimeskhanov et al., Eq. 6): exact rows from exactly two images of the same class."""
+
 import pytest
 import torch
 
@@ -42,9 +43,19 @@ def test_seed_and_n_per_class():
     assert a.labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert torch.equal(a.images, b.images)
     pairs = {(int(u), int(v)) for u, v in zip(a.upper, a.lower)}
-    others = [set(zip(stack_mix(x, y, split_row=100, n_per_class=3, classes=[0, 1], seed=s).upper.tolist(),
-                      stack_mix(x, y, split_row=100, n_per_class=3, classes=[0, 1], seed=s).lower.tolist()))
-              for s in range(1, 6)]
+    others = [
+        set(
+            zip(
+                stack_mix(
+                    x, y, split_row=100, n_per_class=3, classes=[0, 1], seed=s
+                ).upper.tolist(),
+                stack_mix(
+                    x, y, split_row=100, n_per_class=3, classes=[0, 1], seed=s
+                ).lower.tolist(),
+            )
+        )
+        for s in range(1, 6)
+    ]
     assert any(o != pairs for o in others)
 
 

@@ -31,7 +31,10 @@ def test_summary_counts_what_is_there(tmp_path, monkeypatch):
     df = summary(root).set_index("name")
     assert df.loc["Fashion-MNIST", "status"] == "present"
     assert df.loc["Fashion-MNIST", "size"] == "30 train / 7 test"
-    assert df.loc["STACK-MIX (Taimeskhanov et al.)", ["status", "size"]].tolist() == ["present", "3 images"]
+    assert df.loc["STACK-MIX (Taimeskhanov et al.)", ["status", "size"]].tolist() == [
+        "present",
+        "3 images",
+    ]
     assert df.loc["STACK-GEN (Taimeskhanov et al.)", "status"] == "missing"
     assert df.loc["VinDr-CXR", "profile"] == "full" and "photographs" in df.index
 
@@ -49,10 +52,12 @@ def test_cli_prints_one_line_per_data_set(tmp_path, monkeypatch, capsys):
 def test_photographs_row_uses_the_photos_module(monkeypatch):
     import sys
     import types
+
     stub = types.ModuleType("lib.data.photos")
     stub.list_photos = lambda: ["chelsea", "coffee", "rocket"]
     monkeypatch.setitem(sys.modules, "lib.data.photos", stub)
     import lib.data
+
     monkeypatch.setattr(lib.data, "photos", stub, raising=False)  # `from . import photos`
     row = summary().set_index("name").loc["photographs"]
     assert row["status"] == "present" and row["size"] == "3 photographs"

@@ -1,5 +1,6 @@
 """The U-Net resolution chapter's full-profile folder: images and masks written here, their
 geometry worked out by hand, and every malformed input named."""
+
 import logging
 
 import numpy as np
@@ -87,11 +88,14 @@ def test_classes_txt_sets_the_order(tmp_path):
     assert d.classes == ("dog", "bird", "cat") and d.labels.tolist() == [2, 0]
 
 
-@pytest.mark.parametrize("text, match", [
-    ("dog\ncat\ndog\n", r"classes.txt, line 3: class 'dog' is listed twice \(lines 1 and 3\)"),
-    ("dog\nbig cat\n", r"classes.txt, line 2: 'big cat' is not a class folder name"),
-    ("\n\n", r"classes.txt: lists no class"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("dog\ncat\ndog\n", r"classes.txt, line 3: class 'dog' is listed twice \(lines 1 and 3\)"),
+        ("dog\nbig cat\n", r"classes.txt, line 2: 'big cat' is not a class folder name"),
+        ("\n\n", r"classes.txt: lists no class"),
+    ],
+)
 def test_malformed_classes_txt_names_file_and_line(tmp_path, text, match):
     base = make_folder(tmp_path)
     (base / "classes.txt").write_text(text)
@@ -102,7 +106,9 @@ def test_malformed_classes_txt_names_file_and_line(tmp_path, text, match):
 def test_class_folder_not_listed(tmp_path):
     base = make_folder(tmp_path)
     (base / "classes.txt").write_text("cat\n")
-    with pytest.raises(DataFormatError, match=r"test/images/dog: class folder 'dog' is not in classes.txt"):
+    with pytest.raises(
+        DataFormatError, match=r"test/images/dog: class folder 'dog' is not in classes.txt"
+    ):
         load_unet_folder(tmp_path, "test", size=16)
 
 
@@ -120,23 +126,39 @@ def test_missing_split_and_missing_masks_are_named(tmp_path):
         load_unet_folder(tmp_path, "test", size=16)
     # the train split without masks is still readable; asked with masks it names them all
     assert len(load_unet_folder(tmp_path, "train", size=16)) == 2
-    with pytest.raises(DataMissingError, match=r"(?s)train/masks/cat/t1\.png.*train/masks/dog/t2\.png"):
+    with pytest.raises(
+        DataMissingError, match=r"(?s)train/masks/cat/t1\.png.*train/masks/dog/t2\.png"
+    ):
         list_unet_folder(tmp_path, "train", masks=True)
     import shutil
+
     shutil.rmtree(base / "test")
     with pytest.raises(DataMissingError, match=r"test/images/<class>"):
         load_unet_folder(tmp_path, "test", size=16)
 
 
-@pytest.mark.parametrize("mask, match", [
-    (np.full((16, 16), 7, np.uint8), r"mask values \{7\}: a mask holds 0"),
-    (square_mask(16, 16, 0, 4, 0, 4) + square_mask(16, 16, 8, 9, 8, 9, on=1),
-     r"mask values \{0, 1, 255\}"),
-    (np.zeros((16, 16), np.uint8), "the mask marks no object pixel"),
-    (np.zeros((8, 16), np.uint8), r"the mask is 16x8 px but its image a.png is 16x16"),
-    (np.dstack([square_mask(16, 16, 0, 4, 0, 4), np.zeros((16, 16), np.uint8),
-                np.zeros((16, 16), np.uint8)]), "a colour mask"),
-])
+@pytest.mark.parametrize(
+    "mask, match",
+    [
+        (np.full((16, 16), 7, np.uint8), r"mask values \{7\}: a mask holds 0"),
+        (
+            square_mask(16, 16, 0, 4, 0, 4) + square_mask(16, 16, 8, 9, 8, 9, on=1),
+            r"mask values \{0, 1, 255\}",
+        ),
+        (np.zeros((16, 16), np.uint8), "the mask marks no object pixel"),
+        (np.zeros((8, 16), np.uint8), r"the mask is 16x8 px but its image a.png is 16x16"),
+        (
+            np.dstack(
+                [
+                    square_mask(16, 16, 0, 4, 0, 4),
+                    np.zeros((16, 16), np.uint8),
+                    np.zeros((16, 16), np.uint8),
+                ]
+            ),
+            "a colour mask",
+        ),
+    ],
+)
 def test_malformed_mask_names_the_file(tmp_path, mask, match):
     base = make_folder(tmp_path)
     save_image(base / "test" / "masks" / "cat" / "a.png", mask)

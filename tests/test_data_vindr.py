@@ -1,4 +1,5 @@
 """VinDr-CXR loader: majority vote, box fusion and DICOM/PNG images, on files written here."""
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -12,12 +13,12 @@ HEADER = "image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max"
 ROWS = [
     "aaa,Cardiomegaly,3,R1,10.0,20.0,50.0,60.0",
     "aaa,Cardiomegaly,3,R2,12.0,22.0,54.0,58.0",
-    "aaa,Aortic enlargement,0,R1,30,10,40,20",   # one reader of three: not a label
+    "aaa,Aortic enlargement,0,R1,30,10,40,20",  # one reader of three: not a label
     "aaa,No finding,14,R3,,,,",
     "bbb,No finding,14,R1,,,,",
     "bbb,No finding,14,R2,,,,",
     "bbb,No finding,14,R3,,,,",
-    "ccc,No finding,14,R1,,,,",                  # no image file for ccc
+    "ccc,No finding,14,R1,,,,",  # no image file for ccc
 ]
 
 
@@ -57,8 +58,12 @@ def test_majority_vote_and_mean_fusion(tmp_path):
 
 
 def test_non_overlapping_boxes_are_separate_clusters(tmp_path):
-    rows = ["d,Nodule/Mass,8,R1,0,0,10,10", "d,Nodule/Mass,8,R2,1,1,11,11",
-            "d,Nodule/Mass,8,R2,50,50,60,60", "d,No finding,14,R3,,,,"]
+    rows = [
+        "d,Nodule/Mass,8,R1,0,0,10,10",
+        "d,Nodule/Mass,8,R2,1,1,11,11",
+        "d,Nodule/Mass,8,R2,50,50,60,60",
+        "d,No finding,14,R3,,,,",
+    ]
     (tmp_path / "t.csv").write_text("\n".join([HEADER] + rows))
     a = fuse_annotations(read_vindr_csv(tmp_path / "t.csv"))["d"]
     # the lone box of R2 at (50,50) has one vote of three and is dropped; the pair is averaged
@@ -72,7 +77,9 @@ def test_dataset_images_boxes_and_report(tmp_path):
     assert "kept 2, dropped 1 (no image, e.g. ccc)" in str(ds.report)
     x, labels, boxes = ds[0]
     assert x.shape == (3, 50, 50) and labels[3] == 1 and labels.sum() == 1
-    np.testing.assert_allclose(boxes.numpy(), [[5.5, 13.125, 26, 36.875, 3]], rtol=1e-6)  # x/2, y*50/80
+    np.testing.assert_allclose(
+        boxes.numpy(), [[5.5, 13.125, 26, 36.875, 3]], rtol=1e-6
+    )  # x/2, y*50/80
     # the bright DICOM region lands on the R1 box rescaled (10,20,50,60) -> (5,12.5,25,37.5)
     ys, xs = np.nonzero(x[0].numpy() > 0.5)
     assert abs(xs.min() - 5) <= 1 and abs(xs.max() + 1 - 25) <= 1 and abs(ys.min() - 12.5) <= 1
@@ -86,13 +93,19 @@ def test_monochrome1_is_inverted(tmp_path):
     np.testing.assert_allclose(read_dicom(tmp_path / "m1.dcm"), [[1, 0.75], [0.5, 0]])
 
 
-@pytest.mark.parametrize("row,msg", [
-    ("aaa,Cardiomegaly,3,R1,10,20,,", "line 3: box .* missing or not numeric"),
-    ("aaa,Cardiomegaly,3,R1,50,20,10,60", "line 3: box .* is empty"),
-    ("aaa,Cardiomegaly,2,R1,10,20,50,60", "line 3: class_name 'Cardiomegaly' does not match class_id 2"),
-    ("aaa,No finding,14,R1,1,2,3,4", "line 3: a 'No finding' row with a box"),
-    ("aaa,Cardiomegaly,3,R1,10,20,50", "line 3: 7 fields"),
-])
+@pytest.mark.parametrize(
+    "row,msg",
+    [
+        ("aaa,Cardiomegaly,3,R1,10,20,,", "line 3: box .* missing or not numeric"),
+        ("aaa,Cardiomegaly,3,R1,50,20,10,60", "line 3: box .* is empty"),
+        (
+            "aaa,Cardiomegaly,2,R1,10,20,50,60",
+            "line 3: class_name 'Cardiomegaly' does not match class_id 2",
+        ),
+        ("aaa,No finding,14,R1,1,2,3,4", "line 3: a 'No finding' row with a box"),
+        ("aaa,Cardiomegaly,3,R1,10,20,50", "line 3: 7 fields"),
+    ],
+)
 def test_malformed_rows(tmp_path, row, msg):
     (tmp_path / "train.csv").write_text("\n".join([HEADER, ROWS[0], row]) + "\n")
     with pytest.raises(DataFormatError, match="train.csv, " + msg):
@@ -117,11 +130,17 @@ def test_missing(tmp_path):
 
 
 # -- issue #9, item 14 -----------------------------------------------------------------------------
-@pytest.mark.parametrize("row,msg", [
-    ("aaa,Cardiomegaly,3,R1,-500,20,50,60", r"line 3: box .*x_min=-500.*left of or above the image"),
-    ("aaa,Cardiomegaly,3,R1,10,20,inf,60", r"line 3: box .* not finite"),
-    ("aaa,Cardiomegaly,3,R1,10,-inf,50,60", r"line 3: box .* not finite"),
-])
+@pytest.mark.parametrize(
+    "row,msg",
+    [
+        (
+            "aaa,Cardiomegaly,3,R1,-500,20,50,60",
+            r"line 3: box .*x_min=-500.*left of or above the image",
+        ),
+        ("aaa,Cardiomegaly,3,R1,10,20,inf,60", r"line 3: box .* not finite"),
+        ("aaa,Cardiomegaly,3,R1,10,-inf,50,60", r"line 3: box .* not finite"),
+    ],
+)
 def test_box_outside_or_not_finite_blames_the_row(tmp_path, row, msg):
     (tmp_path / "train.csv").write_text("\n".join([HEADER, ROWS[0], row]) + "\n")
     with pytest.raises(DataFormatError, match="train.csv, " + msg):
@@ -153,8 +172,11 @@ def test_box_touching_the_border_is_clipped_and_counted(tmp_path):
 def test_bom_and_blank_lines(tmp_path):
     make_vindr(tmp_path)
     text = (tmp_path / "train.csv").read_text()
-    (tmp_path / "train.csv").write_text("\ufeff" + text.replace("\nbbb", "\n\nbbb", 1) + "\n \n\n",
-                                        encoding="utf-8")
+    (tmp_path / "train.csv").write_text(
+        "\ufeff" + text.replace("\nbbb", "\n\nbbb", 1) + "\n \n\n", encoding="utf-8"
+    )
     assert len(read_vindr_csv(tmp_path / "train.csv")) == len(ROWS)
-    (tmp_path / "train_meta.csv").write_text("\ufeffimage_id,dim0,dim1\naaa,80,100\n \n\n", encoding="utf-8")
+    (tmp_path / "train_meta.csv").write_text(
+        "\ufeffimage_id,dim0,dim1\naaa,80,100\n \n\n", encoding="utf-8"
+    )
     assert VinDrCXR(tmp_path, size=50).original_size == {"aaa": (100, 80)}

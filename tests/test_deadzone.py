@@ -2,6 +2,7 @@
 leaves the logits bit-identical, a change in the row just above changes them
 (``lib.models.walled.dead_zone_check``); HiResCAM is exactly 0 there while Grad-CAM is not
 (Table 1's claim); the walls of lib.models.walled."""
+
 import pytest
 import torch
 
@@ -15,8 +16,11 @@ from lib.models.walled import RowWall, WalledModel, dead_zone_check
 from lib.rf import dead_zone
 from lib.train import RECIPES, load_data, recipe_path
 
-SCALED = [n for n, r in RECIPES.items()
-          if r.model_fn == "masked_vgg" and r.model_kwargs.get("masked_rows", 9) > 0]
+SCALED = [
+    n
+    for n, r in RECIPES.items()
+    if r.model_fn == "masked_vgg" and r.model_kwargs.get("masked_rows", 9) > 0
+]
 
 
 def _scaled(name: str, trained: bool) -> MaskedVGG:
@@ -25,9 +29,13 @@ def _scaled(name: str, trained: bool) -> MaskedVGG:
     if trained:
         path = recipe_path(name)
         if not path.is_file():
-            pytest.skip(f"committed weights {path.name} not there yet (lib.train.load_trained "
-                        f"({name!r}) writes them)")
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["state_dict"])
+            pytest.skip(
+                f"committed weights {path.name} not there yet (lib.train.load_trained "
+                f"({name!r}) writes them)"
+            )
+        model.load_state_dict(
+            torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+        )
     return model.eval()
 
 
@@ -47,8 +55,13 @@ def test_scaled_masked_vgg_dead_zone_is_dead(name, trained):
     model = _scaled(name, trained)
     dz = dead_zone(model)
     assert dz.n > 0 and dz.rows[-1] == model.input_size - 1
-    x = torch.rand(3, model.features[0].in_channels, model.input_size, model.input_size,
-                   generator=torch.Generator().manual_seed(1))
+    x = torch.rand(
+        3,
+        model.features[0].in_channels,
+        model.input_size,
+        model.input_size,
+        generator=torch.Generator().manual_seed(1),
+    )
     _assert_wall(model, x, dz.first)
 
 
@@ -76,7 +89,7 @@ def test_masked_zone_rows_by_hand():
     # floor(u) + 1, u = (i + 0.5) / s - 0.5; the last visible row v - 1 gets no weight once
     # u >= v, i.e. i >= s (v + 1/2) - 1/2
     assert masked_zone_rows(14, 9, 224) == slice(88, 224)  # v = 5, s = 16: i > 87.5
-    assert masked_zone_rows(8, 5, 64) == slice(28, 64)     # v = 3, s = 8: i > 27.5
+    assert masked_zone_rows(8, 5, 64) == slice(28, 64)  # v = 3, s = 8: i > 27.5
     assert masked_zone_rows(7, 3, 224) == slice(144, 224)  # v = 4, s = 32: i > 143.5
     with pytest.raises(ValueError, match="masked_rows"):
         masked_zone_rows(7, 7, 224)
@@ -97,10 +110,15 @@ def test_rowwall_gradient_is_exactly_zero_in_masked_rows():
 
 def _tiny_cnn():
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
-                               torch.nn.Conv2d(4, 6, 3, padding=1), torch.nn.ReLU(),
-                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-                               torch.nn.Linear(6, 3)).eval()
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(4, 6, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(6, 3),
+    ).eval()
 
 
 def test_walled_model_equals_hand_written_wall():
@@ -126,7 +144,7 @@ def test_lite0_wall_is_exact_in_features_but_leaves_no_dead_input_rows():
     in_features = dead_zone_check(walled, x, 4, layer=walled.target_layer, noise_scale=10)
     assert in_features.holds and in_features.where == "net.bn2.inner"  # exact in feature space
     in_input = dead_zone_check(walled, x, masked_zone_rows(7, 3, 224))
-    assert in_input.dead > 0                                            # but the input is seen
+    assert in_input.dead > 0  # but the input is seen
     # the same noise behind the wall of the unwalled network changes the logits
     assert dead_zone_check(lite0, x, 4, layer="bn2", noise_scale=10).dead > 0
 
@@ -137,8 +155,14 @@ def test_hirescam_exactly_zero_in_dead_zone_gradcam_not():
     b = load_data(RECIPES[SCALED[0]].data)
     sm = stack_mix(b.prepare(b.x_test[:200]), b.y_test[:200], split_row=dz.first, n_per_class=2)
     x = sm.images
-    r = wall_scores(model, x, model.target_layer, ["hirescam", "gradcam", "gradcam++"],
-                    dz.as_slice(), model.masked_rows)
+    r = wall_scores(
+        model,
+        x,
+        model.target_layer,
+        ["hirescam", "gradcam", "gradcam++"],
+        dz.as_slice(),
+        model.masked_rows,
+    )
     assert torch.equal(r["hirescam"]["max_feature"], torch.zeros(len(x)))
     assert torch.equal(r["hirescam"]["mu_pgc"], torch.zeros(len(x)))
     # Grad-CAM is exactly Eq. 7 of the raw map: check wall_scores against a direct computation
@@ -157,8 +181,9 @@ def test_hirescam_exactly_zero_in_dead_zone_gradcam_not():
 def test_hirescam_exactly_zero_on_random_masked_vgg():
     """Without training: a random masked VGG, on random inputs (the wall is architectural)."""
     torch.manual_seed(0)
-    model = MaskedVGG(num_classes=5, width=0.125, input_size=64, hidden=32, in_channels=1,
-                      cfg="S", masked_rows=5).eval()
+    model = MaskedVGG(
+        num_classes=5, width=0.125, input_size=64, hidden=32, in_channels=1, cfg="S", masked_rows=5
+    ).eval()
     dz = dead_zone(model)
     x = torch.rand(6, 1, 64, 64, generator=torch.Generator().manual_seed(2))
     hi = lib.cam.compute(model, x, model.target_layer, "hirescam")
@@ -174,8 +199,9 @@ def test_dead_zone_check_finds_a_misplaced_wall():
     late (the row "just above" is itself dead)."""
     model = _scaled(SCALED[0], trained=False)
     dz = dead_zone(model)
-    x = torch.rand(2, 1, model.input_size, model.input_size,
-                   generator=torch.Generator().manual_seed(3))
+    x = torch.rand(
+        2, 1, model.input_size, model.input_size, generator=torch.Generator().manual_seed(3)
+    )
     right = dead_zone_check(model, x, dz.as_slice())
     assert right.holds and right.rows == dz.as_slice() and right.where == "input"
     early = dead_zone_check(model, x, dz.first - 1)

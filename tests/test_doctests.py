@@ -1,6 +1,7 @@
 """The examples in the docstrings of lib.metrics, lib.rf, lib.resample, lib.cam and lib.outputs
 run, and give the values worked by hand beside them; every public function of those modules has
 one, with its Args and Returns."""
+
 from __future__ import annotations
 
 import doctest
@@ -11,8 +12,16 @@ import pytest
 
 #: the modules whose public functions carry a runnable example (lib.rf's functions live in its
 #: submodules; doctest finds a function only in the module that defines it)
-MODULES = ["lib.metrics", "lib.resample", "lib.rf.fields", "lib.rf.erf", "lib.rf.dead_zone",
-           "lib.cam.api", "lib.cam.postprocess", "lib.outputs"]
+MODULES = [
+    "lib.metrics",
+    "lib.resample",
+    "lib.rf.fields",
+    "lib.rf.erf",
+    "lib.rf.dead_zone",
+    "lib.cam.api",
+    "lib.cam.postprocess",
+    "lib.outputs",
+]
 FLAGS = doctest.NORMALIZE_WHITESPACE
 
 
@@ -48,8 +57,9 @@ def _public_functions():
             yield f"lib.rf.{fn_name}", fn
 
 
-@pytest.mark.parametrize("qualname,fn", list(_public_functions()), ids=lambda v: v
-                         if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "qualname,fn", list(_public_functions()), ids=lambda v: v if isinstance(v, str) else ""
+)
 def test_every_public_function_documents_args_returns_and_an_example(qualname, fn):
     doc = inspect.getdoc(fn) or ""
     for section in ("Args:", "Returns:", "Example:", ">>> "):
@@ -66,13 +76,23 @@ def test_a_wrong_expected_value_fails():
         ">>> import torch\n"
         ">>> mass_in_mask(torch.tensor([[[1., 3.], [0., 0.]]]),\n"
         "...              torch.tensor([[[False, True], [False, False]]]))\n"
-        "tensor([0.7400])\n", vars(metrics), "wrong", None, 0)
+        "tensor([0.7400])\n",
+        vars(metrics),
+        "wrong",
+        None,
+        0,
+    )
     raising = parser.get_doctest(">>> hit(None, None)\n0\n", vars(metrics), "raising", None, 0)
     right = parser.get_doctest(
         ">>> import torch\n"
         ">>> mass_in_mask(torch.tensor([[[1., 3.], [0., 0.]]]),\n"
         "...              torch.tensor([[[False, True], [False, False]]]))\n"
-        "tensor([0.7500])\n", vars(metrics), "right", None, 0)
+        "tensor([0.7500])\n",
+        vars(metrics),
+        "right",
+        None,
+        0,
+    )
     assert _run([right])[0] == (0, 2)
     result, report = _run([wrong])
     assert result == (1, 2), report

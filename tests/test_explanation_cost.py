@@ -1,6 +1,7 @@
 """The cost chapter's protocol: passes counted with hooks against counts worked out by hand,
 FLOPs by hand, the summary, the passes per channel, the engine's targets and the claims' rules
 from hand-made tables."""
+
 import math
 
 import pandas as pd
@@ -56,11 +57,16 @@ def test_engine_passes_by_hand():
     assert live == 8  # 4 per image
 
     def passes(method, accelerator=None):
-        return cost.count_passes(model, lambda: cam.compute(model, x, "features", method,
-                                                            accelerator=accelerator))
+        return cost.count_passes(
+            model, lambda: cam.compute(model, x, "features", method, accelerator=accelerator)
+        )
 
-    assert passes("gradcam") == {"forward_calls": 1, "forward_images": 2, "head_images": 2,
-                                 "backward_calls": 1}
+    assert passes("gradcam") == {
+        "forward_calls": 1,
+        "forward_images": 2,
+        "head_images": 2,
+        "backward_calls": 1,
+    }
     ab = passes("ablationcam")
     assert ab["forward_images"] == 2 and ab["head_images"] == 2 + 2 + 2 + 2 * 6
     sc = passes("scorecam")
@@ -78,10 +84,12 @@ def test_pytorch_grad_cam_passes_by_hand():
     model = Net(k=6).eval()
     x = torch.randn(2, 3, 8, 8)
     for cls, per_image in ((AblationCAM, 2 + 6), (ScoreCAM, 1 + 6)):
+
         def call():
             with cls(model=model, target_layers=[model.features]) as c:
                 c.batch_size = 4
                 c(x, targets=None)
+
         n = cost.count_passes(model, call)
         assert n["forward_images"] == n["head_images"] == 2 * per_image, cls
 
@@ -90,8 +98,8 @@ def test_flops_by_hand():
     model = Net(k=6).eval()
     x = torch.randn(1, 3, 8, 8)
     f = cost.flops(model, x, "features")
-    conv = 2 * 6 * 3 * 3 * 3 * 8 * 8   # 2 x multiply-adds of the convolution
-    linear = 2 * 6 * 4                 # of the linear layer (the mean is not counted)
+    conv = 2 * 6 * 3 * 3 * 3 * 8 * 8  # 2 x multiply-adds of the convolution
+    linear = 2 * 6 * 4  # of the linear layer (the mean is not counted)
     assert f["full"] == conv + linear
     assert f["above"] == linear
 
@@ -107,37 +115,81 @@ def test_layer_channels_counts_live_channels():
 
 def _tables(rounds=6):
     """Hand-made tables of measure(): per-round ratios (the median is the middle one)."""
+
     def each(v, spread=0.02):
         return [v * (1 + spread * k) for k in (-2, -1, 0, 0, 1, 2)][:rounds]
-    times = pd.DataFrame([
-        {"method": "gradcam", "ours / forward": 1.1, "ours / forward each": each(1.1),
-         "pytorch-grad-cam / ours": 3.0, "pytorch-grad-cam / ours each": each(3.0)},
-        {"method": "hirescam", "ours / forward": 1.25, "ours / forward each": each(1.25),
-         "pytorch-grad-cam / ours": 2.6, "pytorch-grad-cam / ours each": each(2.6)},
-        {"method": "scorecam", "ours / forward": 300.0, "ours / forward each": each(300.0),
-         "pytorch-grad-cam / ours": 1.6, "pytorch-grad-cam / ours each": each(1.6),
-         "pytorch-grad-cam max |diff|": 2e-6},
-        {"method": "ablationcam", "ours / forward": 2.0, "ours / forward each": each(2.0),
-         "pytorch-grad-cam / ours": 150.0, "pytorch-grad-cam / ours each": each(150.0),
-         "pytorch-grad-cam max |diff|": 1e-6},
-        {"method": "occlusion", "ours / forward": 40.0, "ours / forward each": each(40.0),
-         "Captum / ours": 1.8, "Captum / ours each": each(1.8)},
-    ])
+
+    times = pd.DataFrame(
+        [
+            {
+                "method": "gradcam",
+                "ours / forward": 1.1,
+                "ours / forward each": each(1.1),
+                "pytorch-grad-cam / ours": 3.0,
+                "pytorch-grad-cam / ours each": each(3.0),
+            },
+            {
+                "method": "hirescam",
+                "ours / forward": 1.25,
+                "ours / forward each": each(1.25),
+                "pytorch-grad-cam / ours": 2.6,
+                "pytorch-grad-cam / ours each": each(2.6),
+            },
+            {
+                "method": "scorecam",
+                "ours / forward": 300.0,
+                "ours / forward each": each(300.0),
+                "pytorch-grad-cam / ours": 1.6,
+                "pytorch-grad-cam / ours each": each(1.6),
+                "pytorch-grad-cam max |diff|": 2e-6,
+            },
+            {
+                "method": "ablationcam",
+                "ours / forward": 2.0,
+                "ours / forward each": each(2.0),
+                "pytorch-grad-cam / ours": 150.0,
+                "pytorch-grad-cam / ours each": each(150.0),
+                "pytorch-grad-cam max |diff|": 1e-6,
+            },
+            {
+                "method": "occlusion",
+                "ours / forward": 40.0,
+                "ours / forward each": each(40.0),
+                "Captum / ours": 1.8,
+                "Captum / ours each": each(1.8),
+            },
+        ]
+    )
     rows = []
-    for m, lib, f, a, b in [("gradcam", "ours", 1, 0, 1), ("hirescam", "ours", 1, 0, 1),
-                            ("scorecam", "ours", 515, 0, 0),
-                            ("scorecam", "pytorch-grad-cam", 513, 0, 0),
-                            ("ablationcam", "ours", 1, 513, 0),
-                            ("ablationcam", "pytorch-grad-cam", 514, 0, 0),
-                            ("occlusion", "ours", 228, 0, 0)]:
-        rows.append({"method": m, "library": lib, "forward passes": f,
-                     "passes above the layer": a, "backward passes": b})
+    for m, lib, f, a, b in [
+        ("gradcam", "ours", 1, 0, 1),
+        ("hirescam", "ours", 1, 0, 1),
+        ("scorecam", "ours", 515, 0, 0),
+        ("scorecam", "pytorch-grad-cam", 513, 0, 0),
+        ("ablationcam", "ours", 1, 513, 0),
+        ("ablationcam", "pytorch-grad-cam", 514, 0, 0),
+        ("occlusion", "ours", 228, 0, 0),
+    ]:
+        rows.append(
+            {
+                "method": m,
+                "library": lib,
+                "forward passes": f,
+                "passes above the layer": a,
+                "backward passes": b,
+            }
+        )
     return times, pd.DataFrame(rows)
 
 
 def _summary(times, passes):
-    return cost.summary(times, passes, {"median": 8.0, "range": [7, 9]},
-                        {"K": 512, "live": 511.0, "hw": "4 x 4"}, {"full": 4.5e8, "above": 1.0e6})
+    return cost.summary(
+        times,
+        passes,
+        {"median": 8.0, "range": [7, 9]},
+        {"K": 512, "live": 511.0, "hw": "4 x 4"},
+        {"full": 4.5e8, "above": 1.0e6},
+    )
 
 
 def test_summary_from_hand_made_tables():
@@ -149,8 +201,13 @@ def test_summary_from_hand_made_tables():
     assert s["above-share"] == pytest.approx(1e6 / 4.5e8)
     assert s["ablation-predicted"] == pytest.approx(1 + 512 / 450)
     with pytest.raises(KeyError, match="no row for 'scorecam'"):
-        cost.summary(times[times["method"] != "scorecam"], passes, {"median": 1.0}, {"K": 1,
-                     "live": 1.0, "hw": "1 x 1"}, {"full": 1.0, "above": 1.0})
+        cost.summary(
+            times[times["method"] != "scorecam"],
+            passes,
+            {"median": 1.0},
+            {"K": 1, "live": 1.0, "hw": "1 x 1"},
+            {"full": 1.0, "above": 1.0},
+        )
 
 
 def test_engine_verdicts_give_each_outcome():
@@ -162,8 +219,10 @@ def test_engine_verdicts_give_each_outcome():
     assert v["grad-forward"].outcome == "holds" and v["grad-forward-deciding"] == "HiResCAM"
     assert v["grad-forward"].estimate == pytest.approx(1.25)
     assert v["grad-pgc"].outcome == "holds" and v["grad-pgc-deciding"] == "HiResCAM"
-    assert [v[k].outcome for k in ("scorecam-pgc", "ablation-pgc", "ablation-cost",
-                                   "maps-equal", "grad-passes")] == ["holds"] * 5
+    assert [
+        v[k].outcome
+        for k in ("scorecam-pgc", "ablation-pgc", "ablation-cost", "maps-equal", "grad-passes")
+    ] == ["holds"] * 5
     assert v["maps-equal"].estimate == 2e-6 and v["grad-passes"].estimate == 0
     t = cost.targets(v)
     assert t["outcome"].tolist() == ["holds"] * 5 and t["measured (95 % interval)"][4] == "2e-06"
@@ -176,8 +235,9 @@ def test_engine_verdicts_give_each_outcome():
     j = times.index[times["method"] == "scorecam"][0]
     times.at[j, "pytorch-grad-cam / ours each"] = [1.4] * 6
     assert cost.engine_verdicts(times, passes)["scorecam-pgc"].outcome == "does not hold"
-    passes.loc[(passes["method"] == "gradcam") & (passes["library"] == "ours"),
-               "backward passes"] = 2  # a second backward pass: the check fails
+    passes.loc[
+        (passes["method"] == "gradcam") & (passes["library"] == "ours"), "backward passes"
+    ] = 2  # a second backward pass: the check fails
     assert cost.engine_verdicts(times, passes)["grad-passes"].outcome == "does not hold"
     few, _ = _tables(rounds=3)  # three rounds decide nothing (lib.verdict.MIN_UNITS)
     assert cost.engine_verdicts(few, passes)["ablation-cost"].outcome == "undecided"
@@ -190,13 +250,28 @@ def test_passes_per_channel_by_hand():
     (Ablation-CAM): 1 whole pass at both, 1 + 513 and 1 + 257 outputs: one output per channel,
     zero whole passes per channel."""
     _, passes = _tables()
-    second = pd.DataFrame([
-        {"method": "scorecam", "library": "pytorch-grad-cam", "forward passes": 257,
-         "passes above the layer": 0},
-        {"method": "ablationcam", "library": "ours", "forward passes": 1,
-         "passes above the layer": 257},
-        {"method": "ablationcam", "library": "pytorch-grad-cam", "forward passes": 258,
-         "passes above the layer": 0}])
+    second = pd.DataFrame(
+        [
+            {
+                "method": "scorecam",
+                "library": "pytorch-grad-cam",
+                "forward passes": 257,
+                "passes above the layer": 0,
+            },
+            {
+                "method": "ablationcam",
+                "library": "ours",
+                "forward passes": 1,
+                "passes above the layer": 257,
+            },
+            {
+                "method": "ablationcam",
+                "library": "pytorch-grad-cam",
+                "forward passes": 258,
+                "passes above the layer": 0,
+            },
+        ]
+    )
     pc = cost.per_channel(passes, 512, second, 256).set_index(["method", "library"])
     assert len(pc) == 3  # the rows counted at both layers only
     assert pc.loc[("scorecam", "pytorch-grad-cam"), "whole passes per channel"] == 1.0
@@ -210,9 +285,15 @@ def test_passes_per_channel_by_hand():
         cost.second_layer("features")
 
     times, _ = _tables()
-    rows = {r["claim_id"]: r for r in cost.claim_rows(
-        _summary(times, passes), cost.engine_verdicts(times, passes),
-        cost.per_channel(passes, 512, second, 256), "resnet18")}
+    rows = {
+        r["claim_id"]: r
+        for r in cost.claim_rows(
+            _summary(times, passes),
+            cost.engine_verdicts(times, passes),
+            cost.per_channel(passes, 512, second, 256),
+            "resnet18",
+        )
+    }
     assert rows["scorecam-passes"]["kind"] == "paper"
     assert rows["scorecam-passes"]["tier"] == "stand-in"
     assert rows["scorecam-passes"]["verdict"].outcome == "holds"
@@ -222,13 +303,19 @@ def test_passes_per_channel_by_hand():
     assert rows["grad-one-forward"].get("paper_value") is None
     assert rows["grad-passes"]["kind"] == "check" and rows["ablation-cost"]["kind"] == "finding"
     text = cost.closing_text(list(rows.values()))
-    assert text.startswith("Counted with hooks, Score-CAM makes 1 whole pass per channel and "
-                           "Ablation-CAM 1 evaluation of the network per channel")
+    assert text.startswith(
+        "Counted with hooks, Score-CAM makes 1 whole pass per channel and "
+        "Ablation-CAM 1 evaluation of the network per channel"
+    )
     assert "the claim holds for Score-CAM and holds for Ablation-CAM" in text
     assert "holds for its count, not for its cost" in text
     second.loc[0, "forward passes"] = 1  # a Score-CAM that skipped its channels: 2 per channel
-    bad = cost.claim_rows(_summary(times, passes), cost.engine_verdicts(times, passes),
-                          cost.per_channel(passes, 512, second, 256), "resnet18")[0]
+    bad = cost.claim_rows(
+        _summary(times, passes),
+        cost.engine_verdicts(times, passes),
+        cost.per_channel(passes, 512, second, 256),
+        "resnet18",
+    )[0]
     assert bad["verdict"].outcome == "does not hold" and bad["verdict"].estimate == 2.0
 
 
@@ -294,12 +381,19 @@ def test_the_cost_figure_reads_on_a_phone(monkeypatch):
 
     ec = cost
     glued = {}
-    monkeypatch.setattr(myst_nb, "glue", lambda name, obj, display=True: glued.setdefault(name, obj))
+    monkeypatch.setattr(
+        myst_nb, "glue", lambda name, obj, display=True: glued.setdefault(name, obj)
+    )
     v = np.geomspace(1, 3000, len(ec.METHODS))
-    times = pd.DataFrame({"method": ec.METHODS, "ours / forward": v,
-                          "ours / forward range": [(a * 0.8, a * 1.2) for a in v],
-                          "pytorch-grad-cam / ours": np.full(len(v), 5.0),
-                          "Captum / ours": np.full(len(v), np.nan)})
+    times = pd.DataFrame(
+        {
+            "method": ec.METHODS,
+            "ours / forward": v,
+            "ours / forward range": [(a * 0.8, a * 1.2) for a in v],
+            "pytorch-grad-cam / ours": np.full(len(v), 5.0),
+            "Captum / ours": np.full(len(v), np.nan),
+        }
+    )
     with matplotlib.rc_context():
         plot.style()
         plot.figure(ec.cost_figure(times), "fig-cost")

@@ -2,6 +2,7 @@
 maps equal to the plain engine and to the references, the model left exactly as it came, hooks
 honoured, the path that ran said with its reason, and the five defects of the old fast path,
 each with a test that failed on it."""
+
 import ast
 import dataclasses
 from pathlib import Path
@@ -36,17 +37,24 @@ def _resnet(seed=0, classes=10):
 class GapNet(nn.Module):
     def __init__(self, k=6, classes=4):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                                      nn.Conv2d(8, k, 3, padding=1), nn.ReLU())
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, k, 3, padding=1),
+            nn.ReLU(),
+        )
         self.fc = nn.Linear(k, classes)
 
     def forward(self, x):
         return self.fc(self.features(x).mean((2, 3)))
 
 
-CAPTUM = {"occlusion": {"sliding_window_shapes": (3, 8, 8), "strides": 8},
-          "integratedgradients": {"n_steps": 8},
-          "gradientshap": {"n_samples": 4, "stdevs": 0.1, "seed": 3}}
+CAPTUM = {
+    "occlusion": {"sliding_window_shapes": (3, 8, 8), "strides": 8},
+    "integratedgradients": {"n_steps": 8},
+    "gradientshap": {"n_samples": 4, "stdevs": 0.1, "seed": 3},
+}
 
 
 def _imports(package: Path) -> set[str]:
@@ -62,6 +70,7 @@ def _imports(package: Path) -> set[str]:
 
 
 # ------------------------------------------------------------------------------- the seam
+
 
 def test_engine_and_accelerator_never_import_each_other():
     engine, accel = _imports(LIB / "cam"), _imports(LIB / "fast")
@@ -81,8 +90,9 @@ def test_settings_are_immutable_and_checked():
     with pytest.raises(TypeError, match="lib.fast.Settings"):
         fast.Accelerator({"channels_last": False})
     with pytest.raises(cam.CAMError, match="prepare"):
-        cam.compute(GapNet().eval(), torch.randn(1, 3, 8, 8), "features.4", "scorecam",
-                    accelerator=object())
+        cam.compute(
+            GapNet().eval(), torch.randn(1, 3, 8, 8), "features.4", "scorecam", accelerator=object()
+        )
     acc = fast.Accelerator(fast.PLAIN)
     model, x = GapNet().eval(), torch.randn(1, 3, 8, 8)
     assert acc.prepare(model, (x,), model(x)) is None
@@ -90,6 +100,7 @@ def test_settings_are_immutable_and_checked():
 
 
 # --------------------------------------------------------------------------- folding by hand
+
 
 def test_folded_convolution_by_hand():
     # one input channel, two output channels, 1x1 kernel: y_c = w_c x + b_c, then
@@ -130,11 +141,14 @@ def test_copy_folds_every_batchnorm_and_equals_the_model():
     assert not any(isinstance(m, nn.BatchNorm2d) for m in run.fn.modules())
     convs = [m for m in run.fn.modules() if isinstance(m, nn.Conv2d)]
     assert len(convs) == 20 and all(
-        c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+        c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs
+    )
     assert run.fn.fc is model.fc  # the other modules are the model's own, not copies
     assert torch.allclose(got, out, rtol=1e-4, atol=1e-5)
-    for settings, has_bn, cl in ((fast.Settings(fold_batchnorm=False), True, True),
-                                 (fast.Settings(channels_last=False), False, False)):
+    for settings, has_bn, cl in (
+        (fast.Settings(fold_batchnorm=False), True, True),
+        (fast.Settings(channels_last=False), False, False),
+    ):
         with torch.no_grad():
             f = fast.Accelerator(settings).prepare(model, (x,), out)
         assert any(isinstance(m, nn.BatchNorm2d) for m in f.fn.modules()) == has_bn
@@ -146,21 +160,24 @@ def test_above_runs_the_folded_channels_last_upper_part():
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         out = model(x)
-        a = model.layer3(model.layer2(model.layer1(model.maxpool(model.relu(
-            model.bn1(model.conv1(x)))))))
+        a = model.layer3(
+            model.layer2(model.layer1(model.maxpool(model.relu(model.bn1(model.conv1(x))))))
+        )
     tail = Above(model, "layer3", model.layer3, x, a, out, fast.Accelerator())
     mods = list(tail.upper.fn.modules())
     assert not any(isinstance(m, nn.BatchNorm2d) for m in mods)
     assert sum(isinstance(m, nn.Conv2d) for m in mods) == 5  # layer4: 4 convs + downsample
     with torch.no_grad():
-        assert torch.allclose(tail(a[1:2].repeat(3, 1, 1, 1), 1), out[1:2].expand(3, -1),
-                              rtol=1e-4, atol=1e-5)
+        assert torch.allclose(
+            tail(a[1:2].repeat(3, 1, 1, 1), 1), out[1:2].expand(3, -1), rtol=1e-4, atol=1e-5
+        )
     plain = Above(model, "layer3", model.layer3, x, a, out)
     assert isinstance(plain.upper, torch.fx.GraphModule)
     assert any(isinstance(m, nn.BatchNorm2d) for m in plain.upper.modules())
 
 
 # ------------------------------------------------------------- maps: accelerated = plain
+
 
 @pytest.mark.slow
 def test_accelerated_maps_equal_the_plain_engine_and_pytorch_grad_cam():
@@ -169,8 +186,9 @@ def test_accelerated_maps_equal_the_plain_engine_and_pytorch_grad_cam():
     model = _resnet(2)
     torch.manual_seed(3)
     x = torch.randn(2, 3, 32, 32)
-    accelerated = cam.compute_many(model, x, "layer3", ["scorecam", "ablationcam"],
-                                   accelerator=fast.Accelerator())
+    accelerated = cam.compute_many(
+        model, x, "layer3", ["scorecam", "ablationcam"], accelerator=fast.Accelerator()
+    )
     plain = cam.compute_many(model, x, "layer3", ["scorecam", "ablationcam"])
     for m, cls in (("scorecam", pgc.ScoreCAM), ("ablationcam", pgc.AblationCAM)):
         a, b = accelerated[m]["layer3"], plain[m]["layer3"]
@@ -192,8 +210,15 @@ def test_captum_methods_through_the_accelerator_equal_captum(method):
     torch.manual_seed(5)
     x = torch.randn(2, 3, 16, 16)
     kw = dict(CAPTUM[method])
-    ours = cam.compute(model, x, None, method, target=[1, 7], captum_kwargs=dict(kw),
-                       accelerator=fast.Accelerator())
+    ours = cam.compute(
+        model,
+        x,
+        None,
+        method,
+        target=[1, 7],
+        captum_kwargs=dict(kw),
+        accelerator=fast.Accelerator(),
+    )
     seed = kw.pop("seed", None)
     if method == "gradientshap":
         kw["baselines"] = torch.zeros_like(x[:1])
@@ -209,16 +234,21 @@ def test_captum_methods_through_the_accelerator_equal_captum(method):
 
 # --------------------------------------------------------------------- the model as it came
 
+
 def _snapshot(model):
     return {
         "modes": [m.training for m in model.modules()],
-        "params": [(n, p, p.data_ptr(), p.stride(), p.requires_grad, p.detach().clone())
-                   for n, p in model.named_parameters()],
+        "params": [
+            (n, p, p.data_ptr(), p.stride(), p.requires_grad, p.detach().clone())
+            for n, p in model.named_parameters()
+        ],
         "buffers": [(n, b, b.data_ptr(), b.stride(), b.clone()) for n, b in model.named_buffers()],
         "modules": list(model.modules()),
         "attributes": [sorted(m.__dict__) for m in model.modules()],
-        "hooks": [(len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks))
-                  for m in model.modules()],
+        "hooks": [
+            (len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks))
+            for m in model.modules()
+        ],
     }
 
 
@@ -227,11 +257,13 @@ def _assert_same(before, after):
     assert all(a is b for a, b in zip(before["modules"], after["modules"]))
     assert before["hooks"] == after["hooks"] and before["attributes"] == after["attributes"]
     for (n, p, ptr, stride, rg, val), (_, q, ptr2, stride2, rg2, val2) in zip(
-            before["params"], after["params"]):
+        before["params"], after["params"]
+    ):
         assert p is q and ptr == ptr2 and stride == stride2 and rg == rg2, n
         assert torch.equal(val, val2), n
-    for (n, b, ptr, stride, val), (_, c, ptr2, stride2, val2) in zip(before["buffers"],
-                                                                     after["buffers"]):
+    for (n, b, ptr, stride, val), (_, c, ptr2, stride2, val2) in zip(
+        before["buffers"], after["buffers"]
+    ):
         assert b is c and ptr == ptr2 and stride == stride2 and torch.equal(val, val2), n
 
 
@@ -239,8 +271,8 @@ def _assert_same(before, after):
 def test_model_left_exactly_as_it_came_memory_format_included(layout):
     model = _resnet(6, classes=5)
     model.train()
-    model.layer1.eval()                       # mixed modes
-    model.fc.weight.requires_grad_(False)     # mixed flags
+    model.layer1.eval()  # mixed modes
+    model.fc.weight.requires_grad_(False)  # mixed flags
     if layout == "channels_last":
         model = model.to(memory_format=torch.channels_last)
     before = _snapshot(model)
@@ -248,17 +280,20 @@ def test_model_left_exactly_as_it_came_memory_format_included(layout):
     assert model.conv1.weight.is_contiguous(memory_format=fmt)
     torch.manual_seed(7)
     x = torch.randn(2, 3, 32, 32)
-    cam.compute_many(model, x, "layer3", ["scorecam", "ablationcam", "gradcam"],
-                     accelerator=fast.Accelerator())
+    cam.compute_many(
+        model, x, "layer3", ["scorecam", "ablationcam", "gradcam"], accelerator=fast.Accelerator()
+    )
     for m, kw in CAPTUM.items():
-        cam.compute(model, x, None, m, target=1, captum_kwargs=dict(kw),
-                    accelerator=fast.Accelerator())
+        cam.compute(
+            model, x, None, m, target=1, captum_kwargs=dict(kw), accelerator=fast.Accelerator()
+        )
     _assert_same(before, _snapshot(model))
     assert model.conv1.weight.is_contiguous(memory_format=fmt)
     assert model.training and not model.layer1.training
 
 
 # --------------------------------------------------------------- hooks, passes, batches
+
 
 def test_hooks_are_kept_and_the_passes_counted():
     """A root hook sees every pass of Score-CAM (N for the engine's forward, N for the
@@ -274,14 +309,16 @@ def test_hooks_are_kept_and_the_passes_counted():
     rows, seen = [], []
     h1 = model.register_forward_pre_hook(lambda m, inp: rows.append(inp[0].shape[0]))
     h2 = model.features[0].register_forward_hook(
-        lambda m, inp, out: seen.append((m is model.features[0], out.shape[1])))
+        lambda m, inp, out: seen.append((m is model.features[0], out.shape[1]))
+    )
     acc = fast.Accelerator()
     capped_acc = fast.Accelerator(fast.Settings(pixels_per_pass=2 * 8 * 8 + 5))  # 2 a pass
     try:
         got = cam.compute(model, x, "features.4", "scorecam", batch_size=3, accelerator=acc)
         ref = cam.compute(model, x, "features.4", "scorecam", batch_size=3)
-        capped = cam.compute(model, x, "features.4", "scorecam", batch_size=3,
-                             accelerator=capped_acc)
+        capped = cam.compute(
+            model, x, "features.4", "scorecam", batch_size=3, accelerator=capped_acc
+        )
     finally:
         h1.remove()
         h2.remove()
@@ -289,9 +326,14 @@ def test_hooks_are_kept_and_the_passes_counted():
     live = (a.flatten(2).amax(2) > 0).sum(1).tolist()
     assert live == [4, 4]
     # per image: zero mask (1), live channels in batches of 3 (3, 1)
-    assert rows == ([2, 2] + [1, 3, 1] * 2       # accelerated: the engine's pass, the check
-                    + [2] + [1, 3, 1] * 2        # plain: no check
-                    + [2, 2] + [1, 2, 1, 1] * 2)  # capped: the batch of 3 as 2 + 1
+    assert rows == (
+        [2, 2]
+        + [1, 3, 1] * 2  # accelerated: the engine's pass, the check
+        + [2]
+        + [1, 3, 1] * 2  # plain: no check
+        + [2, 2]
+        + [1, 2, 1, 1] * 2
+    )  # capped: the batch of 3 as 2 + 1
     assert all(same_module and k == 8 for same_module, k in seen)
     assert "at most 2 input(s) a pass" in str(capped_acc.log[-1])
     h = model.features[0].register_forward_hook(lambda *args: None)
@@ -332,9 +374,16 @@ def test_occlusion_batches_its_windows():
     rows = []
     h = model.register_forward_pre_hook(lambda m, inp: rows.append(inp[0].shape[0]))
     try:
-        cam.compute(model, x, None, "occlusion", target=[0, 1], batch_size=12,
-                    captum_kwargs={"sliding_window_shapes": (3, 8, 8), "strides": 8},
-                    accelerator=fast.Accelerator())
+        cam.compute(
+            model,
+            x,
+            None,
+            "occlusion",
+            target=[0, 1],
+            batch_size=12,
+            captum_kwargs={"sliding_window_shapes": (3, 8, 8), "strides": 8},
+            accelerator=fast.Accelerator(),
+        )
     finally:
         h.remove()
     assert rows == [2, 2, 2] + [12, 12, 8]
@@ -368,6 +417,7 @@ def test_torch_compile_setting_compiles_the_copy_and_checks_it():
 
 
 # ------------------------------------------- the five defects of the old fast path (issue 23)
+
 
 @dataclasses.dataclass
 class Out:
@@ -471,8 +521,7 @@ def test_defect_2_tracing_leaves_the_model_and_its_hooks_as_they_were():
     assert acc.log[-1].kind == "graph copy"
     assert kinds and all(k is torch.Tensor for k in kinds)
     assert len(kinds) == len(passes)  # once per pass of the model or its copy
-    assert torch.allclose(got, cam.compute(model, x, "layer3", "scorecam"),
-                          rtol=1e-4, atol=1e-6)
+    assert torch.allclose(got, cam.compute(model, x, "layer3", "scorecam"), rtol=1e-4, atol=1e-6)
 
 
 class Offset:

@@ -1,4 +1,5 @@
 """lib.formatting: the words around a count or a difference agree with the number."""
+
 import doctest
 
 import pytest
@@ -22,8 +23,10 @@ def test_count_of_agrees_in_number():
 def test_at_most_times_says_identical_instead_of_at_most_zero_times():
     assert at_most_times(0.0, "x") == "are identical, bit for bit"
     assert at_most_times(0, "x", equal="equals the engine's") == "equals the engine's, bit for bit"
-    assert (at_most_times(1.25e-7, "its largest absolute value", verb="differs")
-            == "differs by at most 1.2e-07 times its largest absolute value")
+    assert (
+        at_most_times(1.25e-7, "its largest absolute value", verb="differs")
+        == "differs by at most 1.2e-07 times its largest absolute value"
+    )
     assert "0 times" not in at_most_times(0.0, "x")
     with pytest.raises(ValueError, match="finite and >= 0"):
         at_most_times(float("nan"), "x")

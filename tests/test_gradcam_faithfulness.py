@@ -30,12 +30,13 @@ class _Counting(nn.Module):
 
 # ---------------------------------------------------------------- Table 3: occlusion
 
+
 def test_occlusion_passes_by_hand():
     # 224 px, 45 px window: 179 px of travel; Captum takes ceil(179 / s) + 1 positions per axis
     assert ff.occlusion_passes(224, 45, 1) == 180 * 180 + 1 == 32401
-    assert ff.occlusion_passes(224, 45, 16) == 13 * 13 + 1       # ceil(11.19) + 1 = 13
-    assert ff.occlusion_passes(224, 45, 45) == 5 * 5 + 1         # ceil(3.98) + 1 = 5
-    assert ff.occlusion_passes((20, 10), 7, 3) == 6 * 2 + 1      # ceil(13/3)+1, ceil(3/3)+1
+    assert ff.occlusion_passes(224, 45, 16) == 13 * 13 + 1  # ceil(11.19) + 1 = 13
+    assert ff.occlusion_passes(224, 45, 45) == 5 * 5 + 1  # ceil(3.98) + 1 = 5
+    assert ff.occlusion_passes((20, 10), 7, 3) == 6 * 2 + 1  # ceil(13/3)+1, ceil(3/3)+1
     with pytest.raises(ValueError, match="stride"):
         ff.occlusion_passes(224, 45, 0)
 
@@ -55,11 +56,11 @@ def test_occlusion_map_counts_and_equals_a_brute_force_loop():
     for top in range(0, 12 - window + stride, stride):
         for left in range(0, 12 - window + stride, stride):
             occ = x.clone()
-            occ[..., top:top + window, left:left + window] = fill
+            occ[..., top : top + window, left : left + window] = fill
             with torch.no_grad():
                 p = model(occ).softmax(1)[0, cls]
-            total[top:top + window, left:left + window] += p
-            count[top:top + window, left:left + window] += 1
+            total[top : top + window, left : left + window] += p
+            count[top : top + window, left : left + window] += 1
     assert torch.allclose(got, 1 - total / count, atol=1e-6)
 
 
@@ -89,8 +90,9 @@ def _rows3(means: dict, n: int = 8, spread: float = 0.01) -> pd.DataFrame:
 
 def test_table3_verdicts_on_hand_made_rows():
     # the authors' argsort means exactly, and Spearman near the PASCAL column in its order
-    rows = _rows3({"guidedbackprop": (0.0095, 0.1), "gradcam": (0.0505, 0.3),
-                   "guidedgradcam": (0.0526, 0.5)})
+    rows = _rows3(
+        {"guidedbackprop": (0.0095, 0.1), "gradcam": (0.0505, 0.3), "guidedgradcam": (0.0526, 0.5)}
+    )
     v = ff.table3_claims(rows)
     assert v["gradcam_argsort"] == pytest.approx(0.0505)
     # argsort: 0.0505 +- a few thousandths, inside 0.0505 +- 0.1
@@ -100,15 +102,17 @@ def test_table3_verdicts_on_hand_made_rows():
     assert v["order_spearman"] == ["guidedbackprop", "gradcam", "guidedgradcam"]
     assert v["order"].outcome == "holds"  # steps of 0.2, noise 0.01
     # far from the band: does not hold; the authors' 0.0505 is no longer the target
-    far = ff.table3_claims(_rows3({"guidedbackprop": (0.0, 0.5), "gradcam": (0.0, 0.6),
-                                   "guidedgradcam": (0.0, 0.7)}))
+    far = ff.table3_claims(
+        _rows3({"guidedbackprop": (0.0, 0.5), "gradcam": (0.0, 0.6), "guidedgradcam": (0.0, 0.7)})
+    )
     assert far["spearman"].outcome == "does not hold"
     # a wide spread over 8 images straddles the band's edge: undecided
     wide = ff.table3_claims(_rows3({m: (0.0, 0.35) for m in ff.TABLE3_METHODS}, spread=0.2))
     assert wide["spearman"].outcome == "undecided"
     # the authors' order reversed: does not hold
-    swapped = _rows3({"guidedbackprop": (0.0, 0.4), "gradcam": (0.0, 0.3),
-                      "guidedgradcam": (0.0, 0.2)})
+    swapped = _rows3(
+        {"guidedbackprop": (0.0, 0.4), "gradcam": (0.0, 0.3), "guidedgradcam": (0.0, 0.2)}
+    )
     assert ff.table3_claims(swapped)["order"].outcome == "does not hold"
 
 
@@ -117,8 +121,13 @@ def test_table3_order_is_paired_over_the_images():
     paired test sees it, two separate means (spread 0.3) would not."""
     rng = np.random.default_rng(1)
     base = rng.normal(0.3, 0.3, 12)
-    rows = pd.DataFrame({"guidedbackprop spearman": base - 0.2, "gradcam spearman": base,
-                         "guidedgradcam spearman": base + 0.01 + rng.normal(0, 0.001, 12)})
+    rows = pd.DataFrame(
+        {
+            "guidedbackprop spearman": base - 0.2,
+            "gradcam spearman": base,
+            "guidedgradcam spearman": base + 0.01 + rng.normal(0, 0.001, 12),
+        }
+    )
     for m in ff.TABLE3_METHODS:
         rows[f"{m} argsort"] = 0.0
     v = ff.table3_claims(rows)
@@ -139,6 +148,7 @@ def test_table3_summary_counts_constant_maps():
 
 # ---------------------------------------------------------------- Table 6: one-pixel attack
 
+
 class _OnePixelSwitch(nn.Module):
     """Logits (0.5, 4 * x[..., 2, 3] summed over channels): class 0 on a black image; class 1
     as soon as pixel (row 2, col 3) exceeds 0.125 per channel, and only through that pixel."""
@@ -157,7 +167,11 @@ def test_the_attack_finds_the_one_pixel_that_flips_the_class():
     assert r["nfev"] % 30 == 0 and r["nfev"] < 30 * 31
     again = ff.one_pixel_attack(model, x, cls=0, popsize=10, maxiter=30, seed=0)
     assert (again["row"], again["col"], again["value"], again["nfev"]) == (
-        r["row"], r["col"], r["value"], r["nfev"])  # seeded
+        r["row"],
+        r["col"],
+        r["value"],
+        r["nfev"],
+    )  # seeded
 
 
 def test_a_failed_attack_is_reported_with_its_whole_budget():
@@ -173,12 +187,17 @@ def test_a_failed_attack_is_reported_with_its_whole_budget():
 
 
 def _rows6():
-    return pd.DataFrame({
-        "model": ["a", "a", "a", "b"], "success": [True, True, False, True],
-        "nfev": [10, 20, 30, 5],
-        "gradcam_before": [0.2, 0.4, 0.9, 0.0], "gradcam_after": [0.25, 0.35, None, 0.1],
-        "gradcam_after_same_class": [0.2, 0.3, None, 0.0],
-        "below_before": [0.3, 0.5, 0.9, 0.0]})
+    return pd.DataFrame(
+        {
+            "model": ["a", "a", "a", "b"],
+            "success": [True, True, False, True],
+            "nfev": [10, 20, 30, 5],
+            "gradcam_before": [0.2, 0.4, 0.9, 0.0],
+            "gradcam_after": [0.25, 0.35, None, 0.1],
+            "gradcam_after_same_class": [0.2, 0.3, None, 0.0],
+            "below_before": [0.3, 0.5, 0.9, 0.0],
+        }
+    )
 
 
 def test_table6_counts_failures_and_reads_sensitivity_over_all_successes():
@@ -210,10 +229,18 @@ def test_table6_table_shows_sd_min_max_beside_the_authors():
     assert np.isnan(t.loc["b", "before: sd"])  # one success: no sd
     g = t.loc["paper: GoogLeNet (authors' repository)"]
     assert (g["Grad-CAM before"], g["before: sd"], g["before: min"], g["before: max"]) == (
-        0.3476, 0.1984, 0.0264, 0.9397)
+        0.3476,
+        0.1984,
+        0.0264,
+        0.9397,
+    )
     v = t.loc["paper: VGG16 (authors' repository)"]
     assert (v["after (new class)"], v["after: sd"], v["after: min"], v["after: max"]) == (
-        0.0683, 0.0716, 0.0, 0.2840)
+        0.0683,
+        0.0716,
+        0.0,
+        0.2840,
+    )
 
 
 def test_table7_as_published_both_data_sets_with_ig():
@@ -227,10 +254,17 @@ def test_table7_as_published_both_data_sets_with_ig():
 
 def test_table6_verdicts_that_decide():
     n = 50
-    rows = pd.DataFrame({"model": "a", "success": True, "nfev": 10,
-                         "gradcam_before": np.linspace(0.1, 0.5, n),
-                         "gradcam_after": np.linspace(0.1, 0.5, n) + 0.01 * np.sin(np.arange(n)),
-                         "gradcam_after_same_class": 0.0, "below_before": 0.5})
+    rows = pd.DataFrame(
+        {
+            "model": "a",
+            "success": True,
+            "nfev": 10,
+            "gradcam_before": np.linspace(0.1, 0.5, n),
+            "gradcam_after": np.linspace(0.1, 0.5, n) + 0.01 * np.sin(np.arange(n)),
+            "gradcam_after_same_class": 0.0,
+            "below_before": 0.5,
+        }
+    )
     v = ff.table6_claims(rows)
     # 50 of 50 non-zero: Wilson's lower end 0.929 > 0.9
     assert v["sensitive"].outcome == "holds" and v["sensitive"].low == pytest.approx(0.9287, 1e-3)
@@ -242,6 +276,7 @@ def test_table6_verdicts_that_decide():
 
 
 # ---------------------------------------------------------------- Table 7: the SHAP choice
+
 
 @pytest.fixture(scope="module")
 def mnist():
@@ -272,8 +307,17 @@ def _per_image7(gc_con, sh_con, gc_fid, sh_fid, ps=(1, 10)):
     rows = []
     for p in ps:
         for m, con, fid in (("gradcam", gc_con, gc_fid), ("gradientshap", sh_con, sh_fid)):
-            rows.append(pd.DataFrame({"method": m, "p (%)": p, "image": np.arange(len(con(p))),
-                                      "contrastivity": con(p), "fidelity": fid(p)}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "method": m,
+                        "p (%)": p,
+                        "image": np.arange(len(con(p))),
+                        "contrastivity": con(p),
+                        "fidelity": fid(p),
+                    }
+                )
+            )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -282,9 +326,12 @@ def test_table7_on_hand_made_verdicts():
     base = rng.uniform(0.3, 0.7, 30)
     noise = rng.normal(0, 0.01, 30)
     noise -= noise.mean()
-    per_image = _per_image7(lambda p: base + 0.1, lambda p: base,        # Grad-CAM +0.1
-                            lambda p: base + (0.1 if p == 1 else -0.1),  # fidelity: SHAP wins
-                            lambda p: base + noise)                      # at p = 10 only
+    per_image = _per_image7(
+        lambda p: base + 0.1,
+        lambda p: base,  # Grad-CAM +0.1
+        lambda p: base + (0.1 if p == 1 else -0.1),  # fidelity: SHAP wins
+        lambda p: base + noise,
+    )  # at p = 10 only
     v = ff.table7_claims(per_image)
     assert v["gradcam_more_contrastive"].outcome == "holds"
     assert v["contrastivity"][1] == pytest.approx((base.mean() + 0.1, base.mean()))
@@ -292,8 +339,9 @@ def test_table7_on_hand_made_verdicts():
     assert v["shap_more_faithful"].outcome == "does not hold"
     assert v["shap_more_faithful"].method.startswith("p = 1 %")
     # a difference of 0.002 over 30 images with noise 0.01: undecided
-    tiny = _per_image7(lambda p: base + noise + 0.002, lambda p: base, lambda p: base,
-                       lambda p: base)
+    tiny = _per_image7(
+        lambda p: base + noise + 0.002, lambda p: base, lambda p: base, lambda p: base
+    )
     assert ff.table7_claims(tiny)["gradcam_more_contrastive"].outcome == "undecided"
     # the MNIST tie: a gap of 0.1 lies outside +-0.05 (does not hold); a gap of 0.002 with noise
     # 0.01 over 30 images lies inside it (holds)
@@ -316,8 +364,12 @@ def test_mnist_files_are_found_or_named(tmp_path):
     with pytest.raises(DataMissingError, match="train-images-idx3-ubyte"):
         ff._mnist_files(tmp_path)
     (tmp_path / "mnist").mkdir()
-    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                 "t10k-labels-idx1-ubyte"):
+    for stem in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         (tmp_path / "mnist" / (stem + ".gz")).write_bytes(b"")
     found = ff._mnist_files(tmp_path)
     assert found["test"][0].name == "t10k-images-idx3-ubyte.gz"
@@ -328,8 +380,11 @@ def test_table3_on_one_image_records_not_run_instead_of_an_interval():
     v = ff.table3_claims(rows)
     assert v["spearman"].outcome == v["order"].outcome == "not run here"
     # two images give an interval, but fewer than six decide nothing
-    two = ff.table3_claims(_rows3({"guidedbackprop": (0.0, 0.1), "gradcam": (0.0, 0.3),
-                                   "guidedgradcam": (0.0, 0.5)}, n=2))
+    two = ff.table3_claims(
+        _rows3(
+            {"guidedbackprop": (0.0, 0.1), "gradcam": (0.0, 0.3), "guidedgradcam": (0.0, 0.5)}, n=2
+        )
+    )
     assert two["order"].outcome == "undecided" and two["order"].n == 2
 
 
@@ -359,12 +414,25 @@ def test_table6_raw_reading_is_the_authors_rescale_false_by_hand():
     with pytest.raises(ValueError, match="reading"):
         ff.gradcam_at(model, "feat", x, 2, 3, 1, reading="rescaled")
     # re-read a stored attack: pixel (2, 3) set to 0.8 flips class 0 -> 1 on a black image
-    t = ff.AttackTarget("switch", "GoogLeNet", model, "feat", torch.zeros(1, 1, 4, 4), ["a"],
-                        (2, 3))
-    rows = pd.DataFrame({"model": ["switch"], "image": ["a"], "success": [True], "row": [2],
-                         "col": [3], "value": [[0.8]], "cls": [0], "cls_after": [1],
-                         "gradcam_before": [0.0], "gradcam_after": [1.0],
-                         "gradcam_after_same_class": [0.0], "below_before": [0.0]})
+    t = ff.AttackTarget(
+        "switch", "GoogLeNet", model, "feat", torch.zeros(1, 1, 4, 4), ["a"], (2, 3)
+    )
+    rows = pd.DataFrame(
+        {
+            "model": ["switch"],
+            "image": ["a"],
+            "success": [True],
+            "row": [2],
+            "col": [3],
+            "value": [[0.8]],
+            "cls": [0],
+            "cls_after": [1],
+            "gradcam_before": [0.0],
+            "gradcam_after": [1.0],
+            "gradcam_after_same_class": [0.0],
+            "below_before": [0.0],
+        }
+    )
     r = ff.with_reading(rows, [t], "raw")
     assert r.loc[0, "reading"] == "raw"
     assert r.loc[0, "gradcam_after"] == pytest.approx(0.2)  # class 1's raw map at the pixel
@@ -402,15 +470,17 @@ def test_table7_protocols_differ_in_the_fill_only():
     x = torch.rand(4, 1, 28, 28)
     data = ff.Table7Data(model, x, torch.tensor([0, 1, 2, 3]), torch.rand(5, 1, 28, 28), "toy", {})
     t_text, e_text = ff.run_table7(data, n_samples=2, percentiles=(10,), ig_steps=4)
-    t_auth, e_auth = ff.run_table7(data, n_samples=2, percentiles=(10,), ig_steps=4,
-                                   protocol="authors", reuse=e_text)
+    t_auth, e_auth = ff.run_table7(
+        data, n_samples=2, percentiles=(10,), ig_steps=4, protocol="authors", reuse=e_text
+    )
     assert e_auth["maps"]["gradientshap"] is e_text["maps"]["gradientshap"]  # reused
     assert set(t_auth.method) == {"gradcam", "gradientshap", "integratedgradients"}
     # contrastivity of Grad-CAM and SHAP does not depend on the fill; fidelity does
     gc_t, gc_a = (t.set_index(["method", "p (%)"]).loc[("gradcam", 10)] for t in (t_text, t_auth))
     assert gc_t["contrastivity"] == gc_a["contrastivity"]
-    masks = metrics.above_positive_percentile(e_text["maps"]["gradcam"][torch.arange(4),
-                                                                        data.y], 10)
+    masks = metrics.above_positive_percentile(
+        e_text["maps"]["gradcam"][torch.arange(4), data.y], 10
+    )
     want = metrics.fidelity(model, x, masks, data.y, fill=0.1307).mean().item()
     assert gc_a["fidelity"] == pytest.approx(want)
     with pytest.raises(ValueError, match="protocol"):
@@ -429,8 +499,10 @@ def test_authors_occlusion_by_hand():
 
     x = torch.zeros(1, 1, 5, 5)
     got = ff.authors_occlusion_map(Sum(), x, 0, stride=1, batch=7, window=3, fill=0.5)[0]
-    count = torch.tensor([[4, 6, 6, 6, 4], [6, 9, 9, 9, 6], [6, 9, 9, 9, 6], [6, 9, 9, 9, 6],
-                          [4, 6, 6, 6, 4]], dtype=torch.float64)
+    count = torch.tensor(
+        [[4, 6, 6, 6, 4], [6, 9, 9, 9, 6], [6, 9, 9, 9, 6], [6, 9, 9, 9, 6], [4, 6, 6, 6, 4]],
+        dtype=torch.float64,
+    )
     want = 1 - torch.sigmoid(0.4 * 0.5 * count)
     assert torch.allclose(got, want, atol=1e-6)
     # stride 2: the square centred on the middle pixel of each 2 x 2 block (rows and columns

@@ -2,6 +2,7 @@
 engine and pytorch-grad-cam; w_k^c = Z alpha_k^c in float64 (and a network where it must fail);
 Guided Backprop / Guided Grad-CAM against Captum; the counterfactual test's region and verdict;
 the GAP / GMP scores on scenes whose answer is known, and the verdict's statistics by hand."""
+
 import dataclasses
 from types import SimpleNamespace
 
@@ -18,6 +19,7 @@ from lib.models.small import PooledCNN
 from lib.train import RECIPES, recipe_path
 
 # --------------------------------------------------------------------------- tiny models
+
 
 class FlatHead(nn.Module):
     """A = relu(x) (1 channel, 2x2), then y_0 = sum(V * A): dy_0/dA = V exactly."""
@@ -40,6 +42,7 @@ class FlatHead(nn.Module):
 class IdentityGap(nn.Module):
     """A = relu(x) (1 channel), global average pooling, y_c = w_c mean(A): its Grad-CAM map is
     w_c / Z times the image."""
+
     target_layer = "features"
 
     def __init__(self, w=(1.0, -1.0)):
@@ -75,16 +78,17 @@ def _pooled(pool, seed=0):
 
 # --------------------------------------------------------------------------- Eq. 1-2 by hand
 
+
 def test_gradcam_steps_by_hand():
     x = torch.tensor([[[[3.0, -1.0], [2.0, 0.5]]]], dtype=torch.float64)
     steps = gcf.gradcam_steps(FlatHead(), x, "features", target=0)
-    a = torch.tensor([[3.0, 0.0], [2.0, 0.5]], dtype=torch.float64)      # relu(x)
+    a = torch.tensor([[3.0, 0.0], [2.0, 0.5]], dtype=torch.float64)  # relu(x)
     torch.testing.assert_close(steps.activations[0], a)
-    torch.testing.assert_close(steps.gradients[0], FlatHead.V)           # dy/dA = V
+    torch.testing.assert_close(steps.gradients[0], FlatHead.V)  # dy/dA = V
     assert steps.z == 4 and steps.cls == 0
-    alpha = (0 + 1 - 2 + 5) / 4                                          # Eq. 1: 1.0
+    alpha = (0 + 1 - 2 + 5) / 4  # Eq. 1: 1.0
     assert steps.alpha.tolist() == [alpha]
-    torch.testing.assert_close(steps.weighted, alpha * a)                # Eq. 2 before ReLU
+    torch.testing.assert_close(steps.weighted, alpha * a)  # Eq. 2 before ReLU
     assert steps.peak == (0, 0) and steps.score == pytest.approx(0 - 4 + 2.5)
     assert gcf.engine_difference(steps, FlatHead(), x) == 0.0
 
@@ -129,15 +133,16 @@ def test_gradcam_steps_refuses_a_batch():
 
 # --------------------------------------------------------------------------- w = Z alpha
 
+
 @pytest.mark.parametrize("pool", ["avg", "max"])
 def test_cam_identity_holds_to_machine_precision(pool):
     model = _pooled(pool)
     x = torch.rand(5, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     r = gcf.cam_identity(model, x, model.target_layer, target=[0, 1, 2, 3, 9])
-    assert r["Z"] == 8 * 8 and r["images"] == 5            # one 2x2 max-pool: 16 -> 8
+    assert r["Z"] == 8 * 8 and r["images"] == 5  # one 2x2 max-pool: 16 -> 8
     assert r["max |Z alpha - w|"] < 1e-14 and r["max |CAM - Z Grad-CAM| / max |CAM|"] < 1e-14
     assert r["max |w|"] == pytest.approx(model.fc.weight[[0, 1, 2, 3, 9]].abs().max().item())
-    assert next(model.parameters()).dtype == torch.float32   # the model itself is untouched
+    assert next(model.parameters()).dtype == torch.float32  # the model itself is untouched
 
 
 def test_gap_gradient_is_w_over_z_and_gmp_gradient_is_one_hot():
@@ -146,9 +151,9 @@ def test_gap_gradient_is_w_over_z_and_gmp_gradient_is_one_hot():
         model = _pooled(pool).double()
         a, g, cls, _ = gcf.layer_gradients(model, x, model.target_layer, target=7)
         w = model.fc.weight[7].detach()
-        if pool == "avg":   # Eq. 7-8: w_k / Z at every unit, Z = 8 x 8
+        if pool == "avg":  # Eq. 7-8: w_k / Z at every unit, Z = 8 x 8
             torch.testing.assert_close(g, (w / 64).view(1, -1, 1, 1).expand_as(g))
-        else:               # the gradient of a max: w_k at one unit of each channel, 0 elsewhere
+        else:  # the gradient of a max: w_k at one unit of each channel, 0 elsewhere
             flat = g.flatten(2)
             assert ((flat != 0).sum(2) <= 1).all()
             torch.testing.assert_close(flat.sum(2), w.expand(3, -1))
@@ -158,10 +163,11 @@ def test_cam_identity_fails_where_the_head_is_not_one_linear_layer():
     model = TwoLinearHeads()
     x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     r = gcf.cam_identity(model, x, "features")
-    assert r["max |Z alpha - w|"] > 1e-3       # alpha is W_fc W_mid / Z, not W_fc / Z
+    assert r["max |Z alpha - w|"] > 1e-3  # alpha is W_fc W_mid / Z, not W_fc / Z
     with pytest.raises(ValueError, match="one linear layer"):
-        gcf.cam_identity(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(),
-                                       nn.Linear(72, 3)), x, "1")
+        gcf.cam_identity(
+            nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(72, 3)), x, "1"
+        )
 
 
 def test_cam_vs_gradcam_from_the_engine():
@@ -170,9 +176,10 @@ def test_cam_vs_gradcam_from_the_engine():
     maps = cam.compute_many(model, x, model.target_layer, ["cam", "gradcam"])
     z, rel = gcf.cam_vs_gradcam({m: maps[m][model.target_layer] for m in ("cam", "gradcam")})
     assert z == 6 * 6 and rel < 1e-14
-    z, rel = gcf.cam_vs_gradcam({"cam": maps["cam"][model.target_layer],
-                                 "gradcam": 2 * maps["gradcam"][model.target_layer]})
-    assert rel == pytest.approx(1.0)           # a wrong Z is caught
+    z, rel = gcf.cam_vs_gradcam(
+        {"cam": maps["cam"][model.target_layer], "gradcam": 2 * maps["gradcam"][model.target_layer]}
+    )
+    assert rel == pytest.approx(1.0)  # a wrong Z is caught
 
 
 @pytest.mark.slow
@@ -184,15 +191,24 @@ def test_lite0_cam_identity_in_float64():
     steps = gcf.gradcam_steps(im.model, im.x, im.layer)
     assert gcf.engine_difference(steps, im.model, im.x) < 1e-6
     g = steps.gradients.flatten(1)
-    assert bool((g.amax(1) == g.amin(1)).all())            # flat: w / Z at every unit
+    assert bool((g.amax(1) == g.amin(1)).all())  # flat: w / Z at every unit
 
 
 # --------------------------------------------------------------------------- two classes
 
+
 def _images(model, x):
-    return gcf.Images(model, "tiny", model.target_layer, model.target_layer, x,
-                      [f"img{i}" for i in range(len(x))], [f"class {c}" for c in range(10)],
-                      (0.0,), (1.0,))
+    return gcf.Images(
+        model,
+        "tiny",
+        model.target_layer,
+        model.target_layer,
+        x,
+        [f"img{i}" for i in range(len(x))],
+        [f"class {c}" for c in range(10)],
+        (0.0,),
+        (1.0,),
+    )
 
 
 def test_competing_picks_the_close_contests_first():
@@ -219,16 +235,22 @@ def test_two_class_maps_counterfactual_and_guided_methods_against_captum():
     torch.testing.assert_close(two.maps["guidedbackprop"], gb, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(two.maps["guidedgradcam"], ggc, rtol=1e-5, atol=1e-7)
     labels = two.labels(im)
-    assert list(labels["class"]) == ["top-1: class 1", "top-2: class 0", "top-1: class 3",
-                                     "top-2: class 5"]
+    assert list(labels["class"]) == [
+        "top-1: class 1",
+        "top-2: class 0",
+        "top-1: class 3",
+        "top-2: class 5",
+    ]
 
 
 def test_discrimination_is_the_pearson_correlation_of_the_two_maps():
     g = torch.Generator().manual_seed(0)
     a, b = torch.rand(3, 8, 8, generator=g), torch.rand(3, 8, 8, generator=g)
-    maps = {"gradcam": torch.stack([a[0, :4, :4], a[0, :4, :4]]),        # same map: 1
-            "guidedbackprop": torch.stack([a, b]),
-            "guidedgradcam": torch.stack([a, -a])}                       # |.|: the same: 1
+    maps = {
+        "gradcam": torch.stack([a[0, :4, :4], a[0, :4, :4]]),  # same map: 1
+        "guidedbackprop": torch.stack([a, b]),
+        "guidedgradcam": torch.stack([a, -a]),
+    }  # |.|: the same: 1
     two = gcf.TwoClasses([0], [0, 0], [1, 2], torch.zeros(2, 3, 8, 8), maps)
     im = SimpleNamespace(names=["only"])
     d = gcf.discrimination(two, im)
@@ -237,13 +259,15 @@ def test_discrimination_is_the_pearson_correlation_of_the_two_maps():
     ref = np.corrcoef(a.abs().sum(0).flatten(), b.abs().sum(0).flatten())[0, 1]
     assert d.loc["only", "guidedbackprop"] == pytest.approx(ref)
     dv = gcf.discrimination_verdict(d)
-    assert dv["gb_more_alike"] == 0   # GB less alike than GGC here
+    assert dv["gb_more_alike"] == 0  # GB less alike than GGC here
     assert dv["verdict"] is None and "decides nothing" in gcf.discrimination_reading(dv)
 
 
 def _disc(gb, ggc):
-    return pd.DataFrame({"gradcam": [0.9] * len(gb), "guidedbackprop": gb,
-                         "guidedgradcam": ggc}, index=[f"p{i}" for i in range(len(gb))])
+    return pd.DataFrame(
+        {"gradcam": [0.9] * len(gb), "guidedbackprop": gb, "guidedgradcam": ggc},
+        index=[f"p{i}" for i in range(len(gb))],
+    )
 
 
 def test_discrimination_verdict_is_a_paired_difference_with_three_outcomes():
@@ -253,8 +277,11 @@ def test_discrimination_verdict_is_a_paired_difference_with_three_outcomes():
     v = dv["verdict"]
     assert v.outcome == verdict.HOLDS and v.n == 6
     assert v.estimate == pytest.approx(0.99 - 0.6) and v.low > 0
-    assert (dv["gb"], dv["ggc"], dv["gb_more_alike"]) == (pytest.approx(0.99),
-                                                         pytest.approx(0.6), 6)
+    assert (dv["gb"], dv["ggc"], dv["gb_more_alike"]) == (
+        pytest.approx(0.99),
+        pytest.approx(0.6),
+        6,
+    )
     assert v.rule == gcf.RULES["guided-photos"]
     assert "photographs" in v.method
     # differences of both signs around 0: undecided (the interval contains 0)
@@ -265,9 +292,11 @@ def test_discrimination_verdict_is_a_paired_difference_with_three_outcomes():
     v = gcf.discrimination_verdict(_disc(ggc, gb))["verdict"]
     assert v.outcome == verdict.FAILS and v.high < 0
     assert "the interval contains 0" in gcf.discrimination_reading(
-        gcf.discrimination_verdict(_disc([0.9 + x for x in d], [0.9] * 6)))
+        gcf.discrimination_verdict(_disc([0.9 + x for x in d], [0.9] * 6))
+    )
     assert "Guided Backprop's two maps are the more alike" in gcf.discrimination_reading(
-        gcf.discrimination_verdict(_disc(gb, ggc)))
+        gcf.discrimination_verdict(_disc(gb, ggc))
+    )
     # four photographs decide nothing, even with an interval above 0: the reading says why
     dv = gcf.discrimination_verdict(_disc(gb[:4], ggc[:4]))
     assert dv["verdict"].outcome == verdict.UNDECIDED and dv["verdict"].low > 0
@@ -286,17 +315,18 @@ def test_counterfactual_identity_measures_the_engine_against_the_negated_gradien
     torch.testing.assert_close(two.maps["counterfactual"][1], a / 16)
     assert gcf.counterfactual_identity(model, two, "features") < 1e-7
     # a map with the wrong sign (Grad-CAM itself) is caught: |g - (-g)| / |g| = 2
-    wrong = gcf.TwoClasses(two.idx, two.rows, two.targets, two.x,
-                           {**two.maps, "counterfactual": two.maps["gradcam"]})
+    wrong = gcf.TwoClasses(
+        two.idx, two.rows, two.targets, two.x, {**two.maps, "counterfactual": two.maps["gradcam"]}
+    )
     assert gcf.counterfactual_identity(model, wrong, "features") == pytest.approx(2.0)
     assert verdict.check(2.0, gcf.FLOAT32_TOLERANCE, rule="x").outcome == verdict.FAILS
 
 
 def test_top_region_takes_the_largest_positive_pixels_only():
     m = torch.tensor([[0.0, 3.0, 1.0, 0.0], [0.0, 0.0, 2.0, 0.0]])
-    r = gcf._top_region(m, 0.25)                           # 2 of 8 pixels
+    r = gcf._top_region(m, 0.25)  # 2 of 8 pixels
     assert r.tolist() == [[False, True, False, False], [False, False, True, False]]
-    r = gcf._top_region(m, 0.75)                           # 6 wanted, 3 are positive
+    r = gcf._top_region(m, 0.75)  # 6 wanted, 3 are positive
     assert r.sum() == 3 and bool((m[r] > 0).all())
     assert not gcf._top_region(torch.zeros(2, 2), 0.5).any()
 
@@ -309,9 +339,9 @@ def test_deletion_on_a_network_whose_answer_is_known():
     x[0, 0, 0, 0], x[0, 0, 3, 3] = 8.0, 4.0
     im = _images(model, x)
     two = gcf.two_class_maps(im, [0], torch.tensor([[0, 1]]))
-    d = gcf.deletion(model, two, fraction=1 / 16)          # one pixel
+    d = gcf.deletion(model, two, fraction=1 / 16)  # one pixel
     assert d["y image"].tolist() == pytest.approx([0.75, -0.75])
-    assert d["y gradcam"][0] == pytest.approx(0.25)        # the 8 is gone
+    assert d["y gradcam"][0] == pytest.approx(0.25)  # the 8 is gone
     assert bool(d["empty counterfactual"][0]) and not bool(d["empty gradcam"][0])
     # class 1: its counterfactual map is the image; deleting the 8 raises y_1 from -0.75 to -0.25
     assert d["y counterfactual"][1] == pytest.approx(-0.25)
@@ -320,9 +350,14 @@ def test_deletion_on_a_network_whose_answer_is_known():
 
 
 def test_counterfactual_verdict_counts_scored_rows_only():
-    d = pd.DataFrame({"p image": [0.5, 0.5, 0.5, 0.5], "p gradcam": [0.1, 0.2, 0.3, 0.9],
-                      "p counterfactual": [0.6, 0.7, 0.4, 0.9],
-                      "empty counterfactual": [False, False, False, True]})
+    d = pd.DataFrame(
+        {
+            "p image": [0.5, 0.5, 0.5, 0.5],
+            "p gradcam": [0.1, 0.2, 0.3, 0.9],
+            "p counterfactual": [0.6, 0.7, 0.4, 0.9],
+            "empty counterfactual": [False, False, False, True],
+        }
+    )
     cv = gcf.counterfactual_verdict(d)
     assert (cv["scored"], cv["empty"], cv["rises"], cv["less_than_gradcam"]) == (3, 1, 2, 3)
     assert cv["mean_dp"] == pytest.approx((0.1 + 0.2 - 0.1) / 3)
@@ -334,10 +369,12 @@ def test_counterfactual_verdict_counts_scored_rows_only():
     assert v.high == pytest.approx((centre + half) / (1 + z * z / n), abs=1e-6)
     assert v.outcome == verdict.UNDECIDED and v.estimate == pytest.approx(2 / 3)
     assert "cannot decide" in gcf.counterfactual_reading(cv)
-    assert "in most cases the map points at evidence that matters less" in \
-        gcf.counterfactual_reading(cv)
+    assert (
+        "in most cases the map points at evidence that matters less"
+        in gcf.counterfactual_reading(cv)
+    )
     d.loc[1, "p counterfactual"] = 0.5
-    assert gcf.counterfactual_verdict(d)["verdict"].outcome == verdict.UNDECIDED   # 1 of 3
+    assert gcf.counterfactual_verdict(d)["verdict"].outcome == verdict.UNDECIDED  # 1 of 3
     with pytest.raises(ValueError, match="every counterfactual map is empty"):
         gcf.counterfactual_verdict(d.assign(**{"empty counterfactual": True}))
 
@@ -345,20 +382,26 @@ def test_counterfactual_verdict_counts_scored_rows_only():
 def _deleted(rises, n):
     """n scored rows, the first ``rises`` of them with p(c) up after the deletion."""
     up = np.arange(n) < rises
-    return pd.DataFrame({"p image": [0.5] * n, "p gradcam": [0.2] * n,
-                         "p counterfactual": np.where(up, 0.6, 0.4),
-                         "empty counterfactual": [False] * n})
+    return pd.DataFrame(
+        {
+            "p image": [0.5] * n,
+            "p gradcam": [0.2] * n,
+            "p counterfactual": np.where(up, 0.6, 0.4),
+            "empty counterfactual": [False] * n,
+        }
+    )
 
 
 def test_counterfactual_verdict_holds_and_fails_on_enough_cases():
     # all 10 rise: Wilson's lower bound for k = n is n / (n + z^2) = 0.722 > 1/2
     cv = gcf.counterfactual_verdict(_deleted(10, 10))
-    z2 = 1.959963984540054 ** 2
+    z2 = 1.959963984540054**2
     assert cv["verdict"].low == pytest.approx(10 / (10 + z2), abs=1e-6)
     assert cv["verdict"].outcome == verdict.HOLDS
     assert gcf.counterfactual_reading(cv).startswith(
         "Deleting the counterfactual regions makes the network more confident in most cases "
-        "(10 of 10, a share of 1.00 with 95 % interval [0.72, 1.00]), as the paper says.")
+        "(10 of 10, a share of 1.00 with 95 % interval [0.72, 1.00]), as the paper says."
+    )
     # none rises: the upper bound is z^2 / (n + z^2) = 0.278 < 1/2
     cv = gcf.counterfactual_verdict(_deleted(0, 10))
     assert cv["verdict"].high == pytest.approx(z2 / (10 + z2), abs=1e-6)
@@ -368,9 +411,11 @@ def test_counterfactual_verdict_holds_and_fails_on_enough_cases():
 
 # --------------------------------------------------------------------------- GAP against GMP
 
+
 class BoxScenes:
     """Two 16 px scenes, each a 4x5 block of ones (its box) on zeros, labels 0 and 1: the
     parts of lib.data.scenes.Scenes that localise reads."""
+
     size = 16
     images = torch.zeros(2, 1, 16, 16)
     images[0, 0, 2:6, 3:8] = 1.0
@@ -386,6 +431,7 @@ class BoxScenes:
 
     def target_box_mask(self, i):
         from lib.data.boxes import box_mask
+
         return box_mask(self.target_boxes(i), 16, 16)
 
 
@@ -397,7 +443,7 @@ def test_localise_scores_a_map_that_is_the_object_and_an_empty_map():
     # class 1 (w = -1): the map is negative everywhere, ReLU leaves nothing: scored 0, counted
     assert loc.loc[1, ["iou", "hit", "coverage", "zhou"]].tolist() == [0.0, 0.0, 0.0, 0.0]
     assert loc["empty"].tolist() == [False, True]
-    assert loc["correct"].tolist() == [True, False]      # y = (mean, -mean): argmax is 0
+    assert loc["correct"].tolist() == [True, False]  # y = (mean, -mean): argmax is 0
     assert gcf.canvas_to_box(scenes) == pytest.approx(256 / 20)
 
 
@@ -405,9 +451,18 @@ def _runs(acc, iou, hit=None, cov=None):
     rows = []
     for p, pool in enumerate(("GAP", "GMP")):
         for s in range(len(acc[p])):
-            rows.append({"pooling": pool, "seed": s, "accuracy": acc[p][s], "iou": iou[p][s],
-                         "hit": (hit or iou)[p][s], "coverage": (cov or iou)[p][s],
-                         "zhou": iou[p][s], "scene accuracy": 0.5})
+            rows.append(
+                {
+                    "pooling": pool,
+                    "seed": s,
+                    "accuracy": acc[p][s],
+                    "iou": iou[p][s],
+                    "hit": (hit or iou)[p][s],
+                    "coverage": (cov or iou)[p][s],
+                    "zhou": iou[p][s],
+                    "scene accuracy": 0.5,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -418,14 +473,21 @@ def _scores(gap, gmp, metrics=("iou", "hit", "coverage", "zhou")):
     for pool, vals in (("GAP", gap), ("GMP", gmp)):
         for seed, per_scene in enumerate(vals):
             for i, x in enumerate(per_scene):
-                rows.append({"pooling": pool, "seed": seed, "scene": i,
-                             **{m: np.float32(x) for m in metrics}})
+                rows.append(
+                    {
+                        "pooling": pool,
+                        "seed": seed,
+                        "scene": i,
+                        **{m: np.float32(x) for m in metrics},
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def test_paired_differences_and_the_summary_by_hand():
-    runs = _runs([[0.90, 0.91, 0.89], [0.90, 0.905, 0.90]],
-                 [[0.50, 0.52, 0.51], [0.40, 0.41, 0.43]])
+    runs = _runs(
+        [[0.90, 0.91, 0.89], [0.90, 0.905, 0.90]], [[0.50, 0.52, 0.51], [0.40, 0.41, 0.43]]
+    )
     d = gcf.paired(runs, "iou")
     diffs = np.array([0.10, 0.11, 0.08])
     np.testing.assert_allclose(gcf.seed_differences(runs, "iou"), diffs)
@@ -444,7 +506,7 @@ def test_scene_pairs_average_each_scene_over_the_seeds():
     # 3 seeds, 2 scenes; hits are 0/1, so a scene's mean over seeds is 0, 1/3, 2/3 or 1
     scores = _scores([[1, 0], [1, 1], [0, 1]], [[1, 0], [0, 0], [1, 1]])
     gap, gmp = gcf.scene_pairs(scores, "hit")
-    np.testing.assert_array_equal(gap, [2 / 3, 2 / 3])       # exact: averaged in float64
+    np.testing.assert_array_equal(gap, [2 / 3, 2 / 3])  # exact: averaged in float64
     np.testing.assert_array_equal(gmp, [2 / 3, 1 / 3])
     with pytest.raises(ValueError, match="seeds"):
         gcf.scene_pairs(scores[~((scores.pooling == "GMP") & (scores.seed == 2))], "hit")
@@ -456,8 +518,10 @@ def _correct(gap, gmp):
     rows = []
     for pool, vals in (("GAP", gap), ("GMP", gmp)):
         for seed, per_image in enumerate(vals):
-            rows += [{"pooling": pool, "seed": seed, "image": i, "correct": bool(c)}
-                     for i, c in enumerate(per_image)]
+            rows += [
+                {"pooling": pool, "seed": seed, "image": i, "correct": bool(c)}
+                for i, c in enumerate(per_image)
+            ]
     return pd.DataFrame(rows)
 
 
@@ -496,8 +560,7 @@ def test_gap_gmp_verdict_by_hand():
     acc = gcf.gap_gmp_verdict(correct, s, tolerance=0.015)["accuracy"]
     assert acc.estimate == pytest.approx(-0.025)
     assert acc.outcome == verdict.FAILS and -0.032 <= acc.low < acc.high <= -0.018
-    assert gcf.gap_gmp_verdict(correct, s, tolerance=0.025)["accuracy"].outcome == \
-        verdict.UNDECIDED
+    assert gcf.gap_gmp_verdict(correct, s, tolerance=0.025)["accuracy"].outcome == verdict.UNDECIDED
     assert gcf.gap_gmp_verdict(correct, s, tolerance=0.035)["accuracy"].outcome == verdict.HOLDS
     with pytest.raises(ValueError, match="seeds"):
         gcf.gap_gmp_verdict(correct[~((correct.pooling == "GMP") & (correct.seed == 2))], s)
@@ -510,15 +573,16 @@ def test_gap_gmp_reading_follows_the_outcomes():
     correct = _correct(gap, np.ones((3, 50), bool))
     base = np.random.default_rng(1).uniform(0.2, 0.8, (3, 20))
     s = _scores(base + 0.1, base, metrics=("iou", "coverage", "zhou"))
-    s["hit"] = np.float32(1.0)                               # every map hits, in both
+    s["hit"] = np.float32(1.0)  # every map hits, in both
     v = gcf.gap_gmp_verdict(correct, s)
-    assert v["hit"].outcome == verdict.FAILS and v["hit"].estimate == 0.0   # no spread: the point
+    assert v["hit"].outcome == verdict.FAILS and v["hit"].estimate == 0.0  # no spread: the point
     assert gcf.gap_gmp_reading(v) == (
         "Here GMP is the more accurate by more than the 2 points called similar (GAP - GMP "
         "accuracy -33.3 points, 95 % interval [-33.3, -33.3]); GAP's IoU is higher, by +0.100 "
         "[+0.100, +0.100] over 20 scenes; GAP's pointing game is not higher (+0.000 [+0.000, "
         "+0.000] over 20 scenes); GAP's hit by Zhou et al.'s box is higher, by +0.100 [+0.100, "
-        "+0.100] over 20 scenes.")
+        "+0.100] over 20 scenes."
+    )
     assert gcf.outcome_phrase(v["hit"]) == "does not hold"
     assert gcf.outcome_phrase(v["iou"]) == "holds"
 
@@ -526,8 +590,9 @@ def test_gap_gmp_reading_follows_the_outcomes():
 def test_gap_gmp_runs_per_scene_are_the_values_behind_the_means(monkeypatch):
     hist = {"test_acc": 0.9, "cpu_time_s": 1.0}
     w = {"gap": (1.0, -1.0), "gmp": (-1.0, 1.0)}
-    monkeypatch.setattr(gcf, "load_pooled", lambda pool, seed, device="cpu": (
-        IdentityGap(w[pool]), hist))
+    monkeypatch.setattr(
+        gcf, "load_pooled", lambda pool, seed, device="cpu": (IdentityGap(w[pool]), hist)
+    )
     runs, scores = gcf.gap_gmp_runs([0, 1], BoxScenes(), per_scene=True)
     assert list(scores.columns[:3]) == ["pooling", "seed", "scene"] and len(scores) == 2 * 2 * 2
     # GAP (w = +1 for class 0): scene 0 is found exactly, scene 1's map is empty; GMP mirrored
@@ -547,7 +612,7 @@ def test_recipes_of_the_five_seeds_and_their_committed_weights():
         names = [gcf.recipe(pool, s) for s in gcf.SEEDS]
         assert names[0] == f"{pool}_net"
         configs = [dataclasses.replace(RECIPES[n], seed=0) for n in names]
-        assert all(c == configs[0] for c in configs)       # only the seed differs
+        assert all(c == configs[0] for c in configs)  # only the seed differs
         assert [RECIPES[n].seed for n in names] == list(gcf.SEEDS)
         for n in names:
             assert recipe_path(n).is_file(), f"{recipe_path(n)} is missing: load_trained({n!r})"
@@ -571,6 +636,7 @@ def test_committed_seed_models_reach_85_percent(name):
 
 
 # --------------------------------------------------------------------------- the full profile
+
 
 def test_full_profile_without_imagenet_raises_data_missing():
     from lib.data import DataMissingError
@@ -611,13 +677,21 @@ def test_full_profile_reads_imagenet_and_explains_a_resnet(tmp_path, monkeypatch
 
 
 def test_identity_table_shows_tiny_differences_in_scientific_notation():
-    identity = pd.DataFrame({"Z": [49.0], "images": [2.0], "max |Z alpha - w|": [1.1e-16],
-                             "max |w|": [0.25], "max |CAM - Z Grad-CAM| / max |CAM|": [7e-16]})
+    identity = pd.DataFrame(
+        {
+            "Z": [49.0],
+            "images": [2.0],
+            "max |Z alpha - w|": [1.1e-16],
+            "max |w|": [0.25],
+            "max |CAM - Z Grad-CAM| / max |CAM|": [7e-16],
+        }
+    )
     t = gcf.identity_table(identity)
     assert t.iloc[0].tolist() == [49, 2, "1.1e-16", 0.25, "7.0e-16"]
 
 
 # --------------------------------------------------------------------------- sections 4-7
+
 
 class LinearHead(nn.Module):
     """A = x (no ReLU: the layer ``features`` passes the input on), y_c = mean_ij A_c: channel c
@@ -637,11 +711,20 @@ def _two_object_scenes(channels):
     and class 1 in a 3 x 3 box; ``channels`` (2, C, 16, 16) are the images."""
     from lib.data.scenes import Scenes
 
-    boxes = [torch.tensor([[3, 2, 8, 6, 0], [10, 10, 13, 13, 1]]),
-             torch.tensor([[8, 9, 13, 13, 0], [1, 1, 4, 4, 1]])]
+    boxes = [
+        torch.tensor([[3, 2, 8, 6, 0], [10, 10, 13, 13, 1]]),
+        torch.tensor([[8, 9, 13, 13, 0], [1, 1, 4, 4, 1]]),
+    ]
     inst = torch.zeros(2, 16, 16, dtype=torch.uint8)
-    return Scenes(channels, torch.tensor([0, 0]), torch.zeros(2, 10), boxes, inst,
-                  [torch.zeros(2, dtype=torch.int64)] * 2, "test")
+    return Scenes(
+        channels,
+        torch.tensor([0, 0]),
+        torch.zeros(2, 10),
+        boxes,
+        inst,
+        [torch.zeros(2, dtype=torch.int64)] * 2,
+        "test",
+    )
 
 
 def _on_boxes(scenes, values):
@@ -672,15 +755,15 @@ def test_box_hits_and_nagy_scores_by_hand():
     # 20 / (15 * 14) = 0.095 of IoU
     rows, cls = [torch.tensor([[3, 2, 7, 5, 0]])] * 3, torch.tensor([0, 0, 0])
     maps = torch.zeros(3, 16, 16)
-    maps[0, 2:6, 3:8] = 1.0                       # the box itself: IoU 1
-    maps[1] = 1.0                                 # all but one corner pixel (the min-max's 0):
-    maps[1, 0, 0] = 0.0                           # box 16 x 16, IoU 20 / 256 = 0.078 < 0.095
+    maps[0, 2:6, 3:8] = 1.0  # the box itself: IoU 1
+    maps[1] = 1.0  # all but one corner pixel (the min-max's 0):
+    maps[1, 0, 0] = 0.0  # box 16 x 16, IoU 20 / 256 = 0.078 < 0.095
     # map 2 is empty: no box, a miss
     assert gcf.box_hits(maps, rows, cls).tolist() == [1.0, 0.0, 0.0]
     # nagy_scores up-samples (here 16 -> 16: the identity), min-max normalises, points
     s = gcf.nagy_scores(maps, 16, rows, cls)
     assert s["box"].tolist() == [1.0, 0.0, 0.0]
-    assert s["point"].tolist() == [1.0, 0.0, 0.0]     # map 1's first max is (0, 1): outside
+    assert s["point"].tolist() == [1.0, 0.0, 0.0]  # map 1's first max is (0, 1): outside
     assert s["empty"].tolist() == [False, False, True]
     # without the ReLU a signed map keeps its shape: -1 on the background, +1 on the box, after
     # min-max 0 and 1: the same box; with the ReLU the same too. A map -1 on the box and 0
@@ -729,9 +812,10 @@ def _units(column, a, b, values_a, values_b, metric="box", nets=("AlexNet",)):
     for net in nets:
         for key, vals in ((a, values_a), (b, values_b)):
             for seed, per_scene in enumerate(vals):
-                rows += [{"network": net, "seed": seed, "scene": i, column: key, metric: v,
-                          "point": v}
-                         for i, v in enumerate(per_scene)]
+                rows += [
+                    {"network": net, "seed": seed, "scene": i, column: key, metric: v, "point": v}
+                    for i, v in enumerate(per_scene)
+                ]
     return pd.DataFrame(rows)
 
 
@@ -756,8 +840,8 @@ def test_relu_units_on_a_map_known_by_hand(monkeypatch):
     # A 1, B 1/3, background 0: B's share of the mass is (1/3 |B|) / (|A| + 1/3 |B|)
     sc = _two_object_scenes(torch.zeros(2, 1, 16, 16))
     sc.images = _on_boxes(sc, [[2.0, 0.0]]) - 1.0
-    for i, b in enumerate(sc.boxes):                      # background -1, boxes as set above
-        for (x0, y0, x1, y1, c) in b.tolist():
+    for i, b in enumerate(sc.boxes):  # background -1, boxes as set above
+        for x0, y0, x1, y1, c in b.tolist():
             sc.images[i, 0, y0:y1, x0:x1] += 1.0
     monkeypatch.setattr(gcf, "stand_in", lambda net, seed, device="cpu": LinearHead())
     monkeypatch.setattr(gcf, "STAND_INS", {"AlexNet": ("", {}, "features", "")})
@@ -788,17 +872,25 @@ def test_discrimination_units_on_maps_known_by_hand(monkeypatch):
     assert u.loc["guidedgradcam", "d"].tolist() == pytest.approx([1.0, 1.0])
     assert u.loc["guidedbackprop", "d_a"].tolist() == pytest.approx([11 / 256] * 2)
     assert u.loc["guidedbackprop", "d"].tolist() == pytest.approx([0.0, 0.0], abs=1e-7)
-    assert gcf.own_minus_other(torch.zeros(1, 4, 4), torch.ones(1, 4, 4, dtype=torch.bool),
-                               torch.zeros(1, 4, 4, dtype=torch.bool)).tolist() == [0.0]
+    assert gcf.own_minus_other(
+        torch.zeros(1, 4, 4),
+        torch.ones(1, 4, 4, dtype=torch.bool),
+        torch.zeros(1, 4, 4, dtype=torch.bool),
+    ).tolist() == [0.0]
 
 
 def test_discrimination_scene_verdicts_by_hand():
     rows = []
     for net in ("AlexNet", "VGG16"):
         for i in range(30):
-            rows += [{"network": net, "seed": 0, "scene": i, "method": m, "d": d}
-                     for m, d in (("gradcam", 0.3 + 0.01 * (i % 3)), ("guidedbackprop", 0.0),
-                                  ("guidedgradcam", 0.4))]
+            rows += [
+                {"network": net, "seed": 0, "scene": i, "method": m, "d": d}
+                for m, d in (
+                    ("gradcam", 0.3 + 0.01 * (i % 3)),
+                    ("guidedbackprop", 0.0),
+                    ("guidedgradcam", 0.4),
+                )
+            ]
     v = gcf.discrimination_scene_verdicts(pd.DataFrame(rows))
     assert v["gradcam"].outcome == verdict.HOLDS and v["gradcam"].estimate == pytest.approx(0.31)
     assert v["guided"].outcome == verdict.HOLDS and v["guided"].estimate == pytest.approx(0.4)
@@ -817,8 +909,11 @@ def test_block_receptive_fields_by_hand():
 
 def test_layer_verdicts_find_a_trend_and_its_absence():
     # score = 0.1 x block in every scene: slope 0.1 exactly, no spread
-    rows = [{"network": "AlexNet", "seed": 0, "scene": i, "block": k, "box": 0.1 * k,
-             "point": 0.5} for i in range(20) for k in range(1, 6)]
+    rows = [
+        {"network": "AlexNet", "seed": 0, "scene": i, "block": k, "box": 0.1 * k, "point": 0.5}
+        for i in range(20)
+        for k in range(1, 6)
+    ]
     lv = gcf.layer_verdicts(pd.DataFrame(rows))
     assert lv["box"].outcome == verdict.HOLDS and lv["box"].estimate == pytest.approx(0.1)
     assert lv["last_vs_first"]["box"]["AlexNet-style"].estimate == pytest.approx(0.4)
@@ -878,8 +973,11 @@ def test_notes_table_names_each_claim_of_the_notes():
     from types import SimpleNamespace as NS
 
     v = verdict.Verdict(verdict.HOLDS, 0.3, 0.2, 0.4, 0.0, "r", "m", 10)
-    rows = [NS(claim_id=c, kind="paper", tier="stand-in", outcome=v.outcome, verdict=v, digits=2)
-            for ids in gcf.NOTES_CLAIMS.values() for c in ids]
+    rows = [
+        NS(claim_id=c, kind="paper", tier="stand-in", outcome=v.outcome, verdict=v, digits=2)
+        for ids in gcf.NOTES_CLAIMS.values()
+        for c in ids
+    ]
     t = gcf.notes_table(rows)
     assert len(t) == sum(len(i) for i in gcf.NOTES_CLAIMS.values()) == 9
     assert t["estimate [95 %]"].iloc[0] == "0.30 [0.20, 0.40]"

@@ -1,5 +1,6 @@
 """The localisation chapter's protocol (lib.chapters.gradcam_localization) on inputs whose
 Grad-CAM maps, boxes and scores are known by hand."""
+
 import types
 from collections import OrderedDict
 
@@ -20,8 +21,11 @@ def _linear_model(weights, biases) -> nn.Module:
     with torch.no_grad():
         fc.weight[:, 0] = torch.tensor(weights, dtype=torch.float32)
         fc.bias[:] = torch.tensor(biases, dtype=torch.float32)
-    return nn.Sequential(OrderedDict(features=nn.Identity(), pool=nn.AdaptiveAvgPool2d(1),
-                                     flatten=nn.Flatten(), fc=fc)).eval()
+    return nn.Sequential(
+        OrderedDict(
+            features=nn.Identity(), pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(), fc=fc
+        )
+    ).eval()
 
 
 def _blob_image() -> torch.Tensor:
@@ -127,8 +131,12 @@ def test_load_chexnet_renames_the_old_densenet_keys(tmp_path):
     ref = torchvision.models.densenet121(num_classes=14).eval()
     old = {}
     for k, v in ref.state_dict().items():  # CheXNet's layout: DataParallel, a wrapper, norm.1
-        for new, legacy in (("norm1", "norm.1"), ("norm2", "norm.2"), ("conv1", "conv.1"),
-                            ("conv2", "conv.2")):
+        for new, legacy in (
+            ("norm1", "norm.1"),
+            ("norm2", "norm.2"),
+            ("conv1", "conv.1"),
+            ("conv2", "conv.2"),
+        ):
             if "denselayer" in k:
                 k = k.replace(f".{new}.", f".{legacy}.")
         k = k.replace("classifier.", "classifier.0.")
@@ -181,13 +189,15 @@ def test_imagenet_run_on_a_tiny_fake_validation_set_resumes(tmp_path, monkeypatc
     for i, (w, h) in enumerate(((300, 200), (256, 256), (200, 320))):
         name = f"ILSVRC2012_val_{i + 1:08d}"
         Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(
-            root / "val" / f"{name}.JPEG")
+            root / "val" / f"{name}.JPEG"
+        )
         lines.append(f"{name},{wnids[i]} 10 20 {w - 30} {h - 10}")
     (root / "LOC_val_solution.csv").write_text("\n".join(lines) + "\n")
     torch.manual_seed(0)
     model = torchvision.models.alexnet(weights=None).eval()
-    kw = dict(batch_size=2, num_workers=0, model=model, progress=False,
-              store_root=tmp_path / "results")
+    kw = dict(
+        batch_size=2, num_workers=0, model=model, progress=False, store_root=tmp_path / "results"
+    )
     first = gl.imagenet_run(tmp_path, "alexnet", "square", "cpu", **kw)
     assert first["images"] == 3
     assert 0 <= first["loc top-1"] <= 100 and first["cls top-5"] >= first["cls top-1"] - 100
@@ -215,11 +225,16 @@ def test_the_shared_forward_pass_gives_the_same_scores(net):
         assert torch.equal(getattr(a, f), getattr(b, f)), f
 
 
-@pytest.mark.parametrize("arch,kwargs,layer,side", [
-    ("small_alexnet", {}, "features.11", 8), ("small_alexnet", {"batch_norm": True},
-                                              "features.16", 8),
-    ("small_vgg", {}, "features.29", 8), ("small_vgg", {"batch_norm": True}, "features.42", 8),
-    ("small_googlenet", {}, "inception5b", 4)])
+@pytest.mark.parametrize(
+    "arch,kwargs,layer,side",
+    [
+        ("small_alexnet", {}, "features.11", 8),
+        ("small_alexnet", {"batch_norm": True}, "features.16", 8),
+        ("small_vgg", {}, "features.29", 8),
+        ("small_vgg", {"batch_norm": True}, "features.42", 8),
+        ("small_googlenet", {}, "inception5b", 4),
+    ],
+)
 def test_stand_ins_keep_the_papers_layer_as_the_last_relu(arch, kwargs, layer, side):
     """The paper's layer is each network's last ReLU (or last block): on the stand-ins at 64 px
     it is ``side`` x ``side``, and nothing after it but pooling and the classifier."""
@@ -233,12 +248,15 @@ def test_stand_ins_keep_the_papers_layer_as_the_last_relu(arch, kwargs, layer, s
     assert m(torch.rand(2, 1, 64, 64)).shape == (2, 10)
     assert got["s"][-2:] == (side, side)
     if arch != "small_googlenet":
-        after = list(m.features)[int(layer.split(".")[1]) + 1:]
+        after = list(m.features)[int(layer.split(".")[1]) + 1 :]
         assert isinstance(resolve_layer(m, layer), nn.ReLU)
         assert all(isinstance(a, (nn.MaxPool2d, nn.Identity)) for a in after)
     # the zoo labels each stand-in's layer with its paper network's name for it
-    paper = {"small_alexnet": "features.11", "small_vgg": "features.29",
-             "small_googlenet": "inception5b"}[arch]
+    paper = {
+        "small_alexnet": "features.11",
+        "small_vgg": "features.29",
+        "small_googlenet": "inception5b",
+    }[arch]
     assert list(zoo.paper_layers(arch)) == [paper]
 
 
@@ -254,26 +272,41 @@ def test_nih_run_maps_each_finding_by_name_to_the_checkpoints_output(tmp_path, m
     (root / "images").mkdir(parents=True)
     for name in ("00000001_000.png", "00000002_000.png"):
         Image.fromarray(np.random.default_rng(0).integers(0, 255, (256, 256), np.uint8)).save(
-            root / "images" / name)
+            root / "images" / name
+        )
     (root / "Data_Entry_2017.csv").write_text(
         "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
         "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y],\n"
         "00000001_000.png,Cardiomegaly|Effusion,0,1,58,M,PA,2682,2749,0.143,0.143,\n"
-        "00000002_000.png,Mass,0,2,81,M,PA,2500,2048,0.171,0.171,\n")
+        "00000002_000.png,Mass,0,2,81,M,PA,2500,2048,0.171,0.171,\n"
+    )
     (root / "BBox_List_2017.csv").write_text(
         "Image Index,Finding Label,Bbox [x,y,w,h],,,\n"
         "00000001_000.png,Cardiomegaly,20,40,100,80,,,\n"
         "00000001_000.png,Effusion,150,100,60,60,,,\n"
-        "00000002_000.png,Mass,10,10,50,50,,,\n")
+        "00000002_000.png,Mass,10,10,50,50,,,\n"
+    )
     torch.manual_seed(0)
     path = tmp_path / "covid.pt"
     torch.save(torchvision.models.densenet121(num_classes=14).state_dict(), path)
     seen = []
     real = gl.table5_maps
-    monkeypatch.setattr(gl, "table5_maps", lambda model, x, targets, *a, **k:
-                        seen.append(targets.tolist()) or real(model, x, targets, *a, **k))
-    rows = gl.nih_run(tmp_path, path, "covid", "cpu", methods=["gradcam"], progress=False,
-                      store_root=tmp_path / "results")
+    monkeypatch.setattr(
+        gl,
+        "table5_maps",
+        lambda model, x, targets, *a, **k: (
+            seen.append(targets.tolist()) or real(model, x, targets, *a, **k)
+        ),
+    )
+    rows = gl.nih_run(
+        tmp_path,
+        path,
+        "covid",
+        "cpu",
+        methods=["gradcam"],
+        progress=False,
+        store_root=tmp_path / "results",
+    )
     assert sorted(seen) == [[0, 2], [5]]
     assert sorted(rows.finding) == ["Cardiomegaly", "Effusion", "Mass"]
     ok = rows.score.dropna()
@@ -281,6 +314,7 @@ def test_nih_run_maps_each_finding_by_name_to_the_checkpoints_output(tmp_path, m
 
 
 # ---------------------------------------------------------------- verdicts (issue 20)
+
 
 def test_scene_units_by_hand():
     """Per scene, what the verdicts pair: the blob image of test_baselines_by_hand."""
@@ -326,22 +360,34 @@ def _units(err: dict, hit: dict, n: int = 40, seeds=(0, 1, 2)):
     for net in gl.STAND_INS:
         for seed in seeds:
             for i in range(n):
-                rows.append({"network": net, "seed": seed, "scene": i,
-                             "loc top-1 error": err[net](i, seed),
-                             "centre box: loc top-1 error": 100.0,
-                             "pointing hit": hit[net](i, seed),
-                             "centre point: pointing hit": 0.0,
-                             "random point: pointing hit": 0.1})
+                rows.append(
+                    {
+                        "network": net,
+                        "seed": seed,
+                        "scene": i,
+                        "loc top-1 error": err[net](i, seed),
+                        "centre box: loc top-1 error": 100.0,
+                        "pointing hit": hit[net](i, seed),
+                        "centre point: pointing hit": 0.0,
+                        "random point: pointing hit": 0.1,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def test_network_claims_on_hand_made_scenes():
     # AlexNet-style misses every scene, GoogLeNet-style every other, VGG16-BN-style one in
     # four; pointing: GoogLeNet-style hits every scene, VGG16-BN-style every other
-    err = {"AlexNet": lambda i, s: 100.0, "GoogLeNet": lambda i, s: 100.0 * (i % 2),
-           "VGG16": lambda i, s: 100.0 * (i % 4 == 0)}
-    hit = {"AlexNet": lambda i, s: 1.0, "GoogLeNet": lambda i, s: 1.0,
-           "VGG16": lambda i, s: float(i % 2)}
+    err = {
+        "AlexNet": lambda i, s: 100.0,
+        "GoogLeNet": lambda i, s: 100.0 * (i % 2),
+        "VGG16": lambda i, s: 100.0 * (i % 4 == 0),
+    }
+    hit = {
+        "AlexNet": lambda i, s: 1.0,
+        "GoogLeNet": lambda i, s: 1.0,
+        "VGG16": lambda i, s: float(i % 2),
+    }
     v = gl.network_claims(_units(err, hit))
     assert v["loc_top1"] == {"AlexNet": 100.0, "GoogLeNet": 50.0, "VGG16": 25.0}
     assert v["worst_localiser"] == "AlexNet"
@@ -365,8 +411,11 @@ def test_network_claims_average_the_seeds_per_scene_and_can_be_undecided():
     # that VGG16-BN-style misses, and misses 2 that it hits: a difference of 1/40 that 40 scenes
     # cannot tell from 0
     err = {n: (lambda i, s: 50.0) for n in gl.STAND_INS}
-    hit = {"AlexNet": lambda i, s: 0.5, "GoogLeNet": lambda i, s: float(i < 23),
-           "VGG16": lambda i, s: float(i < 20 or i in (23, 24))}
+    hit = {
+        "AlexNet": lambda i, s: 0.5,
+        "GoogLeNet": lambda i, s: float(i < 23),
+        "VGG16": lambda i, s: float(i < 20 or i in (23, 24)),
+    }
     v = gl.network_claims(_units(err, hit))
     assert v["googlenet_points_better"].estimate == pytest.approx(1 / 40)
     assert v["googlenet_points_better"].outcome == "undecided"
@@ -385,8 +434,14 @@ def test_table5_claim_pairs_findings_and_reports_per_seed_values():
         for f in range(10):
             base = 0.2 + 0.02 * f
             rows.append({"method": "gradcam", "seed": seed, "finding": f, "score": base})
-            rows.append({"method": "gradcam++", "seed": seed, "finding": f,
-                         "score": float("nan") if f == 9 else base + gap})
+            rows.append(
+                {
+                    "method": "gradcam++",
+                    "seed": seed,
+                    "finding": f,
+                    "score": float("nan") if f == 9 else base + gap,
+                }
+            )
     v = gl.table5_claim(pd.DataFrame(rows))
     # the glued per-seed list holds the differences, not the seeds (a past bug: +0, +100, +200)
     assert v["seeds"] == [0, 1, 2]
@@ -411,9 +466,15 @@ def test_full_claims_are_not_run_off_the_full_profile_and_use_the_fixed_geometry
     rows = []
     for net, paper in gl.PAPER_TABLE1.items():
         for geometry, shift in (("shorter", 5.0), ("square", 0.0)):
-            rows.append({"network": net, "geometry": geometry, "images": 50000,
-                         "loc top-1": paper["loc top-1"][0] + shift,
-                         "loc top-5": paper["loc top-5"][0] + 0.1 * (geometry == "shorter")})
+            rows.append(
+                {
+                    "network": net,
+                    "geometry": geometry,
+                    "images": 50000,
+                    "loc top-1": paper["loc top-1"][0] + shift,
+                    "loc top-5": paper["loc top-5"][0] + 0.1 * (geometry == "shorter"),
+                }
+            )
     tables = {"imagenet": pd.DataFrame(rows).set_index(["network", "geometry"])}
     got = {c["id"]: c["verdict"] for c in gl.full_claims("full", tables)}
     assert gl.FULL_GEOMETRY == "shorter"
@@ -426,18 +487,27 @@ def test_full_claims_are_not_run_off_the_full_profile_and_use_the_fixed_geometry
     # on 500 images the interval (about +-4.4 points) straddles the band: undecided
     small = {"imagenet": tables["imagenet"].assign(images=500)}
     assert {c["id"]: c["verdict"] for c in gl.full_claims("full", small)}[
-        "imagenet-VGG16-loctop-5"].outcome == "undecided"
+        "imagenet-VGG16-loctop-5"
+    ].outcome == "undecided"
 
 
 def test_the_tables_show_a_wilson_interval():
     import pandas as pd
 
-    per_seed = pd.DataFrame({"network": ["VGG16"] * 2, "seed": [0, 1], "images": [10, 10],
-                             "cls top-1": [10.0, 20.0], "cls top-5": [0.0, 0.0],
-                             "loc top-1": [50.0, 50.0], "loc top-5": [40.0, 40.0],
-                             "accuracy (tolerance 0 px)": [0.5, 0.5],
-                             "accuracy, top-1 predicted class": [0.4, 0.4],
-                             "recall, authors' code": [0.3, 0.3]})
+    per_seed = pd.DataFrame(
+        {
+            "network": ["VGG16"] * 2,
+            "seed": [0, 1],
+            "images": [10, 10],
+            "cls top-1": [10.0, 20.0],
+            "cls top-5": [0.0, 0.0],
+            "loc top-1": [50.0, 50.0],
+            "loc top-5": [40.0, 40.0],
+            "accuracy (tolerance 0 px)": [0.5, 0.5],
+            "accuracy, top-1 predicted class": [0.4, 0.4],
+            "recall, authors' code": [0.3, 0.3],
+        }
+    )
     t1 = gl.table1_vs_paper(per_seed)
     assert t1.loc["VGG16", "loc top-1 ours, 95 % (images)"] == "[23.7, 76.3]"
     t2 = gl.table2_vs_paper(per_seed, "accuracy (tolerance 0 px)")
@@ -447,9 +517,15 @@ def test_the_tables_show_a_wilson_interval():
 def test_table5_summary_shows_the_authors_numbers_for_both_models():
     import pandas as pd
 
-    rows = pd.DataFrame({"method": gl.TABLE5_METHODS * 2, "seed": [0] * 4 + [1] * 4,
-                         "score": [0.1, 0.2, 0.3, 0.4, 0.3, 0.4, 0.5, 0.6], "empty": False,
-                         "box share": 0.1})
+    rows = pd.DataFrame(
+        {
+            "method": gl.TABLE5_METHODS * 2,
+            "seed": [0] * 4 + [1] * 4,
+            "score": [0.1, 0.2, 0.3, 0.4, 0.3, 0.4, 0.5, 0.6],
+            "empty": False,
+            "box share": 0.1,
+        }
+    )
     s = gl.table5_summary(rows)
     assert s.loc["Grad-CAM", "share in box (mean)"] == pytest.approx(0.2)
     a, b = "authors' repository, model A (NIH)", "authors' repository, model B (NIH)"
@@ -492,8 +568,10 @@ def test_table5_authors_protocol_by_hand():
 
     sig = gl.SigmoidOutputs(Net())
     assert sig(torch.zeros(1, 1, 4, 4, dtype=torch.float64)).item() == 0.5  # sigmoid(0)
-    x = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0],
-                      [0.5, 0.5, 0.2, 0.2], [0.5, 0.5, 0.2, 0.2]], dtype=torch.float64)[None, None]
+    x = torch.tensor(
+        [[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0], [0.5, 0.5, 0.2, 0.2], [0.5, 0.5, 0.2, 0.2]],
+        dtype=torch.float64,
+    )[None, None]
     a = torch.tensor([[0.0, 1.0], [0.5, 0.2]], dtype=torch.float64)  # the pooled map
     t = torch.tensor([0])
     maps = gl.table5_maps(Net(), x, t, "feat", ["gradcam", "gradcam++"], protocol="authors")
@@ -511,8 +589,9 @@ def test_table5_authors_protocol_by_hand():
     assert torch.allclose(maps["gradcam++"][0], want.float(), atol=1e-6)
     # the textbook protocol: bilinear, not normalised, logits (alpha = 2.5 for Grad-CAM)
     text = gl.table5_maps(Net(), x, t, "feat", ["gradcam"], protocol="textbook")
-    want = F.interpolate(2.5 * a[None, None], size=(4, 4), mode="bilinear",
-                         align_corners=False)[0, 0]
+    want = F.interpolate(2.5 * a[None, None], size=(4, 4), mode="bilinear", align_corners=False)[
+        0, 0
+    ]
     assert torch.allclose(text["gradcam"][0], want.float(), atol=1e-6)
     with pytest.raises(ValueError, match="protocol"):
         gl.table5_maps(Net(), x, t, "feat", ["gradcam"], protocol="paper")
@@ -533,11 +612,17 @@ def test_the_mixed_geometry_pairs_shorter_side_images_with_square_boxes(tmp_path
     Image.fromarray(img).save(tmp_path / "val" / "ILSVRC2012_val_00000001.JPEG", quality=95)
     wnid = load_wnids()[65]
     (tmp_path / "LOC_val_solution.csv").write_text(
-        f"ImageId,PredictionString\nILSVRC2012_val_00000001,{wnid} 100 50 300 250 \n")
+        f"ImageId,PredictionString\nILSVRC2012_val_00000001,{wnid} 100 50 300 250 \n"
+    )
     ds = gl.mixed_imagenet_val(tmp_path)
     x, label, boxes = ds[0]
-    expect = [100 * 256 / 500 - 16, 50 * 256 / 375 - 16, 300 * 256 / 500 - 16,
-              250 * 256 / 375 - 16, 65]
+    expect = [
+        100 * 256 / 500 - 16,
+        50 * 256 / 375 - 16,
+        300 * 256 / 500 - 16,
+        250 * 256 / 375 - 16,
+        65,
+    ]
     np.testing.assert_allclose(boxes.numpy(), [expect], rtol=1e-5)
     assert label == 65 and ds.mode == "square"
     shorter = ImageNetVal(tmp_path, mode="shorter")[0]

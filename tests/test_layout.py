@@ -1,6 +1,7 @@
 """The library's layout: a chapter module stands alone (it imports no other chapter module:
 what two chapters share lives in lib.train, lib.models or lib.data), and no two library modules
 import each other."""
+
 import ast
 from pathlib import Path
 
@@ -46,8 +47,15 @@ def test_no_two_library_modules_import_each_other():
     for name, path in mods.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         deps[name] = {m for m in _imports(path, package) if m in mods and m != name}
-    pairs = sorted({tuple(sorted((a, b))) for a in deps for b in deps[a] if a in deps.get(b, ())
-                    # a package importing its own submodule and the submodule its package's
-                    # siblings is the usual shape, not a cycle
-                    and not (b.startswith(a + ".") or a.startswith(b + "."))})
+    pairs = sorted(
+        {
+            tuple(sorted((a, b)))
+            for a in deps
+            for b in deps[a]
+            if a in deps.get(b, ())
+            # a package importing its own submodule and the submodule its package's
+            # siblings is the usual shape, not a cycle
+            and not (b.startswith(a + ".") or a.startswith(b + "."))
+        }
+    )
     assert not pairs, f"modules that import each other: {pairs}"

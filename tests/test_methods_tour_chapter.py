@@ -1,4 +1,5 @@
 """Tests for lib.chapters.methods_tour's scores and verdict rules, on hand-made maps and masks."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -19,10 +20,10 @@ def _masks(n: int) -> torch.Tensor:
 def test_box_scores_per_photo_by_hand_and_the_table_unchanged():
     masks = _masks(3)
     maps = torch.zeros(3, 4, 4)
-    maps[0, :2, :2] = 1.0      # all mass in the box: 1, hit
-    maps[1] = 1.0              # even: 4/16 = 0.25, arg-max (0, 0) in the box
-    maps[2, 3, 3] = 2.0        # all outside: 0, miss
-    maps[2, 0, 0] = 2.0 / 3    # ... plus a little inside: (2/3) / (8/3) = 0.25; arg-max outside
+    maps[0, :2, :2] = 1.0  # all mass in the box: 1, hit
+    maps[1] = 1.0  # even: 4/16 = 0.25, arg-max (0, 0) in the box
+    maps[2, 3, 3] = 2.0  # all outside: 0, miss
+    maps[2, 0, 0] = 2.0 / 3  # ... plus a little inside: (2/3) / (8/3) = 0.25; arg-max outside
     per = T.box_scores_per_photo({"gradcam": maps}, masks, ["a", "b", "c"])
     assert per["photo"].tolist() == ["a", "b", "c"]
     assert per["mass in box"].tolist() == pytest.approx([1.0, 0.25, 0.25])
@@ -38,8 +39,16 @@ def test_box_scores_per_photo_by_hand_and_the_table_unchanged():
 
 def _per_photo(mass, share, empty=None):
     n = len(mass)
-    return pd.DataFrame({"method": "gradcam", "photo": range(n), "mass in box": mass,
-                         "hit": 1.0, "empty": empty or [False] * n, "box share of image": share})
+    return pd.DataFrame(
+        {
+            "method": "gradcam",
+            "photo": range(n),
+            "mass in box": mass,
+            "hit": 1.0,
+            "empty": empty or [False] * n,
+            "box share of image": share,
+        }
+    )
 
 
 def test_localisation_verdict_three_outcomes_empty_maps_and_one_photo():
@@ -52,8 +61,13 @@ def test_localisation_verdict_three_outcomes_empty_maps_and_one_photo():
     mixed = T.localisation_verdict(_per_photo([0.3, 0.2, 0.35, 0.3, 0.2, 0.25], share))
     assert mixed.outcome == V.UNDECIDED and mixed.low < 0 < mixed.high
     # an empty map (NaN mass) is left out and said so; the verdict never sees a NaN
-    emp = T.localisation_verdict(_per_photo([0.8, float("nan"), 0.9, 0.6, 0.5, 0.75], share,
-                                            [False, True, False, False, False, False]))
+    emp = T.localisation_verdict(
+        _per_photo(
+            [0.8, float("nan"), 0.9, 0.6, 0.5, 0.75],
+            share,
+            [False, True, False, False, False, False],
+        )
+    )
     assert emp.n == 5 and "1 empty map(s) left out" in emp.rule
     # one photograph: no interval, no outcome
     one = T.localisation_verdict(_per_photo([0.8], [0.2]))

@@ -1,4 +1,5 @@
 """Metrics against values worked out by hand."""
+
 import math
 
 import pytest
@@ -20,7 +21,7 @@ def test_mass_in_mask_by_hand():
 
 def test_hit_by_hand_with_tolerance():
     maps = torch.zeros(2, 5, 5)
-    maps[0, 4, 4] = 1.0   # arg-max in the corner
+    maps[0, 4, 4] = 1.0  # arg-max in the corner
     maps[1, 0, 0] = 1.0
     masks = torch.zeros(2, 5, 5, dtype=torch.bool)
     masks[:, 0:2, 0:2] = True
@@ -46,7 +47,7 @@ def test_iou_top_area_by_hand():
 
 def test_dead_zone_ratio_by_hand():
     maps = torch.zeros(2, 4, 3)
-    maps[0, :2] = 1.0   # seen rows only
+    maps[0, :2] = 1.0  # seen rows only
     maps[0, 3, 0] = 2.0  # one dead pixel
     # ||dead|| = 2, ||all|| = sqrt(6 + 4)
     mu = metrics.dead_zone_ratio(maps, slice(3, None), empty="nan")
@@ -62,8 +63,9 @@ def test_empty_maps_are_never_scored_silently():
     maps[1, 0, 0] = 1.0
     masks = torch.ones(3, 4, 4, dtype=torch.bool)
     assert torch.equal(metrics.is_empty(maps), torch.tensor([True, False, True]))
-    with pytest.raises(ValueError,
-                       match=r"2 of 3 maps are zero everywhere \(maps \[0, 2\]\).*empty='nan'"):
+    with pytest.raises(
+        ValueError, match=r"2 of 3 maps are zero everywhere \(maps \[0, 2\]\).*empty='nan'"
+    ):
         metrics.dead_zone_ratio(maps, slice(2, None))
     with pytest.raises(ValueError, match="2 of 3 maps are zero everywhere"):
         metrics.mass_in_mask(maps, masks)

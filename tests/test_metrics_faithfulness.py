@@ -1,4 +1,5 @@
 """Nagy et al.'s Table 3 and Table 7 metrics (lib.metrics), on tiny maps worked out by hand."""
+
 import math
 
 import numpy as np
@@ -15,6 +16,7 @@ def _maps(*rows):
 
 
 # ---------------------------------------------------------------- Table 3: rank correlations
+
 
 def test_spearman_and_the_authors_argsort_differ_by_hand():
     # ranks (2, 3, 4, 1) and (1, 2, 4, 3): d = (1, 1, 0, -2), sum d^2 = 6, rho = 1 - 36/60 = 0.4.
@@ -39,8 +41,10 @@ def test_both_are_one_on_identical_maps_and_match_scipy_on_random_ones():
     assert torch.allclose(metrics.spearman_of_argsorts(a, a), torch.ones(5, dtype=torch.float64))
     want = [spearmanr(u.ravel(), v.ravel()).statistic for u, v in zip(a.numpy(), b.numpy())]
     assert metrics.spearman(a, b).numpy() == pytest.approx(want)
-    want = [spearmanr(np.argsort(u.ravel()), np.argsort(v.ravel())).statistic
-            for u, v in zip(a.double().numpy(), b.double().numpy())]
+    want = [
+        spearmanr(np.argsort(u.ravel()), np.argsort(v.ravel())).statistic
+        for u, v in zip(a.double().numpy(), b.double().numpy())
+    ]
     assert metrics.spearman_of_argsorts(a, b).numpy() == pytest.approx(want)
 
 
@@ -49,7 +53,7 @@ def test_the_argsort_computation_loses_a_strong_correlation():
     # argsort arrays (pixel indices in value order) of two such maps are nearly unrelated
     g = torch.Generator().manual_seed(1)
     a = torch.rand(20, 14, 14, generator=g)
-    b = a ** 2 + 0.05 * torch.rand(20, 14, 14, generator=g)
+    b = a**2 + 0.05 * torch.rand(20, 14, 14, generator=g)
     assert metrics.spearman(a, b).mean() > 0.95
     assert metrics.spearman_of_argsorts(a, b).abs().mean() < 0.5
 
@@ -70,6 +74,7 @@ def test_rank_correlations_check_their_input():
 
 
 # ---------------------------------------------------------------- Table 7: binarised maps
+
 
 def test_percentile_of_the_positive_values_with_ties():
     # positives (1, 1, 1, 2): the 10th percentile lies between the first two 1s, so it is 1;
@@ -139,8 +144,10 @@ def test_contrastivity_matches_the_authors_numpy_code():
     masks[0, 3] = False
     masks[0, 7] = False  # one image: its class-7 mask is empty, the class-3 mask too
     classes = torch.tensor([7, 0, 9, 4])
-    want = [np.mean([theirs(masks[i, c].numpy(), masks[i, j].numpy()) for j in range(10) if j != c])
-            for i, c in enumerate(classes.tolist())]
+    want = [
+        np.mean([theirs(masks[i, c].numpy(), masks[i, j].numpy()) for j in range(10) if j != c])
+        for i, c in enumerate(classes.tolist())
+    ]
     assert metrics.contrastivity(masks, classes, empty="zero").numpy() == pytest.approx(want)
 
 

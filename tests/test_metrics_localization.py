@@ -1,6 +1,7 @@
 """Nagy et al.'s localisation protocol in lib.metrics (boxes from maps, Eq. 3's hit rule, top-k
 errors, the pointing game and its recall, Table 5's score), against values worked out by hand,
 scikit-image's labelling and the authors' own formulas."""
+
 import numpy as np
 import pytest
 import torch
@@ -12,11 +13,11 @@ from lib.metrics import NO_BOX
 
 def _two_blobs() -> torch.Tensor:
     m = torch.zeros(12, 16)
-    m[1:5, 1:5] = 1.0                      # the bright blob: 16 px, a 4 x 4 = 16 rectangle
-    for k in range(6):                     # a dim diagonal: 6 px, 8-connected, a 6 x 6 rectangle
+    m[1:5, 1:5] = 1.0  # the bright blob: 16 px, a 4 x 4 = 16 rectangle
+    for k in range(6):  # a dim diagonal: 6 px, 8-connected, a 6 x 6 rectangle
         m[6 + k, 6 + k] = 0.3
-    m[0, 6:16] = 0.15                      # exactly 15 % of the max: NOT above the threshold
-    m[0:12, 15] = 0.15                     # (its 10 x 12 rectangle would win with >=)
+    m[0, 6:16] = 0.15  # exactly 15 % of the max: NOT above the threshold
+    m[0:12, 15] = 0.15  # (its 10 x 12 rectangle would win with >=)
     return m
 
 
@@ -36,7 +37,7 @@ def test_boxes_agree_with_scikit_image_labelling():
     from skimage.measure import label, regionprops
 
     g = torch.Generator().manual_seed(0)
-    low = torch.rand(300, 1, 9, 9, generator=g) ** 3       # peaky: several blobs per map
+    low = torch.rand(300, 1, 9, 9, generator=g) ** 3  # peaky: several blobs per map
     maps = F.interpolate(low, size=(96, 112), mode="bilinear", align_corners=False)[:, 0]
     maps[:20] += 0.2 * torch.rand(20, 96, 112, generator=g)  # noisy maps: many small blobs
     boxes = metrics.gradcam_boxes(maps)
@@ -83,7 +84,7 @@ def test_hit_rule_size_rule_versus_one_half():
     assert metrics.box_iou(narrow, gt).item() == pytest.approx(0.3)
     assert metrics.localization_hit(narrow, gt).item() == 1.0  # a plain 0.5 rule would miss
     assert metrics.localization_hit(torch.tensor([[0, 0, 1, 9]]), gt).item() == 0.0  # 0.2
-    big = torch.tensor([[0, 0, 99, 99]])   # min(0.5, 10000 / 12100) = 0.5
+    big = torch.tensor([[0, 0, 99, 99]])  # min(0.5, 10000 / 12100) = 0.5
     assert metrics.iou_threshold(big).item() == 0.5
     assert metrics.localization_hit(torch.tensor([[0, 0, 48, 99]]), big).item() == 0.0  # 0.49
     assert metrics.localization_hit(torch.tensor([[0, 0, 49, 99]]), big).item() == 1.0  # 0.50
@@ -105,11 +106,14 @@ def test_hit_rule_in_the_authors_arithmetic():
 
 
 def test_topk_localisation_and_classification_errors_by_hand():
-    gt = [torch.tensor([[0, 0, 9, 9, 3]]),
-          torch.tensor([[10, 10, 19, 19, 1], [30, 30, 39, 39, 1]])]
+    gt = [torch.tensor([[0, 0, 9, 9, 3]]), torch.tensor([[10, 10, 19, 19, 1], [30, 30, 39, 39, 1]])]
     classes = torch.tensor([[5, 3], [1, 2]])
-    boxes = torch.tensor([[[0, 0, 9, 9], [0, 0, 4, 9]],          # right box, wrong class; hit
-                          [[30, 30, 39, 39], [10, 10, 19, 19]]])  # the 2nd box; wrong class
+    boxes = torch.tensor(
+        [
+            [[0, 0, 9, 9], [0, 0, 4, 9]],  # right box, wrong class; hit
+            [[30, 30, 39, 39], [10, 10, 19, 19]],
+        ]
+    )  # the 2nd box; wrong class
     hits = metrics.topk_localization_hits(boxes, classes, gt)
     assert hits.tolist() == [[0.0, 1.0], [1.0, 0.0]]
     assert metrics.topk_error(hits, 1) == 0.5 and metrics.topk_error(hits, 2) == 0.0
@@ -133,12 +137,12 @@ def test_pointing_game_edges_and_tolerance():
         m[0, r, c] = 1.0
         return m
 
-    assert metrics.hit(point(15, 19), mask).item() == 1.0   # on the edge: inside
+    assert metrics.hit(point(15, 19), mask).item() == 1.0  # on the edge: inside
     assert metrics.hit(point(15, 20), mask).item() == 0.0
     # Zhang et al.'s 15 px tolerance, straight right of the box
-    assert metrics.hit(point(15, 33), mask, tolerance=15).item() == 1.0   # 14 px away
-    assert metrics.hit(point(15, 35), mask, tolerance=15).item() == 0.0   # 16 px away
-    assert metrics.hit(point(15, 33), mask).item() == 0.0                 # Nagy et al.: none
+    assert metrics.hit(point(15, 33), mask, tolerance=15).item() == 1.0  # 14 px away
+    assert metrics.hit(point(15, 35), mask, tolerance=15).item() == 0.0  # 16 px away
+    assert metrics.hit(point(15, 33), mask).item() == 0.0  # Nagy et al.: none
     # diagonally off the corner (19, 19): (30, 30) is 11 * sqrt(2) = 15.6 px away, outside the
     # 15 px disc although both offsets are under 15; (29, 29) is 14.1 px away, inside
     assert metrics.hit(point(30, 30), mask, tolerance=15).item() == 0.0
@@ -157,17 +161,21 @@ def test_pointing_recall_as_the_authors_code():
     theirs = np.logical_or(np.logical_and(h, p >= 0.5), np.logical_and(np.logical_not(c), p < 0.5))
     assert metrics.pointing_recall(hits, correct, peaks) == pytest.approx(theirs.mean())
     # the threshold itself counts as a confident peak (>=), as in their code
-    assert metrics.pointing_recall(torch.tensor([[1]]), torch.tensor([[1]]),
-                                   torch.tensor([[0.5]])) == 1.0
+    assert (
+        metrics.pointing_recall(torch.tensor([[1]]), torch.tensor([[1]]), torch.tensor([[0.5]]))
+        == 1.0
+    )
     with pytest.raises(ValueError, match="wrong class"):
         metrics.pointing_recall(torch.tensor([[1]]), torch.tensor([[0]]), torch.tensor([[1.0]]))
 
 
 def test_share_above_in_mask_by_hand():
-    maps = torch.tensor([[[0.0, 10.0, 9.0, 2.0],
-                          [1.0, 9.6, 8.0, 9.9]],
-                         [[3.0, 3.0, 3.0, 3.0],
-                          [3.0, 3.0, 3.0, 3.0]]])
+    maps = torch.tensor(
+        [
+            [[0.0, 10.0, 9.0, 2.0], [1.0, 9.6, 8.0, 9.9]],
+            [[3.0, 3.0, 3.0, 3.0], [3.0, 3.0, 3.0, 3.0]],
+        ]
+    )
     masks = torch.zeros(2, 2, 4, dtype=torch.bool)
     masks[:, :, :2] = True
     # min-max: 10 -> 1, 9.9 -> .99, 9.6 -> .96, 9 -> .9, 8 -> .8: four pixels above 0.85, two
@@ -181,16 +189,19 @@ def test_share_above_in_mask_by_hand():
     inside = torch.tensor([[[False, True, False, False]]])
     assert metrics.share_above_in_mask(edge, inside).item() == 1.0
     # above 0.95: 10, 9.9 and 9.6; inside: 10 and 9.6
-    assert metrics.share_above_in_mask(maps[:1], masks[:1], threshold=0.95).item() == \
-        pytest.approx(2 / 3)
+    assert metrics.share_above_in_mask(maps[:1], masks[:1], threshold=0.95).item() == pytest.approx(
+        2 / 3
+    )
 
 
 def test_share_above_in_mask_scores_an_empty_map_zero_as_the_authors():
     """Nagy et al.'s code scores an all-zero (or constant) map 0 and keeps it in the mean."""
-    maps = torch.tensor([[[0.0, 10.0, 9.0, 2.0],
-                          [1.0, 9.6, 8.0, 9.9]],
-                         [[0.0, 0.0, 0.0, 0.0],
-                          [0.0, 0.0, 0.0, 0.0]]])
+    maps = torch.tensor(
+        [
+            [[0.0, 10.0, 9.0, 2.0], [1.0, 9.6, 8.0, 9.9]],
+            [[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]],
+        ]
+    )
     masks = torch.zeros(2, 2, 4, dtype=torch.bool)
     masks[:, :, :2] = True
     s = metrics.share_above_in_mask(maps, masks, empty="zero")

@@ -1,5 +1,6 @@
 """The papers' models: shapes worked out by hand, second implementations, the masked VGG's dead
 zone (Taimeskhanov et al.: 54 rows of a 224 px input) and the authors'-weights key mapping."""
+
 from __future__ import annotations
 
 import re
@@ -30,6 +31,7 @@ def _capture(model, layer, x):
 
 # ---------------------------------------------------------------- Nagy et al.: the MNIST net
 
+
 def test_mnist_net_shapes_by_hand_and_second_implementation():
     torch.manual_seed(0)
     m = MnistNet().eval()
@@ -39,8 +41,15 @@ def test_mnist_net_shapes_by_hand_and_second_implementation():
     x = torch.rand(3, 1, 28, 28)
     logits, act = _capture(m, m.target_layer, x)
     assert act.shape == (3, 20, 12, 12)
-    ref = nn.Sequential(nn.Conv2d(1, 20, 5), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(),
-                        nn.Linear(2880, 50), nn.ReLU(), nn.Linear(50, 10)).eval()
+    ref = nn.Sequential(
+        nn.Conv2d(1, 20, 5),
+        nn.MaxPool2d(2),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(2880, 50),
+        nn.ReLU(),
+        nn.Linear(50, 10),
+    ).eval()
     ref[0].load_state_dict(m.conv1.state_dict())
     ref[4].load_state_dict(m.fc1.state_dict())
     ref[6].load_state_dict(m.fc2.state_dict())
@@ -50,6 +59,7 @@ def test_mnist_net_shapes_by_hand_and_second_implementation():
 
 
 # ---------------------------------------------------------------- Selvaraju et al.: GAP and GMP heads
+
 
 @pytest.mark.parametrize("pool", ["avg", "max"])
 def test_pooled_cnn_head_is_global_pool_then_linear(pool):
@@ -70,13 +80,14 @@ def test_gap_net_gradient_is_cam_weight_over_Z():
     _, a = _capture(m, m.target_layer, x)
     a = a.detach().requires_grad_(True)
     y = m.fc(m.flatten(m.pool(a)))
-    grad, = torch.autograd.grad(y[0, 3], a)
+    (grad,) = torch.autograd.grad(y[0, 3], a)
     Z = a.shape[-1] * a.shape[-2]
     expected = (m.fc.weight[3] / Z)[:, None, None].expand_as(grad[0])
     torch.testing.assert_close(grad[0], expected, rtol=1e-6, atol=1e-9)
 
 
 # ---------------------------------------------------------------- Taimeskhanov et al.: the masked VGG
+
 
 def test_masked_vgg16_is_torchvision_vgg16_minus_last_pool():
     with torch.device("meta"):
@@ -88,8 +99,12 @@ def test_masked_vgg16_is_torchvision_vgg16_minus_last_pool():
         assert type(a) is type(b), i
         if isinstance(a, nn.Conv2d):
             expected_out = 256 if i == 28 else b.out_channels  # the paper's 512 -> 256 conv
-            assert (a.in_channels, a.out_channels, a.kernel_size, a.padding) == \
-                (b.in_channels, expected_out, b.kernel_size, b.padding), i
+            assert (a.in_channels, a.out_channels, a.kernel_size, a.padding) == (
+                b.in_channels,
+                expected_out,
+                b.kernel_size,
+                b.padding,
+            ), i
     assert isinstance(tv.features[30], nn.MaxPool2d)  # the pool the paper removes
     lin = ours.classifier[0]
     assert (lin.in_features, lin.out_features) == (256 * 14 * 14, 4096)
@@ -98,7 +113,14 @@ def test_masked_vgg16_is_torchvision_vgg16_minus_last_pool():
     mask = lin.mask.to("cpu") if lin.mask.device.type != "meta" else None
     assert mask is None or int((mask == 0).sum()) == 256 * 9 * 14
     assert [type(c).__name__ for c in ours.classifier] == [
-        "MaskedLinear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]
+        "MaskedLinear",
+        "ReLU",
+        "Dropout",
+        "Linear",
+        "ReLU",
+        "Dropout",
+        "Linear",
+    ]
 
 
 def test_mask_layout_matches_paper_indexing():
@@ -111,44 +133,66 @@ def test_mask_layout_matches_paper_indexing():
 
 def _train_few_steps(model_kwargs, size, optimizer, tmp_path, in_channels):
     g = torch.Generator().manual_seed(0)
-    bundle = DataBundle(torch.rand(24, in_channels, size, size, generator=g),
-                        torch.randint(0, 3, (24,), generator=g),
-                        torch.rand(8, in_channels, size, size, generator=g),
-                        torch.randint(0, 3, (8,), generator=g))
-    config = TrainConfig("masked_vgg", model_kwargs, lambda: bundle, epochs=1, lr=1e-2,
-                         batch_size=8, optimizer=optimizer, weight_decay=0.1, data_key="rand")
-    model, _ = train(config, cache_dir=tmp_path, models_dir=tmp_path, progress=False,
-                     verbose=False)
+    bundle = DataBundle(
+        torch.rand(24, in_channels, size, size, generator=g),
+        torch.randint(0, 3, (24,), generator=g),
+        torch.rand(8, in_channels, size, size, generator=g),
+        torch.randint(0, 3, (8,), generator=g),
+    )
+    config = TrainConfig(
+        "masked_vgg",
+        model_kwargs,
+        lambda: bundle,
+        epochs=1,
+        lr=1e-2,
+        batch_size=8,
+        optimizer=optimizer,
+        weight_decay=0.1,
+        data_key="rand",
+    )
+    model, _ = train(config, cache_dir=tmp_path, models_dir=tmp_path, progress=False, verbose=False)
     return model
 
 
-@pytest.mark.parametrize("case", [
-    # paper geometry: VGG16 features.29 has RF 196, jump 16, unit 0 centred at 7.5; the last
-    # visible row (4 of 0..13) reaches 7.5 + 16 * 4 + 97.5 = 169, so rows 170..223 are dead.
-    dict(kw=dict(width=1 / 16, input_size=224, masked_rows=9, hidden=16, cfg="D"),
-         size=224, last_seen=169, optimizer="sgd"),
-    # scaled "S" stack at 64 px: RF 54, jump 8, centre 3.5; visible rows 0..2 reach
-    # 3.5 + 16 + 26.5 = 46, so rows 47..63 (17 rows) are dead.
-    dict(kw=dict(width=1 / 8, input_size=64, masked_rows=5, hidden=32, cfg="S", in_channels=1),
-         size=64, last_seen=46, optimizer="adam"),
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        # paper geometry: VGG16 features.29 has RF 196, jump 16, unit 0 centred at 7.5; the last
+        # visible row (4 of 0..13) reaches 7.5 + 16 * 4 + 97.5 = 169, so rows 170..223 are dead.
+        dict(
+            kw=dict(width=1 / 16, input_size=224, masked_rows=9, hidden=16, cfg="D"),
+            size=224,
+            last_seen=169,
+            optimizer="sgd",
+        ),
+        # scaled "S" stack at 64 px: RF 54, jump 8, centre 3.5; visible rows 0..2 reach
+        # 3.5 + 16 + 26.5 = 46, so rows 47..63 (17 rows) are dead.
+        dict(
+            kw=dict(width=1 / 8, input_size=64, masked_rows=5, hidden=32, cfg="S", in_channels=1),
+            size=64,
+            last_seen=46,
+            optimizer="adam",
+        ),
+    ],
+)
 def test_mask_survives_training_and_dead_zone_is_invisible(case, tmp_path):
     kw = dict(num_classes=3, **case["kw"])
     c = kw.get("in_channels", 3)
     model = _train_few_steps(kw, case["size"], case["optimizer"], tmp_path, c)
     lin = model.classifier[0]
-    assert torch.all(lin.weight[:, lin.mask == 0] == 0)   # stored weights still exactly 0
+    assert torch.all(lin.weight[:, lin.mask == 0] == 0)  # stored weights still exactly 0
     assert torch.any(lin.weight[:, lin.mask == 1] != 0)
     g = torch.Generator().manual_seed(1)
     x = torch.rand(2, c, case["size"], case["size"], generator=g)
     with torch.no_grad():
         base = model(x)
         dead = x.clone()
-        dead[:, :, case["last_seen"] + 1:, :] = torch.rand(dead[:, :, case["last_seen"] + 1:, :].shape,
-                                                           generator=g) * 5
-        assert torch.equal(model(dead), base)          # bit-identical logits
+        dead[:, :, case["last_seen"] + 1 :, :] = (
+            torch.rand(dead[:, :, case["last_seen"] + 1 :, :].shape, generator=g) * 5
+        )
+        assert torch.equal(model(dead), base)  # bit-identical logits
         seen = x.clone()
-        seen[:, :, case["last_seen"], :] += 5.0        # the last visible row does matter
+        seen[:, :, case["last_seen"], :] += 5.0  # the last visible row does matter
         assert not torch.equal(model(seen), base)
     # dead rows in the paper's 224 case: 224 - 170 = 54 (24 % of the image)
     if case["size"] == 224:
@@ -170,16 +214,41 @@ def _authors_sequential(width: float, hidden: int, num_classes: int, masked: boo
     torch.manual_seed(3)
     c = lambda v: int(round(v * width))  # noqa: E731
     layers, c_in = [], 3
-    for v in [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]:
+    for v in [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        "M",
+    ]:
         if v == "M":
             layers.append(nn.MaxPool2d(2, 2))
         else:
             layers += [nn.Conv2d(c_in, c(v), 3, padding=1), nn.ReLU(inplace=True)]
             c_in = c(v)
-    layers = layers[:30] + layers[31:]                      # remove the last max-pool
-    classifier = nn.Sequential(nn.Linear(c(256) * 14 * 14, hidden), nn.ReLU(True), nn.Dropout(),
-                               nn.Linear(hidden, hidden), nn.ReLU(True), nn.Dropout(),
-                               nn.Linear(hidden, num_classes))
+    layers = layers[:30] + layers[31:]  # remove the last max-pool
+    classifier = nn.Sequential(
+        nn.Linear(c(256) * 14 * 14, hidden),
+        nn.ReLU(True),
+        nn.Dropout(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(True),
+        nn.Dropout(),
+        nn.Linear(hidden, num_classes),
+    )
     model = nn.Sequential(*layers, nn.Flatten(1), classifier)
     model[28] = nn.Conv2d(c(512), c(256), 3, padding=1)
     for p in model.parameters():  # non-zero biases so that a swapped tensor shows
@@ -198,8 +267,10 @@ def test_load_authors_weights_reproduces_their_sequential(tmp_path, wrap):
     sd = ref.state_dict()
     assert "31.0.weight" in sd and "28.weight" in sd and "29.weight" not in sd
     if wrap == "wrapped":  # DataParallel prefix, a training checkpoint, keys in another order
-        sd = {"model_state_dict": {f"module.{k}": v for k, v in reversed(list(sd.items()))},
-              "epoch": 90}
+        sd = {
+            "model_state_dict": {f"module.{k}": v for k, v in reversed(list(sd.items()))},
+            "epoch": 90,
+        }
     path = tmp_path / "params_vgg16_masked.pt"
     torch.save(sd, path)
     ours = load_authors_weights(path)
@@ -254,6 +325,7 @@ def test_load_authors_weights_missing_file_says_where(tmp_path):
 
 # ---------------------------------------------------------------- Mascolini et al.: U-Net classifier
 
+
 def _unet_by_hand(m: UNetClassifier, x):
     e1 = m.enc1(x)
     e2 = m.enc2(m.down1(e1))
@@ -290,8 +362,10 @@ def test_unet_ablated_decoder_sees_input_only_through_bottleneck():
     m = UNetClassifier(skips=False).eval()
     x = torch.rand(1, 1, 32, 32)
     acts = {}
-    hooks = [m.bottleneck.register_forward_hook(lambda mod, i, o: torch.zeros_like(o)),
-             m.dec1.register_forward_hook(lambda mod, i, o: acts.setdefault(len(acts), o))]
+    hooks = [
+        m.bottleneck.register_forward_hook(lambda mod, i, o: torch.zeros_like(o)),
+        m.dec1.register_forward_hook(lambda mod, i, o: acts.setdefault(len(acts), o)),
+    ]
     m(x), m(torch.rand(1, 1, 32, 32))
     for h in hooks:
         h.remove()
@@ -307,9 +381,13 @@ def test_unet_ablated_decoder_sees_input_only_through_bottleneck():
 
 # ---------------------------------------------------------------- the zoo
 
+
 def test_paper_layers_resolve_on_torchvision_models():
-    assert zoo.paper_layers("resnet50") == {"layer4": "layer4", "layer3": "layer3",
-                                            "layer2": "layer2"}
+    assert zoo.paper_layers("resnet50") == {
+        "layer4": "layer4",
+        "layer3": "layer3",
+        "layer2": "layer2",
+    }
     assert zoo.paper_layers("densenet121")["transition3"] == "features.transition3"
     eff = zoo.paper_layers("efficientnet_b0")
     assert list(eff) == ["features[-1]", "features[-2]", "features[-3]", "features[-4]"]
@@ -332,25 +410,40 @@ def test_imagenet_weights_missing_gives_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     path, url = zoo.imagenet_weights_file("resnet50")
     assert path == tmp_path / "checkpoints" / "resnet50-0676ba61.pth"
-    with pytest.raises(FileNotFoundError, match=r"resnet50-0676ba61\.pth.*download.*'default' "
-                                                r"profile runs offline"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"resnet50-0676ba61\.pth.*download.*'default' "
+        r"profile runs offline",
+    ):
         zoo.build("resnet50", weights="imagenet")
 
 
-@pytest.mark.parametrize("name,shapes", [
-    ("small_resnet", {"layer4": 4, "layer3": 8, "layer2": 16}),
-    ("small_densenet", {"denseblock4": 4, "transition3": 4, "denseblock3": 8, "transition2": 8}),
-    ("small_efficientnet", {"features[-1]": 4, "features[-2]": 4, "features[-3]": 4,
-                            "features[-4]": 8}),
-])
+@pytest.mark.parametrize(
+    "name,shapes",
+    [
+        ("small_resnet", {"layer4": 4, "layer3": 8, "layer2": 16}),
+        (
+            "small_densenet",
+            {"denseblock4": 4, "transition3": 4, "denseblock3": 8, "transition2": 8},
+        ),
+        (
+            "small_efficientnet",
+            {"features[-1]": 4, "features[-2]": 4, "features[-3]": 4, "features[-4]": 8},
+        ),
+    ],
+)
 def test_small_analogues_have_paper_layer_names(name, shapes):
     torch.manual_seed(0)
     m = zoo.build(name).eval()
     layers = zoo.paper_layers(name)
     assert list(layers) == list(shapes)
     got = {}
-    hooks = [resolve_layer(m, d).register_forward_hook(
-        lambda mod, i, o, k=k: got.__setitem__(k, o.shape[-1])) for k, d in layers.items()]
+    hooks = [
+        resolve_layer(m, d).register_forward_hook(
+            lambda mod, i, o, k=k: got.__setitem__(k, o.shape[-1])
+        )
+        for k, d in layers.items()
+    ]
     assert m(torch.rand(2, 1, 64, 64)).shape == (2, 10)
     for h in hooks:
         h.remove()
@@ -362,8 +455,7 @@ def test_build_loads_trainer_file_and_refuses_imagenet_for_project_models(tmp_pa
     m = zoo.build("mnist_net")
     torch.save({"state_dict": m.state_dict(), "history": {}}, tmp_path / "w.pt")
     m2 = zoo.build("mnist_net", weights=tmp_path / "w.pt")
-    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(),
-                                                 m2.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), m2.state_dict().values()))
     with pytest.raises(ValueError, match="no ImageNet weights"):
         zoo.build("gap_net", weights="imagenet")
 
@@ -378,8 +470,9 @@ def test_zoo_falls_back_to_torchvision_and_timm_by_their_own_names():
     assert type(zoo.build("resnet26d")).__module__ == "timm.models.resnet"
     with pytest.raises(ValueError, match="torchvision.models.list_models"):
         zoo.build("resnet51")
-    out = subprocess.run([sys.executable, "-m", "lib.rf", "resnet18"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "lib.rf", "resnet18"], capture_output=True, text=True, check=True
+    ).stdout
     # ResNet-18's last 3 x 3 convolution sees 435 px (a known value: 1 + 2 * (sum of the
     # strides' products times the kernels' reach) over its 17 convolutions and the max-pool)
     assert re.search(r"^layer4\.1\.conv2 435 435 32$", out, re.M)

@@ -1,4 +1,5 @@
 """setup(): says at the start what the profile will run on, and warns before hours on a CPU."""
+
 import warnings
 
 import pytest
@@ -15,7 +16,14 @@ def test_full_on_cpu_warns_and_names_the_device(capsys):
         cfg = setup("full", "cpu", cost=COST)
     msg = str(rec[0].message)
     assert len(rec) == 1 and rec[0].category is nb.ProfileCostWarning
-    for part in ("'full'", "needs a GPU", "hours", "CPU (", "-p profile default", "~1 h on one GPU"):
+    for part in (
+        "'full'",
+        "needs a GPU",
+        "hours",
+        "CPU (",
+        "-p profile default",
+        "~1 h on one GPU",
+    ):
         assert part in msg, (part, msg)
     out = capsys.readouterr().err
     assert out.startswith("profile 'full' on CPU (") and "~1 h on one GPU" in out
@@ -41,7 +49,10 @@ def test_full_on_a_gpu_names_it_and_does_not_warn(capsys, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cfg = setup("full", torch.device("cuda"), cost=COST)
-    assert capsys.readouterr().err == "profile 'full' on NVIDIA H100 80GB HBM3 (cuda): ~1 h on one GPU\n"
+    assert (
+        capsys.readouterr().err
+        == "profile 'full' on NVIDIA H100 80GB HBM3 (cuda): ~1 h on one GPU\n"
+    )
     assert cfg.device_name == "NVIDIA H100 80GB HBM3 (cuda)"
 
 

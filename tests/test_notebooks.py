@@ -6,6 +6,7 @@ runs every notebook on the `smoke` profile (``make test``); these tests check wh
 the pairing, clean storage, stable cell ids, no code definitions in cells, the parameters cell,
 the table of contents, and one papermill run on another profile.
 """
+
 import ast
 import json
 import shutil
@@ -35,16 +36,19 @@ def _text_form(path: Path) -> Path:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_and_its_text_form_agree(path):
     text = _text_form(path)
-    assert text.is_file(), (f"{path.name} has no text form: run `jupytext --set-formats "
-                            f"ipynb,{TEXT_FORMAT} {path}`")
+    assert text.is_file(), (
+        f"{path.name} has no text form: run `jupytext --set-formats ipynb,{TEXT_FORMAT} {path}`"
+    )
     assert _inputs(jupytext.read(path)) == _inputs(jupytext.read(text)), (
-        f"{path.name} and {text.name} disagree: after editing one, run `jupytext --sync {text}`")
+        f"{path.name} and {text.name} disagree: after editing one, run `jupytext --sync {text}`"
+    )
 
 
 def test_every_text_form_has_its_notebook():
     for text in (REPO_ROOT / "notebooks").glob("*.md"):
         assert text.with_suffix(".ipynb").is_file(), (
-            f"{text.name} has no notebook: run `jupytext --sync {text}`")
+            f"{text.name} has no notebook: run `jupytext --sync {text}`"
+        )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -59,8 +63,9 @@ def test_syncing_keeps_the_cell_ids(path):
 
 def _git_notebook(rev: str, path: Path):
     rel = path.relative_to(REPO_ROOT).as_posix()
-    out = subprocess.run(["git", "-C", str(REPO_ROOT), "show", f"{rev}:{rel}"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "show", f"{rev}:{rel}"], capture_output=True, text=True
+    )
     return jupytext.reads(out.stdout, fmt="ipynb") if out.returncode == 0 else None
 
 
@@ -69,8 +74,11 @@ def changed_ids(old, new) -> list[str]:
     before = {}
     for c in old.cells:
         before.setdefault((c.cell_type, c.source), set()).add(c.get("id"))
-    return [c.source.splitlines()[0][:60] if c.source else "<empty cell>" for c in new.cells
-            if (c.cell_type, c.source) in before and c.get("id") not in before[c.cell_type, c.source]]
+    return [
+        c.source.splitlines()[0][:60] if c.source else "<empty cell>"
+        for c in new.cells
+        if (c.cell_type, c.source) in before and c.get("id") not in before[c.cell_type, c.source]
+    ]
 
 
 def test_changed_ids_sees_a_regenerated_notebook():
@@ -80,8 +88,9 @@ def test_changed_ids_sees_a_regenerated_notebook():
     assert changed_ids(nb, nb) == []
 
 
-@pytest.mark.skipif(shutil.which("git") is None or not (REPO_ROOT / ".git").exists(),
-                    reason="no git history here")
+@pytest.mark.skipif(
+    shutil.which("git") is None or not (REPO_ROOT / ".git").exists(), reason="no git history here"
+)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_cell_ids_change_only_with_content(path):
     """Against the last commit (the working tree) and the commit before (the last change): a cell
@@ -92,7 +101,8 @@ def test_cell_ids_change_only_with_content(path):
         if old is not None and new is not None:
             assert not changed_ids(old, new), (
                 f"{path.name}: ids changed {what} for unchanged cells {changed_ids(old, new)}; "
-                "edit the notebook or its text form and `jupytext --sync`, never regenerate it")
+                "edit the notebook or its text form and `jupytext --sync`, never regenerate it"
+            )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -101,10 +111,18 @@ def test_no_definitions_in_code_cells(path):
     for cell in jupytext.read(path).cells:
         if cell.cell_type != "code":
             continue
-        tree = ast.parse("\n".join(line for line in cell.source.splitlines()
-                                   if not line.lstrip().startswith(("%", "!"))))
-        defs = [n.name for n in ast.walk(tree)
-                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+        tree = ast.parse(
+            "\n".join(
+                line
+                for line in cell.source.splitlines()
+                if not line.lstrip().startswith(("%", "!"))
+            )
+        )
+        defs = [
+            n.name
+            for n in ast.walk(tree)
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        ]
         assert not defs, f"{path.name} defines {defs} in a cell: move them to lib/"
 
 
@@ -137,8 +155,9 @@ def test_parameters_cell(path):
     assert names["device"] == "auto"
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem != "90_summary"],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [p for p in NOTEBOOKS if p.stem != "90_summary"], ids=lambda p: p.name
+)
 def test_colab_cell_comes_first(path):
     """A reader with only the rendered book runs any chapter on Colab: the first code cell is
     lib.colab.BOOTSTRAP_CELL, removed from the page. (The summary page only gathers the records
@@ -148,13 +167,16 @@ def test_colab_cell_comes_first(path):
     code = [c for c in _cells(path) if c["cell_type"] == "code"]
     assert code and "".join(code[0]["source"]).strip() == colab.BOOTSTRAP_CELL.strip(), (
         f"{path.name}: the first code cell must be lib.colab.BOOTSTRAP_CELL (copy it from "
-        "another chapter's text form, then `jupytext --sync`)")
+        "another chapter's text form, then `jupytext --sync`)"
+    )
     assert "remove-cell" in code[0]["metadata"].get("tags", []), (
-        f"{path.name}: tag the Colab cell remove-cell")
+        f"{path.name}: tag the Colab cell remove-cell"
+    )
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem != "90_summary"],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [p for p in NOTEBOOKS if p.stem != "90_summary"], ids=lambda p: p.name
+)
 def test_plumbing_out_of_sight(path):
     """The reader sees the story, not the plumbing: the set-up cell (``setup(``) is collapsed or
     removed, the verdict cell (``verdict_box()``) shows its box without its code, and ``print``
@@ -168,21 +190,29 @@ def test_plumbing_out_of_sight(path):
             assert tags & hidden, f"{path.name}: tag the set-up cell hide-input"
         if "verdict_box()" in src:
             assert tags & {"remove-input", "remove-cell"}, (
-                f"{path.name}: tag the verdict cell remove-input")
+                f"{path.name}: tag the verdict cell remove-input"
+            )
         if "print(" in src:
             assert "remove-cell" in tags, (
                 f"{path.name}: a print in a cell on the page ({src[:60]!r}); glue the number "
-                "into the prose (lib.report.glue) instead")
+                "into the prose (lib.report.glue) instead"
+            )
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem != "90_summary"],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [p for p in NOTEBOOKS if p.stem != "90_summary"], ids=lambda p: p.name
+)
 def test_chapter_has_claims_verdict_and_try_it(path):
     """Coursework: every chapter states its claims, closes with a verdict box and ends with a
     "Try it" section (the parameters worth changing and what to expect)."""
     cells = _cells(path)
-    headings = [line.strip() for c in cells if c["cell_type"] == "markdown"
-                for line in "".join(c["source"]).splitlines() if line.startswith("#")]
+    headings = [
+        line.strip()
+        for c in cells
+        if c["cell_type"] == "markdown"
+        for line in "".join(c["source"]).splitlines()
+        if line.startswith("#")
+    ]
     assert "## Verdict" in headings, f"{path.name}: no '## Verdict' section"
     assert "## Try it" in headings, f"{path.name}: no '## Try it' section"
     assert headings.index("## Try it") > headings.index("## Verdict")
@@ -195,7 +225,8 @@ def test_stored_without_outputs(path):
         if cell["cell_type"] == "code":
             assert not cell["outputs"] and cell["execution_count"] is None, (
                 f"{path.name} is stored with outputs: clear them (Jupyter: Edit > Clear Outputs "
-                "of All Cells; or `jupyter nbconvert --clear-output --inplace`)")
+                "of All Cells; or `jupyter nbconvert --clear-output --inplace`)"
+            )
 
 
 def test_every_notebook_is_a_chapter_of_the_book():
@@ -213,20 +244,30 @@ def test_papermill_runs_a_notebook_on_the_default_profile(tmp_path):
     import papermill
 
     out = tmp_path / "out.ipynb"
-    papermill.execute_notebook(str(REPO_ROOT / "notebooks" / "04_walls_theory.ipynb"), str(out),
-                               parameters={"profile": "default", "n_filters": [64]},
-                               cwd=str(REPO_ROOT / "notebooks"), kernel_name="python3",
-                               progress_bar=False)
+    papermill.execute_notebook(
+        str(REPO_ROOT / "notebooks" / "04_walls_theory.ipynb"),
+        str(out),
+        parameters={"profile": "default", "n_filters": [64]},
+        cwd=str(REPO_ROOT / "notebooks"),
+        kernel_name="python3",
+        progress_bar=False,
+    )
     cells = json.loads(out.read_text())["cells"]
     injected = [c for c in cells if "injected-parameters" in c["metadata"].get("tags", [])]
     assert injected and 'profile = "default"' in "".join(injected[0]["source"])
-    errors = [o for c in cells if c["cell_type"] == "code" for o in c["outputs"]
-              if o["output_type"] == "error"]
+    errors = [
+        o
+        for c in cells
+        if c["cell_type"] == "code"
+        for o in c["outputs"]
+        if o["output_type"] == "error"
+    ]
     assert not errors
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem != "90_summary"],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [p for p in NOTEBOOKS if p.stem != "90_summary"], ids=lambda p: p.name
+)
 def test_chapter_module_is_imported_as_chapter(path):
     """Every chapter reads the same way: its module is ``chapter`` (``chapter.run_table7(...)``),
     and no chapter's notebook imports another chapter's module."""
@@ -235,8 +276,9 @@ def test_chapter_module_is_imported_as_chapter(path):
     code = "\n".join("".join(c["source"]) for c in _cells(path) if c["cell_type"] == "code")
     imports = re.findall(r"^from lib\.chapters import (\w+)(?: as (\w+))?$", code, re.M)
     assert len(imports) == 1, f"{path.name}: one chapter module, imported once; got {imports}"
-    assert imports[0][1] == "chapter", (f"{path.name}: import {imports[0][0]} as chapter, not "
-                                        f"as {imports[0][1] or imports[0][0]}")
+    assert imports[0][1] == "chapter", (
+        f"{path.name}: import {imports[0][0]} as chapter, not as {imports[0][1] or imports[0][0]}"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -278,5 +320,7 @@ def test_every_figure_has_caption_alt_text_and_a_name(path):
     if path.name.startswith(FIGURES_THROUGH_THE_HELPER):
         # plot.show / plt.show / show(fig), or a figure left open for the inline backend to show
         shown = re.findall(r"^.*\bshow\(.*$|^\s*figs?(?:, \w+)* = .*$", code, re.M)
-        assert not shown, (f"{path.name}: figures shown without plot.figure (no number, caption or "
-                           f"alt text): {shown}")
+        assert not shown, (
+            f"{path.name}: figures shown without plot.figure (no number, caption or "
+            f"alt text): {shown}"
+        )

@@ -1,4 +1,5 @@
 """The installed library is the checkout's: every package under lib/ is listed in pyproject.toml."""
+
 import tomllib
 
 from setuptools import find_packages

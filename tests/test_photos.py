@@ -1,4 +1,5 @@
 """The hand-boxed photographs and the geometry that keeps boxes aligned with the model's input."""
+
 import pytest
 import torch
 
@@ -19,11 +20,12 @@ def test_every_photo_loads_with_its_boxes():
 
 def test_box_geometry_follows_the_preprocessing():
     """A white box painted on the photo lands exactly on the rescaled box after preprocess."""
-    img = photos.load_photo("coffee").copy()   # 600 x 400: shorter side 400 -> 256, crop 224
+    img = photos.load_photo("coffee").copy()  # 600 x 400: shorter side 400 -> 256, crop 224
     img[:] = 0
     img[100:300, 200:400] = 255
     box = torch.tensor([[200.0, 100.0, 400.0, 300.0]])
     from lib.data.boxes import rescale_boxes
+
     scaled, _ = rescale_boxes(box, 600, 400, 256, 224, mode="shorter")
     # by hand: scale 0.64 -> x 128..256 (width 384), y 64..192; crop offsets (384-224)/2=80, 16
     assert torch.allclose(scaled, torch.tensor([[48.0, 48.0, 176.0, 176.0]]))
@@ -53,8 +55,12 @@ def test_bom_blank_lines_and_line_numbers_like_every_loader(tmp_path):
     """A byte-order mark and blank or whitespace-only lines are read as the other loaders read
     them; the line number of a bad row still counts every line of the file."""
     f = tmp_path / "boxes.csv"
-    f.write_bytes(("\ufeffphoto,object,x_min,y_min,x_max,y_max,imagenet_classes\n\n   \n"
-                   "coffee,cup,10,10,100,100,967\n\n").encode("utf-8"))
+    f.write_bytes(
+        (
+            "\ufeffphoto,object,x_min,y_min,x_max,y_max,imagenet_classes\n\n   \n"
+            "coffee,cup,10,10,100,100,967\n\n"
+        ).encode("utf-8")
+    )
     (box,) = photos.load_boxes(f)
     assert (box.photo, box.x_min, box.y_max, box.imagenet_classes) == ("coffee", 10, 100, (967,))
     g = tmp_path / "bad.csv"  # load_boxes caches by path

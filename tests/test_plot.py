@@ -1,4 +1,5 @@
 """lib.plot: the shared figure style, display names, grey attributions, compressed photo grids."""
+
 import io
 import re
 
@@ -39,8 +40,9 @@ def test_attribution_image_clips_at_the_percentile_by_hand():
     out = plot.attribution_image(a, percentile=50)
     np.testing.assert_allclose(out, [[0.0, 1 / 1.5], [1.0, 1.0]])
     # channels are summed in absolute value, first or last axis
-    chw = torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[-1.0, 0.0], [0.0, 0.0]],
-                        [[2.0, 4.0], [0.0, 8.0]]])  # (3, 2, 2): |sums| 4, 4, 0, 8
+    chw = torch.tensor(
+        [[[1.0, 0.0], [0.0, 0.0]], [[-1.0, 0.0], [0.0, 0.0]], [[2.0, 4.0], [0.0, 8.0]]]
+    )  # (3, 2, 2): |sums| 4, 4, 0, 8
     expected = [[0.5, 0.5], [0.0, 1.0]]
     np.testing.assert_allclose(plot.attribution_image(chw, 100), expected)
     np.testing.assert_allclose(plot.attribution_image(chw.permute(1, 2, 0), 100), expected)
@@ -100,7 +102,9 @@ def test_mark_dead_zone_over_a_grid_leaves_the_colour_bar_alone_and_labels_reada
 def test_show_sends_a_jpeg_much_lighter_than_png(monkeypatch):
     shown = []
     monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
-    fig = plot.method_grid(_photos(4, 128), _maps(["gradcam", "hirescam", "eigencam"], n=4, size=128))
+    fig = plot.method_grid(
+        _photos(4, 128), _maps(["gradcam", "hirescam", "eigencam"], n=4, size=128)
+    )
     png = io.BytesIO()
     fig.savefig(png, format="png")
     assert plot.show(fig) is None  # the cell's value would be displayed again
@@ -113,8 +117,12 @@ def test_show_sends_a_jpeg_much_lighter_than_png(monkeypatch):
 
 
 def test_interval_plot_draws_means_and_sd_by_hand():
-    df = pd.DataFrame({"method": ["gradcam"] * 4 + ["hirescam"] * 4,
-                       "iou": [0.1, 0.2, 0.3, 0.4, 0.5, 0.5, 0.7, 0.9]})
+    df = pd.DataFrame(
+        {
+            "method": ["gradcam"] * 4 + ["hirescam"] * 4,
+            "iou": [0.1, 0.2, 0.3, 0.4, 0.5, 0.5, 0.7, 0.9],
+        }
+    )
     ax = plot.interval_plot(df, "method", "iou", errorbar="sd")
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.25, 0.65])
     # mean -+ sample SD: gradcam sd = sqrt(0.05 / 3), hirescam sd = sqrt(0.11 / 3)
@@ -138,8 +146,9 @@ def test_style_keeps_default_text_above_nine_pixels():
 def test_existing_helpers_keep_working():
     fig, axes = plt.subplots(1, 3)
     img = plot.as_image(torch.rand(3, 8, 8))
-    im = plot.overlay(axes[0], img, torch.rand(8, 8), boxes=[[1, 1, 4, 4]], title="x",
-                      colorbar_label="saliency")
+    im = plot.overlay(
+        axes[0], img, torch.rand(8, 8), boxes=[[1, 1, 4, 4]], title="x", colorbar_label="saliency"
+    )
     assert im is not None and len(fig.axes) == 4
     plot.signed_map(axes[1], torch.randn(4, 4), title="raw")
     plot.draw_boxes(axes[2], np.array([[0, 0, 2, 2, 1]]), labels=["cat"])
@@ -151,11 +160,27 @@ def test_verdict_figure_draws_estimate_interval_rule_and_paper_by_hand():
     from lib import verdict as V
 
     c = report.Claims("07_gradcam_localization", "smoke")
-    c.add("a", "nagy", "Table 1", "s", 0.30, kind="paper", tier="stand-in",
-          verdict=V.Verdict(V.HOLDS, 0.5, 0.4, 0.65, 0.2, "r", "m", 10, 0.1))
+    c.add(
+        "a",
+        "nagy",
+        "Table 1",
+        "s",
+        0.30,
+        kind="paper",
+        tier="stand-in",
+        verdict=V.Verdict(V.HOLDS, 0.5, 0.4, 0.65, 0.2, "r", "m", 10, 0.1),
+    )
     c.add("b", "nagy", "Eq. 1", "identity", kind="check", verdict=V.check(1e-7, 1e-5, rule="r"))
-    c.add("c", "nagy", "Table 1", "full only", 0.3, kind="paper", tier="paper-data",
-          verdict=V.not_run("r", "profile full"))
+    c.add(
+        "c",
+        "nagy",
+        "Table 1",
+        "full only",
+        0.3,
+        kind="paper",
+        tier="paper-data",
+        verdict=V.not_run("r", "profile full"),
+    )
     fig = plot.verdict_figure(c.rows)
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert len(axes) == 1  # the check and the claim not run here have no interval to draw
@@ -169,6 +194,7 @@ def test_verdict_figure_draws_estimate_interval_rule_and_paper_by_hand():
 
 
 # --- plot.figure: the one way a figure reaches the page -------------------------------------------
+
 
 @pytest.fixture
 def glued(monkeypatch):
@@ -185,9 +211,12 @@ def test_figure_refuses_six_pixel_text_and_names_the_fix(glued):
     ax.plot([0, 1], [0, 1])
     ax.tick_params(labelsize=9)
     ax.set_title("Grad-CAM", fontsize=4.32)  # 4.32 pt x 100 dpi / 72 = 6.0 px
-    with pytest.raises(plot.FigureError, match=r"figure 'fig-raw': its smallest text \('Grad-CAM', "
-                                               r"4.32 pt\) is 6.0 px on screen, under 9 px.*"
-                                               r"fewer panels per row"):
+    with pytest.raises(
+        plot.FigureError,
+        match=r"figure 'fig-raw': its smallest text \('Grad-CAM', "
+        r"4.32 pt\) is 6.0 px on screen, under 9 px.*"
+        r"fewer panels per row",
+    ):
         plot.figure(fig, "fig-raw")
     assert "fig-raw" not in glued and not plt.get_fignums()  # refused and closed
 
@@ -215,6 +244,7 @@ def test_figure_refuses_a_grid_too_wide_for_the_column(glued):
 def test_figure_refuses_text_a_phone_would_shrink_below_six_pixels(glued):
     """On a 390 px phone every figure is scaled to the 358 px column (0.48 of 750 px): 8 pt text
     on a full-width figure is 11.1 px at 1366 px, readable, but 5.3 px on the phone."""
+
     def full_width(pt, inches=7.3):
         fig, ax = plt.subplots(figsize=(inches, 2))  # saved with 0.1 inch of margin each side
         ax.set_position([0, 0, 1, 1])  # nothing for bbox_inches="tight" to crop
@@ -225,11 +255,15 @@ def test_figure_refuses_text_a_phone_would_shrink_below_six_pixels(glued):
     fig = full_width(8)
     assert plot.text_px_on_screen(fig) == pytest.approx(8 * 100 / 72)  # 11.1 px: passes at 1366
     assert plot.text_px_on_screen(fig, plot.PHONE_COLUMN_PX, width_px=750) == pytest.approx(
-        8 * 100 / 72 * 358 / 750)
-    with pytest.raises(plot.FigureError, match=r"figure 'fig-phone': its smallest text "
-                                               r"\('Grad-CAM', 8 pt\) is 5\.3 px on screen, under "
-                                               r"6 px: the 750 px wide image is scaled to a "
-                                               r"phone's 358 px column"):
+        8 * 100 / 72 * 358 / 750
+    )
+    with pytest.raises(
+        plot.FigureError,
+        match=r"figure 'fig-phone': its smallest text "
+        r"\('Grad-CAM', 8 pt\) is 5\.3 px on screen, under "
+        r"6 px: the 750 px wide image is scaled to a "
+        r"phone's 358 px column",
+    ):
         plot.figure(fig, "fig-phone")
     assert "fig-phone" not in glued
     with pytest.raises(plot.FigureError, match=r"is 5\.97 px on screen, under 6 px"):
@@ -264,8 +298,11 @@ def test_figure_refuses_a_heat_map_without_its_colour_bar(glued):
     im = axes[2].imshow(heat, cmap="jet")
     axes[2].set_title("Grad-CAM")
     assert plot.heat_maps_without_colorbar(fig) == ["panel 'Grad-CAM' (jet)"]
-    with pytest.raises(plot.FigureError, match=r"'fig-heat': heat maps without a colour bar: "
-                                               r"panel 'Grad-CAM' \(jet\).*plot\.colorbar"):
+    with pytest.raises(
+        plot.FigureError,
+        match=r"'fig-heat': heat maps without a colour bar: "
+        r"panel 'Grad-CAM' \(jet\).*plot\.colorbar",
+    ):
         plot.figure(fig, "fig-heat")
     fig, ax = plt.subplots(figsize=(3, 3))
     im = ax.imshow(heat, cmap="jet")
@@ -320,17 +357,41 @@ def test_figure_markup_reads_caption_alt_and_name():
     assert plot.check_figure_markup(GOOD, glued=["fig-steps"]) == []
 
 
-@pytest.mark.parametrize("edit, problem", [
-    ((":alt: Four panels: the activations, the channel weights, their sum and the map over the "
-      "photo.\n", ""), "':alt:' must say in words"),
-    (("Four panels: the activations, the channel weights, their sum and the map over the photo.",
-      "_build/jupyter_execute/3f2a9c.png"), "no file name"),
-    (("Four panels: the activations, the channel weights, their sum and the map over the photo.",
-      "steps figure"), "at least four words"),
-    ((":name: fig-steps\n", ""), "no ':name:'"),
-    (("Grad-CAM step by step: $\\alpha_k^c$ weighs each channel.\n\nA legend paragraph.\n", ""),
-     "fig-steps: no caption"),
-])
+@pytest.mark.parametrize(
+    "edit, problem",
+    [
+        (
+            (
+                ":alt: Four panels: the activations, the channel weights, their sum and the map over the "
+                "photo.\n",
+                "",
+            ),
+            "':alt:' must say in words",
+        ),
+        (
+            (
+                "Four panels: the activations, the channel weights, their sum and the map over the photo.",
+                "_build/jupyter_execute/3f2a9c.png",
+            ),
+            "no file name",
+        ),
+        (
+            (
+                "Four panels: the activations, the channel weights, their sum and the map over the photo.",
+                "steps figure",
+            ),
+            "at least four words",
+        ),
+        ((":name: fig-steps\n", ""), "no ':name:'"),
+        (
+            (
+                "Grad-CAM step by step: $\\alpha_k^c$ weighs each channel.\n\nA legend paragraph.\n",
+                "",
+            ),
+            "fig-steps: no caption",
+        ),
+    ],
+)
 def test_figure_markup_fails_on_each_missing_part(edit, problem):
     bad = GOOD.replace(*edit)
     assert bad != GOOD
@@ -340,12 +401,15 @@ def test_figure_markup_fails_on_each_missing_part(edit, problem):
 
 def test_figure_markup_fails_on_a_glued_figure_never_placed():
     assert plot.check_figure_markup(GOOD, glued=["fig-steps", "fig-erf"]) == [
-        "fig-erf: glued by plot.figure but placed by no {glue:figure} directive"]
+        "fig-erf: glued by plot.figure but placed by no {glue:figure} directive"
+    ]
 
 
 def test_signed_grid_divides_each_map_by_its_largest_absolute_value_and_shares_one_bar():
-    maps = {"gradcam": torch.tensor([[[2.0, -1.0], [0.0, 0.5]]]),
-            "hirescam": torch.tensor([[[-4.0, 1.0], [2.0, 0.0]]])}
+    maps = {
+        "gradcam": torch.tensor([[[2.0, -1.0], [0.0, 0.5]]]),
+        "hirescam": torch.tensor([[[-4.0, 1.0], [2.0, 0.0]]]),
+    }
     fig = plot.signed_grid(maps, ["coffee"])
     a, b = (ax.get_images()[0].get_array() for ax in fig.panel_axes)
     np.testing.assert_allclose(a, [[1.0, -0.5], [0.0, 0.25]])
@@ -355,8 +419,21 @@ def test_signed_grid_divides_each_map_by_its_largest_absolute_value_and_shares_o
     with pytest.raises(ValueError, match="NaN"):
         plot.signed_grid({"gradcam": torch.tensor([[[np.nan]]])}, ["x"])
     # nine methods by eight photographs fit the column at 9 pt
-    nine = _maps(["cam", "gradcam", "gradcam++", "xgradcam", "hirescam", "layercam",
-                  "counterfactual", "eigencam", "ablationcam"], n=8, size=7)
+    nine = _maps(
+        [
+            "cam",
+            "gradcam",
+            "gradcam++",
+            "xgradcam",
+            "hirescam",
+            "layercam",
+            "counterfactual",
+            "eigencam",
+            "ablationcam",
+        ],
+        n=8,
+        size=7,
+    )
     fig = plot.signed_grid(nine, [f"photo{i}" for i in range(8)])
     assert fig.get_figwidth() * fig.dpi <= plot.TEXT_COLUMN_PX
     assert plot.text_px_on_screen(fig) >= 9

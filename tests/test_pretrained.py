@@ -1,4 +1,5 @@
 """EfficientNet-Lite0's ImageNet weights, loaded offline by name."""
+
 import pytest
 import torch
 
@@ -17,8 +18,8 @@ def test_name_mapping_is_complete_and_by_name():
     source = torch.load(pretrained.weights_path(), map_location="cpu", weights_only=True)
     target = timm.create_model("efficientnet_lite0", pretrained=False)
     mapped = pretrained.map_lite0_names(source, target)
-    assert set(mapped) == set(target.state_dict())           # every parameter and buffer
-    assert len(mapped) == len(source) == 296                  # and nothing left over
+    assert set(mapped) == set(target.state_dict())  # every parameter and buffer
+    assert len(mapped) == len(source) == 296  # and nothing left over
     # by name, not by position: block 3 is stage 2's first block; its expansion conv is conv_pw
     assert torch.equal(mapped["blocks.2.0.conv_pw.weight"], source["_blocks.3._expand_conv.weight"])
     assert torch.equal(mapped["classifier.bias"], source["_fc.bias"])

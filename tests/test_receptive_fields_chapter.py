@@ -1,6 +1,7 @@
 """Tests for lib.chapters.receptive_fields (Santos et al.'s protocol, its recipes and the chapter's
 computed tables): values worked out by hand on tiny maps, boxes and a tiny model, the paper's own
 Table 1 and Table 2, and the numbers issue #9 asks the chapter to show."""
+
 from __future__ import annotations
 
 import math
@@ -60,13 +61,23 @@ def test_every_table2_row_says_what_the_model_is():
 
 
 def test_rf_scale_facts_give_the_regime_and_the_outcomes():
-    scale = pd.DataFrame({"model here": ["small", "small", "small", "big", "big", "big"],
-                          "paper model": ["P"] * 6, "layer": ["l4", "l3", "l2"] * 2,
-                          "largest RF / input, here": [1.0, 0.5, 0.2, 2.0, 1.0, 0.5],
-                          "largest RF / input, paper": [2.0, 1.0, 0.4, 2.0, 1.0, 0.4]})
-    claim = pd.DataFrame({"model": ["small", "small", "big", "big"],
-                          "metric": ["iou", "hr"] * 2, "part": ["back-beats-last"] * 4,
-                          "outcome": [V.FAILS] * 4})
+    scale = pd.DataFrame(
+        {
+            "model here": ["small", "small", "small", "big", "big", "big"],
+            "paper model": ["P"] * 6,
+            "layer": ["l4", "l3", "l2"] * 2,
+            "largest RF / input, here": [1.0, 0.5, 0.2, 2.0, 1.0, 0.5],
+            "largest RF / input, paper": [2.0, 1.0, 0.4, 2.0, 1.0, 0.4],
+        }
+    )
+    claim = pd.DataFrame(
+        {
+            "model": ["small", "small", "big", "big"],
+            "metric": ["iou", "hr"] * 2,
+            "part": ["back-beats-last"] * 4,
+            "outcome": [V.FAILS] * 4,
+        }
+    )
     r = C.rf_scale_facts(scale, claim).set_index("model here")
     # small: 1.0 / 2.0 = 0.5 < 1 / 1.25 (smaller); big: 2.0 / 2.0 = 1 (as large: neither)
     assert r.loc["small", "here / paper"] == 0.5
@@ -76,8 +87,12 @@ def test_rf_scale_facts_give_the_regime_and_the_outcomes():
     # undecided and holds: neither holds everywhere nor fails anywhere (evidence neither way)
     und = claim.assign(outcome=[V.FAILS, V.FAILS, V.UNDECIDED, V.HOLDS])
     r = C.rf_scale_facts(scale, und).set_index("model here")
-    assert r.loc["big", ["IoU", "HR", "holds", "fails"]].tolist() == [V.UNDECIDED, V.HOLDS, False,
-                                                                      False]
+    assert r.loc["big", ["IoU", "HR", "holds", "fails"]].tolist() == [
+        V.UNDECIDED,
+        V.HOLDS,
+        False,
+        False,
+    ]
     r = C.rf_scale_facts(scale, claim.assign(outcome=V.HOLDS)).set_index("model here")
     assert r["holds"].all() and not r["fails"].any()
     # a ratio beyond the tolerance (1.1) above 1 is larger; 0.95 (within it) is as large
@@ -93,6 +108,7 @@ def test_rf_scale_facts_give_the_regime_and_the_outcomes():
 # The ERF's centre unit on an even map (issue #9, item 5)
 # ------------------------------------------------------------------------------------------
 
+
 def test_erf_centre_of_an_even_map_is_h_over_2():
     """A 3x3, stride-2, padding-1 conv on 8 px: a 4x4 map, unit i centred on pixel 2i. The ERF's
     unit is (4 // 2, 4 // 2) = (2, 2), the lower-right of the four central units: RF centre
@@ -103,9 +119,11 @@ def test_erf_centre_of_an_even_map_is_h_over_2():
     assert (t["map"], t["even map"], t["centre unit"]) == ("4x4", True, "(2, 2)")
     assert t["its RF centre (px)"] == "(4, 4)" and t["image centre (px)"] == "(3.5, 3.5)"
     assert (t["row offset (px)"], t["column offset (px)"]) == (0.5, 0.5)
-    assert "unit (2, 2), no middle unit, so h // 2 picks the lower-right of the four central " \
-           "units; its RF centre lies 0.5 px below and right of the image centre" in \
-           C.erf_centre_text(C.erf_centre_table(model, ["0"], 8))
+    assert (
+        "unit (2, 2), no middle unit, so h // 2 picks the lower-right of the four central "
+        "units; its RF centre lies 0.5 px below and right of the image centre"
+        in C.erf_centre_text(C.erf_centre_table(model, ["0"], 8))
+    )
     seen = torch.zeros(8, 8, dtype=torch.bool)
     seen[3:6, 3:6] = True  # unit 2 of a stride-2, 3-wide window sees pixels 3..5
     assert torch.equal(R.erf(model, "0", torch.ones(1, 1, 8, 8)) > 0, seen)
@@ -114,6 +132,7 @@ def test_erf_centre_of_an_even_map_is_h_over_2():
 # ------------------------------------------------------------------------------------------
 # Boxes -> masks
 # ------------------------------------------------------------------------------------------
+
 
 def test_finding_masks_union_and_per_box():
     boxes = torch.tensor([[0, 0, 2, 2, 3], [4, 4, 6, 6, 3], [0, 4, 1, 6, 5]])
@@ -132,6 +151,7 @@ def test_finding_masks_union_and_per_box():
 # ------------------------------------------------------------------------------------------
 # The whole protocol on a tiny model whose Grad-CAM is known by hand
 # ------------------------------------------------------------------------------------------
+
 
 class Tiny(nn.Module):
     """x -> a (1x1 conv, weight 1) -> b (2x2 average pool) -> global mean -> fc (w = +1, -1).
@@ -201,19 +221,29 @@ def test_evaluate_hit_inside_box_empty_maps_and_errors():
 # Summary and the paper's claim (issue #9, items 3 and 5)
 # ------------------------------------------------------------------------------------------
 
+
 def test_summarise_mean_and_sample_std_over_seeds():
-    df = pd.DataFrame({"model": ["m"] * 6, "layer": ["l"] * 6, "seed": [0, 0, 1, 1, 2, 2],
-                       "iou": [0.1, 0.3, 0.4, 0.4, 0.5, 0.7], "hit": [1, 0, 1, 1, 0, 0]})
+    df = pd.DataFrame(
+        {
+            "model": ["m"] * 6,
+            "layer": ["l"] * 6,
+            "seed": [0, 0, 1, 1, 2, 2],
+            "iou": [0.1, 0.3, 0.4, 0.4, 0.5, 0.7],
+            "hit": [1, 0, 1, 1, 0, 0],
+        }
+    )
     s = C.summarise(df).loc[("m", "l")]
     # per-seed means: iou .2, .4, .6 (mean .4, sample std .2; ddof=0 would give .163);
     # hit .5, 1, 0 (mean .5, std .5)
     assert (s["iou"], s["iou_std"], s["hr"], s["hr_std"], s["n"]) == pytest.approx(
-        (0.4, 0.2, 0.5, 0.5, 3))
+        (0.4, 0.2, 0.5, 0.5, 3)
+    )
 
 
 def test_summarise_one_seed_has_no_std_not_zero():
-    df = pd.DataFrame({"model": ["m"] * 2, "layer": ["l"] * 2, "seed": [0, 0],
-                       "iou": [0.1, 0.3], "hit": [1, 0]})
+    df = pd.DataFrame(
+        {"model": ["m"] * 2, "layer": ["l"] * 2, "seed": [0, 0], "iou": [0.1, 0.3], "hit": [1, 0]}
+    )
     s = C.summarise(df).loc[("m", "l")]
     assert s["iou"] == pytest.approx(0.2) and math.isnan(s["iou_std"]) and math.isnan(s["hr_std"])
     assert C.mean_std_text(s["iou"], s["iou_std"]) == "0.20 (one seed)"
@@ -222,7 +252,10 @@ def test_summarise_one_seed_has_no_std_not_zero():
 
 def test_layer_roles_never_overlap():
     assert C.layer_roles(["layer4", "layer3", "layer2"]) == {
-        "layer4": "last", "layer3": "1-2 back", "layer2": "too far back"}
+        "layer4": "last",
+        "layer3": "1-2 back",
+        "layer2": "too far back",
+    }
     four = C.layer_roles(["f-1", "f-2", "f-3", "f-4"])
     assert list(four.values()) == ["last", "1-2 back", "1-2 back", "too far back"]
     five = C.layer_roles(list("abcde"))
@@ -233,13 +266,21 @@ def test_layer_roles_never_overlap():
 
 def test_verdict_holds_on_the_papers_table2_and_fails_when_last_is_best():
     v = C.verdict(C.paper_table2())
-    assert len(v) == 6 and v["one_or_two_back_beats_last"].all() and v["too_far_back_is_worse"].all()
+    assert (
+        len(v) == 6 and v["one_or_two_back_beats_last"].all() and v["too_far_back_is_worse"].all()
+    )
     best = v.set_index(["model", "metric"])["best layer"]
     assert best[("DenseNet121", "iou")] == "transition3"
     assert best[("EfficientNet-b0", "hr")] == "features[-3]"
     assert best[("ResNet50", "iou")] == "layer3"
-    t = pd.DataFrame({"model": ["m"] * 4, "layer": list("abcd"), "iou": [0.5, 0.4, 0.3, 0.6],
-                      "hr": [0.5, 0.6, 0.3, 0.2]})
+    t = pd.DataFrame(
+        {
+            "model": ["m"] * 4,
+            "layer": list("abcd"),
+            "iou": [0.5, 0.4, 0.3, 0.6],
+            "hr": [0.5, 0.6, 0.3, 0.2],
+        }
+    )
     w = C.verdict(t).set_index("metric")
     assert not w.loc["iou", "one_or_two_back_beats_last"]
     assert not w.loc["iou", "too_far_back_is_worse"]  # 0.6 is the best of all
@@ -250,15 +291,23 @@ def test_verdict_with_three_layers_does_not_count_the_farthest_as_the_improvemen
     """ResNet50's layer2 is 'too far back', not also '1-2 back': when it is the best layer,
     the claim 'one or two blocks back beats the last' rests on layer3 alone (the old rule took
     the best of layer3 and layer2 and said it held)."""
-    t = pd.DataFrame({"model": ["r"] * 3, "layer": ["layer4", "layer3", "layer2"],
-                      "iou": [0.30, 0.20, 0.40], "hr": [0.5, 0.6, 0.1]})
+    t = pd.DataFrame(
+        {
+            "model": ["r"] * 3,
+            "layer": ["layer4", "layer3", "layer2"],
+            "iou": [0.30, 0.20, 0.40],
+            "hr": [0.5, 0.6, 0.1],
+        }
+    )
     v = C.verdict(t).set_index("metric")
     assert v.loc["iou", "best layer"] == "layer3" and v.loc["iou", "best 1-2 back"] == 0.20
     assert not v.loc["iou", "one_or_two_back_beats_last"]
     assert v.loc["iou", "farthest layer"] == "layer2" and not v.loc["iou", "too_far_back_is_worse"]
     assert v.loc["hr", "one_or_two_back_beats_last"] and v.loc["hr", "too_far_back_is_worse"]
     moved = C.overlap_fix_effect(t).set_index("metric")
-    assert moved.loc["iou", "old: best of layers 2-3"] == 0.40 and moved.loc["iou", "old: beats last"]
+    assert (
+        moved.loc["iou", "old: best of layers 2-3"] == 0.40 and moved.loc["iou", "old: beats last"]
+    )
     assert moved.loc["iou", "verdict moved"] and not moved.loc["hr", "verdict moved"]
     effects = C.fix_effects(t, n_seeds=3)
     assert len(effects) == 1 and "0.400 (beats last: yes)" == effects["old"].iloc[0]
@@ -273,9 +322,21 @@ def _rows(model, layers, values, seeds=(0,)):
     for seed in seeds:
         for lay in layers:
             for i, v in enumerate(values[lay]):
-                out.append({"model": model, "seed": seed, "image": i, "cls": 0, "box": -1,
-                            "layer": lay, "upsample": "bilinear", "iou": v,
-                            "hit": float(v > 0.5), "score": 0.9, "empty": False})
+                out.append(
+                    {
+                        "model": model,
+                        "seed": seed,
+                        "image": i,
+                        "cls": 0,
+                        "box": -1,
+                        "layer": lay,
+                        "upsample": "bilinear",
+                        "iou": v,
+                        "hit": float(v > 0.5),
+                        "score": 0.9,
+                        "empty": False,
+                    }
+                )
     return pd.DataFrame(out)
 
 
@@ -283,12 +344,22 @@ def test_claim_layers_are_the_papers_best_not_ours():
     exp = C.Table2Experiment("default")
     by_paper = {s.paper_model: C.claim_layers(s) for s in exp.models.values() if s.arch != "lite0"}
     assert by_paper["ResNet50"] == {"last": "layer4", "back": "layer3", "far": "layer2"}
-    assert by_paper["DenseNet121"] == {"last": "denseblock4", "back": "transition3",
-                                       "far": "transition2"}
-    assert by_paper["EfficientNet-b0"] == {"last": "features[-1]", "back": "features[-3]",
-                                           "far": "features[-4]"}
-    assert C.claim_layers(exp.models[next(m for m, s in exp.models.items()
-                                          if s.arch == "lite0")], "hr")["back"] == "features[-3]"
+    assert by_paper["DenseNet121"] == {
+        "last": "denseblock4",
+        "back": "transition3",
+        "far": "transition2",
+    }
+    assert by_paper["EfficientNet-b0"] == {
+        "last": "features[-1]",
+        "back": "features[-3]",
+        "far": "features[-4]",
+    }
+    assert (
+        C.claim_layers(
+            exp.models[next(m for m, s in exp.models.items() if s.arch == "lite0")], "hr"
+        )["back"]
+        == "features[-3]"
+    )
 
 
 def test_table2_verdicts_by_hand_three_outcomes():
@@ -300,15 +371,36 @@ def test_table2_verdicts_by_hand_three_outcomes():
     labels = {s.paper_model: m for m, s in exp.models.items() if s.arch != "lite0"}
     r50, dn, eff = labels["ResNet50"], labels["DenseNet121"], labels["EfficientNet-b0"]
     base = np.linspace(0.1, 0.5, 10)
-    rows = pd.concat([
-        _rows(r50, ["layer4", "layer3", "layer2"],
-              {"layer4": base, "layer3": base + 0.2, "layer2": base - 0.1}, seeds=(0, 1)),
-        _rows(dn, ["denseblock4", "transition3", "denseblock3", "transition2"],
-              {"denseblock4": base + 0.3, "transition3": base, "denseblock3": base,
-               "transition2": base + 0.4}),
-        _rows(eff, ["features[-1]", "features[-2]", "features[-3]", "features[-4]"],
-              {"features[-1]": base, "features[-2]": base,
-               "features[-3]": base + np.tile([0.1, -0.1], 5), "features[-4]": base})])
+    rows = pd.concat(
+        [
+            _rows(
+                r50,
+                ["layer4", "layer3", "layer2"],
+                {"layer4": base, "layer3": base + 0.2, "layer2": base - 0.1},
+                seeds=(0, 1),
+            ),
+            _rows(
+                dn,
+                ["denseblock4", "transition3", "denseblock3", "transition2"],
+                {
+                    "denseblock4": base + 0.3,
+                    "transition3": base,
+                    "denseblock3": base,
+                    "transition2": base + 0.4,
+                },
+            ),
+            _rows(
+                eff,
+                ["features[-1]", "features[-2]", "features[-3]", "features[-4]"],
+                {
+                    "features[-1]": base,
+                    "features[-2]": base,
+                    "features[-3]": base + np.tile([0.1, -0.1], 5),
+                    "features[-4]": base,
+                },
+            ),
+        ]
+    )
     v = C.table2_verdicts(rows, exp, metrics_=("iou",)).set_index(["model", "part"])
     beat = v.loc[(r50, "back-beats-last")]
     assert (beat["layer"], beat["against"], beat["outcome"]) == ("layer3", "layer4", V.HOLDS)
@@ -324,8 +416,9 @@ def test_table2_verdicts_by_hand_three_outcomes():
     assert v.loc[(eff, "back-beats-last"), "low"] < 0 < v.loc[(eff, "back-beats-last"), "high"]
     # the claim rows: stand-in results, worded as such, with the paper's difference
     claims = {c["claim_id"]: c for c in C.table2_claims(v.reset_index(), exp)}
-    assert set(claims) == {f"{p}-{k}-iou" for p in ("beats-last", "too-far")
-                           for k in ("resnet", "densenet", "effnet")}
+    assert set(claims) == {
+        f"{p}-{k}-iou" for p in ("beats-last", "too-far") for k in ("resnet", "densenet", "effnet")
+    }
     c = claims["beats-last-resnet-iou"]
     assert (c["kind"], c["tier"], c["verdict"].outcome) == ("paper", "stand-in", V.HOLDS)
     assert "stand-in for ResNet50" in c["statement"] and "trained here" in c["statement"]
@@ -345,9 +438,17 @@ def test_seed_gains_show_each_seed_and_the_spread():
     exp = C.Table2Experiment("default")
     label = "ResNet-style, 64 px, trained here on scenes"
     base = np.linspace(0.1, 0.5, 4)
-    rows = pd.concat([_rows(label, ["layer4", "layer3", "layer2"],
-                            {"layer4": base, "layer3": base + d, "layer2": base}, seeds=(s,))
-                      for s, d in ((0, 0.1), (1, 0.3))])
+    rows = pd.concat(
+        [
+            _rows(
+                label,
+                ["layer4", "layer3", "layer2"],
+                {"layer4": base, "layer3": base + d, "layer2": base},
+                seeds=(s,),
+            )
+            for s, d in ((0, 0.1), (1, 0.3))
+        ]
+    )
     v = C.table2_verdicts(rows, exp, metrics_=("iou",))
     g = C.seed_gains(rows, v).iloc[0]
     assert g["layer tested (IoU)"] == "layer3"
@@ -358,6 +459,7 @@ def test_seed_gains_show_each_seed_and_the_spread():
 # ------------------------------------------------------------------------------------------
 # The dead zone sweep in words (issue #9, item 5: "each further row adds 16 px" was wrong at 6)
 # ------------------------------------------------------------------------------------------
+
 
 def test_dead_zone_verdict_is_exact_on_the_architecture():
     dz = R.dead_zone(C.meta_model("masked_vgg16"))
@@ -375,8 +477,14 @@ def test_dead_zone_sweep_of_the_masked_vgg16():
     # RF 196, jump 16: visible feature row i sees input rows 16i - 90 to 16i + 105
     assert (rf_.rf_max, rf_.jump, rf_.y.bounds(0, clip=False)) == (196, 16, (-90, 105))
     assert C.dead_zone_sweep_facts(sweep, jump=16) == {
-        "first_dead": 6, "dead_at_first": 6, "added": [16] * 7, "adds_the_jump": True, "n": 14,
-        "dead_before_all": 118, "dead_all": 224}
+        "first_dead": 6,
+        "dead_at_first": 6,
+        "added": [16] * 7,
+        "adds_the_jump": True,
+        "n": 14,
+        "dead_before_all": 118,
+        "dead_all": 224,
+    }
     # a sweep whose steps are not the jump says so
     assert not C.dead_zone_sweep_facts(sweep, jump=8)["adds_the_jump"]
 
@@ -385,9 +493,11 @@ def test_dead_zone_sweep_of_the_masked_vgg16():
 # Full profile plumbing (VinDr-CXR) on a fake data set
 # ------------------------------------------------------------------------------------------
 
+
 class FakeVinDr:
     """Stands in for lib.data.vindr.VinDrCXR(channels=1, normalize=False): image i is constant
     i / 10; images 1 and 3 have one box of finding 4 and 7."""
+
     root, size, channels, normalize = "fake", 8, 1, False
 
     def __len__(self):
@@ -396,7 +506,11 @@ class FakeVinDr:
     def __getitem__(self, i):
         boxes = {1: [[0, 0, 4, 4, 4]], 3: [[2, 2, 6, 8, 7]]}.get(i, np.zeros((0, 5)))
         y = torch.zeros(14)
-        return torch.full((1, 8, 8), i / 10), y, torch.as_tensor(np.asarray(boxes, float)).reshape(-1, 5)
+        return (
+            torch.full((1, 8, 8), i / 10),
+            y,
+            torch.as_tensor(np.asarray(boxes, float)).reshape(-1, 5),
+        )
 
 
 def test_vindr_split_and_test_set():
@@ -435,7 +549,9 @@ def test_imagenet_normalisation_is_torchvisions():
     from lib.data import images
 
     ref = torchvision.models.ResNet50_Weights.IMAGENET1K_V1.transforms()
-    assert list(images.IMAGENET_MEAN) == list(ref.mean) and list(images.IMAGENET_STD) == list(ref.std)
+    assert list(images.IMAGENET_MEAN) == list(ref.mean) and list(images.IMAGENET_STD) == list(
+        ref.std
+    )
     x = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     mean, std = torch.tensor(ref.mean).view(3, 1, 1), torch.tensor(ref.std).view(3, 1, 1)
     assert torch.allclose(images.normalize_imagenet(x), (x - mean) / std)
@@ -445,6 +561,7 @@ def test_imagenet_normalisation_is_torchvisions():
 # Figure 2 on photographs: per-photograph ERFs and the paired verdict (issue #20)
 # ------------------------------------------------------------------------------------------
 
+
 def test_photo_erf_radii_are_per_image_and_average_to_eq2():
     """Two 3x3 convolutions (weights 1) with a ReLU between: the centre unit (4, 4) of the second
     sees the first layer's units (3..5, 3..5), and ReLU passes the gradient of only the active
@@ -453,8 +570,11 @@ def test_photo_erf_radii_are_per_image_and_average_to_eq2():
     (40.5) needs the centre (9), its 4 neighbours (6 each: 33) and the 4 diagonals (4 each: 49),
     radius sqrt(2). Per image, the radius is that of the image's own ERF; the mean of the
     per-image ERFs is Eq. 2's ERF."""
-    model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1, bias=False), nn.ReLU(),
-                          nn.Conv2d(1, 1, 3, padding=1, bias=False))
+    model = nn.Sequential(
+        nn.Conv2d(1, 1, 3, padding=1, bias=False),
+        nn.ReLU(),
+        nn.Conv2d(1, 1, 3, padding=1, bias=False),
+    )
     for i in (0, 2):
         nn.init.constant_(model[i].weight, 1.0)
     x = torch.full((2, 1, 8, 8), -1.0)
@@ -464,7 +584,7 @@ def test_photo_erf_radii_are_per_image_and_average_to_eq2():
     assert list(r.index) == ["a", "b"] and list(r.columns) == ["first", "second"]
     assert r.loc["a", "second"] == pytest.approx(math.sqrt(2))
     for i in range(2):
-        assert r.iloc[i]["second"] == R.erf_radius(R.erf(model, "2", x[i:i + 1]), 0.5)
+        assert r.iloc[i]["second"] == R.erf_radius(R.erf(model, "2", x[i : i + 1]), 0.5)
     assert r.loc["a", "second"] != r.loc["b", "second"]
     mean = (R.erf(model, "2", x[:1]) + R.erf(model, "2", x[1:])) / 2
     assert torch.allclose(mean, R.erf(model, "2", x))
@@ -474,12 +594,15 @@ def test_photo_erf_radii_are_per_image_and_average_to_eq2():
 
 def test_figure2_photo_verdict_three_outcomes_and_not_run():
     back, last = "features[-3]", "features[-1]"
-    smaller = pd.DataFrame({back: [3.0, 4.0, 5.0, 6.0, 4.0, 5.0],
-                            last: [10.0, 12.0, 11.0, 13.0, 11.0, 12.0]})
+    smaller = pd.DataFrame(
+        {back: [3.0, 4.0, 5.0, 6.0, 4.0, 5.0], last: [10.0, 12.0, 11.0, 13.0, 11.0, 12.0]}
+    )
     v = C.figure2_photo_verdict(smaller, back)
     assert v.outcome == V.HOLDS and v.estimate == pytest.approx(-7.0) and v.high < 0
-    assert C.figure2_photo_verdict(smaller.rename(columns={back: last, last: back}),
-                                   back).outcome == V.FAILS
+    assert (
+        C.figure2_photo_verdict(smaller.rename(columns={back: last, last: back}), back).outcome
+        == V.FAILS
+    )
     mixed = pd.DataFrame({back: [9.0, 11.0, 9.0, 11.0, 9.0, 11.0], last: [10.0] * 6})
     assert C.figure2_photo_verdict(mixed, back).outcome == V.UNDECIDED
     one = C.figure2_photo_verdict(smaller.iloc[:1], back)

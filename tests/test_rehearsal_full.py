@@ -12,6 +12,7 @@ computes is a result: the weights are random and the data a handful of images.
 A chapter that cannot run ``full`` here is listed in ``NOT_HERE`` with the step and the reason,
 and its test fails if that step starts to pass (so the list cannot go stale).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,31 +31,46 @@ NOTEBOOKS = ROOT / "notebooks"
 #: full branch run at all: ImageNet images, the ImageNet networks, the fine-tuning epochs)
 OVERRIDES = {
     "01_methods_tour": ("methods_tour", {}),
-    "02_gradcam_fundamentals": ("gradcam_fundamentals", {
-        "photos": None, "step_photo": None, "n_imagenet": 2,
-        "compete_ratio": 0.05}),  # random weights: no two classes compete at the paper's ratio
+    "02_gradcam_fundamentals": (
+        "gradcam_fundamentals",
+        {"photos": None, "step_photo": None, "n_imagenet": 2, "compete_ratio": 0.05},
+    ),  # random weights: no two classes compete at the paper's ratio
     "03_receptive_fields": ("receptive_fields", {"epochs": 1, "n_eval": 3}),
     "04_walls_theory": ("walls_theory", {}),
     "05_walls_experiments": ("walls_experiments", {}),
     "06_unet_resolution": ("unet_resolution", {"n_images": 2}),
     "07_gradcam_localization": ("gradcam_localization", {"imagenet_limit": 2, "batch_size": 2}),
-    "08_gradcam_faithfulness": ("gradcam_faithfulness", {
-        "n_scene_attacks": 0, "n_photo_attacks": 0, "n_imagenet_attacks": 1, "n_cifar": 2,
-        "photo_de": [2, 1], "shap_samples": 10}),  # the smallest attack and SHAP: a rehearsal
+    "08_gradcam_faithfulness": (
+        "gradcam_faithfulness",
+        {
+            # the smallest attack and SHAP; CIFAR-10's half (4 min here) is rehearsed on its own,
+            # on miniature batches, by tests/test_cifar10_table7.py
+            "n_scene_attacks": 0,
+            "n_photo_attacks": 0,
+            "n_imagenet_attacks": 1,
+            "n_cifar": 0,
+            "photo_de": [2, 1],
+            "shap_samples": 10,
+        },
+    ),
     "09_explanation_cost": ("explanation_cost", {"model": "resnet50"}),
-    "10_sanity_checks": ("sanity_checks", {"imagenet_archs": ["resnet50"],
-                                           "n_imagenet": 2}),  # an interval needs two images
+    "10_sanity_checks": (
+        "sanity_checks",
+        {"imagenet_archs": ["resnet50"], "n_imagenet": 2},
+    ),  # an interval needs two images
 }
 #: chapter -> (step, why) for a chapter whose full run cannot finish here
 NOT_HERE: dict[str, tuple[str, str]] = {
     "02_gradcam_fundamentals": (
         "the counterfactual maps of two competing classes",
         "with random stand-in weights no image has two classes whose counterfactual map is "
-        "non-empty; the chapter needs trained weights to have a second class to explain"),
+        "non-empty; the chapter needs trained weights to have a second class to explain",
+    ),
     "03_receptive_fields": (
         "the paired verdicts of Table 2 on VinDr-CXR",
         "the miniature VinDr-CXR root (4 images) leaves fewer than the 2 scored images a paired "
-        "bootstrap needs"),
+        "bootstrap needs",
+    ),
 }
 
 
@@ -75,8 +91,13 @@ def rehearsal(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("rehearsal")
     root = write_data_root(base / "data")
-    return {"root": root, "cache": base / "cache", "torch": base / "torch", "out": base / "out",
-            "times": {}}
+    return {
+        "root": root,
+        "cache": base / "cache",
+        "torch": base / "torch",
+        "out": base / "out",
+        "times": {},
+    }
 
 
 def _env(monkeypatch, r, stem):
@@ -96,9 +117,15 @@ def _run(stem, r, parameters):
     out = r["out"] / f"{stem}.ipynb"
     t0 = time.perf_counter()
     try:
-        papermill.execute_notebook(str(NOTEBOOKS / f"{stem}.ipynb"), str(out),
-                                   parameters=parameters, cwd=str(NOTEBOOKS),
-                                   kernel_name="python3", progress_bar=False, log_output=False)
+        papermill.execute_notebook(
+            str(NOTEBOOKS / f"{stem}.ipynb"),
+            str(out),
+            parameters=parameters,
+            cwd=str(NOTEBOOKS),
+            kernel_name="python3",
+            progress_bar=False,
+            log_output=False,
+        )
     except PapermillExecutionError as e:
         return None, f"cell {e.exec_count}: {e.ename}: {e.evalue}".strip()[:2000]
     finally:
@@ -132,8 +159,9 @@ def test_chapter_runs_full_on_the_miniature_data_root(stem, rehearsal, monkeypat
     record = rehearsal["cache"] / "claims" / "rehearsal" / "full" / f"{stem}.json"
     assert record.is_file(), f"{stem}: no claim record in the rehearsal's folder {record.parent}"
     assert json.loads(record.read_text())["chapter"] == stem
-    assert not (rehearsal["cache"] / "claims" / "full").exists(), \
+    assert not (rehearsal["cache"] / "claims" / "full").exists(), (
         "a rehearsal record reached the full profile's folder, which the summary page reads"
+    )
 
 
 def test_rehearsal_sizes_are_refused_outside_the_rehearsal(monkeypatch):

@@ -1,5 +1,6 @@
 """A reader's papermill reads every chapter's parameters cell: each assignment is a parameter it
 infers (a comment papermill cannot parse drops the name with 'Unable to parse line ...')."""
+
 import re
 
 import pytest

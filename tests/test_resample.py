@@ -1,5 +1,6 @@
 """Tests for lib.resample: Santos et al.'s down-then-up resampling and the RF-centred
 up-sampling, with values worked out by hand on tiny maps and F.interpolate as the oracle."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,6 +25,7 @@ def _bilinear(m: torch.Tensor, size) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------
 # Down-sample to the last layer's grid, then up-sample
 # ------------------------------------------------------------------------------------------
+
 
 def test_down_up_by_hand():
     m = torch.zeros(1, 4, 4)
@@ -57,8 +59,9 @@ def test_down_up_errors_name_the_fix():
 def test_down_up_on_given_centres_is_bilinear_on_the_bilinear_grid():
     m = torch.rand(2, 6, 6, generator=torch.Generator().manual_seed(1))
     c = resample.upsample_centres(3, 12)
-    assert torch.allclose(resample.down_up(m, (3, 3), 12, centres=(c, c)),
-                          resample.down_up(m, (3, 3), 12), atol=1e-6)
+    assert torch.allclose(
+        resample.down_up(m, (3, 3), 12, centres=(c, c)), resample.down_up(m, (3, 3), 12), atol=1e-6
+    )
 
 
 def test_pool_centres():
@@ -76,20 +79,25 @@ def test_pool_centres():
 # RF-centred up-sampling
 # ------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("n,size", [(7, 224), (5, 13), (4, 4), (1, 6)])
 def test_upsample_at_centres_is_bilinear_on_the_bilinear_grid(n, size):
     m = torch.rand(3, n, n + 1, generator=torch.Generator().manual_seed(n))
-    ours = resample.upsample_at_centres(m, resample.upsample_centres(n, size),
-                                        resample.upsample_centres(n + 1, size + 3),
-                                        (size, size + 3))
+    ours = resample.upsample_at_centres(
+        m,
+        resample.upsample_centres(n, size),
+        resample.upsample_centres(n + 1, size + 3),
+        (size, size + 3),
+    )
     assert torch.allclose(ours, _bilinear(m, (size, size + 3)), atol=1e-6)
 
 
 def test_rf_centred_equals_bilinear_for_vgg16():
     cy, cx = R.rf_centres(_meta(torchvision.models.vgg16), "features.29", 224)
     m = torch.rand(2, 14, 14, generator=torch.Generator().manual_seed(0))
-    assert torch.allclose(resample.upsample_at_centres(m, cy, cx, 224), _bilinear(m, 224),
-                          atol=1e-6)
+    assert torch.allclose(
+        resample.upsample_at_centres(m, cy, cx, 224), _bilinear(m, 224), atol=1e-6
+    )
 
 
 def test_rf_centred_is_shifted_by_15_5_px_for_resnet50():
@@ -105,7 +113,10 @@ def test_rf_centred_is_shifted_by_15_5_px_for_resnet50():
     # the same triangle (half-width 32 px, the jump), moved by 15.5 px
     cols = torch.arange(224.0)
     assert torch.allclose(rfmap[96], (1 - (cols - 64).abs() / 32).clamp(min=0), atol=1e-6)
-    assert torch.allclose(bil[111] / bil[111].max(), (1 - (cols - 79.5).abs() / 32).clamp(min=0)
-                          / (1 - 0.5 / 32), atol=1e-5)
+    assert torch.allclose(
+        bil[111] / bil[111].max(),
+        (1 - (cols - 79.5).abs() / 32).clamp(min=0) / (1 - 0.5 / 32),
+        atol=1e-5,
+    )
     with pytest.raises(ValueError, match="one centre per unit"):
         resample.upsample_at_centres(m, cy[:6], cx, 224)

@@ -1,4 +1,5 @@
 """ResultsStore: atomic saves, resume after SIGKILL recomputes only what is missing."""
+
 import json
 import os
 import signal
@@ -62,6 +63,7 @@ def test_killed_run_resumes_and_equals_clean_run(tmp_path):
     def counted(i):
         calls.append(i)
         return square(i)
+
     df = store.run(range(40), counted)
     assert sorted(calls) == sorted(set(range(40)) - saved_keys)  # only the missing items
     assert len(df) == 40 and store.complete
@@ -116,6 +118,7 @@ def test_crash_during_write_leaves_previous_file(tmp_path, monkeypatch):
 
     def broken_dump(*a, **k):
         raise OSError("disk full")
+
     monkeypatch.setattr(json, "dump", broken_dump)
     with pytest.raises(OSError, match="disk full"):
         s.put("b", {"v": 2})
@@ -134,11 +137,13 @@ def test_bad_record_and_duplicate_keys(tmp_path):
 # -- issue #9, item 6: fingerprint of the code, weights and data that produced the records --------
 def test_edited_lib_code_recomputes(tmp_path, monkeypatch):
     import lib.results as results
+
     calls = []
 
     def fn(i):
         calls.append(i)
         return {"v": i}
+
     ResultsStore("nb", "default", {"m": "a"}, root=tmp_path).run(range(3), fn)
     ResultsStore("nb", "default", {"m": "a"}, root=tmp_path).run(range(3), fn)
     assert calls == [0, 1, 2]  # same code, same inputs: reused
@@ -146,7 +151,9 @@ def test_edited_lib_code_recomputes(tmp_path, monkeypatch):
     s = ResultsStore("nb", "default", {"m": "a"}, root=tmp_path)
     s.run(range(3), fn)
     assert calls == [0, 1, 2, 0, 1, 2] and len(s) == 3
-    assert json.loads((s.path / "meta.json").read_text())["fingerprint"]["code"] == "lib-after-an-edit"
+    assert (
+        json.loads((s.path / "meta.json").read_text())["fingerprint"]["code"] == "lib-after-an-edit"
+    )
     # code=False leaves the library out of the key
     a = ResultsStore("nb", "default", {"m": "a"}, root=tmp_path, code=False)
     monkeypatch.setattr(results, "code_fingerprint", lambda: "another edit")
@@ -155,6 +162,7 @@ def test_edited_lib_code_recomputes(tmp_path, monkeypatch):
 
 def test_code_fingerprint_hashes_every_source_file(tmp_path):
     from lib.results import code_fingerprint
+
     pkg = tmp_path / "pkg"
     (pkg / "sub").mkdir(parents=True)
     (pkg / "a.py").write_text("x = 1\n")
@@ -171,10 +179,19 @@ def test_code_fingerprint_hashes_every_source_file(tmp_path):
     assert code_fingerprint(pkg) != h0
     # the default is the lib package itself, and it is the same in a second process
     from lib.paths import REPO_ROOT
+
     code_fingerprint.cache_clear()  # this process's value, read now like the second process's
-    out = subprocess.run([sys.executable, "-c", "from lib.results import code_fingerprint; "
-                          "print(code_fingerprint())"], capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), check=True).stdout.strip()
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from lib.results import code_fingerprint; print(code_fingerprint())",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+        check=True,
+    ).stdout.strip()
     assert out == code_fingerprint() == code_fingerprint(REPO_ROOT / "lib")
 
 
@@ -182,6 +199,7 @@ def test_changed_weights_file_recomputes(tmp_path):
     import hashlib
 
     from lib.results import file_digest
+
     w = tmp_path / "model.pt"
     w.write_bytes(b"\x00" * 1000)
     assert file_digest(w) == hashlib.sha256(b"\x00" * 1000).hexdigest()
@@ -190,6 +208,7 @@ def test_changed_weights_file_recomputes(tmp_path):
     def fn(i):
         calls.append(i)
         return {"v": i}
+
     kw = dict(root=tmp_path / "store", weights=[w], data={"files": ["a", "b"]})
     ResultsStore("nb", "full", {"model": "vgg"}, **kw).run(range(2), fn)
     ResultsStore("nb", "full", {"model": "vgg"}, **kw).run(range(2), fn)
@@ -204,7 +223,9 @@ def test_changed_weights_file_recomputes(tmp_path):
     meta = json.loads((s.path / "meta.json").read_text())
     assert meta["fingerprint"]["weights"] == [{"file": "model.pt", "sha256": file_digest(w)}]
     assert meta["fingerprint"]["data"] == {"files": ["a", "b"]}
-    ResultsStore("nb", "full", {"model": "vgg"}, **{**kw, "data": {"files": ["a", "c"]}}).run(range(2), fn)
+    ResultsStore("nb", "full", {"model": "vgg"}, **{**kw, "data": {"files": ["a", "c"]}}).run(
+        range(2), fn
+    )
     assert calls == [0, 1, 0, 1, 0, 1]  # other data: recomputed
     assert len(str(s)) < 80
     with pytest.raises(FileNotFoundError, match="missing.pt"):
@@ -213,6 +234,7 @@ def test_changed_weights_file_recomputes(tmp_path):
 
 def test_file_digest_is_cached_by_size_and_mtime(tmp_path, monkeypatch):
     import lib.results as results
+
     w = tmp_path / "w.bin"
     w.write_bytes(b"abc")
     d = results.file_digest(w)
@@ -222,6 +244,7 @@ def test_file_digest_is_cached_by_size_and_mtime(tmp_path, monkeypatch):
     def counting_open(p, *a, **k):
         opened.append(str(p))
         return real_open(p, *a, **k)
+
     monkeypatch.setattr("builtins.open", counting_open)
     assert results.file_digest(w) == d and opened == []  # not re-read
     w.write_bytes(b"abcd")
@@ -230,14 +253,19 @@ def test_file_digest_is_cached_by_size_and_mtime(tmp_path, monkeypatch):
 
 # -- item 7 ---------------------------------------------------------------------------------------
 def test_set_valued_config_hash_is_the_same_in_every_process():
-    code = ("from lib.results import config_hash; "
-            "print(config_hash({'methods': {'gradcam', 'gradcam++', 'scorecam', 'xgradcam', 'hirescam'}, "
-            "'f': frozenset({'x1', 'y2', 'z3'})}))")
+    code = (
+        "from lib.results import config_hash; "
+        "print(config_hash({'methods': {'gradcam', 'gradcam++', 'scorecam', 'xgradcam', 'hirescam'}, "
+        "'f': frozenset({'x1', 'y2', 'z3'})}))"
+    )
     outs = set()
     for seed in ("1", "2", "3"):
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONHASHSEED=seed)
-        outs.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                                text=True, check=True).stdout.strip())
+        outs.add(
+            subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            ).stdout.strip()
+        )
     assert len(outs) == 1
     assert config_hash({"m": {"b", "a"}}) == config_hash({"m": ["a", "b"]})
 
@@ -245,6 +273,7 @@ def test_set_valued_config_hash_is_the_same_in_every_process():
 def test_config_with_a_memory_address_is_rejected():
     class Thing:
         pass
+
     with pytest.raises(TypeError, match=r"config\['model'\].*Thing"):
         config_hash({"model": Thing()})
 
@@ -277,8 +306,10 @@ def test_two_writer_processes_keep_both_records(tmp_path):
     script.write_text(WRITER)
     go = tmp_path / "go"
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "s"), tag, str(go)], env=env)
-             for tag in ("a", "b")]
+    procs = [
+        subprocess.Popen([sys.executable, str(script), str(tmp_path / "s"), tag, str(go)], env=env)
+        for tag in ("a", "b")
+    ]
     time.sleep(0.5)
     go.touch()
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
@@ -301,6 +332,7 @@ def test_corrupt_file_is_moved_aside_and_the_run_recomputes(tmp_path, name, cont
     def counted(i):
         calls.append(i)
         return square(i)
+
     df = s2.run(range(3), counted)
     assert calls == ([0, 1, 2] if name == "records.json" else [])
     assert df["sq"].tolist() == [0, 1, 4] and s2.complete

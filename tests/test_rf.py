@@ -1,5 +1,6 @@
 """Tests for lib.rf: theoretical RF (Eq. 1 by hand, gradient connectivity, Santos et al. Table 1),
 ERF (Eq. 2 by hand), RF centres vs up-sampling, and Taimeskhanov et al.'s dead zone."""
+
 from __future__ import annotations
 
 import math
@@ -28,14 +29,15 @@ def meta(fn, *a, **k):
 # Eq. 1 by hand
 # ------------------------------------------------------------------------------------------
 
+
 def test_eq1_by_hand_conv_pool_stack():
     net = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),            # r = 3,            j = 1, start 0
+        nn.Conv2d(3, 4, 3, padding=1),  # r = 3,            j = 1, start 0
         nn.Conv2d(4, 4, 3, stride=2, padding=1),  # r = 3 + 2*1 = 5,  j = 2, start -1+1 = 0
-        nn.MaxPool2d(2, 2),                       # r = 5 + 1*2 = 7,  j = 4, start 0 + 0.5*2 = 1
-        nn.Conv2d(4, 4, 5, padding=2),            # r = 7 + 4*4 = 23, j = 4, start 1
+        nn.MaxPool2d(2, 2),  # r = 5 + 1*2 = 7,  j = 4, start 0 + 0.5*2 = 1
+        nn.Conv2d(4, 4, 5, padding=2),  # r = 7 + 4*4 = 23, j = 4, start 1
         nn.Conv2d(4, 4, 3, dilation=2, padding=2),  # k_eff 5: r = 23 + 4*4 = 39, j = 4, start 1
-        nn.AvgPool2d(3, stride=3),                # r = 39 + 2*4 = 47, j = 12, start 1 + 1*4 = 5
+        nn.AvgPool2d(3, stride=3),  # r = 39 + 2*4 = 47, j = 12, start 1 + 1*4 = 5
     )
     df = R.rf_table(net, input_size=48).set_index("name")
     assert df.index[0] == ""  # the root's output (a 4-D map) comes first, like named_modules
@@ -60,8 +62,9 @@ def test_eq1_by_hand_conv_pool_stack():
 
 
 def test_non_square_kernels_and_input():
-    net = nn.Sequential(nn.Conv2d(1, 2, (5, 1), padding=(2, 0)), nn.Conv2d(2, 2, (1, 3),
-                                                                            stride=(1, 2)))
+    net = nn.Sequential(
+        nn.Conv2d(1, 2, (5, 1), padding=(2, 0)), nn.Conv2d(2, 2, (1, 3), stride=(1, 2))
+    )
     rf = R.receptive_field(net, "1", input_size=(20, 11))
     assert (rf.y.rf_max, rf.x.rf_max, rf.y.jump, rf.x.jump) == (5, 3, 1, 2)
     assert (rf.out_h, rf.out_w) == (20, 5)
@@ -86,8 +89,11 @@ def test_paper_table1_exact():
     # transition3's output is what denseblock4 passes on untouched: the lower end of the range
     assert d121["features.transition3"].rf_max == 1047
     # Table 2's other DenseNet layers: transition2 = 263, denseblock3 = 263 + 24*2*16 = 1031
-    assert (d121["features.transition2"].rf_max, d121["features.denseblock3"].rf_min,
-            d121["features.denseblock3"].rf_max) == (263, 263, 1031)
+    assert (
+        d121["features.transition2"].rf_max,
+        d121["features.denseblock3"].rf_min,
+        d121["features.denseblock3"].rf_max,
+    ) == (263, 263, 1031)
     eb0 = R.receptive_fields(meta(torchvision.models.efficientnet_b0))
     rf = eb0["features"]
     assert math.isinf(rf.rf_min) and math.isinf(rf.rf_max) and rf.jump == 32
@@ -134,6 +140,7 @@ def test_table_rows_and_state_restored():
 # Against gradient connectivity on small random networks
 # ------------------------------------------------------------------------------------------
 
+
 def _positive(net: nn.Module, seed: int = 0) -> nn.Module:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -158,8 +165,7 @@ def _measured(net, x, units):
     for k, (u, _) in enumerate(pairs):
         rows = torch.nonzero(nz[k].any(1)).flatten()
         cols = torch.nonzero(nz[k].any(0)).flatten()
-        res.setdefault(u, []).append(((int(rows[0]), int(rows[-1])),
-                                      (int(cols[0]), int(cols[-1]))))
+        res.setdefault(u, []).append(((int(rows[0]), int(rows[-1])), (int(cols[0]), int(cols[-1]))))
     return res
 
 
@@ -167,17 +173,18 @@ class _Residual(nn.Module):
     def __init__(self):
         super().__init__()
         self.stem = nn.Conv2d(2, 3, 3, stride=2, padding=1)
-        self.a = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.ReLU(),
-                               nn.Conv2d(3, 3, 3, padding=1))
+        self.a = nn.Sequential(
+            nn.Conv2d(3, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 3, 3, padding=1)
+        )
         self.down_main = nn.Conv2d(3, 4, 3, stride=2, padding=1)
         self.down_skip = nn.Conv2d(3, 4, 1, stride=2)
         self.pool = nn.AvgPool2d(3, 1, 1)
 
     def forward(self, x):
         x = torch.relu(self.stem(x))
-        x = x + self.a(x)                                # 3 + 2*2 + 2*2 = 11
-        x = self.down_main(x) + self.down_skip(x)        # 11 + 2*2 = 15, jump 4
-        return self.pool(x)                              # 15 + 2*4 = 23
+        x = x + self.a(x)  # 3 + 2*2 + 2*2 = 11
+        x = self.down_main(x) + self.down_skip(x)  # 11 + 2*2 = 15, jump 4
+        return self.pool(x)  # 15 + 2*4 = 23
 
 
 class _Dense(nn.Module):
@@ -185,10 +192,10 @@ class _Dense(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.stem = nn.Conv2d(2, 2, 3, padding=1)       # RF 3
-        self.c1 = nn.Conv2d(2, 2, 5, padding=2)         # RF 7
+        self.stem = nn.Conv2d(2, 2, 3, padding=1)  # RF 3
+        self.c1 = nn.Conv2d(2, 2, 5, padding=2)  # RF 7
         self.c2 = nn.Conv2d(4, 1, 3, padding=2, dilation=2)  # RF 7 + 4 = 11
-        self.pool = nn.AvgPool2d(2)                     # +1: 4, 8, 12; jump 2
+        self.pool = nn.AvgPool2d(2)  # +1: 4, 8, 12; jump 2
 
     def forward(self, x):
         x = self.stem(x)
@@ -220,8 +227,8 @@ class _ChannelsLast(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.stem = nn.Conv2d(1, 4, 2, stride=2)                  # RF 2, jump 2
-        self.dw = nn.Conv2d(4, 4, 5, padding=2, groups=4)         # 2 + 4*2 = 10
+        self.stem = nn.Conv2d(1, 4, 2, stride=2)  # RF 2, jump 2
+        self.dw = nn.Conv2d(4, 4, 5, padding=2, groups=4)  # 2 + 4*2 = 10
         self.norm = nn.LayerNorm(4)
         self.pw = nn.Linear(4, 4)
 
@@ -244,8 +251,9 @@ class _SE(nn.Module):
         return x * s
 
 
-@pytest.mark.parametrize("net_cls, size", [(_Residual, 32), (_Dense, 24), (_UpDown, 24),
-                                           (_ChannelsLast, 20)])
+@pytest.mark.parametrize(
+    "net_cls, size", [(_Residual, 32), (_Dense, 24), (_UpDown, 24), (_ChannelsLast, 20)]
+)
 def test_theory_matches_gradient_connectivity(net_cls, size):
     torch.manual_seed(0)
     net = _positive(net_cls())
@@ -334,6 +342,7 @@ def test_upsampling_divides_the_jump():
 # Errors
 # ------------------------------------------------------------------------------------------
 
+
 def test_unknown_layer_lists_valid_names():
     with pytest.raises(LayerNotFoundError, match="layer4"):
         R.receptive_field(meta(torchvision.models.resnet18), "layer5")
@@ -353,8 +362,7 @@ def test_data_dependent_and_unsupported_give_clear_messages():
     with pytest.warns(UserWarning), pytest.raises(R.RFError, match="'c' of Branchy has no 4-D"):
         R.receptive_field(Branchy(), "c", input_size=8)
     with pytest.raises(R.RFError, match="pixel_shuffle"):
-        R.receptive_field(nn.Sequential(nn.Conv2d(4, 4, 1), nn.PixelShuffle(2)), "1",
-                          input_size=8)
+        R.receptive_field(nn.Sequential(nn.Conv2d(4, 4, 1), nn.PixelShuffle(2)), "1", input_size=8)
     with pytest.raises(R.RFError, match="no 4-D feature map"):
         R.receptive_field(meta(torchvision.models.resnet18), "fc", input_size=64)
 
@@ -362,6 +370,7 @@ def test_data_dependent_and_unsupported_give_clear_messages():
 # ------------------------------------------------------------------------------------------
 # ERF (Eq. 2)
 # ------------------------------------------------------------------------------------------
+
 
 def test_erf_single_conv_is_the_kernel():
     torch.manual_seed(0)
@@ -377,8 +386,9 @@ def test_erf_single_conv_is_the_kernel():
 
 def test_erf_linear_model_is_full_convolution_and_state_kept():
     torch.manual_seed(1)
-    net = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1, bias=False),
-                        nn.Conv2d(1, 1, 3, padding=1, bias=False))
+    net = nn.Sequential(
+        nn.Conv2d(1, 1, 3, padding=1, bias=False), nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    )
     net.train()
     images = torch.randn(7, 1, 11, 11)
     e = R.erf(net, "1", images, batch_size=3, progress=False)
@@ -439,6 +449,7 @@ def test_erf_radius_by_hand():
 # RF centres vs bilinear up-sampling
 # ------------------------------------------------------------------------------------------
 
+
 def test_rf_centres_vs_upsampling():
     np.testing.assert_array_equal(resample.upsample_centres(2, 8), [1.5, 5.5])
     vgg = meta(torchvision.models.vgg16)
@@ -454,6 +465,7 @@ def test_rf_centres_vs_upsampling():
 # ------------------------------------------------------------------------------------------
 # Dead zone of the masked VGG (Taimeskhanov et al.)
 # ------------------------------------------------------------------------------------------
+
 
 def _paper_features():
     """VGG16 features[:30] with the last conv 512 -> 256, built from torchvision."""
@@ -472,11 +484,20 @@ def test_dead_zone_paper_value():
     assert R.dead_zone(meta(_paper_features), 224, 9).rows == tuple(range(170, 224))
 
 
-@pytest.mark.parametrize("k, size, expected", [
-    # visible rows 0..n-k-1; unit i sees [16 i - 90, 16 i + 105]; dead = S - 16(n-k-1) - 106
-    (9, 224, 54), (8, 224, 38), (6, 224, 6), (5, 224, 0), (0, 224, 0), (14, 224, 224),
-    (12, 256, 102), (9, 232, 62),
-])
+@pytest.mark.parametrize(
+    "k, size, expected",
+    [
+        # visible rows 0..n-k-1; unit i sees [16 i - 90, 16 i + 105]; dead = S - 16(n-k-1) - 106
+        (9, 224, 54),
+        (8, 224, 38),
+        (6, 224, 6),
+        (5, 224, 0),
+        (0, 224, 0),
+        (14, 224, 224),
+        (12, 256, 102),
+        (9, 232, 62),
+    ],
+)
 def test_dead_zone_follows_mask_and_size(k, size, expected):
     dz = R.dead_zone(meta(_paper_features), size, k)
     assert dz.n == expected
@@ -486,8 +507,9 @@ def test_dead_zone_follows_mask_and_size(k, size, expected):
 
 def test_dead_zone_shallow_config_and_errors():
     # lib.models.masked_vgg's "S" config claims 17 dead rows of 64 with 5 of 8 rows masked
-    dz = R.dead_zone(meta(MaskedVGG, cfg="S", input_size=64, masked_rows=5, hidden=8,
-                          num_classes=2))
+    dz = R.dead_zone(
+        meta(MaskedVGG, cfg="S", input_size=64, masked_rows=5, hidden=8, num_classes=2)
+    )
     assert (dz.n, dz.first, dz.rf.rf_max, dz.rf.jump) == (17, 47, 54, 8)
     with pytest.raises(ValueError, match="masked_rows=15"):
         R.dead_zone(meta(_paper_features), 224, 15)
@@ -528,15 +550,20 @@ def _cli(capsys, *argv) -> list[str]:
 
 def test_cli(capsys):
     """``python -m lib.rf MODEL`` and ``python -m lib.rf deadzone`` (run in-process)."""
-    for model, layer, expected in [("resnet50", "layer4", ["427", "427", "32"]),
-                                   ("densenet121", "features", ["1047", "2071", "32"]),
-                                   ("efficientnet_b0", "features", ["inf", "inf", "32"])]:
+    for model, layer, expected in [
+        ("resnet50", "layer4", ["427", "427", "32"]),
+        ("densenet121", "features", ["1047", "2071", "32"]),
+        ("efficientnet_b0", "features", ["inf", "inf", "32"]),
+    ]:
         out = _cli(capsys, model)
         rows = {ln.split()[0]: ln.split()[1:] for ln in out if not ln.startswith("#")}
         assert rows[layer] == expected, model
     assert _cli(capsys, "deadzone", "--mask-rows", "9", "--input-size", "224")[0].startswith(
-        "54 dead rows (24.1 %): rows 170..223")
+        "54 dead rows (24.1 %): rows 170..223"
+    )
     assert _cli(capsys, "deadzone", "--mask-rows", "5", "--input-size", "224")[0].startswith(
-        "0 dead rows")
+        "0 dead rows"
+    )
     assert _cli(capsys, "deadzone", "--mask-rows", "12", "--input-size", "256")[0].startswith(
-        "102 dead rows")
+        "102 dead rows"
+    )

@@ -2,6 +2,7 @@
 (which parameters change and which do not, cascading against independent), the similarity
 measures against SciPy and scikit-image on known inputs, the blocks of every model the chapter
 runs, the verdict rules, and the oracle: Quantus's MPRT on a small trained network."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -40,21 +41,30 @@ class Tiny(nn.Module):
 
 
 BLOCKS = {"logits": ("fc",), "norm": ("bn1",), "conv": ("conv1",)}
-PARAMS = {"logits": {"fc.weight", "fc.bias"}, "norm": {"bn1.weight", "bn1.bias"},
-          "conv": {"conv1.weight", "conv1.bias"}}
+PARAMS = {
+    "logits": {"fc.weight", "fc.bias"},
+    "norm": {"bn1.weight", "bn1.bias"},
+    "conv": {"conv1.weight", "conv1.bias"},
+}
 
 
 # ------------------------------------------------------------------------------------------
 # Randomisation
 # ------------------------------------------------------------------------------------------
 
+
 def test_cascading_re_initialises_the_blocks_so_far_and_nothing_else():
     model = Tiny()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     seen = []
-    for (label, m), want in zip(sc.cascading(model, BLOCKS, seed=3),
-                                [PARAMS["logits"], PARAMS["logits"] | PARAMS["norm"],
-                                 PARAMS["logits"] | PARAMS["norm"] | PARAMS["conv"]]):
+    for (label, m), want in zip(
+        sc.cascading(model, BLOCKS, seed=3),
+        [
+            PARAMS["logits"],
+            PARAMS["logits"] | PARAMS["norm"],
+            PARAMS["logits"] | PARAMS["norm"] | PARAMS["conv"],
+        ],
+    ):
         seen.append(label)
         assert set(sc.changed_parameters(model, m)) == want, label
         assert not m.training
@@ -71,8 +81,9 @@ def test_independent_re_initialises_one_block_with_the_cascades_weights():
         # the same seed for every block: a block gets the same random weights alone as in the
         # cascade
         for name in PARAMS[label]:
-            assert torch.equal(dict(m.named_parameters())[name],
-                               dict(casc[label].named_parameters())[name])
+            assert torch.equal(
+                dict(m.named_parameters())[name], dict(casc[label].named_parameters())[name]
+            )
 
 
 def test_reinitialise_is_pytorchs_default_initialisation_after_the_seed():
@@ -120,8 +131,10 @@ def test_a_parameter_without_reset_parameters_is_refused():
 
 
 def test_block_spellings():
-    assert sc.normalise_blocks(["fc", ("conv1", "bn1")]) == [("fc", ("fc",)),
-                                                            ("conv1+bn1", ("conv1", "bn1"))]
+    assert sc.normalise_blocks(["fc", ("conv1", "bn1")]) == [
+        ("fc", ("fc",)),
+        ("conv1+bn1", ("conv1", "bn1")),
+    ]
     assert sc.normalise_blocks({"head": "fc"}) == [("head", ("fc",))]
     items = sc.normalise_blocks(BLOCKS)
     assert sc.normalise_blocks(items) == items
@@ -165,8 +178,17 @@ def test_run_randomisation_records_the_scope_and_the_steps():
         for p in model.parameters():
             p.normal_()
     x = torch.rand(3, 1, 12, 12)
-    r = sc.run_randomisation(model, x, "relu", BLOCKS, ["gradient", "gradcam"], SIZES, seed=1,
-                             measures=("spearman_abs", "spearman"), keep=[1])
+    r = sc.run_randomisation(
+        model,
+        x,
+        "relu",
+        BLOCKS,
+        ["gradient", "gradcam"],
+        SIZES,
+        seed=1,
+        measures=("spearman_abs", "spearman"),
+        keep=[1],
+    )
     assert r.steps == ["trained", "logits", "norm", "conv"]
     assert set(r.scores["order"]) == {"cascading", "independent"}
     assert len(r.scores) == 2 * 3 * 2 * 3  # orders x steps x methods x images
@@ -181,6 +203,7 @@ def test_run_randomisation_records_the_scope_and_the_steps():
 # Maps
 # ------------------------------------------------------------------------------------------
 
+
 def test_input_gradient_of_a_linear_model_is_its_weight_row():
     lin = nn.Sequential(nn.Flatten(), nn.Linear(8, 3))
     x = torch.rand(2, 2, 2, 2)
@@ -192,8 +215,13 @@ def test_input_gradient_of_a_linear_model_is_its_weight_row():
 def test_comparable_upsamples_layer_maps_and_sums_channels():
     layer = torch.tensor([[[1.0, -1.0], [2.0, 0.0]]])
     up = sc.comparable(layer, (4, 4))
-    ref = torch.nn.functional.interpolate(layer[:, None], size=(4, 4), mode="bilinear",
-                                          align_corners=False)[:, 0].double().numpy()
+    ref = (
+        torch.nn.functional.interpolate(
+            layer[:, None], size=(4, 4), mode="bilinear", align_corners=False
+        )[:, 0]
+        .double()
+        .numpy()
+    )
     assert up.shape == (1, 4, 4) and np.allclose(up, ref)
     attr = torch.arange(24.0).view(1, 3, 2, 4) - 10
     assert np.array_equal(sc.comparable(attr, (2, 4)), attr.sum(1).double().numpy())
@@ -218,6 +246,7 @@ def test_methods_for_drops_cam_without_a_gap_head():
 # Similarity measures
 # ------------------------------------------------------------------------------------------
 
+
 def test_spearman_by_hand():
     # ranks 1 2 3 4 against 1 3 2 4: sum d^2 = 2, rho = 1 - 6 * 2 / (4 * 15) = 0.8
     assert sc.spearman(np.array([1, 2, 3, 4]), np.array([1, 3, 2, 4])) == pytest.approx(0.8)
@@ -235,16 +264,19 @@ def test_measures_agree_with_scipy_and_skimage():
     a = np.round(rng.normal(size=(32, 32)), 1)  # ties, as in rectified maps
     b = a + rng.normal(scale=0.7, size=(32, 32))
     b[:8] = 0
-    assert sc.spearman(a, b, False) == pytest.approx(stats.spearmanr(a.ravel(), b.ravel())[0],
-                                                     abs=1e-12)
+    assert sc.spearman(a, b, False) == pytest.approx(
+        stats.spearmanr(a.ravel(), b.ravel())[0], abs=1e-12
+    )
     assert sc.spearman(a, b, True) == pytest.approx(
-        stats.spearmanr(np.abs(a).ravel(), np.abs(b).ravel())[0], abs=1e-12)
+        stats.spearmanr(np.abs(a).ravel(), np.abs(b).ravel())[0], abs=1e-12
+    )
     ua, ub = np.abs(a) / np.abs(a).max(), np.abs(b) / np.abs(b).max()
     assert sc.ssim(a, b) == pytest.approx(structural_similarity(ua, ub, data_range=1.0))
     kw = dict(orientations=9, pixels_per_cell=(4, 4), cells_per_block=(2, 2))
     assert sc.hog_cell(32) == 4
-    assert sc.hog_similarity(a, b) == pytest.approx(stats.pearsonr(hog(ua, **kw),
-                                                                   hog(ub, **kw))[0], abs=1e-12)
+    assert sc.hog_similarity(a, b) == pytest.approx(
+        stats.pearsonr(hog(ua, **kw), hog(ub, **kw))[0], abs=1e-12
+    )
     # the table computes the same numbers, with the reference's ranks and HOG kept
     table = sc.similarities({"m": np.stack([a, b])}, {"m": np.stack([b, a])})
     assert table.loc[0, "spearman_abs"] == pytest.approx(sc.spearman(a, b, True), abs=1e-12)
@@ -274,6 +306,7 @@ def test_measures_of_a_map_with_itself_its_scaling_and_its_negation():
 # The data randomisation's data
 # ------------------------------------------------------------------------------------------
 
+
 def test_permuted_labels_are_the_true_labels_shuffled():
     true = sc.memorise_bundle(200, permuted=False, seed=0, n_test=10)
     perm = sc.memorise_bundle(200, permuted=True, seed=0, n_test=10)
@@ -300,9 +333,13 @@ def test_the_committed_networks_memorised_their_labels():
 # Verdicts
 # ------------------------------------------------------------------------------------------
 
+
 def _scores(values: dict[str, list[float]], step: str = "norm") -> pd.DataFrame:
-    rows = [{"order": "cascading", "step": step, "depth": 1, "method": m, "unit": i,
-             "spearman_abs": v} for m, vs in values.items() for i, v in enumerate(vs)]
+    rows = [
+        {"order": "cascading", "step": step, "depth": 1, "method": m, "unit": i, "spearman_abs": v}
+        for m, vs in values.items()
+        for i, v in enumerate(vs)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -310,19 +347,31 @@ def test_paper_claims_follow_the_rules():
     high, low = [0.9, 0.95, 0.92, 0.97, 0.91, 0.93], [0.1, 0.05, 0.12, 0.2, 0.08, 0.1]
     s = _scores({"guidedbackprop": high, "guidedgradcam": low, "gradient": low, "gradcam": high})
     out = {c["id"]: c["verdict"].outcome for c in sc.paper_claims(s, "norm", "t", "images", "x")}
-    assert out == {"gbp-t": V.HOLDS, "ggcam-t": V.FAILS, "grad-t": V.HOLDS,
-                   "gradcam-t": V.FAILS}
-    data = _scores({"guidedbackprop": high, "guidedgradcam": high, "gradient": high,
-                    "gradcam": low}).drop(columns=["order", "step", "depth"])
-    out = {c["id"]: c["verdict"].outcome for c in sc.paper_claims(data, None, "", "items", "x",
-                                                                   data=True)}
-    assert out == {"gbp-labels": V.HOLDS, "ggcam-labels": V.HOLDS, "grad-labels": V.FAILS,
-                   "gradcam-labels": V.HOLDS}
+    assert out == {"gbp-t": V.HOLDS, "ggcam-t": V.FAILS, "grad-t": V.HOLDS, "gradcam-t": V.FAILS}
+    data = _scores(
+        {"guidedbackprop": high, "guidedgradcam": high, "gradient": high, "gradcam": low}
+    ).drop(columns=["order", "step", "depth"])
+    out = {
+        c["id"]: c["verdict"].outcome
+        for c in sc.paper_claims(data, None, "", "items", "x", data=True)
+    }
+    assert out == {
+        "gbp-labels": V.HOLDS,
+        "ggcam-labels": V.HOLDS,
+        "grad-labels": V.FAILS,
+        "gradcam-labels": V.HOLDS,
+    }
 
 
 def test_engine_findings_pass_fail_and_undecided():
-    s = _scores({"a": [0.1, 0.05, 0.12, 0.2, 0.08, 0.1], "b": [0.9, 0.95, 0.92, 0.97, 0.91, 0.9],
-                 "c": [0.1, 0.9, 0.2, 0.8, 0.4, 0.6]}, step="conv")
+    s = _scores(
+        {
+            "a": [0.1, 0.05, 0.12, 0.2, 0.08, 0.1],
+            "b": [0.9, 0.95, 0.92, 0.97, 0.91, 0.9],
+            "c": [0.1, 0.9, 0.2, 0.8, 0.4, 0.6],
+        },
+        step="conv",
+    )
     out = {f["method"]: f["verdict"].outcome for f in sc.engine_findings(s, "conv", "images")}
     assert out == {"a": V.HOLDS, "b": V.FAILS, "c": V.UNDECIDED}
     table = sc.engine_table({"m": s}, {"m": "conv"})
@@ -345,6 +394,7 @@ def test_full_profile_claims_are_not_run_elsewhere_and_data_is_checked():
 # The oracle: Quantus's Model Parameter Randomisation Test
 # ------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("method", ["guidedbackprop", "gradcam"])
 def test_cascade_agrees_with_quantus_mprt(method):
     """Quantus (pinned, installed without its opencv-python dependency) re-initialises every
@@ -366,14 +416,36 @@ def test_cascade_agrees_with_quantus_mprt(method):
         maps = sc.explain(model, xt, sc.DATA_LAYER, [method], np.asarray(targets).tolist(), SIZES)
         return sc.comparable(maps[method], tuple(xt.shape[-2:]))[:, None].astype(np.float32)
 
-    ours = sc.run_randomisation(model, x, sc.DATA_LAYER, sc.DATA_BLOCKS, [method], SIZES,
-                                seed=q_seed + 1, orders=("cascading",), target=y.tolist(),
-                                measures=("spearman_abs", "spearman"))
+    ours = sc.run_randomisation(
+        model,
+        x,
+        sc.DATA_LAYER,
+        sc.DATA_BLOCKS,
+        [method],
+        SIZES,
+        seed=q_seed + 1,
+        orders=("cascading",),
+        target=y.tolist(),
+        measures=("spearman_abs", "spearman"),
+    )
     for absolute, measure in ((True, "spearman_abs"), (False, "spearman")):
-        metric = quantus.MPRT(similarity_func=correlation_spearman, layer_order="top_down",
-                              seed=q_seed, abs=absolute, normalise=False, disable_warnings=True)
-        theirs = metric(model=model, x_batch=x.numpy(), y_batch=y.numpy(), a_batch=None,
-                        explain_func=explain_func, device="cpu", batch_size=64)
+        metric = quantus.MPRT(
+            similarity_func=correlation_spearman,
+            layer_order="top_down",
+            seed=q_seed,
+            abs=absolute,
+            normalise=False,
+            disable_warnings=True,
+        )
+        theirs = metric(
+            model=model,
+            x_batch=x.numpy(),
+            y_batch=y.numpy(),
+            a_batch=None,
+            explain_func=explain_func,
+            device="cpu",
+            batch_size=64,
+        )
         layers = [k for k in theirs if k != "original"]
         assert layers == [names[0] for names in sc.DATA_BLOCKS.values()]
         assert np.allclose(theirs["original"], 1.0)
@@ -410,23 +482,43 @@ def test_the_chapters_grids_pass_the_figure_check_on_a_phone(monkeypatch):
     from lib import plot
 
     glued = {}
-    monkeypatch.setattr(myst_nb, "glue", lambda name, obj, display=True: glued.setdefault(name, obj))
-    methods = ["gradient", "guidedbackprop", "guidedgradcam", "gradcam", "gradcam++", "hirescam",
-               "layercam", "integratedgradients", "eigencam"]
+    monkeypatch.setattr(
+        myst_nb, "glue", lambda name, obj, display=True: glued.setdefault(name, obj)
+    )
+    methods = [
+        "gradient",
+        "guidedbackprop",
+        "guidedgradcam",
+        "gradcam",
+        "gradcam++",
+        "hirescam",
+        "layercam",
+        "integratedgradients",
+        "eigencam",
+    ]
     steps = ["classifier", "head"] + [f"blocks.{i}" for i in range(6, -1, -1)] + ["stem"]
     g = np.random.default_rng(0)
-    run = sc.Randomisation(None, None, {s: {m: g.random((1, 32, 32)) for m in methods}
-                                        for s in steps}, ["trained"] + steps, None, None, None,
-                           methods)
+    run = sc.Randomisation(
+        None,
+        None,
+        {s: {m: g.random((1, 32, 32)) for m in methods} for s in steps},
+        ["trained"] + steps,
+        None,
+        None,
+        None,
+        methods,
+    )
     with matplotlib.rc_context():
         plot.style()
         plot.figure(sc.cascade_figure(run, g.random((32, 32, 3))), "fig-cascade")
         maps = {m: g.random((3, 28, 28)) for m in methods}
-        plot.figure(sc.data_figure([g.random((28, 28))] * 3, maps, maps, ("true", "permuted")),
-                    "fig-data")
+        plot.figure(
+            sc.data_figure([g.random((28, 28))] * 3, maps, maps, ("true", "permuted")), "fig-data"
+        )
         fig = sc.imagenet_figure({}, ["vgg16", "resnet50"])
         assert [t.get_text() for ax in fig.axes for t in ax.texts][0].startswith(
-            "not run on this profile")
+            "not run on this profile"
+        )
         plot.figure(fig, "fig-imagenet")
     for name in ("fig-cascade", "fig-data", "fig-imagenet"):
         record = glued[name].metadata["lib.plot"]

@@ -1,4 +1,5 @@
 """The trainer: deterministic, cached by configuration, resumable bit for bit."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,8 +12,9 @@ from torch import nn
 import lib.train as T
 from lib.train import DataBundle, TrainConfig, config_key, evaluate, load_or_train, train
 
-SMALL_VGG = dict(num_classes=10, width=1 / 8, input_size=32, masked_rows=0, hidden=16,
-                 in_channels=1, cfg="S")  # has dropout: the resume test must restore the RNG
+SMALL_VGG = dict(
+    num_classes=10, width=1 / 8, input_size=32, masked_rows=0, hidden=16, in_channels=1, cfg="S"
+)  # has dropout: the resume test must restore the RNG
 
 
 def _bundle(seed: int = 0, n: int = 96, size: int = 28) -> DataBundle:
@@ -23,7 +25,7 @@ def _bundle(seed: int = 0, n: int = 96, size: int = 28) -> DataBundle:
     h = size // 2
     for i, c in enumerate(y.tolist()):
         r, col = divmod(c, 2)
-        x[i, r * h:r * h + h, col * h:col * h + h] += 0.7
+        x[i, r * h : r * h + h, col * h : col * h + h] += 0.7
     x = (x.clamp(0, 1) * 255).to(torch.uint8)
     return DataBundle(x[:n], y[:n], x[n:], y[n:])
 
@@ -37,9 +39,20 @@ def _same(a: dict, b: dict) -> bool:
 
 
 def _run(tmp, **kw):
-    args = dict(model_fn="mnist_net", model_kwargs={"num_classes": 4}, data=_bundle,
-                data_key="quadrants-v1", epochs=1, lr=3e-3, batch_size=16, seed=0,
-                cache_dir=tmp, models_dir=tmp, progress=False, verbose=False)
+    args = dict(
+        model_fn="mnist_net",
+        model_kwargs={"num_classes": 4},
+        data=_bundle,
+        data_key="quadrants-v1",
+        epochs=1,
+        lr=3e-3,
+        batch_size=16,
+        seed=0,
+        cache_dir=tmp,
+        models_dir=tmp,
+        progress=False,
+        verbose=False,
+    )
     args.update(kw)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in args.items() if k in fields})
@@ -59,14 +72,21 @@ def test_training_learns_and_history_is_consistent(tmp_path):
     model, hist = _run(tmp_path, epochs=3)
     assert [e["epoch"] for e in hist["epochs"]] == [1, 2, 3]
     assert hist["test_acc"] == hist["epochs"][-1]["test_acc"]
-    assert hist["test_acc"] == evaluate(model, _bundle())   # recomputed independently
-    assert hist["test_acc"] >= 0.9                            # the quadrant task is easy
+    assert hist["test_acc"] == evaluate(model, _bundle())  # recomputed independently
+    assert hist["test_acc"] >= 0.9  # the quadrant task is easy
     assert hist["epochs"][-1]["train_loss"] < hist["epochs"][0]["train_loss"]
 
 
 def test_cache_hit_returns_same_weights_without_training(tmp_path, monkeypatch):
-    config = TrainConfig("mnist_net", {"num_classes": 4}, _bundle, data_key="quadrants-v1",
-                         epochs=1, lr=3e-3, batch_size=16)
+    config = TrainConfig(
+        "mnist_net",
+        {"num_classes": 4},
+        _bundle,
+        data_key="quadrants-v1",
+        epochs=1,
+        lr=3e-3,
+        batch_size=16,
+    )
     kw = dict(cache_dir=tmp_path, models_dir=tmp_path, progress=False, verbose=False)
     m1, h1 = load_or_train(config, **kw)
     assert (tmp_path / "models").is_dir() and not list((tmp_path / "checkpoints").glob("*.ckpt"))
@@ -87,22 +107,51 @@ def test_config_key_covers_every_field():
     k0 = config_key(base)
     assert config.key == k0
     assert k0 == config_key(dict(reversed(list(base.items()))))  # order-free
-    for field, value in [("model_kwargs", {"masked_rows": 4}), ("data", "fashion_mnist@64"),
-                         ("epochs", 3), ("lr", 2e-3), ("batch_size", 64), ("seed", 1),
-                         ("n_train", 100), ("optimizer", "sgd"), ("weight_decay", 1e-4),
-                         ("schedule", "constant"), ("loss", "bce"), ("model", "gap_net")]:
+    for field, value in [
+        ("model_kwargs", {"masked_rows": 4}),
+        ("data", "fashion_mnist@64"),
+        ("epochs", 3),
+        ("lr", 2e-3),
+        ("batch_size", 64),
+        ("seed", 1),
+        ("n_train", 100),
+        ("optimizer", "sgd"),
+        ("weight_decay", 1e-4),
+        ("schedule", "constant"),
+        ("loss", "bce"),
+        ("model", "gap_net"),
+    ]:
         assert config_key({**base, field: value}) != k0, field
 
 
 def test_train_config_is_frozen_and_keys_as_the_committed_files_do():
     """The key hashes the same JSON as before the configuration became a dataclass (written out
     by hand here), so that committed weights keep their file names."""
-    config = TrainConfig("gap_net", {"channels": [16, 32, 64]}, "fashion_mnist", epochs=5,
-                         lr=2e-3, batch_size=128, seed=0)
-    by_hand = {"format": 1, "model": "gap_net", "model_kwargs": {"channels": [16, 32, 64]},
-               "data": "fashion_mnist", "n_train": None, "n_test": None, "epochs": 5, "lr": 2e-3,
-               "batch_size": 128, "seed": 0, "optimizer": "adam", "weight_decay": 0.0,
-               "schedule": "cosine", "loss": "ce"}
+    config = TrainConfig(
+        "gap_net",
+        {"channels": [16, 32, 64]},
+        "fashion_mnist",
+        epochs=5,
+        lr=2e-3,
+        batch_size=128,
+        seed=0,
+    )
+    by_hand = {
+        "format": 1,
+        "model": "gap_net",
+        "model_kwargs": {"channels": [16, 32, 64]},
+        "data": "fashion_mnist",
+        "n_train": None,
+        "n_test": None,
+        "epochs": 5,
+        "lr": 2e-3,
+        "batch_size": 128,
+        "seed": 0,
+        "optimizer": "adam",
+        "weight_decay": 0.0,
+        "schedule": "cosine",
+        "loss": "ce",
+    }
     assert config.cache_config() == by_hand and config.key == config_key(by_hand)
     assert T.recipe_path("gap_net").name == f"gap_net-{config.key}.pt"
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -117,8 +166,13 @@ def test_train_config_is_frozen_and_keys_as_the_committed_files_do():
 
 
 def test_interrupted_run_resumes_to_identical_weights(tmp_path):
-    kw = dict(model_fn="masked_vgg", model_kwargs=SMALL_VGG, epochs=3,
-              data=lambda: _bundle(size=32), data_key="quadrants32-v1")
+    kw = dict(
+        model_fn="masked_vgg",
+        model_kwargs=SMALL_VGG,
+        epochs=3,
+        data=lambda: _bundle(size=32),
+        data_key="quadrants32-v1",
+    )
     ref, ref_hist = _run(tmp_path / "ref", **kw)
 
     def stop(epoch, history):
@@ -132,7 +186,9 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path):
     assert torch.load(ckpts[0], weights_only=False)["epoch"] == 1
     resumed, hist = _run(tmp_path / "run", **kw)
     assert _same(_weights(ref), _weights(resumed))
-    assert [e["train_loss"] for e in hist["epochs"]] == [e["train_loss"] for e in ref_hist["epochs"]]
+    assert [e["train_loss"] for e in hist["epochs"]] == [
+        e["train_loss"] for e in ref_hist["epochs"]
+    ]
     assert not list((tmp_path / "run" / "checkpoints").glob("*.ckpt"))  # removed when done
 
 
@@ -164,8 +220,13 @@ def test_multilabel_bce_and_evaluate_by_hand(tmp_path):
 
     def multi():
         d = _bundle()
-        return DataBundle(d.x_train, nn.functional.one_hot(d.y_train, 4).float(),
-                          d.x_test, nn.functional.one_hot(d.y_test, 4).float())
+        return DataBundle(
+            d.x_train,
+            nn.functional.one_hot(d.y_train, 4).float(),
+            d.x_test,
+            nn.functional.one_hot(d.y_test, 4).float(),
+        )
+
     model, hist = _run(tmp_path, data=multi, data_key="quadrants-multi", loss="bce", epochs=3)
     assert hist["test_acc"] == evaluate(model, multi(), loss="bce") and hist["test_acc"] > 0.8
 
@@ -186,10 +247,16 @@ def test_bad_input_errors(tmp_path):
 
 
 def test_commit_refuses_weights_over_5_mb(tmp_path):
-    big = dict(SMALL_VGG, hidden=1200)   # 1200 x 1200 dense layer: 5.8 MB of float32
+    big = dict(SMALL_VGG, hidden=1200)  # 1200 x 1200 dense layer: 5.8 MB of float32
     with pytest.raises(ValueError, match="over the 5 MB limit"):
-        _run(tmp_path, model_fn="masked_vgg", model_kwargs=big, data=lambda: _bundle(n=16, size=32),
-             data_key="q32", commit=True)
+        _run(
+            tmp_path,
+            model_fn="masked_vgg",
+            model_kwargs=big,
+            data=lambda: _bundle(n=16, size=32),
+            data_key="q32",
+            commit=True,
+        )
     assert not list(tmp_path.rglob("masked_vgg-*.pt"))
 
 
@@ -218,25 +285,39 @@ def test_committed_masked_vgg_keeps_its_dead_zone():
     y = x.clone()
     y[:, :, 47:] = torch.rand(4, 1, 17, 64, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        assert torch.equal(model(x), model(y))   # rows 47..63 are unseen (see test_models)
+        assert torch.equal(model(x), model(y))  # rows 47..63 are unseen (see test_models)
 
 
 def test_scenes_spec_trains_multilabel(tmp_path):
-    spec = {"name": "scenes", "n_train": 48, "n_test": 16, "size": 32, "multilabel": True,
-            "scale": [0.4, 0.6]}
+    spec = {
+        "name": "scenes",
+        "n_train": 48,
+        "n_test": 16,
+        "size": 32,
+        "multilabel": True,
+        "scale": [0.4, 0.6],
+    }
     b = T.load_data(spec)
     assert b.x_train.shape == (48, 1, 32, 32) and b.y_train.shape == (48, 10)
     # every scene's label set holds its own class (scenes.labels) plus its distractors'
     single = T.load_data({**spec, "multilabel": False})
     assert torch.all(b.y_train[torch.arange(48), single.y_train] == 1)
-    model, hist = _run(tmp_path, model_fn="gap_net", model_kwargs={"channels": [4, 8]},
-                       data=spec, data_key=None, loss="bce", epochs=1)
+    model, hist = _run(
+        tmp_path,
+        model_fn="gap_net",
+        model_kwargs={"channels": [4, 8]},
+        data=spec,
+        data_key=None,
+        loss="bce",
+        epochs=1,
+    )
     assert 0 <= hist["test_acc"] <= 1 and hist["config"]["data"] == spec
 
 
 # ------------------------------------------------------------------------------------------
 # Stable weights: the cache key holds the model's zoo name, never a class's module
 # ------------------------------------------------------------------------------------------
+
 
 def test_every_committed_weights_file_is_named_by_its_own_configuration():
     """A file whose stored configuration no longer hashes to its name is an orphan: the trainer
@@ -262,8 +343,12 @@ def test_moving_a_model_class_does_not_orphan_its_weights(monkeypatch, request):
 
     where = LinearProbe.__module__, LinearProbe.__qualname__
     LinearProbe.__module__, LinearProbe.__qualname__ = "somewhere.else", "MovedProbe"
-    request.addfinalizer(lambda: setattr(LinearProbe, "__module__", where[0]) or
-                         setattr(LinearProbe, "__qualname__", where[1]))
+    request.addfinalizer(
+        lambda: (
+            setattr(LinearProbe, "__module__", where[0])
+            or setattr(LinearProbe, "__qualname__", where[1])
+        )
+    )
 
     def no_training(*a, **k):
         raise AssertionError("retrained: the committed weights were orphaned")
@@ -275,10 +360,20 @@ def test_moving_a_model_class_does_not_orphan_its_weights(monkeypatch, request):
 
     f = sorted(paths.MODELS_DIR.glob("linear_probe-*.pt"))[0]
     cfg = torch.load(f, map_location="cpu", weights_only=False)["config"]
-    model, hist = load_or_train(TrainConfig(cfg["model"], cfg["model_kwargs"], lambda: None,
-                                            cfg["epochs"], cfg["lr"], cfg["batch_size"],
-                                            cfg["seed"], loss=cfg["loss"], data_key=cfg["data"]),
-                                verbose=False)
+    model, hist = load_or_train(
+        TrainConfig(
+            cfg["model"],
+            cfg["model_kwargs"],
+            lambda: None,
+            cfg["epochs"],
+            cfg["lr"],
+            cfg["batch_size"],
+            cfg["seed"],
+            loss=cfg["loss"],
+            data_key=cfg["data"],
+        ),
+        verbose=False,
+    )
     assert isinstance(model, LinearProbe) and hist["path"] == str(f)
 
 

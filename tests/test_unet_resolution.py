@@ -1,6 +1,7 @@
 """The U-Net resolution chapter (Mascolini et al., Table I): the score s, the reference masks,
 the verdicts on hand-made numbers, the paper's numbers, the maps against pytorch-grad-cam, and the
 committed models."""
+
 import math
 import re
 from pathlib import Path
@@ -15,16 +16,23 @@ from lib import metrics
 from lib.chapters import unet_resolution as ur
 from lib.data import DataMissingError
 
-PAPER = next(Path("/work/shared/papers").glob("004_*.txt"), None) if Path(
-    "/work/shared/papers").is_dir() else None
+PAPER = (
+    next(Path("/work/shared/papers").glob("004_*.txt"), None)
+    if Path("/work/shared/papers").is_dir()
+    else None
+)
 
 
 # -- the paper's numbers ----------------------------------------------------------------------------
 @pytest.mark.skipif(PAPER is None, reason="the paper's text is not on this machine")
 def test_table1_numbers_are_the_papers():
     text = PAPER.read_text()
-    rows = {m.group(1).strip(): [float(v) for v in m.group(2, 3, 4)] for m in re.finditer(
-        r"^(U-Net|Ablated U-Net)\s+([\d.]+)%\s+([\d.]+)%\s+([\d.]+)%", text, re.M)}
+    rows = {
+        m.group(1).strip(): [float(v) for v in m.group(2, 3, 4)]
+        for m in re.finditer(
+            r"^(U-Net|Ablated U-Net)\s+([\d.]+)%\s+([\d.]+)%\s+([\d.]+)%", text, re.M
+        )
+    }
     assert rows["U-Net"] == [ur.PAPER_TABLE1["U-Net"][m] for m in ur.METHODS]
     assert rows["Ablated U-Net"] == [ur.PAPER_TABLE1["ablated U-Net"][m] for m in ur.METHODS]
 
@@ -38,8 +46,9 @@ def test_paper_own_gaps_satisfy_the_gap_rule():
     assert g.loc["gradcam++", "relative"] == pytest.approx(100 * (72.47 / 63.04 - 1))
     assert g.loc["scorecam", "relative"] == pytest.approx(100 * (71.52 / 64.36 - 1))
     for m in ur.METHODS:
-        v = ur.gap_verdict([ur.PAPER_TABLE1["U-Net"][m]], [ur.PAPER_TABLE1["ablated U-Net"][m]],
-                           m, unit=None)
+        v = ur.gap_verdict(
+            [ur.PAPER_TABLE1["U-Net"][m]], [ur.PAPER_TABLE1["ablated U-Net"][m]], m, unit=None
+        )
         assert v.outcome == "holds", (m, v)
         assert v.low == v.high == v.estimate  # one exact number: nothing sampled
 
@@ -81,8 +90,9 @@ def test_score_maps_against_numpy():
     sc = ur.score_maps(torch.from_numpy(maps), torch.from_numpy(masks), torch.from_numpy(truth))
     want = (maps[None] * masks).sum((-1, -2)) / maps.sum((-1, -2))
     np.testing.assert_allclose(sc["s_ref"].numpy(), want, rtol=1e-5)
-    np.testing.assert_allclose(sc["s_true"].numpy(), (maps * truth).sum((1, 2)) / maps.sum((1, 2)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        sc["s_true"].numpy(), (maps * truth).sum((1, 2)) / maps.sum((1, 2)), rtol=1e-5
+    )
 
 
 # -- verdicts on hand-made scores ---------------------------------------------------------------------
@@ -96,22 +106,58 @@ def _many(values, thresholds=(0.0, 0.5)):
         for t in thresholds:
             for i in range(n):
                 s_ref = v[t][i]
-                rows.append((seed, net, lay, m, i, bool(np.isnan(s_ref)),
-                             v.get("correct", [True] * n)[i], t, s_ref, v["truth"][i],
-                             v.get("other", [np.nan] * n)[i]))
+                rows.append(
+                    (
+                        seed,
+                        net,
+                        lay,
+                        m,
+                        i,
+                        bool(np.isnan(s_ref)),
+                        v.get("correct", [True] * n)[i],
+                        t,
+                        s_ref,
+                        v["truth"][i],
+                        v.get("other", [np.nan] * n)[i],
+                    )
+                )
                 ref.add((seed, i, t))
-    sc = pd.DataFrame(rows, columns=["seed", "network", "layer", "method", "image", "empty",
-                                     "correct", "threshold", "s_ref", "s_true", "s_other"])
-    reference = pd.DataFrame([(s, i, False, t, 0.2, 0.4, 0.1, 0.1) for s, i, t in sorted(ref)],
-                             columns=["seed", "image", "reference_empty", "threshold", "iou",
-                                      "area", "truth_area", "other_area"])
+    sc = pd.DataFrame(
+        rows,
+        columns=[
+            "seed",
+            "network",
+            "layer",
+            "method",
+            "image",
+            "empty",
+            "correct",
+            "threshold",
+            "s_ref",
+            "s_true",
+            "s_other",
+        ],
+    )
+    reference = pd.DataFrame(
+        [(s, i, False, t, 0.2, 0.4, 0.1, 0.1) for s, i, t in sorted(ref)],
+        columns=[
+            "seed",
+            "image",
+            "reference_empty",
+            "threshold",
+            "iou",
+            "area",
+            "truth_area",
+            "other_area",
+        ],
+    )
     return ur.Scores(sc, reference, pd.DataFrame(), tuple(thresholds))
 
 
 RNG = np.random.default_rng(0)
-BASE = RNG.uniform(0.3, 0.6, 10)      # ten scenes per seed
+BASE = RNG.uniform(0.3, 0.6, 10)  # ten scenes per seed
 NOISE = RNG.normal(0, 0.05, 10)
-NOISE -= NOISE.mean()                 # a paired difference of mean 0, spread ~5 points
+NOISE -= NOISE.mean()  # a paired difference of mean 0, spread ~5 points
 
 
 def _two_networks(u_minus_a, seeds=(0, 1), layer="dec1", methods=ur.METHODS, truth=None):
@@ -130,8 +176,11 @@ def _two_networks(u_minus_a, seeds=(0, 1), layer="dec1", methods=ur.METHODS, tru
 def test_skips_verdict_pairs_scenes_and_gives_each_outcome():
     """+10 points on every scene but one: holds; −10: does not hold; noise around zero:
     undecided. The difference is in points, the means over the pairs."""
-    diffs = {"gradcam": 0.1 + 0.01 * RNG.normal(size=10), "gradcam++": -0.1 + 0 * NOISE,
-             "scorecam": NOISE}
+    diffs = {
+        "gradcam": 0.1 + 0.01 * RNG.normal(size=10),
+        "gradcam++": -0.1 + 0 * NOISE,
+        "scorecam": NOISE,
+    }
     sc = _many(_two_networks(diffs))
     v = ur.skips_verdict(sc, "reference", 0.5).set_index("method")
     assert v["outcome"].tolist() == ["holds", "does not hold", "undecided"]
@@ -140,12 +189,14 @@ def test_skips_verdict_pairs_scenes_and_gives_each_outcome():
     assert v.loc["gradcam", "U-Net"] == pytest.approx(100 * np.mean(BASE + diffs["gradcam"]))
     assert (v["pairs"] == 20).all() and (v["left out"] == 0).all()
     assert v.loc["gradcam", "seeds U-Net higher"] == "2 of 2"
-    assert v.loc["gradcam", "verdict"].method.startswith("paired bootstrap over 20 (seed, "
-                                                         "scene) pairs")
+    assert v.loc["gradcam", "verdict"].method.startswith(
+        "paired bootstrap over 20 (seed, scene) pairs"
+    )
     assert ur.verdict_text(v.reset_index()) == (
         "above its ablation for Grad-CAM; below it for Grad-CAM++; undecided for Score-CAM (the "
         f"interval contains zero); the mean paired differences run from -10.0 to "
-        f"{max(v['difference']):+.1f} points")
+        f"{max(v['difference']):+.1f} points"
+    )
 
 
 def test_scene_pairs_leave_out_empty_maps_and_count_them():
@@ -187,10 +238,10 @@ def test_gap_rule_on_the_relative_gap_and_the_floor():
     assert g.loc["gradcam++", "normalised gap"] == pytest.approx(want)
     assert g.loc["gradcam", "paper relative (%)"] == pytest.approx(100 * (53.55 / 47.81 - 1))
     text = ur.gap_text(g.reset_index())
-    assert text.startswith(f"{g['relative gap (%)'].min():.0f} to 30 % higher (the paper's "
-                           "Table I: 11 to 15 %)")
-    assert text.endswith("above the band of 5–15 % for Grad-CAM++ (the whole interval outside "
-                         "it)")
+    assert text.startswith(
+        f"{g['relative gap (%)'].min():.0f} to 30 % higher (the paper's Table I: 11 to 15 %)"
+    )
+    assert text.endswith("above the band of 5–15 % for Grad-CAM++ (the whole interval outside it)")
     one = ur.gap_verdict([0.9], [0.5], "gradcam")  # a single scene of data: undecided
     assert one.outcome == "undecided"
     few = {k: {t: x[:3] for t, x in v.items()} for k, v in vals.items() if k[0] == 0}
@@ -205,17 +256,47 @@ def _scores(values, thresholds=(0.0, 0.5)):
     rows = []
     for (seed, net, m), v in values.items():
         for t in thresholds:
-            rows.append((seed, net, "dec1", m, 0, False, v.get("correct", True), t, v[t],
-                         v["truth"], v.get("other")))
+            rows.append(
+                (
+                    seed,
+                    net,
+                    "dec1",
+                    m,
+                    0,
+                    False,
+                    v.get("correct", True),
+                    t,
+                    v[t],
+                    v["truth"],
+                    v.get("other"),
+                )
+            )
             rows.append((seed, net, "dec1", m, 1, True, True, t, np.nan, np.nan, np.nan))
-    sc = pd.DataFrame(rows, columns=["seed", "network", "layer", "method", "image", "empty",
-                                     "correct", "threshold", "s_ref", "s_true", "s_other"])
+    sc = pd.DataFrame(
+        rows,
+        columns=[
+            "seed",
+            "network",
+            "layer",
+            "method",
+            "image",
+            "empty",
+            "correct",
+            "threshold",
+            "s_ref",
+            "s_true",
+            "s_other",
+        ],
+    )
     return ur.Scores(sc, pd.DataFrame(), pd.DataFrame(), tuple(thresholds))
 
 
 def test_seed_means_leave_empty_maps_out_and_count_them():
-    vals = {(0, n, m): {0.0: 0.9, 0.5: 0.6 if n == "U-Net" else 0.4, "truth": 0.3}
-            for n in ur.NETWORKS for m in ur.METHODS}
+    vals = {
+        (0, n, m): {0.0: 0.9, 0.5: 0.6 if n == "U-Net" else 0.4, "truth": 0.3}
+        for n in ur.NETWORKS
+        for m in ur.METHODS
+    }
     sc = _scores(vals)
     means = ur.seed_means(sc, "reference", 0.5)
     assert set(means["s"]) == {60.0, 40.0}
@@ -231,18 +312,27 @@ def test_seed_means_leave_empty_maps_out_and_count_them():
 def test_object_share_and_the_class_blind_baseline():
     """U-Net: 0.3 on the object, 0.1 on the distractor -> 75 % of the items' mass on the object;
     a scene whose object covers 2 of 3 item pixels (and one with 1 of 2) -> blind share 7/12."""
-    vals = {(0, n, m): {0.0: 0.5, 0.5: 0.5, "truth": 0.3 if n == "U-Net" else 0.2,
-                        "other": 0.1 if n == "U-Net" else 0.2}
-            for n in ur.NETWORKS for m in ur.METHODS}
+    vals = {
+        (0, n, m): {
+            0.0: 0.5,
+            0.5: 0.5,
+            "truth": 0.3 if n == "U-Net" else 0.2,
+            "other": 0.1 if n == "U-Net" else 0.2,
+        }
+        for n in ur.NETWORKS
+        for m in ur.METHODS
+    }
     sc = _scores(vals)
     sc.scores = pd.concat([sc.scores, sc.scores.assign(layer="bottleneck")])  # same numbers
     t = ur.selectivity_table(sc)
-    row = t[(t["layer"] == ur.LAYERS["dec1"]) & (t["network"] == "U-Net")
-            & (t["method"] == "Grad-CAM")].iloc[0]
+    row = t[
+        (t["layer"] == ur.LAYERS["dec1"]) & (t["network"] == "U-Net") & (t["method"] == "Grad-CAM")
+    ].iloc[0]
     assert row["on the object"] == pytest.approx(30) and row["object's share"] == pytest.approx(75)
     assert (t[t["network"] == "ablated U-Net"]["object's share"] == 50).all()
-    sc.reference = pd.DataFrame({"threshold": [0.0, 0.0, 0.5], "truth_area": [0.2, 0.1, 0.2],
-                                 "other_area": [0.1, 0.1, 0.1]})
+    sc.reference = pd.DataFrame(
+        {"threshold": [0.0, 0.0, 0.5], "truth_area": [0.2, 0.1, 0.2], "other_area": [0.1, 0.1, 0.1]}
+    )
     assert ur.class_blind_share(sc) == pytest.approx(100 * (2 / 3 + 1 / 2) / 2)
     sc.reference["other_area"] = np.nan
     assert ur.class_blind_share(sc) is None
@@ -251,32 +341,57 @@ def test_object_share_and_the_class_blind_baseline():
 def test_sweep_verdict_names_the_thresholds_where_it_fails():
     """One scene per seed and six seeds, the same value in each: no spread, so each threshold's
     verdict is the point: above at t = 0, below at t = 0.5."""
-    vals = {(s, n, m): {0.0: 0.5 + 0.1 * (n == "U-Net"), 0.5: 0.5 - 0.1 * (n == "U-Net"),
-                        "truth": 0.3} for s in range(6) for n in ur.NETWORKS for m in ur.METHODS}
+    vals = {
+        (s, n, m): {0.0: 0.5 + 0.1 * (n == "U-Net"), 0.5: 0.5 - 0.1 * (n == "U-Net"), "truth": 0.3}
+        for s in range(6)
+        for n in ur.NETWORKS
+        for m in ur.METHODS
+    }
     v = ur.sweep_verdict(_scores(vals))
     assert (v["holds"] == 1).all() and (v["does not hold"] == 1).all()
     assert (v["undecided"] == 0).all() and (v["not holding at"] == "0.5").all()
 
 
 def test_sweep_text_names_the_failing_thresholds_and_their_area():
-    vals = {(s, n, m): {0.0: 0.5 - 0.1 * (n == "U-Net"), 0.5: 0.5 + 0.1 * (n == "U-Net"),
-                        "truth": 0.3} for s in range(6) for n in ur.NETWORKS for m in ur.METHODS}
+    vals = {
+        (s, n, m): {0.0: 0.5 - 0.1 * (n == "U-Net"), 0.5: 0.5 + 0.1 * (n == "U-Net"), "truth": 0.3}
+        for s in range(6)
+        for n in ur.NETWORKS
+        for m in ur.METHODS
+    }
     sc = _scores(vals)
-    sc.reference = pd.DataFrame({"seed": 0, "image": 0, "reference_empty": False,
-                                 "threshold": [0.0, 0.5], "iou": 0.1, "area": [0.96, 0.3],
-                                 "truth_area": 0.1})
-    assert ur.sweep_text(sc) == ("not at every threshold: reversed at t = 0 (the reference mask "
-                                 "covers 96 % of the image there)")
+    sc.reference = pd.DataFrame(
+        {
+            "seed": 0,
+            "image": 0,
+            "reference_empty": False,
+            "threshold": [0.0, 0.5],
+            "iou": 0.1,
+            "area": [0.96, 0.3],
+            "truth_area": 0.1,
+        }
+    )
+    assert ur.sweep_text(sc) == (
+        "not at every threshold: reversed at t = 0 (the reference mask "
+        "covers 96 % of the image there)"
+    )
 
 
 def test_subset_of_images_both_networks_classify_correctly():
     """Seed 0: image 0 wrong for the ablated U-Net, so only image 1 (an empty map) is kept; seed
     1: image 0 right for both. The subset's pairs come from the kept images only: one pair,
     which cannot decide."""
-    vals = {(s, n, m): {0.0: 0.5, 0.5: 0.6 if n == "U-Net" else 0.4,
-                        "truth": 0.35 if n == "U-Net" else 0.3,
-                        "correct": not (s == 0 and n == "ablated U-Net")}
-            for s in range(2) for n in ur.NETWORKS for m in ur.METHODS}
+    vals = {
+        (s, n, m): {
+            0.0: 0.5,
+            0.5: 0.6 if n == "U-Net" else 0.4,
+            "truth": 0.35 if n == "U-Net" else 0.3,
+            "correct": not (s == 0 and n == "ablated U-Net"),
+        }
+        for s in range(2)
+        for n in ur.NETWORKS
+        for m in ur.METHODS
+    }
     sc = _scores(vals)
     kept = ur.both_correct(sc)
     assert sorted(map(tuple, kept.to_numpy().tolist())) == [(0, 1), (1, 0), (1, 1)]
@@ -292,8 +407,9 @@ def test_subset_of_images_both_networks_classify_correctly():
 def test_argued_threshold_maximises_iou_of_non_empty_references():
     rows = [(0, 0, False, t, iou, 0.2, 0.1) for t, iou in ((0.1, 0.2), (0.3, 0.5), (0.6, 0.4))]
     rows.append((0, 1, True, 0.6, 1.0, 0.0, 0.1))  # an empty reference: left out
-    ref = pd.DataFrame(rows, columns=["seed", "image", "reference_empty", "threshold", "iou",
-                                      "area", "truth_area"])
+    ref = pd.DataFrame(
+        rows, columns=["seed", "image", "reference_empty", "threshold", "iou", "area", "truth_area"]
+    )
     sc = ur.Scores(pd.DataFrame(), ref, pd.DataFrame(), (0.1, 0.3, 0.6))
     assert ur.argued_threshold(sc) == 0.3
 
@@ -316,8 +432,10 @@ def test_scenes_have_two_objects_and_one_distractor_with_exact_masks():
     t = ur.test_set("smoke", 0, 6)
     assert t.images.shape == (6, 1, 48, 48)
     from lib.data.scenes import make_scenes
-    spec = {k: v for k, v in ur.scene_data("smoke", 0).items()
-            if k not in ("name", "n_train", "n_test")}
+
+    spec = {
+        k: v for k, v in ur.scene_data("smoke", 0).items() if k not in ("name", "n_train", "n_test")
+    }
     sc = make_scenes(6, "test", **spec)
     for i in range(6):
         cls = sc.boxes[i][:, 4].tolist()
@@ -325,13 +443,18 @@ def test_scenes_have_two_objects_and_one_distractor_with_exact_masks():
         # the true mask: exactly the pixels of the label's two items, none of the distractor's
         items = sc.masks(i)
         want = items[sc.boxes[i][:, 4] == sc.labels[i]].any(0)
-        assert torch.equal(t.masks[i], want) and not (t.masks[i] & items[cls.index(
-            next(c for c in cls if c != int(sc.labels[i])))]).any()
+        assert (
+            torch.equal(t.masks[i], want)
+            and not (
+                t.masks[i] & items[cls.index(next(c for c in cls if c != int(sc.labels[i])))]
+            ).any()
+        )
 
 
 def test_default_models_are_committed():
     from lib.paths import MODELS_DIR
     from lib.train import MAX_COMMIT_BYTES
+
     for s in range(ur.SIZES["n_seeds"]["default"]):
         for skips in (True, False):
             model, hist = ur.unet_model("default", s, skips, verbose=False)
@@ -372,7 +495,9 @@ def test_full_profile_reads_the_folder(tmp_path):
     # the mask's 5 x 5 px at 20 px is 32 x 32 px at 128 px (scale 6.4: rows 32..63)
     assert int(test.masks[0].sum()) == 32 * 32
     # a new file is new data: a new cache key
-    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(base / "train" / "images" / "c0" / "y.png")
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(
+        base / "train" / "images" / "c0" / "y.png"
+    )
     assert ur.unet_recipe("full", 0, False, tmp_path).data_key != r.data_key
 
 
@@ -409,7 +534,9 @@ def test_maps_equal_pytorch_grad_cam_and_dec1_is_full_resolution():
     maps = exp.unet_maps(0, "U-Net", [0, 1, 2], layers=["dec1"], methods=["scorecam"])
     np.testing.assert_allclose(maps["scorecam"]["dec1"].numpy(), want, atol=1e-4)
     raw = cam.compute_many(unet, x, ["dec1", "bottleneck"], ["gradcam"], target=y)["gradcam"]
-    assert raw["dec1"].shape[-2:] == x.shape[-2:] and raw["bottleneck"].shape[-1] == x.shape[-1] // 8
+    assert (
+        raw["dec1"].shape[-2:] == x.shape[-2:] and raw["bottleneck"].shape[-1] == x.shape[-1] // 8
+    )
 
 
 @pytest.mark.slow
@@ -424,49 +551,74 @@ def test_experiment_scores_match_the_metric_recomputed():
     a = maps["gradcam++"]["bottleneck"]
     truth = exp.seeds[0].test.masks[:2]
     want = metrics.mass_in_mask(a, truth, empty="nan")
-    got = sc.scores[(sc.scores["network"] == "ablated U-Net") & (sc.scores["layer"] == "bottleneck")
-                    & (sc.scores["method"] == "gradcam++") & (sc.scores["threshold"] == 0.0)]
-    np.testing.assert_allclose(got.sort_values("image")["s_true"].to_numpy(), want.numpy(),
-                               rtol=1e-5)
+    got = sc.scores[
+        (sc.scores["network"] == "ablated U-Net")
+        & (sc.scores["layer"] == "bottleneck")
+        & (sc.scores["method"] == "gradcam++")
+        & (sc.scores["threshold"] == 0.0)
+    ]
+    np.testing.assert_allclose(
+        got.sort_values("image")["s_true"].to_numpy(), want.numpy(), rtol=1e-5
+    )
     ref = exp.reference_maps(0, [0, 1])
     t = exp.thresholds[4]
-    got_ref = sc.scores[(sc.scores["network"] == "ablated U-Net")
-                        & (sc.scores["layer"] == "bottleneck") & (sc.scores["method"] == "gradcam++")
-                        & np.isclose(sc.scores["threshold"], t)].sort_values("image")["s_ref"]
-    np.testing.assert_allclose(got_ref.to_numpy(),
-                               metrics.mass_in_mask(a, ref > t, empty="nan").numpy(), rtol=1e-5)
+    got_ref = sc.scores[
+        (sc.scores["network"] == "ablated U-Net")
+        & (sc.scores["layer"] == "bottleneck")
+        & (sc.scores["method"] == "gradcam++")
+        & np.isclose(sc.scores["threshold"], t)
+    ].sort_values("image")["s_ref"]
+    np.testing.assert_allclose(
+        got_ref.to_numpy(), metrics.mass_in_mask(a, ref > t, empty="nan").numpy(), rtol=1e-5
+    )
 
 
 def test_verdict_text_when_every_method_holds_or_none_does():
-    every = ur.skips_verdict(_many(_two_networks({m: np.full(10, 0.015) for m in ur.METHODS})),
-                             "truth")
-    assert ur.verdict_text(every) == ("above its ablation for all three methods, by +1.5 to "
-                                      "+1.5 points on average (each 95 % interval above zero)")
+    every = ur.skips_verdict(
+        _many(_two_networks({m: np.full(10, 0.015) for m in ur.METHODS})), "truth"
+    )
+    assert ur.verdict_text(every) == (
+        "above its ablation for all three methods, by +1.5 to "
+        "+1.5 points on average (each 95 % interval above zero)"
+    )
     none = ur.skips_verdict(_many(_two_networks({m: NOISE for m in ur.METHODS})), "truth")
-    assert ur.verdict_text(none).startswith("not found above its ablation for any method: "
-                                            "undecided for Grad-CAM and Grad-CAM++ and Score-CAM")
+    assert ur.verdict_text(none).startswith(
+        "not found above its ablation for any method: "
+        "undecided for Grad-CAM and Grad-CAM++ and Score-CAM"
+    )
 
 
 def test_closing_text_and_claim_rows_follow_the_outcomes():
     vals = _two_networks({m: np.full(10, 0.1) for m in ur.METHODS})
     for (s, net, lay, m), v in list(vals.items()):  # the bottleneck: lower, for the U-Net
-        vals[(s, net, "bottleneck", m)] = {t: list(np.asarray(x) - 0.05 * (net == "U-Net"))
-                                           if t != "correct" else x for t, x in v.items()}
+        vals[(s, net, "bottleneck", m)] = {
+            t: list(np.asarray(x) - 0.05 * (net == "U-Net")) if t != "correct" else x
+            for t, x in v.items()
+        }
     sc = _many(vals)
     text = ur.closing_text(sc, 0.5)
-    assert text.startswith("Against the reference at t = 0.5, the stand-in U-Net is above its "
-                           "ablation for all three methods, by +10.0 to +10.0 points")
+    assert text.startswith(
+        "Against the reference at t = 0.5, the stand-in U-Net is above its "
+        "ablation for all three methods, by +10.0 to +10.0 points"
+    )
     assert "holds against the truth as well as against the reference, for every method" in text
     assert "; in size, the U-Net's s is" in text
     level = f"{100 * np.mean(BASE + 0.1):.0f}"
-    assert (f"The level is another matter: even the U-Net's maps put only {level} to {level} % "
-            "of their mass on the object, which covers 10 % of the image.") in text
-    rows = {r["claim_id"]: r for r in ur.claim_rows(
-        sc, 0.5, {"input": (48, 48), "dec1": (48, 48), "bottleneck": (6, 6)})}
+    assert (
+        f"The level is another matter: even the U-Net's maps put only {level} to {level} % "
+        "of their mass on the object, which covers 10 % of the image."
+    ) in text
+    rows = {
+        r["claim_id"]: r
+        for r in ur.claim_rows(sc, 0.5, {"input": (48, 48), "dec1": (48, 48), "bottleneck": (6, 6)})
+    }
     assert rows["resolution"]["kind"] == "check" and "tier" not in rows["resolution"]
     assert rows["resolution"]["verdict"].outcome == "holds"
-    assert all(r["kind"] == "paper" and r["tier"] == "stand-in"
-               for k, r in rows.items() if k != "resolution")
+    assert all(
+        r["kind"] == "paper" and r["tier"] == "stand-in"
+        for k, r in rows.items()
+        if k != "resolution"
+    )
     assert rows["table1-gradcam"]["verdict"].outcome == "holds"
     assert rows["resolution-helps"]["verdict"].outcome == "holds"
     assert rows["resolution-helps"]["verdict"].estimate == pytest.approx(5.0)
@@ -476,7 +628,11 @@ def test_closing_text_and_claim_rows_follow_the_outcomes():
         vals[(s, "U-Net", "dec1", "scorecam")]["truth"] = list(BASE - 0.2)
     against = _many(vals)
     assert "does not hold for every method and reference" in ur.closing_text(against, 0.5)
-    rows = {r["claim_id"]: r for r in ur.claim_rows(
-        against, 0.5, {"input": (48, 48), "dec1": (48, 48), "bottleneck": (6, 6)})}
+    rows = {
+        r["claim_id"]: r
+        for r in ur.claim_rows(
+            against, 0.5, {"input": (48, 48), "dec1": (48, 48), "bottleneck": (6, 6)}
+        )
+    }
     assert rows["truth-scorecam"]["verdict"].outcome == "does not hold"
     assert rows["truth-gradcam"]["verdict"].outcome == "holds"

@@ -1,5 +1,6 @@
 """lib.verdict: each rule gives each of its three outcomes on hand-made cases, and its interval is
 SciPy's (the bootstrap, Wilson and Clopper-Pearson intervals recomputed here independently)."""
+
 import math
 
 import numpy as np
@@ -10,15 +11,18 @@ from lib import verdict as V
 
 
 # -- decide: the three outcomes from an interval -----------------------------------------------------
-@pytest.mark.parametrize("low, high, direction, outcome", [
-    (0.1, 0.5, ">", V.HOLDS),        # all above 0
-    (-0.5, -0.1, ">", V.FAILS),      # all below
-    (-0.1, 0.5, ">", V.UNDECIDED),   # contains both answers
-    (-0.5, 0.0, ">", V.FAILS),       # on the boundary is not above it
-    (-0.5, -0.1, "<", V.HOLDS),
-    (0.1, 0.5, "<", V.FAILS),
-    (-0.1, 0.1, "<", V.UNDECIDED),
-])
+@pytest.mark.parametrize(
+    "low, high, direction, outcome",
+    [
+        (0.1, 0.5, ">", V.HOLDS),  # all above 0
+        (-0.5, -0.1, ">", V.FAILS),  # all below
+        (-0.1, 0.5, ">", V.UNDECIDED),  # contains both answers
+        (-0.5, 0.0, ">", V.FAILS),  # on the boundary is not above it
+        (-0.5, -0.1, "<", V.HOLDS),
+        (0.1, 0.5, "<", V.FAILS),
+        (-0.1, 0.1, "<", V.UNDECIDED),
+    ],
+)
 def test_decide_by_hand(low, high, direction, outcome):
     assert V.decide(low, high, 0.0, direction) == outcome
 
@@ -27,8 +31,10 @@ def test_decide_by_hand(low, high, direction, outcome):
 def test_paired_difference_gives_each_outcome():
     rng = np.random.default_rng(3)
     b = rng.random(40)
-    assert V.paired_difference(b + 0.3 + 0.01 * rng.standard_normal(40), b,
-                               rule="a > b").outcome == V.HOLDS
+    assert (
+        V.paired_difference(b + 0.3 + 0.01 * rng.standard_normal(40), b, rule="a > b").outcome
+        == V.HOLDS
+    )
     assert V.paired_difference(b - 0.3, b, rule="a > b").outcome == V.FAILS
     noisy = b + rng.standard_normal(40)  # a difference of mean ~0 with SD 1 over 40 pairs
     assert V.paired_difference(noisy - np.mean(noisy - b), b, rule="a > b").outcome == V.UNDECIDED
@@ -38,9 +44,15 @@ def test_paired_difference_is_scipys_paired_bca_bootstrap():
     a = np.array([0.9, 0.8, 0.85, 0.7, 0.95, 0.9, 0.6, 0.75])
     b = np.array([0.2, 0.3, 0.25, 0.1, 0.2, 0.3, 0.5, 0.4])
     v = V.paired_difference(a, b, rule="a > b", unit="photographs")
-    ref = stats.bootstrap((a, b), lambda x, y: np.mean(x) - np.mean(y), paired=True,
-                          vectorized=False, n_resamples=9999, method="BCa",
-                          rng=np.random.default_rng(0)).confidence_interval
+    ref = stats.bootstrap(
+        (a, b),
+        lambda x, y: np.mean(x) - np.mean(y),
+        paired=True,
+        vectorized=False,
+        n_resamples=9999,
+        method="BCa",
+        rng=np.random.default_rng(0),
+    ).confidence_interval
     assert v.estimate == pytest.approx(np.mean(a - b))
     assert (v.low, v.high) == pytest.approx((ref.low, ref.high))
     assert v.n == 8 and "paired bootstrap over 8 photographs" in v.method
@@ -144,8 +156,10 @@ def test_within_gives_each_outcome():
     assert V.within([1.0, 1.02, 0.98, 1.01, 1.0, 0.99], 1.0, 0.1, rule="≈ 1").outcome == V.HOLDS
     assert V.within([2.0, 2.02, 1.98, 2.01, 2.0, 1.99], 1.0, 0.1, rule="≈ 1").outcome == V.FAILS
     assert V.within([1.0, 1.02, 0.98, 1.01, 1.0, 0.99], 1.0, 0.1, rule="≈ 1").tolerance == 0.1
-    assert V.within(None, 1.0, 0.1, rule="≈ 1", estimate=1.05, interval=(0.95, 1.15)).outcome \
+    assert (
+        V.within(None, 1.0, 0.1, rule="≈ 1", estimate=1.05, interval=(0.95, 1.15)).outcome
         == V.UNDECIDED
+    )
     one = V.within([1.05], 1.0, 0.1, rule="≈ 1")  # one image: its value, deciding nothing
     assert (one.low, one.high, one.outcome) == (1.05, 1.05, V.UNDECIDED)
     exact = V.within(None, 1.0, 0.1, rule="≈ 1", estimate=1.05, interval=(1.05, 1.05))

@@ -1,5 +1,6 @@
 """Taimeskhanov et al., Section 3 (the walls-experiments chapter): Table 1's scoring, the paper's protocol
 for Eigen-CAM, empty maps, the claims computed on our numbers, and the full profile's data check."""
+
 import math
 
 import numpy as np
@@ -17,8 +18,9 @@ from lib.rf import dead_zone
 
 def _random_vgg():
     torch.manual_seed(0)
-    return MaskedVGG(num_classes=5, width=0.125, input_size=64, hidden=32, in_channels=1,
-                     cfg="S", masked_rows=5).eval()
+    return MaskedVGG(
+        num_classes=5, width=0.125, input_size=64, hidden=32, in_channels=1, cfg="S", masked_rows=5
+    ).eval()
 
 
 def test_eigencam_row_is_pytorch_grad_cams_image_by_image():
@@ -29,20 +31,26 @@ def test_eigencam_row_is_pytorch_grad_cams_image_by_image():
     model = _random_vgg()
     g = torch.Generator().manual_seed(4)
     x = torch.rand(12, 1, 64, 64, generator=g)  # noise, 8 px blocks, half-blank: varied images
-    x[::2] = (torch.rand(6, 1, 8, 8, generator=g) > 0.5).float().repeat_interleave(8, -1) \
+    x[::2] = (
+        (torch.rand(6, 1, 8, 8, generator=g) > 0.5)
+        .float()
+        .repeat_interleave(8, -1)
         .repeat_interleave(8, -2)
+    )
     x[1::4, :, 32:] = 0
     dz = dead_zone(model)
-    r = wx.wall_scores(model, x, model.target_layer, ["eigencam", wx.EIGEN_OURS], dz.as_slice(),
-                       model.masked_rows)
+    r = wx.wall_scores(
+        model, x, model.target_layer, ["eigencam", wx.EIGEN_OURS], dz.as_slice(), model.masked_rows
+    )
     acts = []
     h = dict(model.named_modules())[model.target_layer].register_forward_hook(
-        lambda m, i, o: acts.append(o.detach()))
+        lambda m, i, o: acts.append(o.detach())
+    )
     with torch.no_grad():
         model(x)
     h.remove()
     oracle = torch.from_numpy(svd.get_2d_projection(acts[0].numpy()))  # the paper's protocol
-    ours = lib.cam.compute(model, x, model.target_layer, "eigencam")    # the library's sign
+    ours = lib.cam.compute(model, x, model.target_layer, "eigencam")  # the library's sign
     differs = (oracle * ours).flatten(1).sum(1) < 0
     assert differs.any() and not differs.all(), "the batch must hold both cases"
     assert torch.equal(r["eigencam sign"]["differs"], differs)
@@ -69,10 +77,12 @@ def _gradcam_rows(values, method="gradcam", dataset="STACK-MIX"):
 def test_table1_stats_leave_empty_maps_out_with_ddof_1_by_hand():
     """Issue #9, items 2 and 5: mu over the non-empty maps (0.1, 0.3, 0.2 -> mean 20, sample
     std 10), one empty map counted; before, the empty map scored 0 (mean 15) and std had ddof 0."""
-    per = _per_image(_gradcam_rows([0.1, 0.3, float("nan"), 0.2])
-                     + _gradcam_rows([0.0] * 4, "hirescam")
-                     + _gradcam_rows([0.5, 0.4, 0.6, 0.5], "eigencam")
-                     + _gradcam_rows([0.2, 0.1, 0.3, 0.2], wx.EIGEN_OURS))
+    per = _per_image(
+        _gradcam_rows([0.1, 0.3, float("nan"), 0.2])
+        + _gradcam_rows([0.0] * 4, "hirescam")
+        + _gradcam_rows([0.5, 0.4, 0.6, 0.5], "eigencam")
+        + _gradcam_rows([0.2, 0.1, 0.3, 0.2], wx.EIGEN_OURS)
+    )
     s = wx.table1_stats(per, "STACK-MIX")
     g = s.loc["gradcam"]
     assert (g["mean"], g["std"]) == (pytest.approx(20.0), pytest.approx(10.0))
@@ -95,8 +105,10 @@ def test_table1_stats_leave_empty_maps_out_with_ddof_1_by_hand():
 
 def test_ordering_verdict_by_hand():
     """Issue #9, item 3: the ordering is computed, and compared with the paper's."""
-    stats = pd.DataFrame({"mean": [10.0, 5.0, 0.0, 7.0], "paper mean": [22.7, 51.7, 0.0, np.nan]},
-                         index=["gradcam", "eigencam", "hirescam", wx.EIGEN_OURS])
+    stats = pd.DataFrame(
+        {"mean": [10.0, 5.0, 0.0, 7.0], "paper mean": [22.7, 51.7, 0.0, np.nan]},
+        index=["gradcam", "eigencam", "hirescam", wx.EIGEN_OURS],
+    )
     v = wx.ordering_verdict(stats)
     assert v["ours"] == ["gradcam", "eigencam", "hirescam"]
     assert v["paper"] == ["eigencam", "gradcam", "hirescam"]
@@ -139,8 +151,11 @@ def test_table1_claims_can_fail():
 def _ranked(eigen, grad, n=6):
     """Eigen-CAM, Grad-CAM and HiResCAM (0) on n images: the paper's order is eigencam > gradcam
     > hirescam, two adjacent pairs."""
-    return _per_image(_gradcam_rows(eigen, "eigencam") + _gradcam_rows(grad)
-                      + _gradcam_rows([0.0] * n, "hirescam"))
+    return _per_image(
+        _gradcam_rows(eigen, "eigencam")
+        + _gradcam_rows(grad)
+        + _gradcam_rows([0.0] * n, "hirescam")
+    )
 
 
 def test_ordering_claim_gives_each_of_the_three_outcomes():
@@ -161,8 +176,7 @@ def test_ordering_claim_gives_each_of_the_three_outcomes():
     assert "undecided" in wx.ordering_text(v) and "1 of its 2" in wx.ordering_text(v)
     # an empty Grad-CAM map leaves its image out of both of Grad-CAM's pairs
     grad_empty = [float("nan")] + grad[1:]
-    _, pairs = wx.ordering_claim(_ranked([0.6, 0.5, 0.7, 0.55, 0.65, 0.6], grad_empty),
-                                 "STACK-MIX")
+    _, pairs = wx.ordering_claim(_ranked([0.6, 0.5, 0.7, 0.55, 0.65, 0.6], grad_empty), "STACK-MIX")
     assert list(pairs["images"]) == [5, 5]
 
 
@@ -172,7 +186,10 @@ def test_paired_leaks_and_leak_values_by_hand():
     a, b = wx.paired_leaks(per, "STACK-MIX", "eigencam", "gradcam")
     assert a.tolist() == pytest.approx([60.0, 70.0]) and b.tolist() == pytest.approx([20.0, 40.0])
     assert wx.paper_order("STACK-MIX", ["hirescam", "gradcam", "eigencam", wx.EIGEN_OURS]) == [
-        "eigencam", "gradcam", "hirescam"]
+        "eigencam",
+        "gradcam",
+        "hirescam",
+    ]
     with pytest.raises(ValueError, match="no scores"):
         wx.paired_leaks(per, "STACK-MIX", "eigencam", "scorecam")
 
@@ -183,21 +200,34 @@ def test_add_table1_claims_kinds_and_tiers():
     from lib import report
 
     others = [m for m in wx.TABLE1_METHODS if m not in ("gradcam", "hirescam", "eigencam")]
-    rows = (_gradcam_rows([0.2, 0.25, 0.3, 0.22, 0.2, 0.3]) + _gradcam_rows([0.0] * 6, "hirescam")
-            + _gradcam_rows([0.6, 0.5, 0.7, 0.55, 0.6, 0.65], "eigencam"))
+    rows = (
+        _gradcam_rows([0.2, 0.25, 0.3, 0.22, 0.2, 0.3])
+        + _gradcam_rows([0.0] * 6, "hirescam")
+        + _gradcam_rows([0.6, 0.5, 0.7, 0.55, 0.6, 0.65], "eigencam")
+    )
     for m in others:
         rows += _gradcam_rows([0.3, 0.35, 0.2, 0.4, 0.3, 0.25], m)
     claims = report.Claims("05_walls_experiments", "smoke")
     with torch.device("meta"):
         from lib.models.masked_vgg import masked_vgg16
+
         paper_vgg = masked_vgg16(masked_rows=9)
     wx.add_dead_zone_claim(claims, dead_zone(paper_vgg, input_size=224))
     wx.add_table1_claims(claims, _per_image(rows), "STACK-MIX")
     c = {r.claim_id: r for r in claims.rows}
-    assert list(c) == ["dead-zone", "hirescam", "others-leak", "gradcam", "eigencam-highest",
-                       "ordering"]
+    assert list(c) == [
+        "dead-zone",
+        "hirescam",
+        "others-leak",
+        "gradcam",
+        "eigencam-highest",
+        "ordering",
+    ]
     assert (c["dead-zone"].kind, c["dead-zone"].tier, c["dead-zone"].outcome) == (
-        "paper", "paper-data", "holds")
+        "paper",
+        "paper-data",
+        "holds",
+    )
     assert c["hirescam"].kind == "check" and c["hirescam"].tier is None and c["hirescam"].holds
     for k in ("others-leak", "gradcam", "eigencam-highest", "ordering"):
         assert c[k].kind == "paper" and c[k].tier == "stand-in" and "stand-in" in c[k].statement

@@ -1,5 +1,6 @@
 """Taimeskhanov et al., Section 2 (the walls-theory chapter): the masked [CNN], Proposition 2 (closed-form
 alpha), Theorem 3, and the sign of Grad-CAM at initialisation (Figure 3)."""
+
 import math
 
 import pytest
@@ -20,12 +21,23 @@ def _images(n, seed=0, size=28):
 
 # ----------------------------------------------------------------------------- Proposition 2
 
+
 @pytest.mark.parametrize("hidden", [(), (24, 16)], ids=["L=1", "L=3"])
 @pytest.mark.parametrize("bias", [False, True], ids=["no-bias", "bias"])
 def test_prop2_closed_form_equals_autograd(hidden, bias):
     g = torch.Generator().manual_seed(1)
-    model = OneConvNet(16, kernel_size=2, pool_size=2, input_size=(28, 28), pad=(0, 1, 1, 0),
-                   hidden=hidden, n_classes=10, conv_bias=bias, mlp_bias=bias, mask_rows=7)
+    model = OneConvNet(
+        16,
+        kernel_size=2,
+        pool_size=2,
+        input_size=(28, 28),
+        pad=(0, 1, 1, 0),
+        hidden=hidden,
+        n_classes=10,
+        conv_bias=bias,
+        mlp_bias=bias,
+        mask_rows=7,
+    )
     init_gaussian_(model.double(), generator=g)
     x = _images(4)
     for target in (None, 3, torch.tensor([0, 9, 2, 5])):
@@ -56,11 +68,13 @@ def test_prop2_hand_computed_tiny_case():
     rho = W1^T diag(1, 1, 0) W2^T = (1*1 + (-1)(-2), 2*1 + 1*(-2)) = (3, 0); alpha = rho / 4;
     y = W2 ReLU(a1) = 5 - 2 = 3; GC = ReLU(0.75 * B1 + 0 * B2) = 0.75 everywhere.
     """
-    model = OneConvNet(2, kernel_size=2, pool_size=2, input_size=(3, 3), hidden=(3,),
-                   n_classes=1).double()
+    model = OneConvNet(
+        2, kernel_size=2, pool_size=2, input_size=(3, 3), hidden=(3,), n_classes=1
+    ).double()
     with torch.no_grad():
-        model.conv.weight.copy_(torch.tensor([[[[0.25, 0.25], [0.25, 0.25]]],
-                                              [[[2.0, 0.0], [0.0, 0.0]]]]))
+        model.conv.weight.copy_(
+            torch.tensor([[[[0.25, 0.25], [0.25, 0.25]]], [[[2.0, 0.0], [0.0, 0.0]]]])
+        )
         model.dense_layers[0].weight.copy_(torch.tensor([[1.0, 2.0], [-1.0, 1.0], [0.5, -3.0]]))
         model.dense_layers[1].weight.copy_(torch.tensor([[1.0, -2.0, 4.0]]))
     x = torch.ones(1, 1, 3, 3, dtype=torch.float64)
@@ -68,22 +82,27 @@ def test_prop2_hand_computed_tiny_case():
     expected = torch.tensor([[0.75, 0.0]], dtype=torch.float64)
     assert torch.equal(theory.gradcam_alpha_closed_form(model, x, 0), expected)
     assert torch.allclose(theory.gradcam_alpha_autograd(model, x, 0), expected, atol=1e-15)
-    assert torch.allclose(theory.gradcam_map(model, x, 0), torch.full((1, 2, 2), 0.75,
-                                                                     dtype=torch.float64))
+    assert torch.allclose(
+        theory.gradcam_map(model, x, 0), torch.full((1, 2, 2), 0.75, dtype=torch.float64)
+    )
 
 
 def test_prop2_agrees_with_lib_cam():
     cam = pytest.importorskip("lib.cam")
-    model = mnist_one_conv_net(16, hidden=(12,), generator=torch.Generator().manual_seed(3)).double()
+    model = mnist_one_conv_net(
+        16, hidden=(12,), generator=torch.Generator().manual_seed(3)
+    ).double()
     x = _images(2)
     signed = cam.compute(model, x, "relu", method="gradcam", target=1).detach()
-    mine = torch.einsum("nv,nvij->nij", theory.gradcam_alpha_closed_form(model, x, 1),
-                        model.features(x))
+    mine = torch.einsum(
+        "nv,nvij->nij", theory.gradcam_alpha_closed_form(model, x, 1), model.features(x)
+    )
     assert signed.shape == (2, 28, 28)
     assert (signed - mine).abs().max() < 1e-13
 
 
 # ----------------------------------------------------------------------------- the mask
+
 
 def test_mask_makes_logits_independent_of_the_dead_zone():
     g = torch.Generator().manual_seed(4)
@@ -94,7 +113,9 @@ def test_mask_makes_logits_independent_of_the_dead_zone():
     x = _images(2)
     check = dead_zone_check(model, x, model.input_dead_row)
     assert check.dead == 0.0 and check.above > 0  # bit-identical, not merely close
-    unmasked = mnist_one_conv_net(8, mask_rows=0, generator=torch.Generator().manual_seed(4)).double()
+    unmasked = mnist_one_conv_net(
+        8, mask_rows=0, generator=torch.Generator().manual_seed(4)
+    ).double()
     assert unmasked.input_dead_row == 28
     assert dead_zone_check(unmasked, x, 14).dead > 0
 
@@ -134,6 +155,7 @@ def test_bad_inputs_raise_clear_errors():
 
 # ----------------------------------------------------------------------------- Theorem 3
 
+
 def test_theorem3_bound_hand_value():
     """H = 5, k = 2 -> h = w = 4, h' = w' = 2; V = 36, tau = 1, ||m|| = 1 at (0, 0):
     (36-20)/6 * sqrt(4/(16 pi)) / 16 = 1 / (12 sqrt(pi))."""
@@ -146,7 +168,8 @@ def test_theorem3_bound_hand_value():
     assert bound[1, 1].item() == 0.0
     # tau enters squared
     assert theory.theorem3_bound(xi, 36, tau=0.5)[0, 0].item() == pytest.approx(
-        bound[0, 0].item() / 4, rel=1e-12)
+        bound[0, 0].item() / 4, rel=1e-12
+    )
 
 
 def test_exact_expectation_small_V_by_hand():
@@ -154,7 +177,8 @@ def test_exact_expectation_small_V_by_hand():
     1/2 E[chi_1] + 1/4 E[chi_2] = 1/2 sqrt(2/pi) + 1/4 sqrt(pi/2)."""
     assert theory._mean_sqrt_rectified_chi2(1) == pytest.approx(1 / math.sqrt(2 * math.pi))
     assert theory._mean_sqrt_rectified_chi2(2) == pytest.approx(
-        0.5 * math.sqrt(2 / math.pi) + 0.25 * math.sqrt(math.pi / 2))
+        0.5 * math.sqrt(2 / math.pi) + 0.25 * math.sqrt(math.pi / 2)
+    )
     # the exact expectation dominates the bound, and by about sqrt(2) for large V
     xi = torch.rand(9, 9, generator=torch.Generator().manual_seed(6))
     for v, lo, hi in ((21, 20, 40), (256, 1.5, 1.6), (4096, 1.41, 1.43)):
@@ -179,8 +203,9 @@ def test_ensemble_equals_the_model_draw_by_draw():
             with torch.no_grad():
                 model.conv.weight.copy_(filters[i, :, None])
                 model.dense_layers[0].weight.copy_(weights[i].reshape(10, -1))
-            ref = theory.gradcam_map(model, x[None, None], None if target == "predicted"
-                                    else target)[0]
+            ref = theory.gradcam_map(
+                model, x[None, None], None if target == "predicted" else target
+            )[0]
             assert (maps[i] - ref).abs().max() < 1e-14
             assert ref.max() > 0 and ref[14:].max() > 0  # positive scores in the unseen rows
 
@@ -189,7 +214,7 @@ def test_monte_carlo_matches_exact_expectation_and_beats_the_bound():
     xi = torch.rand(9, 9, generator=torch.Generator().manual_seed(8))
     xi[:, :3] = 0  # blank patches: GC and bound are both exactly 0 there
     v, n = 64, 3000
-    mc = theory.monte_carlo_gradcam(xi, v, n, seed=1, progress=False, max_elements=2 ** 20)
+    mc = theory.monte_carlo_gradcam(xi, v, n, seed=1, progress=False, max_elements=2**20)
     bound = theory.theorem3_bound(xi, v)
     exact = theory.theorem3_expectation(xi, v).double()
     assert mc.mean.shape == (8, 8) and mc.draw_totals.shape == (n,)
@@ -211,6 +236,7 @@ def test_monte_carlo_matches_exact_expectation_and_beats_the_bound():
 
 # ----------------------------------------------------------------------------- Figure 3: the sign
 
+
 def test_sign_check_half_of_the_draws_positive_behind_the_wall():
     """Fixed class, L = 1: P(GC_ij > 0) = (1 - 2^-V) / 2 for every non-blank pixel, the unseen
     rows included; the counts of the Monte Carlo agree, and made-up counts are caught."""
@@ -222,7 +248,7 @@ def test_sign_check_half_of_the_draws_positive_behind_the_wall():
     unseen = torch.zeros(8, 8, dtype=torch.bool)
     unseen[4:] = True
     check = theory.sign_check(mc, xi, region=unseen)
-    assert check["n_pixels"] == 4 * 6 and check["p_exact"] == pytest.approx(0.5 * (1 - 2 ** -32))
+    assert check["n_pixels"] == 4 * 6 and check["p_exact"] == pytest.approx(0.5 * (1 - 2**-32))
     assert check["holds"] and abs(check["share_positive"] - 0.5) < 0.03
     # a map positive in every draw (e.g. a sign error that ReLUs |.|) fails the test
     always = theory.MonteCarloResult(**{**mc.__dict__, "positive": torch.full((8, 8), 2000)})
@@ -230,8 +256,9 @@ def test_sign_check_half_of_the_draws_positive_behind_the_wall():
     # a map that respects the wall (never positive behind it) fails too
     walled = mc.positive.clone()
     walled[4:] = 0
-    assert not theory.sign_check(theory.MonteCarloResult(**{**mc.__dict__, "positive": walled}),
-                                 xi, region=unseen)["holds"]
+    assert not theory.sign_check(
+        theory.MonteCarloResult(**{**mc.__dict__, "positive": walled}), xi, region=unseen
+    )["holds"]
     with pytest.raises(ValueError, match="fixed class"):
         theory.sign_check(theory.MonteCarloResult(**{**mc.__dict__, "target": "predicted"}), xi)
 
@@ -254,8 +281,10 @@ def test_figure3_counts_by_hand():
 
 # ----------------------------------------------------------------------------- verdicts
 
+
 def _v(outcome, est, low, high, boundary=0.0):
     from lib.verdict import Verdict
+
     return Verdict(outcome, est, low, high, boundary, f"rule {est}", "hand-made", 10, None)
 
 
@@ -264,9 +293,17 @@ def _fake_mc(draws, n_filters=64, target=0):
     d = torch.as_tensor(draws, dtype=torch.float64)
     n = d.shape[0]
     return theory.MonteCarloResult(
-        mean=d.mean(0), sem=d.std(0) / math.sqrt(n), n_draws=n, n_filters=n_filters, tau=1.0,
-        target=target, first=d[0], draw_totals=d.sum((1, 2)), positive=(d > 0).sum(0),
-        draws=d.float())
+        mean=d.mean(0),
+        sem=d.std(0) / math.sqrt(n),
+        n_draws=n,
+        n_filters=n_filters,
+        tau=1.0,
+        target=target,
+        first=d[0],
+        draw_totals=d.sum((1, 2)),
+        positive=(d > 0).sum(0),
+        draws=d.float(),
+    )
 
 
 def test_theorem3_verdict_decides_at_the_weakest_pixel_by_hand():
@@ -295,8 +332,9 @@ def test_theorem3_verdict_decides_at_the_weakest_pixel_by_hand():
     _, info = theory.theorem3_verdict(_fake_mc(draws), blank)
     assert info["pixel"] == (0, 1) and info["n_pixels"] == 1
     with pytest.raises(ValueError, match="keep_draws"):
-        theory.theorem3_verdict(theory.MonteCarloResult(**{**_fake_mc(draws).__dict__,
-                                                           "draws": None}), bound)
+        theory.theorem3_verdict(
+            theory.MonteCarloResult(**{**_fake_mc(draws).__dict__, "draws": None}), bound
+        )
 
 
 def test_theorem3_verdict_on_a_real_monte_carlo():
@@ -305,8 +343,9 @@ def test_theorem3_verdict_on_a_real_monte_carlo():
     xi = torch.rand(9, 9, generator=torch.Generator().manual_seed(8))
     xi[:, :3] = 0
     v_, n = 64, 600
-    mc = theory.monte_carlo_gradcam(xi, v_, n, seed=1, progress=False, keep_draws=True,
-                                    max_elements=2 ** 18)  # several chunks
+    mc = theory.monte_carlo_gradcam(
+        xi, v_, n, seed=1, progress=False, keep_draws=True, max_elements=2**18
+    )  # several chunks
     assert mc.draws.shape == (n, 8, 8) and mc.draws.dtype == torch.float32
     assert torch.allclose(mc.draws.double().mean(0), mc.mean, rtol=1e-5, atol=1e-7)
     assert theory.monte_carlo_gradcam(xi, v_, 4, seed=1, progress=False).draws is None
@@ -357,11 +396,19 @@ def test_add_claims_kinds_tiers_and_a_failing_check():
     bad = _v("undecided", 1.1, 0.9, 1.3, boundary=1.0)
     results = {25: {"verdict": bad}, 64: {"verdict": good}}
     fig3_v = _v("holds", 0.5, 0.45, 0.55)
-    fig3 = theory.Figure3(xi=None, gc=None, shown=None, predicted=0, dead_row=14,
-                          input_dead_row=15, share_norm_unseen=0.3,
-                          positive={"unseen": (5, 10), "seen": (6, 10)})
-    prop2 = pd.DataFrame({theory.PROP2_ERRORS[0]: [1e-16, 3e-16],
-                          theory.PROP2_ERRORS[1]: [2e-16, 1e-15]})
+    fig3 = theory.Figure3(
+        xi=None,
+        gc=None,
+        shown=None,
+        predicted=0,
+        dead_row=14,
+        input_dead_row=15,
+        share_norm_unseen=0.3,
+        positive={"unseen": (5, 10), "seen": (6, 10)},
+    )
+    prop2 = pd.DataFrame(
+        {theory.PROP2_ERRORS[0]: [1e-16, 3e-16], theory.PROP2_ERRORS[1]: [2e-16, 1e-15]}
+    )
     claims = report.Claims("04_walls_theory", "smoke")
     theory.add_claims(claims, prop2, results, fig3_v, fig3)
     rows = {c.claim_id: c for c in claims.rows}
@@ -371,7 +418,9 @@ def test_add_claims_kinds_tiers_and_a_failing_check():
     assert rows["theorem3"].outcome == "undecided"  # V = 25 decides: every V must hold
     assert "deciding: V = 25" in rows["theorem3"].verdict.rule
     assert rows["figure3"].tier == "stand-in" and "5 of 10" in rows["figure3"].ours_text
-    assert report.tally(claims.rows)["undecided"] == 1 and sum(report.tally(claims.rows).values()) == 2
+    assert (
+        report.tally(claims.rows)["undecided"] == 1 and sum(report.tally(claims.rows).values()) == 2
+    )
     off = prop2.copy()
     off.loc[1, theory.PROP2_ERRORS[0]] = 1e-3
     claims = report.Claims("04_walls_theory", "smoke")

@@ -1,5 +1,6 @@
 """Tiny networks the CAM tests share (imported as ``tiny_models``: pytest puts tests/ on the
 path, as for ``idx_files``)."""
+
 import torch
 from torch import nn
 
@@ -10,8 +11,9 @@ class GapNet(nn.Module):
 
     def __init__(self, k=6, classes=4):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
-                                      nn.Conv2d(8, k, 3, padding=1), nn.ReLU())
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, k, 3, padding=1), nn.ReLU()
+        )
         self.fc = nn.Linear(k, classes)
 
     def forward(self, x):
@@ -25,11 +27,18 @@ class SmallVGG(nn.Module):
     def __init__(self):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(32, 48, 3, padding=1), nn.ReLU(inplace=True))
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(48 * 8 * 8, 32), nn.ReLU(),
-                                        nn.Linear(32, 7))
+            nn.Conv2d(3, 16, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 48, 3, padding=1),
+            nn.ReLU(inplace=True),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(48 * 8 * 8, 32), nn.ReLU(), nn.Linear(32, 7)
+        )
 
     def forward(self, x):
         return self.classifier(self.features(x))

@@ -35,6 +35,7 @@ Adding a method: one function ``weighting(A, G, ctx) -> map`` decorated with
 tuples (``GRADIENT_METHODS``, ``LAYER_METHODS``, ``INPUT_METHODS``, ``CAPTUM_METHODS``) and
 this table are derived from the registry.
 """
+
 from lib.cam import methods as _methods  # noqa: F401  (registers the methods)
 from lib.cam.api import compute, compute_many
 from lib.cam.engine import Accelerator, Context
@@ -43,9 +44,23 @@ from lib.cam.postprocess import PGC_PRESET, postprocess
 from lib.cam.registry import METHODS, Method, methods_table, names_where, register
 from lib.layers import resolve_layer
 
-__all__ = ["compute", "compute_many", "postprocess", "register", "Method", "Context",
-           "Accelerator", "METHODS", "GRADIENT_METHODS", "LAYER_METHODS", "INPUT_METHODS",
-           "CAPTUM_METHODS", "CAMError", "PGC_PRESET", "resolve_layer"]
+__all__ = [
+    "compute",
+    "compute_many",
+    "postprocess",
+    "register",
+    "Method",
+    "Context",
+    "Accelerator",
+    "METHODS",
+    "GRADIENT_METHODS",
+    "LAYER_METHODS",
+    "INPUT_METHODS",
+    "CAPTUM_METHODS",
+    "CAMError",
+    "PGC_PRESET",
+    "resolve_layer",
+]
 
 #: derived from the registry; kept for callers that test membership
 GRADIENT_METHODS = names_where(layer=True, gradients=True, input_resolution=False)

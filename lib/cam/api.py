@@ -1,5 +1,6 @@
 """The two calls of the engine: :func:`compute` (one method, one layer) and
 :func:`compute_many` (several of each, from one shared forward and backward pass)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -24,11 +25,20 @@ from lib.layers import layer_name, resolve_layer
 __all__ = ["compute", "compute_many"]
 
 
-def compute(model: nn.Module, x: torch.Tensor, layer: nn.Module | str | None = None,
-            method: str = "gradcam", target: Target = None, *, batch_size: int = 64,
-            scorecam_align_corners: bool = True, progress: bool = False,
-            captum_kwargs: dict | None = None, options: dict | None = None,
-            accelerator: Accelerator | None = None) -> torch.Tensor:
+def compute(
+    model: nn.Module,
+    x: torch.Tensor,
+    layer: nn.Module | str | None = None,
+    method: str = "gradcam",
+    target: Target = None,
+    *,
+    batch_size: int = 64,
+    scorecam_align_corners: bool = True,
+    progress: bool = False,
+    captum_kwargs: dict | None = None,
+    options: dict | None = None,
+    accelerator: Accelerator | None = None,
+) -> torch.Tensor:
     """The class activation map of ``model`` for the images ``x``: one method, one layer.
 
     Args:
@@ -79,22 +89,41 @@ def compute(model: nn.Module, x: torch.Tensor, layer: nn.Module | str | None = N
                  [-0.7500, -1.0000]]])
     """
     if isinstance(method, (list, tuple)) or isinstance(layer, (list, tuple)):
-        raise CAMError("cam.compute returns one map (N, h, w) for one method and one layer; for "
-                       "several methods or layers call cam.compute_many(model, x, layers, "
-                       "methods, target), which returns maps[method][layer_name]")
-    maps = compute_many(model, x, layer, method, target, batch_size=batch_size,
-                        scorecam_align_corners=scorecam_align_corners, progress=progress,
-                        captum_kwargs=captum_kwargs, options=options, accelerator=accelerator)
+        raise CAMError(
+            "cam.compute returns one map (N, h, w) for one method and one layer; for "
+            "several methods or layers call cam.compute_many(model, x, layers, "
+            "methods, target), which returns maps[method][layer_name]"
+        )
+    maps = compute_many(
+        model,
+        x,
+        layer,
+        method,
+        target,
+        batch_size=batch_size,
+        scorecam_align_corners=scorecam_align_corners,
+        progress=progress,
+        captum_kwargs=captum_kwargs,
+        options=options,
+        accelerator=accelerator,
+    )
     return next(iter(maps[method].values()))
 
 
-def compute_many(model: nn.Module, x: torch.Tensor,
-                 layers: nn.Module | str | Sequence[nn.Module | str] | None,
-                 methods: str | Sequence[str], target: Target = None, *, batch_size: int = 64,
-                 scorecam_align_corners: bool = True, progress: bool = False,
-                 captum_kwargs: dict | None = None, options: dict | None = None,
-                 accelerator: Accelerator | None = None
-                 ) -> dict[str, dict[str, torch.Tensor]]:
+def compute_many(
+    model: nn.Module,
+    x: torch.Tensor,
+    layers: nn.Module | str | Sequence[nn.Module | str] | None,
+    methods: str | Sequence[str],
+    target: Target = None,
+    *,
+    batch_size: int = 64,
+    scorecam_align_corners: bool = True,
+    progress: bool = False,
+    captum_kwargs: dict | None = None,
+    options: dict | None = None,
+    accelerator: Accelerator | None = None,
+) -> dict[str, dict[str, torch.Tensor]]:
     """Maps of several methods at several layers from one shared forward and backward pass.
 
     Args:
@@ -123,11 +152,15 @@ def compute_many(model: nn.Module, x: torch.Tensor,
     layers = list(layers) if many else [layers]
     check_methods(methods)
     if not layers:
-        raise CAMError("layers is an empty list: pass at least one layer (a dotted name such as "
-                       "'layer4' or a module), or None for the default layer")
+        raise CAMError(
+            "layers is an empty list: pass at least one layer (a dotted name such as "
+            "'layer4' or a module), or None for the default layer"
+        )
     if accelerator is not None and not callable(getattr(accelerator, "prepare", None)):
-        raise CAMError(f"accelerator must have a prepare(module, args, expected) method (e.g. "
-                       f"lib.fast.Accelerator()); got a {type(accelerator).__name__}")
+        raise CAMError(
+            f"accelerator must have a prepare(module, args, expected) method (e.g. "
+            f"lib.fast.Accelerator()); got a {type(accelerator).__name__}"
+        )
     opts = method_options(options, scorecam_align_corners)
     specs = [METHODS[m] for m in methods]
     x = check_input(model, x)
@@ -140,7 +173,8 @@ def compute_many(model: nn.Module, x: torch.Tensor,
             "torch.inference_mode(), where autograd records nothing (not even under "
             "torch.enable_grad()). Call it outside the inference_mode block; torch.no_grad() "
             "around it is fine (the engine switches autograd on only where it needs it), or use "
-            f"a gradient-free method ({free})")
+            f"a gradient-free method ({free})"
+        )
     needs_layer = any(s.layer for s in specs)
 
     with model_state(model):
@@ -152,11 +186,23 @@ def compute_many(model: nn.Module, x: torch.Tensor,
         names = [layer_name(model, m) if m is not None else "input" for m in modules]
         if len(set(names)) != len(names):
             raise CAMError(f"layer list {names} names a layer twice")
-        maps = Engine(model, x, modules, names, target, batch_size, progress,
-                      captum_kwargs or {}, opts, accelerator).run(specs)
+        maps = Engine(
+            model,
+            x,
+            modules,
+            names,
+            target,
+            batch_size,
+            progress,
+            captum_kwargs or {},
+            opts,
+            accelerator,
+        ).run(specs)
     for m, per_layer in maps.items():
         for n, t in per_layer.items():
             if not torch.isfinite(t).all():
-                raise CAMError(f"the {m} map at layer {n!r} holds NaN or Inf: check the model's "
-                               "output for this input (a non-finite score or activation)")
+                raise CAMError(
+                    f"the {m} map at layer {n!r} holds NaN or Inf: check the model's "
+                    "output for this input (a non-finite score or activation)"
+                )
     return maps

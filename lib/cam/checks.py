@@ -1,5 +1,6 @@
 """Checks of what a caller passes to the engine, each failing with an error that names the fix;
 the model's state kept as it came."""
+
 from __future__ import annotations
 
 import contextlib
@@ -13,8 +14,15 @@ from lib.cam.errors import CAMError, describe, module_names
 from lib.cam.registry import METHODS
 from lib.layers import layer_name
 
-__all__ = ["check_methods", "check_input", "check_scripted", "method_options", "model_state",
-           "default_layer", "run_model"]
+__all__ = [
+    "check_methods",
+    "check_input",
+    "check_scripted",
+    "method_options",
+    "model_state",
+    "default_layer",
+    "run_model",
+]
 
 _CHANNELS = re.compile(r"to have (\d+) channels, but got (\d+) channels")
 
@@ -39,8 +47,10 @@ def run_model(model: nn.Module, x: torch.Tensor):
 def check_methods(methods) -> None:
     """The method names are registered, none twice, at least one."""
     if not methods:
-        raise CAMError("methods is an empty list: pass at least one method, e.g. 'gradcam'; "
-                       f"valid methods: {', '.join(METHODS)}")
+        raise CAMError(
+            "methods is an empty list: pass at least one method, e.g. 'gradcam'; "
+            f"valid methods: {', '.join(METHODS)}"
+        )
     for m in methods:
         if not isinstance(m, str) or m not in METHODS:
             raise CAMError(f"unknown method {m!r}; valid methods: {', '.join(METHODS)}")
@@ -57,23 +67,36 @@ def check_input(model, x) -> torch.Tensor:
         hint = " (add a batch dimension: x[None])" if x.dim() == 3 else ""
         raise CAMError(f"x must have shape (N, C, H, W), got {tuple(x.shape)}{hint}")
     if not x.dtype.is_floating_point:
-        raise CAMError(f"x must be a floating-point tensor, got {x.dtype}: convert images with "
-                       "x.float() / 255 and normalise them as the model expects")
+        raise CAMError(
+            f"x must be a floating-point tensor, got {x.dtype}: convert images with "
+            "x.float() / 255 and normalise them as the model expects"
+        )
     if x.shape[0] == 0:
         raise CAMError("x holds no images (batch size 0)")
     params = [p for p in model.parameters() if p.dtype.is_floating_point]
     if params and params[0].device != x.device:
-        raise CAMError(f"x is on {x.device} but the model is on {params[0].device}; move one of "
-                       "them (x.to(device) or model.to(device))")
+        raise CAMError(
+            f"x is on {x.device} but the model is on {params[0].device}; move one of "
+            "them (x.to(device) or model.to(device))"
+        )
     dtypes = {p.dtype for p in params}
     if dtypes and x.dtype not in dtypes:
         want = params[0].dtype
-        fix = {torch.float32: "x.float()", torch.float64: "x.double()",
-               torch.float16: "x.half()", torch.bfloat16: "x.bfloat16()"}.get(want, f"x.to({want})")
-        conv = {torch.float64: "model.double()", torch.float32: "model.float()",
-                torch.float16: "model.half()"}.get(x.dtype, f"model.to({x.dtype})")
-        raise CAMError(f"x is {x.dtype} but the model's parameters are {want}: pass {fix}, or "
-                       f"convert the model with {conv}")
+        fix = {
+            torch.float32: "x.float()",
+            torch.float64: "x.double()",
+            torch.float16: "x.half()",
+            torch.bfloat16: "x.bfloat16()",
+        }.get(want, f"x.to({want})")
+        conv = {
+            torch.float64: "model.double()",
+            torch.float32: "model.float()",
+            torch.float16: "model.half()",
+        }.get(x.dtype, f"model.to({x.dtype})")
+        raise CAMError(
+            f"x is {x.dtype} but the model's parameters are {want}: pass {fix}, or "
+            f"convert the model with {conv}"
+        )
     if x.is_inference() and not torch.is_inference_mode_enabled():
         x = x.clone()  # an inference tensor (made under inference_mode) cannot require grad
     return x.detach()
@@ -98,7 +121,8 @@ def check_scripted(model, hooked_methods, modules=()):
             f"this model (or the part holding the layer) is TorchScript ({type(model).__name__}, "
             f"from torch.jit.trace or torch.jit.script): forward hooks cannot see inside a "
             f"compiled graph, so method(s) {hooked_methods} cannot read the layer's activations. "
-            "Pass the eager nn.Module (the model before tracing / scripting)")
+            "Pass the eager nn.Module (the model before tracing / scripting)"
+        )
 
 
 @contextlib.contextmanager
@@ -135,8 +159,15 @@ def default_layer(model: nn.Module, x: torch.Tensor) -> str:
     def make_hook(name):
         def hook(module, inputs, output):
             calls[name] = calls.get(name, 0) + 1
-            seen.append((name, isinstance(output, torch.Tensor) and output.dim() == 4
-                         and output.shape[-2] * output.shape[-1] > 1))
+            seen.append(
+                (
+                    name,
+                    isinstance(output, torch.Tensor)
+                    and output.dim() == 4
+                    and output.shape[-2] * output.shape[-1] > 1,
+                )
+            )
+
         return hook
 
     handles = [m.register_forward_hook(make_hook(n)) for n, m in model.named_modules() if n]
@@ -149,9 +180,11 @@ def default_layer(model: nn.Module, x: torch.Tensor) -> str:
     for name, spatial in reversed(seen):
         if spatial and calls[name] == 1:
             return name
-    raise CAMError(f"no module of this {type(model).__name__} outputs a 4-D feature map "
-                   f"(N, K, h, w) with h*w > 1, so there is no default target layer: pass "
-                   f"layer= (a dotted name or a module); names: {module_names(model)}")
+    raise CAMError(
+        f"no module of this {type(model).__name__} outputs a 4-D feature map "
+        f"(N, K, h, w) with h*w > 1, so there is no default target layer: pass "
+        f"layer= (a dotted name or a module); names: {module_names(model)}"
+    )
 
 
 def method_options(options, align_corners) -> dict[str, dict]:
@@ -161,23 +194,28 @@ def method_options(options, align_corners) -> dict[str, dict]:
     if options is None:
         return out
     if not isinstance(options, Mapping):
-        raise CAMError(f"options must be a dict {{method: {{option: value}}}}, e.g. "
-                       f"{{'eigencam': {{'sign': 'svd'}}}}; got {describe(options)}")
+        raise CAMError(
+            f"options must be a dict {{method: {{option: value}}}}, e.g. "
+            f"{{'eigencam': {{'sign': 'svd'}}}}; got {describe(options)}"
+        )
     for name, opts in options.items():
         if name not in METHODS:
-            raise CAMError(f"options given for unknown method {name!r}; valid methods: "
-                           f"{', '.join(METHODS)}")
+            raise CAMError(
+                f"options given for unknown method {name!r}; valid methods: {', '.join(METHODS)}"
+            )
         if not isinstance(opts, Mapping):
-            raise CAMError(f"options[{name!r}] must be a dict of option -> value, got "
-                           f"{describe(opts)}")
+            raise CAMError(
+                f"options[{name!r}] must be a dict of option -> value, got {describe(opts)}"
+            )
         allowed = METHODS[name].options
         for key, value in opts.items():
             if key not in allowed:
-                raise CAMError(f"{name} has no option {key!r}; its options: "
-                               f"{', '.join(allowed) or 'none'}")
-            if not any(value is v or (type(value) is type(v) and value == v)
-                       for v in allowed[key]):
-                raise CAMError(f"options[{name!r}][{key!r}] must be one of {allowed[key]}, got "
-                               f"{value!r}")
+                raise CAMError(
+                    f"{name} has no option {key!r}; its options: {', '.join(allowed) or 'none'}"
+                )
+            if not any(value is v or (type(value) is type(v) and value == v) for v in allowed[key]):
+                raise CAMError(
+                    f"options[{name!r}][{key!r}] must be one of {allowed[key]}, got {value!r}"
+                )
             out[name][key] = value
     return out

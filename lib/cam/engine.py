@@ -9,6 +9,7 @@ torch.fx). With an ``accelerator`` (any object with the method of :class:`Accele
 :class:`lib.fast.Accelerator`) those passes run through whatever faster copy it prepares;
 without one they run the model as it is. Nothing here knows how an accelerator works.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -31,8 +32,9 @@ __all__ = ["Accelerator", "Context", "Engine", "Above"]
 class Accelerator(Protocol):
     """What the engine asks of an accelerator: one method."""
 
-    def prepare(self, module: nn.Module, args: tuple[torch.Tensor, ...], expected
-                ) -> Callable | None:
+    def prepare(
+        self, module: nn.Module, args: tuple[torch.Tensor, ...], expected
+    ) -> Callable | None:
         """A callable computing ``module(*inputs)`` for batches like ``args`` (every argument
         holds one row per input), checked to give ``expected`` on ``args``; or None, where it
         has nothing faster that checks out (the engine then runs ``module`` itself)."""
@@ -48,6 +50,7 @@ class Context:
     ``target`` (as the caller gave it); ``classes`` ((N,) class indices, None for a callable
     target); ``batch_size``, ``progress``, ``captum_kwargs``.
     """
+
     model: nn.Module
     x: torch.Tensor
     output: object
@@ -105,6 +108,7 @@ class Context:
 @dataclass
 class _Capture:
     """What the forward hook of one target layer saw."""
+
     activation: torch.Tensor | None = None
     calls: int = 0
 
@@ -113,9 +117,19 @@ class Engine:
     """One call of :func:`lib.cam.compute_many`: the images, the layers, the target, and the
     passes shared by the methods."""
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, modules: Sequence[nn.Module | None],
-                 names: Sequence[str], target: Target, batch_size: int, progress: bool,
-                 captum_kwargs: dict, options: dict, accelerator: Accelerator | None):
+    def __init__(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        modules: Sequence[nn.Module | None],
+        names: Sequence[str],
+        target: Target,
+        batch_size: int,
+        progress: bool,
+        captum_kwargs: dict,
+        options: dict,
+        accelerator: Accelerator | None,
+    ):
         self.model, self.x, self.modules, self.names = model, x, modules, names
         self.target, self.batch_size, self.progress = target, batch_size, progress
         self.captum_kwargs, self.options = captum_kwargs, options
@@ -175,8 +189,9 @@ class Engine:
     def above(self, name: str, layer: nn.Module) -> Above:
         """The part of the model above ``layer``, split off at first use."""
         if name not in self._above:
-            self._above[name] = Above(self.model, name, layer, self.x, self._acts[name],
-                                       self.output, self.accelerator)
+            self._above[name] = Above(
+                self.model, name, layer, self.x, self._acts[name], self.output, self.accelerator
+            )
         return self._above[name]
 
     def _forward(self, need_grad: bool):
@@ -187,9 +202,11 @@ class Engine:
         def make_hook(cap):
             def hook(module, inputs, output):
                 if not isinstance(output, torch.Tensor) or output.dim() != 4:
-                    raise CAMError(f"target layer {type(module).__name__} returns "
-                                   f"{describe(output)}; CAMs need a 4-D feature map (N, K, h, w)"
-                                   "; pick a convolutional layer or block")
+                    raise CAMError(
+                        f"target layer {type(module).__name__} returns "
+                        f"{describe(output)}; CAMs need a 4-D feature map (N, K, h, w)"
+                        "; pick a convolutional layer or block"
+                    )
                 cap.calls += 1
                 if need_grad:
                     torch.set_grad_enabled(True)  # restored when the no_grad block exits
@@ -199,6 +216,7 @@ class Engine:
                 cap.activation = act
                 # a clone, so that in-place ops downstream (ReLU(inplace=True)) leave A intact
                 return act.clone()
+
             return hook
 
         handles = [m.register_forward_hook(make_hook(c)) for m, c in zip(self.modules, captures)]
@@ -210,12 +228,16 @@ class Engine:
                 h.remove()
         for n, c in zip(self.names, captures):
             if c.calls == 0:
-                raise CAMError(f"layer {n!r} did not run in the forward pass, so it has no "
-                               "activations; pick a layer on the path from the input to the output")
+                raise CAMError(
+                    f"layer {n!r} did not run in the forward pass, so it has no "
+                    "activations; pick a layer on the path from the input to the output"
+                )
             if c.calls > 1:
-                raise CAMError(f"layer {n!r} runs {c.calls} times in one forward pass (a shared "
-                               "module, e.g. a ReLU reused inside a block); pick a layer that runs "
-                               "once, such as the enclosing block")
+                raise CAMError(
+                    f"layer {n!r} runs {c.calls} times in one forward pass (a shared "
+                    "module, e.g. a ReLU reused inside a block); pick a layer that runs "
+                    "once, such as the enclosing block"
+                )
         acts = [c.activation for c in captures]
         if not need_grad:
             return acts, [None] * len(acts), output
@@ -223,13 +245,17 @@ class Engine:
         with torch.enable_grad():
             scores = self._scores_for_output(output)
             if not scores.requires_grad:
-                raise CAMError(f"the target score does not depend on layer(s) {self.names}: no "
-                               "target layer is on the path from the input to the output")
+                raise CAMError(
+                    f"the target score does not depend on layer(s) {self.names}: no "
+                    "target layer is on the path from the input to the output"
+                )
             grads = torch.autograd.grad(scores.sum(), acts, allow_unused=True)
         for n, g in zip(self.names, grads):
             if g is None:
-                raise CAMError(f"layer {n!r} is not on the path to the output (its gradient is "
-                               "None); pick a layer whose output the prediction depends on")
+                raise CAMError(
+                    f"layer {n!r} is not on the path to the output (its gradient is "
+                    "None); pick a layer whose output the prediction depends on"
+                )
         return [a.detach() for a in acts], list(grads), tree_map(torch.Tensor.detach, output)
 
     # -- targets
@@ -303,8 +329,7 @@ class Above:
         self.upper = module
         if accelerator is not None:
             with torch.inference_mode(False), torch.no_grad():
-                self.upper = (accelerator.prepare(module, (a, *self.externals), expected)
-                              or module)
+                self.upper = accelerator.prepare(module, (a, *self.externals), expected) or module
 
     def _split(self):
         target_name = self.name
@@ -315,7 +340,7 @@ class Above:
         cut = nodes[0]
         order = list(graph.nodes)
         downstream = {cut}
-        for nd in order[order.index(cut) + 1:]:
+        for nd in order[order.index(cut) + 1 :]:
             if any(arg in downstream for arg in nd.all_input_nodes):
                 downstream.add(nd)
         out_node = next(nd for nd in order if nd.op == "output")
@@ -351,8 +376,11 @@ class Above:
                 if not (isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == n):
                     raise RuntimeError("an external value is not per-image")
             self.externals = list(values)
-        return fx.GraphModule(self.model, new,
-                              class_name=f"{type(self.model).__name__}_above_{self.name}".replace(".", "_"))
+        return fx.GraphModule(
+            self.model,
+            new,
+            class_name=f"{type(self.model).__name__}_above_{self.name}".replace(".", "_"),
+        )
 
     def __call__(self, activations: torch.Tensor, image: int):
         if self.upper is not None:
@@ -360,6 +388,6 @@ class Above:
             return self.upper(activations, *[e[rows] for e in self.externals])
         handle = self.layer.register_forward_hook(lambda m, inp, out: activations)
         try:
-            return self.model(self.x[image:image + 1].expand(len(activations), *self.x.shape[1:]))
+            return self.model(self.x[image : image + 1].expand(len(activations), *self.x.shape[1:]))
         finally:
             handle.remove()

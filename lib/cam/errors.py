@@ -1,4 +1,5 @@
 """The engine's one error type, and how it describes what it was given."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -6,6 +6,7 @@ images, the model's output, the target score of an output, and the model's forwa
 passes of Score-CAM, Ablation-CAM and Captum's methods go through it, so that an accelerator
 can speed them up without a line here knowing).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,15 +25,19 @@ from lib.cam.registry import register
 __all__: list[str] = []  # the methods are reached through the registry
 
 
-@register("cam", formula="sum_k w_k^c A_k, w the linear head after global average pooling",
-          cost="1 forward",
-          reference="Zhou et al. 2016 (CAM); Selvaraju et al. (w_k^c = Z alpha_k^c)")
+@register(
+    "cam",
+    formula="sum_k w_k^c A_k, w the linear head after global average pooling",
+    cost="1 forward",
+    reference="Zhou et al. 2016 (CAM); Selvaraju et al. (w_k^c = Z alpha_k^c)",
+)
 def _cam(a, g, ctx):
     """CAM: the channels weighted by the class's weights in a linear head on GAP(A); the model
     must be exactly linear(GAP(A)) above the layer (checked)."""
     if ctx.classes is None:
-        raise CAMError("CAM needs a class index target (None, an int or one int per image), "
-                       "not a callable")
+        raise CAMError(
+            "CAM needs a class index target (None, an int or one int per image), not a callable"
+        )
     output = ctx.output
     linears = [m for m in ctx.model.modules() if isinstance(m, nn.Linear)]
     head = linears[-1] if linears else None
@@ -41,25 +46,30 @@ def _cam(a, g, ctx):
             f"CAM needs a model whose output is a linear layer applied to the global average "
             f"pool of layer {ctx.name!r} ({a.shape[1]} channels); this "
             f"{type(ctx.model).__name__} has "
-            + (f"a last linear layer with {head.in_features} inputs" if head else
-               "no linear layer")
-            + ". Use method='gradcam', which equals CAM up to Z = h*w on such models")
+            + (f"a last linear layer with {head.in_features} inputs" if head else "no linear layer")
+            + ". Use method='gradcam', which equals CAM up to Z = h*w on such models"
+        )
     with torch.no_grad():
         predicted = head(a.mean((2, 3)))
     if not torch.allclose(predicted, output, rtol=1e-4, atol=1e-4 * output.abs().max()):
         raise CAMError(
             f"CAM needs a global-average-pool + linear head after layer {ctx.name!r}, but "
             f"linear(GAP(A)) differs from the model's output by "
-            f"{(predicted - output).abs().max().item():.3g}; use method='gradcam'")
+            f"{(predicted - output).abs().max().item():.3g}; use method='gradcam'"
+        )
     return _weighted(head.weight[ctx.classes].to(a.dtype), a)
 
 
 _GRAD = dict(gradients=True, cost="1 forward + 1 backward (shared)")
 
 
-@register("gradcam", formula="sum_k alpha_k A_k, alpha_k = mean_ij G_kij",
-          reference="Selvaraju et al. 2017, Eq. 1-2; Taimeskhanov et al., Def. 1",
-          options={"pooling": ("mean", "max")}, **_GRAD)
+@register(
+    "gradcam",
+    formula="sum_k alpha_k A_k, alpha_k = mean_ij G_kij",
+    reference="Selvaraju et al. 2017, Eq. 1-2; Taimeskhanov et al., Def. 1",
+    options={"pooling": ("mean", "max")},
+    **_GRAD,
+)
 def _gradcam(a, g, ctx):
     """Grad-CAM: the channels weighted by their spatially averaged gradient (Eq. 1).
     ``pooling="max"`` pools the gradients by their spatial maximum instead, the alternative
@@ -70,9 +80,13 @@ def _gradcam(a, g, ctx):
     return _weighted(pooled, a)
 
 
-@register("gradcam++", formula="alpha_k = sum_ij relu(G) a_kij, a = G^2 / (2G^2 + sum(A) G^3)",
-          reference="Chattopadhay et al. 2018; Taimeskhanov et al., Def. 5",
-          options={"variant": ("textbook", "authors")}, **_GRAD)
+@register(
+    "gradcam++",
+    formula="alpha_k = sum_ij relu(G) a_kij, a = G^2 / (2G^2 + sum(A) G^3)",
+    reference="Chattopadhay et al. 2018; Taimeskhanov et al., Def. 5",
+    options={"variant": ("textbook", "authors")},
+    **_GRAD,
+)
 def _gradcampp(a, g, ctx):
     """Grad-CAM++: positive gradients weighted by the closed-form a_kij of an exponential score
     (higher derivatives as powers of G), with pytorch-grad-cam's eps 1e-6.
@@ -92,8 +106,12 @@ def _gradcampp(a, g, ctx):
     return _weighted((g.clamp(min=0) * aij).sum((2, 3)), a)
 
 
-@register("xgradcam", formula="alpha_k = sum_ij G_kij A_kij / sum_ij A_kij",
-          reference="Fu et al. 2020; Taimeskhanov et al., Def. 4", **_GRAD)
+@register(
+    "xgradcam",
+    formula="alpha_k = sum_ij G_kij A_kij / sum_ij A_kij",
+    reference="Fu et al. 2020; Taimeskhanov et al., Def. 4",
+    **_GRAD,
+)
 def _xgradcam(a, g, ctx):
     """XGrad-CAM: the gradient averaged with the channel's normalised activations as weights
     (pytorch-grad-cam's eps 1e-7)."""
@@ -101,30 +119,40 @@ def _xgradcam(a, g, ctx):
     return _weighted((g * a / (sum_a + 1e-7)).sum((2, 3)), a)
 
 
-@register("hirescam", formula="sum_k G_k * A_k  (element-wise, no spatial averaging)",
-          reference="Draelos & Carin 2021; Taimeskhanov et al., Def. 6", **_GRAD)
+@register(
+    "hirescam",
+    formula="sum_k G_k * A_k  (element-wise, no spatial averaging)",
+    reference="Draelos & Carin 2021; Taimeskhanov et al., Def. 6",
+    **_GRAD,
+)
 def _hirescam(a, g, ctx):
     """HiResCAM: gradient times activation, summed over channels; exactly 0 where G is 0."""
     return (g * a).sum(1)
 
 
-@register("layercam", formula="sum_k relu(G_k) * A_k",
-          reference="Jiang et al. 2021 (LayerCAM)", **_GRAD)
+@register(
+    "layercam", formula="sum_k relu(G_k) * A_k", reference="Jiang et al. 2021 (LayerCAM)", **_GRAD
+)
 def _layercam(a, g, ctx):
     """LayerCAM: positive gradient times activation, summed over channels."""
     return (g.clamp(min=0) * a).sum(1)
 
 
-@register("counterfactual", formula="gradcam with -G",
-          reference="Selvaraju et al. 2017, Eq. 12", **_GRAD)
+@register(
+    "counterfactual", formula="gradcam with -G", reference="Selvaraju et al. 2017, Eq. 12", **_GRAD
+)
 def _counterfactual(a, g, ctx):
     """Counterfactual Grad-CAM: Grad-CAM of the negated gradient (what lowers the score)."""
     return _weighted((-g).mean((2, 3)), a)
 
 
-@register("eigencam", formula="A (pixels x channels, centred) on its 1st principal direction",
-          cost="1 forward + 1 SVD per image",
-          reference="Muhammad & Yeasin 2020 (Eigen-CAM)", options={"sign": ("sum", "svd")})
+@register(
+    "eigencam",
+    formula="A (pixels x channels, centred) on its 1st principal direction",
+    cost="1 forward + 1 SVD per image",
+    reference="Muhammad & Yeasin 2020 (Eigen-CAM)",
+    options={"sign": ("sum", "svd")},
+)
 def _eigencam(a, g, ctx):
     """Eigen-CAM: each image's A, as an (h*w, K) matrix centred over pixels, projected on its
     first right singular vector v. The sign of a principal component is arbitrary (v and -v are
@@ -137,10 +165,14 @@ def _eigencam(a, g, ctx):
     return _eigen_projection(a, ctx.options["sign"])
 
 
-@register("scorecam", formula="alpha = softmax_k(Y(x * up(A_k)))",
-          cost="1 + N*K forwards (masked inputs)",
-          reference="Wang et al. 2020; Taimeskhanov et al., Def. 7", extra_forwards=True,
-          options={"align_corners": (True, False)})
+@register(
+    "scorecam",
+    formula="alpha = softmax_k(Y(x * up(A_k)))",
+    cost="1 + N*K forwards (masked inputs)",
+    reference="Wang et al. 2020; Taimeskhanov et al., Def. 7",
+    extra_forwards=True,
+    options={"align_corners": (True, False)},
+)
 def _scorecam(a, g, ctx):
     """Score-CAM: the channels weighted by the softmax, over channels, of the target score of
     x masked by each channel, up-sampled to x and min-max normalised (pytorch-grad-cam's
@@ -157,21 +189,30 @@ def _scorecam(a, g, ctx):
         for i in range(n):
             dead = a[i].flatten(1).abs().amax(1) == 0
             if dead.any():
-                scores[i, dead] = ctx.score(ctx.forward(torch.zeros_like(x[i:i + 1])), [i])
+                scores[i, dead] = ctx.score(ctx.forward(torch.zeros_like(x[i : i + 1])), [i])
             for chans in (~dead).nonzero()[:, 0].split(ctx.batch_size):
-                up = F.interpolate(a[i:i + 1, chans], size=x.shape[-2:], mode="bilinear",
-                                   align_corners=ctx.options["align_corners"])[0]
+                up = F.interpolate(
+                    a[i : i + 1, chans],
+                    size=x.shape[-2:],
+                    mode="bilinear",
+                    align_corners=ctx.options["align_corners"],
+                )[0]
                 masks = minmax(up, eps=1e-8)
-                scores[i, chans] = ctx.score(ctx.forward(x[i:i + 1] * masks[:, None]),
-                                             [i] * len(chans))
+                scores[i, chans] = ctx.score(
+                    ctx.forward(x[i : i + 1] * masks[:, None]), [i] * len(chans)
+                )
             bar.update(k)
     bar.close()
     return _weighted(torch.softmax(scores, dim=1), a)
 
 
-@register("ablationcam", formula="alpha_k = (Y - Y with A_k ablated) / Y",
-          cost="1 + N*(K+1) forwards of the part above the layer",
-          reference="Desai & Ramaswamy 2020; Taimeskhanov et al., Def. 8", extra_forwards=True)
+@register(
+    "ablationcam",
+    formula="alpha_k = (Y - Y with A_k ablated) / Y",
+    cost="1 + N*(K+1) forwards of the part above the layer",
+    reference="Desai & Ramaswamy 2020; Taimeskhanov et al., Def. 8",
+    extra_forwards=True,
+)
 def _ablationcam(a, g, ctx):
     """Ablation-CAM: relative drop of the target score when channel k is ablated, i.e. set to
     one value v_i per image i: v_i = 0 when image i's smallest activation is exactly 0 (the
@@ -200,32 +241,45 @@ def _ablationcam(a, g, ctx):
         for i in range(n):
             low = a[i].min()
             value = 0.0 if low == 0 else low.item() - 1e7
-            original[i] = ctx.score(ctx.above(a[i:i + 1], i), [i])
+            original[i] = ctx.score(ctx.above(a[i : i + 1], i), [i])
             for chans in torch.arange(k, device=a.device).split(ctx.batch_size):
-                ablated = a[i:i + 1].repeat(len(chans), 1, 1, 1)
+                ablated = a[i : i + 1].repeat(len(chans), 1, 1, 1)
                 ablated[torch.arange(len(chans)), chans] = value
                 drops[i, chans] = ctx.score(ctx.above(ablated, i), [i] * len(chans))
                 bar.update(len(chans))
     bar.close()
     if (original == 0).any():
-        raise CAMError("Ablation-CAM divides by the target score, which is exactly 0 for "
-                       "some image; use another method or target")
+        raise CAMError(
+            "Ablation-CAM divides by the target score, which is exactly 0 for "
+            "some image; use another method or target"
+        )
     return _weighted((original - drops) / original, a)
 
 
-@register("guidedbackprop", formula="dY/dx with negative gradients zeroed at every ReLU",
-          cost="1 forward + 1 backward to x", layer=False, gradients=True,
-          input_resolution=True, hooks=True, reference="Springenberg et al. 2015")
+@register(
+    "guidedbackprop",
+    formula="dY/dx with negative gradients zeroed at every ReLU",
+    cost="1 forward + 1 backward to x",
+    layer=False,
+    gradients=True,
+    input_resolution=True,
+    hooks=True,
+    reference="Springenberg et al. 2015",
+)
 def _guidedbackprop(a, g, ctx):
     """Guided Backpropagation: the input gradient where, at every nn.ReLU / nn.ReLU6 module,
     the backward pass keeps only positive gradients at active units (as Captum's)."""
     return ctx.guided_backprop()
 
 
-@register("guidedgradcam", formula="bilinear-up-sampled relu(gradcam) * guidedbackprop",
-          cost="gradcam's + guidedbackprop's", gradients=True,
-          input_resolution=True,
-          reference="Selvaraju et al. 2017, Guided Grad-CAM")
+@register(
+    "guidedgradcam",
+    formula="bilinear-up-sampled relu(gradcam) * guidedbackprop",
+    cost="gradcam's + guidedbackprop's",
+    gradients=True,
+    input_resolution=True,
+    reference="Selvaraju et al. 2017, Guided Grad-CAM",
+)
 def _guidedgradcam(a, g, ctx):
     """Guided Grad-CAM: relu(Grad-CAM) up-sampled bilinearly to the input, times Guided
     Backpropagation (Captum's GuidedGradCam with interpolate_mode='bilinear')."""
@@ -237,26 +291,41 @@ def _guidedgradcam(a, g, ctx):
 _CAPTUM = dict(layer=False, input_resolution=True, captum=True)
 
 
-@register("integratedgradients", formula="(x - x0) * mean over the path x0 -> x of dY/dx",
-          cost="n_steps (50) forwards + backwards", gradients=True,
-          reference="Sundararajan et al. 2017 (Captum IntegratedGradients)", **_CAPTUM)
+@register(
+    "integratedgradients",
+    formula="(x - x0) * mean over the path x0 -> x of dY/dx",
+    cost="n_steps (50) forwards + backwards",
+    gradients=True,
+    reference="Sundararajan et al. 2017 (Captum IntegratedGradients)",
+    **_CAPTUM,
+)
 def _integratedgradients(a, g, ctx):
     """Integrated Gradients (Captum), zero baseline unless ``captum_kwargs`` says otherwise."""
     import captum.attr as ca
+
     forward, cls = _captum_forward(ctx, grad=True)
-    return ca.IntegratedGradients(forward).attribute(
-        ctx.x, target=cls, **ctx.captum_kwargs).contiguous()
+    return (
+        ca.IntegratedGradients(forward)
+        .attribute(ctx.x, target=cls, **ctx.captum_kwargs)
+        .contiguous()
+    )
 
 
-@register("occlusion", formula="Y(x) - Y(x with a sliding window zeroed)",
-          cost="1 forward per window position (no gradient)",
-          reference="Zeiler & Fergus 2014 (Captum Occlusion)", extra_forwards=True, **_CAPTUM)
+@register(
+    "occlusion",
+    formula="Y(x) - Y(x with a sliding window zeroed)",
+    cost="1 forward per window position (no gradient)",
+    reference="Zeiler & Fergus 2014 (Captum Occlusion)",
+    extra_forwards=True,
+    **_CAPTUM,
+)
 def _occlusion(a, g, ctx):
     """Occlusion (Captum): the score drop when a (C, 45, 45) window, stride 1, is zeroed
     (``sliding_window_shapes`` / ``strides`` in ``captum_kwargs``). The occluded images go
     ``batch_size`` at a time (Captum's ``perturbations_per_eval`` windows of all N images, whose
     own default is one window)."""
     import captum.attr as ca
+
     forward, cls = _captum_forward(ctx, grad=False)
     kw = ctx.captum_kwargs
     kw.setdefault("sliding_window_shapes", (ctx.x.shape[1], 45, 45))
@@ -265,22 +334,27 @@ def _occlusion(a, g, ctx):
     return ca.Occlusion(forward).attribute(ctx.x, target=cls, **kw).contiguous()
 
 
-@register("gradientshap", formula="E[dY/dx at random path points] * (x - random baseline)",
-          cost="n_samples (5) forwards + backwards", gradients=True,
-          reference="Lundberg & Lee 2017 (Captum GradientShap)", **_CAPTUM)
+@register(
+    "gradientshap",
+    formula="E[dY/dx at random path points] * (x - random baseline)",
+    cost="n_samples (5) forwards + backwards",
+    gradients=True,
+    reference="Lundberg & Lee 2017 (Captum GradientShap)",
+    **_CAPTUM,
+)
 def _gradientshap(a, g, ctx):
     """Gradient SHAP (Captum), zero baseline by default. ``captum_kwargs["seed"]`` (default 0)
     seeds torch, NumPy's and Python's global generators (Captum draws from NumPy's) for this
     call only: the same seed gives bit-identical maps, and the caller's random state is left
     as it was."""
     import captum.attr as ca
+
     forward, cls = _captum_forward(ctx, grad=True)
     kw = ctx.captum_kwargs
     kw.setdefault("baselines", torch.zeros_like(ctx.x[:1]))
     seed = kw.pop("seed", 0)
     with _seeded(seed, ctx.x.device):
         return ca.GradientShap(forward).attribute(ctx.x, target=cls, **kw).contiguous()
-
 
 
 def _weighted(alpha: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
@@ -340,12 +414,15 @@ def _captum_forward(ctx, grad: bool):
 
     def model(inp):
         return ctx.forward(inp, grad=grad)
+
     if ctx.classes is not None:
         return model, ctx.classes
     if isinstance(target, (list, tuple)):
         # Captum re-batches (steps x images, windows, samples): a per-image callable list
         # cannot follow the rows
-        raise CAMError("the Captum methods need class indices or one callable on the whole "
-                       "output, not one callable per image: pass target=[c_1, ..., c_N] or "
-                       "target=lambda out: ... (one score per row)")
+        raise CAMError(
+            "the Captum methods need class indices or one callable on the whole "
+            "output, not one callable per image: pass target=[c_1, ..., c_N] or "
+            "target=lambda out: ... (one score per row)"
+        )
     return (lambda inp: target(model(inp))), None

@@ -1,5 +1,6 @@
 """From raw maps to display maps: ReLU, resize, normalise (kept apart from the engine, which
 returns maps raw)."""
+
 from __future__ import annotations
 
 import torch
@@ -13,9 +14,14 @@ __all__ = ["postprocess", "minmax", "PGC_PRESET"]
 PGC_PRESET = "pytorch-grad-cam"
 
 
-def postprocess(maps: torch.Tensor, size: int | tuple[int, int] | None = None, relu: bool = True,
-                mode: str = "bilinear", normalize: str = "minmax", preset: str | None = None
-                ) -> torch.Tensor:
+def postprocess(
+    maps: torch.Tensor,
+    size: int | tuple[int, int] | None = None,
+    relu: bool = True,
+    mode: str = "bilinear",
+    normalize: str = "minmax",
+    preset: str | None = None,
+) -> torch.Tensor:
     """Turn raw maps into display maps: ReLU, resize, normalise, in that order.
 
     Args:
@@ -41,8 +47,10 @@ def postprocess(maps: torch.Tensor, size: int | tuple[int, int] | None = None, r
             raise CAMError(f"unknown preset {preset!r}; the one preset is {PGC_PRESET!r}")
         relu, mode, normalize = True, "bilinear", "pgc"
     if maps.dim() != 3:
-        raise CAMError(f"postprocess expects maps of shape (N, h, w), got {tuple(maps.shape)}; "
-                       "for input attributions (N, C, H, W) sum or take |.| over C first")
+        raise CAMError(
+            f"postprocess expects maps of shape (N, h, w), got {tuple(maps.shape)}; "
+            "for input attributions (N, C, H, W) sum or take |.| over C first"
+        )
     if mode not in ("bilinear", "nearest", "bicubic"):
         raise CAMError(f"mode must be 'bilinear', 'nearest' or 'bicubic', got {mode!r}")
     if normalize not in ("minmax", "max", "none", "pgc"):

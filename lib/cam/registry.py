@@ -3,6 +3,7 @@
 A method is one function ``weighting(A, G, ctx) -> map`` decorated with :func:`register`; the
 name tuples and the table of :mod:`lib.cam`'s docstring are derived from the registry.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -10,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 __all__ = ["Method", "METHODS", "register", "names_where", "methods_table"]
+
 
 @dataclass(frozen=True, repr=False, eq=False)
 class Method:
@@ -22,6 +24,7 @@ class Method:
     :class:`Context`. ``options`` maps each option of the method to its allowed values, the
     first being the default.
     """
+
     name: str
     weighting: Callable
     formula: str
@@ -40,13 +43,18 @@ class Method:
             object.__setattr__(self, "hooks", self.layer)
         doc = inspect.cleandoc(self.weighting.__doc__ or "")
         opts = "; ".join(f"{k} in {v} (default {v[0]!r})" for k, v in self.options.items())
-        object.__setattr__(self, "__doc__", (
-            f"{self.name}: {doc}\n\n"
-            f"map:       {self.formula}\n"
-            f"needs:     {', '.join(self.needs)}\n"
-            f"cost:      {self.cost}\n"
-            f"reference: {self.reference}\n"
-            f"options:   {opts or 'none'}  (compute(..., options={{{self.name!r}: {{...}}}}))"))
+        object.__setattr__(
+            self,
+            "__doc__",
+            (
+                f"{self.name}: {doc}\n\n"
+                f"map:       {self.formula}\n"
+                f"needs:     {', '.join(self.needs)}\n"
+                f"cost:      {self.cost}\n"
+                f"reference: {self.reference}\n"
+                f"options:   {opts or 'none'}  (compute(..., options={{{self.name!r}: {{...}}}}))"
+            ),
+        )
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -55,8 +63,11 @@ class Method:
         if self.layer:
             out.append("a target layer's activations A")
         if self.gradients:
-            out.append("gradients G = dY/dA" if self.layer and not self.input_resolution
-                       else "gradients (autograd)")
+            out.append(
+                "gradients G = dY/dA"
+                if self.layer and not self.input_resolution
+                else "gradients (autograd)"
+            )
         if self.extra_forwards:
             out.append("extra forward passes")
         if self.input_resolution:
@@ -84,6 +95,7 @@ def register(name: str, *, formula: str, cost: str, reference: str, **needs):
     ``gradients``, ``extra_forwards``, ``input_resolution``, ``captum``, ``hooks`` and
     ``options``. The function's docstring says what the method computes.
     """
+
     def deco(fn):
         if name in METHODS:
             raise ValueError(f"a CAM method named {name!r} is already registered")
@@ -91,15 +103,14 @@ def register(name: str, *, formula: str, cost: str, reference: str, **needs):
             raise ValueError(f"the weighting of {name!r} needs a docstring: what it computes")
         METHODS[name] = Method(name, fn, formula, cost, reference, **needs)
         return fn
-    return deco
 
+    return deco
 
 
 def names_where(**flags) -> tuple[str, ...]:
     """The registered methods whose flags have the given values, e.g.
     ``names_where(captum=True)``."""
-    return tuple(n for n, m in METHODS.items()
-                 if all(getattr(m, k) == v for k, v in flags.items()))
+    return tuple(n for n, m in METHODS.items() if all(getattr(m, k) == v for k, v in flags.items()))
 
 
 def methods_table() -> str:

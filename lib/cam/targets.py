@@ -1,5 +1,6 @@
 """The target score Y of each image: what a class index, a callable or one callable per image
 picks from the model's output."""
+
 from __future__ import annotations
 
 import numbers
@@ -13,8 +14,14 @@ from lib.outputs import tree_map
 
 __all__ = ["Target", "Scorer", "scorer_for"]
 
-Target = (None | int | Sequence[int] | torch.Tensor | Callable[[object], torch.Tensor]
-          | Sequence[Callable[[object], torch.Tensor]])
+Target = (
+    None
+    | int
+    | Sequence[int]
+    | torch.Tensor
+    | Callable[[object], torch.Tensor]
+    | Sequence[Callable[[object], torch.Tensor]]
+)
 #: ``scorer(out, images)``: the target score of each row of ``out``, the model's output for
 #: inputs made from the images ``images`` (indices into the batch x)
 Scorer = Callable[[object, torch.Tensor], torch.Tensor]
@@ -28,26 +35,32 @@ def scorer_for(target: Target, output, n: int) -> tuple[Scorer, torch.Tensor | N
         ``(scorer, classes)``: ``classes`` the (n,) class indices, None for callable targets.
     """
     if callable(target) and not isinstance(target, torch.Tensor):
+
         def scorer(out, idx):
             s = target(out)
             if not isinstance(s, torch.Tensor) or s.shape != (len(idx),):
-                raise CAMError(f"a callable target must return one score per image, shape "
-                               f"({len(idx)},); it returned {describe(s)}")
+                raise CAMError(
+                    f"a callable target must return one score per image, shape "
+                    f"({len(idx)},); it returned {describe(s)}"
+                )
             return s
+
         return scorer, None
     if isinstance(target, (list, tuple)) and any(callable(t) for t in target):
         return _per_image_scorer(target, n), None
     if not isinstance(output, torch.Tensor):
-        key = (f"out[{next(iter(output))!r}]" if isinstance(output, Mapping) and output
-               else "out[0]")
+        key = f"out[{next(iter(output))!r}]" if isinstance(output, Mapping) and output else "out[0]"
         raise CAMError(
             f"the model returns {describe(output)}, not a logits tensor, so a class index "
             f"cannot pick its score: pass a callable target that maps the output to one score "
             f"per image, e.g. target=lambda out: {key}[:, c].mean((1, 2)) for a segmentation "
-            f"map or target=lambda out: {key}[:, c] for logits")
+            f"map or target=lambda out: {key}[:, c] for logits"
+        )
     if output.dim() != 2:
-        raise CAMError(f"the model's output has shape {tuple(output.shape)}; an int target "
-                       "needs (N, classes) logits: pass a callable target instead")
+        raise CAMError(
+            f"the model's output has shape {tuple(output.shape)}; an int target "
+            "needs (N, classes) logits: pass a callable target instead"
+        )
     k = output.shape[1]
     if target is None:
         classes = output.argmax(1)
@@ -58,15 +71,24 @@ def scorer_for(target: Target, output, n: int) -> tuple[Scorer, torch.Tensor | N
             classes = torch.as_tensor(target, device=output.device)
         except (TypeError, ValueError, RuntimeError):
             classes = None
-        if (classes is None or classes.dtype.is_floating_point or classes.dtype == torch.bool
-                or classes.dim() != 1 or len(classes) != n):
-            raise CAMError(f"target must be None, an int, one int per image ({n}), a "
-                           f"callable or one callable per image; got {describe(target)}")
+        if (
+            classes is None
+            or classes.dtype.is_floating_point
+            or classes.dtype == torch.bool
+            or classes.dim() != 1
+            or len(classes) != n
+        ):
+            raise CAMError(
+                f"target must be None, an int, one int per image ({n}), a "
+                f"callable or one callable per image; got {describe(target)}"
+            )
         classes = classes.long()
     bad = (classes < 0) | (classes >= k)
     if bad.any():
-        raise CAMError(f"target class {classes[bad][0].item()} is out of range: the model "
-                       f"has {k} classes (0..{k - 1})")
+        raise CAMError(
+            f"target class {classes[bad][0].item()} is out of range: the model "
+            f"has {k} classes (0..{k - 1})"
+        )
     return (lambda out, idx: out.gather(1, classes[idx].view(-1, 1))[:, 0]), classes
 
 
@@ -75,23 +97,28 @@ def _per_image_scorer(targets, n):
     image i's output (every batch-sized tensor of the output indexed at that image) and returns
     one score."""
     if not all(callable(t) for t in targets):
-        raise CAMError("target mixes callables and class indices: pass one callable per image, "
-                       "or class indices only")
+        raise CAMError(
+            "target mixes callables and class indices: pass one callable per image, "
+            "or class indices only"
+        )
     if len(targets) != n:
-        raise CAMError(f"target holds {len(targets)} per-image callables for {n} images: pass "
-                       "one per image")
+        raise CAMError(
+            f"target holds {len(targets)} per-image callables for {n} images: pass one per image"
+        )
 
     def scorer(out, idx):
         rows = len(idx)
         scores = []
         for j, i in enumerate(idx.tolist()):
-            s = targets[i](tree_map(lambda t: t[j] if t.dim() and t.shape[0] == rows else t,
-                                    out))
+            s = targets[i](tree_map(lambda t: t[j] if t.dim() and t.shape[0] == rows else t, out))
             if not isinstance(s, torch.Tensor) or s.numel() != 1:
-                raise CAMError(f"the per-image target {i} must return one score (a scalar "
-                               f"tensor); it returned {describe(s)}")
+                raise CAMError(
+                    f"the per-image target {i} must return one score (a scalar "
+                    f"tensor); it returned {describe(s)}"
+                )
             scores.append(s.reshape(()))
         return torch.stack(scores)
+
     return scorer
 
 

@@ -15,6 +15,7 @@ The protocols follow the authors' code (GitHub ``ddnimara/DD2412-Project-Grad-CA
 ``contrastivity_and_fidelity/contrastivity_and_fidelity.py``); the paper's own text stops before
 these tables, so the book cites them as "the authors' repository".
 """
+
 from __future__ import annotations
 
 import math
@@ -61,20 +62,80 @@ from ..train import (
 from ..train import torch_threads as threads
 from ..verdict import all_of
 
-__all__ = ["SIZES", "COST", "PAPER_TABLE3", "PAPER_TABLE3_PASCAL", "T3_TOLERANCE",
-           "T6_SENSITIVE_SHARE", "T6_TOLERANCE", "PAPER_TABLE6", "PAPER_TABLE6_SUCCESSES",
-           "PAPER_TABLE6_STATS", "PAPER_TABLE7", "table7_paper",
-           "TABLE3_METHODS", "WINDOW", "FILL", "GRID", "GREY", "PERCENTILES", "SHAP_BACKGROUND",
-           "threads", "method_name", "column_name", "check_data", "occlusion_passes",
-           "occlusion_map", "to_grid", "grey", "Probabilities", "Table3Data", "table3_data",
-           "table3_image", "run_table3", "authors_occlusion_map", "table3_rows", "table3_summary", "table3_claims", "stride_check",
-           "plot_table3", "AttackTarget", "attack_targets", "one_pixel_attack", "gradcam_at",
-           "run_table6", "table6_summary", "table6_table", "table6_sentence", "table6_claims",
-           "table6_claims_per_model", "table6_model_id", "with_reading", "T6_READINGS", "table6_verdict_table", "T7_TIE",
-           "plot_table6", "Table7Data", "mnist_data", "shap_maps", "deepliftshap_check",
-           "gradcam_maps", "run_table7", "ig_maps", "MNIST_NORM", "T7_PROTOCOLS",
-           "CIFAR_NORM", "T7_CIFAR_PROTOCOLS", "T7_READINGS", "CIFAR_TRAIN", "cifar_data",
-           "T7_IG_STEPS", "table7_claims", "plot_table7", "evidence_tier"]
+__all__ = [
+    "SIZES",
+    "COST",
+    "PAPER_TABLE3",
+    "PAPER_TABLE3_PASCAL",
+    "T3_TOLERANCE",
+    "T6_SENSITIVE_SHARE",
+    "T6_TOLERANCE",
+    "PAPER_TABLE6",
+    "PAPER_TABLE6_SUCCESSES",
+    "PAPER_TABLE6_STATS",
+    "PAPER_TABLE7",
+    "table7_paper",
+    "TABLE3_METHODS",
+    "WINDOW",
+    "FILL",
+    "GRID",
+    "GREY",
+    "PERCENTILES",
+    "SHAP_BACKGROUND",
+    "threads",
+    "method_name",
+    "column_name",
+    "check_data",
+    "occlusion_passes",
+    "occlusion_map",
+    "to_grid",
+    "grey",
+    "Probabilities",
+    "Table3Data",
+    "table3_data",
+    "table3_image",
+    "run_table3",
+    "authors_occlusion_map",
+    "table3_rows",
+    "table3_summary",
+    "table3_claims",
+    "stride_check",
+    "plot_table3",
+    "AttackTarget",
+    "attack_targets",
+    "one_pixel_attack",
+    "gradcam_at",
+    "run_table6",
+    "table6_summary",
+    "table6_table",
+    "table6_sentence",
+    "table6_claims",
+    "table6_claims_per_model",
+    "table6_model_id",
+    "with_reading",
+    "T6_READINGS",
+    "table6_verdict_table",
+    "T7_TIE",
+    "plot_table6",
+    "Table7Data",
+    "mnist_data",
+    "shap_maps",
+    "deepliftshap_check",
+    "gradcam_maps",
+    "run_table7",
+    "ig_maps",
+    "MNIST_NORM",
+    "T7_PROTOCOLS",
+    "CIFAR_NORM",
+    "T7_CIFAR_PROTOCOLS",
+    "T7_READINGS",
+    "CIFAR_TRAIN",
+    "cifar_data",
+    "T7_IG_STEPS",
+    "table7_claims",
+    "plot_table7",
+    "evidence_tier",
+]
 
 # --------------------------------------------------------------------------------------------
 # Sizes, costs and the paper's numbers
@@ -105,11 +166,13 @@ SIZES = {
     # (pytest -n 2): two threads each would oversubscribe the cores and run ~10x slower
     "threads": {"smoke": 1, "default": None, "full": None},
 }
-COST = {"smoke": "under a minute on a CPU",
-        "default": "about 2 minutes on two free CPU cores (occlusion, the attacks and Gradient "
-                   "SHAP are forward passes); longer when other jobs share the cores",
-        "full": "hours on one GPU (32,401 VGG16 forward passes per occlusion map, 120 maps; "
-                "26,000 per attacked image)"}
+COST = {
+    "smoke": "under a minute on a CPU",
+    "default": "about 2 minutes on two free CPU cores (occlusion, the attacks and Gradient "
+    "SHAP are forward passes); longer when other jobs share the cores",
+    "full": "hours on one GPU (32,401 VGG16 forward passes per occlusion map, 120 maps; "
+    "26,000 per attacked image)",
+}
 
 #: the occluder of Table 3: a 45 x 45 window filled with 0.5 (in the model's normalised input
 #: space, as the authors padded and filled), compared on a 14 x 14 grid
@@ -120,8 +183,11 @@ TABLE3_METHODS = ("gradcam", "guidedgradcam", "guidedbackprop")
 #: Table 3 as the authors computed it (Spearman on argsort arrays), VGG16, ILSVRC val images
 #: 1..120: mean and sample SD over the images, from their result files
 #: (results/occlusion/45x45/result_*.csv)
-PAPER_TABLE3 = {"gradcam": (0.0505, 0.1283), "guidedgradcam": (0.0526, 0.1287),
-                "guidedbackprop": (0.0095, 0.1240)}
+PAPER_TABLE3 = {
+    "gradcam": (0.0505, 0.1283),
+    "guidedgradcam": (0.0526, 0.1287),
+    "guidedbackprop": (0.0095, 0.1240),
+}
 PAPER_TABLE3_N = 120
 #: Table 3 of the original Grad-CAM paper (Selvaraju et al., PASCAL VOC 2007): each method's
 #: rank correlation with occlusion, computed as a rank correlation; the column a correct
@@ -142,10 +208,14 @@ T6_TOLERANCE = 0.05
 #: the successfully attacked images, before and after the attack: mean, sd, min, max
 PAPER_TABLE6 = {"VGG16": (0.0609, 0.0683), "GoogLeNet": (0.3476, 0.3039)}
 PAPER_TABLE6_STATS = {
-    "VGG16": {"before": {"mean": 0.0609, "sd": 0.0553, "min": 0.0, "max": 0.2450},
-              "after": {"mean": 0.0683, "sd": 0.0716, "min": 0.0, "max": 0.2840}},
-    "GoogLeNet": {"before": {"mean": 0.3476, "sd": 0.1984, "min": 0.0264, "max": 0.9397},
-                  "after": {"mean": 0.3039, "sd": 0.1875, "min": 0.0028, "max": 0.9302}},
+    "VGG16": {
+        "before": {"mean": 0.0609, "sd": 0.0553, "min": 0.0, "max": 0.2450},
+        "after": {"mean": 0.0683, "sd": 0.0716, "min": 0.0, "max": 0.2840},
+    },
+    "GoogLeNet": {
+        "before": {"mean": 0.3476, "sd": 0.1984, "min": 0.0264, "max": 0.9397},
+        "after": {"mean": 0.3039, "sd": 0.1875, "min": 0.0028, "max": 0.9302},
+    },
 }
 #: the authors' result files list 76 successful attacks per network (indices up to 248 / 244)
 PAPER_TABLE6_SUCCESSES = {"VGG16": (76, 248), "GoogLeNet": (76, 244)}
@@ -153,19 +223,26 @@ PAPER_TABLE6_SUCCESSES = {"VGG16": (76, 248), "GoogLeNet": (76, 244)}
 #: inputs normalised with MNIST's (0.1307, 0.3081) so a pixel "set to 0" is grey; per data set,
 #: metric and percentile p (%), the mean of Grad-CAM, SHAP and Integrated Gradients
 PAPER_TABLE7 = {
-    "MNIST": {"fidelity": {1: {"gradcam": 0.501, "shap": 0.916, "integratedgradients": 0.929},
-                           10: {"gradcam": 0.470, "shap": 0.916, "integratedgradients": 0.929}},
-              "contrastivity": {1: {"gradcam": 0.647, "shap": 0.671,
-                                    "integratedgradients": 0.663},
-                                10: {"gradcam": 0.700, "shap": 0.696,
-                                     "integratedgradients": 0.698}}},
-    "CIFAR-10": {"fidelity": {1: {"gradcam": 0.782, "shap": 0.802, "integratedgradients": 0.762},
-                              10: {"gradcam": 0.770, "shap": 0.798,
-                                   "integratedgradients": 0.758}},
-                 "contrastivity": {1: {"gradcam": 0.887, "shap": 0.694,
-                                       "integratedgradients": 0.729},
-                                   10: {"gradcam": 0.911, "shap": 0.720,
-                                        "integratedgradients": 0.754}}},
+    "MNIST": {
+        "fidelity": {
+            1: {"gradcam": 0.501, "shap": 0.916, "integratedgradients": 0.929},
+            10: {"gradcam": 0.470, "shap": 0.916, "integratedgradients": 0.929},
+        },
+        "contrastivity": {
+            1: {"gradcam": 0.647, "shap": 0.671, "integratedgradients": 0.663},
+            10: {"gradcam": 0.700, "shap": 0.696, "integratedgradients": 0.698},
+        },
+    },
+    "CIFAR-10": {
+        "fidelity": {
+            1: {"gradcam": 0.782, "shap": 0.802, "integratedgradients": 0.762},
+            10: {"gradcam": 0.770, "shap": 0.798, "integratedgradients": 0.758},
+        },
+        "contrastivity": {
+            1: {"gradcam": 0.887, "shap": 0.694, "integratedgradients": 0.729},
+            10: {"gradcam": 0.911, "shap": 0.720, "integratedgradients": 0.754},
+        },
+    },
 }
 #: Table 7, MNIST: contrastivity "ties" when the mean difference Grad-CAM minus SHAP lies within
 #: +-0.05 at every p (the authors' MNIST gaps are 0.024 and 0.004, Grad-CAM below SHAP at 1 %;
@@ -203,7 +280,7 @@ def method_name(method: str) -> str:
 
 
 def column_name(column: str) -> str:
-    """"gradcam spearman" -> "Grad-CAM: Spearman", "gradcam argsort" -> "Grad-CAM: authors'
+    """ "gradcam spearman" -> "Grad-CAM: Spearman", "gradcam argsort" -> "Grad-CAM: authors'
     (argsort)"; other names unchanged."""
     method, _, kind = column.rpartition(" ")
     if kind in ("spearman", "argsort") and method in TABLE3_METHODS:
@@ -220,23 +297,52 @@ def check_data(profile: str, data_root) -> None:
     if profile != "full":
         return
     root = Path(data_root) if data_root is not None else None
-    mnist_dir = root and next((d for d in (root / "mnist", root / "MNIST" / "raw", root)
-                               if (d / "t10k-labels-idx1-ubyte.gz").is_file()
-                               or (d / "t10k-labels-idx1-ubyte").is_file()), root / "mnist")
-    needs = [Need.file("ILSVRC 2012 validation images and boxes (folder)",
-                       root and imagenet_root(root), WHERE, folder=True)]
+    mnist_dir = root and next(
+        (
+            d
+            for d in (root / "mnist", root / "MNIST" / "raw", root)
+            if (d / "t10k-labels-idx1-ubyte.gz").is_file()
+            or (d / "t10k-labels-idx1-ubyte").is_file()
+        ),
+        root / "mnist",
+    )
+    needs = [
+        Need.file(
+            "ILSVRC 2012 validation images and boxes (folder)",
+            root and imagenet_root(root),
+            WHERE,
+            folder=True,
+        )
+    ]
     needs += [weights_need(name) for name in ("vgg16", "googlenet")]
     for stems in _MNIST_FILES.values():
         for stem in stems:
-            path = mnist_dir and next((mnist_dir / (stem + e) for e in (".gz", "")
-                                       if (mnist_dir / (stem + e)).is_file()), mnist_dir / stem)
-            needs.append(Need.file(f"MNIST {stem}", path, "http://yann.lecun.com/exdb/mnist/ "
-                                   "(or torchvision's MNIST/raw folder) under DATA_ROOT/mnist/"))
-    cifar = next((r / FOLDER for r in candidate_roots(data_root) if (r / FOLDER).is_dir()),
-                 candidate_roots(data_root)[0] / FOLDER)
-    needs.append(Need(f"CIFAR-10 ({FOLDER}, Table 7)", cifar, cifar.is_dir(),
-                      "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (torchvision "
-                      "downloads it where a network exists)", fetched=download_allowed()))
+            path = mnist_dir and next(
+                (mnist_dir / (stem + e) for e in (".gz", "") if (mnist_dir / (stem + e)).is_file()),
+                mnist_dir / stem,
+            )
+            needs.append(
+                Need.file(
+                    f"MNIST {stem}",
+                    path,
+                    "http://yann.lecun.com/exdb/mnist/ "
+                    "(or torchvision's MNIST/raw folder) under DATA_ROOT/mnist/",
+                )
+            )
+    cifar = next(
+        (r / FOLDER for r in candidate_roots(data_root) if (r / FOLDER).is_dir()),
+        candidate_roots(data_root)[0] / FOLDER,
+    )
+    needs.append(
+        Need(
+            f"CIFAR-10 ({FOLDER}, Table 7)",
+            cifar,
+            cifar.is_dir(),
+            "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (torchvision "
+            "downloads it where a network exists)",
+            fetched=download_allowed(),
+        )
+    )
     require("the faithfulness chapter", needs)
     ImageNetVal(data_root, limit=1)  # raises DataMissingError naming what is not there
     _mnist_files(data_root)
@@ -245,6 +351,7 @@ def check_data(profile: str, data_root) -> None:
 # --------------------------------------------------------------------------------------------
 # Table 3: occlusion against Grad-CAM and Guided Grad-CAM
 # --------------------------------------------------------------------------------------------
+
 
 def occlusion_passes(size: int | tuple[int, int], window: int = WINDOW, stride: int = 1) -> int:
     """Images through the network for one occlusion map: one per window position (Captum's
@@ -296,6 +403,7 @@ class Table3Data:
     """Table 3's inputs: the model (on normalised images), its Grad-CAM layer, the images
     (normalised, (N, 3, 224, 224)), their names, the ground-truth class of each, and what the
     model and the images are, in words."""
+
     model: nn.Module
     layer: str
     x: torch.Tensor
@@ -317,10 +425,18 @@ def table3_data(profile: str, n: int, data_root=None, device="cpu") -> Table3Dat
         ds = ImageNetVal(data_root, resize=256, crop=224, mode="square", limit=n)
         x = torch.stack([ds[i][0] for i in range(len(ds))]).to(device)
         model = build("vgg16", weights="imagenet").to(device).eval()
-        return Table3Data(model, "features.29", x, ds.names, [ds[i][1] for i in range(len(ds))],
-                          "VGG16 (torchvision, ImageNet)",
-                          f"ILSVRC 2012 validation images 1-{len(ds)}, with their labels", "VGG16",
-                          IMAGENET_MEAN, IMAGENET_STD)
+        return Table3Data(
+            model,
+            "features.29",
+            x,
+            ds.names,
+            [ds[i][1] for i in range(len(ds))],
+            "VGG16 (torchvision, ImageNet)",
+            f"ILSVRC 2012 validation images 1-{len(ds)}, with their labels",
+            "VGG16",
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+        )
 
     names = list_photos()[:n]
     # channels-last: the CPU's faster layout for convolutions (~1.5x for Lite0 here)
@@ -332,32 +448,63 @@ def table3_data(profile: str, n: int, data_root=None, device="cpu") -> Table3Dat
     for i, name in enumerate(names):
         allowed = sorted({c for b in photo_boxes(name)[0] for c in b.imagenet_classes})
         classes.append(max(allowed, key=lambda c: probs[i, c].item()))
-    return Table3Data(model, LITE0_LAYER, x, names, classes,
-                      "EfficientNet-Lite0 (ImageNet, offline weights), standing in for VGG16",
-                      f"the book's {len(names)} photographs, each with the ground-truth class of "
-                      "its hand-drawn boxes that the model ranks highest", "VGG16",
-                      LITE0_MEAN, LITE0_STD)
+    return Table3Data(
+        model,
+        LITE0_LAYER,
+        x,
+        names,
+        classes,
+        "EfficientNet-Lite0 (ImageNet, offline weights), standing in for VGG16",
+        f"the book's {len(names)} photographs, each with the ground-truth class of "
+        "its hand-drawn boxes that the model ranks highest",
+        "VGG16",
+        LITE0_MEAN,
+        LITE0_STD,
+    )
 
 
-def occlusion_map(model: nn.Module, x: torch.Tensor, cls, stride: int, batch: int = 32,
-                  window: int = WINDOW, fill: float = FILL) -> torch.Tensor:
+def occlusion_map(
+    model: nn.Module,
+    x: torch.Tensor,
+    cls,
+    stride: int,
+    batch: int = 32,
+    window: int = WINDOW,
+    fill: float = FILL,
+) -> torch.Tensor:
     """(N, H, W): 1 - p_cls of the images ``x`` with a ``window`` x ``window`` square (all
     channels) set to ``fill``, averaged over the window positions that cover each pixel
     (Captum's ``Occlusion`` through ``lib.cam``, ``batch`` occluded images per forward call)."""
     probs = Probabilities(model)
     with torch.inference_mode():
         p = probs(x)[torch.arange(len(x)), torch.as_tensor(cls).view(-1).expand(len(x))]
-        attr = cam.compute(probs, x, None, "occlusion", target=cls,
-                           accelerator=fast.Accelerator(), captum_kwargs={
-            "sliding_window_shapes": (x.shape[1], window, window), "strides": stride,
-            "baselines": fill, "perturbations_per_eval": batch})
+        attr = cam.compute(
+            probs,
+            x,
+            None,
+            "occlusion",
+            target=cls,
+            accelerator=fast.Accelerator(),
+            captum_kwargs={
+                "sliding_window_shapes": (x.shape[1], window, window),
+                "strides": stride,
+                "baselines": fill,
+                "perturbations_per_eval": batch,
+            },
+        )
     # Captum: p(x) - mean p(occluded); the window spans the channels, so they are equal
     return 1 - p.view(-1, 1, 1) + attr.mean(1)
 
 
-def authors_occlusion_map(model: nn.Module, x: torch.Tensor, cls, stride: int = 1,
-                          batch: int = 32, window: int = WINDOW, fill: float = FILL
-                          ) -> torch.Tensor:
+def authors_occlusion_map(
+    model: nn.Module,
+    x: torch.Tensor,
+    cls,
+    stride: int = 1,
+    batch: int = 32,
+    window: int = WINDOW,
+    fill: float = FILL,
+) -> torch.Tensor:
     """(N, H, W): the occlusion map as the authors computed it (``1_4_occlusion.py``): the image
     padded by ``window // 2`` with ``fill``, a ``window`` x ``window`` square of ``fill`` whose
     top-left corner runs over the padded image so that it is centred on each original pixel (the
@@ -382,12 +529,12 @@ def authors_occlusion_map(model: nn.Module, x: torch.Tensor, cls, stride: int = 
     with torch.inference_mode():
         for k in range(n):
             for lo in range(0, len(positions), batch):
-                chunk = positions[lo:lo + batch]
-                imgs = padded[k:k + 1].expand(len(chunk), -1, -1, -1).clone()
+                chunk = positions[lo : lo + batch]
+                imgs = padded[k : k + 1].expand(len(chunk), -1, -1, -1).clone()
                 for b, (i, j) in enumerate(chunk):  # top-left (i, j) in the padded image
-                    imgs[b, :, i:i + window, j:j + window] = fill
-                p = probs(imgs[:, :, half:half + h, half:half + w])[:, int(classes[k])]
-                out[k, lo:lo + len(chunk)] = (1 - p).double().cpu()
+                    imgs[b, :, i : i + window, j : j + window] = fill
+                p = probs(imgs[:, :, half : half + h, half : half + w])[:, int(classes[k])]
+                out[k, lo : lo + len(chunk)] = (1 - p).double().cpu()
     grid = out.view(n, len(rows), len(cols))
     full = grid.repeat_interleave(stride, 1).repeat_interleave(stride, 2)
     return full[:, :h, :w]
@@ -408,8 +555,9 @@ def table3_rows(rows: pd.DataFrame, occlusion: str = "authors") -> pd.DataFrame:
     return out
 
 
-def table3_image(data: Table3Data, i: int, stride: int, batch: int = 32,
-                 methods: Sequence[str] = TABLE3_METHODS) -> dict:
+def table3_image(
+    data: Table3Data, i: int, stride: int, batch: int = 32, methods: Sequence[str] = TABLE3_METHODS
+) -> dict:
     """One image of Table 3: the occlusion map and the methods' maps on the 14 x 14 grid, and
     both rank correlations of each method's map with the occlusion map.
 
@@ -421,7 +569,7 @@ def table3_image(data: Table3Data, i: int, stride: int, batch: int = 32,
     of the two (the up-sampled Grad-CAM times the min-max normalised Guided Backpropagation),
     grey-scaled. Every map is min-max normalised, then resized to 14 x 14 (``to_grid``).
     """
-    x = data.x[i:i + 1]
+    x = data.x[i : i + 1]
     cls = data.classes[i]
     size = x.shape[-2:]
     t0 = time.perf_counter()
@@ -434,15 +582,25 @@ def table3_image(data: Table3Data, i: int, stride: int, batch: int = 32,
     maps = cam.compute_many(data.model, x, [data.layer], ["gradcam", "guidedbackprop"], target=cls)
     gc = cam.postprocess(maps["gradcam"][data.layer], tuple(size))
     gb = _minmax_all(maps["guidedbackprop"][data.layer].float())
-    full = {"occlusion": _minmax_all(occ), "occlusion_authors": _minmax_all(occ_a.float()),
-            "gradcam": gc, "guidedgradcam": grey(gc[:, None] * gb),
-            "guidedbackprop": grey(gb)}
+    full = {
+        "occlusion": _minmax_all(occ),
+        "occlusion_authors": _minmax_all(occ_a.float()),
+        "gradcam": gc,
+        "guidedgradcam": grey(gc[:, None] * gb),
+        "guidedbackprop": grey(gb),
+    }
     grids = {m: to_grid(v)[0] for m, v in full.items()}
-    rec = {"image": data.names[i], "class": cls, "p": p, "stride": stride,
-           "passes": occlusion_passes(tuple(size), WINDOW, stride), "occlusion_s": t_occ,
-           "authors_passes": math.ceil(size[0] / stride) * math.ceil(size[1] / stride),
-           "authors_occlusion_s": t_occ_a,
-           "grids": {m: g.numpy().round(6).tolist() for m, g in grids.items()}}
+    rec = {
+        "image": data.names[i],
+        "class": cls,
+        "p": p,
+        "stride": stride,
+        "passes": occlusion_passes(tuple(size), WINDOW, stride),
+        "occlusion_s": t_occ,
+        "authors_passes": math.ceil(size[0] / stride) * math.ceil(size[1] / stride),
+        "authors_occlusion_s": t_occ_a,
+        "grids": {m: g.numpy().round(6).tolist() for m, g in grids.items()},
+    }
     for m in methods:
         a, b = grids[m][None], grids["occlusion"][None]
         rec[f"{m} spearman"] = metrics.spearman(a, b, constant="nan").item()
@@ -455,19 +613,40 @@ def table3_image(data: Table3Data, i: int, stride: int, batch: int = 32,
     return rec
 
 
-def run_table3(data: Table3Data, profile: str, stride: int, batch: int, seed: int = 0,
-               n_threads: int | None = None) -> pd.DataFrame:
+def run_table3(
+    data: Table3Data,
+    profile: str,
+    stride: int,
+    batch: int,
+    seed: int = 0,
+    n_threads: int | None = None,
+) -> pd.DataFrame:
     """Table 3 image by image through a results store (a killed run resumes), one row per image:
     the ground-truth class and its probability, the stride and the forward passes per map, and
     per method both rank correlations with the occlusion map (and the 14 x 14 grids)."""
-    store = ResultsStore("08_gradcam_faithfulness", profile,
-                         {"table": 3, "stride": stride, "window": WINDOW, "fill": FILL,
-                          "grid": GRID, "model": data.label, "seed": seed,
-                          "occlusion": "captum and authors'"},
-                         data={"images": data.names, "classes": data.classes})
+    store = ResultsStore(
+        "08_gradcam_faithfulness",
+        profile,
+        {
+            "table": 3,
+            "stride": stride,
+            "window": WINDOW,
+            "fill": FILL,
+            "grid": GRID,
+            "model": data.label,
+            "seed": seed,
+            "occlusion": "captum and authors'",
+        },
+        data={"images": data.names, "classes": data.classes},
+    )
     with threads(n_threads):
-        return store.run(range(len(data.names)), lambda i: table3_image(data, i, stride, batch),
-                         key=lambda i: data.names[i], desc="Table 3", save_every=1)
+        return store.run(
+            range(len(data.names)),
+            lambda i: table3_image(data, i, stride, batch),
+            key=lambda i: data.names[i],
+            desc="Table 3",
+            save_every=1,
+        )
 
 
 def table3_summary(rows: pd.DataFrame, methods: Sequence[str] = TABLE3_METHODS) -> pd.DataFrame:
@@ -477,15 +656,19 @@ def table3_summary(rows: pd.DataFrame, methods: Sequence[str] = TABLE3_METHODS) 
     out = []
     for m in methods:
         rho = rows[f"{m} spearman"]
-        out.append({"method": method_name(m), "images": len(rows),
-                    "authors' repository (their computation)": PAPER_TABLE3[m][0],
-                    "authors' repository, SD": PAPER_TABLE3[m][1],
-                    "original paper (PASCAL VOC, Spearman)": PAPER_TABLE3_PASCAL[m],
-                    "ours, authors' computation": rows[f"{m} argsort"].mean(),
-                    "ours, Spearman": rho.mean(skipna=True),
-                    "SD (Spearman)": (rho.std(skipna=True) if rho.notna().sum() > 1
-                                      else float("nan")),
-                    "constant maps": int(rho.isna().sum())})
+        out.append(
+            {
+                "method": method_name(m),
+                "images": len(rows),
+                "authors' repository (their computation)": PAPER_TABLE3[m][0],
+                "authors' repository, SD": PAPER_TABLE3[m][1],
+                "original paper (PASCAL VOC, Spearman)": PAPER_TABLE3_PASCAL[m],
+                "ours, authors' computation": rows[f"{m} argsort"].mean(),
+                "ours, Spearman": rho.mean(skipna=True),
+                "SD (Spearman)": (rho.std(skipna=True) if rho.notna().sum() > 1 else float("nan")),
+                "constant maps": int(rho.isna().sum()),
+            }
+        )
     return pd.DataFrame(out).set_index("method")
 
 
@@ -529,36 +712,60 @@ def table3_claims(rows: pd.DataFrame) -> dict:
     def needs_two(values, rule, decide):
         # a bootstrap interval needs two images; fewer (a constant map everywhere) test nothing
         if len(values) < 2:
-            return verdict.not_run(rule, f"{len(values)} image(s) with a rank correlation: "
-                                   "no interval (the smoke profile's size)")
+            return verdict.not_run(
+                rule,
+                f"{len(values)} image(s) with a rank correlation: "
+                "no interval (the smoke profile's size)",
+            )
         return decide()
 
     for key, col, target, whose in (
-            ("argsort", "gradcam argsort", PAPER_TABLE3["gradcam"][0], "the authors'"),
-            ("spearman", "gradcam spearman", PAPER_TABLE3_PASCAL["gradcam"],
-             "the original paper's PASCAL VOC")):
+        ("argsort", "gradcam argsort", PAPER_TABLE3["gradcam"][0], "the authors'"),
+        (
+            "spearman",
+            "gradcam spearman",
+            PAPER_TABLE3_PASCAL["gradcam"],
+            "the original paper's PASCAL VOC",
+        ),
+    ):
         vals = rows[col].dropna()
         how = "Spearman of argsorts" if key == "argsort" else "Spearman"
-        rule = (f"Grad-CAM's mean {how} with occlusion within {target} ± {T3_TOLERANCE} "
-                f"({whose})")
-        out[key] = needs_two(vals, rule, lambda vals=vals, target=target, rule=rule:
-                             verdict.within(vals, target, T3_TOLERANCE, unit="images",
-                                            rule=rule))
+        rule = f"Grad-CAM's mean {how} with occlusion within {target} ± {T3_TOLERANCE} ({whose})"
+        out[key] = needs_two(
+            vals,
+            rule,
+            lambda vals=vals, target=target, rule=rule: verdict.within(
+                vals, target, T3_TOLERANCE, unit="images", rule=rule
+            ),
+        )
     pairs = {}
     for hi, lo in (("guidedgradcam", "gradcam"), ("gradcam", "guidedbackprop")):
         ok = rows[[f"{hi} spearman", f"{lo} spearman"]].dropna()
         rule = f"mean Spearman of {name[hi]} minus {name[lo]} > 0"
         pairs[f"{name[hi]} minus {name[lo]}"] = needs_two(
-            ok, rule, lambda ok=ok, hi=hi, lo=lo, rule=rule: verdict.paired_difference(
-                ok[f"{hi} spearman"], ok[f"{lo} spearman"], 0.0, unit="images", rule=rule))
+            ok,
+            rule,
+            lambda ok=ok, hi=hi, lo=lo, rule=rule: verdict.paired_difference(
+                ok[f"{hi} spearman"], ok[f"{lo} spearman"], 0.0, unit="images", rule=rule
+            ),
+        )
     out["order_pairs"] = pairs
-    out["order"] = all_of(pairs, "Guided Grad-CAM > Grad-CAM > Guided Backprop in mean "
-                             "Spearman with occlusion (paired differences > 0)")[1]
+    out["order"] = all_of(
+        pairs,
+        "Guided Grad-CAM > Grad-CAM > Guided Backprop in mean "
+        "Spearman with occlusion (paired differences > 0)",
+    )[1]
     return out
 
 
-def stride_check(data: Table3Data, rows: pd.DataFrame, image: str, stride: int, batch: int = 32,
-                 n_threads: int | None = None) -> pd.DataFrame:
+def stride_check(
+    data: Table3Data,
+    rows: pd.DataFrame,
+    image: str,
+    stride: int,
+    batch: int = 32,
+    n_threads: int | None = None,
+) -> pd.DataFrame:
     """One image at Table 3's stride (its row of ``rows``) and at another ``stride``: forward
     passes per map, seconds of occlusion, and both rank correlations of each method (how much
     the stride moves Table 3's numbers)."""
@@ -567,14 +774,21 @@ def stride_check(data: Table3Data, rows: pd.DataFrame, image: str, stride: int, 
     mine = rows[rows["image"] == image].iloc[0].to_dict()
     out = []
     for r in (mine, other):
-        out.append({"stride": int(r["stride"]), "forward passes": int(r["passes"]),
-                    "seconds": r["occlusion_s"],
-                    "forward passes (authors' occlusion)": int(r["authors_passes"]),
-                    "seconds (authors' occlusion)": r["authors_occlusion_s"],
-                    **{f"{m} spearman (authors' occlusion)": r[f"{m} spearman (authors' occlusion)"]
-                       for m in TABLE3_METHODS},
-                    **{f"{m} spearman": r[f"{m} spearman"] for m in TABLE3_METHODS},
-                    **{f"{m} argsort": r[f"{m} argsort"] for m in TABLE3_METHODS}})
+        out.append(
+            {
+                "stride": int(r["stride"]),
+                "forward passes": int(r["passes"]),
+                "seconds": r["occlusion_s"],
+                "forward passes (authors' occlusion)": int(r["authors_passes"]),
+                "seconds (authors' occlusion)": r["authors_occlusion_s"],
+                **{
+                    f"{m} spearman (authors' occlusion)": r[f"{m} spearman (authors' occlusion)"]
+                    for m in TABLE3_METHODS
+                },
+                **{f"{m} spearman": r[f"{m} spearman"] for m in TABLE3_METHODS},
+                **{f"{m} argsort": r[f"{m} argsort"] for m in TABLE3_METHODS},
+            }
+        )
     return pd.DataFrame(out).set_index("stride")
 
 
@@ -591,19 +805,28 @@ def plot_table3(rows: pd.DataFrame, data: Table3Data, n: int = 4, occlusion: str
         axes[r, 0].imshow(as_image(data.x[i].cpu(), data.mean, data.std))
         axes[r, 0].set_ylabel(row["image"], fontsize=9)
         for j, m in enumerate(cols, start=1):
-            key = ("occlusion_authors" if m == "occlusion" and occlusion == "authors"
-                   and "occlusion_authors" in row["grids"] else m)
-            im = axes[r, j].imshow(np.array(row["grids"][key]),
-                                   cmap="viridis" if m == "occlusion" else "gray")
+            key = (
+                "occlusion_authors"
+                if m == "occlusion"
+                and occlusion == "authors"
+                and "occlusion_authors" in row["grids"]
+                else m
+            )
+            im = axes[r, j].imshow(
+                np.array(row["grids"][key]), cmap="viridis" if m == "occlusion" else "gray"
+            )
             if m == "occlusion":  # the one heat map of the row read off a scale: 1 − p
                 colorbar(axes[r, j], im)
             else:  # the rank correlations under the map, the method's name once, on top
-                axes[r, j].set_xlabel(f"ρ {row[f'{m} spearman']:.2f}\n"
-                                      f"argsort {row[f'{m} argsort']:.2f}", fontsize=9)
+                axes[r, j].set_xlabel(
+                    f"ρ {row[f'{m} spearman']:.2f}\nargsort {row[f'{m} argsort']:.2f}", fontsize=9
+                )
             if r == 0:
                 name = "1 − p\n(occlusion)" if m == "occlusion" else method_label(m)
-                axes[r, j].set_title(name.replace(" ", "\n", 1) if len(name) > 12
-                                     and "\n" not in name else name, fontsize=9)
+                axes[r, j].set_title(
+                    name.replace(" ", "\n", 1) if len(name) > 12 and "\n" not in name else name,
+                    fontsize=9,
+                )
         for ax in axes[r]:
             ax.set_xticks([])
             ax.set_yticks([])
@@ -615,12 +838,14 @@ def plot_table3(rows: pd.DataFrame, data: Table3Data, n: int = 4, occlusion: str
 # Table 6: Grad-CAM at the pixel of a one-pixel attack
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass
 class AttackTarget:
     """A model attacked in Table 6: what it is (``label``) and the paper's model it stands in
     for, the model itself (taking images in [0, 1]), its Grad-CAM layer, the images ((N, C, H, W)
     in [0, 1]) and their names, the differential-evolution budget (popsize multiplier,
     generations) and the CPU threads its attacks run on (None: torch's default)."""
+
     label: str
     paper_model: str
     model: nn.Module
@@ -638,51 +863,88 @@ class AttackTarget:
         return popsize * (self.x.shape[1] + 2) * (maxiter + 1)
 
 
-def attack_targets(profile: str, sizes, data_root=None, device="cpu", seed: int = 0
-                   ) -> list[AttackTarget]:
+def attack_targets(
+    profile: str, sizes, data_root=None, device="cpu", seed: int = 0
+) -> list[AttackTarget]:
     """Table 6's models. ``full``: torchvision's VGG16 (``features.29``) and GoogLeNet
     (``inception5b``) on the first ILSVRC validation images. Otherwise the three small scene
     classifiers of the receptive-fields chapter (64 px grey Fashion-MNIST scenes; their
     committed default weights, also on the smoke profile: nothing is trained here) on test
     scenes they classify correctly, and EfficientNet-Lite0 on the photographs."""
     if profile == "full":
-        ds = ImageNetVal(data_root, resize=256, crop=224, mode="square", normalize=False,
-                         limit=sizes.n_imagenet_attacks)
+        ds = ImageNetVal(
+            data_root,
+            resize=256,
+            crop=224,
+            mode="square",
+            normalize=False,
+            limit=sizes.n_imagenet_attacks,
+        )
         x = torch.stack([ds[i][0] for i in range(len(ds))])
-        return [AttackTarget(f"{name} (torchvision, ImageNet)", name,
-                             Normalized(build(arch, weights="imagenet"), IMAGENET_MEAN,
-                                        IMAGENET_STD).to(device).eval(),
-                             f"model.{layer}", x.to(device), ds.names, tuple(sizes.photo_de))
-                for name, arch, layer in (("VGG16", "vgg16", "features.29"),
-                                          ("GoogLeNet", "googlenet", "inception5b"))]
+        return [
+            AttackTarget(
+                f"{name} (torchvision, ImageNet)",
+                name,
+                Normalized(build(arch, weights="imagenet"), IMAGENET_MEAN, IMAGENET_STD)
+                .to(device)
+                .eval(),
+                f"model.{layer}",
+                x.to(device),
+                ds.names,
+                tuple(sizes.photo_de),
+            )
+            for name, arch, layer in (
+                ("VGG16", "vgg16", "features.29"),
+                ("GoogLeNet", "googlenet", "inception5b"),
+            )
+        ]
 
     out = []
     if sizes.n_scene_attacks:
-        scenes = multilabel_scene_test_set("default", seed, 8 * sizes.n_scene_attacks,
-                                           data_root=data_root)
-        for arch, style in (("small_resnet", "ResNet-style"), ("small_densenet", "DenseNet-style"),
-                            ("small_efficientnet", "EfficientNet-b0-style")):
-            model, _ = multilabel_scene_model(arch, "default", seed, device=device,
-                                              verbose=False, data_root=data_root)
+        scenes = multilabel_scene_test_set(
+            "default", seed, 8 * sizes.n_scene_attacks, data_root=data_root
+        )
+        for arch, style in (
+            ("small_resnet", "ResNet-style"),
+            ("small_densenet", "DenseNet-style"),
+            ("small_efficientnet", "EfficientNet-b0-style"),
+        ):
+            model, _ = multilabel_scene_model(
+                arch, "default", seed, device=device, verbose=False, data_root=data_root
+            )
             with torch.no_grad():
                 pred = model(scenes.images.to(device)).argmax(1).cpu()
-            keep = (pred == scenes.labels).nonzero()[:, 0][:sizes.n_scene_attacks]
-            out.append(AttackTarget(f"{style}, 64 px, trained here on scenes", "VGG16 / GoogLeNet",
-                                    model.eval(), next(iter(paper_layers(arch).values())),
-                                    scenes.images[keep].to(device),
-                                    [f"scene {int(k)}" for k in keep], tuple(sizes.scene_de),
-                                    # batches of 30 tiny images: a second thread only adds
-                                    # synchronisation (10x slower on a busy 2-core machine)
-                                    threads=1))
+            keep = (pred == scenes.labels).nonzero()[:, 0][: sizes.n_scene_attacks]
+            out.append(
+                AttackTarget(
+                    f"{style}, 64 px, trained here on scenes",
+                    "VGG16 / GoogLeNet",
+                    model.eval(),
+                    next(iter(paper_layers(arch).values())),
+                    scenes.images[keep].to(device),
+                    [f"scene {int(k)}" for k in keep],
+                    tuple(sizes.scene_de),
+                    # batches of 30 tiny images: a second thread only adds
+                    # synchronisation (10x slower on a busy 2-core machine)
+                    threads=1,
+                )
+            )
     if sizes.n_photo_attacks:
-        names = list_photos()[:sizes.n_photo_attacks]
+        names = list_photos()[: sizes.n_photo_attacks]
         lite0 = Normalized(efficientnet_lite0(), LITE0_MEAN, LITE0_STD).to(device).eval()
         lite0 = lite0.to(memory_format=torch.channels_last)
         x = preprocess([load_photo(p) for p in names], mean=(0, 0, 0), std=(1, 1, 1))
-        out.append(AttackTarget("EfficientNet-Lite0, ImageNet (offline weights)",
-                                "VGG16 / GoogLeNet", lite0, f"model.{LITE0_LAYER}", x.to(device),
-                                names,
-                                tuple(sizes.photo_de)))
+        out.append(
+            AttackTarget(
+                "EfficientNet-Lite0, ImageNet (offline weights)",
+                "VGG16 / GoogLeNet",
+                lite0,
+                f"model.{LITE0_LAYER}",
+                x.to(device),
+                names,
+                tuple(sizes.photo_de),
+            )
+        )
     return out
 
 
@@ -699,8 +961,15 @@ def _perturb(x: torch.Tensor, params: np.ndarray) -> tuple[torch.Tensor, np.ndar
     return batch, rows, cols
 
 
-def one_pixel_attack(model: nn.Module, x: torch.Tensor, cls: int, popsize: int, maxiter: int,
-                     seed: int, batch_size: int = 64) -> dict:
+def one_pixel_attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    cls: int,
+    popsize: int,
+    maxiter: int,
+    seed: int,
+    batch_size: int = 64,
+) -> dict:
     """Su et al.'s non-targeted one-pixel attack on one image ``x`` (1, C, H, W) in [0, 1]:
     ``scipy.optimize.differential_evolution`` (seeded; Su et al.'s DE/rand/1 with recombination
     1, no polishing) searches (row, col, value per channel) minimising the softmax probability
@@ -725,34 +994,55 @@ def one_pixel_attack(model: nn.Module, x: torch.Tensor, cls: int, popsize: int, 
         probs = []
         with torch.inference_mode():
             for lo in range(0, params.shape[1], batch_size):
-                batch, rows, cols = _perturb(x, params[:, lo:lo + batch_size])
+                batch, rows, cols = _perturb(x, params[:, lo : lo + batch_size])
                 probs.append(model(batch).softmax(1).double().cpu())
         probs = torch.cat(probs)
         p = probs[:, cls].numpy()
         won = (probs.argmax(1) != cls).numpy()
         for k in np.flatnonzero(won):
             if p[k] < best["p"]:
-                best.update(p=float(p[k]), params=params[:, k].copy(),
-                            cls_after=int(probs[k].argmax()))
+                best.update(
+                    p=float(p[k]), params=params[:, k].copy(), cls_after=int(probs[k].argmax())
+                )
         return p
 
     def stop(intermediate_result):
         return "params" in best
 
     bounds = [(0, h), (0, w)] + [(0.0, 1.0)] * c
-    res = differential_evolution(objective, bounds, popsize=popsize, maxiter=maxiter, seed=seed,
-                                 recombination=1.0, polish=False, tol=0, atol=-1, init="random",
-                                 vectorized=True, updating="deferred", callback=stop)
+    res = differential_evolution(
+        objective,
+        bounds,
+        popsize=popsize,
+        maxiter=maxiter,
+        seed=seed,
+        recombination=1.0,
+        polish=False,
+        tol=0,
+        atol=-1,
+        init="random",
+        vectorized=True,
+        updating="deferred",
+        callback=stop,
+    )
     success = "params" in best
     params = best["params"] if success else res.x
     batch, rows, cols = _perturb(x, params[:, None])
     with torch.inference_mode():
         probs = model(batch).softmax(1)[0]
-    return {"success": success, "row": int(rows[0]), "col": int(cols[0]),
-            "value": [float(v) for v in params[2:]], "p_before": None, "cls": int(cls),
-            "p_after": float(probs[cls]), "cls_after": int(probs.argmax()), "nfev": evaluated[0],
-            "generations": int(res.nit),
-            "seconds": time.perf_counter() - t0}
+    return {
+        "success": success,
+        "row": int(rows[0]),
+        "col": int(cols[0]),
+        "value": [float(v) for v in params[2:]],
+        "p_before": None,
+        "cls": int(cls),
+        "p_after": float(probs[cls]),
+        "cls_after": int(probs.argmax()),
+        "nfev": evaluated[0],
+        "generations": int(res.nit),
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 #: Table 6's two readings of Grad-CAM at the pixel: "raw" (the authors' ``generateCam(...,
@@ -761,21 +1051,31 @@ def one_pixel_attack(model: nn.Module, x: torch.Tensor, cls: int, popsize: int, 
 T6_READINGS = ("raw", "minmax")
 
 
-def gradcam_at(model: nn.Module, layer: str, x: torch.Tensor, row: int, col: int, cls: int,
-               reading: str = "minmax") -> tuple[float, float]:
+def gradcam_at(
+    model: nn.Module,
+    layer: str,
+    x: torch.Tensor,
+    row: int,
+    col: int,
+    cls: int,
+    reading: str = "minmax",
+) -> tuple[float, float]:
     """(value, share of the map's pixels below it) of Grad-CAM for ``cls`` at pixel (row, col)
     of image ``x`` (1, C, H, W): ReLU, bilinear up-sampling to the input, then per-image min-max
     (``reading="minmax"``) or not (``reading="raw"``, the authors' ``rescale=False``)."""
     if reading not in T6_READINGS:
         raise ValueError(f"reading must be one of {T6_READINGS}, got {reading!r}")
-    m = cam.postprocess(cam.compute(model, x, layer, "gradcam", target=cls), tuple(x.shape[-2:]),
-                        normalize="none" if reading == "raw" else "minmax")[0]
+    m = cam.postprocess(
+        cam.compute(model, x, layer, "gradcam", target=cls),
+        tuple(x.shape[-2:]),
+        normalize="none" if reading == "raw" else "minmax",
+    )[0]
     v = m[row, col]
     return float(v), float((m < v).float().mean())
 
 
 def _attack_record(t: AttackTarget, i: int, seed: int) -> dict:
-    x = t.x[i:i + 1]
+    x = t.x[i : i + 1]
     with torch.inference_mode():
         probs = t.model(x).softmax(1)[0]
     cls = int(probs.argmax())
@@ -786,17 +1086,20 @@ def _attack_record(t: AttackTarget, i: int, seed: int) -> dict:
     r.update(gradcam_before=before, below_before=share)
     if r["success"]:
         adv, _, _ = _perturb(x, np.array([r["row"] + 0.5, r["col"] + 0.5, *r["value"]])[:, None])
-        r["gradcam_after"], r["below_after"] = gradcam_at(t.model, t.layer, adv, r["row"], r["col"],
-                                                          r["cls_after"])
-        r["gradcam_after_same_class"], _ = gradcam_at(t.model, t.layer, adv, r["row"], r["col"],
-                                                      cls)
+        r["gradcam_after"], r["below_after"] = gradcam_at(
+            t.model, t.layer, adv, r["row"], r["col"], r["cls_after"]
+        )
+        r["gradcam_after_same_class"], _ = gradcam_at(
+            t.model, t.layer, adv, r["row"], r["col"], cls
+        )
     else:
         r["gradcam_after"] = r["below_after"] = r["gradcam_after_same_class"] = None
     return r
 
 
-def with_reading(rows: pd.DataFrame, targets: Sequence[AttackTarget], reading: str = "raw"
-                 ) -> pd.DataFrame:
+def with_reading(
+    rows: pd.DataFrame, targets: Sequence[AttackTarget], reading: str = "raw"
+) -> pd.DataFrame:
     """``rows`` of :func:`run_table6` (read with min-max) with Grad-CAM's value at the attacked
     pixel read again as ``reading`` (``T6_READINGS``) from the stored attack (pixel, value,
     classes): ``gradcam_before``, ``gradcam_after``, ``gradcam_after_same_class`` and
@@ -808,33 +1111,46 @@ def with_reading(rows: pd.DataFrame, targets: Sequence[AttackTarget], reading: s
     for i, row in rows.iterrows():
         t = by_label[row.model]
         j = t.names.index(row.image)
-        x = t.x[j:j + 1]
-        before, share = gradcam_at(t.model, t.layer, x, int(row.row), int(row.col), int(row.cls),
-                                   reading)
+        x = t.x[j : j + 1]
+        before, share = gradcam_at(
+            t.model, t.layer, x, int(row.row), int(row.col), int(row.cls), reading
+        )
         out.at[i, "gradcam_before"], out.at[i, "below_before"] = before, share
         if row.success:
             adv, _, _ = _perturb(x, np.array([row.row + 0.5, row.col + 0.5, *row.value])[:, None])
-            out.at[i, "gradcam_after"] = gradcam_at(t.model, t.layer, adv, int(row.row),
-                                                    int(row.col), int(row.cls_after), reading)[0]
+            out.at[i, "gradcam_after"] = gradcam_at(
+                t.model, t.layer, adv, int(row.row), int(row.col), int(row.cls_after), reading
+            )[0]
             out.at[i, "gradcam_after_same_class"] = gradcam_at(
-                t.model, t.layer, adv, int(row.row), int(row.col), int(row.cls), reading)[0]
+                t.model, t.layer, adv, int(row.row), int(row.col), int(row.cls), reading
+            )[0]
     return out.assign(reading=reading)
 
 
-def run_table6(targets: Sequence[AttackTarget], profile: str, seed: int = 0,
-               n_threads: int | None = None) -> pd.DataFrame:
+def run_table6(
+    targets: Sequence[AttackTarget], profile: str, seed: int = 0, n_threads: int | None = None
+) -> pd.DataFrame:
     """Every image of every target attacked once (a results store: a killed run resumes); one
     row per attack, failures included (``success`` False, no "after" values). ``n_threads``
     overrides each target's CPU threads."""
     frames = []
     for t in targets:
-        store = ResultsStore("08_gradcam_faithfulness", profile,
-                             {"table": 6, "model": t.label, "budget": list(t.budget), "seed": seed},
-                             data={"images": t.names})
+        store = ResultsStore(
+            "08_gradcam_faithfulness",
+            profile,
+            {"table": 6, "model": t.label, "budget": list(t.budget), "seed": seed},
+            data={"images": t.names},
+        )
         with threads(n_threads or t.threads):
-            frames.append(store.run(range(len(t.names)), lambda i, t=t: _attack_record(t, i, seed),
-                                    key=lambda i, t=t: t.names[i], desc=f"Table 6: {t.label}",
-                                    save_every=1))
+            frames.append(
+                store.run(
+                    range(len(t.names)),
+                    lambda i, t=t: _attack_record(t, i, seed),
+                    key=lambda i, t=t: t.names[i],
+                    desc=f"Table 6: {t.label}",
+                    save_every=1,
+                )
+            )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -846,13 +1162,21 @@ def table6_summary(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for model, g in rows.groupby("model", sort=False):
         ok = g[g.success]
-        out.append({"model": model, "attacked": len(g), "successes": len(ok),
-                    "success rate": len(ok) / len(g), "images per attack": g.nfev.mean(),
-                    "Grad-CAM before": ok.gradcam_before.mean() if len(ok) else float("nan"),
-                    "after (new class)": ok.gradcam_after.mean() if len(ok) else float("nan"),
-                    "after (old class)": (ok.gradcam_after_same_class.mean() if len(ok)
-                                          else float("nan")),
-                    "pixels below it, before": ok.below_before.mean() if len(ok) else float("nan")})
+        out.append(
+            {
+                "model": model,
+                "attacked": len(g),
+                "successes": len(ok),
+                "success rate": len(ok) / len(g),
+                "images per attack": g.nfev.mean(),
+                "Grad-CAM before": ok.gradcam_before.mean() if len(ok) else float("nan"),
+                "after (new class)": ok.gradcam_after.mean() if len(ok) else float("nan"),
+                "after (old class)": (
+                    ok.gradcam_after_same_class.mean() if len(ok) else float("nan")
+                ),
+                "pixels below it, before": ok.below_before.mean() if len(ok) else float("nan"),
+            }
+        )
     return pd.DataFrame(out).set_index("model")
 
 
@@ -874,18 +1198,28 @@ def table6_table(rows: pd.DataFrame) -> pd.DataFrame:
                     ours.loc[model, name] = v.std() if len(v) > 1 else float("nan")
                 else:
                     ours.loc[model, name] = getattr(v, stat)()
-    paper = pd.DataFrame([{"model": f"paper: {m} (authors' repository)",
-                           "successes": PAPER_TABLE6_SUCCESSES[m][0],
-                           "Grad-CAM before": PAPER_TABLE6[m][0],
-                           "after (new class)": PAPER_TABLE6[m][1],
-                           **{f"{w}: {k}": PAPER_TABLE6_STATS[m][w][k]
-                              for w in ("before", "after") for k in ("sd", "min", "max")}}
-                          for m in PAPER_TABLE6]).set_index("model")
+    paper = pd.DataFrame(
+        [
+            {
+                "model": f"paper: {m} (authors' repository)",
+                "successes": PAPER_TABLE6_SUCCESSES[m][0],
+                "Grad-CAM before": PAPER_TABLE6[m][0],
+                "after (new class)": PAPER_TABLE6[m][1],
+                **{
+                    f"{w}: {k}": PAPER_TABLE6_STATS[m][w][k]
+                    for w in ("before", "after")
+                    for k in ("sd", "min", "max")
+                },
+            }
+            for m in PAPER_TABLE6
+        ]
+    ).set_index("model")
     return pd.concat([ours, paper])
 
 
-def table6_claims(rows: pd.DataFrame, tolerance: float = T6_TOLERANCE,
-                  share: float = T6_SENSITIVE_SHARE) -> dict:
+def table6_claims(
+    rows: pd.DataFrame, tolerance: float = T6_TOLERANCE, share: float = T6_SENSITIVE_SHARE
+) -> dict:
     """The verdicts of Table 6 over all successful attacks, rules fixed here:
 
     - ``sensitive``: the share of successes whose attacked pixel gets a non-zero Grad-CAM value
@@ -902,29 +1236,39 @@ def table6_claims(rows: pd.DataFrame, tolerance: float = T6_TOLERANCE,
     diffs = (ok.gradcam_after - ok.gradcam_before).astype(float)
     change = float(diffs.mean()) if n else float("nan")
     rule_s = f"share of successful attacks with a non-zero Grad-CAM value at the pixel > {share}"
-    rule_c = (f"mean change of Grad-CAM's value at the pixel (after minus before) within "
-              f"0 ± {tolerance}")
+    rule_c = (
+        f"mean change of Grad-CAM's value at the pixel (after minus before) within 0 ± {tolerance}"
+    )
     if n:
-        sens = verdict.proportion_above(nonzero, n, share, rule=rule_s,
-                                        unit="successful attacks")
+        sens = verdict.proportion_above(nonzero, n, share, rule=rule_s, unit="successful attacks")
         chg = verdict.within(diffs, 0.0, tolerance, rule=rule_c, unit="successful attacks")
     else:
         why = "no attack succeeded within the budget: no attacked pixel to read"
         sens, chg = verdict.no_units(rule_s, why), verdict.no_units(rule_c, why)
-    return {"attacked": len(rows), "successes": n, "nonzero": nonzero,
-            "before": float(ok.gradcam_before.mean()) if n else float("nan"),
-            "after": float(ok.gradcam_after.mean()) if n else float("nan"),
-            "change": change, "below": float(ok.below_before.mean()) if n else float("nan"),
-            "tolerance": tolerance, "share": share, "sensitive": sens, "change_verdict": chg}
+    return {
+        "attacked": len(rows),
+        "successes": n,
+        "nonzero": nonzero,
+        "before": float(ok.gradcam_before.mean()) if n else float("nan"),
+        "after": float(ok.gradcam_after.mean()) if n else float("nan"),
+        "change": change,
+        "below": float(ok.below_before.mean()) if n else float("nan"),
+        "tolerance": tolerance,
+        "share": share,
+        "sensitive": sens,
+        "change_verdict": chg,
+    }
 
 
-def table6_claims_per_model(rows: pd.DataFrame, tolerance: float = T6_TOLERANCE,
-                            share: float = T6_SENSITIVE_SHARE) -> dict[str, dict]:
+def table6_claims_per_model(
+    rows: pd.DataFrame, tolerance: float = T6_TOLERANCE, share: float = T6_SENSITIVE_SHARE
+) -> dict[str, dict]:
     """:func:`table6_claims` for each attacked model on its own (the authors read Table 6 per
     network and claim sensitivity for GoogLeNet only: VGG16's minimum is 0), in the order the
     models were attacked: model label -> that model's verdicts."""
-    return {model: table6_claims(g, tolerance, share)
-            for model, g in rows.groupby("model", sort=False)}
+    return {
+        model: table6_claims(g, tolerance, share) for model, g in rows.groupby("model", sort=False)
+    }
 
 
 def table6_model_id(label: str) -> str:
@@ -937,11 +1281,19 @@ def table6_verdict_table(per: dict[str, dict]) -> pd.DataFrame:
     and each rule's outcome with its estimate and 95 % interval."""
     rows = []
     for model, v in per.items():
-        rows.append({"model": model, "successes": v["successes"], "non-zero": v["nonzero"],
-                     "sensitive (share non-zero)": (f"{v['sensitive'].outcome}: "
-                                                    f"{v['sensitive'].interval_text(2)}"),
-                     "change within ± tolerance": (f"{v['change_verdict'].outcome}: "
-                                                   f"{v['change_verdict'].interval_text(3)}")})
+        rows.append(
+            {
+                "model": model,
+                "successes": v["successes"],
+                "non-zero": v["nonzero"],
+                "sensitive (share non-zero)": (
+                    f"{v['sensitive'].outcome}: {v['sensitive'].interval_text(2)}"
+                ),
+                "change within ± tolerance": (
+                    f"{v['change_verdict'].outcome}: {v['change_verdict'].interval_text(3)}"
+                ),
+            }
+        )
     return pd.DataFrame(rows).set_index("model")
 
 
@@ -949,13 +1301,17 @@ def table6_sentence(v: dict) -> str:
     """What the successful attacks show, in words, from :func:`table6_claims`'s verdict (a
     sentence that also reads right when no attack succeeded)."""
     if not v["successes"]:
-        return ("No attack succeeded within the budget, so there is no attacked pixel to read "
-                "Grad-CAM at (raise the budget: see Try it).")
-    return (f"Over those, Grad-CAM's value at the attacked pixel is {v['before']:.3f} before and "
-            f"{v['after']:.3f} after the attack, and it is non-zero on {v['nonzero']} of "
-            f"{v['successes']}. But a non-zero value is not the same as pointing at the pixel: on "
-            f"average {v['below']:.0%} of the map's pixels lie below the attacked one, where a "
-            "pixel drawn at random would have half of them below it.")
+        return (
+            "No attack succeeded within the budget, so there is no attacked pixel to read "
+            "Grad-CAM at (raise the budget: see Try it)."
+        )
+    return (
+        f"Over those, Grad-CAM's value at the attacked pixel is {v['before']:.3f} before and "
+        f"{v['after']:.3f} after the attack, and it is non-zero on {v['nonzero']} of "
+        f"{v['successes']}. But a non-zero value is not the same as pointing at the pixel: on "
+        f"average {v['below']:.0%} of the map's pixels lie below the attacked one, where a "
+        "pixel drawn at random would have half of them below it."
+    )
 
 
 def plot_table6(rows: pd.DataFrame, targets: Sequence[AttackTarget], n: int = 4):
@@ -966,29 +1322,40 @@ def plot_table6(rows: pd.DataFrame, targets: Sequence[AttackTarget], n: int = 4)
     if ok.empty:  # the page's figure says so, in words
         fig, ax = plt.subplots(figsize=(5.4, 0.8))
         ax.axis("off")
-        ax.text(0.5, 0.5, f"no successful attack among the {len(rows)} attacked images: "
-                "nothing to draw", ha="center", va="center", fontsize=10)
+        ax.text(
+            0.5,
+            0.5,
+            f"no successful attack among the {len(rows)} attacked images: nothing to draw",
+            ha="center",
+            va="center",
+            fontsize=10,
+        )
         return fig
     by_label = {t.label: t for t in targets}
     fig, axes = plt.subplots(len(ok), 3, figsize=(5.4, 1.8 * len(ok) + 0.3), squeeze=False)
     for r, (_, row) in enumerate(ok.iterrows()):
         t = by_label[row.model]
         i = t.names.index(row.image)
-        x = t.x[i:i + 1]
+        x = t.x[i : i + 1]
         adv, _, _ = _perturb(x, np.array([row.row + 0.5, row.col + 0.5, *row.value])[:, None])
         size = tuple(x.shape[-2:])
-        maps = [cam.postprocess(cam.compute(t.model, img, t.layer, "gradcam", target=c), size)[0]
-                for img, c in ((x, row.cls), (adv, row.cls_after))]
+        maps = [
+            cam.postprocess(cam.compute(t.model, img, t.layer, "gradcam", target=c), size)[0]
+            for img, c in ((x, row.cls), (adv, row.cls_after))
+        ]
         img = as_image(adv[0].cpu())
         axes[r, 0].imshow(img if img.ndim == 3 else img, cmap=None if img.ndim == 3 else "gray")
         axes[r, 0].set_ylabel(f"{row.image}\n{t.label.split(',')[0]}", fontsize=8)
-        for j, (m, v, title) in enumerate(((maps[0], row.gradcam_before, "before"),
-                                           (maps[1], row.gradcam_after, "after")), start=1):
+        for j, (m, v, title) in enumerate(
+            ((maps[0], row.gradcam_before, "before"), (maps[1], row.gradcam_after, "after")),
+            start=1,
+        ):
             axes[r, j].imshow(m.cpu(), cmap="jet", vmin=0, vmax=1)
             axes[r, j].set_title(f"Grad-CAM {title}: {v:.3f}", fontsize=9)
         for ax in axes[r]:
-            ax.add_patch(plt.Circle((row.col, row.row), max(size) / 16, fill=False, color="red",
-                                    lw=1.5))
+            ax.add_patch(
+                plt.Circle((row.col, row.row), max(size) / 16, fill=False, color="red", lw=1.5)
+            )
             ax.set_xticks([])
             ax.set_yticks([])
     axes[0, 0].set_title("attacked image", fontsize=9)
@@ -1005,11 +1372,13 @@ def plot_table6(rows: pd.DataFrame, targets: Sequence[AttackTarget], n: int = 4)
 # Table 7: fidelity and contrastivity on the paper's MNIST network
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Table7Data:
     """Table 7's network (trained here), its test images ((N, C, H, W) in [0, 1]: MNIST's or
     Fashion-MNIST's 1 x 28 x 28, CIFAR-10's 3 x 32 x 32) and labels, the SHAP background
     images, and what the data are, in words. Grad-CAM runs at ``model.target_layer``."""
+
     model: nn.Module
     x: torch.Tensor
     y: torch.Tensor
@@ -1035,8 +1404,10 @@ class Table7Data:
         return torch.tensor(v, dtype=self.x.dtype, device=self.x.device).view(1, -1, 1, 1)
 
 
-_MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-                "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 
 
 def _mnist_files(data_root) -> dict:
@@ -1044,17 +1415,22 @@ def _mnist_files(data_root) -> dict:
     for d in (root / "mnist", root / "MNIST" / "raw", root):
         found = {}
         for split, stems in _MNIST_FILES.items():
-            paths = [next((d / (s + e) for e in (".gz", "") if (d / (s + e)).is_file()), None)
-                     for s in stems]
+            paths = [
+                next((d / (s + e) for e in (".gz", "") if (d / (s + e)).is_file()), None)
+                for s in stems
+            ]
             if None in paths:
                 break
             found[split] = paths
         if len(found) == 2:
             return found
-    raise DataMissingError("MNIST", [s + "[.gz]" for stems in _MNIST_FILES.values() for s in stems],
-                           "the four IDX files from http://yann.lecun.com/exdb/mnist/ (or "
-                           "torchvision's MNIST/raw folder) under DATA_ROOT/mnist/",
-                           searched=[root / "mnist", root / "MNIST" / "raw", root])
+    raise DataMissingError(
+        "MNIST",
+        [s + "[.gz]" for stems in _MNIST_FILES.values() for s in stems],
+        "the four IDX files from http://yann.lecun.com/exdb/mnist/ (or "
+        "torchvision's MNIST/raw folder) under DATA_ROOT/mnist/",
+        searched=[root / "mnist", root / "MNIST" / "raw", root],
+    )
 
 
 def mnist_data(profile: str, n: int, data_root=None, device="cpu", seed: int = 0) -> Table7Data:
@@ -1067,14 +1443,16 @@ def mnist_data(profile: str, n: int, data_root=None, device="cpu", seed: int = 0
 
         def bundle():
             xs = [torch.from_numpy(read_idx(files[s][0], "images")) for s in ("train", "test")]
-            ys = [torch.from_numpy(read_idx(files[s][1], "labels")).long()
-                  for s in ("train", "test")]
+            ys = [
+                torch.from_numpy(read_idx(files[s][1], "labels")).long() for s in ("train", "test")
+            ]
             return DataBundle(xs[0], ys[0], xs[1], ys[1])
 
         key = "mnist:" + ",".join(file_digest(p)[:16] for s in ("train", "test") for p in files[s])
 
-        model, hist = load_or_train(replace(RECIPES["mnist_net"], data=bundle, data_key=key),
-                                    device=device, verbose=False)
+        model, hist = load_or_train(
+            replace(RECIPES["mnist_net"], data=bundle, data_key=key), device=device, verbose=False
+        )
         data, name = bundle(), "MNIST"
     else:
         model, hist = load_trained("mnist_net", device=device, verbose=False)
@@ -1082,13 +1460,19 @@ def mnist_data(profile: str, n: int, data_root=None, device="cpu", seed: int = 0
     g = torch.Generator().manual_seed(seed)
     test = torch.randperm(len(data.x_test), generator=g)[:n]
     bg = torch.randperm(len(data.x_train), generator=g)[:SHAP_BACKGROUND]
-    return Table7Data(model.to(device).eval(), data.prepare(data.x_test[test]).to(device),
-                     data.y_test[test].to(device), data.prepare(data.x_train[bg]).to(device),
-                     name, hist)
+    return Table7Data(
+        model.to(device).eval(),
+        data.prepare(data.x_test[test]).to(device),
+        data.y_test[test].to(device),
+        data.prepare(data.x_train[bg]).to(device),
+        name,
+        hist,
+    )
 
 
-def cifar_data(n: int, data_root=None, device="cpu", seed: int = 0,
-               train: dict | None = None) -> Table7Data:
+def cifar_data(
+    n: int, data_root=None, device="cpu", seed: int = 0, train: dict | None = None
+) -> Table7Data:
     """Table 7's CIFAR-10 half (``full``): the authors' CIFAR-10 GoogLeNet
     (``lib.models.zoo.cifar_googlenet``) trained here on CIFAR-10's training set
     (``CIFAR_TRAIN``, updated by ``train``; cached, keyed by the data files' digests), ``n`` test
@@ -1102,26 +1486,45 @@ def cifar_data(n: int, data_root=None, device="cpu", seed: int = 0,
     r = {**CIFAR_TRAIN, **(train or {})}
     where = {k: r.pop(k) for k in ("cache_dir",) if k in r}  # where to cache, not what to train
     bundle = DataBundle(xtr, ytr, xte, yte)
-    model, hist = load_or_train(TrainConfig("cifar_googlenet", {}, lambda: bundle, data_key=key,
-                                            **r), device=device, verbose=False, **where)
+    model, hist = load_or_train(
+        TrainConfig("cifar_googlenet", {}, lambda: bundle, data_key=key, **r),
+        device=device,
+        verbose=False,
+        **where,
+    )
     g = torch.Generator().manual_seed(seed)
     test = torch.randperm(len(xte), generator=g)[:n]
     bg = torch.randperm(len(xtr), generator=g)[:SHAP_BACKGROUND]
-    return Table7Data(model.to(device).eval(), bundle.prepare(xte[test]).to(device),
-                      yte[test].to(device), bundle.prepare(xtr[bg]).to(device), "CIFAR-10", hist,
-                      fills=T7_CIFAR_PROTOCOLS)
+    return Table7Data(
+        model.to(device).eval(),
+        bundle.prepare(xte[test]).to(device),
+        yte[test].to(device),
+        bundle.prepare(xtr[bg]).to(device),
+        "CIFAR-10",
+        hist,
+        fills=T7_CIFAR_PROTOCOLS,
+    )
 
 
-def gradcam_maps(model: nn.Module, x: torch.Tensor, classes: Sequence[int] | None = None
-                 ) -> torch.Tensor:
+def gradcam_maps(
+    model: nn.Module, x: torch.Tensor, classes: Sequence[int] | None = None
+) -> torch.Tensor:
     """Grad-CAM at ``relu1`` (the authors' layer: the rectified 20 x 12 x 12 maps) for every class
     (default 0..9): (N, K, 28, 28), ReLU and bilinear up-sampling, not normalised (the
     percentiles of Table 7 do not depend on the scale)."""
     classes = range(10) if classes is None else classes
     size = tuple(x.shape[-2:])
-    return torch.stack([cam.postprocess(cam.compute(model, x, model.target_layer, "gradcam",
-                                                    target=int(c)), size, normalize="none")
-                        for c in classes], 1)
+    return torch.stack(
+        [
+            cam.postprocess(
+                cam.compute(model, x, model.target_layer, "gradcam", target=int(c)),
+                size,
+                normalize="none",
+            )
+            for c in classes
+        ],
+        1,
+    )
 
 
 def read_channels(a: torch.Tensor, reading: str = "sum") -> torch.Tensor:
@@ -1134,9 +1537,15 @@ def read_channels(a: torch.Tensor, reading: str = "sum") -> torch.Tensor:
     raise ValueError(f"reading must be 'sum' or 'first', got {reading!r}")
 
 
-def shap_maps(model: nn.Module, x: torch.Tensor, background: torch.Tensor,
-              classes: Sequence[int] | None = None, n_samples: int = 50, seed: int = 0,
-              reading: str = "sum") -> tuple[torch.Tensor, torch.Tensor]:
+def shap_maps(
+    model: nn.Module,
+    x: torch.Tensor,
+    background: torch.Tensor,
+    classes: Sequence[int] | None = None,
+    n_samples: int = 50,
+    seed: int = 0,
+    reading: str = "sum",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient SHAP (Captum, through ``lib.cam``) of the softmax output for every class
     (default 0..9): (N, K, 28, 28), and its completeness error per image and class (N, K):
     |sum of the attribution - (p_c(x) - mean p_c(background))|, zero in expectation only.
@@ -1151,16 +1560,28 @@ def shap_maps(model: nn.Module, x: torch.Tensor, background: torch.Tensor,
         p, p_bg = net(x), net(background).mean(0)
     out, err = [], []
     for c in classes:
-        a = cam.compute(net, x, None, "gradientshap", target=int(c),
-                        accelerator=fast.Accelerator(), captum_kwargs={
-            "baselines": background, "n_samples": n_samples, "stdevs": 0.0, "seed": seed + int(c)})
+        a = cam.compute(
+            net,
+            x,
+            None,
+            "gradientshap",
+            target=int(c),
+            accelerator=fast.Accelerator(),
+            captum_kwargs={
+                "baselines": background,
+                "n_samples": n_samples,
+                "stdevs": 0.0,
+                "seed": seed + int(c),
+            },
+        )
         out.append(read_channels(a, reading))
         err.append((a.sum((1, 2, 3)) - (p[:, c] - p_bg[c])).abs())
     return torch.stack(out, 1), torch.stack(err, 1)
 
 
-def deepliftshap_check(model: nn.Module, x: torch.Tensor, background: torch.Tensor, cls: int
-                       ) -> dict:
+def deepliftshap_check(
+    model: nn.Module, x: torch.Tensor, background: torch.Tensor, cls: int
+) -> dict:
     """Captum's DeepLiftShap on this network, checked against DeepLIFT's own completeness:
     per image, the largest |sum of the attribution - (f(x) - f(reference))| over the references
     (Captum's convergence delta), for the softmax output and for the logits, beside the largest
@@ -1172,17 +1593,23 @@ def deepliftshap_check(model: nn.Module, x: torch.Tensor, background: torch.Tens
     for name, net in (("softmax", Probabilities(model).eval()), ("logits", model.eval())):
         with warnings.catch_warnings():  # Captum warns that it sets hooks on the activations
             warnings.simplefilter("ignore")
-            _, delta = DeepLiftShap(net).attribute(x, baselines=background, target=cls,
-                                                   return_convergence_delta=True)
+            _, delta = DeepLiftShap(net).attribute(
+                x, baselines=background, target=cls, return_convergence_delta=True
+            )
         with torch.no_grad():
             span = (net(x)[:, cls, None] - net(background)[None, :, cls]).abs().max()
         out[name] = {"max |delta|": float(delta.abs().max()), "max |f(x) - f(ref)|": float(span)}
     return out
 
 
-def ig_maps(model: nn.Module, x: torch.Tensor, baseline: float | torch.Tensor = 0.0,
-            n_steps: int = 50, classes: Sequence[int] | None = None, reading: str = "sum"
-            ) -> torch.Tensor:
+def ig_maps(
+    model: nn.Module,
+    x: torch.Tensor,
+    baseline: float | torch.Tensor = 0.0,
+    n_steps: int = 50,
+    classes: Sequence[int] | None = None,
+    reading: str = "sum",
+) -> torch.Tensor:
     """Integrated Gradients (Captum, through ``lib.cam``) of the logits, as the authors, for
     every class (default 0..9): (N, K, H, W), from the constant image ``baseline`` (a pixel value
     in [0, 1]: 0 is black; ``T7_PROTOCOLS["authors"]`` is the authors' zero after MNIST's
@@ -1190,16 +1617,39 @@ def ig_maps(model: nn.Module, x: torch.Tensor, baseline: float | torch.Tensor = 
     ``read_channels(..., reading)``."""
     classes = range(10) if classes is None else classes
     base = torch.as_tensor(baseline, dtype=x.dtype, device=x.device).expand_as(x).contiguous()
-    return torch.stack([read_channels(cam.compute(
-        model, x, None, "integratedgradients", target=int(c),
-        captum_kwargs={"baselines": base, "n_steps": n_steps, "internal_batch_size": 1024}),
-        reading) for c in classes], 1)
+    return torch.stack(
+        [
+            read_channels(
+                cam.compute(
+                    model,
+                    x,
+                    None,
+                    "integratedgradients",
+                    target=int(c),
+                    captum_kwargs={
+                        "baselines": base,
+                        "n_steps": n_steps,
+                        "internal_batch_size": 1024,
+                    },
+                ),
+                reading,
+            )
+            for c in classes
+        ],
+        1,
+    )
 
 
-def run_table7(data: Table7Data, n_samples: int = 50, seed: int = 0,
-               percentiles: Sequence[int] = PERCENTILES, n_threads: int | None = None,
-               protocol: str = "textbook", ig_steps: int = 50, reuse: dict | None = None
-               ) -> tuple[pd.DataFrame, dict]:
+def run_table7(
+    data: Table7Data,
+    n_samples: int = 50,
+    seed: int = 0,
+    percentiles: Sequence[int] = PERCENTILES,
+    n_threads: int | None = None,
+    protocol: str = "textbook",
+    ig_steps: int = 50,
+    reuse: dict | None = None,
+) -> tuple[pd.DataFrame, dict]:
     """(table, extra): Table 7 per method and percentile p: the mean fidelity (the drop of the
     true class's probability when the pixels above the p-th percentile of the map's positive
     values are set to 0) and the mean contrastivity (the true class's mask against each other
@@ -1221,9 +1671,15 @@ def run_table7(data: Table7Data, n_samples: int = 50, seed: int = 0,
         return _table7(data, n_samples, seed, percentiles, protocol, ig_steps, reuse)
 
 
-def _table7(data: Table7Data, n_samples: int, seed: int, percentiles: Sequence[int],
-            protocol: str = "textbook", ig_steps: int = 50, reuse: dict | None = None
-            ) -> tuple[pd.DataFrame, dict]:
+def _table7(
+    data: Table7Data,
+    n_samples: int,
+    seed: int,
+    percentiles: Sequence[int],
+    protocol: str = "textbook",
+    ig_steps: int = 50,
+    reuse: dict | None = None,
+) -> tuple[pd.DataFrame, dict]:
     fill, reading = data.fill(protocol), data.reading(protocol)
     old = (reuse or {}).get("maps", {})
     t0 = time.perf_counter()
@@ -1232,15 +1688,22 @@ def _table7(data: Table7Data, n_samples: int, seed: int, percentiles: Sequence[i
     if "gradientshap" in old and reuse.get("reading") == reading:
         maps["gradientshap"], err = old["gradientshap"], reuse["shap_completeness_error"]
     else:
-        maps["gradientshap"], err = shap_maps(data.model, data.x, data.background,
-                                              n_samples=n_samples, seed=seed, reading=reading)
+        maps["gradientshap"], err = shap_maps(
+            data.model, data.x, data.background, n_samples=n_samples, seed=seed, reading=reading
+        )
     t_shap = time.perf_counter() - t0 - t_gc
     if ig_steps:
-        maps["integratedgradients"] = ig_maps(data.model, data.x, fill, ig_steps,
-                                              reading=reading)
-    extra = {"maps": maps, "gradcam_s": t_gc, "shap_s": t_shap,
-             "ig_s": time.perf_counter() - t0 - t_gc - t_shap, "shap_completeness_error": err,
-             "protocol": protocol, "fill": fill, "reading": reading}
+        maps["integratedgradients"] = ig_maps(data.model, data.x, fill, ig_steps, reading=reading)
+    extra = {
+        "maps": maps,
+        "gradcam_s": t_gc,
+        "shap_s": t_shap,
+        "ig_s": time.perf_counter() - t0 - t_gc - t_shap,
+        "shap_completeness_error": err,
+        "protocol": protocol,
+        "fill": fill,
+        "reading": reading,
+    }
     n, k = maps["gradcam"].shape[:2]
     own = torch.arange(n, device=data.y.device)
     rows, per_image = [], []
@@ -1253,14 +1716,29 @@ def _table7(data: Table7Data, n_samples: int, seed: int, percentiles: Sequence[i
             others = torch.ones(n, k, dtype=torch.bool)
             others[own.cpu(), data.y.cpu()] = False
             both_empty = (~mine.flatten(1).any(1))[:, None].cpu() & ~masks.flatten(2).any(2).cpu()
-            per_image.append(pd.DataFrame({"method": m, "p (%)": p, "image": np.arange(n),
-                                           "fidelity": fid.detach().double().cpu().numpy(),
-                                           "contrastivity": con.detach().double().cpu().numpy()}))
-            rows.append({"method": m, "p (%)": p, "images": n, "fidelity": fid.mean().item(),
-                         "contrastivity": con.mean().item(),
-                         "pixels removed": mine.flatten(1).sum(1).float().mean().item(),
-                         "maps without positive values": int((~mine.flatten(1).any(1)).sum()),
-                         "empty mask pairs": int((both_empty & others).sum())})
+            per_image.append(
+                pd.DataFrame(
+                    {
+                        "method": m,
+                        "p (%)": p,
+                        "image": np.arange(n),
+                        "fidelity": fid.detach().double().cpu().numpy(),
+                        "contrastivity": con.detach().double().cpu().numpy(),
+                    }
+                )
+            )
+            rows.append(
+                {
+                    "method": m,
+                    "p (%)": p,
+                    "images": n,
+                    "fidelity": fid.mean().item(),
+                    "contrastivity": con.mean().item(),
+                    "pixels removed": mine.flatten(1).sum(1).float().mean().item(),
+                    "maps without positive values": int((~mine.flatten(1).any(1)).sum()),
+                    "empty mask pairs": int((both_empty & others).sum()),
+                }
+            )
     extra["per_image"] = pd.concat(per_image, ignore_index=True)
     return pd.DataFrame(rows), extra
 
@@ -1294,50 +1772,79 @@ def table7_claims(per_image: pd.DataFrame, cifar: pd.DataFrame | None = None) ->
         for metric in ("contrastivity", "fidelity"):
             out[metric][p] = (float(gc[metric].mean()), float(sh[metric].mean()))
         con[f"p = {p} %"] = verdict.paired_difference(
-            gc["contrastivity"], sh["contrastivity"], 0.0, unit="images",
-            rule=f"mean contrastivity of Grad-CAM minus Gradient SHAP > 0 at p = {p} %")
+            gc["contrastivity"],
+            sh["contrastivity"],
+            0.0,
+            unit="images",
+            rule=f"mean contrastivity of Grad-CAM minus Gradient SHAP > 0 at p = {p} %",
+        )
         fid[f"p = {p} %"] = verdict.paired_difference(
-            sh["fidelity"], gc["fidelity"], 0.0, unit="images",
-            rule=f"mean fidelity of Gradient SHAP minus Grad-CAM > 0 at p = {p} %")
+            sh["fidelity"],
+            gc["fidelity"],
+            0.0,
+            unit="images",
+            rule=f"mean fidelity of Gradient SHAP minus Grad-CAM > 0 at p = {p} %",
+        )
     out["gradcam_more_contrastive"] = all_of(
-        con, "mean contrastivity of Grad-CAM minus Gradient SHAP > 0 at every p")[1]
+        con, "mean contrastivity of Grad-CAM minus Gradient SHAP > 0 at every p"
+    )[1]
     tie = {}
     for p in ps:
         sub = per_image[per_image["p (%)"] == p]
         gc = sub[sub.method == "gradcam"].set_index("image").sort_index()["contrastivity"]
         sh = sub[sub.method == "gradientshap"].set_index("image").sort_index()["contrastivity"]
         tie[f"p = {p} %"] = verdict.within(
-            (gc - sh).to_numpy(), 0.0, T7_TIE, unit="images",
+            (gc - sh).to_numpy(),
+            0.0,
+            T7_TIE,
+            unit="images",
             rule=f"mean contrastivity of Grad-CAM minus Gradient SHAP within 0 ± {T7_TIE} at "
-                 f"p = {p} %")
+            f"p = {p} %",
+        )
     out["contrastivity_tie"] = all_of(
-        tie, f"mean contrastivity of Grad-CAM minus Gradient SHAP within 0 ± {T7_TIE} at every "
-             "p (the authors' MNIST: a tie)")[1]
-    rule = ("mean contrastivity of Grad-CAM minus Gradient SHAP and minus Integrated Gradients "
-            "> 0 at every p, on CIFAR-10")
+        tie,
+        f"mean contrastivity of Grad-CAM minus Gradient SHAP within 0 ± {T7_TIE} at every "
+        "p (the authors' MNIST: a tie)",
+    )[1]
+    rule = (
+        "mean contrastivity of Grad-CAM minus Gradient SHAP and minus Integrated Gradients "
+        "> 0 at every p, on CIFAR-10"
+    )
     if cifar is None:
         out["contrastivity_cifar"] = verdict.not_run(
-            rule, "the CIFAR-10 half runs on the full profile (CIFAR-10 from data_root, the "
-                  "authors' CIFAR-10 GoogLeNet trained on it)")
+            rule,
+            "the CIFAR-10 half runs on the full profile (CIFAR-10 from data_root, the "
+            "authors' CIFAR-10 GoogLeNet trained on it)",
+        )
     else:
         pairs = {}
         for p in sorted(cifar["p (%)"].unique()):
             sub = cifar[cifar["p (%)"] == p]
-            by = {m: sub[sub.method == m].set_index("image").sort_index()["contrastivity"]
-                  for m in ("gradcam", "gradientshap", "integratedgradients")}
+            by = {
+                m: sub[sub.method == m].set_index("image").sort_index()["contrastivity"]
+                for m in ("gradcam", "gradientshap", "integratedgradients")
+            }
             if any(len(v) == 0 for v in by.values()) or not all(
-                    v.index.equals(by["gradcam"].index) for v in by.values()):
-                raise ValueError(f"CIFAR-10, p = {p} %: Grad-CAM, Gradient SHAP and Integrated "
-                                 "Gradients must be scored on the same images (run_table7 "
-                                 "with ig_steps > 0)")
+                v.index.equals(by["gradcam"].index) for v in by.values()
+            ):
+                raise ValueError(
+                    f"CIFAR-10, p = {p} %: Grad-CAM, Gradient SHAP and Integrated "
+                    "Gradients must be scored on the same images (run_table7 "
+                    "with ig_steps > 0)"
+                )
             for other in ("gradientshap", "integratedgradients"):
                 pairs[f"{method_name(other)}, p = {p} %"] = verdict.paired_difference(
-                    by["gradcam"], by[other], 0.0, unit="images",
+                    by["gradcam"],
+                    by[other],
+                    0.0,
+                    unit="images",
                     rule=f"mean contrastivity of Grad-CAM minus {method_name(other)} > 0 at "
-                         f"p = {p} %, on CIFAR-10")
+                    f"p = {p} %, on CIFAR-10",
+                )
         out["contrastivity_cifar"] = all_of(pairs, rule)[1]
     out["shap_more_faithful"] = all_of(
-        fid, "mean fidelity of Gradient SHAP minus Grad-CAM > 0 at every p")[1]
+        fid, "mean fidelity of Gradient SHAP minus Grad-CAM > 0 at every p"
+    )[1]
     return out
 
 
@@ -1348,9 +1855,16 @@ def table7_paper() -> pd.DataFrame:
     for data, by_metric in PAPER_TABLE7.items():
         for metric, by_p in by_metric.items():
             for p, v in by_p.items():
-                rows.append({"data set": data, "metric": metric, "p (%)": p,
-                             "Grad-CAM": v["gradcam"], "SHAP": v["shap"],
-                             "Integrated Gradients": v["integratedgradients"]})
+                rows.append(
+                    {
+                        "data set": data,
+                        "metric": metric,
+                        "p (%)": p,
+                        "Grad-CAM": v["gradcam"],
+                        "SHAP": v["shap"],
+                        "Integrated Gradients": v["integratedgradients"],
+                    }
+                )
     return pd.DataFrame(rows).set_index(["data set", "metric", "p (%)"])
 
 
@@ -1366,7 +1880,7 @@ def plot_table7(data: Table7Data, maps: dict, p: int = 10, n: int = 4):
         axes[r, 0].set_ylabel(label, fontsize=9)
         for j, (m, v) in enumerate(maps.items()):
             mv = v[r, c].cpu()
-            mask = metrics.above_positive_percentile(v[r:r + 1, c], p)[0].cpu()
+            mask = metrics.above_positive_percentile(v[r : r + 1, c], p)[0].cpu()
             lim = float(mv.abs().max()) or 1.0  # each map on its own symmetric scale
             axes[r, 1 + 2 * j].imshow(mv / lim, cmap="RdBu_r", vmin=-1, vmax=1)
             axes[r, 2 + 2 * j].imshow(mask, cmap="gray")
@@ -1380,9 +1894,17 @@ def plot_table7(data: Table7Data, maps: dict, p: int = 10, n: int = 4):
     fig.tight_layout()
 
     sm = mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(-1, 1), cmap="RdBu_r")
-    cb = fig.colorbar(sm, ax=list(axes.ravel()), orientation="horizontal", fraction=0.04,
-                      pad=0.03, aspect=40, shrink=0.8)
-    cb.set_label("attribution / the map's largest |value| (red: for the class, blue: against)",
-                 fontsize=9)
+    cb = fig.colorbar(
+        sm,
+        ax=list(axes.ravel()),
+        orientation="horizontal",
+        fraction=0.04,
+        pad=0.03,
+        aspect=40,
+        shrink=0.8,
+    )
+    cb.set_label(
+        "attribution / the map's largest |value| (red: for the class, blue: against)", fontsize=9
+    )
     cb.ax.tick_params(labelsize=9)
     return fig

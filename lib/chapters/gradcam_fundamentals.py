@@ -10,6 +10,7 @@ receptive field) and class discrimination on two-object scenes; and global avera
 global max pooling (Zhou et al.) over five training seeds, also with Zhou et al.'s box. The
 chapter's sizes, recipes, rules, checks and drivers; the notebook tells the story.
 """
+
 from __future__ import annotations
 
 import copy
@@ -42,27 +43,101 @@ from ..rf import receptive_fields
 from ..train import RECIPES, STAND_INS, load_data, load_trained, stand_in_recipe
 from ..verdict import Verdict
 
-__all__ = ["SIZES", "COST", "COMPETE_RATIO", "DELETE_FRACTION", "ACCURACY_TOLERANCE", "SCENES",
-           "SEEDS", "IDENTITY_TOLERANCE", "FLOAT32_TOLERANCE", "RULES", "Images", "load_images",
-           "predictions", "layer_gradients", "Steps", "gradcam_steps", "engine_difference",
-           "top_channels", "pixel_terms", "plot_steps", "cam_vs_gradcam", "cam_identity",
-           "identity_table", "competing", "TwoClasses", "two_class_maps",
-           "counterfactual_identity", "discrimination", "discrimination_verdict",
-           "discrimination_reading", "deletion", "counterfactual_verdict",
-           "counterfactual_reading", "plot_two_classes", "recipe", "recipe_text", "load_pooled",
-           "localisation_scenes", "canvas_to_box", "localise", "gap_gmp_runs", "gap_gmp_summary",
-           "seed_differences", "paired", "scene_pairs", "gap_gmp_verdict", "gap_gmp_reading",
-           "outcome_phrase", "plot_gap_gmp", "THRESHOLD", "ZHOU_THRESHOLD", "ZHOU_IOU",
-           "POOLINGS", "STYLE", "POOLING_LAYERS", "FOLLOWED_BY", "BLOCKS",
-           "DISCRIMINATION_METHODS", "GUIDED_NETS", "STAND_IN_SCENE_SEEDS", "NOTES_CLAIMS",
-           "stand_in", "stand_in_scenes", "inclusive", "scene_rows", "box_hits", "nagy_scores",
-           "pooling_difference", "pooling_layers_table", "pooling_units", "every_text",
-           "every_reading", "pooling_verdicts", "pooling_table", "photo_rows", "photo_pooling",
-           "photo_pooling_table", "photo_pooling_verdict", "relu_units", "relu_verdicts",
-           "relu_table", "block_rfs", "layer_units", "layer_verdicts", "layer_table",
-           "plot_layers", "discrimination_units", "own_minus_other",
-           "discrimination_scene_verdicts", "discrimination_table", "plot_two_objects",
-           "notes_table", "test_correct"]
+__all__ = [
+    "SIZES",
+    "COST",
+    "COMPETE_RATIO",
+    "DELETE_FRACTION",
+    "ACCURACY_TOLERANCE",
+    "SCENES",
+    "SEEDS",
+    "IDENTITY_TOLERANCE",
+    "FLOAT32_TOLERANCE",
+    "RULES",
+    "Images",
+    "load_images",
+    "predictions",
+    "layer_gradients",
+    "Steps",
+    "gradcam_steps",
+    "engine_difference",
+    "top_channels",
+    "pixel_terms",
+    "plot_steps",
+    "cam_vs_gradcam",
+    "cam_identity",
+    "identity_table",
+    "competing",
+    "TwoClasses",
+    "two_class_maps",
+    "counterfactual_identity",
+    "discrimination",
+    "discrimination_verdict",
+    "discrimination_reading",
+    "deletion",
+    "counterfactual_verdict",
+    "counterfactual_reading",
+    "plot_two_classes",
+    "recipe",
+    "recipe_text",
+    "load_pooled",
+    "localisation_scenes",
+    "canvas_to_box",
+    "localise",
+    "gap_gmp_runs",
+    "gap_gmp_summary",
+    "seed_differences",
+    "paired",
+    "scene_pairs",
+    "gap_gmp_verdict",
+    "gap_gmp_reading",
+    "outcome_phrase",
+    "plot_gap_gmp",
+    "THRESHOLD",
+    "ZHOU_THRESHOLD",
+    "ZHOU_IOU",
+    "POOLINGS",
+    "STYLE",
+    "POOLING_LAYERS",
+    "FOLLOWED_BY",
+    "BLOCKS",
+    "DISCRIMINATION_METHODS",
+    "GUIDED_NETS",
+    "STAND_IN_SCENE_SEEDS",
+    "NOTES_CLAIMS",
+    "stand_in",
+    "stand_in_scenes",
+    "inclusive",
+    "scene_rows",
+    "box_hits",
+    "nagy_scores",
+    "pooling_difference",
+    "pooling_layers_table",
+    "pooling_units",
+    "every_text",
+    "every_reading",
+    "pooling_verdicts",
+    "pooling_table",
+    "photo_rows",
+    "photo_pooling",
+    "photo_pooling_table",
+    "photo_pooling_verdict",
+    "relu_units",
+    "relu_verdicts",
+    "relu_table",
+    "block_rfs",
+    "layer_units",
+    "layer_verdicts",
+    "layer_table",
+    "plot_layers",
+    "discrimination_units",
+    "own_minus_other",
+    "discrimination_scene_verdicts",
+    "discrimination_table",
+    "plot_two_objects",
+    "notes_table",
+    "test_correct",
+]
 
 #: two classes "compete" on an image when the second's probability is at least this share of
 #: the first's
@@ -103,9 +178,11 @@ FOLLOWED_BY = {
 #: the blocks of each stand-in, first to last (the last is the localisation chapter's layer):
 #: the ReLU output of each convolution block (AlexNet-style), of each stage (VGG16-BN-style),
 #: the stem's two 3 x 3 convolutions and the three Inception blocks (GoogLeNet-style)
-BLOCKS = {"AlexNet": ["features.2", "features.6", "features.10", "features.13", "features.16"],
-          "GoogLeNet": ["conv1", "conv3", "inception3a", "inception4a", "inception5b"],
-          "VGG16": ["features.5", "features.12", "features.22", "features.32", "features.42"]}
+BLOCKS = {
+    "AlexNet": ["features.2", "features.6", "features.10", "features.13", "features.16"],
+    "GoogLeNet": ["conv1", "conv3", "inception3a", "inception4a", "inception5b"],
+    "VGG16": ["features.5", "features.12", "features.22", "features.32", "features.42"],
+}
 #: the methods of the two-object test of class discrimination
 DISCRIMINATION_METHODS = ["gradcam", "guidedbackprop", "guidedgradcam"]
 #: the stand-ins whose ReLUs are nn.ReLU modules, which Guided Backprop (the engine's, as
@@ -118,55 +195,55 @@ STAND_IN_SCENE_SEEDS = (1000, 1001)
 #: the rules of the chapter's verdicts, fixed before the run (``lib.verdict``)
 RULES = {
     "cam-special-case": "max |Z alpha_k^c - w_k^c| and max |CAM - Z Grad-CAM| / max |CAM| "
-                        f"<= {IDENTITY_TOLERANCE:g} (float64)",
+    f"<= {IDENTITY_TOLERANCE:g} (float64)",
     "pooling-box": "mean over scenes of the localisation hit (box at 15 % of the min-max map, "
-                   "IoU >= min(0.5, wh/((w+10)(h+10)))) with alpha = mean of the gradients minus "
-                   "with alpha = their max > 0 (each scene averaged over the seeds)",
+    "IoU >= min(0.5, wh/((w+10)(h+10)))) with alpha = mean of the gradients minus "
+    "with alpha = their max > 0 (each scene averaged over the seeds)",
     "pooling-pointing": "mean over scenes of the pointing-game hit with alpha = mean of the "
-                        "gradients minus with alpha = their max > 0 (each scene averaged over "
-                        "the seeds)",
+    "gradients minus with alpha = their max > 0 (each scene averaged over "
+    "the seeds)",
     "pooling-photos": "mean over photographs of the localisation hit (box at 15 %, size rule) "
-                      "with alpha = mean of the gradients minus with alpha = their max > 0",
+    "with alpha = mean of the gradients minus with alpha = their max > 0",
     "pooling-last-layer": "max |map(alpha = mean) - map(alpha = max)| / max |map(alpha = mean)| "
-                          f"<= {FLOAT32_TOLERANCE:g} (float32) at a layer followed by global "
-                          "average pooling",
+    f"<= {FLOAT32_TOLERANCE:g} (float32) at a layer followed by global "
+    "average pooling",
     "relu-other-class": "mean over two-object scenes of the share of the map's mass on the other "
-                        "object's box without the final ReLU minus with it > 0 (maps up-sampled "
-                        "and min-max normalised; each scene averaged over the seeds)",
+    "object's box without the final ReLU minus with it > 0 (maps up-sampled "
+    "and min-max normalised; each scene averaged over the seeds)",
     "relu-localisation": "mean over two-object scenes of the localisation hit (box at 15 %, size "
-                         "rule) with the final ReLU minus without it > 0 (each scene averaged "
-                         "over the seeds)",
+    "rule) with the final ReLU minus without it > 0 (each scene averaged "
+    "over the seeds)",
     "layers-box": "least-squares slope of the localisation hit (box at 15 %, size rule) against "
-                  "the block's position (1 = first) > 0 (each scene averaged over the seeds; "
-                  "bootstrap of whole scenes)",
+    "the block's position (1 = first) > 0 (each scene averaged over the seeds; "
+    "bootstrap of whole scenes)",
     "layers-pointing": "least-squares slope of the pointing-game hit against the block's "
-                       "position (1 = first) > 0 (each scene averaged over the seeds; bootstrap "
-                       "of whole scenes)",
+    "position (1 = first) > 0 (each scene averaged over the seeds; bootstrap "
+    "of whole scenes)",
     "guided-photos": "mean over photographs of corr(Guided Backprop top-1, top-2) - "
-                     "corr(Guided Grad-CAM top-1, top-2) > 0 (an illustration: the claim is "
-                     "decided on the two-object scenes)",
+    "corr(Guided Grad-CAM top-1, top-2) > 0 (an illustration: the claim is "
+    "decided on the two-object scenes)",
     "gradcam-class-discriminative": "mean over two-object scenes of Grad-CAM's d > 0, d = the "
-                                    "map's mass share in its own class's box minus in the other "
-                                    "object's, averaged over both classes and the seeds",
+    "map's mass share in its own class's box minus in the other "
+    "object's, averaged over both classes and the seeds",
     "guided-not-discriminative": "mean over two-object scenes of d(Guided Grad-CAM) - "
-                                 "d(Guided Backprop) > 0 (d as for Grad-CAM; paired by scene)",
+    "d(Guided Backprop) > 0 (d as for Grad-CAM; paired by scene)",
     "counterfactual-sign": "max |counterfactual map - sum_k alpha_k A^k with alpha from "
-                           "-dy^c/dA| / max |that map| <= "
-                           f"{FLOAT32_TOLERANCE:g} (float32)",
+    "-dy^c/dA| / max |that map| <= "
+    f"{FLOAT32_TOLERANCE:g} (float32)",
     "counterfactual-removal": "share of (photograph, class) cases where p(c) rises when the "
-                              "counterfactual regions are deleted > 1/2",
+    "counterfactual regions are deleted > 1/2",
     "gap-gmp-accuracy": "mean over the Fashion-MNIST test images of correct(GAP) - "
-                        "correct(GMP), each image's averaged over the seeds, within +-{points:g} "
-                        "points (its whole interval)",
+    "correct(GMP), each image's averaged over the seeds, within +-{points:g} "
+    "points (its whole interval)",
     "gap-gmp-iou": "mean over scenes of IoU(GAP) - IoU(GMP) > 0 (each scene's IoU averaged over "
-                   "the seeds)",
+    "the seeds)",
     "gap-gmp-pointing": "mean over scenes of hit(GAP) - hit(GMP) > 0 (each scene's hit averaged "
-                        "over the seeds)",
+    "over the seeds)",
     "gmp-one-part": "mean over scenes of coverage(GAP) - coverage(GMP) > 0 (each scene's "
-                    "coverage averaged over the seeds)",
+    "coverage averaged over the seeds)",
     "gap-gmp-zhou-box": "mean over scenes of hit(GAP) - hit(GMP) > 0, hit = the box of the map "
-                        "above 20 % of its max has IoU >= 0.5 with the item's box (Zhou et al.; "
-                        "each scene's hit averaged over the seeds)",
+    "above 20 % of its max has IoU >= 0.5 with the item's box (Zhou et al.; "
+    "each scene's hit averaged over the seeds)",
 }
 
 #: per profile: the photographs (None: ImageNet validation images, profile "full"; smoke takes
@@ -177,29 +254,33 @@ RULES = {
 #: GAP / GMP networks (five in every profile, all committed), the test images their accuracies
 #: are paired on, the stand-ins' seeds and scenes (sections 5-8), and the thresholds of the
 #: verdicts (the module constants above, the same in every profile)
-SIZES = {"photos": {"smoke": ["chelsea", "rocket"], "default": list_photos(), "full": None},
-         "step_photo": {"smoke": "chelsea", "default": "chelsea", "full": None},
-         "n_imagenet": {"smoke": 0, "default": 0, "full": 200},
-         "n_identity": {"smoke": 16, "default": 64, "full": 1000},
-         # Lite0 in float64 on a CPU: ~5 CPU-seconds a photograph
-         "n_identity_photos": {"smoke": 1, "default": 2, "full": 32},
-         "n_show": {"smoke": 1, "default": 3, "full": 4},
-         "n_scenes": {"smoke": 60, "default": 500, "full": 5000},
-         "seeds": dict.fromkeys(("smoke", "default", "full"), [0, 1, 2, 3, 4]),
-         # Fashion-MNIST test images on which the GAP / GMP accuracies are paired
-         "n_test": {"smoke": 1000, "default": 10000, "full": 10000},
-         # the localisation chapter's stand-ins: their committed seeds and the scenes they are
-         # scored on (0-1 objects of another class; exactly one: the two-object scenes)
-         "stand_in_seeds": {"smoke": [0], "default": [0, 1, 2], "full": [0, 1, 2]},
-         "n_stand_in_scenes": {"smoke": 40, "default": 500, "full": 2000},
-         "n_two_object": {"smoke": 40, "default": 500, "full": 2000},
-         "compete_ratio": dict.fromkeys(("smoke", "default", "full"), COMPETE_RATIO),
-         "delete_fraction": dict.fromkeys(("smoke", "default", "full"), DELETE_FRACTION),
-         "accuracy_tolerance": dict.fromkeys(("smoke", "default", "full"), ACCURACY_TOLERANCE)}
-COST = {"smoke": "about a minute on a 2-core CPU",
-        "default": "about a minute on a 2-core CPU (every network is committed: ten GAP / GMP "
-                   "networks and the nine stand-ins of the localisation chapter)",
-        "full": "a few minutes on one GPU (ResNet50 on ImageNet validation images)"}
+SIZES = {
+    "photos": {"smoke": ["chelsea", "rocket"], "default": list_photos(), "full": None},
+    "step_photo": {"smoke": "chelsea", "default": "chelsea", "full": None},
+    "n_imagenet": {"smoke": 0, "default": 0, "full": 200},
+    "n_identity": {"smoke": 16, "default": 64, "full": 1000},
+    # Lite0 in float64 on a CPU: ~5 CPU-seconds a photograph
+    "n_identity_photos": {"smoke": 1, "default": 2, "full": 32},
+    "n_show": {"smoke": 1, "default": 3, "full": 4},
+    "n_scenes": {"smoke": 60, "default": 500, "full": 5000},
+    "seeds": dict.fromkeys(("smoke", "default", "full"), [0, 1, 2, 3, 4]),
+    # Fashion-MNIST test images on which the GAP / GMP accuracies are paired
+    "n_test": {"smoke": 1000, "default": 10000, "full": 10000},
+    # the localisation chapter's stand-ins: their committed seeds and the scenes they are
+    # scored on (0-1 objects of another class; exactly one: the two-object scenes)
+    "stand_in_seeds": {"smoke": [0], "default": [0, 1, 2], "full": [0, 1, 2]},
+    "n_stand_in_scenes": {"smoke": 40, "default": 500, "full": 2000},
+    "n_two_object": {"smoke": 40, "default": 500, "full": 2000},
+    "compete_ratio": dict.fromkeys(("smoke", "default", "full"), COMPETE_RATIO),
+    "delete_fraction": dict.fromkeys(("smoke", "default", "full"), DELETE_FRACTION),
+    "accuracy_tolerance": dict.fromkeys(("smoke", "default", "full"), ACCURACY_TOLERANCE),
+}
+COST = {
+    "smoke": "about a minute on a 2-core CPU",
+    "default": "about a minute on a 2-core CPU (every network is committed: ten GAP / GMP "
+    "networks and the nine stand-ins of the localisation chapter)",
+    "full": "a few minutes on one GPU (ResNet50 on ImageNet validation images)",
+}
 #: the scenes on which the GAP / GMP networks, trained on 28 px Fashion-MNIST items, localise:
 #: one item on a 64 px black canvas, resized to 26-32 px (about its training size), no distractor
 SCENES = dict(size=64, n_objects=1, n_distractors=0, scale=(0.4, 0.5))
@@ -209,12 +290,14 @@ SEEDS = (0, 1, 2, 3, 4)
 
 # --------------------------------------------------------------------------- the images
 
+
 @dataclass
 class Images:
     """The images of sections 1-3 with their model: ImageNet-pretrained EfficientNet-Lite0 on
     the photographs (smoke, default), torchvision's ResNet50 on ImageNet validation images
     (full). ``layer`` is the last feature map (global average pooling and one linear layer
     follow it); ``inner_layer`` an earlier one, where gradients vary from unit to unit."""
+
     model: nn.Module
     model_name: str
     layer: str
@@ -238,8 +321,9 @@ class Images:
         return as_image(self.x[i].cpu(), self.mean, self.std)
 
 
-def load_images(profile: str, device, photos: Sequence[str] | None = None,
-                data_root=None, n_imagenet: int = 0) -> Images:
+def load_images(
+    profile: str, device, photos: Sequence[str] | None = None, data_root=None, n_imagenet: int = 0
+) -> Images:
     """The model and images of the profile: Lite0 and the photographs ``photos``, or (profile
     "full") ResNet50 with torchvision's ImageNet weights and the first ``n_imagenet`` ImageNet
     validation images under ``data_root`` (``lib.data.imagenet``, which raises DataMissingError
@@ -250,19 +334,39 @@ def load_images(profile: str, device, photos: Sequence[str] | None = None,
         from ..models.zoo import build
 
         if n_imagenet < 1:
-            raise ValueError(f"n_imagenet={n_imagenet}: the full profile needs at least one "
-                             "ImageNet validation image")
+            raise ValueError(
+                f"n_imagenet={n_imagenet}: the full profile needs at least one "
+                "ImageNet validation image"
+            )
         ds = ImageNetVal(data_root, resize=256, crop=224, mode="shorter", limit=n_imagenet)
         x = torch.stack([ds[i][0] for i in range(len(ds))])
         model = build("resnet50", weights="imagenet").eval()
-        return Images(model.to(device), "ResNet50 (torchvision, ImageNet)", "layer4", "layer3",
-                      x.to(device), ds.names, categories, IMAGENET_MEAN, IMAGENET_STD)
+        return Images(
+            model.to(device),
+            "ResNet50 (torchvision, ImageNet)",
+            "layer4",
+            "layer3",
+            x.to(device),
+            ds.names,
+            categories,
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+        )
 
     if not photos:
         raise ValueError("photos is empty: name at least one of lib.data.photos.list_photos()")
     x = preprocess([load_photo(n) for n in photos])
-    return Images(efficientnet_lite0().to(device), "EfficientNet-Lite0 (ImageNet)", LITE0_LAYER,
-                  "blocks.6", x.to(device), list(photos), categories, LITE0_MEAN, LITE0_STD)
+    return Images(
+        efficientnet_lite0().to(device),
+        "EfficientNet-Lite0 (ImageNet)",
+        LITE0_LAYER,
+        "blocks.6",
+        x.to(device),
+        list(photos),
+        categories,
+        LITE0_MEAN,
+        LITE0_STD,
+    )
 
 
 def predictions(images: Images, k: int = 2) -> tuple[torch.Tensor, torch.Tensor, pd.DataFrame]:
@@ -279,8 +383,10 @@ def predictions(images: Images, k: int = 2) -> tuple[torch.Tensor, torch.Tensor,
 
 # --------------------------------------------------------------------------- Eq. 1-2 by hand
 
-def layer_gradients(model: nn.Module, x: torch.Tensor, layer: str, target=None
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+
+def layer_gradients(
+    model: nn.Module, x: torch.Tensor, layer: str, target=None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(A, dy^c/dA, classes, logits) at ``layer`` for the images ``x``, all detached.
 
     A forward hook keeps the layer's output A (N, K, h, w); autograd gives the gradient of the
@@ -301,8 +407,10 @@ def layer_gradients(model: nn.Module, x: torch.Tensor, layer: str, target=None
         with torch.enable_grad():
             logits = model(x.detach().requires_grad_(True))
             if len(seen) != 1:
-                raise ValueError(f"layer {layer!r} ran {len(seen)} times in one forward pass; "
-                                 "pick a layer that runs once")
+                raise ValueError(
+                    f"layer {layer!r} ran {len(seen)} times in one forward pass; "
+                    "pick a layer that runs once"
+                )
             a = seen[0]
             if target is None:
                 classes = logits.argmax(1)
@@ -321,6 +429,7 @@ class Steps:
     """Grad-CAM of one image for one class, each quantity of Eq. 1-2 kept: the activations A^k
     (K, h, w), the gradients dy^c/dA^k (K, h, w), alpha_k (K,) (Eq. 1) and the weighted sum
     sum_k alpha_k A^k (h, w) before the ReLU (Eq. 2)."""
+
     layer: str
     cls: int
     score: float
@@ -346,16 +455,19 @@ class Steps:
         return r, c
 
 
-def gradcam_steps(model: nn.Module, x: torch.Tensor, layer: str, target: int | None = None
-                  ) -> Steps:
+def gradcam_steps(
+    model: nn.Module, x: torch.Tensor, layer: str, target: int | None = None
+) -> Steps:
     """Grad-CAM (Eq. 1-2) for the single image ``x`` (1, C, H, W) at ``layer``, step by step:
     alpha_k = (1/Z) sum_ij dy^c/dA^k_ij, then sum_k alpha_k A^k, then its ReLU."""
     if x.dim() != 4 or len(x) != 1:
-        raise ValueError(f"gradcam_steps explains one image: x must be (1, C, H, W), got "
-                         f"{tuple(x.shape)}; take x[i:i + 1]")
+        raise ValueError(
+            f"gradcam_steps explains one image: x must be (1, C, H, W), got "
+            f"{tuple(x.shape)}; take x[i:i + 1]"
+        )
     a, g, classes, logits = layer_gradients(model, x, layer, target)
-    alpha = g[0].mean((1, 2))                                  # Eq. 1
-    weighted = torch.einsum("k,khw->hw", alpha, a[0])          # Eq. 2, before the ReLU
+    alpha = g[0].mean((1, 2))  # Eq. 1
+    weighted = torch.einsum("k,khw->hw", alpha, a[0])  # Eq. 2, before the ReLU
     cls = int(classes[0])
     return Steps(layer, cls, float(logits[0, cls]), a[0], g[0], alpha, weighted)
 
@@ -385,13 +497,16 @@ def top_channels(steps: Steps, n: int = 5, by: str = "alpha") -> pd.DataFrame:
     order = _order(steps, n, by)
     g_sum = steps.gradients.sum((1, 2))
     a_mean = steps.activations.mean((1, 2))
-    return pd.DataFrame({
-        "channel k": order,
-        "Σᵢⱼ ∂y/∂Aᵏᵢⱼ": g_sum[order].cpu().numpy(),
-        "Z": steps.z,
-        "αₖ (Eq. 1)": steps.alpha[order].cpu().numpy(),
-        "meanᵢⱼ Aᵏᵢⱼ": a_mean[order].cpu().numpy(),
-        "αₖ × mean Aᵏ": (steps.alpha * a_mean)[order].cpu().numpy()})
+    return pd.DataFrame(
+        {
+            "channel k": order,
+            "Σᵢⱼ ∂y/∂Aᵏᵢⱼ": g_sum[order].cpu().numpy(),
+            "Z": steps.z,
+            "αₖ (Eq. 1)": steps.alpha[order].cpu().numpy(),
+            "meanᵢⱼ Aᵏᵢⱼ": a_mean[order].cpu().numpy(),
+            "αₖ × mean Aᵏ": (steps.alpha * a_mean)[order].cpu().numpy(),
+        }
+    )
 
 
 def pixel_terms(steps: Steps, n: int = 5, unit: tuple[int, int] | None = None) -> pd.DataFrame:
@@ -402,13 +517,31 @@ def pixel_terms(steps: Steps, n: int = 5, unit: tuple[int, int] | None = None) -
     terms = steps.alpha * steps.activations[:, i, j]
     order = terms.abs().argsort(descending=True)
     top, rest = order[:n].tolist(), order[n:]
-    rows = [{"term": f"k = {k}", "alpha_k": float(steps.alpha[k]),
-             "A^k_ij": float(steps.activations[k, i, j]), "alpha_k A^k_ij": float(terms[k])}
-            for k in top]
-    rows.append({"term": f"the other {len(rest)} channels", "alpha_k": np.nan, "A^k_ij": np.nan,
-                 "alpha_k A^k_ij": float(terms[rest].sum())})
-    rows.append({"term": f"sum = map at ({i}, {j})", "alpha_k": np.nan, "A^k_ij": np.nan,
-                 "alpha_k A^k_ij": float(terms.sum())})
+    rows = [
+        {
+            "term": f"k = {k}",
+            "alpha_k": float(steps.alpha[k]),
+            "A^k_ij": float(steps.activations[k, i, j]),
+            "alpha_k A^k_ij": float(terms[k]),
+        }
+        for k in top
+    ]
+    rows.append(
+        {
+            "term": f"the other {len(rest)} channels",
+            "alpha_k": np.nan,
+            "A^k_ij": np.nan,
+            "alpha_k A^k_ij": float(terms[rest].sum()),
+        }
+    )
+    rows.append(
+        {
+            "term": f"sum = map at ({i}, {j})",
+            "alpha_k": np.nan,
+            "A^k_ij": np.nan,
+            "alpha_k A^k_ij": float(terms.sum()),
+        }
+    )
     return pd.DataFrame(rows)
 
 
@@ -426,11 +559,17 @@ def plot_steps(steps: Steps, image: np.ndarray, n: int = 4, title: str | None = 
         axes[0, col].set_yticks([])
         colorbar(axes[0, col], im)
         flat = float(g.max() - g.min()) == 0.0
-        signed_map(axes[1, col], g, title=f"$\\partial y^c/\\partial A^{{{k}}}$"
-                   + (" (constant)" if flat else ""))
+        signed_map(
+            axes[1, col],
+            g,
+            title=f"$\\partial y^c/\\partial A^{{{k}}}$" + (" (constant)" if flat else ""),
+        )
         colorbar(axes[1, col], axes[1, col].images[0])
-        signed_map(axes[2, col], steps.alpha[k].cpu() * a,
-                   title=f"$\\alpha_{{{k}}} A^{{{k}}}$, $\\alpha$={float(steps.alpha[k]):.2g}")
+        signed_map(
+            axes[2, col],
+            steps.alpha[k].cpu() * a,
+            title=f"$\\alpha_{{{k}}} A^{{{k}}}$, $\\alpha$={float(steps.alpha[k]):.2g}",
+        )
         colorbar(axes[2, col], axes[2, col].images[0])
     for ax in axes[3]:
         ax.axis("off")
@@ -450,13 +589,18 @@ def plot_steps(steps: Steps, image: np.ndarray, n: int = 4, title: str | None = 
         ax.axis("on")
         up = cam.postprocess(steps.weighted[None].cpu(), image.shape[:2])[0]
         overlay(ax, image, up, title="up-sampled, over the image")
-    fig.suptitle(title or f"Grad-CAM at {steps.layer}, class {steps.cls}: the {n} channels that "
-                 "add most to the map", fontsize=10)
+    fig.suptitle(
+        title
+        or f"Grad-CAM at {steps.layer}, class {steps.cls}: the {n} channels that "
+        "add most to the map",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
 
 # --------------------------------------------------------------------------- CAM = Z Grad-CAM
+
 
 def cam_vs_gradcam(maps: dict[str, torch.Tensor]) -> tuple[int, float]:
     """(Z, max |CAM - Z Grad-CAM| / max |CAM|) from the engine's ``"cam"`` and ``"gradcam"``
@@ -469,8 +613,10 @@ def cam_vs_gradcam(maps: dict[str, torch.Tensor]) -> tuple[int, float]:
 def _head(model: nn.Module, k: int) -> nn.Linear:
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears or linears[-1].in_features != k:
-        raise ValueError(f"this {type(model).__name__} does not end in one linear layer on the "
-                         f"{k} channels of the layer: w_k^c is the weight of such a head")
+        raise ValueError(
+            f"this {type(model).__name__} does not end in one linear layer on the "
+            f"{k} channels of the layer: w_k^c is the weight of such a head"
+        )
     return linears[-1]
 
 
@@ -490,10 +636,15 @@ def cam_identity(model: nn.Module, x: torch.Tensor, layer: str, target=None) -> 
     w = head.weight.detach()[classes]
     cam_map = torch.einsum("nk,nkhw->nhw", w, a)
     gradcam = cam.compute(m64, x64, layer, "gradcam", target=classes)
-    return {"Z": z, "images": len(x), "max |Z alpha - w|": float((z * alpha - w).abs().max()),
-            "max |w|": float(w.abs().max()),
-            "max |CAM - Z Grad-CAM| / max |CAM|":
-                float((cam_map - z * gradcam).abs().max() / cam_map.abs().max())}
+    return {
+        "Z": z,
+        "images": len(x),
+        "max |Z alpha - w|": float((z * alpha - w).abs().max()),
+        "max |w|": float(w.abs().max()),
+        "max |CAM - Z Grad-CAM| / max |CAM|": float(
+            (cam_map - z * gradcam).abs().max() / cam_map.abs().max()
+        ),
+    }
 
 
 def identity_table(identity: pd.DataFrame) -> pd.DataFrame:
@@ -509,14 +660,17 @@ def identity_table(identity: pd.DataFrame) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- two classes
 
+
 def competing(probs: torch.Tensor, ratio: float = COMPETE_RATIO) -> list[int]:
     """Images whose second class has at least ``ratio`` times the first's probability, the
     closest contests first. ``probs``: (N, 2) top-2 probabilities."""
     share = (probs[:, 1] / probs[:, 0]).tolist()
     picked = sorted((i for i, s in enumerate(share) if s >= ratio), key=lambda i: -share[i])
     if not picked:
-        raise ValueError(f"on no image does the second class reach {ratio} times the first's "
-                         f"probability (best: {max(share):.2f}); lower compete_ratio or add images")
+        raise ValueError(
+            f"on no image does the second class reach {ratio} times the first's "
+            f"probability (best: {max(share):.2f}); lower compete_ratio or add images"
+        )
     return picked
 
 
@@ -527,6 +681,7 @@ TWO_CLASS_METHODS = ["gradcam", "counterfactual", "guidedbackprop", "guidedgradc
 class TwoClasses:
     """The maps of each competing image for its top-1 and its top-2 class: row 2p is image
     ``idx[p]`` with its top-1 class, row 2p + 1 the same image with its top-2 class."""
+
     idx: list[int]
     rows: list[int]
     targets: list[int]
@@ -535,10 +690,15 @@ class TwoClasses:
 
     def labels(self, images: Images) -> pd.DataFrame:
         """Image, rank and class name of each row."""
-        return pd.DataFrame({"image": [images.names[i] for i in self.rows],
-                             "class": [f"{'top-1' if r % 2 == 0 else 'top-2'}: "
-                                       f"{images.categories[t]}"
-                                       for r, t in enumerate(self.targets)]})
+        return pd.DataFrame(
+            {
+                "image": [images.names[i] for i in self.rows],
+                "class": [
+                    f"{'top-1' if r % 2 == 0 else 'top-2'}: {images.categories[t]}"
+                    for r, t in enumerate(self.targets)
+                ],
+            }
+        )
 
 
 def two_class_maps(images: Images, idx: Sequence[int], top2: torch.Tensor) -> TwoClasses:
@@ -548,8 +708,9 @@ def two_class_maps(images: Images, idx: Sequence[int], top2: torch.Tensor) -> Tw
     targets = [int(top2[i, r]) for i in idx for r in range(2)]
     x = images.x[rows]
     maps = cam.compute_many(images.model, x, [images.layer], TWO_CLASS_METHODS, target=targets)
-    return TwoClasses(list(idx), rows, targets, x,
-                      {m: maps[m][images.layer] for m in TWO_CLASS_METHODS})
+    return TwoClasses(
+        list(idx), rows, targets, x, {m: maps[m][images.layer] for m in TWO_CLASS_METHODS}
+    )
 
 
 def _corr(u: torch.Tensor, v: torch.Tensor) -> float:
@@ -566,12 +727,15 @@ def discrimination(two: TwoClasses, images: Images) -> pd.DataFrame:
     near 1, the method shows the same pixels whatever the class (it is not class-discriminative).
     Grad-CAM: ReLU and bilinear up-sampling; the input attributions: |.| summed over colour."""
     maps = two.maps
-    shown = {"gradcam": cam.postprocess(maps["gradcam"], two.x.shape[-2:], normalize="none"),
-             "guidedbackprop": maps["guidedbackprop"].abs().sum(1),
-             "guidedgradcam": maps["guidedgradcam"].abs().sum(1)}
-    rows = [{"image": images.names[i], **{m: _corr(v[2 * p], v[2 * p + 1])
-                                          for m, v in shown.items()}}
-            for p, i in enumerate(two.idx)]
+    shown = {
+        "gradcam": cam.postprocess(maps["gradcam"], two.x.shape[-2:], normalize="none"),
+        "guidedbackprop": maps["guidedbackprop"].abs().sum(1),
+        "guidedgradcam": maps["guidedgradcam"].abs().sum(1),
+    }
+    rows = [
+        {"image": images.names[i], **{m: _corr(v[2 * p], v[2 * p + 1]) for m, v in shown.items()}}
+        for p, i in enumerate(two.idx)
+    ]
     return pd.DataFrame(rows).set_index("image")
 
 
@@ -584,17 +748,30 @@ def discrimination_verdict(disc: pd.DataFrame) -> dict:
     alike. An illustration: the claim is decided on two-object scenes
     (:func:`discrimination_scene_verdicts`)."""
     gb, ggc = disc["guidedbackprop"], disc["guidedgradcam"]
-    v = None if len(disc) < 2 else verdict.paired_difference(
-        gb.to_numpy(), ggc.to_numpy(), 0.0, rule=RULES["guided-photos"], unit="photographs")
-    return {"gb": float(gb.mean()), "ggc": float(ggc.mean()),
-            "gradcam": float(disc["gradcam"].mean()),
-            "images": len(disc), "gb_more_alike": int((gb > ggc).sum()), "verdict": v}
+    v = (
+        None
+        if len(disc) < 2
+        else verdict.paired_difference(
+            gb.to_numpy(), ggc.to_numpy(), 0.0, rule=RULES["guided-photos"], unit="photographs"
+        )
+    )
+    return {
+        "gb": float(gb.mean()),
+        "ggc": float(ggc.mean()),
+        "gradcam": float(disc["gradcam"].mean()),
+        "images": len(disc),
+        "gb_more_alike": int((gb > ggc).sum()),
+        "verdict": v,
+    }
 
 
 def outcome_phrase(v: Verdict) -> str:
-    """"holds", "does not hold" or "is undecided" (a verbal form for the prose)."""
-    return {verdict.HOLDS: "holds", verdict.FAILS: "does not hold",
-            verdict.UNDECIDED: "is undecided"}.get(v.outcome, v.outcome)
+    """ "holds", "does not hold" or "is undecided" (a verbal form for the prose)."""
+    return {
+        verdict.HOLDS: "holds",
+        verdict.FAILS: "does not hold",
+        verdict.UNDECIDED: "is undecided",
+    }.get(v.outcome, v.outcome)
 
 
 def _interval(v: Verdict, digits: int = 3) -> str:
@@ -606,18 +783,24 @@ def discrimination_reading(dv: dict) -> str:
     interval, and what it means."""
     v = dv["verdict"]
     if v is None:
-        return ("One photograph gives no interval: it shows the maps, and decides nothing.")
-    head = (f"The paired difference, Guided Backprop's correlation minus Guided Grad-CAM's, is "
-            f"{_interval(v, 4)} over {v.n} photographs (95 % interval)")
+        return "One photograph gives no interval: it shows the maps, and decides nothing."
+    head = (
+        f"The paired difference, Guided Backprop's correlation minus Guided Grad-CAM's, is "
+        f"{_interval(v, 4)} over {v.n} photographs (95 % interval)"
+    )
     if v.outcome == verdict.HOLDS:
-        return (head + ": on these photographs Guided Backprop's two maps are the more alike, "
-                "a small sample.")
+        return (
+            head + ": on these photographs Guided Backprop's two maps are the more alike, "
+            "a small sample."
+        )
     if v.outcome == verdict.FAILS:
         return head + ": on these photographs Guided Backprop's two maps are not the more alike."
     if v.n < verdict.MIN_UNITS:
-        return (head + f": fewer than {verdict.MIN_UNITS} photographs decide nothing, whatever "
-                "the interval.")
-    return (head + ": the interval contains 0, and these photographs cannot tell them apart.")
+        return (
+            head + f": fewer than {verdict.MIN_UNITS} photographs decide nothing, whatever "
+            "the interval."
+        )
+    return head + ": the interval contains 0, and these photographs cannot tell them apart."
 
 
 def counterfactual_identity(model: nn.Module, two: "TwoClasses", layer: str) -> float:
@@ -678,13 +861,18 @@ def counterfactual_verdict(deleted: pd.DataFrame) -> dict:
     if d.empty:
         raise ValueError("every counterfactual map is empty: no row to score")
     rises = int((d["p counterfactual"] > d["p image"]).sum())
-    v = verdict.proportion_above(rises, len(d), 0.5, rule=RULES["counterfactual-removal"],
-                                 unit="(photograph, class) cases")
-    return {"scored": len(d), "empty": int(deleted["empty counterfactual"].sum()), "rises": rises,
-            "mean_dp": float((d["p counterfactual"] - d["p image"]).mean()),
-            "mean_dp_gradcam": float((d["p gradcam"] - d["p image"]).mean()),
-            "less_than_gradcam": int((d["p counterfactual"] > d["p gradcam"]).sum()),
-            "verdict": v}
+    v = verdict.proportion_above(
+        rises, len(d), 0.5, rule=RULES["counterfactual-removal"], unit="(photograph, class) cases"
+    )
+    return {
+        "scored": len(d),
+        "empty": int(deleted["empty counterfactual"].sum()),
+        "rises": rises,
+        "mean_dp": float((d["p counterfactual"] - d["p image"]).mean()),
+        "mean_dp_gradcam": float((d["p gradcam"] - d["p image"]).mean()),
+        "less_than_gradcam": int((d["p counterfactual"] > d["p gradcam"]).sum()),
+        "verdict": v,
+    }
 
 
 def counterfactual_reading(cv: dict) -> str:
@@ -692,26 +880,40 @@ def counterfactual_reading(cv: dict) -> str:
     (:func:`counterfactual_verdict`) with its interval, then what the map singles out against
     Grad-CAM's regions (a count, not a verdict)."""
     v, n = cv["verdict"], cv["scored"]
-    share = (f"{cv['rises']} of {n}, a share of {v.estimate:.2f} with 95 % interval "
-             f"[{v.low:.2f}, {v.high:.2f}]")
+    share = (
+        f"{cv['rises']} of {n}, a share of {v.estimate:.2f} with 95 % interval "
+        f"[{v.low:.2f}, {v.high:.2f}]"
+    )
     if v.outcome == verdict.HOLDS:
-        first = (f"Deleting the counterfactual regions makes the network more confident in most "
-                 f"cases ({share}), as the paper says.")
+        first = (
+            f"Deleting the counterfactual regions makes the network more confident in most "
+            f"cases ({share}), as the paper says."
+        )
     elif v.outcome == verdict.FAILS:
-        first = (f"Deleting the counterfactual regions makes the network more confident in fewer "
-                 f"than half of the cases ({share}): the claim does not hold here.")
+        first = (
+            f"Deleting the counterfactual regions makes the network more confident in fewer "
+            f"than half of the cases ({share}): the claim does not hold here."
+        )
     else:
-        first = (f"p(c) rises in {share}; the interval contains one half, so these few cases "
-                 f"cannot decide the claim.")
+        first = (
+            f"p(c) rises in {share}; the interval contains one half, so these few cases "
+            f"cannot decide the claim."
+        )
     less = cv["less_than_gradcam"]
-    second = (f" Deleting them costs less confidence than deleting Grad-CAM's regions in {less} "
-              f"of {n} cases")
+    second = (
+        f" Deleting them costs less confidence than deleting Grad-CAM's regions in {less} "
+        f"of {n} cases"
+    )
     if less > n / 2:
-        second += (": in most cases the map points at evidence that matters less to the class "
-                   "than Grad-CAM's regions, which is not the same as evidence against it.")
+        second += (
+            ": in most cases the map points at evidence that matters less to the class "
+            "than Grad-CAM's regions, which is not the same as evidence against it."
+        )
     else:
-        second += (": the map does not even single out, in most cases, regions that matter less "
-                   "to the class than Grad-CAM's.")
+        second += (
+            ": the map does not even single out, in most cases, regions that matter less "
+            "to the class than Grad-CAM's."
+        )
     return first + second
 
 
@@ -720,8 +922,8 @@ def plot_two_classes(images: Images, two: TwoClasses, n: int):
     counterfactual map over the image, Guided Backprop and Guided Grad-CAM (grey, |.|)."""
     n = min(n, len(two.idx))
     size = images.x.shape[-2:]
-    gc = cam.postprocess(two.maps["gradcam"][:2 * n], size).cpu()
-    cf = cam.postprocess(two.maps["counterfactual"][:2 * n], size).cpu()
+    gc = cam.postprocess(two.maps["gradcam"][: 2 * n], size).cpu()
+    cf = cam.postprocess(two.maps["counterfactual"][: 2 * n], size).cpu()
     empty = metrics.is_empty(cf)
     labels = two.labels(images)
     fig, axes = plt.subplots(2 * n, 4, figsize=(7.1, 1.8 * 2 * n + 0.3), squeeze=False)
@@ -731,9 +933,16 @@ def plot_two_classes(images: Images, two: TwoClasses, n: int):
         overlay(ax[0], img, gc[row], title=titles[0] if row == 0 else None)
         overlay(ax[1], img, cf[row], title=titles[1] if row == 0 else None)
         if empty[row]:
-            ax[1].text(0.5, 0.5, "empty:\nnegative everywhere", transform=ax[1].transAxes,
-                       ha="center", va="center", fontsize=9,
-                       bbox=dict(facecolor="white", alpha=0.85, edgecolor="none"))
+            ax[1].text(
+                0.5,
+                0.5,
+                "empty:\nnegative everywhere",
+                transform=ax[1].transAxes,
+                ha="center",
+                va="center",
+                fontsize=9,
+                bbox=dict(facecolor="white", alpha=0.85, edgecolor="none"),
+            )
         for c, m in ((2, "guidedbackprop"), (3, "guidedgradcam")):
             ax[c].imshow(attribution_image(two.maps[m][row]), cmap="gray", vmin=0, vmax=1)
             ax[c].set_xticks([])
@@ -742,18 +951,23 @@ def plot_two_classes(images: Images, two: TwoClasses, n: int):
                 ax[c].set_title(titles[c], fontsize=9)
         ax[0].set_ylabel(f"{labels.image[row]}\n{labels['class'][row][:22]}", fontsize=9)
     fig.tight_layout()
-    shared_colorbar(fig, "Grad-CAM and counterfactual map, min-max scaled per map\n"
-                    "(grey panels: |attribution|, clipped at its 99th percentile)")
+    shared_colorbar(
+        fig,
+        "Grad-CAM and counterfactual map, min-max scaled per map\n"
+        "(grey panels: |attribution|, clipped at its 99th percentile)",
+    )
     return fig
 
 
 # --------------------------------------------------------------------------- the stand-ins
 
+
 def stand_in(net: str, seed: int, device="cpu") -> nn.Module:
     """The committed stand-in for paper network ``net`` (a key of ``lib.train.STAND_INS``)
     trained with ``seed``, in eval mode (the recipes are shared with the localisation chapter)."""
-    return load_trained(stand_in_recipe(net, seed), device=device, progress=False,
-                        verbose=False)[0].eval()
+    return load_trained(stand_in_recipe(net, seed), device=device, progress=False, verbose=False)[
+        0
+    ].eval()
 
 
 def stand_in_scenes(n: int, two_objects: bool = False, data_root=None):
@@ -762,12 +976,16 @@ def stand_in_scenes(n: int, two_objects: bool = False, data_root=None):
     (``two_objects=False``, seed :data:`STAND_IN_SCENE_SEEDS` ``[0]``, the scenes of the
     localisation chapter's Tables 1-2), or with exactly one (``two_objects=True``, the other
     seed): two objects of different classes, each with its exact box."""
-    spec = {k: v for k, v in RECIPES[stand_in_recipe("VGG16", 0)].data.items()
-            if k not in ("name", "n_train", "n_test", "seed", "multilabel")}
+    spec = {
+        k: v
+        for k, v in RECIPES[stand_in_recipe("VGG16", 0)].data.items()
+        if k not in ("name", "n_train", "n_test", "seed", "multilabel")
+    }
     if two_objects:
         spec["n_distractors"] = 1
-    return make_scenes(n, "test", seed=STAND_IN_SCENE_SEEDS[int(two_objects)],
-                       data_root=data_root, **spec)
+    return make_scenes(
+        n, "test", seed=STAND_IN_SCENE_SEEDS[int(two_objects)], data_root=data_root, **spec
+    )
 
 
 def inclusive(boxes) -> torch.Tensor:
@@ -792,9 +1010,11 @@ def scene_rows(scenes, which: str = "label") -> tuple[list[torch.Tensor], torch.
             sel, c = own, int(scenes.labels[i])
         elif which == "other":
             if int((~own).sum()) != 1:
-                raise ValueError(f"scene {i} has {int((~own).sum())} objects of another class; "
-                                 "two-object scenes have exactly one (stand_in_scenes(..., "
-                                 "two_objects=True))")
+                raise ValueError(
+                    f"scene {i} has {int((~own).sum())} objects of another class; "
+                    "two-object scenes have exactly one (stand_in_scenes(..., "
+                    "two_objects=True))"
+                )
             sel = ~own
             c = int(b[sel][0, 4])
         else:
@@ -804,8 +1024,9 @@ def scene_rows(scenes, which: str = "label") -> tuple[list[torch.Tensor], torch.
     return rows, torch.tensor(classes)
 
 
-def box_hits(maps: torch.Tensor, rows: Sequence[torch.Tensor], classes,
-             threshold: float = THRESHOLD) -> torch.Tensor:
+def box_hits(
+    maps: torch.Tensor, rows: Sequence[torch.Tensor], classes, threshold: float = THRESHOLD
+) -> torch.Tensor:
     """Nagy et al.'s localisation with the class given: per map (N, H, W), non-negative and
     min-max normalised, the box of ``metrics.gradcam_boxes(maps, threshold)`` (the largest
     blob's bounding box above ``threshold`` x the max); 1.0 where its IoU with a box of class
@@ -816,8 +1037,14 @@ def box_hits(maps: torch.Tensor, rows: Sequence[torch.Tensor], classes,
     return metrics.topk_localization_hits(boxes[:, None], cls, list(rows))[:, 0]
 
 
-def nagy_scores(raw: torch.Tensor, size: int, rows: Sequence[torch.Tensor], classes,
-                relu: bool = True, threshold: float = THRESHOLD) -> dict[str, np.ndarray]:
+def nagy_scores(
+    raw: torch.Tensor,
+    size: int,
+    rows: Sequence[torch.Tensor],
+    classes,
+    relu: bool = True,
+    threshold: float = THRESHOLD,
+) -> dict[str, np.ndarray]:
     """Raw maps (N, h, w) scored by the Nagy et al. protocol: ReLU (unless ``relu=False``),
     bilinear up-sampling to ``size``, per-image min-max; then ``box`` (:func:`box_hits`),
     ``point`` (the pointing game: the map's maximum inside a box of the class) and ``empty``
@@ -826,8 +1053,11 @@ def nagy_scores(raw: torch.Tensor, size: int, rows: Sequence[torch.Tensor], clas
     empty = metrics.is_empty(up)
     masks = metrics.class_box_masks(list(rows), classes, up.shape[-2], up.shape[-1])
     point = torch.where(empty, 0.0, metrics.hit(up, masks))
-    return {"box": box_hits(up, rows, classes, threshold).numpy(), "point": point.numpy(),
-            "empty": empty.numpy()}
+    return {
+        "box": box_hits(up, rows, classes, threshold).numpy(),
+        "point": point.numpy(),
+        "empty": empty.numpy(),
+    }
 
 
 def _batches(n: int, batch_size: int):
@@ -836,13 +1066,15 @@ def _batches(n: int, batch_size: int):
 
 # --------------------------------------------------------------------------- alpha by pooling
 
+
 def pooling_difference(model: nn.Module, x: torch.Tensor, layer: str, target=None) -> float:
     """max |Grad-CAM with alpha = mean of the gradients - with alpha = their max| / max |the
     first| (raw maps): 0 up to rounding where every position of a channel gets the same
     gradient (right before global average pooling), large where the gradients vary."""
     mean = cam.compute(model, x, layer, "gradcam", target=target)
-    mx = cam.compute(model, x, layer, "gradcam", target=target,
-                     options={"gradcam": {"pooling": "max"}})
+    mx = cam.compute(
+        model, x, layer, "gradcam", target=target, options={"gradcam": {"pooling": "max"}}
+    )
     den = mean.abs().max()
     if den == 0:
         raise ValueError(f"the Grad-CAM map at {layer!r} is zero everywhere: nothing to compare")
@@ -857,18 +1089,28 @@ def pooling_layers_table(models: dict[str, nn.Module], x: torch.Tensor, target) 
     rows = []
     for net, model in models.items():
         for layer in dict.fromkeys((STAND_INS[net][2], POOLING_LAYERS[net])):
-            rows.append({"network": STYLE[net], "layer": layer,
-                         "role": " and ".join(r for r, lay in (
-                             ("last", STAND_INS[net][2]), ("pooling", POOLING_LAYERS[net]))
-                             if lay == layer),
-                         "followed by": FOLLOWED_BY[net, layer],
-                         "max |mean - max| / max |mean|":
-                             pooling_difference(model, x, layer, target)})
+            rows.append(
+                {
+                    "network": STYLE[net],
+                    "layer": layer,
+                    "role": " and ".join(
+                        r
+                        for r, lay in (
+                            ("last", STAND_INS[net][2]),
+                            ("pooling", POOLING_LAYERS[net]),
+                        )
+                        if lay == layer
+                    ),
+                    "followed by": FOLLOWED_BY[net, layer],
+                    "max |mean - max| / max |mean|": pooling_difference(model, x, layer, target),
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def pooling_units(nets: Sequence[str], seeds: Sequence[int], scenes, device="cpu",
-                  batch_size: int = 250) -> pd.DataFrame:
+def pooling_units(
+    nets: Sequence[str], seeds: Sequence[int], scenes, device="cpu", batch_size: int = 250
+) -> pd.DataFrame:
     """One row per (network, seed, scene, pooling): the Nagy et al. scores (:func:`nagy_scores`)
     of the map of the scene's class at the stand-in's pooling layer (``POOLING_LAYERS``), with
     alpha pooled by the mean (Eq. 1) or the max of the gradients (``cam``'s option)."""
@@ -881,24 +1123,39 @@ def pooling_units(nets: Sequence[str], seeds: Sequence[int], scenes, device="cpu
             for pooling in POOLINGS:
                 parts = []
                 for lo, hi in _batches(len(scenes), batch_size):
-                    raw = cam.compute(model, scenes.images[lo:hi].to(device), layer, "gradcam",
-                                      target=classes[lo:hi].to(device),
-                                      options={"gradcam": {"pooling": pooling}})
+                    raw = cam.compute(
+                        model,
+                        scenes.images[lo:hi].to(device),
+                        layer,
+                        "gradcam",
+                        target=classes[lo:hi].to(device),
+                        options={"gradcam": {"pooling": pooling}},
+                    )
                     parts.append(nagy_scores(raw, scenes.size, rows[lo:hi], classes[lo:hi]))
                 s = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-                out.append(pd.DataFrame({"network": net, "seed": seed,
-                                         "scene": np.arange(len(scenes)), "pooling": pooling,
-                                         **s}))
+                out.append(
+                    pd.DataFrame(
+                        {
+                            "network": net,
+                            "seed": seed,
+                            "scene": np.arange(len(scenes)),
+                            "pooling": pooling,
+                            **s,
+                        }
+                    )
+                )
     return pd.concat(out, ignore_index=True)
 
 
-def _pairs(units: pd.DataFrame, metric: str, column: str, a, b, net: str | None = None
-           ) -> tuple[np.ndarray, np.ndarray]:
+def _pairs(
+    units: pd.DataFrame, metric: str, column: str, a, b, net: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(values of ``a``, values of ``b``) of ``column``: each scene's ``metric`` averaged over
     the seeds, scene by scene (one network's rows where ``net`` is given)."""
     u = units if net is None else units[units.network == net]
-    t = u.astype({metric: float}).pivot_table(index="scene", columns=[column, "seed"],
-                                              values=metric, aggfunc="first")
+    t = u.astype({metric: float}).pivot_table(
+        index="scene", columns=[column, "seed"], values=metric, aggfunc="first"
+    )
     if t.isna().any().any():
         raise ValueError(f"{metric}: some ({column}, seed, scene) has no value")
     if sorted(t[a].columns) != sorted(t[b].columns):
@@ -915,8 +1172,9 @@ def every_text(per: dict[str, Verdict], digits: int = 3) -> str:
 def every_reading(per: dict[str, Verdict], what: str, digits: int = 3) -> str:
     """For the prose: ``what`` and, per name, its estimate, interval and outcome: "mean minus
     max: AlexNet-style +0.040 [+0.021, +0.060], holds; ..."."""
-    return f"{what}: " + "; ".join(f"{name} {_interval(v, digits)}, {outcome_phrase(v)}"
-                                   for name, v in per.items())
+    return f"{what}: " + "; ".join(
+        f"{name} {_interval(v, digits)}, {outcome_phrase(v)}" for name, v in per.items()
+    )
 
 
 def pooling_verdicts(units: pd.DataFrame) -> dict:
@@ -924,8 +1182,11 @@ def pooling_verdicts(units: pd.DataFrame) -> dict:
     Per stand-in and metric (``box``, ``point``), the paired bootstrap over the scenes of
     mean-pooled minus max-pooled (each scene averaged over the seeds) above 0 (``RULES``);
     ``"box"`` / ``"point"`` combine the stand-ins (:func:`every`), ``"by_network"`` keeps each."""
-    return _paired_by_network(units, "pooling", (("box", "pooling-box", ("mean", "max")),
-                                                 ("point", "pooling-pointing", ("mean", "max"))))
+    return _paired_by_network(
+        units,
+        "pooling",
+        (("box", "pooling-box", ("mean", "max")), ("point", "pooling-pointing", ("mean", "max"))),
+    )
 
 
 def _paired_by_network(units: pd.DataFrame, factor: str, specs) -> dict:
@@ -937,8 +1198,9 @@ def _paired_by_network(units: pd.DataFrame, factor: str, specs) -> dict:
         per = {}
         for net in dict.fromkeys(units.network):
             x, y = _pairs(units, metric, factor, a, b, net)
-            per[STYLE[net]] = verdict.paired_difference(x, y, 0.0, unit="scenes",
-                                                        rule=f"{STYLE[net]}: {RULES[claim]}")
+            per[STYLE[net]] = verdict.paired_difference(
+                x, y, 0.0, unit="scenes", rule=f"{STYLE[net]}: {RULES[claim]}"
+            )
         out["by_network"][metric] = per
         out[metric] = verdict.all_of(per, RULES[claim])[1]
     return out
@@ -965,8 +1227,12 @@ def photo_rows(images: Images) -> tuple[list[torch.Tensor], torch.Tensor]:
     rows, classes = [], []
     for i, name in enumerate(images.names):
         objs, coords = photo_boxes(name, 256, images.x.shape[-1])
-        r = [[*box.tolist(), c] for o, box in zip(objs, inclusive(torch.as_tensor(coords)))
-             if o.imagenet_classes for c in o.imagenet_classes]
+        r = [
+            [*box.tolist(), c]
+            for o, box in zip(objs, inclusive(torch.as_tensor(coords)))
+            if o.imagenet_classes
+            for c in o.imagenet_classes
+        ]
         if not r:
             raise ValueError(f"photograph {name!r} has no box with an ImageNet class")
         t = torch.tensor(r, dtype=torch.int64).reshape(-1, 5)
@@ -983,12 +1249,25 @@ def photo_pooling(images: Images, layer: str | None = None) -> pd.DataFrame:
     rows, classes = photo_rows(images)
     out = []
     for pooling in POOLINGS:
-        raw = cam.compute(images.model, images.x, layer, "gradcam",
-                          target=classes.to(images.x.device),
-                          options={"gradcam": {"pooling": pooling}})
+        raw = cam.compute(
+            images.model,
+            images.x,
+            layer,
+            "gradcam",
+            target=classes.to(images.x.device),
+            options={"gradcam": {"pooling": pooling}},
+        )
         s = nagy_scores(raw, images.x.shape[-1], rows, classes)
-        out.append(pd.DataFrame({"photograph": images.names, "pooling": pooling,
-                                 "class": [images.categories[c] for c in classes.tolist()], **s}))
+        out.append(
+            pd.DataFrame(
+                {
+                    "photograph": images.names,
+                    "pooling": pooling,
+                    "class": [images.categories[c] for c in classes.tolist()],
+                    **s,
+                }
+            )
+        )
     return pd.concat(out, ignore_index=True)
 
 
@@ -1006,14 +1285,21 @@ def photo_pooling_verdict(photos: pd.DataFrame) -> Verdict:
     """The pooling claim on the photographs: the paired bootstrap over the photographs of the
     localisation hit with mean-pooled minus max-pooled alpha, above 0 (``RULES``)."""
     t = photos.pivot(index="photograph", columns="pooling", values="box")
-    return verdict.paired_difference(t["mean"].to_numpy(float), t["max"].to_numpy(float), 0.0,
-                                     rule=RULES["pooling-photos"], unit="photographs")
+    return verdict.paired_difference(
+        t["mean"].to_numpy(float),
+        t["max"].to_numpy(float),
+        0.0,
+        rule=RULES["pooling-photos"],
+        unit="photographs",
+    )
 
 
 # --------------------------------------------------------------------------- the ReLU
 
-def relu_units(nets: Sequence[str], seeds: Sequence[int], scenes, device="cpu",
-               batch_size: int = 250) -> pd.DataFrame:
+
+def relu_units(
+    nets: Sequence[str], seeds: Sequence[int], scenes, device="cpu", batch_size: int = 250
+) -> pd.DataFrame:
     """One row per (network, seed, scene, relu) on two-object scenes: the Grad-CAM map of the
     scene's class at the stand-in's layer (``STAND_INS``) with Grad-CAM's final ReLU
     (``relu=True``) and without it (the same pipeline, bilinear up-sampling and min-max, on the
@@ -1029,17 +1315,33 @@ def relu_units(nets: Sequence[str], seeds: Sequence[int], scenes, device="cpu",
         layer = STAND_INS[net][2]
         for seed in seeds:
             model = stand_in(net, seed, device)
-            raws = [cam.compute(model, scenes.images[lo:hi].to(device), layer, "gradcam",
-                                target=classes[lo:hi].to(device)).cpu()
-                    for lo, hi in _batches(len(scenes), batch_size)]
+            raws = [
+                cam.compute(
+                    model,
+                    scenes.images[lo:hi].to(device),
+                    layer,
+                    "gradcam",
+                    target=classes[lo:hi].to(device),
+                ).cpu()
+                for lo, hi in _batches(len(scenes), batch_size)
+            ]
             raw = torch.cat(raws)
             for relu in (True, False):
                 s = nagy_scores(raw, size, rows, classes, relu=relu)
                 up = cam.postprocess(raw, size, relu=relu, normalize="minmax")
                 other = metrics.mass_in_mask(up, other_mask, empty="nan").nan_to_num(0.0)
-                out.append(pd.DataFrame({"network": net, "seed": seed,
-                                         "scene": np.arange(len(scenes)), "relu": relu,
-                                         "other": other.numpy(), **s}))
+                out.append(
+                    pd.DataFrame(
+                        {
+                            "network": net,
+                            "seed": seed,
+                            "scene": np.arange(len(scenes)),
+                            "relu": relu,
+                            "other": other.numpy(),
+                            **s,
+                        }
+                    )
+                )
     return pd.concat(out, ignore_index=True)
 
 
@@ -1049,15 +1351,22 @@ def relu_verdicts(units: pd.DataFrame) -> dict:
     the seeds) of the mass on the other object's box without minus with the ReLU, above 0
     (``"other"``), and of the localisation hit with minus without, above 0 (``"box"``);
     combined over the stand-ins by :func:`every`."""
-    return _paired_by_network(units, "relu", (("other", "relu-other-class", (False, True)),
-                                              ("box", "relu-localisation", (True, False))))
+    return _paired_by_network(
+        units,
+        "relu",
+        (("other", "relu-other-class", (False, True)), ("box", "relu-localisation", (True, False))),
+    )
 
 
 def relu_table(units: pd.DataFrame) -> pd.DataFrame:
     """Per stand-in, with and without the ReLU: the means over scenes and seeds of the
     localisation hit, the pointing game, the mass on the other object's box, and empty maps."""
-    t = units.assign(relu=units.relu.map({True: "ReLU", False: "no ReLU"})).groupby(
-        ["network", "relu"])[["box", "point", "other", "empty"]].mean().unstack("relu")
+    t = (
+        units.assign(relu=units.relu.map({True: "ReLU", False: "no ReLU"}))
+        .groupby(["network", "relu"])[["box", "point", "other", "empty"]]
+        .mean()
+        .unstack("relu")
+    )
     t.columns = [f"{m} ({r})" for m, r in t.columns]
     t.index = [STYLE[n] for n in t.index]
     t.index.name = "stand-in"
@@ -1065,6 +1374,7 @@ def relu_table(units: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- the layer
+
 
 def block_rfs(net: str, model: nn.Module | None = None, input_size: int = 64) -> pd.DataFrame:
     """Per block of ``BLOCKS[net]`` (first to last): its map's size and its theoretical receptive
@@ -1080,14 +1390,22 @@ def block_rfs(net: str, model: nn.Module | None = None, input_size: int = 64) ->
     rows = []
     for k, layer in enumerate(BLOCKS[net], start=1):
         rf = rfs[layer]
-        rows.append({"network": net, "block": k, "layer": layer,
-                     "map": f"{rf.out_h} x {rf.out_w}", "RF (px)": rf.rf_max,
-                     "jump (px)": rf.jump})
+        rows.append(
+            {
+                "network": net,
+                "block": k,
+                "layer": layer,
+                "map": f"{rf.out_h} x {rf.out_w}",
+                "RF (px)": rf.rf_max,
+                "jump (px)": rf.jump,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def layer_units(nets: Sequence[str], seeds: Sequence[int], scenes, device="cpu",
-                batch_size: int = 250) -> pd.DataFrame:
+def layer_units(
+    nets: Sequence[str], seeds: Sequence[int], scenes, device="cpu", batch_size: int = 250
+) -> pd.DataFrame:
     """One row per (network, seed, scene, block): the Nagy et al. scores of the map of the
     scene's class at each block of ``BLOCKS[net]`` (block 1 the first, the last the localisation
     chapter's layer), all blocks from one pass of the engine."""
@@ -1099,16 +1417,31 @@ def layer_units(nets: Sequence[str], seeds: Sequence[int], scenes, device="cpu",
             model = stand_in(net, seed, device)
             per = {layer: [] for layer in layers}
             for lo, hi in _batches(len(scenes), batch_size):
-                maps = cam.compute_many(model, scenes.images[lo:hi].to(device), layers,
-                                        "gradcam", target=classes[lo:hi].to(device))["gradcam"]
+                maps = cam.compute_many(
+                    model,
+                    scenes.images[lo:hi].to(device),
+                    layers,
+                    "gradcam",
+                    target=classes[lo:hi].to(device),
+                )["gradcam"]
                 for layer in layers:
-                    per[layer].append(nagy_scores(maps[layer], scenes.size, rows[lo:hi],
-                                                  classes[lo:hi]))
+                    per[layer].append(
+                        nagy_scores(maps[layer], scenes.size, rows[lo:hi], classes[lo:hi])
+                    )
             for k, layer in enumerate(layers, start=1):
                 s = {m: np.concatenate([p[m] for p in per[layer]]) for m in per[layer][0]}
-                out.append(pd.DataFrame({"network": net, "seed": seed,
-                                         "scene": np.arange(len(scenes)), "block": k,
-                                         "layer": layer, **s}))
+                out.append(
+                    pd.DataFrame(
+                        {
+                            "network": net,
+                            "seed": seed,
+                            "scene": np.arange(len(scenes)),
+                            "block": k,
+                            "layer": layer,
+                            **s,
+                        }
+                    )
+                )
     return pd.concat(out, ignore_index=True)
 
 
@@ -1125,13 +1458,21 @@ def layer_verdicts(units: pd.DataFrame) -> dict:
         for net in dict.fromkeys(units.network):
             u = units[units.network == net].astype({metric: float})
             t = u.groupby(["scene", "block"])[metric].mean().reset_index()
-            per[STYLE[net]] = verdict.trend(t["block"].to_numpy(float), t[metric].to_numpy(),
-                                            groups=t["scene"].to_numpy(), unit="scenes",
-                                            rule=f"{STYLE[net]}: {RULES[claim]}")
+            per[STYLE[net]] = verdict.trend(
+                t["block"].to_numpy(float),
+                t[metric].to_numpy(),
+                groups=t["scene"].to_numpy(),
+                unit="scenes",
+                rule=f"{STYLE[net]}: {RULES[claim]}",
+            )
             w = t.pivot(index="scene", columns="block", values=metric)
             lvf[STYLE[net]] = verdict.paired_difference(
-                w[w.columns.max()].to_numpy(), w[w.columns.min()].to_numpy(), 0.0,
-                unit="scenes", rule=f"{STYLE[net]}: last block minus first > 0 ({metric})")
+                w[w.columns.max()].to_numpy(),
+                w[w.columns.min()].to_numpy(),
+                0.0,
+                unit="scenes",
+                rule=f"{STYLE[net]}: last block minus first > 0 ({metric})",
+            )
         out["by_network"][metric] = per
         out["last_vs_first"][metric] = lvf
         out[metric] = verdict.all_of(per, RULES[claim])[1]
@@ -1152,14 +1493,21 @@ def plot_layers(table: pd.DataFrame):
     """The localisation hit and the pointing game against the block, one line per stand-in,
     each block labelled with its receptive field."""
     fig, axes = plt.subplots(1, 2, figsize=(7.3, 2.8), sharey=True)
-    for ax, (metric, title) in zip(axes, (("box", "localisation hit (box at 15 %)"),
-                                          ("point", "pointing game"))):
+    for ax, (metric, title) in zip(
+        axes, (("box", "localisation hit (box at 15 %)"), ("point", "pointing game"))
+    ):
         for net in dict.fromkeys(table.index.get_level_values(0)):
             t = table.loc[net]
             ax.plot(t.index, t[metric], marker="o", label=net)
             for b, r in t.iterrows():
-                ax.annotate(f"{r['RF (px)']:g}", (b, r[metric]), textcoords="offset points",
-                            xytext=(0, 4), fontsize=9, ha="center")
+                ax.annotate(
+                    f"{r['RF (px)']:g}",
+                    (b, r[metric]),
+                    textcoords="offset points",
+                    xytext=(0, 4),
+                    fontsize=9,
+                    ha="center",
+                )
         ax.set_xlabel("block (1 = first; labels: RF in px)")
         ax.set_title(title, fontsize=9)
         ax.set_xticks(sorted(set(table.index.get_level_values(1))))
@@ -1171,8 +1519,10 @@ def plot_layers(table: pd.DataFrame):
 
 # --------------------------------------------------------------------------- two objects
 
-def discrimination_units(nets: Sequence[str], seeds: Sequence[int], scenes, device="cpu",
-                         batch_size: int = 125) -> pd.DataFrame:
+
+def discrimination_units(
+    nets: Sequence[str], seeds: Sequence[int], scenes, device="cpu", batch_size: int = 125
+) -> pd.DataFrame:
     """One row per (network, seed, scene, method) on two-object scenes (classes A, the scene's,
     and B, the other object's): each of Grad-CAM (ReLU, bilinear up-sampling), Guided Backprop
     and Guided Grad-CAM (|.| summed over the colour channels) explains class A and class B; for
@@ -1192,8 +1542,9 @@ def discrimination_units(nets: Sequence[str], seeds: Sequence[int], scenes, devi
             for lo, hi in _batches(len(scenes), batch_size):
                 x = scenes.images[lo:hi].to(device)
                 t = torch.cat([cls_a[lo:hi], cls_b[lo:hi]]).to(device)
-                maps = cam.compute_many(model, torch.cat([x, x]), [layer],
-                                        DISCRIMINATION_METHODS, target=t)
+                maps = cam.compute_many(
+                    model, torch.cat([x, x]), [layer], DISCRIMINATION_METHODS, target=t
+                )
                 n = hi - lo
                 for m in DISCRIMINATION_METHODS:
                     shown = _shown(m, maps[m][layer], size).cpu()
@@ -1204,9 +1555,19 @@ def discrimination_units(nets: Sequence[str], seeds: Sequence[int], scenes, devi
             for m in DISCRIMINATION_METHODS:
                 da = torch.cat([p[0] for p in parts[m]]).numpy()
                 db = torch.cat([p[1] for p in parts[m]]).numpy()
-                out.append(pd.DataFrame({"network": net, "seed": seed,
-                                         "scene": np.arange(len(scenes)), "method": m,
-                                         "d_a": da, "d_b": db, "d": (da + db) / 2}))
+                out.append(
+                    pd.DataFrame(
+                        {
+                            "network": net,
+                            "seed": seed,
+                            "scene": np.arange(len(scenes)),
+                            "method": m,
+                            "d_a": da,
+                            "d_b": db,
+                            "d": (da + db) / 2,
+                        }
+                    )
+                )
     return pd.concat(out, ignore_index=True)
 
 
@@ -1236,13 +1597,24 @@ def discrimination_scene_verdicts(units: pd.DataFrame) -> dict:
         u = units[units.network == net]
         d = u.pivot_table(index="scene", columns="method", values="d", aggfunc="mean")
         out["by_network"]["gradcam"][STYLE[net]] = verdict.mean_above(
-            d["gradcam"].to_numpy(), 0.0, unit="scenes",
-            rule=f"{STYLE[net]}: {RULES['gradcam-class-discriminative']}")
+            d["gradcam"].to_numpy(),
+            0.0,
+            unit="scenes",
+            rule=f"{STYLE[net]}: {RULES['gradcam-class-discriminative']}",
+        )
         out["by_network"]["guided"][STYLE[net]] = verdict.paired_difference(
-            d["guidedgradcam"].to_numpy(), d["guidedbackprop"].to_numpy(), 0.0, unit="scenes",
-            rule=f"{STYLE[net]}: {RULES['guided-not-discriminative']}")
-    out["gradcam"] = verdict.all_of(out["by_network"]["gradcam"], RULES["gradcam-class-discriminative"])[1]
-    out["guided"] = verdict.all_of(out["by_network"]["guided"], RULES["guided-not-discriminative"])[1]
+            d["guidedgradcam"].to_numpy(),
+            d["guidedbackprop"].to_numpy(),
+            0.0,
+            unit="scenes",
+            rule=f"{STYLE[net]}: {RULES['guided-not-discriminative']}",
+        )
+    out["gradcam"] = verdict.all_of(
+        out["by_network"]["gradcam"], RULES["gradcam-class-discriminative"]
+    )[1]
+    out["guided"] = verdict.all_of(out["by_network"]["guided"], RULES["guided-not-discriminative"])[
+        1
+    ]
     return out
 
 
@@ -1256,8 +1628,11 @@ def discrimination_table(units: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
-_METHOD_NAMES = {"gradcam": "Grad-CAM", "guidedbackprop": "Guided Backprop",
-                 "guidedgradcam": "Guided Grad-CAM"}
+_METHOD_NAMES = {
+    "gradcam": "Grad-CAM",
+    "guidedbackprop": "Guided Backprop",
+    "guidedgradcam": "Guided Grad-CAM",
+}
 
 
 def plot_two_objects(model: nn.Module, layer: str, scenes, idx: Sequence[int]):
@@ -1270,8 +1645,9 @@ def plot_two_objects(model: nn.Module, layer: str, scenes, idx: Sequence[int]):
     dev = next(model.parameters()).device
     x = scenes.images[idx]
     t = torch.cat([cls_a[idx], cls_b[idx]])
-    maps = cam.compute_many(model, torch.cat([x, x]).to(dev), [layer], DISCRIMINATION_METHODS,
-                            target=t.to(dev))
+    maps = cam.compute_many(
+        model, torch.cat([x, x]).to(dev), [layer], DISCRIMINATION_METHODS, target=t.to(dev)
+    )
     size = scenes.size
     gc = maps["gradcam"][layer].cpu()
     with_relu = cam.postprocess(gc, size)
@@ -1296,8 +1672,11 @@ def plot_two_objects(model: nn.Module, layer: str, scenes, idx: Sequence[int]):
     for c, title in enumerate(titles):
         axes[0, c].set_title(title, fontsize=9)
     fig.tight_layout()
-    shared_colorbar(fig, "Grad-CAM with and without the final ReLU, min-max scaled per map\n"
-                    "(grey panels: |attribution| over its maximum)")
+    shared_colorbar(
+        fig,
+        "Grad-CAM with and without the final ReLU, min-max scaled per map\n"
+        "(grey panels: |attribution| over its maximum)",
+    )
     return fig
 
 
@@ -1323,13 +1702,21 @@ def notes_table(rows) -> pd.DataFrame:
             if cid not in by_id:
                 raise ValueError(f"claim {cid!r} of the notes' claim {note!r} was not added")
             r = by_id[cid]
-            out.append({"claim of the notes": note, "tested by": cid, "kind": r.kind,
-                        "tier": r.tier, "outcome": r.outcome,
-                        "estimate [95 %]": r.verdict.interval_text(r.digits)})
+            out.append(
+                {
+                    "claim of the notes": note,
+                    "tested by": cid,
+                    "kind": r.kind,
+                    "tier": r.tier,
+                    "outcome": r.outcome,
+                    "estimate [95 %]": r.verdict.interval_text(r.digits),
+                }
+            )
     return pd.DataFrame(out).set_index("claim of the notes")
 
 
 # --------------------------------------------------------------------------- GAP against GMP
+
 
 def recipe(pool: str, seed: int) -> str:
     """The ``lib.train.RECIPES`` name of the GAP (``pool="gap"``) or GMP network of ``seed``."""
@@ -1337,17 +1724,21 @@ def recipe(pool: str, seed: int) -> str:
         raise ValueError(f"pool must be 'gap' or 'gmp', got {pool!r}")
     name = f"{pool}_net" if seed == 0 else f"{pool}_net_seed{seed}"
     if name not in RECIPES:
-        raise ValueError(f"no committed {pool.upper()} network for seed {seed} ({name!r} is not in "
-                         f"lib.train.RECIPES): the seeds are {list(SEEDS)}; add a recipe to train "
-                         "another")
+        raise ValueError(
+            f"no committed {pool.upper()} network for seed {seed} ({name!r} is not in "
+            f"lib.train.RECIPES): the seeds are {list(SEEDS)}; add a recipe to train "
+            "another"
+        )
     return name
 
 
 def recipe_text(pool: str) -> str:
     """The training recipe of the ``pool`` networks in words, from ``lib.train.RECIPES``."""
     r = RECIPES[recipe(pool, 0)]
-    return (f"{r.epochs} epochs of Adam, learning rate {r.lr:g} with a cosine schedule, "
-            f"batches of {r.batch_size}")
+    return (
+        f"{r.epochs} epochs of Adam, learning rate {r.lr:g} with a cosine schedule, "
+        f"batches of {r.batch_size}"
+    )
 
 
 def load_pooled(pool: str, seed: int, device="cpu") -> tuple[nn.Module, dict]:
@@ -1363,7 +1754,7 @@ def localisation_scenes(n: int, seed: int, data_root=None):
 def canvas_to_box(scenes) -> float:
     """The canvas's area over the mean area of the items' boxes."""
     areas = [float(((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])).sum()) for b in scenes.boxes]
-    return scenes.size ** 2 / float(np.mean(areas))
+    return scenes.size**2 / float(np.mean(areas))
 
 
 def localise(model: nn.Module, scenes, device="cpu", batch_size: int = 250) -> pd.DataFrame:
@@ -1382,9 +1773,9 @@ def localise(model: nn.Module, scenes, device="cpu", batch_size: int = 250) -> p
     masks_all = torch.stack([scenes.target_box_mask(i) for i in range(len(scenes))])
     items = torch.stack([inclusive(scenes.target_boxes(i))[0] for i in range(len(scenes))])
     for lo in range(0, len(scenes), batch_size):
-        x = scenes.images[lo:lo + batch_size].to(device)
-        y = scenes.labels[lo:lo + batch_size].to(device)
-        masks = masks_all[lo:lo + batch_size]
+        x = scenes.images[lo : lo + batch_size].to(device)
+        y = scenes.labels[lo : lo + batch_size].to(device)
+        masks = masks_all[lo : lo + batch_size]
         with torch.no_grad():
             pred = model(x).argmax(1)
         raw = cam.compute(model, x, model.target_layer, "gradcam", target=y)
@@ -1396,10 +1787,19 @@ def localise(model: nn.Module, scenes, device="cpu", batch_size: int = 250) -> p
         coverage = high.flatten(1).sum(1) / masks.flatten(1).sum(1)
         coverage = torch.where(empty, 0.0, coverage)
         boxes = metrics.gradcam_boxes(up, ZHOU_THRESHOLD)
-        zhou = (metrics.box_iou(boxes, items[lo:lo + batch_size]) >= ZHOU_IOU).float()
-        rows.append(pd.DataFrame({"correct": (pred == y).cpu().numpy(), "iou": iou.numpy(),
-                                  "hit": hit.numpy(), "coverage": coverage.numpy(),
-                                  "zhou": zhou.numpy(), "empty": empty.numpy()}))
+        zhou = (metrics.box_iou(boxes, items[lo : lo + batch_size]) >= ZHOU_IOU).float()
+        rows.append(
+            pd.DataFrame(
+                {
+                    "correct": (pred == y).cpu().numpy(),
+                    "iou": iou.numpy(),
+                    "hit": hit.numpy(),
+                    "coverage": coverage.numpy(),
+                    "zhou": zhou.numpy(),
+                    "empty": empty.numpy(),
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -1412,19 +1812,29 @@ def gap_gmp_runs(seeds: Sequence[int], scenes, device="cpu", per_scene: bool = F
     seed, scene) with :func:`localise`'s columns, the values behind the means (the verdicts
     bootstrap over scenes, :func:`gap_gmp_verdict`)."""
     if isinstance(seeds, (str, bytes)) or not all(isinstance(s, (int, np.integer)) for s in seeds):
-        raise ValueError(f"seeds must be a list of ints, e.g. [0, 1, 2], got {seeds!r} (with "
-                         "papermill pass lists as YAML: -y 'seeds: [0, 1]')")
+        raise ValueError(
+            f"seeds must be a list of ints, e.g. [0, 1, 2], got {seeds!r} (with "
+            "papermill pass lists as YAML: -y 'seeds: [0, 1]')"
+        )
     rows, scores = [], []
     for pool in ("gap", "gmp"):
         for seed in seeds:
             model, hist = load_pooled(pool, seed, device)
             loc = localise(model, scenes, device)
-            rows.append({"pooling": pool.upper(), "seed": seed, "accuracy": hist["test_acc"],
-                         "scene accuracy": loc["correct"].mean(), "iou": loc["iou"].mean(),
-                         "hit": loc["hit"].mean(), "coverage": loc["coverage"].mean(),
-                         "zhou": loc["zhou"].mean(), "empty maps": int(loc["empty"].sum())})
-            scores.append(loc.assign(pooling=pool.upper(), seed=seed,
-                                     scene=np.arange(len(loc))))
+            rows.append(
+                {
+                    "pooling": pool.upper(),
+                    "seed": seed,
+                    "accuracy": hist["test_acc"],
+                    "scene accuracy": loc["correct"].mean(),
+                    "iou": loc["iou"].mean(),
+                    "hit": loc["hit"].mean(),
+                    "coverage": loc["coverage"].mean(),
+                    "zhou": loc["zhou"].mean(),
+                    "empty maps": int(loc["empty"].sum()),
+                }
+            )
+            scores.append(loc.assign(pooling=pool.upper(), seed=seed, scene=np.arange(len(loc))))
     runs = pd.DataFrame(rows)
     if not per_scene:
         return runs
@@ -1440,8 +1850,9 @@ def gap_gmp_summary(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and spread (standard deviation over seeds, ddof=1) of each metric, per pooling."""
     n = runs.groupby("pooling")["seed"].nunique()
     if (n < 2).any():
-        raise ValueError(f"a spread over seeds needs at least two seeds per pooling, got "
-                         f"{n.to_dict()}")
+        raise ValueError(
+            f"a spread over seeds needs at least two seeds per pooling, got {n.to_dict()}"
+        )
     agg = runs.groupby("pooling")[METRICS].agg(["mean", lambda s: s.std(ddof=1)])
     agg.columns = [f"{m} {'mean' if s == 'mean' else 'std'}" for m, s in agg.columns]
     agg["seeds"] = n
@@ -1466,29 +1877,38 @@ def paired(runs: pd.DataFrame, metric: str) -> dict:
     if len(d) < 2:
         raise ValueError("a spread over seeds needs at least two seeds")
     sd = float(d.std(ddof=1))
-    return {"mean": float(d.mean()), "std": sd, "se": sd / np.sqrt(len(d)),
-            "gap_higher": int((d > 0).sum()), "seeds": len(d)}
+    return {
+        "mean": float(d.mean()),
+        "std": sd,
+        "se": sd / np.sqrt(len(d)),
+        "gap_higher": int((d > 0).sum()),
+        "seeds": len(d),
+    }
 
 
-def scene_pairs(scores: pd.DataFrame, metric: str, unit: str = "scene"
-                ) -> tuple[np.ndarray, np.ndarray]:
+def scene_pairs(
+    scores: pd.DataFrame, metric: str, unit: str = "scene"
+) -> tuple[np.ndarray, np.ndarray]:
     """(GAP, GMP): each scene's ``metric`` averaged over the seeds, for each pooling, scene by
     scene (the same scenes in the same order). ``scores``: :func:`gap_gmp_runs`'s per-scene
     table (or :func:`test_correct`'s per-image one, ``unit="image"``). Both poolings must have
     the same seeds and units."""
-    t = scores.astype({metric: float}).pivot_table(index=unit, columns=["pooling", "seed"],
-                                                   values=metric, aggfunc="first")
+    t = scores.astype({metric: float}).pivot_table(
+        index=unit, columns=["pooling", "seed"], values=metric, aggfunc="first"
+    )
     if t.isna().any().any():
         raise ValueError(f"{metric}: some (pooling, seed, {unit}) has no value")
     gap, gmp = t["GAP"], t["GMP"]
     if sorted(gap.columns) != sorted(gmp.columns):
-        raise ValueError(f"GAP seeds {sorted(gap.columns)} and GMP seeds {sorted(gmp.columns)} "
-                         "differ")
+        raise ValueError(
+            f"GAP seeds {sorted(gap.columns)} and GMP seeds {sorted(gmp.columns)} differ"
+        )
     return (gap.mean(axis=1).to_numpy(dtype=float), gmp.mean(axis=1).to_numpy(dtype=float))
 
 
-def test_correct(seeds: Sequence[int], device="cpu", n: int | None = None, data_root=None,
-                 batch_size: int = 2000) -> pd.DataFrame:
+def test_correct(
+    seeds: Sequence[int], device="cpu", n: int | None = None, data_root=None, batch_size: int = 2000
+) -> pd.DataFrame:
     """One row per (pooling, seed, image) of the first ``n`` (None: all 10,000) Fashion-MNIST
     test images: whether the GAP or GMP network of ``seed`` classifies it correctly (the
     trainer's test accuracy is the mean of ``correct`` over all 10,000)."""
@@ -1499,19 +1919,31 @@ def test_correct(seeds: Sequence[int], device="cpu", n: int | None = None, data_
         for seed in seeds:
             model, _ = load_pooled(pool, seed, device)
             with torch.no_grad():
-                pred = torch.cat([model(data.prepare(x_all[lo:lo + batch_size]).to(device))
-                                  .argmax(1).cpu() for lo in range(0, len(x_all), batch_size)])
-            out.append(pd.DataFrame({"pooling": pool.upper(), "seed": seed,
-                                     "image": np.arange(len(x_all)),
-                                     "correct": (pred == y_all).numpy()}))
+                pred = torch.cat(
+                    [
+                        model(data.prepare(x_all[lo : lo + batch_size]).to(device)).argmax(1).cpu()
+                        for lo in range(0, len(x_all), batch_size)
+                    ]
+                )
+            out.append(
+                pd.DataFrame(
+                    {
+                        "pooling": pool.upper(),
+                        "seed": seed,
+                        "image": np.arange(len(x_all)),
+                        "correct": (pred == y_all).numpy(),
+                    }
+                )
+            )
     return pd.concat(out, ignore_index=True)
 
 
 test_correct.__test__ = False  # a function of the chapter, not a test for pytest
 
 
-def gap_gmp_verdict(correct: pd.DataFrame, scores: pd.DataFrame,
-                    tolerance: float = ACCURACY_TOLERANCE) -> dict[str, Verdict]:
+def gap_gmp_verdict(
+    correct: pd.DataFrame, scores: pd.DataFrame, tolerance: float = ACCURACY_TOLERANCE
+) -> dict[str, Verdict]:
     """The claims of Zhou et al. on GAP against GMP, on the stand-ins trained here, by the rules
     fixed before the run (``RULES``):
 
@@ -1526,11 +1958,21 @@ def gap_gmp_verdict(correct: pd.DataFrame, scores: pd.DataFrame,
       the coverage.
     """
     gap, gmp = scene_pairs(correct, "correct", unit="image")
-    out = {"accuracy": verdict.within(
-        gap - gmp, 0.0, tolerance, unit="test images",
-        rule=RULES["gap-gmp-accuracy"].format(points=100 * tolerance))}
-    for metric, claim in (("iou", "gap-gmp-iou"), ("hit", "gap-gmp-pointing"),
-                          ("coverage", "gmp-one-part"), ("zhou", "gap-gmp-zhou-box")):
+    out = {
+        "accuracy": verdict.within(
+            gap - gmp,
+            0.0,
+            tolerance,
+            unit="test images",
+            rule=RULES["gap-gmp-accuracy"].format(points=100 * tolerance),
+        )
+    }
+    for metric, claim in (
+        ("iou", "gap-gmp-iou"),
+        ("hit", "gap-gmp-pointing"),
+        ("coverage", "gmp-one-part"),
+        ("zhou", "gap-gmp-zhou-box"),
+    ):
         gap, gmp = scene_pairs(scores, metric)
         out[metric] = verdict.paired_difference(gap, gmp, 0.0, rule=RULES[claim], unit="scenes")
     return out
@@ -1541,8 +1983,10 @@ def gap_gmp_reading(v: dict[str, Verdict], tolerance: float = ACCURACY_TOLERANCE
     better" (:func:`gap_gmp_verdict`), with its interval."""
     acc, iou, hit = v["accuracy"], v["iou"], v["hit"]
     pts = f"{100 * tolerance:g} point" + ("" if round(100 * tolerance, 9) == 1 else "s")
-    band = (f"GAP - GMP accuracy {100 * acc.estimate:+.1f} points, 95 % interval "
-            f"[{100 * acc.low:+.1f}, {100 * acc.high:+.1f}]")
+    band = (
+        f"GAP - GMP accuracy {100 * acc.estimate:+.1f} points, 95 % interval "
+        f"[{100 * acc.low:+.1f}, {100 * acc.high:+.1f}]"
+    )
     if acc.outcome == verdict.HOLDS:
         a = f"the accuracies are similar ({band}, inside +-{pts})"
     elif acc.outcome == verdict.FAILS:
@@ -1561,8 +2005,11 @@ def gap_gmp_reading(v: dict[str, Verdict], tolerance: float = ACCURACY_TOLERANCE
         elif w.outcome == verdict.FAILS:
             parts.append(f"GAP's {name} is not higher ({d} over {w.n} scenes)")
         else:
-            why = (f"fewer than {verdict.MIN_UNITS} scenes decide nothing"
-                   if w.n < verdict.MIN_UNITS else "an interval that contains 0")
+            why = (
+                f"fewer than {verdict.MIN_UNITS} scenes decide nothing"
+                if w.n < verdict.MIN_UNITS
+                else "an interval that contains 0"
+            )
             parts.append(f"the {name} does not separate them ({d} over {w.n} scenes, {why})")
     return "Here " + "; ".join(parts) + "."
 
@@ -1583,8 +2030,7 @@ def plot_gap_gmp(gap: nn.Module, gmp: nn.Module, scenes, idx: Sequence[int]):
             overlay(axes[r, c], x[c, 0].numpy(), up[c], scenes.target_boxes(idx[c]))
         axes[r, 0].set_ylabel(name, fontsize=9)
     for c, i in enumerate(idx):
-        overlay(axes[0, c], x[c, 0].numpy(), None, scenes.target_boxes(i),
-                title=CLASSES[int(y[c])])
+        overlay(axes[0, c], x[c, 0].numpy(), None, scenes.target_boxes(i), title=CLASSES[int(y[c])])
     axes[0, 0].set_ylabel("scene", fontsize=9)
     fig.tight_layout()
     shared_colorbar(fig, "Grad-CAM of the true class, as a share of each map's maximum")

@@ -11,6 +11,7 @@ model's input (``lib.data`` gives exclusive boxes: the last pixel is x_max - 1).
 are post-processed as the authors did: ReLU, bilinear up-sampling (align_corners=False) to the
 input, per-image min-max; the pointing game's recall reads the peak before the min-max.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,19 +32,74 @@ from ..train import RECIPES, TrainConfig
 from ..verdict import all_of
 
 __all__ = [
-    "SIZES", "COST", "PAPER_TABLE1", "PAPER_TABLE2", "PAPER_TABLE5", "PAPER_LAYERS", "ARCHS",
-    "STAND_INS", "TABLE5_METHODS", "TABLE5_LAYER", "NIH_ORDERS", "GEOMETRIES", "TOLERANCE_ZHANG",
-    "recipe_name", "stand_in_model", "scene_spec", "scene_test_set", "scene_ground_truth",
-    "photo_inputs", "Scores", "score_images", "table1_rows", "table2_rows", "baselines",
-    "scale_facts", "table1_vs_paper", "table2_vs_paper", "table5_scenes", "table5_summary",
-    "table5_claim", "table5_order_claim", "TABLE5_ORDER", "TABLE5_PROTOCOLS", "SigmoidOutputs", "network_claims", "plot_boxes",
-    "example_indices", "imagenet_run",
-    "nih_run", "load_chexnet", "check_full_data", "inclusive", "photo_labels",
-    "scaled_tolerance", "scene_image", "photo_image", "StandInResults", "run_stand_ins",
-    "stand_in_overview", "comparability", "table5_default", "table5_maps", "check_data",
-    "full_tables", "full_claims", "box_speed", "THRESHOLD", "SWEEP", "split_at", "sweep_table",
-    "photo_picks", "scene_units", "STYLE_NAMES", "wilson_interval", "FULL_GEOMETRY",
-    "FULL_TOLERANCE", "FULL_GEOMETRIES", "mixed_imagenet_val",
+    "SIZES",
+    "COST",
+    "PAPER_TABLE1",
+    "PAPER_TABLE2",
+    "PAPER_TABLE5",
+    "PAPER_LAYERS",
+    "ARCHS",
+    "STAND_INS",
+    "TABLE5_METHODS",
+    "TABLE5_LAYER",
+    "NIH_ORDERS",
+    "GEOMETRIES",
+    "TOLERANCE_ZHANG",
+    "recipe_name",
+    "stand_in_model",
+    "scene_spec",
+    "scene_test_set",
+    "scene_ground_truth",
+    "photo_inputs",
+    "Scores",
+    "score_images",
+    "table1_rows",
+    "table2_rows",
+    "baselines",
+    "scale_facts",
+    "table1_vs_paper",
+    "table2_vs_paper",
+    "table5_scenes",
+    "table5_summary",
+    "table5_claim",
+    "table5_order_claim",
+    "TABLE5_ORDER",
+    "TABLE5_PROTOCOLS",
+    "SigmoidOutputs",
+    "network_claims",
+    "plot_boxes",
+    "example_indices",
+    "imagenet_run",
+    "nih_run",
+    "load_chexnet",
+    "check_full_data",
+    "inclusive",
+    "photo_labels",
+    "scaled_tolerance",
+    "scene_image",
+    "photo_image",
+    "StandInResults",
+    "run_stand_ins",
+    "stand_in_overview",
+    "comparability",
+    "table5_default",
+    "table5_maps",
+    "check_data",
+    "full_tables",
+    "full_claims",
+    "box_speed",
+    "THRESHOLD",
+    "SWEEP",
+    "split_at",
+    "sweep_table",
+    "photo_picks",
+    "scene_units",
+    "STYLE_NAMES",
+    "wilson_interval",
+    "FULL_GEOMETRY",
+    "FULL_TOLERANCE",
+    "FULL_GEOMETRIES",
+    "mixed_imagenet_val",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -53,29 +109,51 @@ __all__ = [
 #: Table 1 (ILSVRC val; %): classification and localisation errors, top-1 / top-5, the study's
 #: numbers and, in brackets in the paper, the original Grad-CAM paper's (Selvaraju et al.)
 PAPER_TABLE1 = {
-    "AlexNet": {"cls top-1": (44.58, 44.2), "cls top-5": (21.69, 20.8),
-                "loc top-1": (68.04, 68.3), "loc top-5": (56.18, 56.6)},
-    "GoogLeNet": {"cls top-1": (32.46, 31.9), "cls top-5": (11.82, 11.3),
-                  "loc top-1": (56.89, 60.09), "loc top-5": (45.44, 49.34)},
-    "VGG16": {"cls top-1": (30.94, 30.38), "cls top-5": (10.87, 10.89),
-              "loc top-1": (55.82, 56.51), "loc top-5": (44.82, 46.41)},
+    "AlexNet": {
+        "cls top-1": (44.58, 44.2),
+        "cls top-5": (21.69, 20.8),
+        "loc top-1": (68.04, 68.3),
+        "loc top-5": (56.18, 56.6),
+    },
+    "GoogLeNet": {
+        "cls top-1": (32.46, 31.9),
+        "cls top-5": (11.82, 11.3),
+        "loc top-1": (56.89, 60.09),
+        "loc top-5": (45.44, 49.34),
+    },
+    "VGG16": {
+        "cls top-1": (30.94, 30.38),
+        "cls top-5": (10.87, 10.89),
+        "loc top-1": (55.82, 56.51),
+        "loc top-5": (44.82, 46.41),
+    },
 }
 #: Table 2 (from the authors' repository): pointing-game accuracy on the GROUND-TRUTH class's
 #: map (GoogLeNet's 0.904 exceeds GoogLeNet's top-1 accuracy, 67.5 %, so it cannot score the
 #: top-1 predicted class's map) and recall (top-5, threshold 0.5 on the peak); the paper ran
 #: VGG16 and GoogLeNet only
-PAPER_TABLE2 = {"VGG16": {"accuracy": 0.864, "recall": 0.826},
-                "GoogLeNet": {"accuracy": 0.904, "recall": 0.767}}
+PAPER_TABLE2 = {
+    "VGG16": {"accuracy": 0.864, "recall": 0.826},
+    "GoogLeNet": {"accuracy": 0.904, "recall": 0.767},
+}
 #: Table 5 (the authors' repository, README table): per model, the mean over NIH's 984 boxes of
 #: the share of the map's pixels above 0.85 (after min-max) that fall in the box; model A =
 #: CheXNet, model B = the COVID project's DenseNet121. Their computation (not the textbook's):
 #: Grad-CAM++ weighted by relu(exp(A) * dY/dA), bicubic up-sampling, sigmoid outputs, an all-zero
 #: map scored 0.
 PAPER_TABLE5: dict[str, dict[str, float]] = {
-    "A": {"gradcam": 0.1313, "gradcam++": 0.2537, "integratedgradients": 0.2713,
-          "gradientshap": 0.2583},
-    "B": {"gradcam": 0.2068, "gradcam++": 0.2791, "integratedgradients": 0.4245,
-          "gradientshap": 0.4131},
+    "A": {
+        "gradcam": 0.1313,
+        "gradcam++": 0.2537,
+        "integratedgradients": 0.2713,
+        "gradientshap": 0.2583,
+    },
+    "B": {
+        "gradcam": 0.2068,
+        "gradcam++": 0.2791,
+        "integratedgradients": 0.4245,
+        "gradientshap": 0.4131,
+    },
 }
 PAPER_TABLE5_CLAIM = "Grad-CAM++ outperforms Grad-CAM on the chest X-rays (abstract)"
 #: the paper's layers: its network -> torchvision module
@@ -87,14 +165,19 @@ ARCHS = {"AlexNet": "alexnet", "GoogLeNet": "googlenet", "VGG16": "vgg16"}
 from ..train import STAND_IN_TEST_SEED, STAND_INS  # noqa: E402
 
 #: how the chapter names each stand-in in its verdicts and prose
-STYLE_NAMES = {"AlexNet": "AlexNet-style", "GoogLeNet": "GoogLeNet-style",
-               "VGG16": "VGG16-BN-style"}
+STYLE_NAMES = {
+    "AlexNet": "AlexNet-style",
+    "GoogLeNet": "GoogLeNet-style",
+    "VGG16": "VGG16-BN-style",
+}
 #: Table 5's methods (Captum's Integrated Gradients and Gradient SHAP behind lib.cam)
 TABLE5_METHODS = ["gradcam", "gradcam++", "integratedgradients", "gradientshap"]
 #: the authors' CheXNet layer (the last conv of DenseNet121's last dense layer) and its analogue
 #: in the receptive-fields chapter's DenseNet-style network (2 layers per dense block)
-TABLE5_LAYER = {"full": "features.denseblock4.denselayer16.conv2",
-                "scenes": "features.denseblock4.denselayer2.conv2"}
+TABLE5_LAYER = {
+    "full": "features.denseblock4.denselayer16.conv2",
+    "scenes": "features.denseblock4.denselayer2.conv2",
+}
 #: label orders of the two DenseNet121 checkpoints of Table 5. CheXNet (arnoweng/CheXNet, the
 #: paper's model A) uses NIH's order (lib.data.nih.FINDINGS); the COVID project's model B
 #: (gustavo-beck/DD2424-Deep_Learning-COVID-Project) uses its organized_dataset.csv order, which
@@ -102,24 +185,54 @@ TABLE5_LAYER = {"full": "features.denseblock4.denselayer16.conv2",
 #: with another finding's output. This book maps every box's finding by NAME to the
 #: checkpoint's own index.
 NIH_ORDERS = {
-    "chexnet": ("Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule",
-                "Pneumonia", "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis",
-                "Pleural_Thickening", "Hernia"),
-    "covid": ("Cardiomegaly", "Emphysema", "Effusion", "Hernia", "Infiltration", "Mass",
-              "Nodule", "Atelectasis", "Pneumothorax", "Pleural_Thickening", "Pneumonia",
-              "Fibrosis", "Edema", "Consolidation"),
+    "chexnet": (
+        "Atelectasis",
+        "Cardiomegaly",
+        "Effusion",
+        "Infiltration",
+        "Mass",
+        "Nodule",
+        "Pneumonia",
+        "Pneumothorax",
+        "Consolidation",
+        "Edema",
+        "Emphysema",
+        "Fibrosis",
+        "Pleural_Thickening",
+        "Hernia",
+    ),
+    "covid": (
+        "Cardiomegaly",
+        "Emphysema",
+        "Effusion",
+        "Hernia",
+        "Infiltration",
+        "Mass",
+        "Nodule",
+        "Atelectasis",
+        "Pneumothorax",
+        "Pleural_Thickening",
+        "Pneumonia",
+        "Fibrosis",
+        "Edema",
+        "Consolidation",
+    ),
 }
 #: the two resize geometries Nagy et al. is ambiguous about: lib.data.boxes mode -> description
-GEOMETRIES = {"shorter": "Resize(256) keeping the aspect, centre crop 224 (the authors' code)",
-              "square": "Resize((256, 256)), centre crop 224 (the authors' box transform)"}
+GEOMETRIES = {
+    "shorter": "Resize(256) keeping the aspect, centre crop 224 (the authors' code)",
+    "square": "Resize((256, 256)), centre crop 224 (the authors' box transform)",
+}
 #: the full profile's geometries: both of the above and the pair the authors' code actually ran,
 #: images by the shorter side with boxes as a 256 x 256 square ("mixed", :class:`MixedImageNetVal`)
-FULL_GEOMETRIES = {**GEOMETRIES,
-                   "mixed": "images Resize(256) keeping the aspect, boxes Resize((256, 256)); "
-                            "centre crop 224 (the authors' code: image and box transforms differ)"}
+FULL_GEOMETRIES = {
+    **GEOMETRIES,
+    "mixed": "images Resize(256) keeping the aspect, boxes Resize((256, 256)); "
+    "centre crop 224 (the authors' code: image and box transforms differ)",
+}
 #: Zhang et al.'s pointing-game tolerance at 224 px (Nagy et al. uses none)
 TOLERANCE_ZHANG = 15
-THRESHOLD = 0.15      # Nagy et al.: the map binarised at 15 % of its max
+THRESHOLD = 0.15  # Nagy et al.: the map binarised at 15 % of its max
 RECALL_THRESHOLD = 0.5
 TABLE5_THRESHOLD = 0.85
 #: the fixed test scenes of Tables 1-2 (Fashion-MNIST's TEST split; the seeds draw training)
@@ -127,18 +240,20 @@ TEST_SEED = STAND_IN_TEST_SEED
 
 #: the chapter's sizes per profile (lib.notebook.setup)
 SIZES: dict[str, dict[str, Any]] = {
-    "n_test": {"smoke": 40, "default": 1000, "full": 1000},       # test scenes (Tables 1-2)
+    "n_test": {"smoke": 40, "default": 1000, "full": 1000},  # test scenes (Tables 1-2)
     "seeds": {"smoke": [0], "default": [0, 1, 2], "full": [0, 1, 2]},
     "photos": {"smoke": ["chelsea", "coffee"], "default": None, "full": None},  # None: all
-    "n_table5": {"smoke": 6, "default": 15, "full": 60},          # scenes per seed, Table 5
-    "ig_steps": {"smoke": 8, "default": 25, "full": 50},          # theirs: Captum's 50
-    "shap_samples": {"smoke": 5, "default": 5, "full": 5},        # Captum's default, as theirs
+    "n_table5": {"smoke": 6, "default": 15, "full": 60},  # scenes per seed, Table 5
+    "ig_steps": {"smoke": 8, "default": 25, "full": 50},  # theirs: Captum's 50
+    "shap_samples": {"smoke": 5, "default": 5, "full": 5},  # Captum's default, as theirs
     "imagenet_limit": {"smoke": None, "default": None, "full": None},  # None: all 50,000
     "batch_size": {"smoke": 64, "default": 250, "full": 64},
 }
-COST = {"smoke": "about half a minute on a CPU (trains three tiny models the first time)",
-        "default": "under a minute on a 2-core CPU with the committed models",
-        "full": "~2-3 h on one GPU (3 networks x 3 geometries x 50,000 images, then NIH)"}
+COST = {
+    "smoke": "about half a minute on a CPU (trains three tiny models the first time)",
+    "default": "under a minute on a 2-core CPU with the committed models",
+    "full": "~2-3 h on one GPU (3 networks x 3 geometries x 50,000 images, then NIH)",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,8 +331,9 @@ def scene_ground_truth(scenes) -> tuple[list[torch.Tensor], torch.Tensor]:
     return gt, scenes.labels.clone()
 
 
-def photo_inputs(names: Sequence[str], geometry: str, size: int = 224, resize: int = 256
-                 ) -> tuple[torch.Tensor, list[torch.Tensor], list[set]]:
+def photo_inputs(
+    names: Sequence[str], geometry: str, size: int = 224, resize: int = 256
+) -> tuple[torch.Tensor, list[torch.Tensor], list[set]]:
     """The photographs through one geometry (``GEOMETRIES``), normalised for EfficientNet-Lite0,
     with their hand-drawn boxes through the same geometry: per photo, inclusive rows (x_min,
     y_min, x_max, y_max, class), one row per ImageNet class that counts as the object, and the
@@ -286,6 +402,7 @@ class Scores:
     a box of that class; ``gt_point`` (N, len(tolerances)) the pointing game on the map of the
     ground-truth class (``labels``), at each tolerance (px); ``gt_loc`` (N, len(sweep)) that
     map's box at each threshold of ``sweep`` against the label's boxes (the class given)."""
+
     classes: torch.Tensor
     cls_hits: torch.Tensor
     boxes: torch.Tensor
@@ -300,10 +417,22 @@ class Scores:
 
     @staticmethod
     def cat(parts: Sequence["Scores"]) -> "Scores":
-        fields = ("classes", "cls_hits", "boxes", "loc_hits", "loc_hits_authors", "peaks",
-                  "point_hits", "gt_point", "gt_loc")
-        return Scores(*[torch.cat([getattr(p, f) for p in parts]) for f in fields],
-                      parts[0].tolerances, parts[0].sweep)
+        fields = (
+            "classes",
+            "cls_hits",
+            "boxes",
+            "loc_hits",
+            "loc_hits_authors",
+            "peaks",
+            "point_hits",
+            "gt_point",
+            "gt_loc",
+        )
+        return Scores(
+            *[torch.cat([getattr(p, f) for p in parts]) for f in fields],
+            parts[0].tolerances,
+            parts[0].sweep,
+        )
 
     def __len__(self) -> int:
         return len(self.classes)
@@ -317,17 +446,40 @@ def split_at(model: nn.Module, layer: str) -> tuple[nn.Module, nn.Module] | None
     ``input`` is Grad-CAM of ``model`` at ``layer``."""
     if isinstance(model, SmallConvNet) and layer.startswith("features."):
         i = int(layer.split(".")[1])
-        below = model.features[:i + 1]
-        head = nn.Sequential(OrderedDict(input=nn.Identity(), rest=model.features[i + 1:],
-                                         avgpool=model.avgpool, flatten=nn.Flatten(),
-                                         classifier=model.classifier))
+        below = model.features[: i + 1]
+        head = nn.Sequential(
+            OrderedDict(
+                input=nn.Identity(),
+                rest=model.features[i + 1 :],
+                avgpool=model.avgpool,
+                flatten=nn.Flatten(),
+                classifier=model.classifier,
+            )
+        )
         return below, head.eval()
     if isinstance(model, SmallGoogLeNet) and layer == "inception5b":
         m = model
-        below = nn.Sequential(m.conv1, m.maxpool1, m.conv2, m.conv3, m.maxpool2, m.inception3a,
-                              m.maxpool3, m.inception4a, m.maxpool4, m.inception5b)
-        head = nn.Sequential(OrderedDict(input=nn.Identity(), avgpool=m.avgpool,
-                                         flatten=nn.Flatten(), dropout=m.dropout, fc=m.fc))
+        below = nn.Sequential(
+            m.conv1,
+            m.maxpool1,
+            m.conv2,
+            m.conv3,
+            m.maxpool2,
+            m.inception3a,
+            m.maxpool3,
+            m.inception4a,
+            m.maxpool4,
+            m.inception5b,
+        )
+        head = nn.Sequential(
+            OrderedDict(
+                input=nn.Identity(),
+                avgpool=m.avgpool,
+                flatten=nn.Flatten(),
+                dropout=m.dropout,
+                fc=m.fc,
+            )
+        )
         return below, head.eval()
     return None
 
@@ -339,10 +491,19 @@ def _maps(model, x, layer, target, size) -> tuple[torch.Tensor, torch.Tensor]:
     return cam.postprocess(up, None, normalize="minmax"), up.flatten(1).amax(1)
 
 
-def score_images(model: nn.Module, x: torch.Tensor, layer: str, gt_boxes: Sequence[torch.Tensor],
-                 labels: torch.Tensor, k: int = 5, tolerances: Sequence[int] = (0,),
-                 batch_size: int = 250, progress: bool = False, sweep: Sequence[float] = SWEEP,
-                 split: bool = True) -> Scores:
+def score_images(
+    model: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    gt_boxes: Sequence[torch.Tensor],
+    labels: torch.Tensor,
+    k: int = 5,
+    tolerances: Sequence[int] = (0,),
+    batch_size: int = 250,
+    progress: bool = False,
+    sweep: Sequence[float] = SWEEP,
+    split: bool = True,
+) -> Scores:
     """Tables 1 and 2 on images ``x`` (N, C, S, S) already on the model's device: the model's
     top-k classes, the Grad-CAM map of each at ``layer``, its box and its arg-max; the map of
     the ground-truth class ``labels`` for the pointing game and the threshold ``sweep`` (reused
@@ -352,9 +513,9 @@ def score_images(model: nn.Module, x: torch.Tensor, layer: str, gt_boxes: Sequen
     parts = []
     pieces = split_at(model, layer) if split else None
     for s in tqdm(range(0, len(x), batch_size), desc="Grad-CAM top-k", disable=not progress):
-        xb = x[s:s + batch_size]
-        gb = gt_boxes[s:s + batch_size]
-        lb = labels[s:s + batch_size].to(xb.device)
+        xb = x[s : s + batch_size]
+        gb = gt_boxes[s : s + batch_size]
+        lb = labels[s : s + batch_size].to(xb.device)
         size = xb.shape[-1]
         if pieces is None:
             net, inp, at = model, xb, layer
@@ -380,20 +541,37 @@ def score_images(model: nn.Module, x: torch.Tensor, layer: str, gt_boxes: Sequen
             idx = torch.nonzero(~in_top).flatten()
             maps_label[idx] = _maps(net, inp[idx], at, lb[idx], size)[0]
         masks = metrics.class_box_masks(gb, lb.cpu(), size, size).to(maps_label.device)
-        gt_point = torch.stack([metrics.hit(maps_label, masks, tolerance=t).cpu()
-                                for t in tolerances], 1)
+        gt_point = torch.stack(
+            [metrics.hit(maps_label, masks, tolerance=t).cpu() for t in tolerances], 1
+        )
         rows0 = _as_class0([g[g[:, 4] == c] for g, c in zip(gb, lb.tolist())])
         zero = torch.zeros(len(lb), 1, dtype=torch.int64)
-        gt_loc = torch.stack([metrics.topk_localization_hits(
-            metrics.gradcam_boxes(maps_label, t)[:, None], zero, rows0)[:, 0] for t in sweep], 1)
+        gt_loc = torch.stack(
+            [
+                metrics.topk_localization_hits(
+                    metrics.gradcam_boxes(maps_label, t)[:, None], zero, rows0
+                )[:, 0]
+                for t in sweep
+            ],
+            1,
+        )
         top = top.cpu()
         box_t = torch.stack(boxes, 1)
-        parts.append(Scores(
-            top, metrics.topk_class_hits(top, [set(g[:, 4].tolist()) for g in gb]), box_t,
-            metrics.topk_localization_hits(box_t, top, gb),
-            metrics.topk_localization_hits(box_t, top, gb, convention="authors"),
-            torch.stack(peaks, 1), torch.stack(point, 1), gt_point, gt_loc, tuple(tolerances),
-            tuple(sweep)))
+        parts.append(
+            Scores(
+                top,
+                metrics.topk_class_hits(top, [set(g[:, 4].tolist()) for g in gb]),
+                box_t,
+                metrics.topk_localization_hits(box_t, top, gb),
+                metrics.topk_localization_hits(box_t, top, gb, convention="authors"),
+                torch.stack(peaks, 1),
+                torch.stack(point, 1),
+                gt_point,
+                gt_loc,
+                tuple(tolerances),
+                tuple(sweep),
+            )
+        )
     return Scores.cat(parts)
 
 
@@ -411,15 +589,18 @@ def _as_class0(rows: Sequence[torch.Tensor]) -> list[torch.Tensor]:
 # Tables 1 and 2
 # --------------------------------------------------------------------------------------------
 
+
 def table1_rows(s: Scores) -> dict[str, float]:
     """Table 1's four errors (%) and the boxes' bookkeeping for one model."""
-    return {"cls top-1": 100 * metrics.topk_error(s.cls_hits, 1),
-            "cls top-5": 100 * metrics.topk_error(s.cls_hits, 5),
-            "loc top-1": 100 * metrics.topk_error(s.loc_hits, 1),
-            "loc top-5": 100 * metrics.topk_error(s.loc_hits, 5),
-            "loc top-1 (authors' IoU)": 100 * metrics.topk_error(s.loc_hits_authors, 1),
-            "maps without a box": int((s.boxes[..., 0] == metrics.NO_BOX).sum()),
-            "images": len(s)}
+    return {
+        "cls top-1": 100 * metrics.topk_error(s.cls_hits, 1),
+        "cls top-5": 100 * metrics.topk_error(s.cls_hits, 5),
+        "loc top-1": 100 * metrics.topk_error(s.loc_hits, 1),
+        "loc top-5": 100 * metrics.topk_error(s.loc_hits, 5),
+        "loc top-1 (authors' IoU)": 100 * metrics.topk_error(s.loc_hits_authors, 1),
+        "maps without a box": int((s.boxes[..., 0] == metrics.NO_BOX).sum()),
+        "images": len(s),
+    }
 
 
 def table2_rows(s: Scores) -> dict[str, float]:
@@ -428,17 +609,21 @@ def table2_rows(s: Scores) -> dict[str, float]:
     its own top-1 accuracy, so it cannot be the top-1 predicted class's), at each tolerance; the
     accuracy on the top-1 predicted class's map (a wrong class a miss; a variant, not the
     published number) and the authors' recall over the top 5 (peak threshold 0.5)."""
-    out = {f"accuracy (tolerance {t} px)": s.gt_point[:, i].mean().item()
-           for i, t in enumerate(s.tolerances)}
+    out = {
+        f"accuracy (tolerance {t} px)": s.gt_point[:, i].mean().item()
+        for i, t in enumerate(s.tolerances)
+    }
     out["accuracy, top-1 predicted class"] = s.point_hits[:, 0].mean().item()
-    out["recall, authors' code"] = metrics.pointing_recall(s.point_hits, s.cls_hits, s.peaks,
-                                                           RECALL_THRESHOLD)
+    out["recall, authors' code"] = metrics.pointing_recall(
+        s.point_hits, s.cls_hits, s.peaks, RECALL_THRESHOLD
+    )
     out["peaks >= 0.5"] = (s.peaks >= RECALL_THRESHOLD).float().mean().item()
     return out
 
 
-def _baseline_hits(s: Scores, gt_boxes: Sequence[torch.Tensor], size: int
-                   ) -> dict[str, torch.Tensor]:
+def _baseline_hits(
+    s: Scores, gt_boxes: Sequence[torch.Tensor], size: int
+) -> dict[str, torch.Tensor]:
     """Per image, what the box-free baselines of :func:`baselines` score: top-1 and top-5
     localisation hits (0/1) of the whole image and of a centred box of the ground truth's median
     size with the same predicted classes, the centre point's pointing hit on the ground-truth
@@ -449,8 +634,10 @@ def _baseline_hits(s: Scores, gt_boxes: Sequence[torch.Tensor], size: int
     h = int((rows[:, 3] - rows[:, 1] + 1).median())
     x0, y0 = (size - w) // 2, (size - h) // 2
     out = {}
-    for name, box in (("whole-image box", [0, 0, size - 1, size - 1]),
-                      ("centre box of median size", [x0, y0, x0 + w - 1, y0 + h - 1])):
+    for name, box in (
+        ("whole-image box", [0, 0, size - 1, size - 1]),
+        ("centre box of median size", [x0, y0, x0 + w - 1, y0 + h - 1]),
+    ):
         boxes = torch.tensor(box).expand(len(s), k, 4).contiguous()
         hits = metrics.topk_localization_hits(boxes, s.classes, gt_boxes)
         out[f"{name}: top-1 hit"] = hits[:, :1].amax(1).float()
@@ -489,14 +676,17 @@ def scene_units(s: Scores, gt_boxes: Sequence[torch.Tensor], size: int) -> pd.Da
     tolerance), the centre point's hit, and a random point's hit probability (the label's boxes'
     share of the image)."""
     b = _baseline_hits(s, gt_boxes, size)
-    return pd.DataFrame({
-        "scene": np.arange(len(s)),
-        "loc top-1 error": 100 * (1 - s.loc_hits[:, 0].double().numpy()),
-        "centre box: loc top-1 error": 100 * (1 - b["centre box of median size: top-1 hit"]
-                                              .double().numpy()),
-        "pointing hit": s.gt_point[:, 0].double().numpy(),
-        "centre point: pointing hit": b["centre point: hit"].double().numpy(),
-        "random point: pointing hit": b["box share"].double().numpy()})
+    return pd.DataFrame(
+        {
+            "scene": np.arange(len(s)),
+            "loc top-1 error": 100 * (1 - s.loc_hits[:, 0].double().numpy()),
+            "centre box: loc top-1 error": 100
+            * (1 - b["centre box of median size: top-1 hit"].double().numpy()),
+            "pointing hit": s.gt_point[:, 0].double().numpy(),
+            "centre point: pointing hit": b["centre point: hit"].double().numpy(),
+            "random point: pointing hit": b["box share"].double().numpy(),
+        }
+    )
 
 
 def scale_facts(gt_boxes: Sequence[torch.Tensor], size: int, n_classes: int) -> dict[str, float]:
@@ -507,12 +697,14 @@ def scale_facts(gt_boxes: Sequence[torch.Tensor], size: int, n_classes: int) -> 
     thr = metrics.iou_threshold(rows)
     w = (rows[:, 2] - rows[:, 0] + 1).double()
     h = (rows[:, 3] - rows[:, 1] + 1).double()
-    return {"classes": n_classes,
-            "chance top-5 cls error (%)": 100 * max(0.0, 1 - 5 / n_classes),
-            "median box side (px)": float(torch.sqrt(w * h).median()),
-            "median box area (% of image)": float(100 * (w * h / size ** 2).median()),
-            "boxes under the size rule (%)": float(100 * (thr < 0.5).double().mean()),
-            "IoU needed, median": float(thr.median())}
+    return {
+        "classes": n_classes,
+        "chance top-5 cls error (%)": 100 * max(0.0, 1 - 5 / n_classes),
+        "median box side (px)": float(torch.sqrt(w * h).median()),
+        "median box area (% of image)": float(100 * (w * h / size**2).median()),
+        "boxes under the size rule (%)": float(100 * (thr < 0.5).double().mean()),
+        "IoU needed, median": float(thr.median()),
+    }
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -563,16 +755,22 @@ def table2_vs_paper(per_seed: pd.DataFrame, tolerance_col: str) -> pd.DataFrame:
             continue
         paper = PAPER_TABLE2.get(net, {})
         row = {"network": net}
-        for col, name in ((tolerance_col, "accuracy"), ("accuracy, top-1 predicted class", None),
-                          ("recall, authors' code", "recall")):
+        for col, name in (
+            (tolerance_col, "accuracy"),
+            ("accuracy, top-1 predicted class", None),
+            ("recall, authors' code", "recall"),
+        ):
             m, sd = _mean_std(sub[col])
             row[f"{col} ours"] = f"{m:.3f} ± {sd:.3f}" if len(sub) > 1 else f"{m:.3f}"
             if col == tolerance_col:
                 lo, hi = wilson_interval(m, int(sub["images"].iloc[0]))
                 row[f"{col} ours, 95 % (images)"] = f"[{lo:.3f}, {hi:.3f}]"
             if name:
-                label = ("accuracy paper (ground-truth class's map, the authors' repository)"
-                         if name == "accuracy" else "recall paper (the authors' repository)")
+                label = (
+                    "accuracy paper (ground-truth class's map, the authors' repository)"
+                    if name == "accuracy"
+                    else "recall paper (the authors' repository)"
+                )
                 row[label] = f"{paper[name]:.3f}" if name in paper else "—"
         rows.append(row)
     return pd.DataFrame(rows).set_index("network")
@@ -587,8 +785,10 @@ def sweep_table(scores: dict) -> pd.DataFrame:
         name = key[0] if isinstance(key, tuple) else key
         cols.setdefault(name, []).append(s.gt_loc.mean(0))
     any_s = next(iter(scores.values()))
-    return pd.DataFrame({n: torch.stack(v).mean(0).numpy() for n, v in cols.items()},
-                        index=pd.Index(any_s.sweep, name="threshold (fraction of the max)"))
+    return pd.DataFrame(
+        {n: torch.stack(v).mean(0).numpy() for n, v in cols.items()},
+        index=pd.Index(any_s.sweep, name="threshold (fraction of the max)"),
+    )
 
 
 def _seed_mean(units: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -617,37 +817,71 @@ def network_claims(units: pd.DataFrame) -> dict[str, Any]:
     centre = _seed_mean(units, "centre point: pointing hit")
     rand = _seed_mean(units, "random point: pointing hit")
     nets = [n for n in STAND_INS if n in err.columns]
-    beats_box = {STYLE_NAMES[n]: verdict.paired_difference(
-        err[n], box[n], 0.0, direction="<", unit="scenes",
-        rule=f"{STYLE_NAMES[n]}: mean over scenes of Grad-CAM's top-1 localisation error minus the "
-             "centred box's < 0 points") for n in nets}
+    beats_box = {
+        STYLE_NAMES[n]: verdict.paired_difference(
+            err[n],
+            box[n],
+            0.0,
+            direction="<",
+            unit="scenes",
+            rule=f"{STYLE_NAMES[n]}: mean over scenes of Grad-CAM's top-1 localisation error minus the "
+            "centred box's < 0 points",
+        )
+        for n in nets
+    }
     beats_chance = {}
     for n in nets:
         for what, base in (("centre point", centre), ("random point", rand)):
             beats_chance[f"{STYLE_NAMES[n]} vs {what}"] = verdict.paired_difference(
-                hit[n], base[n], 0.0, unit="scenes",
-                rule=f"{STYLE_NAMES[n]}: pointing hit rate minus the {what}'s > 0")
-    out = {"beats_box_by_network": beats_box,
-           "beats_box": all_of(beats_box, "Grad-CAM's top-1 localisation error minus the "
-                                  "centred box's < 0 for every stand-in", "<")[1],
-           "beats_chance_by_comparison": beats_chance,
-           "beats_chance": all_of(beats_chance, "pointing hit rate minus the centre point's "
-                                     "and the random point's > 0 for every stand-in")[1],
-           "loc_top1": err.mean().to_dict(), "centre_top1": box.mean().to_dict(),
-           "pointing": hit.mean().to_dict(), "chance": rand.mean().to_dict(),
-           "centre": centre.mean().to_dict(), "worst_localiser": err.mean().idxmax()}
+                hit[n],
+                base[n],
+                0.0,
+                unit="scenes",
+                rule=f"{STYLE_NAMES[n]}: pointing hit rate minus the {what}'s > 0",
+            )
+    out = {
+        "beats_box_by_network": beats_box,
+        "beats_box": all_of(
+            beats_box,
+            "Grad-CAM's top-1 localisation error minus the centred box's < 0 for every stand-in",
+            "<",
+        )[1],
+        "beats_chance_by_comparison": beats_chance,
+        "beats_chance": all_of(
+            beats_chance,
+            "pointing hit rate minus the centre point's "
+            "and the random point's > 0 for every stand-in",
+        )[1],
+        "loc_top1": err.mean().to_dict(),
+        "centre_top1": box.mean().to_dict(),
+        "pointing": hit.mean().to_dict(),
+        "chance": rand.mean().to_dict(),
+        "centre": centre.mean().to_dict(),
+        "worst_localiser": err.mean().idxmax(),
+    }
     if "AlexNet" in nets and len(nets) > 1:
         out["alexnet_worst"] = all_of(
-            {f"AlexNet-style minus {STYLE_NAMES[n]}": verdict.paired_difference(
-                err["AlexNet"], err[n], 0.0, unit="scenes",
-                rule=f"AlexNet-style's top-1 localisation error minus the {STYLE_NAMES[n]}'s > 0")
-             for n in nets if n != "AlexNet"},
-            "the AlexNet-style stand-in's top-1 localisation error minus each other "
-            "stand-in's > 0")[1]
+            {
+                f"AlexNet-style minus {STYLE_NAMES[n]}": verdict.paired_difference(
+                    err["AlexNet"],
+                    err[n],
+                    0.0,
+                    unit="scenes",
+                    rule=f"AlexNet-style's top-1 localisation error minus the {STYLE_NAMES[n]}'s > 0",
+                )
+                for n in nets
+                if n != "AlexNet"
+            },
+            "the AlexNet-style stand-in's top-1 localisation error minus each other stand-in's > 0",
+        )[1]
     if {"GoogLeNet", "VGG16"} <= set(nets):
         out["googlenet_points_better"] = verdict.paired_difference(
-            hit["GoogLeNet"], hit["VGG16"], 0.0, unit="scenes",
-            rule="GoogLeNet-style's pointing hit rate minus the VGG16-BN-style's > 0")
+            hit["GoogLeNet"],
+            hit["VGG16"],
+            0.0,
+            unit="scenes",
+            rule="GoogLeNet-style's pointing hit rate minus the VGG16-BN-style's > 0",
+        )
     return out
 
 
@@ -657,6 +891,7 @@ class StandInResults:
     training CPU time, Table 1's errors, Table 2's pointing), the box-free baselines per row
     (``base``), each model's Scores and model (for the figures), and one row per (network, seed,
     scene) of :func:`scene_units` (``units``: what the verdicts pair on the same scenes)."""
+
     per_seed: pd.DataFrame
     base: pd.DataFrame
     scores: dict
@@ -665,8 +900,9 @@ class StandInResults:
     units: pd.DataFrame | None = None
 
 
-def run_stand_ins(profile: str, seeds: Sequence[int], scenes, device="cpu",
-                  batch_size: int = 250, data_root=None) -> StandInResults:
+def run_stand_ins(
+    profile: str, seeds: Sequence[int], scenes, device="cpu", batch_size: int = 250, data_root=None
+) -> StandInResults:
     """Load (or train, from Fashion-MNIST under ``data_root`` where given) every stand-in and
     seed and score it on ``scenes`` (top-5 Grad-CAM maps at its paper-analogous layer; the
     pointing game with no tolerance and Zhang et al.'s 15 px scaled to the scene size)."""
@@ -676,44 +912,75 @@ def run_stand_ins(profile: str, seeds: Sequence[int], scenes, device="cpu",
     rows, base, scores, models, units = [], [], {}, {}, []
     for net, (arch, _, layer, label) in STAND_INS.items():
         for seed in seeds:
-            model, hist = stand_in_model(net, seed, profile, device=device, progress=False,
-                                         verbose=False, data_root=data_root)
-            s = score_images(model, x, layer, gt, labels, k=5, tolerances=(0, tol),
-                             batch_size=batch_size)
+            model, hist = stand_in_model(
+                net,
+                seed,
+                profile,
+                device=device,
+                progress=False,
+                verbose=False,
+                data_root=data_root,
+            )
+            s = score_images(
+                model, x, layer, gt, labels, k=5, tolerances=(0, tol), batch_size=batch_size
+            )
             scores[net, seed], models[net, seed] = s, model
-            rows.append({"network": net, "seed": seed, "stand-in": label, "layer": layer,
-                         "test accuracy (training scenes' test split)": hist["test_acc"],
-                         "training CPU (s)": hist["cpu_time_s"], **table1_rows(s),
-                         **table2_rows(s)})
+            rows.append(
+                {
+                    "network": net,
+                    "seed": seed,
+                    "stand-in": label,
+                    "layer": layer,
+                    "test accuracy (training scenes' test split)": hist["test_acc"],
+                    "training CPU (s)": hist["cpu_time_s"],
+                    **table1_rows(s),
+                    **table2_rows(s),
+                }
+            )
             base.append({"network": net, "seed": seed, **baselines(s, gt, scenes.size)})
             units.append(scene_units(s, gt, scenes.size).assign(network=net, seed=seed))
-    return StandInResults(pd.DataFrame(rows), pd.DataFrame(base), scores, models, tol,
-                          pd.concat(units, ignore_index=True))
+    return StandInResults(
+        pd.DataFrame(rows),
+        pd.DataFrame(base),
+        scores,
+        models,
+        tol,
+        pd.concat(units, ignore_index=True),
+    )
 
 
 def stand_in_overview(r: StandInResults) -> pd.DataFrame:
     """Per stand-in: what it is, its layer and map size, and its test accuracy (mean over
     seeds)."""
     g = r.per_seed.groupby("network", sort=False)
-    out = g.agg(**{"stand-in": ("stand-in", "first"), "layer": ("layer", "first"),
-                   "seeds": ("seed", "size"),
-                   "top-1 accuracy": ("test accuracy (training scenes' test split)", "mean")})
-    out.insert(0, "stands in for", [f"{n} (ImageNet, 224 px, layer {PAPER_LAYERS[n]})"
-                                    for n in out.index])
+    out = g.agg(
+        **{
+            "stand-in": ("stand-in", "first"),
+            "layer": ("layer", "first"),
+            "seeds": ("seed", "size"),
+            "top-1 accuracy": ("test accuracy (training scenes' test split)", "mean"),
+        }
+    )
+    out.insert(
+        0, "stands in for", [f"{n} (ImageNet, 224 px, layer {PAPER_LAYERS[n]})" for n in out.index]
+    )
     return out
 
 
 def comparability(scene_gt, scene_size: int, photo_gt, photo_size: int = 224) -> pd.DataFrame:
     """``scale_facts`` for the scenes and the photographs, beside ILSVRC's class count (the
     box statistics of ILSVRC need its boxes: the full profile)."""
-    rows = {"scenes (10 classes)": scale_facts(scene_gt, scene_size, 10),
-            "photographs (1000 classes)": scale_facts(photo_gt, photo_size, 1000)}
+    rows = {
+        "scenes (10 classes)": scale_facts(scene_gt, scene_size, 10),
+        "photographs (1000 classes)": scale_facts(photo_gt, photo_size, 1000),
+    }
     return pd.DataFrame(rows).T
 
 
 # --------------------------------------------------------------------------------------------
 # Table 5: share of the high pixels in the box
 # --------------------------------------------------------------------------------------------
+
 
 def _input_map(attr: torch.Tensor) -> torch.Tensor:
     """An input attribution (N, C, H, W) as the authors reduced it: grey (ITU-R 601 weights over
@@ -747,10 +1014,17 @@ class SigmoidOutputs(nn.Module):
         return self.model(x).sigmoid()
 
 
-def table5_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, layer: str,
-                methods: Sequence[str] = TABLE5_METHODS, ig_steps: int = 50,
-                shap_samples: int = 5, seed: int = 0, protocol: str = "textbook"
-                ) -> dict[str, torch.Tensor]:
+def table5_maps(
+    model: nn.Module,
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    layer: str,
+    methods: Sequence[str] = TABLE5_METHODS,
+    ig_steps: int = 50,
+    shap_samples: int = 5,
+    seed: int = 0,
+    protocol: str = "textbook",
+) -> dict[str, torch.Tensor]:
     """Per method, non-negative maps (N, H, W) at the input size: Grad-CAM and Grad-CAM++ at
     ``layer``, Integrated Gradients and Gradient SHAP from Captum (zero baseline as the authors;
     Captum's defaults: 50 steps, 5 samples) reduced to grey and ReLU'd.
@@ -769,10 +1043,22 @@ def table5_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, layer:
     size = tuple(x.shape[-2:])
     for m in methods:
         if m in cam.CAPTUM_METHODS:
-            kw = ({"n_steps": ig_steps, "internal_batch_size": 256} if m == "integratedgradients"
-                  else {"n_samples": shap_samples, "stdevs": 0.0, "seed": seed})
-            out[m] = _input_map(cam.compute(model, x, None, m, target=targets, captum_kwargs=kw,
-                                            accelerator=fast.Accelerator()))
+            kw = (
+                {"n_steps": ig_steps, "internal_batch_size": 256}
+                if m == "integratedgradients"
+                else {"n_samples": shap_samples, "stdevs": 0.0, "seed": seed}
+            )
+            out[m] = _input_map(
+                cam.compute(
+                    model,
+                    x,
+                    None,
+                    m,
+                    target=targets,
+                    captum_kwargs=kw,
+                    accelerator=fast.Accelerator(),
+                )
+            )
         elif authors:
             opts = {"gradcam++": {"variant": "authors"}} if m == "gradcam++" else None
             raw = cam.compute(model, x, layer, m, target=targets, options=opts)
@@ -784,9 +1070,17 @@ def table5_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, layer:
     return out
 
 
-def table5_scenes(model: nn.Module, scenes, layer: str, methods=TABLE5_METHODS, ig_steps: int = 50,
-                  shap_samples: int = 5, seed: int = 0, device="cpu",
-                  protocols: Sequence[str] = ("textbook",)) -> pd.DataFrame:
+def table5_scenes(
+    model: nn.Module,
+    scenes,
+    layer: str,
+    methods=TABLE5_METHODS,
+    ig_steps: int = 50,
+    shap_samples: int = 5,
+    seed: int = 0,
+    device="cpu",
+    protocols: Sequence[str] = ("textbook",),
+) -> pd.DataFrame:
     """Table 5 on multi-label scenes: every object of every scene is a finding with its exact
     box; each method's map of the object's class is scored with ``share_above_in_mask`` (0.85).
     One row per finding, method and protocol (``score`` NaN where the map is empty under the
@@ -802,23 +1096,40 @@ def table5_scenes(model: nn.Module, scenes, layer: str, methods=TABLE5_METHODS, 
     masks = torch.stack(masks)
     rows = []
     for protocol in protocols:
-        maps = table5_maps(model, x, targets, layer, methods, ig_steps, shap_samples, seed,
-                           protocol)
+        maps = table5_maps(
+            model, x, targets, layer, methods, ig_steps, shap_samples, seed, protocol
+        )
         for m, mp in maps.items():
             mp = mp.cpu()
-            s = metrics.share_above_in_mask(mp, masks, TABLE5_THRESHOLD,
-                                            empty="zero" if protocol == "authors" else "nan")
-            rows.append(pd.DataFrame({"protocol": protocol, "method": m,
-                                      "finding": range(len(idx)), "class": cls,
-                                      "score": s.numpy(),
-                                      "empty": metrics.is_empty(mp).numpy(),
-                                      "box share": masks.flatten(1).float().mean(1).numpy()}))
+            s = metrics.share_above_in_mask(
+                mp, masks, TABLE5_THRESHOLD, empty="zero" if protocol == "authors" else "nan"
+            )
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "protocol": protocol,
+                        "method": m,
+                        "finding": range(len(idx)),
+                        "class": cls,
+                        "score": s.numpy(),
+                        "empty": metrics.is_empty(mp).numpy(),
+                        "box share": masks.flatten(1).float().mean(1).numpy(),
+                    }
+                )
+            )
     return pd.concat(rows, ignore_index=True)
 
 
-def table5_default(profile: str, seeds: Sequence[int], n_scenes: int, ig_steps: int = 50,
-                   shap_samples: int = 5, device="cpu", data_root=None,
-                   protocols: Sequence[str] = ("textbook",)) -> pd.DataFrame:
+def table5_default(
+    profile: str,
+    seeds: Sequence[int],
+    n_scenes: int,
+    ig_steps: int = 50,
+    shap_samples: int = 5,
+    device="cpu",
+    data_root=None,
+    protocols: Sequence[str] = ("textbook",),
+) -> pd.DataFrame:
     """Table 5 off-line: the receptive-fields chapter's DenseNet-style network (multi-label, 64
     px, trained there on scenes whose every object is a finding with its exact box), one per
     seed, on ``n_scenes`` of its test scenes; rows of :func:`table5_scenes` with ``seed``. The
@@ -827,11 +1138,27 @@ def table5_default(profile: str, seeds: Sequence[int], n_scenes: int, ig_steps: 
     scenes_profile = "default" if profile == "full" else profile
     out = []
     for seed in seeds:
-        model, _ = scene_model("small_densenet", scenes_profile, seed, device=device,
-                               progress=False, verbose=False, data_root=data_root)
+        model, _ = scene_model(
+            "small_densenet",
+            scenes_profile,
+            seed,
+            device=device,
+            progress=False,
+            verbose=False,
+            data_root=data_root,
+        )
         scenes = rf_test_set(scenes_profile, seed, n_scenes, data_root=data_root)
-        rows = table5_scenes(model, scenes, TABLE5_LAYER["scenes"], TABLE5_METHODS, ig_steps,
-                             shap_samples, seed, device, protocols)
+        rows = table5_scenes(
+            model,
+            scenes,
+            TABLE5_LAYER["scenes"],
+            TABLE5_METHODS,
+            ig_steps,
+            shap_samples,
+            seed,
+            device,
+            protocols,
+        )
         out.append(rows.assign(seed=seed))
     return pd.concat(out, ignore_index=True)
 
@@ -851,15 +1178,24 @@ def table5_summary(rows: pd.DataFrame) -> pd.DataFrame:
     (left out of the textbook mean, scored 0 in the authors'), beside the box's share of the
     image (what an even map scores) and the authors' published numbers for models A and B
     (``PAPER_TABLE5``)."""
-    protocols = ([p for p in TABLE5_PROTOCOLS if p in set(rows.protocol)]
-                 if "protocol" in rows else ["textbook"])
+    protocols = (
+        [p for p in TABLE5_PROTOCOLS if p in set(rows.protocol)]
+        if "protocol" in rows
+        else ["textbook"]
+    )
     out = {}
     for protocol in protocols:
         sub_rows = _protocol(rows, protocol)
-        per_seed = sub_rows.groupby(["method", "seed"]).agg(score=("score", "mean"),
-                                                            n_empty=("empty", "sum"),
-                                                            findings=("score", "size"),
-                                                            box=("box share", "mean")).reset_index()
+        per_seed = (
+            sub_rows.groupby(["method", "seed"])
+            .agg(
+                score=("score", "mean"),
+                n_empty=("empty", "sum"),
+                findings=("score", "size"),
+                box=("box share", "mean"),
+            )
+            .reset_index()
+        )
         tag = "" if protocol == "textbook" else ", authors' protocol"
         for m in TABLE5_METHODS:
             sub = per_seed[per_seed.method == m]
@@ -892,12 +1228,21 @@ def table5_claim(rows: pd.DataFrame, protocol: str = "textbook") -> dict[str, An
     per_seed = rows.groupby(["method", "seed"]).score.mean().unstack(0)
     diff = per_seed["gradcam++"] - per_seed["gradcam"]
     v = verdict.paired_difference(
-        pair["gradcam++"], pair["gradcam"], 0.0, unit="findings (objects, all seeds)",
+        pair["gradcam++"],
+        pair["gradcam"],
+        0.0,
+        unit="findings (objects, all seeds)",
         rule="mean over findings of Grad-CAM++'s share of its strongest pixels in the box "
-             "minus Grad-CAM's > 0")
-    return {"diff_mean": float(diff.mean()), "diff_per_seed": [float(d) for d in diff.values],
-            "seeds": [int(s) for s in diff.index], "verdict": v, "pairs": len(pair),
-            "dropped": int(len(wide) - len(pair))}
+        "minus Grad-CAM's > 0",
+    )
+    return {
+        "diff_mean": float(diff.mean()),
+        "diff_per_seed": [float(d) for d in diff.values],
+        "seeds": [int(s) for s in diff.index],
+        "verdict": v,
+        "pairs": len(pair),
+        "dropped": int(len(wide) - len(pair)),
+    }
 
 
 #: Table 5's order as the authors' numbers support it (their repository): on model B,
@@ -914,6 +1259,7 @@ def table5_order_claim(rows: pd.DataFrame, protocol: str = "textbook") -> dict[s
     an empty map in either method of the pair left out of that pair), combined with
     ``verdict.all_of`` (``verdict``; ``pairs``: each pair's verdict; ``means``: per method, the
     mean over the findings it scores)."""
+
     def method_label(m):
         return "Gradient SHAP" if m == "gradientshap" else _label(m)
 
@@ -924,19 +1270,31 @@ def table5_order_claim(rows: pd.DataFrame, protocol: str = "textbook") -> dict[s
         ok = wide[[hi, lo]].dropna()
         name = f"{method_label(hi)} minus {method_label(lo)}"
         pairs[name] = verdict.paired_difference(
-            ok[hi], ok[lo], 0.0, unit="findings (objects, all seeds)",
+            ok[hi],
+            ok[lo],
+            0.0,
+            unit="findings (objects, all seeds)",
             rule=f"mean over findings of {method_label(hi)}'s share in the box minus "
-                 f"{method_label(lo)}'s > 0")
-    which, v = verdict.all_of(pairs, "IG > Gradient SHAP > Grad-CAM++ > Grad-CAM in mean share "
-                                     "of the strongest pixels in the box (each adjacent pair "
-                                     "a paired difference > 0 over the findings)")
-    return {"verdict": v, "deciding": which, "pairs": pairs,
-            "means": {m: float(wide[m].mean()) for m in TABLE5_ORDER if m in wide}}
+            f"{method_label(lo)}'s > 0",
+        )
+    which, v = verdict.all_of(
+        pairs,
+        "IG > Gradient SHAP > Grad-CAM++ > Grad-CAM in mean share "
+        "of the strongest pixels in the box (each adjacent pair "
+        "a paired difference > 0 over the findings)",
+    )
+    return {
+        "verdict": v,
+        "deciding": which,
+        "pairs": pairs,
+        "means": {m: float(wide[m].mean()) for m in TABLE5_ORDER if m in wide},
+    }
 
 
 # --------------------------------------------------------------------------------------------
 # Figures
 # --------------------------------------------------------------------------------------------
+
 
 def example_indices(s: Scores) -> dict[str, int]:
     """A top-1 localisation hit and a top-1 miss whose class is right (so the box, not the class,
@@ -975,12 +1333,30 @@ def plot_table1(per_seed: pd.DataFrame):
         xs = np.arange(len(cols)) + off
         mean = [sub[c].mean() for c in cols]
         sd = [sub[c].std(ddof=1) if len(sub) > 1 else 0.0 for c in cols]
-        ax.errorbar(xs, mean, yerr=sd, fmt="o", color=colours[net], capsize=3, ms=5,
-                    label=f"{STYLE_NAMES[net]} (ours)")
-        ax.plot(xs, [PAPER_TABLE1[net][c][0] for c in cols], "D", mfc="none", ms=6,
-                mec=colours[net], mew=1.4, label=f"{net} (paper)")
-    ax.set_xticks(range(len(cols)), [c.replace("cls", "classification").replace(
-        "loc", "localisation") for c in cols])
+        ax.errorbar(
+            xs,
+            mean,
+            yerr=sd,
+            fmt="o",
+            color=colours[net],
+            capsize=3,
+            ms=5,
+            label=f"{STYLE_NAMES[net]} (ours)",
+        )
+        ax.plot(
+            xs,
+            [PAPER_TABLE1[net][c][0] for c in cols],
+            "D",
+            mfc="none",
+            ms=6,
+            mec=colours[net],
+            mew=1.4,
+            label=f"{net} (paper)",
+        )
+    ax.set_xticks(
+        range(len(cols)),
+        [c.replace("cls", "classification").replace("loc", "localisation") for c in cols],
+    )
     ax.set_ylabel("error (%)")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=9, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -988,16 +1364,23 @@ def plot_table1(per_seed: pd.DataFrame):
     return fig
 
 
-def plot_boxes(model: nn.Module, x: torch.Tensor, gt_boxes: Sequence[torch.Tensor],
-               s: Scores, layer: str, picks: dict[str, int], image_for_display,
-               title: str = ""):
+def plot_boxes(
+    model: nn.Module,
+    x: torch.Tensor,
+    gt_boxes: Sequence[torch.Tensor],
+    s: Scores,
+    layer: str,
+    picks: dict[str, int],
+    image_for_display,
+    title: str = "",
+):
     """For each pick (a hit, a miss): the min-max map with its 15 % contour; the image with
     every external contour, the chosen box (red) and the ground truth (green), IoU and the
     IoU needed; the pointing game's arg-max (on the top-1 class's map) over the image."""
     fig, axes = plt.subplots(len(picks), 3, figsize=(7.2, 2.5 * len(picks)), squeeze=False)
     for r, (what, i) in enumerate(picks.items()):
         cls = s.classes[i, 0]
-        maps, _ = _maps(model, x[i:i + 1], layer, cls.view(1).to(x.device), x.shape[-1])
+        maps, _ = _maps(model, x[i : i + 1], layer, cls.view(1).to(x.device), x.shape[-1])
         m = maps[0].cpu().numpy()
         img = image_for_display(x[i].cpu())
         binary = cv2.compare(m, float(np.float32(THRESHOLD) * m.max()), cv2.CMP_GT)
@@ -1015,27 +1398,55 @@ def plot_boxes(model: nn.Module, x: torch.Tensor, gt_boxes: Sequence[torch.Tenso
             c = c[:, 0]
             a.plot(np.r_[c[:, 0], c[0, 0]], np.r_[c[:, 1], c[0, 1]], color="yellow", lw=1)
         for g in gts:
-            a.add_patch(Rectangle((g[0] - 0.5, g[1] - 0.5), g[2] - g[0] + 1, g[3] - g[1] + 1,
-                                  fill=False, color="lime", lw=1.5))
+            a.add_patch(
+                Rectangle(
+                    (g[0] - 0.5, g[1] - 0.5),
+                    g[2] - g[0] + 1,
+                    g[3] - g[1] + 1,
+                    fill=False,
+                    color="lime",
+                    lw=1.5,
+                )
+            )
         if box[0] != metrics.NO_BOX:
-            a.add_patch(Rectangle((box[0] - 0.5, box[1] - 0.5), box[2] - box[0] + 1,
-                                  box[3] - box[1] + 1, fill=False, color="red", lw=1.5))
+            a.add_patch(
+                Rectangle(
+                    (box[0] - 0.5, box[1] - 0.5),
+                    box[2] - box[0] + 1,
+                    box[3] - box[1] + 1,
+                    fill=False,
+                    color="red",
+                    lw=1.5,
+                )
+            )
         ious = [metrics.box_iou(torch.tensor([box]), torch.tensor([g])).item() for g in gts]
         need = [metrics.iou_threshold(torch.tensor([g])).item() for g in gts]
         best = int(np.argmax(ious)) if ious else 0
-        a.set_title(f"IoU {ious[best]:.2f} (needs {need[best]:.2f})" if ious else "no box "
-                    "of this class", fontsize=9)
+        a.set_title(
+            f"IoU {ious[best]:.2f} (needs {need[best]:.2f})" if ious else "no box of this class",
+            fontsize=9,
+        )
         a = axes[r, 2]
         a.imshow(img, cmap="gray" if img.ndim == 2 else None)
         a.imshow(m, cmap="jet", alpha=0.4, vmin=0, vmax=1)
         yy, xx = np.unravel_index(int(np.argmax(m)), m.shape)
         for g in gts:
-            a.add_patch(Rectangle((g[0] - 0.5, g[1] - 0.5), g[2] - g[0] + 1, g[3] - g[1] + 1,
-                                  fill=False, color="lime", lw=1.5))
+            a.add_patch(
+                Rectangle(
+                    (g[0] - 0.5, g[1] - 0.5),
+                    g[2] - g[0] + 1,
+                    g[3] - g[1] + 1,
+                    fill=False,
+                    color="lime",
+                    lw=1.5,
+                )
+            )
         a.plot([xx], [yy], marker="x", color="white", ms=9, mew=2.5)
         a.plot([xx], [yy], marker="x", color="black", ms=7, mew=1.2)
-        a.set_title("pointing: arg-max " + ("in the box" if s.point_hits[i, 0] else
-                                            "outside the box"), fontsize=9)
+        a.set_title(
+            "pointing: arg-max " + ("in the box" if s.point_hits[i, 0] else "outside the box"),
+            fontsize=9,
+        )
         for a in axes[r]:
             a.set_xticks([])
             a.set_yticks([])
@@ -1049,6 +1460,7 @@ def plot_boxes(model: nn.Module, x: torch.Tensor, gt_boxes: Sequence[torch.Tenso
 # The full profile: ILSVRC 2012 validation (Tables 1-2) and NIH ChestX-ray14 (Table 5)
 # --------------------------------------------------------------------------------------------
 
+
 def check_full_data(data_root, chexnet_checkpoint=None, show=None) -> list[str]:
     """Fail before anything runs, with everything at once: one table of what the full run
     needs (ILSVRC 2012 val images and boxes; NIH ChestX-ray14 and the DenseNet121 checkpoint if
@@ -1056,16 +1468,28 @@ def check_full_data(data_root, chexnet_checkpoint=None, show=None) -> list[str]:
     downloads by itself where a network exists) and one error naming every missing row.
     Returns what will run."""
     root = imagenet_root(data_root) if data_root is not None else None
-    needs = [Need.file("ILSVRC 2012 validation images and boxes (folder)", root, WHERE,
-                       folder=True)]
+    needs = [
+        Need.file("ILSVRC 2012 validation images and boxes (folder)", root, WHERE, folder=True)
+    ]
     if chexnet_checkpoint is not None:
         nih = nih_root(data_root) if data_root is not None else None
-        needs += [Need.file("NIH ChestX-ray14: Data_Entry_2017.csv",
-                            nih and nih / "Data_Entry_2017.csv", NIH_WHERE),
-                  Need.file("NIH ChestX-ray14: BBox_List_2017.csv",
-                            nih and nih / "BBox_List_2017.csv", NIH_WHERE),
-                  Need.file("DenseNet121 checkpoint (CheXNet's model.pth.tar)",
-                            chexnet_checkpoint, "the chexnet_checkpoint parameter")]
+        needs += [
+            Need.file(
+                "NIH ChestX-ray14: Data_Entry_2017.csv",
+                nih and nih / "Data_Entry_2017.csv",
+                NIH_WHERE,
+            ),
+            Need.file(
+                "NIH ChestX-ray14: BBox_List_2017.csv",
+                nih and nih / "BBox_List_2017.csv",
+                NIH_WHERE,
+            ),
+            Need.file(
+                "DenseNet121 checkpoint (CheXNet's model.pth.tar)",
+                chexnet_checkpoint,
+                "the chexnet_checkpoint parameter",
+            ),
+        ]
     needs += [weights_need(arch) for arch in ARCHS.values()]
     require("the localisation chapter", needs, show)
     plan = ["ILSVRC val: AlexNet, GoogLeNet, VGG16 x 3 geometries"]
@@ -1085,19 +1509,28 @@ def _batch_record(s: Scores) -> dict:
     for i, t in enumerate(s.tolerances):
         rec[f"point_tol{t}"] = float(s.gt_point[:, i].sum())
     rec["point_authors"] = float(s.point_hits[:, 0].sum())
-    rec["recall_num"] = metrics.pointing_recall(s.point_hits, s.cls_hits, s.peaks,
-                                                RECALL_THRESHOLD) * s.peaks.numel()
+    rec["recall_num"] = (
+        metrics.pointing_recall(s.point_hits, s.cls_hits, s.peaks, RECALL_THRESHOLD)
+        * s.peaks.numel()
+    )
     rec["recall_den"] = s.peaks.numel()
     return rec
 
 
-def mixed_imagenet_val(data_root, resize: int = 256, crop: int = 224, normalize: bool = True,
-                       limit: int | None = None, annotations=None):
+def mixed_imagenet_val(
+    data_root,
+    resize: int = 256,
+    crop: int = 224,
+    normalize: bool = True,
+    limit: int | None = None,
+    annotations=None,
+):
     """ILSVRC val as the authors' code read it: each image resized by its shorter side
     (``mode="shorter"``) but its boxes as if it had been resized to a ``resize`` x ``resize``
     square (``mode="square"``), then both centre-cropped to ``crop``: a mismatched pair (a box
     no longer sits on its object unless the image is square). Boxes the square's crop removes
     are dropped, as :class:`lib.data.imagenet.ImageNetVal` does in its geometry."""
+
     class MixedImageNetVal(ImageNetVal):
         def __getitem__(self, i):
             self.mode = "shorter"  # the image's transform (the dataset's own mode: the boxes')
@@ -1110,26 +1543,47 @@ def mixed_imagenet_val(data_root, resize: int = 256, crop: int = 224, normalize:
         def _boxes(self, i):
             path, _, ib = self.samples[i]
             w, h = image_size(path)
-            raw = torch.tensor([[x0, y0, x1, y1, self.index[wn]]
-                                for wn, x0, y0, x1, y1 in ib.boxes], dtype=torch.float64)
+            raw = torch.tensor(
+                [[x0, y0, x1, y1, self.index[wn]] for wn, x0, y0, x1, y1 in ib.boxes],
+                dtype=torch.float64,
+            )
             return rescale_boxes(raw, w, h, self.resize, self.crop, "square")[0]
 
-    return MixedImageNetVal(data_root, resize=resize, crop=crop, mode="square",
-                            normalize=normalize, limit=limit, annotations=annotations)
+    return MixedImageNetVal(
+        data_root,
+        resize=resize,
+        crop=crop,
+        mode="square",
+        normalize=normalize,
+        limit=limit,
+        annotations=annotations,
+    )
 
 
-def imagenet_run(data_root, arch: str, geometry: str, device, batch_size: int = 64,
-                 limit: int | None = None, num_workers: int = 4, tolerances=(0, TOLERANCE_ZHANG),
-                 model: nn.Module | None = None, progress: bool = True,
-                 store_root=None) -> dict[str, float]:
+def imagenet_run(
+    data_root,
+    arch: str,
+    geometry: str,
+    device,
+    batch_size: int = 64,
+    limit: int | None = None,
+    num_workers: int = 4,
+    tolerances=(0, TOLERANCE_ZHANG),
+    model: nn.Module | None = None,
+    progress: bool = True,
+    store_root=None,
+) -> dict[str, float]:
     """Tables 1-2 for one torchvision network (``arch``) and one geometry on ILSVRC 2012 val,
     resumable: each batch's sums go to a ``ResultsStore`` as soon as they are computed, so a
     killed run picks up where it stopped. Returns the table's numbers (errors in %).
     ``model`` replaces the ImageNet network and ``store_root`` the results folder (tests)."""
     if geometry not in FULL_GEOMETRIES:
         raise ValueError(f"geometry must be one of {list(FULL_GEOMETRIES)}, got {geometry!r}")
-    ds = (mixed_imagenet_val(data_root, limit=limit) if geometry == "mixed"
-          else ImageNetVal(data_root, resize=256, crop=224, mode=geometry, limit=limit))
+    ds = (
+        mixed_imagenet_val(data_root, limit=limit)
+        if geometry == "mixed"
+        else ImageNetVal(data_root, resize=256, crop=224, mode=geometry, limit=limit)
+    )
     if model is None:
         model = build(arch, weights="imagenet")
         weights = [] if random_stand_ins() else [imagenet_weights_file(arch)[0]]
@@ -1137,23 +1591,46 @@ def imagenet_run(data_root, arch: str, geometry: str, device, batch_size: int = 
         weights = []
     model = model.to(device).eval()
     layer = PAPER_LAYERS[next(k for k, v in ARCHS.items() if v == arch)]
-    store = ResultsStore("07_gradcam_localization", "full",
-                         {"arch": arch, "geometry": geometry, "layer": layer, "batch": batch_size,
-                          "limit": limit, "tolerances": list(tolerances)},
-                         root=store_root, weights=weights,
-                         data={"images": len(ds), "names": ds.names[:3]})
+    store = ResultsStore(
+        "07_gradcam_localization",
+        "full",
+        {
+            "arch": arch,
+            "geometry": geometry,
+            "layer": layer,
+            "batch": batch_size,
+            "limit": limit,
+            "tolerances": list(tolerances),
+        },
+        root=store_root,
+        weights=weights,
+        data={"images": len(ds), "names": ds.names[:3]},
+    )
     batches = [list(range(i, min(i + batch_size, len(ds)))) for i in range(0, len(ds), batch_size)]
     keys = [str(b[0]) for b in batches]
     todo = [b for b, key in zip(batches, keys) if not store.done(key)]
-    loader = torch.utils.data.DataLoader(ds, batch_sampler=todo, collate_fn=collate,
-                                         num_workers=num_workers)
-    bar = tqdm(total=len(batches), initial=len(batches) - len(todo), disable=not progress,
-               desc=f"{arch} ({geometry})")
+    loader = torch.utils.data.DataLoader(
+        ds, batch_sampler=todo, collate_fn=collate, num_workers=num_workers
+    )
+    bar = tqdm(
+        total=len(batches),
+        initial=len(batches) - len(todo),
+        disable=not progress,
+        desc=f"{arch} ({geometry})",
+    )
     try:
         for b, (x, labels, boxes) in zip(todo, loader):
             gt = [inclusive(bx) for bx in boxes]
-            s = score_images(model, x.to(device), layer, gt, labels, k=5,
-                             tolerances=tolerances, batch_size=len(x))
+            s = score_images(
+                model,
+                x.to(device),
+                layer,
+                gt,
+                labels,
+                k=5,
+                tolerances=tolerances,
+                batch_size=len(x),
+            )
             store.put(str(b[0]), _batch_record(s), save=False)
             bar.update(1)
             if bar.n % 10 == 0:
@@ -1164,14 +1641,17 @@ def imagenet_run(data_root, arch: str, geometry: str, device, batch_size: int = 
     store.mark_complete(keys)
     tot = store.records().drop(columns="key").sum()
     n = tot["n"]
-    out = {"images": int(n), "cls top-1": 100 * (1 - tot["cls_top1"] / n),
-           "cls top-5": 100 * (1 - tot["cls_top5"] / n),
-           "loc top-1": 100 * (1 - tot["loc_top1"] / n),
-           "loc top-5": 100 * (1 - tot["loc_top5"] / n),
-           "loc top-1 (authors' IoU)": 100 * (1 - tot["loc_top1_authors"] / n),
-           "maps without a box": int(tot["no_box"]),
-           "accuracy, top-1 predicted class": tot["point_authors"] / n,
-           "recall, authors' code": tot["recall_num"] / tot["recall_den"]}
+    out = {
+        "images": int(n),
+        "cls top-1": 100 * (1 - tot["cls_top1"] / n),
+        "cls top-5": 100 * (1 - tot["cls_top5"] / n),
+        "loc top-1": 100 * (1 - tot["loc_top1"] / n),
+        "loc top-5": 100 * (1 - tot["loc_top5"] / n),
+        "loc top-1 (authors' IoU)": 100 * (1 - tot["loc_top1_authors"] / n),
+        "maps without a box": int(tot["no_box"]),
+        "accuracy, top-1 predicted class": tot["point_authors"] / n,
+        "recall, authors' code": tot["recall_num"] / tot["recall_den"],
+    }
     for t in tolerances:
         out[f"accuracy (tolerance {t} px)"] = tot[f"point_tol{t}"] / n
     return out
@@ -1183,35 +1663,61 @@ def check_data(profile: str, data_root, chexnet_checkpoint=None) -> list[str]:
     return check_full_data(data_root, chexnet_checkpoint) if profile == "full" else []
 
 
-def full_tables(profile: str, data_root, device, chexnet_checkpoint=None,
-                chexnet_order: str = "chexnet", limit: int | None = None,
-                batch_size: int = 64) -> dict[str, pd.DataFrame]:
+def full_tables(
+    profile: str,
+    data_root,
+    device,
+    chexnet_checkpoint=None,
+    chexnet_order: str = "chexnet",
+    limit: int | None = None,
+    batch_size: int = 64,
+) -> dict[str, pd.DataFrame]:
     """The paper's own data, on the ``full`` profile: Tables 1-2 on ILSVRC 2012 val for the
     three torchvision networks and the three geometries of ``FULL_GEOMETRIES`` (``imagenet``:
     one row per network and
     geometry, beside the paper's), and Table 5 on NIH ChestX-ray14 when a DenseNet121 checkpoint
     is given (``nih``: per method). On the other profiles, one row saying what would run."""
     if profile != "full":
-        note = pd.DataFrame({"runs on the full profile": [
-            "ILSVRC 2012 val (50,000 images): torchvision AlexNet, GoogLeNet, VGG16 x 3 "
-            "geometries (shorter side, square, the authors' mixed pair); NIH ChestX-ray14 (984 boxes) with a DenseNet121 checkpoint you supply"]})
+        note = pd.DataFrame(
+            {
+                "runs on the full profile": [
+                    "ILSVRC 2012 val (50,000 images): torchvision AlexNet, GoogLeNet, VGG16 x 3 "
+                    "geometries (shorter side, square, the authors' mixed pair); NIH ChestX-ray14 (984 boxes) with a DenseNet121 checkpoint you supply"
+                ]
+            }
+        )
         return {"imagenet": note, "nih": note}
     rows = []
     for net, arch in ARCHS.items():
         for geometry in FULL_GEOMETRIES:
             r = imagenet_run(data_root, arch, geometry, device, batch_size, limit)
             paper = PAPER_TABLE1[net]
-            rows.append({"network": net, "geometry": geometry, **r,
-                         **{f"{c} paper": v[0] for c, v in paper.items()},
-                         "pointing paper (ground-truth class)": PAPER_TABLE2.get(net, {}).get("accuracy", np.nan),
-                         "recall paper": PAPER_TABLE2.get(net, {}).get("recall", np.nan)})
+            rows.append(
+                {
+                    "network": net,
+                    "geometry": geometry,
+                    **r,
+                    **{f"{c} paper": v[0] for c, v in paper.items()},
+                    "pointing paper (ground-truth class)": PAPER_TABLE2.get(net, {}).get(
+                        "accuracy", np.nan
+                    ),
+                    "recall paper": PAPER_TABLE2.get(net, {}).get("recall", np.nan),
+                }
+            )
     out = {"imagenet": pd.DataFrame(rows).set_index(["network", "geometry"])}
     if chexnet_checkpoint is not None:
         nih = nih_run(data_root, chexnet_checkpoint, chexnet_order, device, limit=limit)
-        out["nih"] = nih.groupby("method").agg(
-            **{"share in box (mean)": ("score", "mean"),
-               "empty maps": ("score", lambda v: int(v.isna().sum())),
-               "boxes": ("score", "size")}).loc[TABLE5_METHODS]
+        out["nih"] = (
+            nih.groupby("method")
+            .agg(
+                **{
+                    "share in box (mean)": ("score", "mean"),
+                    "empty maps": ("score", lambda v: int(v.isna().sum())),
+                    "boxes": ("score", "size"),
+                }
+            )
+            .loc[TABLE5_METHODS]
+        )
     else:
         out["nih"] = pd.DataFrame({"Table 5 on NIH": ["not run: pass chexnet_checkpoint="]})
     return out
@@ -1235,22 +1741,40 @@ def full_claims(profile: str, tables: dict[str, pd.DataFrame] | None = None) -> 
     for net in PAPER_TABLE1:
         for col in ("loc top-1", "loc top-5"):
             paper = PAPER_TABLE1[net][col][0]
-            rule = (f"{net}'s {col} localisation error on ILSVRC 2012 val ({FULL_GEOMETRY} "
-                    f"geometry) within {paper:.2f} ± {FULL_TOLERANCE:g} points")
+            rule = (
+                f"{net}'s {col} localisation error on ILSVRC 2012 val ({FULL_GEOMETRY} "
+                f"geometry) within {paper:.2f} ± {FULL_TOLERANCE:g} points"
+            )
             if profile != "full":
-                v = verdict.not_run(rule, "needs ILSVRC 2012 val and torchvision's ImageNet "
-                                    "weights: the full profile")
+                v = verdict.not_run(
+                    rule,
+                    "needs ILSVRC 2012 val and torchvision's ImageNet weights: the full profile",
+                )
             else:
                 row = tables["imagenet"].loc[(net, FULL_GEOMETRY)]
                 n, err = int(row["images"]), float(row[col])
                 ci = stats.binomtest(int(round(err * n / 100)), n).proportion_ci(
-                    0.95, method="wilson")
-                v = verdict.within(None, paper, FULL_TOLERANCE, estimate=err,
-                                   interval=(100 * ci.low, 100 * ci.high), rule=rule,
-                                   unit="images")
+                    0.95, method="wilson"
+                )
+                v = verdict.within(
+                    None,
+                    paper,
+                    FULL_TOLERANCE,
+                    estimate=err,
+                    interval=(100 * ci.low, 100 * ci.high),
+                    rule=rule,
+                    unit="images",
+                )
                 v = replace(v, method=f"Wilson interval over {n} images", n=n)
-            out.append({"id": f"imagenet-{net}-{col.replace(' ', '')}", "network": net,
-                        "column": col, "paper": paper, "verdict": v})
+            out.append(
+                {
+                    "id": f"imagenet-{net}-{col.replace(' ', '')}",
+                    "network": net,
+                    "column": col,
+                    "paper": paper,
+                    "verdict": v,
+                }
+            )
     return out
 
 
@@ -1283,9 +1807,19 @@ def load_chexnet(path, order: str = "chexnet") -> nn.Module:
     return model.eval()
 
 
-def nih_run(data_root, checkpoint, order: str, device, methods=TABLE5_METHODS,
-            ig_steps: int = 50, shap_samples: int = 5, limit: int | None = None,
-            progress: bool = True, store_root=None, protocol: str = "textbook") -> pd.DataFrame:
+def nih_run(
+    data_root,
+    checkpoint,
+    order: str,
+    device,
+    methods=TABLE5_METHODS,
+    ig_steps: int = 50,
+    shap_samples: int = 5,
+    limit: int | None = None,
+    progress: bool = True,
+    store_root=None,
+    protocol: str = "textbook",
+) -> pd.DataFrame:
     """Table 5 on NIH ChestX-ray14's 984 boxes with a reader's DenseNet121 (``checkpoint``,
     label order ``order``), resumable (one record per image). Every box is scored for its own
     finding, mapped by name to the checkpoint's index. Rows: image, finding, method, score.
@@ -1294,23 +1828,43 @@ def nih_run(data_root, checkpoint, order: str, device, methods=TABLE5_METHODS,
     ds = NIHChestXray(data_root, size=224, channels=3, normalize=True, limit=limit)
     model = load_chexnet(checkpoint, order).to(device)
     index = [NIH_ORDERS[order].index(f) for f in FINDINGS]  # NIH finding -> model output
-    store = ResultsStore("07_gradcam_localization", "full",
-                         {"table": 5, "order": order, "methods": list(methods),
-                          "ig_steps": ig_steps, "shap_samples": shap_samples, "limit": limit,
-                          **({"protocol": protocol} if protocol != "textbook" else {})},
-                         root=store_root, weights=[checkpoint], data={"images": len(ds)})
+    store = ResultsStore(
+        "07_gradcam_localization",
+        "full",
+        {
+            "table": 5,
+            "order": order,
+            "methods": list(methods),
+            "ig_steps": ig_steps,
+            "shap_samples": shap_samples,
+            "limit": limit,
+            **({"protocol": protocol} if protocol != "textbook" else {}),
+        },
+        root=store_root,
+        weights=[checkpoint],
+        data={"images": len(ds)},
+    )
 
     def one(i):
         x, _, boxes = ds[i]
         targets = torch.tensor([index[int(f)] for f in boxes[:, 4]])
         xs = x[None].expand(len(boxes), -1, -1, -1).to(device)
-        maps = table5_maps(model, xs, targets.to(device), TABLE5_LAYER["full"], methods,
-                           ig_steps, shap_samples, protocol=protocol)
+        maps = table5_maps(
+            model,
+            xs,
+            targets.to(device),
+            TABLE5_LAYER["full"],
+            methods,
+            ig_steps,
+            shap_samples,
+            protocol=protocol,
+        )
         masks = torch.stack([box_mask(b[None, :4], 224, 224) for b in boxes])
         rec = {"findings": [FINDINGS[int(f)] for f in boxes[:, 4]]}
         for m, mp in maps.items():
-            v = metrics.share_above_in_mask(mp.cpu(), masks, TABLE5_THRESHOLD,
-                                            empty="zero" if protocol == "authors" else "nan")
+            v = metrics.share_above_in_mask(
+                mp.cpu(), masks, TABLE5_THRESHOLD, empty="zero" if protocol == "authors" else "nan"
+            )
             rec[m] = [None if math.isnan(x) else x for x in v.tolist()]  # JSON has no NaN
         return rec
 
@@ -1319,8 +1873,14 @@ def nih_run(data_root, checkpoint, order: str, device, methods=TABLE5_METHODS,
     for _, r in recs.iterrows():
         for m in methods:
             for f, v in zip(r["findings"], r[m]):
-                rows.append({"image": r["key"], "finding": f, "method": m,
-                             "score": np.nan if v is None else v})
+                rows.append(
+                    {
+                        "image": r["key"],
+                        "finding": f,
+                        "method": m,
+                        "score": np.nan if v is None else v,
+                    }
+                )
     return pd.DataFrame(rows)
 
 

@@ -1,6 +1,7 @@
 """Chapter "A tour of the methods": every CAM method of the engine on real photographs with the
 ImageNet-pretrained EfficientNet-Lite0; the chapter's sizes, its checks, its scores and the rules
 of its verdicts (fixed here, before the run)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -16,46 +17,87 @@ from ..data.boxes import box_mask
 from ..data.photos import list_photos, photo_boxes
 from ..plot import method_label
 
-__all__ = ["SIZES", "COST", "LAYER", "LAYER_METHODS", "INPUT_METHODS", "EXPECTED",
-           "predictions", "check_predictions", "agreement_with_pytorch_grad_cam",
-           "captum_options", "predicted_object_masks", "box_scores", "box_scores_per_photo",
-           "localisation_verdict", "localisation_text", "predictions_check",
-           "LOCALISATION_RULE", "REFERENCE_TOLERANCE", "reference_check"]
+__all__ = [
+    "SIZES",
+    "COST",
+    "LAYER",
+    "LAYER_METHODS",
+    "INPUT_METHODS",
+    "EXPECTED",
+    "predictions",
+    "check_predictions",
+    "agreement_with_pytorch_grad_cam",
+    "captum_options",
+    "predicted_object_masks",
+    "box_scores",
+    "box_scores_per_photo",
+    "localisation_verdict",
+    "localisation_text",
+    "predictions_check",
+    "LOCALISATION_RULE",
+    "REFERENCE_TOLERANCE",
+    "reference_check",
+]
 
 #: per profile: photographs, those that also get Score-CAM (hundreds of passes each), the
 #: occlusion stride, the steps of Integrated Gradients (half as many samples for Gradient SHAP)
-SIZES = {"photos": {"smoke": ["coffee"], "default": list_photos(), "full": list_photos()},
-         "scorecam_photos": {"smoke": [], "default": ["chelsea", "coffee"], "full": list_photos()},
-         "occlusion_stride": {"smoke": 45, "default": 16, "full": 4},
-         "ig_steps": {"smoke": 8, "default": 32, "full": 64}}
-COST = {"smoke": "under a minute on a CPU",
-        "default": "1 to 3 minutes on a 2-core CPU (Score-CAM: ~600 forward passes a photograph)",
-        "full": "a few minutes on one GPU"}
+SIZES = {
+    "photos": {"smoke": ["coffee"], "default": list_photos(), "full": list_photos()},
+    "scorecam_photos": {"smoke": [], "default": ["chelsea", "coffee"], "full": list_photos()},
+    "occlusion_stride": {"smoke": 45, "default": 16, "full": 4},
+    "ig_steps": {"smoke": 8, "default": 32, "full": 64},
+}
+COST = {
+    "smoke": "under a minute on a CPU",
+    "default": "1 to 3 minutes on a 2-core CPU (Score-CAM: ~600 forward passes a photograph)",
+    "full": "a few minutes on one GPU",
+}
 #: EfficientNet-Lite0's last feature map: 1280 x 7 x 7, then global average pooling + linear
 LAYER = "bn2"
-LAYER_METHODS = ["cam", "gradcam", "gradcam++", "xgradcam", "hirescam", "layercam",
-                 "counterfactual", "eigencam", "ablationcam"]
-INPUT_METHODS = ["guidedbackprop", "guidedgradcam", "integratedgradients", "occlusion",
-                 "gradientshap"]
+LAYER_METHODS = [
+    "cam",
+    "gradcam",
+    "gradcam++",
+    "xgradcam",
+    "hirescam",
+    "layercam",
+    "counterfactual",
+    "eigencam",
+    "ablationcam",
+]
+INPUT_METHODS = [
+    "guidedbackprop",
+    "guidedgradcam",
+    "integratedgradients",
+    "occlusion",
+    "gradientshap",
+]
 #: what a person sees in the photographs: the top-3 classes of chelsea are the three cats
 #: (tabby, tiger cat, Egyptian cat); coffee is an espresso; the rocket a missile
-EXPECTED = {"chelsea": ("top-3", {281, 282, 285}), "coffee": ("top-1", {967}),
-            "rocket": ("top-1", {657})}
+EXPECTED = {
+    "chelsea": ("top-3", {281, 282, 285}),
+    "coffee": ("top-1", {967}),
+    "rocket": ("top-1", {657}),
+}
 
 
-def predictions(model: nn.Module, x: torch.Tensor, names: Sequence[str],
-                categories: Sequence[str], k: int = 3) -> tuple[torch.Tensor, pd.DataFrame]:
+def predictions(
+    model: nn.Module, x: torch.Tensor, names: Sequence[str], categories: Sequence[str], k: int = 3
+) -> tuple[torch.Tensor, pd.DataFrame]:
     """(top-k class indices (N, k), a table of the top-k classes and the top-1 probability)."""
     with torch.no_grad():
         top = model(x).softmax(1).topk(k, dim=1)
-    table = pd.DataFrame({f"top-{r + 1}": [categories[i] for i in top.indices[:, r].tolist()]
-                          for r in range(k)}, index=pd.Index(list(names), name="photo"))
+    table = pd.DataFrame(
+        {f"top-{r + 1}": [categories[i] for i in top.indices[:, r].tolist()] for r in range(k)},
+        index=pd.Index(list(names), name="photo"),
+    )
     table["p(top-1)"] = top.values[:, 0].cpu().numpy()
     return top.indices.cpu(), table
 
 
-def check_predictions(top: torch.Tensor, names: Sequence[str], categories: Sequence[str]
-                      ) -> pd.DataFrame:
+def check_predictions(
+    top: torch.Tensor, names: Sequence[str], categories: Sequence[str]
+) -> pd.DataFrame:
     """One row per photograph of :data:`EXPECTED` in ``names``: expected and predicted classes
     and whether they agree."""
     rows = []
@@ -64,15 +106,21 @@ def check_predictions(top: torch.Tensor, names: Sequence[str], categories: Seque
             continue
         got = top[list(names).index(name)].tolist()
         got = set(got[:3] if which == "top-3" else got[:1])
-        rows.append({"photo": name, "which": which,
-                     "expected": ", ".join(categories[i] for i in sorted(want)),
-                     "predicted": ", ".join(categories[i] for i in sorted(got)),
-                     "holds": got == want})
+        rows.append(
+            {
+                "photo": name,
+                "which": which,
+                "expected": ", ".join(categories[i] for i in sorted(want)),
+                "predicted": ", ".join(categories[i] for i in sorted(got)),
+                "holds": got == want,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def agreement_with_pytorch_grad_cam(model: nn.Module, x: torch.Tensor, layer: str,
-                                    maps: dict[str, torch.Tensor]) -> dict[str, float]:
+def agreement_with_pytorch_grad_cam(
+    model: nn.Module, x: torch.Tensor, layer: str, maps: dict[str, torch.Tensor]
+) -> dict[str, float]:
     """max |ours - pytorch-grad-cam| after pytorch-grad-cam's post-processing, per method, for
     Grad-CAM and HiResCAM (the library's tests do the other methods)."""
     # lazy: pytorch-grad-cam costs ~4 s to import; only the comparison needs it
@@ -93,27 +141,32 @@ def captum_options(method: str, occlusion_stride: int, ig_steps: int) -> dict:
     if method == "integratedgradients":
         return {"n_steps": ig_steps, "internal_batch_size": 32}
     if method == "occlusion":
-        return {"sliding_window_shapes": (3, 45, 45), "strides": occlusion_stride,
-                "perturbations_per_eval": 16}
+        return {
+            "sliding_window_shapes": (3, 45, 45),
+            "strides": occlusion_stride,
+            "perturbations_per_eval": 16,
+        }
     if method == "gradientshap":
         return {"n_samples": ig_steps // 2, "stdevs": 0.1}
     return {}
 
 
-def predicted_object_masks(names: Sequence[str], top1: Sequence[int], size: int = 224
-                           ) -> torch.Tensor:
+def predicted_object_masks(
+    names: Sequence[str], top1: Sequence[int], size: int = 224
+) -> torch.Tensor:
     """(N, size, size) masks of each photograph's box of the predicted class (its first box where
     no box carries that class), through the model's resize-and-crop geometry."""
     masks = []
     for name, cls in zip(names, top1):
         objs, coords = photo_boxes(name)
         pick = next((k for k, b in enumerate(objs) if cls in b.imagenet_classes), 0)
-        masks.append(box_mask(coords[pick:pick + 1], size, size))
+        masks.append(box_mask(coords[pick : pick + 1], size, size))
     return torch.stack(masks)
 
 
-def box_scores_per_photo(maps: dict[str, torch.Tensor], masks: torch.Tensor,
-                         names: Sequence[str] | None = None) -> pd.DataFrame:
+def box_scores_per_photo(
+    maps: dict[str, torch.Tensor], masks: torch.Tensor, names: Sequence[str] | None = None
+) -> pd.DataFrame:
     """One row per (method, photograph): ``mass in box`` (``metrics.mass_in_mask``; NaN for a map
     that is zero everywhere, which has no mass to place), ``hit`` (arg-max in the box, 0/1),
     ``empty`` and ``box share of image`` (that photograph's box area / image area: what a map
@@ -127,12 +180,18 @@ def box_scores_per_photo(maps: dict[str, torch.Tensor], masks: torch.Tensor,
     for m, v in maps.items():
         if len(v) != len(masks):
             raise ValueError(f"method {m!r}: {len(v)} maps for {len(masks)} masks")
-        frames.append(pd.DataFrame({
-            "method": m, "photo": names,
-            "mass in box": metrics.mass_in_mask(v, masks, empty="nan").cpu().numpy(),
-            "hit": metrics.hit(v, masks).cpu().numpy(),
-            "empty": metrics.is_empty(v).cpu().numpy(),
-            "box share of image": share}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "method": m,
+                    "photo": names,
+                    "mass in box": metrics.mass_in_mask(v, masks, empty="nan").cpu().numpy(),
+                    "hit": metrics.hit(v, masks).cpu().numpy(),
+                    "empty": metrics.is_empty(v).cpu().numpy(),
+                    "box share of image": share,
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -140,11 +199,16 @@ def box_scores(maps: dict[str, torch.Tensor], masks: torch.Tensor) -> pd.DataFra
     """Per method: mean share of the map's mass in the box (``metrics.mass_in_mask``) over the
     maps that are not zero everywhere (an empty map has no mass to place: counted, left out), hit
     rate (arg-max in the box), and the box's share of the image (what an even map scores)."""
-    table = pd.DataFrame({m: {"mass in box": torch.nanmean(
-                                  metrics.mass_in_mask(v, masks, empty="nan")).item(),
-                              "hit rate": metrics.hit(v, masks).mean().item(),
-                              "empty maps": int(metrics.is_empty(v).sum())}
-                          for m, v in maps.items()}).T
+    table = pd.DataFrame(
+        {
+            m: {
+                "mass in box": torch.nanmean(metrics.mass_in_mask(v, masks, empty="nan")).item(),
+                "hit rate": metrics.hit(v, masks).mean().item(),
+                "empty maps": int(metrics.is_empty(v).sum()),
+            }
+            for m, v in maps.items()
+        }
+    ).T
     table["box share of image"] = masks.float().mean().item()
     return table
 
@@ -153,8 +217,9 @@ def box_scores(maps: dict[str, torch.Tensor], masks: torch.Tensor) -> pd.DataFra
 #: localises the predicted object): per photograph, Grad-CAM's share of mass in the box minus the
 #: box's share of the image (what a map spread evenly scores); its mean over the photographs must
 #: be above 0, by a paired bootstrap over photographs
-LOCALISATION_RULE = ("mean over photographs of (Grad-CAM's mass in the box − the box's share of "
-                     "the image) > 0")
+LOCALISATION_RULE = (
+    "mean over photographs of (Grad-CAM's mass in the box − the box's share of the image) > 0"
+)
 
 
 def localisation_verdict(per_photo: pd.DataFrame, method: str = "gradcam") -> V.Verdict:
@@ -170,10 +235,13 @@ def localisation_verdict(per_photo: pd.DataFrame, method: str = "gradcam") -> V.
     if len(kept) < len(rows):
         rule += f" ({len(rows) - len(kept)} empty map(s) left out)"
     if len(kept) < 2:  # one photograph has no spread to resample: no interval, no outcome
-        return V.not_run(rule, f"{len(kept)} photograph(s) with a map on this profile; an "
-                               "interval needs at least 2")
-    return V.paired_difference(kept["mass in box"], kept["box share of image"], 0.0, rule=rule,
-                               unit="photographs")
+        return V.not_run(
+            rule,
+            f"{len(kept)} photograph(s) with a map on this profile; an interval needs at least 2",
+        )
+    return V.paired_difference(
+        kept["mass in box"], kept["box share of image"], 0.0, rule=rule, unit="photographs"
+    )
 
 
 def _label(method: str) -> str:
@@ -185,14 +253,17 @@ def localisation_text(v: V.Verdict, method: str = "gradcam") -> str:
     mean excess over an even map with its interval, and what that decides."""
     if v.outcome == V.NOT_RUN:
         return f"No verdict on this profile: {v.method}."
-    what = {V.HOLDS: "so the claim holds on these photographs",
-            V.FAILS: "so the claim does not hold on these photographs",
-            V.UNDECIDED: ("an interval that contains 0, so these photographs cannot decide "
-                          "the claim")}[v.outcome]
-    return (f"Over the {v.n} photograph{'s' if v.n != 1 else ''}, {_label(method)}'s map puts on "
-            f"average {v.estimate:+.2f} more of its mass in the box than an even map would "
-            f"(95 % interval {v.low:+.2f} to {v.high:+.2f}, paired bootstrap over photographs): "
-            f"{what}.")
+    what = {
+        V.HOLDS: "so the claim holds on these photographs",
+        V.FAILS: "so the claim does not hold on these photographs",
+        V.UNDECIDED: ("an interval that contains 0, so these photographs cannot decide the claim"),
+    }[v.outcome]
+    return (
+        f"Over the {v.n} photograph{'s' if v.n != 1 else ''}, {_label(method)}'s map puts on "
+        f"average {v.estimate:+.2f} more of its mass in the box than an even map would "
+        f"(95 % interval {v.low:+.2f} to {v.high:+.2f}, paired bootstrap over photographs): "
+        f"{what}."
+    )
 
 
 def predictions_check(expected: pd.DataFrame) -> V.Verdict:
@@ -201,8 +272,11 @@ def predictions_check(expected: pd.DataFrame) -> V.Verdict:
     weights' loading and the pre-processing (a wrong parameter mapping or normalisation fails
     it), not a claim of the paper."""
     wrong = int((~expected["holds"].astype(bool)).sum())
-    return V.check(wrong, 0, rule=f"photographs not predicted as a person sees them (of "
-                                  f"{len(expected)} checked) = 0")
+    return V.check(
+        wrong,
+        0,
+        rule=f"photographs not predicted as a person sees them (of {len(expected)} checked) = 0",
+    )
 
 
 #: the largest difference from pytorch-grad-cam's maps (in [0, 1]) that counts as the same map
@@ -214,6 +288,9 @@ def reference_check(diffs: dict[str, float]) -> V.Verdict:
     largest difference over the methods compared, against :data:`REFERENCE_TOLERANCE`."""
     if not diffs:
         raise ValueError("no method was compared with pytorch-grad-cam")
-    return V.check(max(diffs.values()), REFERENCE_TOLERANCE,
-                   rule=f"largest |ours − pytorch-grad-cam| over {', '.join(map(_label, diffs))} "
-                        f"maps in [0, 1] ≤ {REFERENCE_TOLERANCE:g}")
+    return V.check(
+        max(diffs.values()),
+        REFERENCE_TOLERANCE,
+        rule=f"largest |ours − pytorch-grad-cam| over {', '.join(map(_label, diffs))} "
+        f"maps in [0, 1] ≤ {REFERENCE_TOLERANCE:g}",
+    )

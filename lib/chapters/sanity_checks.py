@@ -32,6 +32,7 @@ Conventions (fixed here, before any run):
   (the authors' ``abs_grayscale_norm``). A map that is constant has no ranking: its correlations
   are 0 (counted in :func:`similarities`' ``constant`` column), never NaN.
 """
+
 from __future__ import annotations
 
 import copy
@@ -71,20 +72,79 @@ from ..train import (
 )
 
 __all__ = [
-    "SIZES", "COST", "MEASURES", "MEASURE_LABELS", "LITE0_LAYER", "LITE0_BLOCKS", "STAND_IN",
-    "STAND_IN_BLOCKS", "DATA_MODEL", "DATA_LAYER", "DATA_BLOCKS", "IMAGENET_BLOCKS",
-    "IMAGENET_LAYERS", "MEMORISE_N", "MEMORISE_EPOCHS", "MEMORISE_LR", "MEMORISE_BATCH",
-    "TOP_STEPS", "INSENSITIVE_ABOVE", "SENSITIVE_BELOW", "PASS_BELOW", "MEMORISED", "CHEAP",
-    "EXPENSIVE", "PAPER_CLAIMS", "method_label", "normalise_blocks", "reinitialise", "cascading",
-    "independent", "changed_parameters", "input_gradient", "captum_options", "methods_for",
-    "explain", "comparable", "spearman", "ssim", "hog_cell", "hog_similarity", "similarities",
-    "Randomisation", "independent_measures", "run_randomisation", "per_unit", "step_means", "top_block_label",
+    "SIZES",
+    "COST",
+    "MEASURES",
+    "MEASURE_LABELS",
+    "LITE0_LAYER",
+    "LITE0_BLOCKS",
+    "STAND_IN",
+    "STAND_IN_BLOCKS",
+    "DATA_MODEL",
+    "DATA_LAYER",
+    "DATA_BLOCKS",
+    "IMAGENET_BLOCKS",
+    "IMAGENET_LAYERS",
+    "MEMORISE_N",
+    "MEMORISE_EPOCHS",
+    "MEMORISE_LR",
+    "MEMORISE_BATCH",
+    "TOP_STEPS",
+    "INSENSITIVE_ABOVE",
+    "SENSITIVE_BELOW",
+    "PASS_BELOW",
+    "MEMORISED",
+    "CHEAP",
+    "EXPENSIVE",
+    "PAPER_CLAIMS",
+    "method_label",
+    "normalise_blocks",
+    "reinitialise",
+    "cascading",
+    "independent",
+    "changed_parameters",
+    "input_gradient",
+    "captum_options",
+    "methods_for",
+    "explain",
+    "comparable",
+    "spearman",
+    "ssim",
+    "hog_cell",
+    "hog_similarity",
+    "similarities",
+    "Randomisation",
+    "independent_measures",
+    "run_randomisation",
+    "per_unit",
+    "step_means",
+    "top_block_label",
     "full_block_label",
-    "block_table", "stand_in_models", "stand_in_layer", "stand_in_inputs", "memorise_bundle",
-    "data_randomisation_models", "training_accuracy", "data_inputs", "compare_models",
-    "paper_claims", "full_claims", "claim_sentence", "engine_findings", "engine_table",
-    "scope_check", "self_check", "memorisation_check", "cascade_figure", "curves_figure",
-    "data_figure", "imagenet_figure", "independent_table", "imagenet_blocks", "check_full_data", "imagenet_run",
+    "block_table",
+    "stand_in_models",
+    "stand_in_layer",
+    "stand_in_inputs",
+    "memorise_bundle",
+    "data_randomisation_models",
+    "training_accuracy",
+    "data_inputs",
+    "compare_models",
+    "paper_claims",
+    "full_claims",
+    "claim_sentence",
+    "engine_findings",
+    "engine_table",
+    "scope_check",
+    "self_check",
+    "memorisation_check",
+    "cascade_figure",
+    "curves_figure",
+    "data_figure",
+    "imagenet_figure",
+    "independent_table",
+    "imagenet_blocks",
+    "check_full_data",
+    "imagenet_run",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -107,20 +167,27 @@ SIZES: dict[str, dict[str, Any]] = {
     "imagenet_archs": {"smoke": [], "default": [], "full": ["vgg16", "resnet50"]},
     "n_imagenet": {"smoke": 0, "default": 0, "full": 100},
 }
-COST = {"smoke": "about 2 minutes on a 2-core CPU",
-        "default": "2 to 3 minutes on a 2-core CPU",
-        "full": "about 20 minutes on one GPU (two ImageNet networks, 100 ILSVRC images)"}
+COST = {
+    "smoke": "about 2 minutes on a 2-core CPU",
+    "default": "2 to 3 minutes on a 2-core CPU",
+    "full": "about 20 minutes on one GPU (two ImageNet networks, 100 ILSVRC images)",
+}
 
 #: the measures, as the paper names them
 MEASURES = ("spearman_abs", "spearman", "ssim", "hog")
-MEASURE_LABELS = {"spearman_abs": "Spearman (absolute values)", "spearman": "Spearman (signed)",
-                  "ssim": "SSIM", "hog": "HOG (Pearson)"}
+MEASURE_LABELS = {
+    "spearman_abs": "Spearman (absolute values)",
+    "spearman": "Spearman (signed)",
+    "ssim": "SSIM",
+    "hog": "HOG (Pearson)",
+}
 
 #: EfficientNet-Lite0 (lib.models.pretrained): the Grad-CAM layer and the blocks from the logits
 #: down (timm's names; its 16 inverted-residual blocks are grouped by stage)
 LITE0_LAYER = "bn2"
 LITE0_BLOCKS: dict[str, tuple[str, ...]] = {
-    "logits": ("classifier",), "head": ("conv_head", "bn2"),
+    "logits": ("classifier",),
+    "head": ("conv_head", "bn2"),
     **{f"stage {s + 1}": (f"blocks.{s}",) for s in range(6, -1, -1)},
     "stem": ("conv_stem", "bn1"),
 }
@@ -129,7 +196,9 @@ LITE0_BLOCKS: dict[str, tuple[str, ...]] = {
 #: linear layers, then its five convolution stages)
 STAND_IN = "VGG16"
 STAND_IN_BLOCKS: dict[str, tuple[str, ...]] = {
-    "logits": ("classifier.6",), "fc 2": ("classifier.4",), "fc 1": ("classifier.1",),
+    "logits": ("classifier.6",),
+    "fc 2": ("classifier.4",),
+    "fc 1": ("classifier.1",),
     "conv 5": tuple(f"features.{i}" for i in (34, 35, 37, 38, 40, 41)),
     "conv 4": tuple(f"features.{i}" for i in (24, 25, 27, 28, 30, 31)),
     "conv 3": tuple(f"features.{i}" for i in (14, 15, 17, 18, 20, 21)),
@@ -144,8 +213,11 @@ MEMORISE_N, MEMORISE_EPOCHS, MEMORISE_LR, MEMORISE_BATCH = 1000, 100, 3e-3, 32
 #: max-pool, ReLU, two linear layers), trained here on Fashion-MNIST items
 DATA_MODEL = "mnist_net"
 DATA_LAYER = "relu1"
-DATA_BLOCKS: dict[str, tuple[str, ...]] = {"logits": ("fc2",), "fc 1": ("fc1",),
-                                           "conv 1": ("conv1",)}
+DATA_BLOCKS: dict[str, tuple[str, ...]] = {
+    "logits": ("fc2",),
+    "fc 1": ("fc1",),
+    "conv 1": ("conv1",),
+}
 #: the full profile's torchvision networks: Grad-CAM layers (as the localisation chapter)
 IMAGENET_LAYERS = {"vgg16": "features.29", "resnet50": "layer4"}
 
@@ -176,6 +248,7 @@ def method_label(method: str) -> str:
 # Randomisation
 # --------------------------------------------------------------------------------------------
 
+
 def normalise_blocks(blocks) -> list[tuple[str, tuple[str, ...]]]:
     """Blocks as (label, module names): from a mapping ``{label: names}``, or a sequence whose
     items are a dotted name or a tuple of names (labelled by their names joined with '+')."""
@@ -194,8 +267,9 @@ def normalise_blocks(blocks) -> list[tuple[str, tuple[str, ...]]]:
         raise ValueError("no blocks: give at least one module name")
     for label, names in items:
         if not names or not all(isinstance(n, str) and n for n in names):
-            raise ValueError(f"block {label!r}: give one or more dotted module names, "
-                             f"got {names!r}")
+            raise ValueError(
+                f"block {label!r}: give one or more dotted module names, got {names!r}"
+            )
     labels = [lab for lab, _ in items]
     if len(set(labels)) != len(labels):
         raise ValueError(f"two blocks have the same label: {labels}")
@@ -204,12 +278,16 @@ def normalise_blocks(blocks) -> list[tuple[str, tuple[str, ...]]]:
 
 def _resettable(module: nn.Module) -> list[tuple[str, nn.Module]]:
     """The sub-modules (with their names) whose own parameters ``reset_parameters`` re-draws."""
-    return [(n, m) for n, m in module.named_modules()
-            if hasattr(m, "reset_parameters") and any(True for _ in m.parameters(recurse=False))]
+    return [
+        (n, m)
+        for n, m in module.named_modules()
+        if hasattr(m, "reset_parameters") and any(True for _ in m.parameters(recurse=False))
+    ]
 
 
-def reinitialise(model: nn.Module, names: Sequence[str], seed: int = 0,
-                 buffers: bool = True) -> list[str]:
+def reinitialise(
+    model: nn.Module, names: Sequence[str], seed: int = 0, buffers: bool = True
+) -> list[str]:
     """Re-initialise, in place, the modules ``names`` of ``model``: ``reset_parameters()`` of
     every sub-module with its own parameters, in the order of ``named_modules``, right after
     ``torch.manual_seed(seed)`` (in a forked generator). Buffers (batch norm's running
@@ -232,9 +310,11 @@ def reinitialise(model: nn.Module, names: Sequence[str], seed: int = 0,
                     covered.add(f"{sub_name}.{p_name}" if sub_name else p_name)
             missed = [k for k, _ in block.named_parameters() if k not in covered]
             if missed:
-                raise ValueError(f"block {name!r}: parameters {missed} belong to modules without "
-                                 "reset_parameters(); re-initialise them yourself or choose "
-                                 "another block")
+                raise ValueError(
+                    f"block {name!r}: parameters {missed} belong to modules without "
+                    "reset_parameters(); re-initialise them yourself or choose "
+                    "another block"
+                )
             with torch.no_grad():
                 for k, b in block.named_buffers():
                     if k in kept:
@@ -243,8 +323,9 @@ def reinitialise(model: nn.Module, names: Sequence[str], seed: int = 0,
     return done
 
 
-def cascading(model: nn.Module, blocks, seed: int = 0, buffers: bool = True
-              ) -> Iterator[tuple[str, nn.Module]]:
+def cascading(
+    model: nn.Module, blocks, seed: int = 0, buffers: bool = True
+) -> Iterator[tuple[str, nn.Module]]:
     """Cascading randomisation (the paper's Section 3): yields ``(label, model)`` after each
     block, in the order given (logits first), every block so far re-initialised; each model is
     a new deep copy in eval mode, ``model`` is never changed."""
@@ -254,8 +335,9 @@ def cascading(model: nn.Module, blocks, seed: int = 0, buffers: bool = True
         yield label, copy.deepcopy(work)
 
 
-def independent(model: nn.Module, blocks, seed: int = 0, buffers: bool = True
-                ) -> Iterator[tuple[str, nn.Module]]:
+def independent(
+    model: nn.Module, blocks, seed: int = 0, buffers: bool = True
+) -> Iterator[tuple[str, nn.Module]]:
     """Independent randomisation: yields ``(label, model)`` with only that block
     re-initialised (the same random weights as in :func:`cascading`), the rest trained."""
     for label, names in normalise_blocks(blocks):
@@ -267,13 +349,17 @@ def independent(model: nn.Module, blocks, seed: int = 0, buffers: bool = True
 def changed_parameters(a: nn.Module, b: nn.Module) -> list[str]:
     """Names of the parameters of ``b`` that differ from ``a``'s (same architecture)."""
     pa = dict(a.named_parameters())
-    return [k for k, v in b.named_parameters() if not torch.equal(pa[k].detach().cpu(),
-                                                                  v.detach().cpu())]
+    return [
+        k
+        for k, v in b.named_parameters()
+        if not torch.equal(pa[k].detach().cpu(), v.detach().cpu())
+    ]
 
 
 # --------------------------------------------------------------------------------------------
 # Maps
 # --------------------------------------------------------------------------------------------
+
 
 def input_gradient(model: nn.Module, x: torch.Tensor, target: Sequence[int]) -> torch.Tensor:
     """The plain gradient of the target logit with respect to the input (Simonyan et al.'s
@@ -297,20 +383,39 @@ def captum_options(method: str, sizes: Mapping[str, Any], channels: int, side: i
         return {"n_samples": sizes["shap_samples"], "stdevs": 0.1}
     if method == "occlusion":  # a grid x grid tiling of the input by windows of zeros
         w = max(1, int(side) // sizes["occlusion_grid"])
-        return {"sliding_window_shapes": (channels, w, w), "strides": w,
-                "perturbations_per_eval": 16}
+        return {
+            "sliding_window_shapes": (channels, w, w),
+            "strides": w,
+            "perturbations_per_eval": 16,
+        }
     return {}
 
 
 #: the methods a model gets, in the figure's order: the plain gradient, the guided ones, the CAM
 #: family at the layer, then the forward-pass-bound ones (profile permitting)
-CHEAP = ["gradient", "guidedbackprop", "guidedgradcam", "cam", "gradcam", "gradcam++",
-          "xgradcam", "hirescam", "layercam", "eigencam", "ablationcam"]
+CHEAP = [
+    "gradient",
+    "guidedbackprop",
+    "guidedgradcam",
+    "cam",
+    "gradcam",
+    "gradcam++",
+    "xgradcam",
+    "hirescam",
+    "layercam",
+    "eigencam",
+    "ablationcam",
+]
 EXPENSIVE = ["integratedgradients", "gradientshap", "occlusion"]
 
 
-def methods_for(model: nn.Module, x: torch.Tensor, layer: str, expensive: bool,
-                only: Sequence[str] | None = None) -> list[str]:
+def methods_for(
+    model: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    expensive: bool,
+    only: Sequence[str] | None = None,
+) -> list[str]:
     """The methods this chapter runs on ``model``: every method of the engine's registry but the
     counterfactual (Grad-CAM with the sign flipped: the same absolute map) and Score-CAM (one
     forward pass per channel), plus the plain gradient; CAM only where the model ends in
@@ -325,15 +430,22 @@ def methods_for(model: nn.Module, x: torch.Tensor, layer: str, expensive: bool,
     if only is not None:
         unknown = [m for m in only if m != "gradient" and m not in cam.METHODS]
         if unknown:
-            raise ValueError(f"unknown methods {unknown}; choose from 'gradient' and "
-                             f"{list(cam.METHODS)}")
+            raise ValueError(
+                f"unknown methods {unknown}; choose from 'gradient' and {list(cam.METHODS)}"
+            )
         out = [m for m in only]
     return out
 
 
-def explain(model: nn.Module, x: torch.Tensor, layer: str, methods: Sequence[str],
-            target: Sequence[int], sizes: Mapping[str, Any], batch_size: int = 128
-            ) -> dict[str, torch.Tensor]:
+def explain(
+    model: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    methods: Sequence[str],
+    target: Sequence[int],
+    sizes: Mapping[str, Any],
+    batch_size: int = 128,
+) -> dict[str, torch.Tensor]:
     """Every method's raw map of ``model`` for the images ``x`` and the classes ``target``:
     the layer methods and the guided ones from one ``cam.compute_many`` call, each Captum method
     with its own options, the plain gradient by autograd. ``{method: tensor}`` on the CPU."""
@@ -342,16 +454,27 @@ def explain(model: nn.Module, x: torch.Tensor, layer: str, methods: Sequence[str
     shared = [m for m in methods if m in cam.METHODS and not cam.METHODS[m].captum]
     out: dict[str, torch.Tensor] = {}
     if shared:
-        maps = cam.compute_many(model, x, [layer], shared, target, batch_size=batch_size,
-                                accelerator=fast.Accelerator())
+        maps = cam.compute_many(
+            model, x, [layer], shared, target, batch_size=batch_size, accelerator=fast.Accelerator()
+        )
         name = next(iter(maps[shared[0]]))
         out.update({m: maps[m][name].detach().cpu() for m in shared})
     for m in methods:
         if m in cam.METHODS and cam.METHODS[m].captum:
-            out[m] = cam.compute(model, x, layer, m, target, batch_size=batch_size,
-                                 accelerator=fast.Accelerator(),
-                                 captum_kwargs=captum_options(m, sizes, x.shape[1],
-                                                              x.shape[-1])).detach().cpu()
+            out[m] = (
+                cam.compute(
+                    model,
+                    x,
+                    layer,
+                    m,
+                    target,
+                    batch_size=batch_size,
+                    accelerator=fast.Accelerator(),
+                    captum_kwargs=captum_options(m, sizes, x.shape[1], x.shape[-1]),
+                )
+                .detach()
+                .cpu()
+            )
         elif m == "gradient":
             out[m] = input_gradient(model, x, target).cpu()
     return {m: out[m] for m in methods}
@@ -365,8 +488,9 @@ def comparable(raw: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
         t = t.sum(1)
     elif t.dim() == 3:
         if tuple(t.shape[-2:]) != tuple(size):
-            t = F.interpolate(t[:, None], size=tuple(size), mode="bilinear",
-                              align_corners=False)[:, 0]
+            t = F.interpolate(t[:, None], size=tuple(size), mode="bilinear", align_corners=False)[
+                :, 0
+            ]
     else:
         raise ValueError(f"a map must be (N, h, w) or (N, C, H, W), got {tuple(t.shape)}")
     return t.double().numpy()
@@ -375,6 +499,7 @@ def comparable(raw: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # Similarity measures
 # --------------------------------------------------------------------------------------------
+
 
 def _constant(a: np.ndarray) -> bool:
     return bool(np.ptp(a) == 0)
@@ -436,8 +561,13 @@ class _Prepared:
 
 def _hog(unit: np.ndarray, cell: int | None = None) -> np.ndarray:
     cell = hog_cell(unit.shape[-1]) if cell is None else cell
-    return hog(unit, orientations=9, pixels_per_cell=(cell, cell), cells_per_block=(2, 2),
-               feature_vector=True)
+    return hog(
+        unit,
+        orientations=9,
+        pixels_per_cell=(cell, cell),
+        cells_per_block=(2, 2),
+        feature_vector=True,
+    )
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -452,8 +582,9 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
 def _scores(p: _Prepared, q: _Prepared, measures: Sequence[str]) -> dict[str, float]:
     out = {}
     if "spearman_abs" in measures:  # Spearman = Pearson of the ranks (scipy's definition)
-        out["spearman_abs"] = (0.0 if p.constant_abs or q.constant_abs
-                               else _pearson(p.rank_abs, q.rank_abs))
+        out["spearman_abs"] = (
+            0.0 if p.constant_abs or q.constant_abs else _pearson(p.rank_abs, q.rank_abs)
+        )
     if "spearman" in measures:
         out["spearman"] = 0.0 if p.constant or q.constant else _pearson(p.rank, q.rank)
     if "ssim" in measures:
@@ -463,9 +594,13 @@ def _scores(p: _Prepared, q: _Prepared, measures: Sequence[str]) -> dict[str, fl
     return out
 
 
-def similarities(reference: Mapping[str, np.ndarray], other: Mapping[str, np.ndarray],
-                 measures: Sequence[str] = MEASURES, units: Sequence | None = None,
-                 prepared: dict | None = None) -> pd.DataFrame:
+def similarities(
+    reference: Mapping[str, np.ndarray],
+    other: Mapping[str, np.ndarray],
+    measures: Sequence[str] = MEASURES,
+    units: Sequence | None = None,
+    prepared: dict | None = None,
+) -> pd.DataFrame:
     """One row per (method, unit): the measures between ``reference[method][i]`` and
     ``other[method][i]`` (maps from :func:`comparable`; the same numbers as :func:`spearman`,
     :func:`ssim` and :func:`hog_similarity`), and ``constant`` (the other map is constant, so
@@ -488,14 +623,21 @@ def similarities(reference: Mapping[str, np.ndarray], other: Mapping[str, np.nda
             if key not in prepared:
                 prepared[key] = _Prepared(ref[i], measures)
             q = _Prepared(oth[i], measures)
-            rows.append({"method": m, "unit": unit, "constant": q.constant,
-                         **_scores(prepared[key], q, measures)})
+            rows.append(
+                {
+                    "method": m,
+                    "unit": unit,
+                    "constant": q.constant,
+                    **_scores(prepared[key], q, measures),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------------------------
 # One model through both randomisations
 # --------------------------------------------------------------------------------------------
+
 
 class Randomisation:
     """What :func:`run_randomisation` returns: ``scores`` (one row per order, step, method, unit
@@ -531,14 +673,24 @@ def independent_measures(measure: str = "spearman_abs") -> tuple[str, ...]:
     return tuple(m for m in MEASURES if m in ("spearman_abs", "spearman", measure))
 
 
-def run_randomisation(model: nn.Module, x: torch.Tensor, layer: str, blocks, methods: Sequence[str],
-                      sizes: Mapping[str, Any], seed: int = 0, orders=("cascading", "independent"),
-                      target: str | Sequence[int] = "trained", units: Sequence | None = None,
-                      measures: Sequence[str] = MEASURES, keep: Sequence[int] = (0,),
-                      buffers: bool = True,
-                      independent_methods: Sequence[str] | None = None,
-                      independent_measures: Sequence[str] = ("spearman_abs", "spearman"),
-                      progress: bool = False) -> Randomisation:
+def run_randomisation(
+    model: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    blocks,
+    methods: Sequence[str],
+    sizes: Mapping[str, Any],
+    seed: int = 0,
+    orders=("cascading", "independent"),
+    target: str | Sequence[int] = "trained",
+    units: Sequence | None = None,
+    measures: Sequence[str] = MEASURES,
+    keep: Sequence[int] = (0,),
+    buffers: bool = True,
+    independent_methods: Sequence[str] | None = None,
+    independent_measures: Sequence[str] = ("spearman_abs", "spearman"),
+    progress: bool = False,
+) -> Randomisation:
     """Both randomisation tests of one model on the images ``x``: the trained model's maps, then
     after each step of each order (:func:`cascading`, :func:`independent`) every method's map,
     scored against the trained one by :func:`similarities`. ``target``: ``"trained"`` (the
@@ -563,21 +715,35 @@ def run_randomisation(model: nn.Module, x: torch.Tensor, layer: str, blocks, met
     reference = {m: comparable(v, size) for m, v in raw.items()}
     prepared: dict = {}
     keep = list(keep)
-    rows, maps, scope = [], {"trained": {m: v[keep].astype(np.float32)
-                                         for m, v in reference.items()}}, []
+    rows, maps, scope = (
+        [],
+        {"trained": {m: v[keep].astype(np.float32) for m, v in reference.items()}},
+        [],
+    )
     steps = ["trained"] + [lab for lab, _ in blocks]
     for order in orders:
         gen = {"cascading": cascading, "independent": independent}[order]
-        which = list(methods) if order == "cascading" or independent_methods is None else [
-            m for m in methods if m in independent_methods]
+        which = (
+            list(methods)
+            if order == "cascading" or independent_methods is None
+            else [m for m in methods if m in independent_methods]
+        )
         randomised_so_far: list[str] = []
-        for k, ((label, model_k), (_, names)) in enumerate(zip(gen(model, blocks, seed, buffers),
-                                                               blocks)):
-            randomised_so_far = (randomised_so_far + list(names) if order == "cascading"
-                                 else list(names))
+        for k, ((label, model_k), (_, names)) in enumerate(
+            zip(gen(model, blocks, seed, buffers), blocks)
+        ):
+            randomised_so_far = (
+                randomised_so_far + list(names) if order == "cascading" else list(names)
+            )
             outside, inside = _scope_errors(model, model_k, _params_of(model, randomised_so_far))
-            scope.append({"order": order, "step": label, "changed outside": outside,
-                          "unchanged inside": inside})
+            scope.append(
+                {
+                    "order": order,
+                    "step": label,
+                    "changed outside": outside,
+                    "unchanged inside": inside,
+                }
+            )
             if not which:
                 continue
             if fixed is None:
@@ -585,10 +751,15 @@ def run_randomisation(model: nn.Module, x: torch.Tensor, layer: str, blocks, met
                     tgt = model_k(x).argmax(1).cpu().tolist()
             else:
                 tgt = fixed
-            got = {m: comparable(v, size) for m, v in
-                   explain(model_k, x, layer, which, tgt, sizes).items()}
-            meas = measures if order == "cascading" else [
-                m for m in measures if m in independent_measures]
+            got = {
+                m: comparable(v, size)
+                for m, v in explain(model_k, x, layer, which, tgt, sizes).items()
+            }
+            meas = (
+                measures
+                if order == "cascading"
+                else [m for m in measures if m in independent_measures]
+            )
             sim = similarities({m: reference[m] for m in which}, got, meas, units, prepared)
             sim.insert(0, "order", order)
             sim.insert(1, "step", label)
@@ -599,8 +770,16 @@ def run_randomisation(model: nn.Module, x: torch.Tensor, layer: str, blocks, met
             if progress:
                 print(f"{order} {label}: {time.perf_counter() - t0:.1f} s")
     scores = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
-    return Randomisation(scores, reference, maps, steps, fixed or top, time.perf_counter() - t0,
-                         pd.DataFrame(scope), list(methods))
+    return Randomisation(
+        scores,
+        reference,
+        maps,
+        steps,
+        fixed or top,
+        time.perf_counter() - t0,
+        pd.DataFrame(scope),
+        list(methods),
+    )
 
 
 def per_unit(scores: pd.DataFrame, measure: str = "spearman_abs") -> pd.DataFrame:
@@ -610,8 +789,12 @@ def per_unit(scores: pd.DataFrame, measure: str = "spearman_abs") -> pd.DataFram
     return scores.groupby(keys, sort=False, as_index=False)[measure].mean()
 
 
-def step_means(scores: pd.DataFrame, steps: Sequence[str], measure: str = "spearman_abs",
-               order: str = "cascading") -> pd.DataFrame:
+def step_means(
+    scores: pd.DataFrame,
+    steps: Sequence[str],
+    measure: str = "spearman_abs",
+    order: str = "cascading",
+) -> pd.DataFrame:
     """One row per method (display names), one column per step of ``steps``: the mean of
     ``measure`` over the units (per unit, the mean over seeds first) after that step."""
     d = per_unit(scores[(scores["order"] == order) & scores["step"].isin(list(steps))], measure)
@@ -645,10 +828,13 @@ def block_table(model: nn.Module, blocks) -> pd.DataFrame:
 # The stand-ins and the data randomisation
 # --------------------------------------------------------------------------------------------
 
+
 def stand_in_models(seeds: Sequence[int], device="cpu") -> list[nn.Module]:
     """The committed VGG16-BN-style stand-ins of the localisation chapter, one per seed."""
-    return [load_trained(stand_in_recipe(STAND_IN, s), device=device, verbose=False)[0].eval()
-            for s in seeds]
+    return [
+        load_trained(stand_in_recipe(STAND_IN, s), device=device, verbose=False)[0].eval()
+        for s in seeds
+    ]
 
 
 def stand_in_layer() -> str:
@@ -674,15 +860,28 @@ def memorise_bundle(n: int, permuted: bool, seed: int = 0, n_test: int = 500, da
 
 def _data_recipe(n: int, epochs: int, permuted: bool, seed: int, data_root=None) -> TrainConfig:
     what = f"permuted (seed {seed})" if permuted else "true"
-    return TrainConfig(model_fn=DATA_MODEL, model_kwargs={}, epochs=epochs, lr=MEMORISE_LR,
-                       batch_size=MEMORISE_BATCH, seed=seed, n_test=500,
-                       data=lambda: memorise_bundle(n, permuted, seed, data_root=data_root),
-                       data_key=f"fashion_mnist train[:{n}] with {what} labels, test[:500]")
+    return TrainConfig(
+        model_fn=DATA_MODEL,
+        model_kwargs={},
+        epochs=epochs,
+        lr=MEMORISE_LR,
+        batch_size=MEMORISE_BATCH,
+        seed=seed,
+        n_test=500,
+        data=lambda: memorise_bundle(n, permuted, seed, data_root=data_root),
+        data_key=f"fashion_mnist train[:{n}] with {what} labels, test[:500]",
+    )
 
 
-def data_randomisation_models(n: int = MEMORISE_N, epochs: int = MEMORISE_EPOCHS, seed: int = 0,
-                              device="cpu", data_root=None, verbose: bool = False,
-                              commit: bool | None = None) -> dict[str, tuple[nn.Module, dict]]:
+def data_randomisation_models(
+    n: int = MEMORISE_N,
+    epochs: int = MEMORISE_EPOCHS,
+    seed: int = 0,
+    device="cpu",
+    data_root=None,
+    verbose: bool = False,
+    commit: bool | None = None,
+) -> dict[str, tuple[nn.Module, dict]]:
     """``{"true labels": (model, history), "permuted labels": (model, history)}``: the same
     network (:data:`DATA_MODEL`), seed and recipe trained on the first ``n`` Fashion-MNIST items
     with their true labels and with permuted labels (``lib.train.load_or_train``; the default
@@ -692,15 +891,20 @@ def data_randomisation_models(n: int = MEMORISE_N, epochs: int = MEMORISE_EPOCHS
     for key, permuted in (("true labels", False), ("permuted labels", True)):
         model, hist = load_or_train(
             _data_recipe(n, epochs, permuted, seed, data_root),
-            device=device, progress=False, verbose=verbose,
-            commit=(n, epochs, seed) == (MEMORISE_N, MEMORISE_EPOCHS, 0) if commit is None
-            else commit)
+            device=device,
+            progress=False,
+            verbose=verbose,
+            commit=(n, epochs, seed) == (MEMORISE_N, MEMORISE_EPOCHS, 0)
+            if commit is None
+            else commit,
+        )
         out[key] = (model.eval(), hist)
     return out
 
 
-def training_accuracy(model: nn.Module, n: int = MEMORISE_N, permuted: bool = True, seed: int = 0,
-                      data_root=None) -> float:
+def training_accuracy(
+    model: nn.Module, n: int = MEMORISE_N, permuted: bool = True, seed: int = 0, data_root=None
+) -> float:
     """Accuracy of ``model`` on the labels it was trained on (the first ``n`` items)."""
     b = memorise_bundle(n, permuted, seed, data_root=data_root)
     dev = next(model.parameters()).device
@@ -716,18 +920,29 @@ def data_inputs(n: int, data_root=None) -> tuple[torch.Tensor, torch.Tensor]:
     return (x[:n].float() / 255).unsqueeze(1), y[:n].clone()
 
 
-def compare_models(model_a: nn.Module, model_b: nn.Module, x: torch.Tensor, layer: str,
-                   methods: Sequence[str], target: Sequence[int], sizes: Mapping[str, Any],
-                   units: Sequence | None = None, measures: Sequence[str] = MEASURES
-                   ) -> tuple[pd.DataFrame, dict, dict]:
+def compare_models(
+    model_a: nn.Module,
+    model_b: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    methods: Sequence[str],
+    target: Sequence[int],
+    sizes: Mapping[str, Any],
+    units: Sequence | None = None,
+    measures: Sequence[str] = MEASURES,
+) -> tuple[pd.DataFrame, dict, dict]:
     """Every method's maps of two models of the same architecture for the same images and
     classes, and :func:`similarities` between them: (scores, maps of a, maps of b), the maps
     as :func:`comparable` gives them."""
     size = tuple(x.shape[-2:])
-    a = {m: comparable(v, size) for m, v in explain(model_a, x, layer, methods, target,
-                                                   sizes).items()}
-    b = {m: comparable(v, size) for m, v in explain(model_b, x, layer, methods, target,
-                                                   sizes).items()}
+    a = {
+        m: comparable(v, size)
+        for m, v in explain(model_a, x, layer, methods, target, sizes).items()
+    }
+    b = {
+        m: comparable(v, size)
+        for m, v in explain(model_b, x, layer, methods, target, sizes).items()
+    }
     return similarities(a, b, measures, units), a, b
 
 
@@ -745,10 +960,19 @@ PAPER_CLAIMS = {
 }
 
 
-def _values_at(scores: pd.DataFrame, method: str, step: str, order: str = "cascading",
-               measure: str = "spearman_abs") -> pd.Series:
-    s = per_unit(scores[(scores["order"] == order) & (scores["method"] == method)
-                        & (scores["step"] == step)], measure)
+def _values_at(
+    scores: pd.DataFrame,
+    method: str,
+    step: str,
+    order: str = "cascading",
+    measure: str = "spearman_abs",
+) -> pd.Series:
+    s = per_unit(
+        scores[
+            (scores["order"] == order) & (scores["method"] == method) & (scores["step"] == step)
+        ],
+        measure,
+    )
     if s.empty:
         raise ValueError(f"no scores of {method!r} after step {step!r} ({order})")
     return s.set_index("unit")[measure]
@@ -756,19 +980,26 @@ def _values_at(scores: pd.DataFrame, method: str, step: str, order: str = "casca
 
 def _rule(label: str, direction: str, where: str, bound: float) -> str:
     word = "above" if direction == ">" else "below"
-    return (f"mean Spearman correlation (absolute values) of {label}'s maps, trained vs "
-            f"{where}, {word} {bound:g}")
+    return (
+        f"mean Spearman correlation (absolute values) of {label}'s maps, trained vs "
+        f"{where}, {word} {bound:g}"
+    )
 
 
-def _claim_text(key: str, data: bool, what: str, top_step: str | None = None
-                ) -> tuple[str, str, str]:
+def _claim_text(
+    key: str, data: bool, what: str, top_step: str | None = None
+) -> tuple[str, str, str]:
     """(claim id prefix, statement, where the rule compares) of claim ``key``."""
     method, direction, label = PAPER_CLAIMS[key]
     if data:
         where = "the same network trained on permuted labels"
         verb = "resemble" if direction == ">" else "differ from"
-        return (f"{key}-labels", f"{label}'s maps of a network trained on permuted labels {verb} "
-                f"those of the same network trained on true labels ({what}).", where)
+        return (
+            f"{key}-labels",
+            f"{label}'s maps of a network trained on permuted labels {verb} "
+            f"those of the same network trained on true labels ({what}).",
+            where,
+        )
     where = f"the top {TOP_STEPS} blocks re-initialised (up to {top_step!r})"
     if direction == ">":
         st = f"{label}'s maps hardly change when the top layers are re-initialised ({what})."
@@ -777,8 +1008,9 @@ def _claim_text(key: str, data: bool, what: str, top_step: str | None = None
     return key, st, where
 
 
-def paper_claims(scores: pd.DataFrame, top_step: str | None, tag: str, unit: str, what: str,
-                 data: bool = False) -> list[dict]:
+def paper_claims(
+    scores: pd.DataFrame, top_step: str | None, tag: str, unit: str, what: str, data: bool = False
+) -> list[dict]:
     """The paper's claims (:data:`PAPER_CLAIMS`) on one model (or set of stand-ins): Guided
     Backprop and Guided Grad-CAM insensitive (mean Spearman correlation of the absolute maps,
     trained vs randomised, above :data:`INSENSITIVE_ABOVE`), the gradient and Grad-CAM
@@ -796,17 +1028,28 @@ def paper_claims(scores: pd.DataFrame, top_step: str | None, tag: str, unit: str
             vals = _values_at(scores, method, top_step)
             cid = f"{cid}-{tag}"
         if direction == ">":
-            v = V.mean_above(vals.to_numpy(), INSENSITIVE_ABOVE,
-                             rule=_rule(label, ">", where, INSENSITIVE_ABOVE), unit=unit)
+            v = V.mean_above(
+                vals.to_numpy(),
+                INSENSITIVE_ABOVE,
+                rule=_rule(label, ">", where, INSENSITIVE_ABOVE),
+                unit=unit,
+            )
         else:
-            v = V.mean_below(vals.to_numpy(), SENSITIVE_BELOW,
-                             rule=_rule(label, "<", where, SENSITIVE_BELOW), unit=unit)
+            v = V.mean_below(
+                vals.to_numpy(),
+                SENSITIVE_BELOW,
+                rule=_rule(label, "<", where, SENSITIVE_BELOW),
+                unit=unit,
+            )
         out.append({"id": cid, "method": method, "statement": st, "verdict": v})
     return out
 
 
-def full_claims(profile: str, runs: Mapping[str, "Randomisation"] | None = None,
-                archs: Sequence[str] = tuple(IMAGENET_LAYERS)) -> list[dict]:
+def full_claims(
+    profile: str,
+    runs: Mapping[str, "Randomisation"] | None = None,
+    archs: Sequence[str] = tuple(IMAGENET_LAYERS),
+) -> list[dict]:
     """The paper's claims on torchvision's ImageNet networks and ILSVRC 2012 val images (the
     ``full`` profile's ``runs``: arch -> :class:`Randomisation`); on the other profiles, and for
     an architecture the reader left out of ``imagenet_archs``, the same claims, "not run here".
@@ -818,17 +1061,27 @@ def full_claims(profile: str, runs: Mapping[str, "Randomisation"] | None = None,
             run = runs[arch]
             with torch.device("meta"):  # the names only: no memory, no initialisation
                 top = top_block_label(imagenet_blocks(arch, build(arch)), TOP_STEPS)
-            out += [dict(c, arch=arch) for c in
-                    paper_claims(run.scores, top, arch, "ILSVRC images", what)]
+            out += [
+                dict(c, arch=arch)
+                for c in paper_claims(run.scores, top, arch, "ILSVRC images", what)
+            ]
             continue
         for key, (method, direction, label) in PAPER_CLAIMS.items():
             cid, st, where = _claim_text(key, False, what, "the top blocks")
             bound = INSENSITIVE_ABOVE if direction == ">" else SENSITIVE_BELOW
-            out.append({"id": f"{cid}-{arch}", "method": method, "arch": arch,
-                        "statement": st, "verdict": V.not_run(
-                            _rule(label, direction, where, bound),
-                            "needs ILSVRC 2012 val and torchvision's ImageNet weights: the full "
-                            "profile")})
+            out.append(
+                {
+                    "id": f"{cid}-{arch}",
+                    "method": method,
+                    "arch": arch,
+                    "statement": st,
+                    "verdict": V.not_run(
+                        _rule(label, direction, where, bound),
+                        "needs ILSVRC 2012 val and torchvision's ImageNet weights: the full "
+                        "profile",
+                    ),
+                }
+            )
     return out
 
 
@@ -846,9 +1099,12 @@ def engine_findings(scores: pd.DataFrame, full_step: str, unit: str) -> list[dic
     for method in dict.fromkeys(scores["method"]):
         vals = _values_at(scores, method, full_step)
         label = method_label(method)
-        v = V.mean_below(vals.to_numpy(), PASS_BELOW,
-                         rule=_rule(label, "<", "every block re-initialised", PASS_BELOW),
-                         unit=unit)
+        v = V.mean_below(
+            vals.to_numpy(),
+            PASS_BELOW,
+            rule=_rule(label, "<", "every block re-initialised", PASS_BELOW),
+            unit=unit,
+        )
         out.append({"id": f"pass-{method}", "method": method, "label": label, "verdict": v})
     return out
 
@@ -857,8 +1113,9 @@ def _word(outcome: str) -> str:
     return {V.HOLDS: "passes", V.FAILS: "fails"}.get(outcome, outcome)
 
 
-def engine_table(columns: Mapping[str, pd.DataFrame], step: Mapping[str, str | None]
-                 ) -> pd.DataFrame:
+def engine_table(
+    columns: Mapping[str, pd.DataFrame], step: Mapping[str, str | None]
+) -> pd.DataFrame:
     """The pass / fail table: one row per method, per model set (``columns``: name -> scores;
     ``step``: name -> the step after which all is random, None for the data randomisation) the
     mean Spearman correlation (absolute values) with its 95 % interval and the rule's outcome."""
@@ -880,8 +1137,12 @@ def scope_check(scope: pd.DataFrame) -> V.Verdict:
     """Every step re-initialised exactly the parameters of its blocks (and, cascading, of the
     blocks above): the number of parameters changed outside plus left unchanged inside."""
     err = int(scope["changed outside"].sum() + scope["unchanged inside"].sum())
-    return V.check(err, 0, rule=f"parameters changed outside the randomised blocks + left "
-                                f"unchanged inside, over {len(scope)} steps = 0")
+    return V.check(
+        err,
+        0,
+        rule=f"parameters changed outside the randomised blocks + left "
+        f"unchanged inside, over {len(scope)} steps = 0",
+    )
 
 
 def self_check(reference: Mapping[str, np.ndarray]) -> V.Verdict:
@@ -890,21 +1151,29 @@ def self_check(reference: Mapping[str, np.ndarray]) -> V.Verdict:
     sim = similarities(reference, reference)
     sim = sim[~sim["constant"]]
     err = float((1 - sim[list(MEASURES)]).abs().to_numpy().max())
-    return V.check(err, 1e-9, rule="largest |1 − similarity| of each trained map with itself, "
-                                   "over the four measures ≤ 1e-9")
+    return V.check(
+        err,
+        1e-9,
+        rule="largest |1 − similarity| of each trained map with itself, "
+        "over the four measures ≤ 1e-9",
+    )
 
 
 def memorisation_check(accuracy: float) -> V.Verdict:
     """The permuted-label network memorised its labels: 1 − training accuracy at most
     1 − :data:`MEMORISED`."""
-    return V.check(1 - accuracy, 1 - MEMORISED,
-                   rule=f"1 − training accuracy on the permuted labels ≤ {1 - MEMORISED:g} "
-                        f"(memorised: at least {MEMORISED:.0%} right)")
+    return V.check(
+        1 - accuracy,
+        1 - MEMORISED,
+        rule=f"1 − training accuracy on the permuted labels ≤ {1 - MEMORISED:g} "
+        f"(memorised: at least {MEMORISED:.0%} right)",
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Figures
 # --------------------------------------------------------------------------------------------
+
 
 def _shown(m: np.ndarray, percentile: float = 99) -> np.ndarray:
     """A map for display: |map| divided by its 99th percentile, clipped at 1 (the authors'
@@ -933,17 +1202,27 @@ def _grid(nrows: int, ncols: int, max_cell: float = 0.62, title: str | None = No
     width = _GRID_LEFT + cell * ncols + _GRID_RIGHT
     height = top + cell * nrows + _GRID_BOTTOM
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
-    fig.subplots_adjust(wspace=0.04, hspace=0.06, left=_GRID_LEFT / width,
-                        right=1 - _GRID_RIGHT / width, top=1 - top / height,
-                        bottom=_GRID_BOTTOM / height)
+    fig.subplots_adjust(
+        wspace=0.04,
+        hspace=0.06,
+        left=_GRID_LEFT / width,
+        right=1 - _GRID_RIGHT / width,
+        top=1 - top / height,
+        bottom=_GRID_BOTTOM / height,
+    )
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
     return fig, axes
 
 
-def cascade_figure(result: Randomisation, image: np.ndarray, unit: int = 0,
-                   methods: Sequence[str] | None = None, title: str | None = None):
+def cascade_figure(
+    result: Randomisation,
+    image: np.ndarray,
+    unit: int = 0,
+    methods: Sequence[str] | None = None,
+    title: str | None = None,
+):
     """The paper's Figure 2: one row per method, columns the cascade from "trained" to "all
     blocks random", each map as |map| over its 99th percentile, clipped at 1 (the authors'
     display), a colour bar. All text is 9 pt or more and the figure fits the 750 px column, so
@@ -953,8 +1232,9 @@ def cascade_figure(result: Randomisation, image: np.ndarray, unit: int = 0,
     fig, axes = _grid(len(methods), len(steps) + 1, title=title)
     for i, m in enumerate(methods):
         axes[i, 0].imshow(image, cmap="gray" if image.ndim == 2 else None)
-        axes[i, 0].set_ylabel(_wrapped(method_label(m)), rotation=0, ha="right", va="center",
-                              fontsize=9)
+        axes[i, 0].set_ylabel(
+            _wrapped(method_label(m)), rotation=0, ha="right", va="center", fontsize=9
+        )
         for j, s in enumerate(steps):
             axes[i, j + 1].imshow(_shown(result.maps[s][m][unit]), cmap="gray", vmin=0, vmax=1)
             if i == 0:
@@ -963,9 +1243,15 @@ def cascade_figure(result: Randomisation, image: np.ndarray, unit: int = 0,
     return _grey_bar_and_title(fig, axes, title)
 
 
-def curves_figure(scores: pd.DataFrame, steps: Sequence[str], order: str = "cascading",
-                  measures: Sequence[str] | None = None, methods: Sequence[str] | None = None,
-                  ncols: int = 3, title: str | None = None):
+def curves_figure(
+    scores: pd.DataFrame,
+    steps: Sequence[str],
+    order: str = "cascading",
+    measures: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
+    ncols: int = 3,
+    title: str | None = None,
+):
     """Similarity curves, one panel per method (``ncols`` per row): each measure (default: every
     measure this order computed) against the cascade's steps (or the independent order's
     blocks), the mean over units with its 95 % bootstrap interval (seaborn), the trained model at
@@ -975,45 +1261,67 @@ def curves_figure(scores: pd.DataFrame, steps: Sequence[str], order: str = "casc
 
     d = scores[scores["order"] == order] if "order" in scores else scores.iloc[:0]
     if d.empty:
-        raise ValueError(f"no scores of the {order!r} order: this run made "
-                         f"{sorted(set(scores.get('order', [])))} (the smoke profile runs the "
-                         "cascade only)")
+        raise ValueError(
+            f"no scores of the {order!r} order: this run made "
+            f"{sorted(set(scores.get('order', [])))} (the smoke profile runs the "
+            "cascade only)"
+        )
     if measures is None:
         measures = [m for m in MEASURES if m in d and d[m].notna().any()]
     missing = [m for m in measures if m not in d or d[m].isna().all()]
     if missing:
-        raise ValueError(f"the {order!r} order has no {missing} scores; run it with "
-                         "independent_measures=sc.independent_measures(measure)")
+        raise ValueError(
+            f"the {order!r} order has no {missing} scores; run it with "
+            "independent_measures=sc.independent_measures(measure)"
+        )
     methods = list(methods or dict.fromkeys(d["method"]))
-    long = d.melt(id_vars=[c for c in ("step", "depth", "method", "unit", "seed") if c in d],
-                  value_vars=list(measures), var_name="measure", value_name="similarity")
+    long = d.melt(
+        id_vars=[c for c in ("step", "depth", "method", "unit", "seed") if c in d],
+        value_vars=list(measures),
+        var_name="measure",
+        value_name="similarity",
+    )
     long = long.groupby(["step", "depth", "method", "unit", "measure"], as_index=False)[
-        "similarity"].mean()
+        "similarity"
+    ].mean()
     if order == "cascading":  # the trained model, at step 0, is 1 by construction
         first = long.drop_duplicates(["method", "unit", "measure"]).assign(
-            step="trained", depth=0, similarity=1.0)
+            step="trained", depth=0, similarity=1.0
+        )
         long = pd.concat([first, long], ignore_index=True)
     long["measure"] = long["measure"].map(MEASURE_LABELS)
     labels = (["trained"] if order == "cascading" else []) + [s for s in steps if s != "trained"]
     ncols = max(1, min(ncols, len(methods)))
     nrows = math.ceil(len(methods) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(7.3, 1.6 * nrows + 1.6), sharex=True,
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(7.3, 1.6 * nrows + 1.6), sharex=True, sharey=True, squeeze=False
+    )
     for k, m in enumerate(methods):
         ax = axes.flat[k]
-        sns.lineplot(data=long[long["method"] == m], x="depth", y="similarity", hue="measure",
-                     hue_order=[MEASURE_LABELS[x] for x in measures],
-                     errorbar=("ci", 95), n_boot=1000, seed=0, ax=ax, legend=k == 0,
-                     marker="o", markersize=3, linewidth=1)
+        sns.lineplot(
+            data=long[long["method"] == m],
+            x="depth",
+            y="similarity",
+            hue="measure",
+            hue_order=[MEASURE_LABELS[x] for x in measures],
+            errorbar=("ci", 95),
+            n_boot=1000,
+            seed=0,
+            ax=ax,
+            legend=k == 0,
+            marker="o",
+            markersize=3,
+            linewidth=1,
+        )
         ax.set_title(method_label(m), fontsize=10)
         ax.axhline(0, color="0.6", lw=0.6)
         ax.set_xlabel("")
         ax.set_ylabel("similarity" if k % ncols == 0 else "")
         ax.set_ylim(-0.4, 1.05)
-    for ax in axes.flat[len(methods):]:
+    for ax in axes.flat[len(methods) :]:
         ax.set_visible(False)
     xs = list(range(0, len(labels))) if order == "cascading" else list(range(1, len(labels) + 1))
-    for k, ax in enumerate(axes.flat[:len(methods)]):
+    for k, ax in enumerate(axes.flat[: len(methods)]):
         ax.set_xticks(xs, labels, rotation=70, fontsize=9)
         # the labels under the lowest panel of each column
         ax.tick_params(labelbottom=k + ncols >= len(methods))
@@ -1021,16 +1329,24 @@ def curves_figure(scores: pd.DataFrame, steps: Sequence[str], order: str = "casc
     if leg is not None:
         handles, texts = axes.flat[0].get_legend_handles_labels()
         leg.remove()
-        fig.legend(handles, texts, loc="upper center", ncol=2, fontsize=9, frameon=False,
-                   bbox_to_anchor=(0.5, 1.0))
+        fig.legend(
+            handles,
+            texts,
+            loc="upper center",
+            ncol=2,
+            fontsize=9,
+            frameon=False,
+            bbox_to_anchor=(0.5, 1.0),
+        )
     if title:
         fig.suptitle(title, fontsize=10, y=1.06)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
     return fig
 
 
-def imagenet_figure(runs: Mapping[str, Randomisation], archs: Sequence[str],
-                    measure: str = "spearman_abs"):
+def imagenet_figure(
+    runs: Mapping[str, Randomisation], archs: Sequence[str], measure: str = "spearman_abs"
+):
     """The full profile's ImageNet networks along the cascade: one panel per network of
     ``archs``, one line per method, the mean of ``measure`` over the images (95 % bootstrap
     interval). A network not run on this profile gets a panel that says so, so that the page
@@ -1046,15 +1362,32 @@ def imagenet_figure(runs: Mapping[str, Randomisation], archs: Sequence[str],
         ax.set_title(f"torchvision {arch}", fontsize=10)
         run = runs.get(arch)
         if run is None:
-            ax.text(0.5, 0.5, "not run on this profile:\nprofile=\"full\" with the\nILSVRC 2012 "
-                    "validation images", ha="center", va="center", fontsize=9,
-                    transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                'not run on this profile:\nprofile="full" with the\nILSVRC 2012 validation images',
+                ha="center",
+                va="center",
+                fontsize=9,
+                transform=ax.transAxes,
+            )
             ax.set_axis_off()
             continue
         d = run.scores[run.scores["order"] == "cascading"]
         d = d.assign(method=d["method"].map(method_label))
-        sns.lineplot(data=d, x="depth", y=measure, hue="method", errorbar=("ci", 95),
-                     n_boot=1000, seed=0, ax=ax, marker="o", markersize=3, linewidth=1)
+        sns.lineplot(
+            data=d,
+            x="depth",
+            y=measure,
+            hue="method",
+            errorbar=("ci", 95),
+            n_boot=1000,
+            seed=0,
+            ax=ax,
+            marker="o",
+            markersize=3,
+            linewidth=1,
+        )
         ax.set_xlabel("blocks re-initialised, from the logits down", fontsize=9)
         ax.set_ylabel(MEASURE_LABELS[measure], fontsize=9)
         ax.set_ylim(-0.4, 1.05)
@@ -1063,14 +1396,26 @@ def imagenet_figure(runs: Mapping[str, Randomisation], archs: Sequence[str],
         ax.get_legend().remove()
     fig.tight_layout()
     if any(a.get_lines() for a in axes[0]):  # one legend for the networks run, under the panels
-        fig.legend(handles, texts, loc="upper center", ncol=3, fontsize=9, frameon=False,
-                   bbox_to_anchor=(0.5, 0.0))
+        fig.legend(
+            handles,
+            texts,
+            loc="upper center",
+            ncol=3,
+            fontsize=9,
+            frameon=False,
+            bbox_to_anchor=(0.5, 0.0),
+        )
     return fig
 
 
-def data_figure(images: Sequence[np.ndarray], maps_a: Mapping[str, np.ndarray],
-                maps_b: Mapping[str, np.ndarray], labels: tuple[str, str],
-                methods: Sequence[str] | None = None, title: str | None = None):
+def data_figure(
+    images: Sequence[np.ndarray],
+    maps_a: Mapping[str, np.ndarray],
+    maps_b: Mapping[str, np.ndarray],
+    labels: tuple[str, str],
+    methods: Sequence[str] | None = None,
+    title: str | None = None,
+):
     """Maps of two models side by side: one row per method, per image three panels (the image,
     model a's map, model b's map), each map as |map| over its 99th percentile, a colour bar;
     text at 9 pt or more, within the 750 px column."""
@@ -1079,20 +1424,25 @@ def data_figure(images: Sequence[np.ndarray], maps_a: Mapping[str, np.ndarray],
     fig, axes = _grid(len(methods), 3 * k, title=title)
     for i, m in enumerate(methods):
         for j in range(k):
-            panels = [(images[j], "image", None), (_shown(maps_a[m][j]), labels[0], 1),
-                      (_shown(maps_b[m][j]), labels[1], 1)]
+            panels = [
+                (images[j], "image", None),
+                (_shown(maps_a[m][j]), labels[0], 1),
+                (_shown(maps_b[m][j]), labels[1], 1),
+            ]
             for c, (img, head, vmax) in enumerate(panels):
                 ax = axes[i, 3 * j + c]
                 ax.imshow(img, cmap="gray", vmin=0, vmax=vmax)
                 if i == 0:
                     ax.set_title(head, fontsize=9, rotation=60, ha="left", va="bottom")
-        axes[i, 0].set_ylabel(_wrapped(method_label(m)), rotation=0, ha="right", va="center",
-                              fontsize=9)
+        axes[i, 0].set_ylabel(
+            _wrapped(method_label(m)), rotation=0, ha="right", va="center", fontsize=9
+        )
     return _grey_bar_and_title(fig, axes, title)
 
 
-def independent_table(scores: pd.DataFrame, steps: Sequence[str],
-                      measure: str = "spearman_abs") -> pd.DataFrame:
+def independent_table(
+    scores: pd.DataFrame, steps: Sequence[str], measure: str = "spearman_abs"
+) -> pd.DataFrame:
     """The independent order as a table: one row per method, one column per block, the mean of
     ``measure`` over units."""
     d = scores[scores["order"] == "independent"] if "order" in scores else scores.iloc[:0]
@@ -1108,12 +1458,14 @@ def independent_table(scores: pd.DataFrame, steps: Sequence[str],
 # The full profile: torchvision's ImageNet networks on ILSVRC images
 # --------------------------------------------------------------------------------------------
 
+
 def imagenet_blocks(arch: str, model: nn.Module) -> dict[str, tuple[str, ...]]:
     """The cascade's blocks of a torchvision network, from the logits down: VGG16's three linear
     layers then its 13 convolutions; ResNet50's ``fc``, its 16 bottlenecks, its stem."""
     if arch == "vgg16":
-        lin = [f"classifier.{i}" for i, m in enumerate(model.classifier)
-               if isinstance(m, nn.Linear)]
+        lin = [
+            f"classifier.{i}" for i, m in enumerate(model.classifier) if isinstance(m, nn.Linear)
+        ]
         conv = [f"features.{i}" for i, m in enumerate(model.features) if isinstance(m, nn.Conv2d)]
         return {n: (n,) for n in lin[::-1] + conv[::-1]}
     if arch == "resnet50":
@@ -1139,14 +1491,17 @@ def check_full_data(data_root, archs: Sequence[str]) -> list[str]:
         raise ValueError(f"the full profile runs {list(IMAGENET_LAYERS)}; unknown {unknown}")
     # everything at once (lib.data.needs): one table, one error naming every missing row
     root = imagenet_root(data_root) if data_root is not None else None
-    require("the sanity-checks chapter",
-            [Need.file("ImageNet 2012 validation images (ILSVRC, folder)", root, WHERE, folder=True)]
-            + [weights_need(a) for a in archs])
+    require(
+        "the sanity-checks chapter",
+        [Need.file("ImageNet 2012 validation images (ILSVRC, folder)", root, WHERE, folder=True)]
+        + [weights_need(a) for a in archs],
+    )
     return [f"{a} on ILSVRC 2012 val" for a in archs]
 
 
-def imagenet_run(arch: str, data_root, n: int, sizes: Mapping[str, Any], device="cpu",
-                 seed: int = 0) -> Randomisation:
+def imagenet_run(
+    arch: str, data_root, n: int, sizes: Mapping[str, Any], device="cpu", seed: int = 0
+) -> Randomisation:
     """Both randomisations of torchvision's ImageNet ``arch`` on the first ``n`` ILSVRC 2012
     validation images (shorter side 256, centre crop 224), every affordable method."""
     ds = ImageNetVal(data_root, resize=256, crop=224, mode="shorter", limit=n)
@@ -1154,8 +1509,9 @@ def imagenet_run(arch: str, data_root, n: int, sizes: Mapping[str, Any], device=
     model = build(arch, weights="imagenet").to(device).eval()
     layer = IMAGENET_LAYERS[arch]
     methods = methods_for(model, x, layer, sizes["expensive"])
-    return run_randomisation(model, x, layer, imagenet_blocks(arch, model), methods, sizes,
-                             seed=seed)
+    return run_randomisation(
+        model, x, layer, imagenet_blocks(arch, model), methods, sizes, seed=seed
+    )
 
 
 def _grey_bar_and_title(fig, axes, title: str | None):
@@ -1164,8 +1520,7 @@ def _grey_bar_and_title(fig, axes, title: str | None):
     first, last = axes[0, -1].get_position(), axes[-1, -1].get_position()
     width = fig.get_figwidth()
     cax = fig.add_axes([last.x1 + 0.08 / width, last.y0, 0.12 / width, first.y1 - last.y0])
-    cb = fig.colorbar(mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(0, 1), cmap="gray"),
-                      cax=cax)
+    cb = fig.colorbar(mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(0, 1), cmap="gray"), cax=cax)
     cb.set_label("|map| / its 99th\npercentile", fontsize=9)
     cb.ax.tick_params(labelsize=9)
     if title:

@@ -18,6 +18,7 @@ sizes per profile (``SIZES``, ``COST``), the recipes of the models (``unet_recip
 (``Experiment``: models, maps, scores, cached in a ``lib.results.ResultsStore``), the tables, the
 verdicts and the figures.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,33 +50,88 @@ from lib.train import DataBundle, TrainConfig, load_or_train, torch_threads
 
 __all__ = [
     # the paper, the chapter's sizes and choices
-    "CHAPTER", "PAPER_TABLE1", "PAPER_DATA", "METHODS", "LAYERS", "NETWORKS", "REFERENCE",
-    "THRESHOLDS", "SCENES", "STAND_IN", "REFERENCE_STAND_IN", "SIZES", "COST",
+    "CHAPTER",
+    "PAPER_TABLE1",
+    "PAPER_DATA",
+    "METHODS",
+    "LAYERS",
+    "NETWORKS",
+    "REFERENCE",
+    "THRESHOLDS",
+    "SCENES",
+    "STAND_IN",
+    "REFERENCE_STAND_IN",
+    "SIZES",
+    "COST",
     # data and models
-    "scene_data", "scenes_text", "check_data", "folder_data", "unet_recipe", "unet_model",
-    "reference_recipe", "reference_model", "TestSet", "test_set",
+    "scene_data",
+    "scenes_text",
+    "check_data",
+    "folder_data",
+    "unet_recipe",
+    "unet_model",
+    "reference_recipe",
+    "reference_model",
+    "TestSet",
+    "test_set",
     # maps and scores
-    "postprocess", "reference_masks", "mask_iou", "score_maps", "Experiment", "Scores",
+    "postprocess",
+    "reference_masks",
+    "mask_iou",
+    "score_maps",
+    "Experiment",
+    "Scores",
     "map_sizes",
     # tables and verdicts
-    "accuracy_table", "reference_quality", "argued_threshold", "seed_means", "table1",
-    "UNIT", "scene_pairs", "paired_verdict", "paired_differences", "skips_verdict",
-    "PAPER_GAP", "GAP_TOLERANCE", "relative_gap", "paper_gaps", "gap_verdict", "floors",
-    "gap_table", "gap_text", "verdicts", "sweep_verdicts", "sweep_verdict", "truth_table",
-    "layer_verdict", "both_correct", "correct_subset_table",
-    "correct_subset_text", "selectivity_table", "class_blind_share", "uniform_baseline", "for_page",
-    "verdict_text", "sweep_text", "closing_text",
+    "accuracy_table",
+    "reference_quality",
+    "argued_threshold",
+    "seed_means",
+    "table1",
+    "UNIT",
+    "scene_pairs",
+    "paired_verdict",
+    "paired_differences",
+    "skips_verdict",
+    "PAPER_GAP",
+    "GAP_TOLERANCE",
+    "relative_gap",
+    "paper_gaps",
+    "gap_verdict",
+    "floors",
+    "gap_table",
+    "gap_text",
+    "verdicts",
+    "sweep_verdicts",
+    "sweep_verdict",
+    "truth_table",
+    "layer_verdict",
+    "both_correct",
+    "correct_subset_table",
+    "correct_subset_text",
+    "selectivity_table",
+    "class_blind_share",
+    "uniform_baseline",
+    "for_page",
+    "verdict_text",
+    "sweep_text",
+    "closing_text",
     "claim_rows",
     # figures
-    "plot_reference", "plot_sweep", "plot_maps", "plot_layers",
+    "plot_reference",
+    "plot_sweep",
+    "plot_maps",
+    "plot_layers",
 ]
 
 CHAPTER = "06_unet_resolution"
 
 #: Mascolini et al., Table I: localisation score s (%) on ImageNet validation images, reference
 #: M = ResNet50 + Grad-CAM++ thresholded (threshold not given).
-PAPER_TABLE1 = {"U-Net": {"gradcam": 53.55, "gradcam++": 72.47, "scorecam": 71.52},
-                "ablated U-Net": {"gradcam": 47.81, "gradcam++": 63.04, "scorecam": 64.36}}
+PAPER_TABLE1 = {
+    "U-Net": {"gradcam": 53.55, "gradcam++": 72.47, "scorecam": 71.52},
+    "ablated U-Net": {"gradcam": 47.81, "gradcam++": 63.04, "scorecam": 64.36},
+}
 PAPER_DATA = "ImageNet validation images, U-Net / ResNet50 trained on ImageNet"
 #: Table I's methods, in the paper's order
 METHODS = ("gradcam", "gradcam++", "scorecam")
@@ -91,17 +147,19 @@ THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.0, 0.96, 0.05), 2))
 
 #: the chapter's sizes per profile (``lib.notebook.setup(profile, sizes=SIZES, ...)``)
 SIZES: dict[str, dict[str, Any]] = {
-    "n_seeds": {"smoke": 1, "default": 3, "full": 3},     # trained pairs (U-Net + ablated)
+    "n_seeds": {"smoke": 1, "default": 3, "full": 3},  # trained pairs (U-Net + ablated)
     # test images explained per seed: Score-CAM costs 8 + 64 forward passes of the U-Net per
     # image and network (dec1, bottleneck), ~0.25 CPU-s at 48 px; 40 keeps the default within
     # ~1.5 CPU-minutes of scoring
     "n_images": {"smoke": 4, "default": 40, "full": 500},
-    "n_show": {"smoke": 2, "default": 4, "full": 4},       # scenes in the figures
+    "n_show": {"smoke": 2, "default": 4, "full": 4},  # scenes in the figures
 }
-COST = {"smoke": "under a minute on a CPU (trains tiny models)",
-        "default": "under a minute on a 2-core CPU with the committed models (Score-CAM: 72 "
-                   "forward passes an image and network), more on a busy machine",
-        "full": "hours on one GPU (trains 3 x 3 networks on the data folder)"}
+COST = {
+    "smoke": "under a minute on a CPU (trains tiny models)",
+    "default": "under a minute on a 2-core CPU with the committed models (Score-CAM: 72 "
+    "forward passes an image and network), more on a busy machine",
+    "full": "hours on one GPU (trains 3 x 3 networks on the data folder)",
+}
 
 #: the scenes (lib.data.scenes.make_scenes): two items of the scene's class and one distractor
 #: item of another class, 30-40 % of the side each, never touching; the label (single, cross-
@@ -111,33 +169,45 @@ SCENES: dict[str, Any] = dict(size=48, n_objects=2, n_distractors=1, scale=(0.3,
 #: what stands in for the paper's networks in the default profile (the scenes' size: dec1 has one
 #: unit per pixel, the bottleneck 1/8 of the side, the ResNet-style layer4 1/16)
 _S = SCENES["size"]
-STAND_IN = (f"a U-Net-style classifier, 8 to 64 channels, {_S} px in, {_S} x {_S} maps at the "
-            f"last decoder layer, {_S // 8} x {_S // 8} at the bottleneck, trained here on scenes")
-REFERENCE_STAND_IN = (f"ResNet-style (ResNet18-like BasicBlocks, layer4 {_S // 16} x {_S // 16} at "
-                      f"{_S} px), trained here on the same scenes, standing in for the paper's "
-                      "ResNet50 (7 x 7 at 224 px)")
+STAND_IN = (
+    f"a U-Net-style classifier, 8 to 64 channels, {_S} px in, {_S} x {_S} maps at the "
+    f"last decoder layer, {_S // 8} x {_S // 8} at the bottleneck, trained here on scenes"
+)
+REFERENCE_STAND_IN = (
+    f"ResNet-style (ResNet18-like BasicBlocks, layer4 {_S // 16} x {_S // 16} at "
+    f"{_S} px), trained here on the same scenes, standing in for the paper's "
+    "ResNet50 (7 x 7 at 224 px)"
+)
 # Models per profile: train / test scenes per seed, the U-Nets' and the reference's training.
 # default: each model trains in at most ~3 CPU-minutes with one thread.
 _SCENE_SIZES = {"smoke": dict(n_train=64, n_test=12), "default": dict(n_train=3000, n_test=300)}
-_UNET = {"smoke": dict(base=8, depth=3, epochs=1, lr=1e-2, batch_size=32),
-         "default": dict(base=8, depth=3, epochs=12, lr=1e-2, batch_size=32),
-         "full": dict(base=16, depth=4, epochs=30, lr=1e-3, batch_size=64)}
-_REFERENCE = {"smoke": dict(epochs=1, lr=3e-3, batch_size=32),
-              "default": dict(epochs=10, lr=3e-3, batch_size=32)}
+_UNET = {
+    "smoke": dict(base=8, depth=3, epochs=1, lr=1e-2, batch_size=32),
+    "default": dict(base=8, depth=3, epochs=12, lr=1e-2, batch_size=32),
+    "full": dict(base=16, depth=4, epochs=30, lr=1e-3, batch_size=64),
+}
+_REFERENCE = {
+    "smoke": dict(epochs=1, lr=3e-3, batch_size=32),
+    "default": dict(epochs=10, lr=3e-3, batch_size=32),
+}
 #: the full profile: image size of the data folder and the reference's fine-tuning
 _FULL = dict(size=128, reference_epochs=10, reference_lr=1e-4)
 
 
 # --------------------------------------------------------------------------- data and models
 
+
 def scene_data(profile: str, seed: int) -> dict:
     """The lib.train data spec of the scenes of ``profile`` and ``seed`` (the seed draws both the
     training scenes, from Fashion-MNIST's train split, and the test scenes, from its test split)."""
     if profile not in _SCENE_SIZES:
-        raise ValueError(f"the scenes are the data of the 'smoke' and 'default' profiles, not "
-                         f"{profile!r} (the 'full' profile reads a data folder)")
-    return dict(SCENES, name="scenes", scale=list(SCENES["scale"]), seed=seed,
-                **_SCENE_SIZES[profile])
+        raise ValueError(
+            f"the scenes are the data of the 'smoke' and 'default' profiles, not "
+            f"{profile!r} (the 'full' profile reads a data folder)"
+        )
+    return dict(
+        SCENES, name="scenes", scale=list(SCENES["scale"]), seed=seed, **_SCENE_SIZES[profile]
+    )
 
 
 def scenes_text(profile: str, data_root=None) -> str:
@@ -146,10 +216,12 @@ def scenes_text(profile: str, data_root=None) -> str:
         return f"the images and masks of {unet_folder_dir(data_root)}, at {_FULL['size']} px"
     lo, hi = SCENES["scale"]
     n = _SCENE_SIZES[profile]
-    return (f"{SCENES['size']} px scenes of real Fashion-MNIST items, {SCENES['n_objects']} of the "
-            f"scene's class and {SCENES['n_distractors']} of another class, each "
-            f"{100 * lo:.0f}–{100 * hi:.0f} % of the side, never touching; {n['n_train']} "
-            f"training and {n['n_test']} test scenes per seed")
+    return (
+        f"{SCENES['size']} px scenes of real Fashion-MNIST items, {SCENES['n_objects']} of the "
+        f"scene's class and {SCENES['n_distractors']} of another class, each "
+        f"{100 * lo:.0f}–{100 * hi:.0f} % of the side, never touching; {n['n_train']} "
+        f"training and {n['n_test']} test scenes per seed"
+    )
 
 
 def check_data(profile: str, data_root) -> None:
@@ -162,11 +234,18 @@ def check_data(profile: str, data_root) -> None:
         root = unet_folder_dir(data_root)
     except DataMissingError:
         root = None if data_root is None else Path(data_root) / UNET_FOLDER
-    require("the U-Net resolution chapter",
-            [Need.file(f"the data folder's {what}", root and root / sub, UNET_WHERE, folder=True)
-             for what, sub in (("training images", "train/images"),
-                               ("test images", "test/images"), ("test masks", "test/masks"))]
-            + [weights_need("resnet50")])
+    require(
+        "the U-Net resolution chapter",
+        [
+            Need.file(f"the data folder's {what}", root and root / sub, UNET_WHERE, folder=True)
+            for what, sub in (
+                ("training images", "train/images"),
+                ("test images", "test/images"),
+                ("test masks", "test/masks"),
+            )
+        ]
+        + [weights_need("resnet50")],
+    )
     # then the files themselves: a mask for every test image, every class folder listed
     list_unet_folder(data_root, "train", masks=False)
     list_unet_folder(data_root, "test", masks=True)
@@ -203,16 +282,28 @@ def unet_recipe(profile: str, seed: int, skips: bool, data_root=None) -> TrainCo
     if profile not in _UNET:
         raise ValueError(f"profile must be one of {sorted(_UNET)}, got {profile!r}")
     u = _UNET[profile]
-    kwargs = {"num_classes": _num_classes(profile, data_root),
-              "in_channels": 3 if profile == "full" else 1, "base": u["base"],
-              "depth": u["depth"], "skips": bool(skips)}
+    kwargs = {
+        "num_classes": _num_classes(profile, data_root),
+        "in_channels": 3 if profile == "full" else 1,
+        "base": u["base"],
+        "depth": u["depth"],
+        "skips": bool(skips),
+    }
     if profile == "full":
         data, key = folder_data(data_root)
     else:
         data, key = scene_data(profile, seed), None
-    return TrainConfig(model_fn="unet", model_kwargs=kwargs, data=data, epochs=u["epochs"],
-                       lr=u["lr"], batch_size=u["batch_size"], seed=seed, loss="ce",
-                       data_key=key)
+    return TrainConfig(
+        model_fn="unet",
+        model_kwargs=kwargs,
+        data=data,
+        epochs=u["epochs"],
+        lr=u["lr"],
+        batch_size=u["batch_size"],
+        seed=seed,
+        loss="ce",
+        data_key=key,
+    )
 
 
 def reference_recipe(profile: str, seed: int) -> TrainConfig:
@@ -220,19 +311,32 @@ def reference_recipe(profile: str, seed: int) -> TrainConfig:
     (``small_resnet``: ResNet18-like, layers named as ResNet50's) on the scenes of ``profile``
     and ``seed``, the U-Nets' scenes."""
     if profile not in _REFERENCE:
-        raise ValueError(f"the ResNet-style reference exists for 'smoke' and 'default', not "
-                         f"{profile!r} (the 'full' profile fine-tunes ResNet50)")
+        raise ValueError(
+            f"the ResNet-style reference exists for 'smoke' and 'default', not "
+            f"{profile!r} (the 'full' profile fine-tunes ResNet50)"
+        )
     r = _REFERENCE[profile]
-    return TrainConfig(model_fn="small_resnet", model_kwargs={"num_classes": 10, "in_channels": 1},
-                       data=scene_data(profile, seed), epochs=r["epochs"], lr=r["lr"],
-                       batch_size=r["batch_size"], seed=seed, loss="ce")
+    return TrainConfig(
+        model_fn="small_resnet",
+        model_kwargs={"num_classes": 10, "in_channels": 1},
+        data=scene_data(profile, seed),
+        epochs=r["epochs"],
+        lr=r["lr"],
+        batch_size=r["batch_size"],
+        seed=seed,
+        loss="ce",
+    )
 
 
 def unet_model(profile: str, seed: int, skips: bool, device="cpu", data_root=None, **kwargs):
     """(model, history): the U-Net or its ablation, trained by lib.train (cached; the default
     profile's weights are committed to MODELS_DIR)."""
-    return load_or_train(unet_recipe(profile, seed, skips, data_root), device=device,
-                         commit=profile == "default", **kwargs)
+    return load_or_train(
+        unet_recipe(profile, seed, skips, data_root),
+        device=device,
+        commit=profile == "default",
+        **kwargs,
+    )
 
 
 def reference_model(profile: str, seed: int, device="cpu", data_root=None, **kwargs):
@@ -241,20 +345,37 @@ def reference_model(profile: str, seed: int, device="cpu", data_root=None, **kwa
     (:func:`reference_recipe`; the default's weights committed); full: torchvision's ResNet50
     from its ImageNet weights, fine-tuned on the data folder (the paper's ResNet50)."""
     if profile != "full":
-        return load_or_train(reference_recipe(profile, seed), device=device,
-                             commit=profile == "default", **kwargs)
+        return load_or_train(
+            reference_recipe(profile, seed), device=device, commit=profile == "default", **kwargs
+        )
 
     data, key = folder_data(data_root)
 
     def normalised():
         b = data()
-        return DataBundle(b.x_train, b.y_train, b.x_test, b.y_test,
-                          transform=lambda x: normalize_imagenet(x.float() / 255))
+        return DataBundle(
+            b.x_train,
+            b.y_train,
+            b.x_test,
+            b.y_test,
+            transform=lambda x: normalize_imagenet(x.float() / 255),
+        )
 
-    model, hist = load_or_train(TrainConfig(
-        "imagenet_transfer", {"name": "resnet50", "num_classes": _num_classes(profile, data_root)},
-        normalised, epochs=_FULL["reference_epochs"], lr=_FULL["reference_lr"], batch_size=64,
-        seed=seed, loss="ce", data_key=key + ":imagenet-normalised"), device=device, **kwargs)
+    model, hist = load_or_train(
+        TrainConfig(
+            "imagenet_transfer",
+            {"name": "resnet50", "num_classes": _num_classes(profile, data_root)},
+            normalised,
+            epochs=_FULL["reference_epochs"],
+            lr=_FULL["reference_lr"],
+            batch_size=64,
+            seed=seed,
+            loss="ce",
+            data_key=key + ":imagenet-normalised",
+        ),
+        device=device,
+        **kwargs,
+    )
     return Normalized(model, IMAGENET_MEAN, IMAGENET_STD).to(device).eval(), hist
 
 
@@ -265,6 +386,7 @@ class TestSet:
     object masks (the union of the items of that class), ``others`` bool (N, S, S) the masks of
     the other items (the distractors; None where the data have no such masks),
     ``description``."""
+
     images: torch.Tensor
     labels: torch.Tensor
     masks: torch.Tensor
@@ -283,16 +405,22 @@ def test_set(profile: str, seed: int, n: int, data_root=None) -> TestSet:
         return TestSet(d.float_images(), d.labels, d.masks, f"{len(d)} test images of {d.root}")
 
     spec = scene_data(profile, seed)
-    sc = make_scenes(n, "test", **{k: v for k, v in spec.items()
-                                   if k not in ("name", "n_train", "n_test")})
+    sc = make_scenes(
+        n, "test", **{k: v for k, v in spec.items() if k not in ("name", "n_train", "n_test")}
+    )
     masks = torch.stack([sc.target_mask(i) for i in range(len(sc))])
     items = sc.instance_map > 0
-    return TestSet(sc.images, sc.labels, masks,
-                   f"{len(sc)} test scenes ({sc.size} px, seed {seed}, Fashion-MNIST test split)",
-                   items & ~masks)
+    return TestSet(
+        sc.images,
+        sc.labels,
+        masks,
+        f"{len(sc)} test scenes ({sc.size} px, seed {seed}, Fashion-MNIST test split)",
+        items & ~masks,
+    )
 
 
 # --------------------------------------------------------------------------- maps and scores
+
 
 def postprocess(raw: torch.Tensor, size) -> torch.Tensor:
     """The display map of a raw CAM as pytorch-grad-cam gives it (ReLU, per-image min-max,
@@ -314,8 +442,12 @@ def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
-def score_maps(maps: torch.Tensor, ref_masks: torch.Tensor, true_masks: torch.Tensor,
-               other_masks: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def score_maps(
+    maps: torch.Tensor,
+    ref_masks: torch.Tensor,
+    true_masks: torch.Tensor,
+    other_masks: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
     """The localisation score s of post-processed maps (N, H, W): ``s_ref`` (T, N) against each
     reference mask (T, N, H, W), ``s_true`` (N,) against the true masks (N, H, W), ``s_other``
     (N,) against the distractors' masks (NaN without them), and ``empty`` (N,): maps that are
@@ -323,8 +455,11 @@ def score_maps(maps: torch.Tensor, ref_masks: torch.Tensor, true_masks: torch.Te
     empty = metrics.is_empty(maps)
     s_ref = torch.stack([metrics.mass_in_mask(maps, m, empty="nan") for m in ref_masks])
     s_true = metrics.mass_in_mask(maps, true_masks, empty="nan")
-    s_other = (metrics.mass_in_mask(maps, other_masks, empty="nan") if other_masks is not None
-               else torch.full_like(s_true, float("nan")))
+    s_other = (
+        metrics.mass_in_mask(maps, other_masks, empty="nan")
+        if other_masks is not None
+        else torch.full_like(s_true, float("nan"))
+    )
     return {"s_ref": s_ref, "s_true": s_true, "s_other": s_other, "empty": empty}
 
 
@@ -352,6 +487,7 @@ class Experiment:
     ResultsStore keyed by the models' weights, the sizes and the library's code. ``threads``:
     torch's CPU threads while computing maps (1, as for training: on a shared 2-core machine two
     threads spin-wait and run several times slower; None keeps torch's setting)."""
+
     profile: str
     n_seeds: int
     n_images: int
@@ -365,15 +501,24 @@ class Experiment:
 
     def __post_init__(self):
         if self.n_seeds < 1 or self.n_images < 1:
-            raise ValueError(f"n_seeds ({self.n_seeds}) and n_images ({self.n_images}) must be >= 1")
+            raise ValueError(
+                f"n_seeds ({self.n_seeds}) and n_images ({self.n_images}) must be >= 1"
+            )
         for s in range(self.n_seeds):
             nets, hists = {}, {}
             for name, skips in NETWORKS.items():
-                nets[name], hists[name] = unet_model(self.profile, s, skips, self.device,
-                                                     self.data_root, progress=self.progress,
-                                                     verbose=False)
-            ref, ref_hist = reference_model(self.profile, s, self.device, self.data_root,
-                                            progress=self.progress, verbose=False)
+                nets[name], hists[name] = unet_model(
+                    self.profile,
+                    s,
+                    skips,
+                    self.device,
+                    self.data_root,
+                    progress=self.progress,
+                    verbose=False,
+                )
+            ref, ref_hist = reference_model(
+                self.profile, s, self.device, self.data_root, progress=self.progress, verbose=False
+            )
             test = test_set(self.profile, s, self.n_images, self.data_root)
             self.seeds[s] = _Seed(test, nets, hists, ref.eval(), ref_hist)
 
@@ -391,22 +536,44 @@ class Experiment:
         rows = []
         for s, sd in self.seeds.items():
             for name, h in [*sd.histories.items(), ("reference", sd.reference_history)]:
-                rows.append({"network": name, "seed": s, "test accuracy": h["test_acc"],
-                             "epochs": len(h["epochs"]), "CPU time (s)": h.get("cpu_time_s")})
+                rows.append(
+                    {
+                        "network": name,
+                        "seed": s,
+                        "test accuracy": h["test_acc"],
+                        "epochs": len(h["epochs"]),
+                        "CPU time (s)": h.get("cpu_time_s"),
+                    }
+                )
         return pd.DataFrame(rows)
 
     # -- maps -----------------------------------------------------------------------------------
-    def unet_maps(self, seed: int, network: str, idx=None, layers: Sequence[str] = tuple(LAYERS),
-                  methods: Sequence[str] = METHODS) -> dict[str, dict[str, torch.Tensor]]:
+    def unet_maps(
+        self,
+        seed: int,
+        network: str,
+        idx=None,
+        layers: Sequence[str] = tuple(LAYERS),
+        methods: Sequence[str] = METHODS,
+    ) -> dict[str, dict[str, torch.Tensor]]:
         """Post-processed maps ``[method][layer]`` (N, S, S) of ``network`` on the test images
         ``idx`` of ``seed`` (all by default), explaining each image's label."""
         sd = self.seeds[seed]
         x, y = self._take(sd.test, idx)
         with self._threads():
-            raw = cam.compute_many(sd.nets[network], x, list(layers), list(methods), target=y,
-                                   batch_size=128, accelerator=fast.Accelerator())
-        return {m: {lay: postprocess(raw[m][lay], x.shape[-2:]).cpu() for lay in layers}
-                for m in methods}
+            raw = cam.compute_many(
+                sd.nets[network],
+                x,
+                list(layers),
+                list(methods),
+                target=y,
+                batch_size=128,
+                accelerator=fast.Accelerator(),
+            )
+        return {
+            m: {lay: postprocess(raw[m][lay], x.shape[-2:]).cpu() for lay in layers}
+            for m in methods
+        }
 
     def reference_maps(self, seed: int, idx=None) -> torch.Tensor:
         """The reference network's post-processed Grad-CAM++ maps (N, S, S) at ``layer4``."""
@@ -414,8 +581,11 @@ class Experiment:
         x, y = self._take(sd.test, idx)
         with self._threads():
             # full: torchvision's ResNet50 inside its normalisation (lib.models.heads.Normalized)
-            layer = (f"model.{REFERENCE[1]}" if hasattr(sd.reference, "model")
-                     and not hasattr(sd.reference, REFERENCE[1]) else REFERENCE[1])
+            layer = (
+                f"model.{REFERENCE[1]}"
+                if hasattr(sd.reference, "model") and not hasattr(sd.reference, REFERENCE[1])
+                else REFERENCE[1]
+            )
             raw = cam.compute(sd.reference, x, layer, REFERENCE[0], target=y)
         return postprocess(raw, x.shape[-2:]).cpu()
 
@@ -442,25 +612,42 @@ class Experiment:
             iou = mask_iou(masks, truth[None])
             area = masks.flatten(-2).float().mean(-1)
             for j, i in enumerate(idx):
-                ref_rows.append({"image": i, "reference_empty": bool(ref_empty[j]),
-                                 "iou": _nan_to_none(iou[:, j]), "area": _nan_to_none(area[:, j]),
-                                 "truth_area": float(truth[j].float().mean()),
-                                 "other_area": (float(others[j].float().mean())
-                                                if others is not None else None)})
+                ref_rows.append(
+                    {
+                        "image": i,
+                        "reference_empty": bool(ref_empty[j]),
+                        "iou": _nan_to_none(iou[:, j]),
+                        "area": _nan_to_none(area[:, j]),
+                        "truth_area": float(truth[j].float().mean()),
+                        "other_area": (
+                            float(others[j].float().mean()) if others is not None else None
+                        ),
+                    }
+                )
             for net in NETWORKS:
                 maps = self.unet_maps(seed, net, idx)
                 for m in METHODS:
                     for lay in LAYERS:
                         sc = score_maps(maps[m][lay], masks, truth, others)
                         for j, i in enumerate(idx):
-                            s_ref = (sc["s_ref"][:, j] if not ref_empty[j]
-                                     else torch.full((len(self.thresholds),), float("nan")))
-                            rows.append({"network": net, "layer": lay, "method": m, "image": i,
-                                         "empty": bool(sc["empty"][j]),
-                                         "correct": bool(correct[net][i]),
-                                         "s_true": _nan_to_none(sc["s_true"][j:j + 1])[0],
-                                         "s_other": _nan_to_none(sc["s_other"][j:j + 1])[0],
-                                         "s_ref": _nan_to_none(s_ref)})
+                            s_ref = (
+                                sc["s_ref"][:, j]
+                                if not ref_empty[j]
+                                else torch.full((len(self.thresholds),), float("nan"))
+                            )
+                            rows.append(
+                                {
+                                    "network": net,
+                                    "layer": lay,
+                                    "method": m,
+                                    "image": i,
+                                    "empty": bool(sc["empty"][j]),
+                                    "correct": bool(correct[net][i]),
+                                    "s_true": _nan_to_none(sc["s_true"][j : j + 1])[0],
+                                    "s_other": _nan_to_none(sc["s_other"][j : j + 1])[0],
+                                    "s_ref": _nan_to_none(s_ref),
+                                }
+                            )
         accuracy = [{"network": k, "top-1": float(v.float().mean())} for k, v in correct.items()]
         return {"reference": ref_rows, "scores": rows, "accuracy": accuracy}
 
@@ -473,23 +660,29 @@ class Experiment:
         out = {}
         for name, model in [*sd.nets.items(), ("reference", sd.reference)]:
             with self._threads():
-                logits = torch.cat([model(x[i:i + 100]) for i in range(0, len(x), 100)])
+                logits = torch.cat([model(x[i : i + 100]) for i in range(0, len(x), 100)])
             out[name] = (logits.argmax(1) == y).cpu()
         return out
 
     def store(self):
         """The ResultsStore of this experiment's scores."""
-        config = {"n_seeds": self.n_seeds, "n_images": self.n_images,
-                  "thresholds": list(self.thresholds), "methods": list(METHODS),
-                  "layers": list(LAYERS), "reference": list(REFERENCE)}
+        config = {
+            "n_seeds": self.n_seeds,
+            "n_images": self.n_images,
+            "thresholds": list(self.thresholds),
+            "methods": list(METHODS),
+            "layers": list(LAYERS),
+            "reference": list(REFERENCE),
+        }
         data = {s: sd.test.description for s, sd in self.seeds.items()}
         return ResultsStore(CHAPTER, self.profile, config, weights=self.weight_files(), data=data)
 
     def scores(self) -> "Scores":
         """Every score, computed once per seed and then reloaded from the results store."""
         store = self.store()
-        recs = store.run(list(self.seeds), self._score_seed, key=lambda s: f"seed{s}",
-                         desc="seeds", save_every=1)
+        recs = store.run(
+            list(self.seeds), self._score_seed, key=lambda s: f"seed{s}", desc="seeds", save_every=1
+        )
         return Scores.from_records(recs, self.thresholds)
 
 
@@ -499,6 +692,7 @@ class Scores:
     image, threshold) with ``s_ref``, ``s_true`` and ``s_other`` (NaN for an empty map, or where
     the reference is empty) and ``correct`` (the network's top-1 is the label); ``reference`` one row per (seed, image, threshold) with the reference
     mask's IoU with the truth and its area; ``accuracy`` per (seed, network)."""
+
     scores: pd.DataFrame
     reference: pd.DataFrame
     accuracy: pd.DataFrame
@@ -512,35 +706,88 @@ class Scores:
             seed = int(str(r["key"]).removeprefix("seed"))
             for row in r["scores"]:
                 for t, v in zip(th, row["s_ref"]):
-                    sc.append((seed, row["network"], row["layer"], row["method"], row["image"],
-                               row["empty"], row["correct"], t, _nan(v), _nan(row["s_true"]),
-                               _nan(row["s_other"])))
+                    sc.append(
+                        (
+                            seed,
+                            row["network"],
+                            row["layer"],
+                            row["method"],
+                            row["image"],
+                            row["empty"],
+                            row["correct"],
+                            t,
+                            _nan(v),
+                            _nan(row["s_true"]),
+                            _nan(row["s_other"]),
+                        )
+                    )
             for row in r["reference"]:
                 for t, iou, area in zip(th, row["iou"], row["area"]):
-                    ref.append((seed, row["image"], row["reference_empty"], t, iou, area,
-                                row["truth_area"], _nan(row["other_area"])))
+                    ref.append(
+                        (
+                            seed,
+                            row["image"],
+                            row["reference_empty"],
+                            t,
+                            iou,
+                            area,
+                            row["truth_area"],
+                            _nan(row["other_area"]),
+                        )
+                    )
             acc += [{"seed": seed, **a} for a in r["accuracy"]]
-        scores = pd.DataFrame(sc, columns=["seed", "network", "layer", "method", "image", "empty",
-                                           "correct", "threshold", "s_ref", "s_true", "s_other"])
-        reference = pd.DataFrame(ref, columns=["seed", "image", "reference_empty", "threshold",
-                                               "iou", "area", "truth_area", "other_area"])
+        scores = pd.DataFrame(
+            sc,
+            columns=[
+                "seed",
+                "network",
+                "layer",
+                "method",
+                "image",
+                "empty",
+                "correct",
+                "threshold",
+                "s_ref",
+                "s_true",
+                "s_other",
+            ],
+        )
+        reference = pd.DataFrame(
+            ref,
+            columns=[
+                "seed",
+                "image",
+                "reference_empty",
+                "threshold",
+                "iou",
+                "area",
+                "truth_area",
+                "other_area",
+            ],
+        )
         return cls(scores, reference, pd.DataFrame(acc), tuple(th))
 
 
 # --------------------------------------------------------------------------- tables and verdicts
+
 
 def accuracy_table(exp: Experiment, sc: Scores) -> pd.DataFrame:
     """Per network: top-1 accuracy (%) on the trainer's test scenes and on the explained ones,
     mean ± std over seeds (ddof=1), and the CPU time of training (s, mean over seeds)."""
     tr = exp.training_table()
     tr["network"] = tr["network"].replace({"reference": "reference (ResNet-style)"})
-    acc = sc.accuracy.assign(network=sc.accuracy["network"].replace(
-        {"reference": "reference (ResNet-style)"}))
+    acc = sc.accuracy.assign(
+        network=sc.accuracy["network"].replace({"reference": "reference (ResNet-style)"})
+    )
     g, e = tr.groupby("network", sort=False), acc.groupby("network", sort=False)
-    out = pd.DataFrame({"test top-1 (%)": 100 * g["test accuracy"].mean(),
-                        "± std": 100 * g["test accuracy"].std(ddof=1),
-                        "explained scenes top-1 (%)": 100 * e["top-1"].mean(),
-                        "± std ": 100 * e["top-1"].std(ddof=1)})
+    out = pd.DataFrame(
+        {
+            "test top-1 (%)": 100 * g["test accuracy"].mean(),
+            "± std": 100 * g["test accuracy"].std(ddof=1),
+            "explained scenes top-1 (%)": 100 * e["top-1"].mean(),
+            "± std ": 100 * e["top-1"].std(ddof=1),
+        }
+    )
     out.index.name = "network"
     return out
 
@@ -551,8 +798,13 @@ def reference_quality(sc: Scores) -> pd.DataFrame:
     map is not empty."""
     r = sc.reference[~sc.reference["reference_empty"]]
     g = r.groupby("threshold")
-    return pd.DataFrame({"IoU with truth": g["iou"].mean(), "reference area": g["area"].mean(),
-                         "true area": g["truth_area"].mean()})
+    return pd.DataFrame(
+        {
+            "IoU with truth": g["iou"].mean(),
+            "reference area": g["area"].mean(),
+            "true area": g["truth_area"].mean(),
+        }
+    )
 
 
 def argued_threshold(sc: Scores) -> float:
@@ -566,13 +818,19 @@ def argued_threshold(sc: Scores) -> float:
 def both_correct(sc: Scores) -> pd.DataFrame:
     """The (seed, image) pairs that both networks of the seed classify correctly."""
     c = sc.scores.drop_duplicates(["seed", "image", "network"]).pivot_table(
-        index=["seed", "image"], columns="network", values="correct", aggfunc="first")
+        index=["seed", "image"], columns="network", values="correct", aggfunc="first"
+    )
     keep = c[list(NETWORKS)].astype(bool).all(axis=1)
     return keep[keep].index.to_frame(index=False)
 
 
-def seed_means(sc: Scores, against: str = "reference", threshold: float | None = None,
-               layer: str = "dec1", subset: str = "all") -> pd.DataFrame:
+def seed_means(
+    sc: Scores,
+    against: str = "reference",
+    threshold: float | None = None,
+    layer: str = "dec1",
+    subset: str = "all",
+) -> pd.DataFrame:
     """Mean s (%) per (seed, network, method) over the non-empty maps of ``layer``, against the
     reference at ``threshold``, the true object (``"truth"``) or the distractors
     (``"distractor"``); with the number of maps scored and empty. ``subset="both correct"``
@@ -580,15 +838,19 @@ def seed_means(sc: Scores, against: str = "reference", threshold: float | None =
     d, col = _select(sc, against, threshold, subset)
     d = d[d["layer"] == layer]
     if d.empty:
-        raise ValueError(f"no scores at threshold {threshold} (thresholds: {sc.thresholds})"
-                         + (" in this subset" if subset != "all" else ""))
+        raise ValueError(
+            f"no scores at threshold {threshold} (thresholds: {sc.thresholds})"
+            + (" in this subset" if subset != "all" else "")
+        )
     g = d.groupby(["seed", "network", "method"], sort=False)
-    return pd.DataFrame({"s": 100 * g[col].mean(), "scored": g[col].count(),
-                         "empty": g["empty"].sum()}).reset_index()
+    return pd.DataFrame(
+        {"s": 100 * g[col].mean(), "scored": g[col].count(), "empty": g["empty"].sum()}
+    ).reset_index()
 
 
-def _select(sc: Scores, against: str, threshold: float | None,
-            subset: str = "all") -> tuple[pd.DataFrame, str]:
+def _select(
+    sc: Scores, against: str, threshold: float | None, subset: str = "all"
+) -> tuple[pd.DataFrame, str]:
     """The score rows of one reference (``against`` at ``threshold``; the true object and the
     distractor at the first threshold, where s_true and s_other repeat) and the column of s."""
     d = sc.scores
@@ -607,8 +869,10 @@ def _select(sc: Scores, against: str, threshold: float | None,
     else:
         raise ValueError(f"against must be 'reference', 'truth' or 'distractor', got {against!r}")
     if d.empty:
-        raise ValueError(f"no scores at threshold {threshold} (thresholds: {sc.thresholds})"
-                         + (" in this subset" if subset != "all" else ""))
+        raise ValueError(
+            f"no scores at threshold {threshold} (thresholds: {sc.thresholds})"
+            + (" in this subset" if subset != "all" else "")
+        )
     return d, col
 
 
@@ -618,16 +882,21 @@ UNIT = "(seed, scene) pairs"
 UNET, ABLATED = ("U-Net", "dec1"), ("ablated U-Net", "dec1")
 
 
-def scene_pairs(sc: Scores, method: str, against: str = "reference",
-                threshold: float | None = None, a: tuple[str, str] = UNET,
-                b: tuple[str, str] = ABLATED, subset: str = "all") -> pd.DataFrame:
+def scene_pairs(
+    sc: Scores,
+    method: str,
+    against: str = "reference",
+    threshold: float | None = None,
+    a: tuple[str, str] = UNET,
+    b: tuple[str, str] = ABLATED,
+    subset: str = "all",
+) -> pd.DataFrame:
     """s (%) of two maps of the same scene, ``a`` and ``b`` (network, layer), for ``method``:
     one row per (seed, scene) with columns ``seed``, ``image``, ``a``, ``b``, and the pairs
     where either map is empty (or the reference is: no s) left out. ``attrs["left out"]``
     counts those."""
     d, col = _select(sc, against, threshold, subset)
-    d = d[(d["method"] == method)
-          & d.set_index(["network", "layer"]).index.isin([a, b])]
+    d = d[(d["method"] == method) & d.set_index(["network", "layer"]).index.isin([a, b])]
     w = d.set_index(["seed", "image", "network", "layer"])[col].unstack(["network", "layer"])
     if w.empty or a not in w.columns or b not in w.columns:
         raise ValueError(f"no scores of {a} and {b} for {method!r}")
@@ -658,8 +927,13 @@ def _interval(v: verdict.Verdict | None, digits: int = 1) -> str:
     return v.interval_text(digits)
 
 
-def skips_verdict(sc: Scores, against: str = "reference", threshold: float | None = None,
-                  layer: str = "dec1", subset: str = "all") -> pd.DataFrame:
+def skips_verdict(
+    sc: Scores,
+    against: str = "reference",
+    threshold: float | None = None,
+    layer: str = "dec1",
+    subset: str = "all",
+) -> pd.DataFrame:
     """Per method, the rule fixed before the run for "the skip connections raise s": the mean
     over (seed, scene) pairs of s(U-Net) − s(ablated U-Net), both maps of the same scene, is
     above 0 (``verdict.paired_difference``: paired BCa bootstrap over the pairs, pooled over
@@ -667,25 +941,38 @@ def skips_verdict(sc: Scores, against: str = "reference", threshold: float | Non
     of each network over the pairs (%), the difference and its interval (points), the outcome,
     the pairs and those left out (an empty map), the seeds whose mean difference is positive
     (descriptive: three seeds cannot decide), and ``verdict`` (the ``Verdict``)."""
-    where = (f"the reference at t = {threshold:g}" if against == "reference"
-             else "the true object mask" if against == "truth" else "the distractor's mask")
+    where = (
+        f"the reference at t = {threshold:g}"
+        if against == "reference"
+        else "the true object mask"
+        if against == "truth"
+        else "the distractor's mask"
+    )
     per_seed = paired_differences(seed_means(sc, against, threshold, layer, subset))
     rows = []
     for m in METHODS:
-        p = scene_pairs(sc, m, against, threshold, (UNET[0], layer), (ABLATED[0], layer),
-                        subset)
-        v = paired_verdict(p["a"], p["b"],
-                           rule=f"mean s(U-Net) − s(ablated U-Net) > 0, {METHOD_LABELS[m]} at "
-                                f"{layer}, against {where}")
+        p = scene_pairs(sc, m, against, threshold, (UNET[0], layer), (ABLATED[0], layer), subset)
+        v = paired_verdict(
+            p["a"],
+            p["b"],
+            rule=f"mean s(U-Net) − s(ablated U-Net) > 0, {METHOD_LABELS[m]} at "
+            f"{layer}, against {where}",
+        )
         d = per_seed[per_seed["method"] == m]["difference"].dropna()
-        rows.append({"method": m, "U-Net": p["a"].mean() if len(p) else np.nan,
-                     "ablated U-Net": p["b"].mean() if len(p) else np.nan,
-                     "difference": (p["a"] - p["b"]).mean() if len(p) else np.nan,
-                     "95 % interval": _interval(v),
-                     "outcome": v.outcome if v is not None else "no pair",
-                     "pairs": len(p), "left out": p.attrs["left out"],
-                     "seeds U-Net higher": f"{int((d > 0).sum())} of {len(d)}",
-                     "verdict": v})
+        rows.append(
+            {
+                "method": m,
+                "U-Net": p["a"].mean() if len(p) else np.nan,
+                "ablated U-Net": p["b"].mean() if len(p) else np.nan,
+                "difference": (p["a"] - p["b"]).mean() if len(p) else np.nan,
+                "95 % interval": _interval(v),
+                "outcome": v.outcome if v is not None else "no pair",
+                "pairs": len(p),
+                "left out": p.attrs["left out"],
+                "seeds U-Net higher": f"{int((d > 0).sum())} of {len(d)}",
+                "verdict": v,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -697,23 +984,35 @@ def correct_subset_table(sc: Scores, threshold: float) -> pd.DataFrame:
     kept = both_correct(sc).groupby("seed").size()
     rows = []
     if kept.empty:
-        return pd.DataFrame([{"M": "—", "method": "no image is classified correctly by both "
-                                                  "networks of any seed"}])
+        return pd.DataFrame(
+            [{"M": "—", "method": "no image is classified correctly by both networks of any seed"}]
+        )
     for against in ("reference", "truth"):
         v = skips_verdict(sc, against, threshold, subset="both correct")
         for _, r in v.iterrows():
-            rows.append({"M": "true mask" if against == "truth" else f"reference, t = {threshold:g}",
-                         "method": METHOD_LABELS[r["method"]], "U-Net": r["U-Net"],
-                         "ablated": r["ablated U-Net"], "difference": r["difference"],
-                         "95 % interval": r["95 % interval"], "outcome": r["outcome"],
-                         "pairs": r["pairs"]})
+            rows.append(
+                {
+                    "M": "true mask" if against == "truth" else f"reference, t = {threshold:g}",
+                    "method": METHOD_LABELS[r["method"]],
+                    "U-Net": r["U-Net"],
+                    "ablated": r["ablated U-Net"],
+                    "difference": r["difference"],
+                    "95 % interval": r["95 % interval"],
+                    "outcome": r["outcome"],
+                    "pairs": r["pairs"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def correct_subset_text(sc: Scores) -> str:
     """How many explained images per seed both networks classify correctly, in words."""
-    kept = both_correct(sc).groupby("seed").size().reindex(
-        sorted(sc.scores["seed"].unique()), fill_value=0)
+    kept = (
+        both_correct(sc)
+        .groupby("seed")
+        .size()
+        .reindex(sorted(sc.scores["seed"].unique()), fill_value=0)
+    )
     n = sc.scores.groupby("seed")["image"].nunique()
     return ", ".join(f"{k} of {n[s]}" for s, k in kept.items()) + " per seed"
 
@@ -721,8 +1020,7 @@ def correct_subset_text(sc: Scores) -> str:
 def paired_differences(means: pd.DataFrame) -> pd.DataFrame:
     """Per (seed, method): s(U-Net) - s(ablated U-Net) in points, the two networks of a seed
     trained on the same scenes from the same seed (descriptive: the verdicts pair scenes)."""
-    w = means.pivot_table(index=["seed", "method"], columns="network", values="s",
-                          dropna=False)
+    w = means.pivot_table(index=["seed", "method"], columns="network", values="s", dropna=False)
     return (w["U-Net"] - w["ablated U-Net"]).rename("difference").reset_index()
 
 
@@ -760,9 +1058,13 @@ def relative_gap(a, b) -> float:
 def paper_gaps() -> pd.DataFrame:
     """The paper's Table I gaps per method: absolute (points) and relative (%)."""
     u, a = PAPER_TABLE1["U-Net"], PAPER_TABLE1["ablated U-Net"]
-    return pd.DataFrame({"method": list(METHODS),
-                         "absolute": [u[m] - a[m] for m in METHODS],
-                         "relative": [relative_gap([u[m]], [a[m]]) for m in METHODS]})
+    return pd.DataFrame(
+        {
+            "method": list(METHODS),
+            "absolute": [u[m] - a[m] for m in METHODS],
+            "relative": [relative_gap([u[m]], [a[m]]) for m in METHODS],
+        }
+    )
 
 
 def gap_verdict(a, b, method: str, unit: str | None = UNIT) -> verdict.Verdict:
@@ -773,16 +1075,24 @@ def gap_verdict(a, b, method: str, unit: str | None = UNIT) -> verdict.Verdict:
     (the paper's own table): the exact number; fewer than ``lib.verdict.MIN_UNITS`` pairs of
     scenes: undecided (a sign test, which cannot decide)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
-    rule = (f"relative gap (s_U − s_A) / s_A of {METHOD_LABELS[method]} within "
-            f"{PAPER_GAP:g} ± {GAP_TOLERANCE:g} %")
+    rule = (
+        f"relative gap (s_U − s_A) / s_A of {METHOD_LABELS[method]} within "
+        f"{PAPER_GAP:g} ± {GAP_TOLERANCE:g} %"
+    )
     if a.size == 1 and unit is None:  # the paper's own table: one exact number per method
         x = relative_gap(a, b)
-        return replace(verdict.within(None, PAPER_GAP, GAP_TOLERANCE, rule=rule, estimate=x,
-                                      interval=(x, x)), method="the paper's table, exact", n=1)
+        return replace(
+            verdict.within(None, PAPER_GAP, GAP_TOLERANCE, rule=rule, estimate=x, interval=(x, x)),
+            method="the paper's table, exact",
+            n=1,
+        )
     if a.size < verdict.MIN_UNITS:  # too few scenes decide nothing (as lib.verdict's rules):
-        est = relative_gap(a, b)    # the sign test on "inside the band" says so
-        return verdict.sign_test([GAP_TOLERANCE - abs(est - PAPER_GAP)],
-                                 rule=rule + f" ({a.size} pairs: too few to decide)", unit=unit)
+        est = relative_gap(a, b)  # the sign test on "inside the band" says so
+        return verdict.sign_test(
+            [GAP_TOLERANCE - abs(est - PAPER_GAP)],
+            rule=rule + f" ({a.size} pairs: too few to decide)",
+            unit=unit,
+        )
     return verdict.relative_gap_within(a, b, PAPER_GAP, GAP_TOLERANCE, rule=rule, unit=unit)
 
 
@@ -790,8 +1100,13 @@ def floors(sc: Scores, threshold: float) -> pd.DataFrame:
     """Per (seed, scene): the reference mask's area at ``threshold`` (%), the s of a map spread
     evenly over the image: the floor of s against that scene's reference."""
     r = sc.reference[np.isclose(sc.reference["threshold"], threshold)]
-    return pd.DataFrame({"seed": r["seed"].to_numpy(), "image": r["image"].to_numpy(),
-                         "floor": 100 * r["area"].to_numpy()})
+    return pd.DataFrame(
+        {
+            "seed": r["seed"].to_numpy(),
+            "image": r["image"].to_numpy(),
+            "floor": 100 * r["area"].to_numpy(),
+        }
+    )
 
 
 def gap_table(sc: Scores, threshold: float) -> pd.DataFrame:
@@ -808,17 +1123,29 @@ def gap_table(sc: Scores, threshold: float) -> pd.DataFrame:
         p = scene_pairs(sc, m, "reference", threshold).merge(fl, on=["seed", "image"])
         v = gap_verdict(p["a"], p["b"], m)
         room = 100 - p["floor"]
-        norm = paired_verdict(100 * (p["a"] - p["floor"]) / room,
-                              100 * (p["b"] - p["floor"]) / room,
-                              rule=f"floor-normalised gap of {METHOD_LABELS[m]} > 0")
-        rows.append({"method": m, "floor": p["floor"].mean(), "U-Net": p["a"].mean(),
-                     "ablated U-Net": p["b"].mean(), "absolute gap": p["a"].mean() - p["b"].mean(),
-                     "paper absolute": paper.loc[m, "absolute"],
-                     "relative gap (%)": relative_gap(p["a"], p["b"]),
-                     "95 % interval": _interval(v),
-                     "paper relative (%)": paper.loc[m, "relative"], "outcome": v.outcome,
-                     "normalised gap": norm.estimate, "normalised 95 % interval": _interval(norm),
-                     "pairs": len(p), "verdict": v})
+        norm = paired_verdict(
+            100 * (p["a"] - p["floor"]) / room,
+            100 * (p["b"] - p["floor"]) / room,
+            rule=f"floor-normalised gap of {METHOD_LABELS[m]} > 0",
+        )
+        rows.append(
+            {
+                "method": m,
+                "floor": p["floor"].mean(),
+                "U-Net": p["a"].mean(),
+                "ablated U-Net": p["b"].mean(),
+                "absolute gap": p["a"].mean() - p["b"].mean(),
+                "paper absolute": paper.loc[m, "absolute"],
+                "relative gap (%)": relative_gap(p["a"], p["b"]),
+                "95 % interval": _interval(v),
+                "paper relative (%)": paper.loc[m, "relative"],
+                "outcome": v.outcome,
+                "normalised gap": norm.estimate,
+                "normalised 95 % interval": _interval(norm),
+                "pairs": len(p),
+                "verdict": v,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -831,16 +1158,19 @@ def gap_text(gaps: pd.DataFrame) -> str:
     if out == {verdict.HOLDS}:
         word = f"inside the band of {band} for every method"
     elif verdict.FAILS in out:
-        bad = [METHOD_LABELS[m] for m, o in zip(gaps["method"], gaps["outcome"])
-               if o == verdict.FAILS]
-        side = ("above" if (gaps.loc[gaps["outcome"] == verdict.FAILS, "relative gap (%)"]
-                            > PAPER_GAP).all() else "outside")
+        bad = [
+            METHOD_LABELS[m] for m, o in zip(gaps["method"], gaps["outcome"]) if o == verdict.FAILS
+        ]
+        side = (
+            "above"
+            if (gaps.loc[gaps["outcome"] == verdict.FAILS, "relative gap (%)"] > PAPER_GAP).all()
+            else "outside"
+        )
         which = "every method" if len(bad) == len(gaps) else " and ".join(bad)
         word = f"{side} the band of {band} for {which} (the whole interval outside it)"
     else:
         word = f"not decided against the band of {band} (an interval straddles its edge)"
-    return (f"{lo:.0f} to {hi:.0f} % higher (the paper's Table I: {pl:.0f} to {ph:.0f} %), "
-            f"{word}")
+    return f"{lo:.0f} to {hi:.0f} % higher (the paper's Table I: {pl:.0f} to {ph:.0f} %), {word}"
 
 
 # -- beyond Table I ---------------------------------------------------------------------------
@@ -852,14 +1182,25 @@ def truth_table(sc: Scores, tables: dict | None = None) -> pd.DataFrame:
     rows = []
     for lay in LAYERS:
         key = {"dec1": "truth", "bottleneck": "bottleneck"}.get(lay)
-        v = (tables[key] if tables is not None and key is not None
-             else skips_verdict(sc, "truth", layer=lay))
+        v = (
+            tables[key]
+            if tables is not None and key is not None
+            else skips_verdict(sc, "truth", layer=lay)
+        )
         for _, r in v.iterrows():
-            rows.append({"layer": LAYERS[lay], "method": METHOD_LABELS[r["method"]],
-                         "U-Net": r["U-Net"], "ablated": r["ablated U-Net"],
-                         "difference": r["difference"], "95 % interval": r["95 % interval"],
-                         "outcome": r["outcome"], "pairs": r["pairs"],
-                         "seeds U-Net higher": r["seeds U-Net higher"]})
+            rows.append(
+                {
+                    "layer": LAYERS[lay],
+                    "method": METHOD_LABELS[r["method"]],
+                    "U-Net": r["U-Net"],
+                    "ablated": r["ablated U-Net"],
+                    "difference": r["difference"],
+                    "95 % interval": r["95 % interval"],
+                    "outcome": r["outcome"],
+                    "pairs": r["pairs"],
+                    "seeds U-Net higher": r["seeds U-Net higher"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -871,14 +1212,22 @@ def selectivity_table(sc: Scores) -> pd.DataFrame:
     rows = []
     for lay in LAYERS:
         obj = seed_means(sc, "truth", layer=lay).groupby(["network", "method"], sort=False)["s"]
-        dis = seed_means(sc, "distractor", layer=lay).groupby(["network", "method"],
-                                                              sort=False)["s"]
+        dis = seed_means(sc, "distractor", layer=lay).groupby(["network", "method"], sort=False)[
+            "s"
+        ]
         o, d = obj.mean(), dis.mean()
         for net in NETWORKS:
             for m in METHODS:
-                rows.append({"layer": LAYERS[lay], "network": net, "method": METHOD_LABELS[m],
-                             "on the object": o[(net, m)], "on the distractor": d[(net, m)],
-                             "object's share": 100 * o[(net, m)] / (o[(net, m)] + d[(net, m)])})
+                rows.append(
+                    {
+                        "layer": LAYERS[lay],
+                        "network": net,
+                        "method": METHOD_LABELS[m],
+                        "on the object": o[(net, m)],
+                        "on the distractor": d[(net, m)],
+                        "object's share": 100 * o[(net, m)] / (o[(net, m)] + d[(net, m)]),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -897,24 +1246,32 @@ def sweep_verdicts(sc: Scores, layer: str = "dec1") -> pd.DataFrame:
     (s(U-Net) − s(ablated U-Net) over (seed, scene) pairs > 0): one row per (threshold,
     method) with the difference, its interval, the outcome and ``verdict``."""
     d = sc.scores[sc.scores["layer"] == layer]
-    w = d.set_index(["threshold", "method", "seed", "image", "network"])["s_ref"].unstack(
-        "network")
+    w = d.set_index(["threshold", "method", "seed", "image", "network"])["s_ref"].unstack("network")
     rows = []
     for (t, m), g in w.groupby(level=["threshold", "method"], sort=True):
         g = g[[UNET[0], ABLATED[0]]].dropna()
-        v = paired_verdict(100 * g[UNET[0]], 100 * g[ABLATED[0]],
-                           rule=f"mean s(U-Net) − s(ablated U-Net) > 0, {METHOD_LABELS[m]}, "
-                                f"reference at t = {t:g}")
-        rows.append({"threshold": float(t), "method": m,
-                     "difference": (100 * (g[UNET[0]] - g[ABLATED[0]])).mean()
-                     if len(g) else np.nan,
-                     "95 % interval": _interval(v),
-                     "outcome": v.outcome if v is not None else "no pair", "verdict": v})
+        v = paired_verdict(
+            100 * g[UNET[0]],
+            100 * g[ABLATED[0]],
+            rule=f"mean s(U-Net) − s(ablated U-Net) > 0, {METHOD_LABELS[m]}, "
+            f"reference at t = {t:g}",
+        )
+        rows.append(
+            {
+                "threshold": float(t),
+                "method": m,
+                "difference": (100 * (g[UNET[0]] - g[ABLATED[0]])).mean() if len(g) else np.nan,
+                "95 % interval": _interval(v),
+                "outcome": v.outcome if v is not None else "no pair",
+                "verdict": v,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def sweep_verdict(sc: Scores, layer: str = "dec1", sweep: pd.DataFrame | None = None
-                  ) -> pd.DataFrame:
+def sweep_verdict(
+    sc: Scores, layer: str = "dec1", sweep: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Per method: at how many thresholds the paired verdict holds, does not hold, is
     undecided, and the thresholds where it does not hold (``sweep``: :func:`sweep_verdicts`,
     computed if not given)."""
@@ -923,12 +1280,19 @@ def sweep_verdict(sc: Scores, layer: str = "dec1", sweep: pd.DataFrame | None = 
     for m in METHODS:
         s = sweep[sweep["method"] == m]
         count = s["outcome"].value_counts()
-        rows.append({"method": m, "thresholds": len(s),
-                     verdict.HOLDS: int(count.get(verdict.HOLDS, 0)),
-                     verdict.UNDECIDED: int(count.get(verdict.UNDECIDED, 0)),
-                     verdict.FAILS: int(count.get(verdict.FAILS, 0)),
-                     "not holding at": ", ".join(f"{t:g}" for t in s.loc[
-                         s["outcome"] != verdict.HOLDS, "threshold"]) or "—"})
+        rows.append(
+            {
+                "method": m,
+                "thresholds": len(s),
+                verdict.HOLDS: int(count.get(verdict.HOLDS, 0)),
+                verdict.UNDECIDED: int(count.get(verdict.UNDECIDED, 0)),
+                verdict.FAILS: int(count.get(verdict.FAILS, 0)),
+                "not holding at": ", ".join(
+                    f"{t:g}" for t in s.loc[s["outcome"] != verdict.HOLDS, "threshold"]
+                )
+                or "—",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -946,9 +1310,12 @@ def sweep_text(sc: Scores, sweep: pd.DataFrame | None = None) -> str:
         if ts:
             areas = ", ".join(
                 f"{100 * q.loc[q.index[np.isclose(q.index, t)][0], 'reference area']:.0f}"
-                for t in ts)
-            parts.append(f"{word} at t = {', '.join(f'{t:g}' for t in ts)} (the reference mask "
-                         f"covers {areas} % of the image there)")
+                for t in ts
+            )
+            parts.append(
+                f"{word} at t = {', '.join(f'{t:g}' for t in ts)} (the reference mask "
+                f"covers {areas} % of the image there)"
+            )
     return "not at every threshold: " + "; ".join(parts)
 
 
@@ -959,15 +1326,24 @@ def layer_verdict(sc: Scores, network: str = "U-Net") -> pd.DataFrame:
     rows = []
     for m in METHODS:
         p = scene_pairs(sc, m, "truth", a=(network, "dec1"), b=(network, "bottleneck"))
-        v = paired_verdict(p["a"], p["b"],
-                           rule=f"mean s(dec1) − s(bottleneck) > 0, {network}, "
-                                f"{METHOD_LABELS[m]}, against the true object mask")
-        rows.append({"method": m, "last decoder layer": p["a"].mean(),
-                     "bottleneck": p["b"].mean(),
-                     "difference": (p["a"] - p["b"]).mean() if len(p) else np.nan,
-                     "95 % interval": _interval(v),
-                     "outcome": v.outcome if v is not None else "no pair", "pairs": len(p),
-                     "verdict": v})
+        v = paired_verdict(
+            p["a"],
+            p["b"],
+            rule=f"mean s(dec1) − s(bottleneck) > 0, {network}, "
+            f"{METHOD_LABELS[m]}, against the true object mask",
+        )
+        rows.append(
+            {
+                "method": m,
+                "last decoder layer": p["a"].mean(),
+                "bottleneck": p["b"].mean(),
+                "difference": (p["a"] - p["b"]).mean() if len(p) else np.nan,
+                "95 % interval": _interval(v),
+                "outcome": v.outcome if v is not None else "no pair",
+                "pairs": len(p),
+                "verdict": v,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -977,32 +1353,39 @@ def verdicts(sc: Scores, threshold: float) -> dict[str, pd.DataFrame | None]:
     ``bottleneck`` (against the truth at the bottleneck), ``gaps`` (:func:`gap_table`),
     ``sweep`` (:func:`sweep_verdicts`), ``layers`` (:func:`layer_verdict`) and ``subset``
     (against the truth on the scenes both networks classify correctly; None if there is none)."""
-    return {"reference": skips_verdict(sc, "reference", threshold),
-            "truth": skips_verdict(sc, "truth"),
-            "bottleneck": skips_verdict(sc, "truth", layer="bottleneck"),
-            "gaps": gap_table(sc, threshold), "sweep": sweep_verdicts(sc),
-            "layers": layer_verdict(sc),
-            "subset": (skips_verdict(sc, "truth", subset="both correct")
-                       if not both_correct(sc).empty else None)}
+    return {
+        "reference": skips_verdict(sc, "reference", threshold),
+        "truth": skips_verdict(sc, "truth"),
+        "bottleneck": skips_verdict(sc, "truth", layer="bottleneck"),
+        "gaps": gap_table(sc, threshold),
+        "sweep": sweep_verdicts(sc),
+        "layers": layer_verdict(sc),
+        "subset": (
+            skips_verdict(sc, "truth", subset="both correct")
+            if not both_correct(sc).empty
+            else None
+        ),
+    }
 
 
 def map_sizes(exp: Experiment, seed: int = 0) -> dict[str, tuple[int, int]]:
     """(h, w) of the raw maps at each layer of :data:`LAYERS`, and of the input."""
     x, y = exp._take(exp.seeds[seed].test, [0])
-    raw = cam.compute_many(exp.seeds[seed].nets["U-Net"], x, list(LAYERS), ["gradcam"],
-                           target=y)["gradcam"]
+    raw = cam.compute_many(exp.seeds[seed].nets["U-Net"], x, list(LAYERS), ["gradcam"], target=y)[
+        "gradcam"
+    ]
     return {"input": tuple(x.shape[-2:]), **{lay: tuple(raw[lay].shape[-2:]) for lay in LAYERS}}
 
 
 def _require(v: verdict.Verdict | None, what: str) -> verdict.Verdict:
     if v is None:
-        raise ValueError(f"{what}: no (seed, scene) pair has both maps non-empty; explain more "
-                         "scenes (n_images)")
+        raise ValueError(
+            f"{what}: no (seed, scene) pair has both maps non-empty; explain more scenes (n_images)"
+        )
     return v
 
 
-def claim_rows(sc: Scores, threshold: float, sizes: dict,
-               tables: dict | None = None) -> list[dict]:
+def claim_rows(sc: Scores, threshold: float, sizes: dict, tables: dict | None = None) -> list[dict]:
     """The chapter's claims, as keyword arguments of ``lib.report.Claims.add``, each with the
     verdict of a rule fixed here before the run: the map's resolution (a check: it holds by
     construction), Table I per method and the size of its gap, the ordering at every
@@ -1014,80 +1397,142 @@ def claim_rows(sc: Scores, threshold: float, sizes: dict,
     rows = []
     h, w = sizes["dec1"]
     err = abs(h - sizes["input"][0]) + abs(w - sizes["input"][1])
-    rows.append(dict(claim_id="resolution", paper="mascolini", where="Section II",
-                     statement="At the U-Net's last decoder layer a CAM has one value per input "
-                               "pixel (by construction: the decoder returns to the input's size).",
-                     paper_value="input resolution",
-                     ours=f"{h} x {w} for a {sizes['input'][0]} px input (bottleneck "
-                          f"{sizes['bottleneck'][0]} x {sizes['bottleneck'][1]})",
-                     kind="check",
-                     verdict=verdict.check(err, 0, rule="rows + columns of the dec1 map minus "
-                                                        "the input's"),
-                     section="The networks"))
+    rows.append(
+        dict(
+            claim_id="resolution",
+            paper="mascolini",
+            where="Section II",
+            statement="At the U-Net's last decoder layer a CAM has one value per input "
+            "pixel (by construction: the decoder returns to the input's size).",
+            paper_value="input resolution",
+            ours=f"{h} x {w} for a {sizes['input'][0]} px input (bottleneck "
+            f"{sizes['bottleneck'][0]} x {sizes['bottleneck'][1]})",
+            kind="check",
+            verdict=verdict.check(err, 0, rule="rows + columns of the dec1 map minus the input's"),
+            section="The networks",
+        )
+    )
     for _, v in tables["reference"].iterrows():
         m = v["method"]
-        rows.append(dict(
-            claim_id=f"table1-{m}", paper="mascolini", where="Table I",
-            statement=f"The skip connections raise s for {METHOD_LABELS[m]}: {stand_in} scores "
-                      "above its skip-less twin against the reference mask (% of the map in "
-                      "it; mean over scenes of the paired difference, points; the paper: "
-                      f"{PAPER_TABLE1['U-Net'][m]:.2f} vs {PAPER_TABLE1['ablated U-Net'][m]:.2f} "
-                      "on ImageNet).",
-            paper_value=round(PAPER_TABLE1["U-Net"][m] - PAPER_TABLE1["ablated U-Net"][m], 2),
-            ours=f"{v['U-Net']:.1f} vs {v['ablated U-Net']:.1f}",
-            kind="paper", tier="stand-in",
-            verdict=_require(v["verdict"], f"table1-{m}"), section="Table I", digits=1))
+        rows.append(
+            dict(
+                claim_id=f"table1-{m}",
+                paper="mascolini",
+                where="Table I",
+                statement=f"The skip connections raise s for {METHOD_LABELS[m]}: {stand_in} scores "
+                "above its skip-less twin against the reference mask (% of the map in "
+                "it; mean over scenes of the paired difference, points; the paper: "
+                f"{PAPER_TABLE1['U-Net'][m]:.2f} vs {PAPER_TABLE1['ablated U-Net'][m]:.2f} "
+                "on ImageNet).",
+                paper_value=round(PAPER_TABLE1["U-Net"][m] - PAPER_TABLE1["ablated U-Net"][m], 2),
+                ours=f"{v['U-Net']:.1f} vs {v['ablated U-Net']:.1f}",
+                kind="paper",
+                tier="stand-in",
+                verdict=_require(v["verdict"], f"table1-{m}"),
+                section="Table I",
+                digits=1,
+            )
+        )
     gaps = tables["gaps"]
-    key, gv = verdict.all_of({METHOD_LABELS[m]: g for m, g in zip(gaps["method"], gaps["verdict"])},
-                             f"every method's relative gap within {PAPER_GAP:g} ± {GAP_TOLERANCE:g} %")
-    rows.append(dict(claim_id="table1-gap", paper="mascolini", where="Section III",
-                     statement="Almost 10 % higher for every method: the relative gap "
-                               "(s_U − s_A) / s_A of the stand-in lies within 10 ± 5 % for "
-                               "every method (interval inside the band).",
-                     paper_value="almost 10 % (Table I: " + ", ".join(
-                         f"{g:.1f}" for g in paper_gaps()["relative"]) + " %)",
-                     ours=", ".join(f"{METHOD_LABELS[m]} {g:.1f} %" for m, g in zip(
-                         gaps["method"], gaps["relative gap (%)"])) + f" (deciding: {key})",
-                     kind="paper", tier="stand-in", verdict=gv,
-                     section="How much higher", digits=1))
+    key, gv = verdict.all_of(
+        {METHOD_LABELS[m]: g for m, g in zip(gaps["method"], gaps["verdict"])},
+        f"every method's relative gap within {PAPER_GAP:g} ± {GAP_TOLERANCE:g} %",
+    )
+    rows.append(
+        dict(
+            claim_id="table1-gap",
+            paper="mascolini",
+            where="Section III",
+            statement="Almost 10 % higher for every method: the relative gap "
+            "(s_U − s_A) / s_A of the stand-in lies within 10 ± 5 % for "
+            "every method (interval inside the band).",
+            paper_value="almost 10 % (Table I: "
+            + ", ".join(f"{g:.1f}" for g in paper_gaps()["relative"])
+            + " %)",
+            ours=", ".join(
+                f"{METHOD_LABELS[m]} {g:.1f} %"
+                for m, g in zip(gaps["method"], gaps["relative gap (%)"])
+            )
+            + f" (deciding: {key})",
+            kind="paper",
+            tier="stand-in",
+            verdict=gv,
+            section="How much higher",
+            digits=1,
+        )
+    )
     sweep = tables["sweep"]
-    swv = {f"{METHOD_LABELS[r.method]} at t = {r.threshold:g}": r.verdict
-           for r in sweep.itertuples() if r.verdict is not None}
+    swv = {
+        f"{METHOD_LABELS[r.method]} at t = {r.threshold:g}": r.verdict
+        for r in sweep.itertuples()
+        if r.verdict is not None
+    }
     _, sv = verdict.all_of(swv, "the paired difference above 0 at every (threshold, method)")
     count = sweep["outcome"].value_counts()
-    rows.append(dict(claim_id="every-threshold", paper="mascolini", where="Table I",
-                     statement="The U-Net stays above its ablation whatever the reference "
-                               "threshold (the paper does not give its own): for the stand-in, "
-                               "the paired difference is above 0 at every threshold, every method.",
-                     paper_value=None,
-                     ours=f"holds at {int(count.get(verdict.HOLDS, 0))} of {len(sweep)} "
-                          f"(threshold, method) pairs, undecided at "
-                          f"{int(count.get(verdict.UNDECIDED, 0))}, reversed at "
-                          f"{int(count.get(verdict.FAILS, 0))}",
-                     kind="paper", tier="stand-in", verdict=sv,
-                     section="The threshold sweep", digits=1))
+    rows.append(
+        dict(
+            claim_id="every-threshold",
+            paper="mascolini",
+            where="Table I",
+            statement="The U-Net stays above its ablation whatever the reference "
+            "threshold (the paper does not give its own): for the stand-in, "
+            "the paired difference is above 0 at every threshold, every method.",
+            paper_value=None,
+            ours=f"holds at {int(count.get(verdict.HOLDS, 0))} of {len(sweep)} "
+            f"(threshold, method) pairs, undecided at "
+            f"{int(count.get(verdict.UNDECIDED, 0))}, reversed at "
+            f"{int(count.get(verdict.FAILS, 0))}",
+            kind="paper",
+            tier="stand-in",
+            verdict=sv,
+            section="The threshold sweep",
+            digits=1,
+        )
+    )
     for _, v in tables["truth"].iterrows():
         m = v["method"]
-        rows.append(dict(
-            claim_id=f"truth-{m}", paper="mascolini", where="beyond Table I",
-            statement=f"The skip connections raise s for {METHOD_LABELS[m]} against the true "
-                      f"object mask: {stand_in} above its skip-less twin (paired by scene).",
-            paper_value=None, ours=f"{v['U-Net']:.1f} vs {v['ablated U-Net']:.1f}",
-            kind="paper", tier="stand-in", verdict=_require(v["verdict"], f"truth-{m}"),
-            section="Beyond the paper: s against the true object", digits=1))
+        rows.append(
+            dict(
+                claim_id=f"truth-{m}",
+                paper="mascolini",
+                where="beyond Table I",
+                statement=f"The skip connections raise s for {METHOD_LABELS[m]} against the true "
+                f"object mask: {stand_in} above its skip-less twin (paired by scene).",
+                paper_value=None,
+                ours=f"{v['U-Net']:.1f} vs {v['ablated U-Net']:.1f}",
+                kind="paper",
+                tier="stand-in",
+                verdict=_require(v["verdict"], f"truth-{m}"),
+                section="Beyond the paper: s against the true object",
+                digits=1,
+            )
+        )
     lv = tables["layers"]
-    _, hv = verdict.all_of({METHOD_LABELS[r.method]: _require(r.verdict, "resolution-helps")
-                            for r in lv.itertuples()},
-                           "s(dec1) − s(bottleneck) above 0 for every method")
-    rows.append(dict(claim_id="resolution-helps", paper="mascolini", where="Section II",
-                     statement="The full-resolution decoder maps localise the object better "
-                               "than the bottleneck's: for the stand-in U-Net, against the true "
-                               "mask, every method (paired by scene).",
-                     paper_value=None,
-                     ours=", ".join(f"{METHOD_LABELS[r['method']]} {r['last decoder layer']:.1f} "
-                                    f"vs {r['bottleneck']:.1f}" for _, r in lv.iterrows()),
-                     kind="paper", tier="stand-in", verdict=hv,
-                     section="Beyond the paper: s against the true object", digits=1))
+    _, hv = verdict.all_of(
+        {METHOD_LABELS[r.method]: _require(r.verdict, "resolution-helps") for r in lv.itertuples()},
+        "s(dec1) − s(bottleneck) above 0 for every method",
+    )
+    rows.append(
+        dict(
+            claim_id="resolution-helps",
+            paper="mascolini",
+            where="Section II",
+            statement="The full-resolution decoder maps localise the object better "
+            "than the bottleneck's: for the stand-in U-Net, against the true "
+            "mask, every method (paired by scene).",
+            paper_value=None,
+            ours=", ".join(
+                f"{METHOD_LABELS[r['method']]} {r['last decoder layer']:.1f} "
+                f"vs {r['bottleneck']:.1f}"
+                for _, r in lv.iterrows()
+            ),
+            kind="paper",
+            tier="stand-in",
+            verdict=hv,
+            section="Beyond the paper: s against the true object",
+            digits=1,
+        )
+    )
     return rows
 
 
@@ -1095,26 +1540,32 @@ def verdict_text(v: pd.DataFrame) -> str:
     """A :func:`skips_verdict` table in words: for which methods the U-Net is found above its
     ablation (the paired interval above 0), below it, or undecided, and the range of the mean
     paired differences."""
-    by = {o: [METHOD_LABELS[m] for m, oo in zip(v["method"], v["outcome"]) if oo == o]
-          for o in (verdict.HOLDS, verdict.FAILS, verdict.UNDECIDED, "no pair")}
+    by = {
+        o: [METHOD_LABELS[m] for m, oo in zip(v["method"], v["outcome"]) if oo == o]
+        for o in (verdict.HOLDS, verdict.FAILS, verdict.UNDECIDED, "no pair")
+    }
     lo, hi = v["difference"].min(), v["difference"].max()
     if len(by[verdict.HOLDS]) == len(v):
-        return (f"above its ablation for all three methods, by {lo:+.1f} to {hi:+.1f} points on "
-                "average (each 95 % interval above zero)")
+        return (
+            f"above its ablation for all three methods, by {lo:+.1f} to {hi:+.1f} points on "
+            "average (each 95 % interval above zero)"
+        )
     parts = []
     if by[verdict.HOLDS]:
         parts.append(f"above its ablation for {' and '.join(by[verdict.HOLDS])}")
     if by[verdict.FAILS]:
         parts.append(f"below it for {' and '.join(by[verdict.FAILS])}")
     if by[verdict.UNDECIDED]:
-        parts.append(f"undecided for {' and '.join(by[verdict.UNDECIDED])} (the interval "
-                     "contains zero)")
+        parts.append(
+            f"undecided for {' and '.join(by[verdict.UNDECIDED])} (the interval contains zero)"
+        )
     if by["no pair"]:
         parts.append(f"without a scene to compare for {' and '.join(by['no pair'])}")
     if not by[verdict.HOLDS]:
         parts[0] = "not found above its ablation for any method: " + parts[0]
-    return "; ".join(parts) + (f"; the mean paired differences run from {lo:+.1f} to {hi:+.1f} "
-                               "points")
+    return "; ".join(parts) + (
+        f"; the mean paired differences run from {lo:+.1f} to {hi:+.1f} points"
+    )
 
 
 def empty_maps_text(n_empty: int, n_maps: int) -> str:
@@ -1137,28 +1588,40 @@ def closing_text(sc: Scores, threshold: float, tables: dict | None = None) -> st
     tables = verdicts(sc, threshold) if tables is None else tables
     ref, truth = tables["reference"], tables["truth"]
     outcomes = set(ref["outcome"]) | set(truth["outcome"])
-    text = (f"Against the reference at t = {threshold:g}, the stand-in U-Net is "
-            f"{verdict_text(ref)}; against the true object, it is {verdict_text(truth)}. ")
+    text = (
+        f"Against the reference at t = {threshold:g}, the stand-in U-Net is "
+        f"{verdict_text(ref)}; against the true object, it is {verdict_text(truth)}. "
+    )
     if outcomes == {verdict.HOLDS}:
-        text += ("So on these stand-ins the claim that the skip connections raise s holds "
-                 "against the truth as well as against the reference, for every method")
+        text += (
+            "So on these stand-ins the claim that the skip connections raise s holds "
+            "against the truth as well as against the reference, for every method"
+        )
     elif verdict.FAILS in outcomes:
-        text += ("So on these stand-ins the claim that the skip connections raise s does not "
-                 "hold for every method and reference")
+        text += (
+            "So on these stand-ins the claim that the skip connections raise s does not "
+            "hold for every method and reference"
+        )
     else:
-        text += ("So on these stand-ins the claim that the skip connections raise s is not "
-                 "decided for every method and reference")
+        text += (
+            "So on these stand-ins the claim that the skip connections raise s is not "
+            "decided for every method and reference"
+        )
     text += f"; in size, the U-Net's s is {gap_text(tables['gaps'])}"
     sub = tables["subset"]
     if sub is not None:
-        text += (". On the scenes that both networks classify correctly, against the truth, "
-                 f"the U-Net is {verdict_text(sub)}")
+        text += (
+            ". On the scenes that both networks classify correctly, against the truth, "
+            f"the U-Net is {verdict_text(sub)}"
+        )
     lo, hi = truth["U-Net"].min(), truth["U-Net"].max()
-    text += (f". The level is another matter: even the U-Net's maps put only {lo:.0f} to "
-             f"{hi:.0f} % of their mass on the object, which covers "
-             f"{uniform_baseline(sc, threshold)['truth']:.0f} % of the image. Every interval "
-             "here is over the scenes drawn, for these trained networks; the spread between "
-             "training seeds is shown in the tables, not covered by the intervals.")
+    text += (
+        f". The level is another matter: even the U-Net's maps put only {lo:.0f} to "
+        f"{hi:.0f} % of their mass on the object, which covers "
+        f"{uniform_baseline(sc, threshold)['truth']:.0f} % of the image. Every interval "
+        "here is over the scenes drawn, for these trained networks; the spread between "
+        "training seeds is shown in the tables, not covered by the intervals."
+    )
     return text
 
 
@@ -1181,6 +1644,7 @@ def uniform_baseline(sc: Scores, threshold: float) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- figures
 
+
 def plot_sweep(sc: Scores, threshold: float):
     """s (%) against the reference threshold, one panel per method: U-Net and ablated U-Net at the
     last decoder layer (solid) and the bottleneck (dashed), mean and its sd band over seeds
@@ -1188,15 +1652,29 @@ def plot_sweep(sc: Scores, threshold: float):
     # lazy: seaborn costs ~1.5 s to import; only this figure needs it
     import seaborn as sns
 
-    d = sc.scores.groupby(["seed", "network", "layer", "method", "threshold"], sort=False)[
-        "s_ref"].mean().mul(100).rename("s (%)").reset_index()
+    d = (
+        sc.scores.groupby(["seed", "network", "layer", "method", "threshold"], sort=False)["s_ref"]
+        .mean()
+        .mul(100)
+        .rename("s (%)")
+        .reset_index()
+    )
     d["layer"] = d["layer"].map(LAYERS)
     q = reference_quality(sc)
     fig, axes = plt.subplots(1, len(METHODS), figsize=(7.5, 3.0), sharey=True)
     for ax, m in zip(axes, METHODS):
-        sns.lineplot(data=d[d["method"] == m], x="threshold", y="s (%)", hue="network",
-                     style="layer", errorbar="sd", ax=ax, legend=ax is axes[-1],
-                     hue_order=list(NETWORKS), style_order=list(LAYERS.values()))
+        sns.lineplot(
+            data=d[d["method"] == m],
+            x="threshold",
+            y="s (%)",
+            hue="network",
+            style="layer",
+            errorbar="sd",
+            ax=ax,
+            legend=ax is axes[-1],
+            hue_order=list(NETWORKS),
+            style_order=list(LAYERS.values()),
+        )
         ax.plot(q.index, 100 * q["reference area"], color="grey", lw=1, ls=":")
         ax.axvline(threshold, color="black", lw=0.8, ls="--")
         ax.set_title(METHOD_LABELS[m])
@@ -1221,12 +1699,33 @@ def plot_table1(sc: Scores, threshold: float):
         xs = np.arange(len(METHODS)) + off
         ours = [mean.get((net, m), np.nan) for m in METHODS]
         sd = [std.get((net, m), np.nan) for m in METHODS]
-        ax.errorbar(xs, ours, yerr=np.nan_to_num(sd), fmt="o", color=colours[net], capsize=4,
-                    ms=6, label=f"{net}, ours (mean ± sd over seeds)")
-        ax.plot(xs, [PAPER_TABLE1[net][m] for m in METHODS], "D", mfc="none", ms=7,
-                mec=colours[net], mew=1.5, label=f"{net}, paper (ImageNet)")
-    ax.axhline(uniform_baseline(sc, threshold)["reference"], color="grey", ls=":", lw=1,
-               label="a map spread evenly (here)")
+        ax.errorbar(
+            xs,
+            ours,
+            yerr=np.nan_to_num(sd),
+            fmt="o",
+            color=colours[net],
+            capsize=4,
+            ms=6,
+            label=f"{net}, ours (mean ± sd over seeds)",
+        )
+        ax.plot(
+            xs,
+            [PAPER_TABLE1[net][m] for m in METHODS],
+            "D",
+            mfc="none",
+            ms=7,
+            mec=colours[net],
+            mew=1.5,
+            label=f"{net}, paper (ImageNet)",
+        )
+    ax.axhline(
+        uniform_baseline(sc, threshold)["reference"],
+        color="grey",
+        ls=":",
+        lw=1,
+        label="a map spread evenly (here)",
+    )
     ax.set_xticks(range(len(METHODS)), [METHOD_LABELS[m] for m in METHODS])
     ax.set_xlim(-0.5, len(METHODS) - 0.5)
     ax.set_ylabel("s against the reference (%)")
@@ -1252,17 +1751,31 @@ def plot_sweep_verdicts(sweep: pd.DataFrame):
         ax.plot(d["threshold"], d["difference"], color="0.3", lw=1)
         for o, mk in marks.items():
             e = d[d["outcome"] == o]
-            ax.plot(e["threshold"], e["difference"], mk, ls="none", ms=5,
-                    color=verdict.OUTCOME_COLOURS[o])
+            ax.plot(
+                e["threshold"],
+                e["difference"],
+                mk,
+                ls="none",
+                ms=5,
+                color=verdict.OUTCOME_COLOURS[o],
+            )
         ax.axhline(0, color="black", lw=0.8, ls="--")
         ax.set_title(METHOD_LABELS[m])
         ax.set_xlabel("reference threshold t")
     np.atleast_1d(axes)[0].set_ylabel("U-Net − ablated (points)")
-    handles = [Line2D([], [], marker=mk, ls="none", color=verdict.OUTCOME_COLOURS[o], label=o)
-               for o, mk in marks.items()]
+    handles = [
+        Line2D([], [], marker=mk, ls="none", color=verdict.OUTCOME_COLOURS[o], label=o)
+        for o, mk in marks.items()
+    ]
     handles.append(mpl.patches.Patch(color="0.8", label="95 % interval"))
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
-               fontsize=9, bbox_to_anchor=(0.5, -0.02))
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=len(handles),
+        frameon=False,
+        fontsize=9,
+        bbox_to_anchor=(0.5, -0.02),
+    )
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
@@ -1299,17 +1812,22 @@ def _grid(images, columns: dict[str, torch.Tensor], truth, ref_mask, size: float
         img = images[i, 0].numpy() if images.shape[1] == 1 else images[i].permute(1, 2, 0).numpy()
         overlay(axes[i, 0], img, title="scene" if i == 0 else None)
         for j, (title, maps) in enumerate(columns.items(), start=1):
-            overlay(axes[i, j], img, maps[i], alpha=0.55, title=title if i == 0 else None,
-                    vmax=1.0)
+            overlay(axes[i, j], img, maps[i], alpha=0.55, title=title if i == 0 else None, vmax=1.0)
         for ax in axes[i]:
             _outline(ax, truth[i], "lime")
             _outline(ax, ref_mask[i], "white", "--")
     fig.tight_layout()
     sm = mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(0, 1), cmap="jet")
-    cb = fig.colorbar(sm, ax=list(axes.ravel()), orientation="horizontal", fraction=0.03,
-                      pad=0.02, aspect=40, shrink=0.8)
-    cb.set_label("map (min-max); lime: true object mask; white dashed: reference mask",
-                 fontsize=9)
+    cb = fig.colorbar(
+        sm,
+        ax=list(axes.ravel()),
+        orientation="horizontal",
+        fraction=0.03,
+        pad=0.02,
+        aspect=40,
+        shrink=0.8,
+    )
+    cb.set_label("map (min-max); lime: true object mask; white dashed: reference mask", fontsize=9)
     cb.ax.tick_params(labelsize=9)
     return fig
 
@@ -1329,8 +1847,9 @@ def plot_maps(exp: Experiment, seed: int, n_show: int, threshold: float):
     return _grid(sd.test.images[idx], cols, sd.test.masks[idx], ref > threshold)
 
 
-def plot_layers(exp: Experiment, seed: int, n_show: int, threshold: float,
-                method: str = "gradcam++"):
+def plot_layers(
+    exp: Experiment, seed: int, n_show: int, threshold: float, method: str = "gradcam++"
+):
     """``method`` at the bottleneck and at the last decoder layer of both networks, beside the
     reference map itself."""
     idx = list(range(min(n_show, exp.n_images)))

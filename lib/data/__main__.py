@@ -1,4 +1,5 @@
 """``python -m lib.data summary [--data-root DIR]``: what data is on this machine."""
+
 from __future__ import annotations
 
 import argparse

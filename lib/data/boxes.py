@@ -4,13 +4,20 @@ Convention everywhere in ``lib.data``: a box is (x_min, y_min, x_max, y_max) in 
 coordinates of the image it belongs to, with x_max / y_max exclusive for integer boxes (the box
 covers pixels x_min <= x < x_max), i.e. the same as array slicing ``img[y_min:y_max, x_min:x_max]``.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-__all__ = ["resize_crop_geometry", "rescale_boxes", "box_mask", "EDGE_TOLERANCE", "EDGE_WARNING",
-           "box_overhang"]
+__all__ = [
+    "resize_crop_geometry",
+    "rescale_boxes",
+    "box_mask",
+    "EDGE_TOLERANCE",
+    "EDGE_WARNING",
+    "box_overhang",
+]
 
 #: how far (pixels) an annotated box may pass the image edge and still be clipped (with a counted
 #: warning, ``EDGE_WARNING``) rather than rejected: ImageNet's XML boxes reach a pixel past the
@@ -19,8 +26,9 @@ EDGE_TOLERANCE = 2.0
 EDGE_WARNING = f"box up to {EDGE_TOLERANCE:g} px past the image edge, clipped"
 
 
-def resize_crop_geometry(width: int, height: int, resize: int | None, crop: int | None,
-                         mode: str = "square") -> tuple[float, float, float, float, int, int]:
+def resize_crop_geometry(
+    width: int, height: int, resize: int | None, crop: int | None, mode: str = "square"
+) -> tuple[float, float, float, float, int, int]:
     """Scale and offset that a resize followed by a centre crop applies to coordinates.
 
     ``mode="square"`` resizes to ``resize x resize`` (Nagy et al.: 256x256 then a 224 centre crop);
@@ -46,9 +54,15 @@ def resize_crop_geometry(width: int, height: int, resize: int | None, crop: int 
     return sx, sy, float(ox), float(oy), crop, crop
 
 
-def rescale_boxes(boxes: torch.Tensor | np.ndarray, width: int, height: int,
-                  resize: int | None, crop: int | None = None, mode: str = "square",
-                  min_size: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def rescale_boxes(
+    boxes: torch.Tensor | np.ndarray,
+    width: int,
+    height: int,
+    resize: int | None,
+    crop: int | None = None,
+    mode: str = "square",
+    min_size: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Map boxes (K, 4+) from an image of ``width x height`` through resize + centre crop.
 
     Extra columns (e.g. the class) are carried along. Boxes are clipped to the output; boxes left

@@ -4,6 +4,7 @@ Conventions of every CSV loader in ``lib.data``: files are read as UTF-8 with an
 mark (``utf-8-sig``, as Excel writes them); blank lines (empty or only spaces) are skipped wherever
 they are; a malformed row raises ``DataFormatError`` naming the file and its line.
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,15 +16,23 @@ from typing import Iterable, Iterator, Sequence
 
 log = logging.getLogger("lib.data")
 
-__all__ = ["DataMissingError", "DataFormatError", "LoadReport", "is_blank", "named_rows",
-           "CSV_ENCODING"]
+__all__ = [
+    "DataMissingError",
+    "DataFormatError",
+    "LoadReport",
+    "is_blank",
+    "named_rows",
+    "CSV_ENCODING",
+]
 
 #: every CSV is read with this: UTF-8, a leading byte-order mark dropped
 CSV_ENCODING = "utf-8-sig"
 
-OFFLINE_NOTE = ("The `default` profile runs offline on data installed from package registries "
-                "(Fashion-MNIST from Debian's `dataset-fashion-mnist`, scikit-image photographs); "
-                "run the notebook with profile='default' if you do not have these files.")
+OFFLINE_NOTE = (
+    "The `default` profile runs offline on data installed from package registries "
+    "(Fashion-MNIST from Debian's `dataset-fashion-mnist`, scikit-image photographs); "
+    "run the notebook with profile='default' if you do not have these files."
+)
 
 
 class DataMissingError(FileNotFoundError):
@@ -34,8 +43,14 @@ class DataMissingError(FileNotFoundError):
     needs); a data set that every profile needs gives its own.
     """
 
-    def __init__(self, dataset: str, missing: Iterable[str | Path], where: str,
-                 searched: Iterable[str | Path] = (), note: str | None = OFFLINE_NOTE):
+    def __init__(
+        self,
+        dataset: str,
+        missing: Iterable[str | Path],
+        where: str,
+        searched: Iterable[str | Path] = (),
+        note: str | None = OFFLINE_NOTE,
+    ):
         self.dataset = dataset
         self.missing = [str(m) for m in missing]
         self.where = where
@@ -116,8 +131,9 @@ class LoadReport:
         return self
 
 
-def named_rows(path: str | Path, required: Sequence[str], optional: Sequence[str] = ()
-               ) -> Iterator[tuple[int, list[str], dict[str, int]]]:
+def named_rows(
+    path: str | Path, required: Sequence[str], optional: Sequence[str] = ()
+) -> Iterator[tuple[int, list[str], dict[str, int]]]:
     """(line, row, col) for each non-blank row of the CSV at ``path``, whose first line names
     its columns; ``col`` maps each name of ``required`` and of the ``optional`` present to its
     index. A missing required column (line 1) or a row with another count of fields than the
@@ -133,6 +149,7 @@ def named_rows(path: str | Path, required: Sequence[str], optional: Sequence[str
             if is_blank(r):
                 continue
             if len(r) != len(header):
-                raise DataFormatError(path, f"{len(r)} fields, the header has {len(header)}",
-                                      reader.line_num)
+                raise DataFormatError(
+                    path, f"{len(r)} fields, the header has {len(header)}", reader.line_num
+                )
             yield reader.line_num, r, col

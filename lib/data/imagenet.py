@@ -12,6 +12,7 @@ box that passes the edge by up to ``EDGE_TOLERANCE`` px is clipped and counted i
 farther is an error naming the file and line (of the CSV row, or of the XML ``<object>``).
 ``LOC_val_solution.csv`` follows ``lib.data.errors``' conventions (BOM, blank lines skipped).
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,17 +30,33 @@ from .boxes import EDGE_TOLERANCE, EDGE_WARNING, box_overhang, rescale_boxes
 from .errors import CSV_ENCODING, DataFormatError, DataMissingError, LoadReport, is_blank
 from .images import array_to_tensor, find_image, image_size, load_rgb, normalize_imagenet
 
-__all__ = ["load_wnids", "parse_voc_xml", "parse_loc_solution", "ImageNetVal", "collate",
-           "imagenet_root", "WHERE"]
+__all__ = [
+    "load_wnids",
+    "parse_voc_xml",
+    "parse_loc_solution",
+    "ImageNetVal",
+    "collate",
+    "imagenet_root",
+    "WHERE",
+]
 
-WHERE = ("the ILSVRC2012 validation images (ILSVRC2012_img_val.tar, 50,000 JPEGs) and boxes "
-         "(ILSVRC2012_bbox_val_v3.tgz) from https://image-net.org/download (registration), or the "
-         "Kaggle 'ImageNet Object Localization Challenge' (ILSVRC/Data/CLS-LOC/val/ and "
-         "LOC_val_solution.csv); put them under DATA_ROOT/imagenet/ and pass data_root=DATA_ROOT")
+WHERE = (
+    "the ILSVRC2012 validation images (ILSVRC2012_img_val.tar, 50,000 JPEGs) and boxes "
+    "(ILSVRC2012_bbox_val_v3.tgz) from https://image-net.org/download (registration), or the "
+    "Kaggle 'ImageNet Object Localization Challenge' (ILSVRC/Data/CLS-LOC/val/ and "
+    "LOC_val_solution.csv); put them under DATA_ROOT/imagenet/ and pass data_root=DATA_ROOT"
+)
 WNIDS_FILE = DATA_DIR / "imagenet_wnids.txt"
 IMAGE_DIRS = ("ILSVRC2012_img_val", "val", "images", "ILSVRC/Data/CLS-LOC/val", ".")
-XML_DIRS = ("ILSVRC2012_bbox_val_v3/val", "ILSVRC2012_bbox_val_v3", "bbox_val", "val",
-            "Annotations", "ILSVRC/Annotations/CLS-LOC/val", ".")
+XML_DIRS = (
+    "ILSVRC2012_bbox_val_v3/val",
+    "ILSVRC2012_bbox_val_v3",
+    "bbox_val",
+    "val",
+    "Annotations",
+    "ILSVRC/Annotations/CLS-LOC/val",
+    ".",
+)
 
 
 def imagenet_root(data_root: str | Path) -> Path:
@@ -55,13 +72,19 @@ def load_wnids(data_root: str | Path | None = None) -> list[str]:
     else:
         mapping = imagenet_root(data_root) / "LOC_synset_mapping.txt" if data_root else None
         if mapping is None or not mapping.is_file():
-            raise DataMissingError("ImageNet class list", [WNIDS_FILE, "LOC_synset_mapping.txt"],
-                                   "restore data/imagenet_wnids.txt from the repository, or put "
-                                   "Kaggle's LOC_synset_mapping.txt in the data root")
+            raise DataMissingError(
+                "ImageNet class list",
+                [WNIDS_FILE, "LOC_synset_mapping.txt"],
+                "restore data/imagenet_wnids.txt from the repository, or put "
+                "Kaggle's LOC_synset_mapping.txt in the data root",
+            )
         wnids = [line.split()[0] for line in mapping.read_text().splitlines() if line.strip()]
     if len(wnids) != 1000 or wnids != sorted(wnids):
-        raise DataFormatError(WNIDS_FILE, f"{len(wnids)} wnids (sorted: {wnids == sorted(wnids)}); "
-                              "expected the 1000 ImageNet wnids in sorted order")
+        raise DataFormatError(
+            WNIDS_FILE,
+            f"{len(wnids)} wnids (sorted: {wnids == sorted(wnids)}); "
+            "expected the 1000 ImageNet wnids in sorted order",
+        )
     return wnids
 
 
@@ -85,8 +108,12 @@ def _check_box(src, x0, y0, x1, y1, line=None):
     if not (x1 > x0 and y1 > y0):
         raise DataFormatError(src, f"box ({x0}, {y0}, {x1}, {y1}) is empty or negative", line)
     if box_overhang((x0, y0, x1, y1)) > EDGE_TOLERANCE:
-        raise DataFormatError(src, f"box ({x0}, {y0}, {x1}, {y1}) starts more than "
-                              f"{EDGE_TOLERANCE:g} px left of or above the image", line)
+        raise DataFormatError(
+            src,
+            f"box ({x0}, {y0}, {x1}, {y1}) starts more than "
+            f"{EDGE_TOLERANCE:g} px left of or above the image",
+            line,
+        )
 
 
 def _object_lines(path: Path, n: int) -> list[int | None]:
@@ -123,13 +150,17 @@ def parse_voc_xml(path: str | Path) -> ImageBoxes:
             try:
                 x0, y0, x1, y1 = (float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
             except (TypeError, ValueError) as e:
-                raise DataFormatError(path, f"a box coordinate is missing or not a number ({e})", line) from e
+                raise DataFormatError(
+                    path, f"a box coordinate is missing or not a number ({e})", line
+                ) from e
             _check_box(path, x0, y0, x1, y1, line)
             boxes.append((name, x0, y0, x1, y1))
     except (TypeError, ValueError) as e:
         if isinstance(e, DataFormatError):
             raise
-        raise DataFormatError(path, f"a size or box coordinate is missing or not a number ({e})") from e
+        raise DataFormatError(
+            path, f"a size or box coordinate is missing or not a number ({e})"
+        ) from e
     return ImageBoxes(w, h, boxes, lines)
 
 
@@ -151,21 +182,27 @@ def parse_loc_solution(path: str | Path) -> dict[str, ImageBoxes]:
                 raise DataFormatError(path, f"{len(row)} fields, expected 2", line)
             parts = row[1].split()
             if not parts or len(parts) % 5:
-                raise DataFormatError(path, f"PredictionString has {len(parts)} fields, not a "
-                                      "multiple of 5 (wnid xmin ymin xmax ymax)", line)
+                raise DataFormatError(
+                    path,
+                    f"PredictionString has {len(parts)} fields, not a "
+                    "multiple of 5 (wnid xmin ymin xmax ymax)",
+                    line,
+                )
             boxes = []
             for k in range(0, len(parts), 5):
                 try:
-                    x0, y0, x1, y1 = map(float, parts[k + 1:k + 5])
+                    x0, y0, x1, y1 = map(float, parts[k + 1 : k + 5])
                 except ValueError as e:
-                    raise DataFormatError(path, f"box {k // 5 + 1}: coordinate is not a number ({e})",
-                                          line) from e
+                    raise DataFormatError(
+                        path, f"box {k // 5 + 1}: coordinate is not a number ({e})", line
+                    ) from e
                 _check_box(path, x0, y0, x1, y1, line)
                 boxes.append((parts[k], x0, y0, x1, y1))
             name = row[0].strip()
             if name in first_line:
-                raise DataFormatError(path, f"image {name} appears twice (first on line "
-                                      f"{first_line[name]})", line)
+                raise DataFormatError(
+                    path, f"image {name} appears twice (first on line {first_line[name]})", line
+                )
             first_line[name] = line
             out[name] = ImageBoxes(None, None, boxes, [line] * len(boxes))
     return out
@@ -180,9 +217,16 @@ class ImageNetVal(Dataset):
     counted in ``self.report`` (e.g. "kept 980, dropped 4 (no image)").
     """
 
-    def __init__(self, data_root: str | Path, resize: int | None = 256, crop: int | None = 224,
-                 mode: str = "square", normalize: bool = True, limit: int | None = None,
-                 annotations: str | Path | None = None):
+    def __init__(
+        self,
+        data_root: str | Path,
+        resize: int | None = 256,
+        crop: int | None = 224,
+        mode: str = "square",
+        normalize: bool = True,
+        limit: int | None = None,
+        annotations: str | Path | None = None,
+    ):
         if data_root is None:
             raise DataMissingError("ImageNet 2012 validation", ["data_root"], WHERE)
         self.root = imagenet_root(data_root)
@@ -206,8 +250,11 @@ class ImageNetVal(Dataset):
             classes = []
             for k, (wnid, *_) in enumerate(ib.boxes):
                 if wnid not in self.index:
-                    raise DataFormatError(src, f"unknown wnid {wnid!r} (not one of the 1000 ImageNet "
-                                          "classes)", ib.line(k))
+                    raise DataFormatError(
+                        src,
+                        f"unknown wnid {wnid!r} (not one of the 1000 ImageNet classes)",
+                        ib.line(k),
+                    )
                 classes.append(self.index[wnid])
             label = max(set(classes), key=classes.count)
             w, h = (ib.width, ib.height) if ib.width is not None else image_size(path)
@@ -229,9 +276,12 @@ class ImageNetVal(Dataset):
                         seen.add(p.stem)
                         self.report.drop("no boxes", p.name)
         if not self.samples:
-            raise DataMissingError("ImageNet 2012 validation",
-                                   [f"images matching the {len(ann)} annotations"], WHERE,
-                                   searched=image_dirs or [self.root])
+            raise DataMissingError(
+                "ImageNet 2012 validation",
+                [f"images matching the {len(ann)} annotations"],
+                WHERE,
+                searched=image_dirs or [self.root],
+            )
         self.report.kept = len(self.samples)
         self.report.log()
 
@@ -241,9 +291,13 @@ class ImageNetVal(Dataset):
         for k, (wnid, x0, y0, x1, y1) in enumerate(ib.boxes):
             over = box_overhang((x0, y0, x1, y1), w, h)
             if over > EDGE_TOLERANCE:
-                raise DataFormatError(src, f"box xmin={x0:g}, ymin={y0:g}, xmax={x1:g}, ymax={y1:g} "
-                                      f"({wnid}) of {name} passes the edge of its {w}x{h} image by "
-                                      f"{over:g} px (more than {EDGE_TOLERANCE:g})", ib.line(k))
+                raise DataFormatError(
+                    src,
+                    f"box xmin={x0:g}, ymin={y0:g}, xmax={x1:g}, ymax={y1:g} "
+                    f"({wnid}) of {name} passes the edge of its {w}x{h} image by "
+                    f"{over:g} px (more than {EDGE_TOLERANCE:g})",
+                    ib.line(k),
+                )
             clipped += over > 0
         if clipped:
             self.report.warn(EDGE_WARNING, name, n=clipped)
@@ -265,9 +319,12 @@ class ImageNetVal(Dataset):
                         source[x.stem] = x
                     break
         if not ann:
-            raise DataMissingError("ImageNet 2012 validation boxes",
-                                   ["LOC_val_solution.csv or ILSVRC2012_bbox_val_v3/val/*.xml"],
-                                   WHERE, searched=[self.root])
+            raise DataMissingError(
+                "ImageNet 2012 validation boxes",
+                ["LOC_val_solution.csv or ILSVRC2012_bbox_val_v3/val/*.xml"],
+                WHERE,
+                searched=[self.root],
+            )
         ann = _Ann(ann)
         ann.source = source
         return ann
@@ -283,8 +340,10 @@ class ImageNetVal(Dataset):
         x = array_to_tensor(load_rgb(path), self.resize, self.crop, self.mode)
         if self.normalize:
             x = normalize_imagenet(x)
-        raw = torch.tensor([[x0, y0, x1, y1, self.index[wn]] for wn, x0, y0, x1, y1 in ib.boxes],
-                           dtype=torch.float64)
+        raw = torch.tensor(
+            [[x0, y0, x1, y1, self.index[wn]] for wn, x0, y0, x1, y1 in ib.boxes],
+            dtype=torch.float64,
+        )
         boxes, _ = rescale_boxes(raw, w, h, self.resize, self.crop, self.mode)
         return x, label, boxes
 

@@ -1,5 +1,6 @@
 """Reading image files into [0, 1] tensors for a model, and ImageNet's normalisation
 (IMAGENET_MEAN, IMAGENET_STD, normalize_imagenet), shared by the loaders and the chapters."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,7 +16,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def find_image(dirs, stem: str, exts=(".JPEG", ".jpeg", ".jpg", ".JPG", ".png", ".PNG")) -> Path | None:
+def find_image(
+    dirs, stem: str, exts=(".JPEG", ".jpeg", ".jpg", ".JPG", ".png", ".PNG")
+) -> Path | None:
     """First existing ``dir/stem+ext`` (or ``dir/stem`` when the stem has its extension)."""
     for d in dirs:
         d = Path(d)
@@ -27,8 +30,9 @@ def find_image(dirs, stem: str, exts=(".JPEG", ".jpeg", ".jpg", ".JPG", ".png", 
     return None
 
 
-def array_to_tensor(arr: np.ndarray, resize: int | None, crop: int | None, mode: str,
-                    channels: int = 3) -> torch.Tensor:
+def array_to_tensor(
+    arr: np.ndarray, resize: int | None, crop: int | None, mode: str, channels: int = 3
+) -> torch.Tensor:
     """(H, W) or (H, W, C) array in [0, 1] -> (channels, out, out) float tensor, bilinear resize."""
     t = torch.as_tensor(np.ascontiguousarray(arr), dtype=torch.float32)
     t = t[None] if t.ndim == 2 else t.permute(2, 0, 1)

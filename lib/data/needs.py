@@ -8,6 +8,7 @@ one go, not one error at a time after an hour.
 Weights that torchvision downloads by itself (``lib.models.zoo``) count as present where
 :func:`download_allowed` (a network: on Colab, or ``GRADCAM_BOOK_ALLOW_DOWNLOAD=1``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,8 +26,18 @@ from ..environment import (
 from ..models.zoo import imagenet_weights_file
 from .errors import DataMissingError
 
-__all__ = ["Need", "FullProfileMissing", "require", "needs_table", "download_allowed",
-           "DOWNLOAD_VARIABLE", "REHEARSAL_VARIABLE", "random_stand_ins", "weights_need"]
+__all__ = [
+    "Need",
+    "FullProfileMissing",
+    "require",
+    "needs_table",
+    "download_allowed",
+    "DOWNLOAD_VARIABLE",
+    "REHEARSAL_VARIABLE",
+    "random_stand_ins",
+    "weights_need",
+]
+
 
 @dataclass
 class Need:
@@ -41,8 +52,9 @@ class Need:
     fetched: bool = False
 
     @classmethod
-    def file(cls, what: str, path: str | Path | None, source: str = "", folder: bool = False
-             ) -> "Need":
+    def file(
+        cls, what: str, path: str | Path | None, source: str = "", folder: bool = False
+    ) -> "Need":
         if path is None:
             return cls(what, "(data_root is None)", False, source)
         p = Path(path)
@@ -61,15 +73,28 @@ class FullProfileMissing(DataMissingError):
     def __init__(self, chapter: str, missing: list[Need]):
         self.rows = missing
         where = "; ".join(f"{n.what}: {n.source}" for n in missing if n.source)
-        super().__init__(f"the full profile of {chapter}", [f"{n.what} ({n.path})" for n in missing],
-                         where, note="The table above lists everything the full run needs and "
-                         "what is present. The 'default' profile needs none of it.")
+        super().__init__(
+            f"the full profile of {chapter}",
+            [f"{n.what} ({n.path})" for n in missing],
+            where,
+            note="The table above lists everything the full run needs and "
+            "what is present. The 'default' profile needs none of it.",
+        )
 
 
 def needs_table(needs: Iterable[Need]) -> pd.DataFrame:
     """One row per need: what, where, status, where to get it."""
-    return pd.DataFrame([{"needed": n.what, "looked for at": str(n.path), "status": n.status,
-                          "where to get it": n.source} for n in needs])
+    return pd.DataFrame(
+        [
+            {
+                "needed": n.what,
+                "looked for at": str(n.path),
+                "status": n.status,
+                "where to get it": n.source,
+            }
+            for n in needs
+        ]
+    )
 
 
 def require(chapter: str, needs: Iterable[Need], show=None) -> pd.DataFrame:
@@ -95,9 +120,13 @@ def weights_need(arch: str, which: str = "IMAGENET1K_V1") -> Need:
     by torchvision on first use where a network exists (``download_allowed``); in the rehearsal,
     random stand-ins."""
     path, url = imagenet_weights_file(arch, which)
-    need = Need(f"{arch} ImageNet weights (torchvision)", path, path.is_file(),
-                f"{url} (torchvision downloads it where a network exists)",
-                fetched=download_allowed())
+    need = Need(
+        f"{arch} ImageNet weights (torchvision)",
+        path,
+        path.is_file(),
+        f"{url} (torchvision downloads it where a network exists)",
+        fetched=download_allowed(),
+    )
     if random_stand_ins() and not need.present:
         need.fetched, need.source = True, "rehearsal: randomly initialised stand-in"
     return need

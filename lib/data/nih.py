@@ -10,6 +10,7 @@ labels say "Infiltration". Boxes are in the pixels of the released 1024 x 1024 P
 the image edge by up to ``EDGE_TOLERANCE`` px is clipped and counted in ``report``, farther is an
 error naming its line. CSVs follow ``lib.data.errors``' conventions (BOM, blank lines skipped).
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,13 +27,28 @@ from .images import array_to_tensor, find_image, image_size, load_rgb, normalize
 
 __all__ = ["FINDINGS", "read_data_entry", "read_bbox_list", "NIHChestXray", "WHERE", "nih_root"]
 
-FINDINGS = ("Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
-            "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening",
-            "Hernia")
+FINDINGS = (
+    "Atelectasis",
+    "Cardiomegaly",
+    "Effusion",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pneumonia",
+    "Pneumothorax",
+    "Consolidation",
+    "Edema",
+    "Emphysema",
+    "Fibrosis",
+    "Pleural_Thickening",
+    "Hernia",
+)
 ALIASES = {"Infiltrate": "Infiltration"}
-WHERE = ("NIH ChestX-ray14 from https://nihcc.app.box.com/v/ChestXray-NIHCC (Data_Entry_2017.csv, "
-         "BBox_List_2017.csv and images_*.tar.gz) or Kaggle 'nih-chest-xrays/data'; put them under "
-         "DATA_ROOT/chestxray14/ and pass data_root=DATA_ROOT")
+WHERE = (
+    "NIH ChestX-ray14 from https://nihcc.app.box.com/v/ChestXray-NIHCC (Data_Entry_2017.csv, "
+    "BBox_List_2017.csv and images_*.tar.gz) or Kaggle 'nih-chest-xrays/data'; put them under "
+    "DATA_ROOT/chestxray14/ and pass data_root=DATA_ROOT"
+)
 
 
 def nih_root(data_root: str | Path) -> Path:
@@ -63,20 +79,30 @@ def read_data_entry(path: str | Path) -> dict[str, dict]:
     with open(path, newline="", encoding=CSV_ENCODING) as f:
         reader = csv.reader(f)
         header = next(reader, [])
-        if len(header) < 2 or header[0].strip() != "Image Index" or header[1].strip() != "Finding Labels":
-            raise DataFormatError(path, f"header starts {header[:2]}, expected Image Index,Finding Labels", 1)
+        if (
+            len(header) < 2
+            or header[0].strip() != "Image Index"
+            or header[1].strip() != "Finding Labels"
+        ):
+            raise DataFormatError(
+                path, f"header starts {header[:2]}, expected Image Index,Finding Labels", 1
+            )
         for r in reader:
             line = reader.line_num
             if is_blank(r):
                 continue
             fields = r[:-1] if len(r) == 12 and r[-1] == "" else r
             if len(fields) < 2 or len(fields) not in (2, 11):
-                raise DataFormatError(path, f"{len(r)} fields, expected 11 (the bracketed headers "
-                                      "span two fields each)", line)
+                raise DataFormatError(
+                    path,
+                    f"{len(r)} fields, expected 11 (the bracketed headers span two fields each)",
+                    line,
+                )
             name = fields[0].strip()
             if name in first_line:
-                raise DataFormatError(path, f"image {name!r} appears twice (first on line "
-                                      f"{first_line[name]})", line)
+                raise DataFormatError(
+                    path, f"image {name!r} appears twice (first on line {first_line[name]})", line
+                )
             labels = np.zeros(len(FINDINGS), np.float32)
             if fields[1].strip() != "No Finding":
                 for finding in fields[1].split("|"):
@@ -86,7 +112,9 @@ def read_data_entry(path: str | Path) -> dict[str, dict]:
                 try:
                     w, h = int(float(fields[7])), int(float(fields[8]))
                 except (ValueError, OverflowError):
-                    raise DataFormatError(path, f"OriginalImage width/height {fields[7:9]} not numbers", line) from None
+                    raise DataFormatError(
+                        path, f"OriginalImage width/height {fields[7:9]} not numbers", line
+                    ) from None
             first_line[name] = line
             out[name] = {"labels": labels, "width": w, "height": h}
     return out
@@ -97,7 +125,9 @@ def read_bbox_list(path: str | Path) -> list[tuple[str, int, float, float, float
     return [row for row, _ in _read_bbox_rows(path)]
 
 
-def _read_bbox_rows(path: str | Path) -> list[tuple[tuple[str, int, float, float, float, float], int]]:
+def _read_bbox_rows(
+    path: str | Path,
+) -> list[tuple[tuple[str, int, float, float, float, float], int]]:
     """(row, line) pairs of BBox_List_2017.csv; see ``read_bbox_list``."""
     path = Path(path)
     if not path.is_file():
@@ -106,21 +136,33 @@ def _read_bbox_rows(path: str | Path) -> list[tuple[tuple[str, int, float, float
     with open(path, newline="", encoding=CSV_ENCODING) as f:
         reader = csv.reader(f)
         header = next(reader, [])
-        if len(header) < 3 or header[0].strip() != "Image Index" or not header[2].startswith("Bbox"):
-            raise DataFormatError(path, f"header {header}, expected 'Image Index,Finding Label,Bbox [x,y,w,h],,,'", 1)
+        if (
+            len(header) < 3
+            or header[0].strip() != "Image Index"
+            or not header[2].startswith("Bbox")
+        ):
+            raise DataFormatError(
+                path, f"header {header}, expected 'Image Index,Finding Label,Bbox [x,y,w,h],,,'", 1
+            )
         for r in reader:
             line = reader.line_num
             if is_blank(r):
                 continue
             if len(r) < 6 or any(v.strip() for v in r[6:]):
-                raise DataFormatError(path, f"{len(r)} fields {r}: expected image, finding, x, y, w, h "
-                                      "(then only empty fields)", line)
+                raise DataFormatError(
+                    path,
+                    f"{len(r)} fields {r}: expected image, finding, x, y, w, h "
+                    "(then only empty fields)",
+                    line,
+                )
             try:
                 x, y, w, h = (float(v) for v in r[2:6])
             except ValueError:
                 raise DataFormatError(path, f"x, y, w, h {r[2:6]} are not numbers", line) from None
             if not all(map(math.isfinite, (x, y, w, h))):
-                raise DataFormatError(path, f"box x, y, w, h = {x}, {y}, {w}, {h} is not finite", line)
+                raise DataFormatError(
+                    path, f"box x, y, w, h = {x}, {y}, {w}, {h} is not finite", line
+                )
             if not (w > 0 and h > 0):
                 raise DataFormatError(path, f"box of width {w} and height {h}", line)
             rows.append(((r[0].strip(), _finding_index(path, r[1], line), x, y, w, h), line))
@@ -135,8 +177,15 @@ class NIHChestXray(Dataset):
     ``boxed_only`` (default) keeps the images that have a box (the 984 boxes on 880 images).
     """
 
-    def __init__(self, data_root: str | Path, size: int = 224, boxed_only: bool = True,
-                 channels: int = 3, normalize: bool = False, limit: int | None = None):
+    def __init__(
+        self,
+        data_root: str | Path,
+        size: int = 224,
+        boxed_only: bool = True,
+        channels: int = 3,
+        normalize: bool = False,
+        limit: int | None = None,
+    ):
         if data_root is None:
             raise DataMissingError("NIH ChestX-ray14", ["data_root"], WHERE)
         self.root = nih_root(data_root)
@@ -155,7 +204,9 @@ class NIHChestXray(Dataset):
         self.samples = []
         for name in names:
             if name not in entries:
-                raise DataFormatError(bbox_path, f"image {name} has a box but no row in Data_Entry_2017.csv")
+                raise DataFormatError(
+                    bbox_path, f"image {name} has a box but no row in Data_Entry_2017.csv"
+                )
             path = find_image(dirs, name)
             if path is None:
                 self.report.drop("no image", name)
@@ -168,8 +219,9 @@ class NIHChestXray(Dataset):
             if limit is not None and len(self.samples) >= limit:
                 break
         if not self.samples:
-            raise DataMissingError("NIH ChestX-ray14", [f"the images named in {bbox_path.name}"],
-                                   WHERE, searched=dirs)
+            raise DataMissingError(
+                "NIH ChestX-ray14", [f"the images named in {bbox_path.name}"], WHERE, searched=dirs
+            )
         self.report.kept = len(self.samples)
         self.report.log()
 
@@ -178,9 +230,13 @@ class NIHChestXray(Dataset):
         over = [box_overhang(b, width, height) for b in boxes]
         for b, o, line in zip(boxes, over, lines):
             if o > EDGE_TOLERANCE:
-                raise DataFormatError(src, f"box of {name} from x={b[0]:g}, y={b[1]:g} to "
-                                      f"x={b[2]:g}, y={b[3]:g} passes the edge of its {width}x{height} "
-                                      f"image by {o:g} px (more than {EDGE_TOLERANCE:g})", line)
+                raise DataFormatError(
+                    src,
+                    f"box of {name} from x={b[0]:g}, y={b[1]:g} to "
+                    f"x={b[2]:g}, y={b[3]:g} passes the edge of its {width}x{height} "
+                    f"image by {o:g} px (more than {EDGE_TOLERANCE:g})",
+                    line,
+                )
         if max(over) > 0:
             self.report.warn(EDGE_WARNING, name, n=sum(o > 0 for o in over))
 

@@ -3,6 +3,7 @@
 Every item has an exact box and pixel mask, so localisation metrics need no annotation. Train
 scenes use only Fashion-MNIST's train split and test scenes only its test split.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -104,14 +105,15 @@ def _layout(rng, cls_list, by_class, src_x, size, lo_sc, hi_sc, threshold):
         if not on.any():
             raise ValueError(f"item {j} has no pixel above threshold={threshold}")
         rows, cols = np.flatnonzero(on.any(1)), np.flatnonzero(on.any(0))
-        patch = patch[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-        on = on[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        patch = patch[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        on = on[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
         h, w = patch.shape
         for _ in range(30):
             x0, y0 = int(rng.integers(0, size - w + 1)), int(rng.integers(0, size - h + 1))
             # one free pixel between boxes, so masks and boxes never overlap
-            if all(x0 > bx1 or x0 + w < bx0 or y0 > by1 or y0 + h < by0
-                   for bx0, by0, bx1, by1 in rects):
+            if all(
+                x0 > bx1 or x0 + w < bx0 or y0 > by1 or y0 + h < by0 for bx0, by0, bx1, by1 in rects
+            ):
                 break
         else:
             return None
@@ -120,13 +122,22 @@ def _layout(rng, cls_list, by_class, src_x, size, lo_sc, hi_sc, threshold):
     return out
 
 
-def make_scenes(n: int, split: str = "train", size: int = 64,
-                n_objects: int | Sequence[int] = 1, n_distractors: int | Sequence[int] = (0, 2),
-                scale: float | Sequence[float] = (0.3, 0.5), clutter: float = 0.0,
-                channels: int = 1, seed: int = 0, classes: Sequence[int] | None = None,
-                data_root: str | Path | None = None, threshold: float = 0.1,
-                source: tuple[torch.Tensor, torch.Tensor] | None = None,
-                progress: bool = False) -> Scenes:
+def make_scenes(
+    n: int,
+    split: str = "train",
+    size: int = 64,
+    n_objects: int | Sequence[int] = 1,
+    n_distractors: int | Sequence[int] = (0, 2),
+    scale: float | Sequence[float] = (0.3, 0.5),
+    clutter: float = 0.0,
+    channels: int = 1,
+    seed: int = 0,
+    classes: Sequence[int] | None = None,
+    data_root: str | Path | None = None,
+    threshold: float = 0.1,
+    source: tuple[torch.Tensor, torch.Tensor] | None = None,
+    progress: bool = False,
+) -> Scenes:
     """Generate ``n`` deterministic scenes of ``size`` px from Fashion-MNIST ``split``.
 
     Each scene has a class c (balanced over ``classes``), ``n_objects`` items of class c and
@@ -146,7 +157,9 @@ def make_scenes(n: int, split: str = "train", size: int = 64,
     lo_dis, hi_dis = _range(n_distractors, "n_distractors")
     lo_sc, hi_sc = _range(scale, "scale")
     if hi_sc > 1 or lo_sc * size < 4:
-        raise ValueError(f"scale={scale!r}: item side must be between 4 px and the canvas ({size} px)")
+        raise ValueError(
+            f"scale={scale!r}: item side must be between 4 px and the canvas ({size} px)"
+        )
     if hi_obj < 1:
         raise ValueError("n_objects must allow at least one object")
     src_x, src_y = source if source is not None else load_fashion_mnist(split, data_root)
@@ -156,7 +169,9 @@ def make_scenes(n: int, split: str = "train", size: int = 64,
     for c in classes:
         if by_class[c].size == 0:
             raise ValueError(f"class {c} has no items in the {split} split")
-    others_pool = {c: [d for d in range(len(CLASSES)) if d != c and by_class[d].size] for c in classes}
+    others_pool = {
+        c: [d for d in range(len(CLASSES)) if d != c and by_class[d].size] for c in classes
+    }
 
     rng = np.random.default_rng(seed)
     labels = np.array(classes)[rng.permutation(np.arange(n) % len(classes))]
@@ -175,15 +190,17 @@ def make_scenes(n: int, split: str = "train", size: int = 64,
             if layout is not None:
                 break
         else:
-            raise ValueError(f"cannot place {len(cls_list)} items of scale {scale} without "
-                             f"overlap on a {size} px canvas: lower n_objects/n_distractors or "
-                             "scale, or raise size")
+            raise ValueError(
+                f"cannot place {len(cls_list)} items of scale {scale} without "
+                f"overlap on a {size} px canvas: lower n_objects/n_distractors or "
+                "scale, or raise size"
+            )
         placed, idx_list = [], []
-        for (x0, y0, patch, on, cls, j) in layout:
+        for x0, y0, patch, on, cls, j in layout:
             h, w = patch.shape
-            region = canvas[y0:y0 + h, x0:x0 + w]
+            region = canvas[y0 : y0 + h, x0 : x0 + w]
             np.maximum(region, patch, out=region)
-            inst[i, y0:y0 + h, x0:x0 + w][on] = len(placed) + 1
+            inst[i, y0 : y0 + h, x0 : x0 + w][on] = len(placed) + 1
             placed.append((x0, y0, x0 + w, y0 + h, cls))
             idx_list.append(j)
             multi[i, cls] = 1.0
@@ -193,8 +210,27 @@ def make_scenes(n: int, split: str = "train", size: int = 64,
     x = torch.from_numpy(images)[:, None]
     if channels == 3:
         x = x.expand(-1, 3, -1, -1).contiguous()
-    params = dict(n=n, split=split, size=size, n_objects=n_objects, n_distractors=n_distractors,
-                  scale=scale, clutter=clutter, channels=channels, seed=seed, classes=classes,
-                  threshold=threshold)
-    return Scenes(x, torch.from_numpy(labels.astype(np.int64)), torch.from_numpy(multi), boxes,
-                  torch.from_numpy(inst), items, split, CLASSES, params)
+    params = dict(
+        n=n,
+        split=split,
+        size=size,
+        n_objects=n_objects,
+        n_distractors=n_distractors,
+        scale=scale,
+        clutter=clutter,
+        channels=channels,
+        seed=seed,
+        classes=classes,
+        threshold=threshold,
+    )
+    return Scenes(
+        x,
+        torch.from_numpy(labels.astype(np.int64)),
+        torch.from_numpy(multi),
+        boxes,
+        torch.from_numpy(inst),
+        items,
+        split,
+        CLASSES,
+        params,
+    )

@@ -11,6 +11,7 @@ class index), sub-folders named by wnid or class index (ImageFolder layout), or 
 ``labels.csv`` follows ``lib.data.errors``' conventions (BOM, blank lines skipped); a file listed
 twice is an error naming both lines.
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,9 +27,11 @@ from .images import array_to_tensor, load_rgb
 
 __all__ = ["Stack003", "load_stack_folder", "stack_folder_dir", "WHERE"]
 
-WHERE = ("the STACK-MIX / STACK-GEN images (datasets.zip) linked from "
-         "https://github.com/MagamedT/cam-can-see-through-walls (Google Drive); unzip into "
-         "DATA_ROOT/stack/ so that DATA_ROOT/stack/stackmix/ and .../stackgen/ exist")
+WHERE = (
+    "the STACK-MIX / STACK-GEN images (datasets.zip) linked from "
+    "https://github.com/MagamedT/cam-can-see-through-walls (Google Drive); unzip into "
+    "DATA_ROOT/stack/ so that DATA_ROOT/stack/stackmix/ and .../stackgen/ exist"
+)
 EXTS = {".png", ".jpg", ".jpeg"}
 WNID = re.compile(r"n\d{8}")
 
@@ -67,16 +70,23 @@ def _label(token: str, index: dict[str, int], src, line=None) -> int:
     raise DataFormatError(src, f"label {token!r} is neither a wnid nor a class index 0..999", line)
 
 
-def load_stack_folder(data_root: str | Path, kind: str = "stackmix", size: int = 224,
-                  limit: int | None = None) -> Stack003:
+def load_stack_folder(
+    data_root: str | Path, kind: str = "stackmix", size: int = 224, limit: int | None = None
+) -> Stack003:
     """Load STACK-MIX or STACK-GEN as a batch of [0, 1] images (see the module doc)."""
     if data_root is None:
         stack_folder_dir(".", kind)  # checks kind
-        raise DataMissingError(f"STACK-{kind[5:].upper()} (Taimeskhanov et al.)", ["data_root"], WHERE)
+        raise DataMissingError(
+            f"STACK-{kind[5:].upper()} (Taimeskhanov et al.)", ["data_root"], WHERE
+        )
     folder = stack_folder_dir(data_root, kind)
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTS) if folder.is_dir() else []
+    files = (
+        sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTS) if folder.is_dir() else []
+    )
     if not files:
-        raise DataMissingError(f"STACK-{kind[5:].upper()} (Taimeskhanov et al.)", [f"{folder}/*.png|jpg"], WHERE)
+        raise DataMissingError(
+            f"STACK-{kind[5:].upper()} (Taimeskhanov et al.)", [f"{folder}/*.png|jpg"], WHERE
+        )
     if limit is not None:
         files = files[:limit]
     index = {w: i for i, w in enumerate(load_wnids())}
@@ -97,8 +107,9 @@ def load_stack_folder(data_root: str | Path, kind: str = "stackmix", size: int =
                     raise DataFormatError(labels_csv, f"{len(r)} fields, expected 2", line)
                 name = r[0].strip()
                 if name in first_line:
-                    raise DataFormatError(labels_csv, f"{name} appears twice (first on line "
-                                          f"{first_line[name]})", line)
+                    raise DataFormatError(
+                        labels_csv, f"{name} appears twice (first on line {first_line[name]})", line
+                    )
                 first_line[name] = line
                 table[name] = _label(r[1], index, labels_csv, line)
     report = LoadReport(f"STACK-{kind[5:].upper()}")
@@ -119,8 +130,11 @@ def load_stack_folder(data_root: str | Path, kind: str = "stackmix", size: int =
         except OSError as e:
             raise DataFormatError(p, f"not a readable image ({e})") from e
         square = arr.shape[0] == arr.shape[1] == size
-        images.append(array_to_tensor(arr, None if square else 256 * size // 224,
-                                      None if square else size, "shorter"))
+        images.append(
+            array_to_tensor(
+                arr, None if square else 256 * size // 224, None if square else size, "shorter"
+            )
+        )
         labels.append(lab)
         names.append(rel)
     report.kept = len(images)

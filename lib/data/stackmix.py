@@ -4,6 +4,7 @@ xi = (xi_1[:, :split_row, :] over xi_2[:, split_row:, :]): the upper rows of one
 lower rows of another image of the same class. The paper's split is 170 of 224 rows, i.e. the lower
 54 rows, the dead zone of its masked VGG, come from the second image.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,9 +34,15 @@ class StackMix:
         return self.images[i], self.labels[i]
 
 
-def stack_mix(images: torch.Tensor, labels: torch.Tensor, split_row: int | None = None,
-              dead_rows: int | None = None, n_per_class: int = 1,
-              classes: Sequence[int] | None = None, seed: int = 0) -> StackMix:
+def stack_mix(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    split_row: int | None = None,
+    dead_rows: int | None = None,
+    n_per_class: int = 1,
+    classes: Sequence[int] | None = None,
+    seed: int = 0,
+) -> StackMix:
     """Build STACK-MIX images (Eq. 6) from ``images`` (N, [C,] H, W) and ``labels`` (N,).
 
     Give either ``split_row`` (rows above it from the first image) or ``dead_rows`` (the number of
@@ -46,8 +53,10 @@ def stack_mix(images: torch.Tensor, labels: torch.Tensor, split_row: int | None 
     images = torch.as_tensor(images)
     labels = torch.as_tensor(labels).reshape(-1)
     if images.ndim < 3 or images.shape[0] != labels.shape[0]:
-        raise ValueError(f"images must be (N, [C,] H, W) with N = len(labels); got "
-                         f"{tuple(images.shape)} and {labels.shape[0]} labels")
+        raise ValueError(
+            f"images must be (N, [C,] H, W) with N = len(labels); got "
+            f"{tuple(images.shape)} and {labels.shape[0]} labels"
+        )
     height = images.shape[-2]
     if (split_row is None) == (dead_rows is None):
         raise ValueError("give exactly one of split_row= or dead_rows=")
@@ -55,8 +64,10 @@ def stack_mix(images: torch.Tensor, labels: torch.Tensor, split_row: int | None 
         split_row = height - int(dead_rows)
     split_row = int(split_row)
     if not 0 < split_row < height:
-        raise ValueError(f"split_row={split_row} must lie strictly between 0 and the image "
-                         f"height {height} (dead_rows={dead_rows})")
+        raise ValueError(
+            f"split_row={split_row} must lie strictly between 0 and the image "
+            f"height {height} (dead_rows={dead_rows})"
+        )
     lab = labels.cpu().numpy()
     counts = {int(c): int((lab == c).sum()) for c in np.unique(lab)}
     if classes is None:
@@ -68,8 +79,10 @@ def stack_mix(images: torch.Tensor, labels: torch.Tensor, split_row: int | None 
     for c in classes:
         idx = np.flatnonzero(lab == int(c))
         if idx.size < 2:
-            raise ValueError(f"class {c} has {idx.size} image(s); STACK-MIX needs two distinct "
-                             "images of the same class")
+            raise ValueError(
+                f"class {c} has {idx.size} image(s); STACK-MIX needs two distinct "
+                "images of the same class"
+            )
         for _ in range(n_per_class):
             a, b = rng.choice(idx, size=2, replace=False)
             upper.append(int(a))

@@ -1,4 +1,5 @@
 """What data is on this machine: one row per data set, for the book's introduction and the CLI."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,7 +27,9 @@ def _count(d: Path, patterns) -> int:
 
 def _fashion(data_root):
     sizes = fashion_mnist.fashion_mnist_sizes(data_root)
-    files = fashion_mnist.find_fashion_mnist(data_root, "train") or fashion_mnist.find_fashion_mnist(data_root, "test")
+    files = fashion_mnist.find_fashion_mnist(
+        data_root, "train"
+    ) or fashion_mnist.find_fashion_mnist(data_root, "test")
     if sizes["train"] and sizes["test"]:
         return "present", f"{sizes['train']} train / {sizes['test']} test", str(files[0].parent)
     have = ", ".join(f"{n} {s}" for s, n in sizes.items() if n) or "no split"
@@ -36,13 +39,17 @@ def _fashion(data_root):
 def _photos(_):
     try:
         from . import photos
+
         names = photos.list_photos()
     except ImportError:
         return "missing", "", "lib.data.photos is not installed in this checkout"
     except Exception as e:  # a broken photographs module must not hide the other rows
         return "missing", "", f"lib.data.photos failed: {type(e).__name__}: {e}"
-    return ("present" if names else "missing"), f"{len(names)} photographs", \
-        "scikit-image / scikit-learn bundled images, boxes in data/photos_boxes.csv"
+    return (
+        ("present" if names else "missing"),
+        f"{len(names)} photographs",
+        "scikit-image / scikit-learn bundled images, boxes in data/photos_boxes.csv",
+    )
 
 
 def _full(data_root, fn):
@@ -55,11 +62,16 @@ def _imagenet(root):
     if root is None:
         return None, SHORT["imagenet"]
     r = imagenet.imagenet_root(root)
-    n_img = sum(_count(r / d, ["ILSVRC2012_val_*.JPEG", "ILSVRC2012_val_*.jpg"]) for d in imagenet.IMAGE_DIRS)
+    n_img = sum(
+        _count(r / d, ["ILSVRC2012_val_*.JPEG", "ILSVRC2012_val_*.jpg"])
+        for d in imagenet.IMAGE_DIRS
+    )
     n_xml = max([_count(r / d, ["*.xml"]) for d in imagenet.XML_DIRS] + [0])
     csv_ok = (r / "LOC_val_solution.csv").is_file()
     ok = n_img > 0 and (n_xml > 0 or csv_ok)
-    size = f"{n_img} images, " + (f"{n_xml} box XMLs" if n_xml else ("LOC_val_solution.csv" if csv_ok else "no boxes"))
+    size = f"{n_img} images, " + (
+        f"{n_xml} box XMLs" if n_xml else ("LOC_val_solution.csv" if csv_ok else "no boxes")
+    )
     return ("present" if ok else "missing"), size, (str(r) if ok else SHORT["imagenet"])
 
 
@@ -87,18 +99,29 @@ def _stack(kind):
         if root is None:
             return None, SHORT["stack"]
         d = stack_folders.stack_folder_dir(root, kind)
-        n = sum(1 for p in d.rglob("*") if p.suffix.lower() in stack_folders.EXTS) if d.is_dir() else 0
+        n = (
+            sum(1 for p in d.rglob("*") if p.suffix.lower() in stack_folders.EXTS)
+            if d.is_dir()
+            else 0
+        )
         return ("present" if n else "missing"), f"{n} images", (str(d) if n else SHORT["stack"])
+
     return fn
 
 
 def summary(data_root: str | Path | None = None) -> pd.DataFrame:
     """One row per data set: name, profile, status (present/missing), size, where (path or source)."""
-    rows = [("Fashion-MNIST", "default", *_fashion(data_root)),
-            ("photographs", "default", *_photos(data_root))]
-    for name, fn in (("ImageNet 2012 val + boxes", _imagenet), ("VinDr-CXR", _vindr),
-                     ("NIH ChestX-ray14", _nih), ("STACK-MIX (Taimeskhanov et al.)", _stack("stackmix")),
-                     ("STACK-GEN (Taimeskhanov et al.)", _stack("stackgen"))):
+    rows = [
+        ("Fashion-MNIST", "default", *_fashion(data_root)),
+        ("photographs", "default", *_photos(data_root)),
+    ]
+    for name, fn in (
+        ("ImageNet 2012 val + boxes", _imagenet),
+        ("VinDr-CXR", _vindr),
+        ("NIH ChestX-ray14", _nih),
+        ("STACK-MIX (Taimeskhanov et al.)", _stack("stackmix")),
+        ("STACK-GEN (Taimeskhanov et al.)", _stack("stackgen")),
+    ):
         rows.append((name, "full", *_full(data_root, fn)))
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -110,5 +133,7 @@ def format_summary(df: pd.DataFrame) -> str:
         if r.status == "present":
             lines.append(f"{r.name:28s} {r.profile:8s} present  {r.size}  ({r.where})")
         else:
-            lines.append(f"{r.name:28s} {r.profile:8s} missing  {('(' + r.size + ') ') if r.size else ''}-> {r.where}")
+            lines.append(
+                f"{r.name:28s} {r.profile:8s} missing  {('(' + r.size + ') ') if r.size else ''}-> {r.where}"
+            )
     return "\n".join(lines)

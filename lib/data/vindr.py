@@ -14,6 +14,7 @@ Boxes must be finite and inside the image: a reader's box that passes the border
 image: the image size is known only then); farther is an error naming the ``train.csv`` line.
 CSVs follow ``lib.data.errors``' conventions (BOM, blank lines skipped).
 """
+
 from __future__ import annotations
 
 import math
@@ -28,17 +29,39 @@ from .boxes import EDGE_TOLERANCE, EDGE_WARNING, box_overhang, rescale_boxes
 from .errors import DataFormatError, DataMissingError, LoadReport, named_rows
 from .images import array_to_tensor, find_image, load_rgb, normalize_imagenet
 
-__all__ = ["FINDINGS", "read_vindr_csv", "fuse_annotations", "read_dicom", "VinDrCXR", "WHERE",
-           "vindr_root"]
+__all__ = [
+    "FINDINGS",
+    "read_vindr_csv",
+    "fuse_annotations",
+    "read_dicom",
+    "VinDrCXR",
+    "WHERE",
+    "vindr_root",
+]
 
-FINDINGS = ("Aortic enlargement", "Atelectasis", "Calcification", "Cardiomegaly", "Consolidation",
-            "ILD", "Infiltration", "Lung Opacity", "Nodule/Mass", "Other lesion", "Pleural effusion",
-            "Pleural thickening", "Pneumothorax", "Pulmonary fibrosis")
+FINDINGS = (
+    "Aortic enlargement",
+    "Atelectasis",
+    "Calcification",
+    "Cardiomegaly",
+    "Consolidation",
+    "ILD",
+    "Infiltration",
+    "Lung Opacity",
+    "Nodule/Mass",
+    "Other lesion",
+    "Pleural effusion",
+    "Pleural thickening",
+    "Pneumothorax",
+    "Pulmonary fibrosis",
+)
 NO_FINDING = 14
 COLUMNS = ("image_id", "class_name", "class_id", "rad_id", "x_min", "y_min", "x_max", "y_max")
-WHERE = ("VinDr-CXR from https://physionet.org/content/vindr-cxr/ (credentialed access) or the "
-         "Kaggle competition 'vinbigdata-chest-xray-abnormalities-detection' (train.csv and "
-         "train/*.dicom); put them under DATA_ROOT/vindr-cxr/ and pass data_root=DATA_ROOT")
+WHERE = (
+    "VinDr-CXR from https://physionet.org/content/vindr-cxr/ (credentialed access) or the "
+    "Kaggle competition 'vinbigdata-chest-xray-abnormalities-detection' (train.csv and "
+    "train/*.dicom); put them under DATA_ROOT/vindr-cxr/ and pass data_root=DATA_ROOT"
+)
 IMAGE_EXTS = (".dicom", ".dcm", ".png", ".PNG", ".jpg", ".jpeg")
 
 
@@ -70,14 +93,17 @@ def read_vindr_csv(path: str | Path) -> list[Row]:
         try:
             cid = int(r[col["class_id"]])
         except ValueError:
-            raise DataFormatError(path, f"class_id {r[col['class_id']]!r} is not an integer", line) from None
+            raise DataFormatError(
+                path, f"class_id {r[col['class_id']]!r} is not an integer", line
+            ) from None
         if not 0 <= cid <= NO_FINDING:
             raise DataFormatError(path, f"class_id {cid} outside 0..14", line)
         name = r[col["class_name"]].strip()
         expect = "No finding" if cid == NO_FINDING else FINDINGS[cid]
         if name != expect:
-            raise DataFormatError(path, f"class_name {name!r} does not match class_id {cid} "
-                                  f"({expect!r})", line)
+            raise DataFormatError(
+                path, f"class_name {name!r} does not match class_id {cid} ({expect!r})", line
+            )
         coords = [r[col[c]].strip() for c in ("x_min", "y_min", "x_max", "y_max")]
         if cid == NO_FINDING:
             if any(c not in ("", "nan", "NaN") for c in coords):
@@ -87,14 +113,22 @@ def read_vindr_csv(path: str | Path) -> list[Row]:
             try:
                 box = tuple(float(c) for c in coords)
             except ValueError:
-                raise DataFormatError(path, f"box {coords} is missing or not numeric", line) from None
+                raise DataFormatError(
+                    path, f"box {coords} is missing or not numeric", line
+                ) from None
             if not all(map(math.isfinite, box)):
                 raise DataFormatError(path, f"box {box} is not finite", line)
             if not (box[2] > box[0] and box[3] > box[1]):
-                raise DataFormatError(path, f"box {box} is empty (x_max <= x_min or y_max <= y_min)", line)
+                raise DataFormatError(
+                    path, f"box {box} is empty (x_max <= x_min or y_max <= y_min)", line
+                )
             if box_overhang(box) > EDGE_TOLERANCE:
-                raise DataFormatError(path, f"box x_min={box[0]:g}, y_min={box[1]:g} starts more than "
-                                      f"{EDGE_TOLERANCE:g} px left of or above the image", line)
+                raise DataFormatError(
+                    path,
+                    f"box x_min={box[0]:g}, y_min={box[1]:g} starts more than "
+                    f"{EDGE_TOLERANCE:g} px left of or above the image",
+                    line,
+                )
         rad = r[col["rad_id"]].strip() if "rad_id" in col else "consensus"
         rows.append(Row(r[col["image_id"]].strip(), cid, rad, box, line))
     return rows
@@ -118,8 +152,9 @@ class Annotation:
     votes: np.ndarray = field(default_factory=lambda: np.zeros(14, np.int64))
 
 
-def fuse_annotations(rows: list[Row], fusion: str = "mean",
-                     iou_threshold: float = 0.4) -> dict[str, Annotation]:
+def fuse_annotations(
+    rows: list[Row], fusion: str = "mean", iou_threshold: float = 0.4
+) -> dict[str, Annotation]:
     """Majority-vote labels and fused boxes per image.
 
     ``fusion``: "mean" (cluster overlapping boxes of a finding, average them; see module doc),
@@ -155,7 +190,9 @@ def fuse_annotations(rows: list[Row], fusion: str = "mean",
             major = [cl for cl in clusters if 2 * len({rad for _, rad in cl}) > n] or clusters
             for cl in major:
                 arr = np.array([b for b, _ in cl])
-                fused = arr.mean(0) if fusion == "mean" else np.r_[arr[:, :2].min(0), arr[:, 2:].max(0)]
+                fused = (
+                    arr.mean(0) if fusion == "mean" else np.r_[arr[:, :2].min(0), arr[:, 2:].max(0)]
+                )
                 boxes.append((*fused, c))
         out[image_id] = Annotation(labels, np.array(boxes, np.float64).reshape(-1, 5), n, votes)
     return out
@@ -166,12 +203,16 @@ def read_dicom(path: str | Path) -> np.ndarray:
     # lazy: pydicom is needed only for VinDr-CXR's DICOM files
     import pydicom
     from pydicom.pixels import apply_voi_lut
+
     try:
         ds = pydicom.dcmread(path)
         arr = ds.pixel_array
     except Exception as e:
-        raise DataFormatError(path, f"cannot decode the DICOM pixels ({e}); compressed VinDr files "
-                              "need `pip install pylibjpeg pylibjpeg-openjpeg`") from e
+        raise DataFormatError(
+            path,
+            f"cannot decode the DICOM pixels ({e}); compressed VinDr files "
+            "need `pip install pylibjpeg pylibjpeg-openjpeg`",
+        ) from e
     arr = apply_voi_lut(arr, ds).astype(np.float32)
     if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
         arr = arr.max() - arr
@@ -186,13 +227,19 @@ def _read_meta(path: Path) -> dict[str, tuple[int, int]]:
     for line, r, col in named_rows(path, ("image_id", "dim0", "dim1")):
         image_id = r[col["image_id"]].strip()
         if image_id in first_line:
-            raise DataFormatError(path, f"image {image_id!r} appears twice (first on line "
-                                  f"{first_line[image_id]})", line)
+            raise DataFormatError(
+                path,
+                f"image {image_id!r} appears twice (first on line {first_line[image_id]})",
+                line,
+            )
         try:
             w, h = int(r[col["dim1"]]), int(r[col["dim0"]])
         except ValueError:
-            raise DataFormatError(path, f"dim0/dim1 {r[col['dim0']]!r}, {r[col['dim1']]!r} are not "
-                                  "whole numbers", line) from None
+            raise DataFormatError(
+                path,
+                f"dim0/dim1 {r[col['dim0']]!r}, {r[col['dim1']]!r} are not whole numbers",
+                line,
+            ) from None
         if w <= 0 or h <= 0:
             raise DataFormatError(path, f"image size {w}x{h} is not positive", line)
         first_line[image_id] = line
@@ -208,10 +255,20 @@ class VinDrCXR(Dataset):
     The image is resized to ``size x size`` (no crop, so no box is lost).
     """
 
-    def __init__(self, data_root: str | Path, csv_name: str = "train.csv", image_dir: str = "train",
-                 size: int = 224, fusion: str = "mean", iou_threshold: float = 0.4,
-                 channels: int = 3, normalize: bool = False, only_abnormal: bool = False,
-                 meta: str | Path | None = None, limit: int | None = None):
+    def __init__(
+        self,
+        data_root: str | Path,
+        csv_name: str = "train.csv",
+        image_dir: str = "train",
+        size: int = 224,
+        fusion: str = "mean",
+        iou_threshold: float = 0.4,
+        channels: int = 3,
+        normalize: bool = False,
+        only_abnormal: bool = False,
+        meta: str | Path | None = None,
+        limit: int | None = None,
+    ):
         if data_root is None:
             raise DataMissingError("VinDr-CXR", ["data_root"], WHERE)
         self.root = vindr_root(data_root)
@@ -224,8 +281,14 @@ class VinDrCXR(Dataset):
             if r.box is not None:
                 self._rows.setdefault(r.image_id, []).append(r)
         self._edge_checked: set[str] = set()
-        meta_path = Path(meta) if meta else next(
-            (p for p in (self.root / "train_meta.csv", self.root / "meta.csv") if p.is_file()), None)
+        meta_path = (
+            Path(meta)
+            if meta
+            else next(
+                (p for p in (self.root / "train_meta.csv", self.root / "meta.csv") if p.is_file()),
+                None,
+            )
+        )
         self.original_size = _read_meta(meta_path) if meta_path else {}
         dirs = [self.root / image_dir, self.root]
         self.report = LoadReport("VinDr-CXR")
@@ -243,8 +306,12 @@ class VinDrCXR(Dataset):
             if limit is not None and len(self.samples) >= limit:
                 break
         if not self.samples:
-            raise DataMissingError("VinDr-CXR", [f"images for the {len(ann)} image_ids of {csv_name}"],
-                                   WHERE, searched=dirs)
+            raise DataMissingError(
+                "VinDr-CXR",
+                [f"images for the {len(ann)} image_ids of {csv_name}"],
+                WHERE,
+                searched=dirs,
+            )
         self.report.kept = len(self.samples)
         self.report.log()
 
@@ -273,13 +340,21 @@ class VinDrCXR(Dataset):
         for r in self._rows.get(image_id, []):
             over = box_overhang(r.box, w, h)
             if over > EDGE_TOLERANCE:
-                hint = ("; this image is a PNG without its original size: pass meta= (a CSV of "
-                        "image_id, dim0, dim1) if it was resized" if path.suffix.lower() not in
-                        (".dicom", ".dcm") and image_id not in self.original_size else "")
+                hint = (
+                    "; this image is a PNG without its original size: pass meta= (a CSV of "
+                    "image_id, dim0, dim1) if it was resized"
+                    if path.suffix.lower() not in (".dicom", ".dcm")
+                    and image_id not in self.original_size
+                    else ""
+                )
                 x0, y0, x1, y1 = r.box
-                raise DataFormatError(self.csv_path, f"box x_min={x0:g}, y_min={y0:g}, x_max={x1:g}, "
-                                      f"y_max={y1:g} of {image_id} passes the edge of its {w}x{h} "
-                                      f"image ({path.name}) by {over:g} px{hint}", r.line)
+                raise DataFormatError(
+                    self.csv_path,
+                    f"box x_min={x0:g}, y_min={y0:g}, x_max={x1:g}, "
+                    f"y_max={y1:g} of {image_id} passes the edge of its {w}x{h} "
+                    f"image ({path.name}) by {over:g} px{hint}",
+                    r.line,
+                )
             clipped += over > 0
         if clipped:
             self.report.warn(EDGE_WARNING, image_id, n=clipped)

@@ -24,6 +24,7 @@ compared leaf by leaf (:func:`lib.outputs.same`, which refuses outputs it cannot
 decision is recorded, with its reason, in :attr:`Accelerator.log` (a :class:`Path` per
 prepared module): which path ran, what it changed, and why not more.
 """
+
 from __future__ import annotations
 
 import collections
@@ -46,6 +47,7 @@ CPU_PIXELS_PER_PASS = 32 * 112 * 112
 @dataclass(frozen=True)
 class Settings:
     """What the accelerator may do (see the module's docstring); immutable."""
+
     fold_batchnorm: bool = True
     channels_last: bool = True
     pixels_per_pass: int | None = CPU_PIXELS_PER_PASS
@@ -66,6 +68,7 @@ class Path:
     """What ran for one prepared module, and why: ``kind`` is "graph copy", "channels-last
     input", "model as is" or "not prepared"; ``changes`` what the copy changed, in words;
     ``reason`` why nothing faster ran ("" where the fastest candidate was used)."""
+
     module: str
     kind: str
     changes: tuple[str, ...] = ()
@@ -92,8 +95,9 @@ class Accelerator:
     def __repr__(self):
         return f"Accelerator({self.settings})"
 
-    def prepare(self, module: nn.Module, args: tuple[torch.Tensor, ...], expected
-                ) -> Callable | None:
+    def prepare(
+        self, module: nn.Module, args: tuple[torch.Tensor, ...], expected
+    ) -> Callable | None:
         """A callable computing ``module(*inputs)`` faster for batches like ``args`` (every
         argument one row per input), checked to give ``expected`` on ``args``; None where no
         lever applies. Its decision goes to :attr:`log`."""
@@ -101,16 +105,23 @@ class Accelerator:
         name = type(module).__name__
         x = args[0]
         cl = s.channels_last and _channels_last_pays(x)
-        rows = (max(1, s.pixels_per_pass // (x.shape[-2] * x.shape[-1]))
-                if s.pixels_per_pass and x.device.type == "cpu" and x.dim() == 4 else None)
+        rows = (
+            max(1, s.pixels_per_pass // (x.shape[-2] * x.shape[-1]))
+            if s.pixels_per_pass and x.device.type == "cpu" and x.dim() == 4
+            else None
+        )
         why = []
         if s.channels_last and not cl:
-            why.append(f"channels-last not used for a {x.dtype} {x.dim()}-D input on "
-                       f"{x.device.type} (it pays for float32 images on the CPU)")
+            why.append(
+                f"channels-last not used for a {x.dtype} {x.dim()}-D input on "
+                f"{x.device.type} (it pays for float32 images on the CPU)"
+            )
         candidates: list[tuple[str, Callable]] = []
         if fx_graph.global_hooks():
-            why.append("hooks registered for every module (register_module_forward_hook) would "
-                       "see a copy's modules, not the model's: no copy")
+            why.append(
+                "hooks registered for every module (register_module_forward_hook) would "
+                "see a copy's modules, not the model's: no copy"
+            )
         elif s.fold_batchnorm or cl:
             try:
                 copy, changes = graph_copy(module, s.fold_batchnorm, cl)
@@ -163,8 +174,13 @@ def _share_root_hooks(copy: nn.Module, model: nn.Module) -> bool:
         return True
     if getattr(model, "_backward_hooks", None) or getattr(model, "_backward_pre_hooks", None):
         return False
-    for attr in ("_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_forward_hooks",
-                 "_forward_hooks_with_kwargs", "_forward_hooks_always_called"):
+    for attr in (
+        "_forward_pre_hooks",
+        "_forward_pre_hooks_with_kwargs",
+        "_forward_hooks",
+        "_forward_hooks_with_kwargs",
+        "_forward_hooks_always_called",
+    ):
         if hasattr(model, attr):
             setattr(copy, attr, getattr(model, attr))
     return True
@@ -179,15 +195,16 @@ class _Prepared:
 
     def _run(self, args):
         if self.channels_last:
-            args = [a.contiguous(memory_format=torch.channels_last) if a.dim() == 4 else a
-                    for a in args]
+            args = [
+                a.contiguous(memory_format=torch.channels_last) if a.dim() == 4 else a for a in args
+            ]
         return self.fn(*args)
 
     def __call__(self, *args):
         n = args[0].shape[0]
         if self.rows is None or n <= self.rows:
             return self._run(args)
-        outs = [self._run([a[lo:lo + self.rows] for a in args]) for lo in range(0, n, self.rows)]
+        outs = [self._run([a[lo : lo + self.rows] for a in args]) for lo in range(0, n, self.rows)]
         try:
             return _cat(outs)
         except (TypeError, RuntimeError):  # an output with parts that are not per input

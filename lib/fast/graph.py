@@ -6,6 +6,7 @@ The copy shares every other module, tensor and hook of the model; only convoluti
 Modules with hooks, and modules whose attributes the graph reads directly, are kept as they
 are, so that hooks see what they expect.
 """
+
 from __future__ import annotations
 
 import copy
@@ -20,8 +21,9 @@ from lib import fx_graph
 __all__ = ["graph_copy"]
 
 
-def graph_copy(module: nn.Module, fold: bool, channels_last: bool
-               ) -> tuple[fx.GraphModule, list[str]]:
+def graph_copy(
+    module: nn.Module, fold: bool, channels_last: bool
+) -> tuple[fx.GraphModule, list[str]]:
     """A GraphModule computing ``module`` with batch-norm folded (``fold``) and channels-last
     convolution weights (``channels_last``), and what it changed, in words.
 
@@ -43,26 +45,42 @@ def graph_copy(module: nn.Module, fold: bool, channels_last: bool
 
     def own(name):  # a module that may be replaced
         m = modules.get(name)
-        return (m is not None and not fx_graph.hooked(m)
-                and not any(t.startswith(name + ".") for t in attrs))
+        return (
+            m is not None
+            and not fx_graph.hooked(m)
+            and not any(t.startswith(name + ".") for t in attrs)
+        )
 
     layout = torch.channels_last if channels_last else torch.contiguous_format
     count = folded = 0
     for nd in list(graph.nodes):
-        if not (fold and nd.op == "call_module" and type(modules.get(nd.target)) is nn.BatchNorm2d
-                and len(nd.args) == 1 and not nd.kwargs):
+        if not (
+            fold
+            and nd.op == "call_module"
+            and type(modules.get(nd.target)) is nn.BatchNorm2d
+            and len(nd.args) == 1
+            and not nd.kwargs
+        ):
             continue
         prev, bn = nd.args[0], modules[nd.target]
-        if not (isinstance(prev, fx.Node) and prev.op == "call_module"
-                and type(modules.get(prev.target)) is nn.Conv2d and len(prev.users) == 1
-                and own(prev.target) and own(nd.target) and not bn.training
-                and bn.track_running_stats and bn.running_mean is not None
-                and not modules[prev.target].training):
+        if not (
+            isinstance(prev, fx.Node)
+            and prev.op == "call_module"
+            and type(modules.get(prev.target)) is nn.Conv2d
+            and len(prev.users) == 1
+            and own(prev.target)
+            and own(nd.target)
+            and not bn.training
+            and bn.track_running_stats
+            and bn.running_mean is not None
+            and not modules[prev.target].training
+        ):
             continue
         with torch.no_grad():
             fused = fuse_conv_bn_eval(modules[prev.target], bn)
-            fused.weight = nn.Parameter(fused.weight.contiguous(memory_format=layout),
-                                        requires_grad=False)
+            fused.weight = nn.Parameter(
+                fused.weight.contiguous(memory_format=layout), requires_grad=False
+            )
             fused.bias.requires_grad_(False)
         name = f"_fast_conv_{count}"
         count += 1
@@ -82,7 +100,8 @@ def graph_copy(module: nn.Module, fold: bool, channels_last: bool
             conv._parameters = dict(conv._parameters)
             conv.weight = nn.Parameter(
                 conv.weight.detach().contiguous(memory_format=torch.channels_last),
-                requires_grad=False)
+                requires_grad=False,
+            )
             name = f"_fast_conv_{count}"
             count += 1
             relaid += 1

@@ -1,5 +1,6 @@
 """Small wrappers around other models: a linear probe on frozen features, an input normaliser,
 and a torchvision ImageNet network with a new classification head."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -25,8 +26,12 @@ class Normalized(nn.Module):
     """``model((x - mean) / std)``: a model that takes images in [0, 1], so that images, boxes and
     maps share one input space."""
 
-    def __init__(self, model: nn.Module, mean: Sequence[float] | torch.Tensor,
-                 std: Sequence[float] | torch.Tensor):
+    def __init__(
+        self,
+        model: nn.Module,
+        mean: Sequence[float] | torch.Tensor,
+        std: Sequence[float] | torch.Tensor,
+    ):
         super().__init__()
         self.model = model
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))

@@ -1,5 +1,6 @@
 """The masked [VGG] of Taimeskhanov et al. (Section 3.1, Figure 4): a VGG16 that cannot see the bottom of
 its input because the first dense layer's weights over the last feature rows are held at 0."""
+
 from __future__ import annotations
 
 import re
@@ -11,8 +12,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PAPER_DEAD_ROWS", "MaskedLinear", "MaskedVGG", "masked_vgg16", "load_authors_weights",
-           "map_state_dict_keys", "CONFIGS", "AUTHORS_WEIGHTS_URL"]
+__all__ = [
+    "PAPER_DEAD_ROWS",
+    "MaskedLinear",
+    "MaskedVGG",
+    "masked_vgg16",
+    "load_authors_weights",
+    "map_state_dict_keys",
+    "CONFIGS",
+    "AUTHORS_WEIGHTS_URL",
+]
 
 #: Conv channels per layer, "M" a 2x2 max-pool. "D" is VGG16 without its last max-pool and with
 #: the last conv 512 -> 256 (Taimeskhanov et al.); its module indices equal torchvision's
@@ -28,8 +37,10 @@ CONFIGS: dict[str, list] = {
 #: Taimeskhanov et al., Section 3.1: their masked VGG16 cannot see input rows 171..224
 #: (1-based) of a 224 px image, 54 px; 0-based, this slice
 PAPER_DEAD_ROWS = slice(170, 224)
-AUTHORS_WEIGHTS_URL = ("https://github.com/MagamedT/cam-can-see-through-walls/tree/main/"
-                       "vgg16_experiment (params_vgg16_masked.pt, params_vgg16_baseline.pt)")
+AUTHORS_WEIGHTS_URL = (
+    "https://github.com/MagamedT/cam-can-see-through-walls/tree/main/"
+    "vgg16_experiment (params_vgg16_masked.pt, params_vgg16_baseline.pt)"
+)
 
 
 class MaskedLinear(nn.Linear):
@@ -44,10 +55,12 @@ class MaskedLinear(nn.Linear):
     def __init__(self, in_features: int, out_features: int, mask: torch.Tensor, bias: bool = True):
         super().__init__(in_features, out_features, bias=bias)
         mask = torch.as_tensor(mask, dtype=torch.float32).reshape(-1)
-        if mask.numel() != in_features or (mask.device.type != "meta"
-                                           and not torch.all((mask == 0) | (mask == 1))):
-            raise ValueError(f"mask must hold {in_features} zeros and ones, got {mask.numel()} "
-                             "values")
+        if mask.numel() != in_features or (
+            mask.device.type != "meta" and not torch.all((mask == 0) | (mask == 1))
+        ):
+            raise ValueError(
+                f"mask must hold {in_features} zeros and ones, got {mask.numel()} values"
+            )
         # Not persistent: the mask follows from the architecture (masked_rows), not the weights.
         self.register_buffer("mask", mask, persistent=False)
         with torch.no_grad():
@@ -73,21 +86,33 @@ class MaskedVGG(nn.Module):
     (input_size // 16 for "D"). ``target_layer`` names the last ReLU (``features.29`` for "D").
     """
 
-    def __init__(self, num_classes: int = 1000, width: float = 1.0, input_size: int = 224,
-                 masked_rows: int = 9, hidden: int = 4096, in_channels: int = 3,
-                 dropout: float = 0.5, cfg: str | list = "D"):
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        width: float = 1.0,
+        input_size: int = 224,
+        masked_rows: int = 9,
+        hidden: int = 4096,
+        in_channels: int = 3,
+        dropout: float = 0.5,
+        cfg: str | list = "D",
+    ):
         super().__init__()
         if isinstance(cfg, str) and cfg not in CONFIGS:
             raise ValueError(f"unknown cfg {cfg!r}; use one of {sorted(CONFIGS)} or a list")
         spec = CONFIGS[cfg] if isinstance(cfg, str) else list(cfg)
         n_pools = spec.count("M")
-        if input_size % (2 ** n_pools):
-            raise ValueError(f"input_size={input_size} must be a multiple of {2 ** n_pools} "
-                             f"(cfg has {n_pools} max-pools), e.g. 224 or 64")
-        self.feature_size = input_size // 2 ** n_pools
+        if input_size % (2**n_pools):
+            raise ValueError(
+                f"input_size={input_size} must be a multiple of {2**n_pools} "
+                f"(cfg has {n_pools} max-pools), e.g. 224 or 64"
+            )
+        self.feature_size = input_size // 2**n_pools
         if not 0 <= masked_rows < self.feature_size:
-            raise ValueError(f"masked_rows={masked_rows} must be in [0, {self.feature_size}) "
-                             f"for a {self.feature_size}-row feature map (input {input_size})")
+            raise ValueError(
+                f"masked_rows={masked_rows} must be in [0, {self.feature_size}) "
+                f"for a {self.feature_size}-row feature map (input {input_size})"
+            )
         layers: list[nn.Module] = []
         c_in = in_channels
         for v in spec:
@@ -106,10 +131,14 @@ class MaskedVGG(nn.Module):
         self.flatten = nn.Flatten(1)
         mask = self.feature_mask().to(torch.float32).expand(c_in, -1, -1).reshape(-1)
         self.classifier = nn.Sequential(
-            MaskedLinear(c_in * self.feature_size ** 2, hidden, mask),
-            nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, num_classes))
+            MaskedLinear(c_in * self.feature_size**2, hidden, mask),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
         self.target_layer = f"features.{len(layers) - 1}"
         self._init_weights()
 
@@ -117,7 +146,7 @@ class MaskedVGG(nn.Module):
         """Bool (feature_size, feature_size): True where the first dense layer sees the map."""
         m = torch.ones(self.feature_size, self.feature_size, dtype=torch.bool)
         if self.masked_rows:
-            m[-self.masked_rows:, :] = False
+            m[-self.masked_rows :, :] = False
         return m
 
     def _init_weights(self) -> None:
@@ -135,9 +164,11 @@ class MaskedVGG(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.features(x)
         if f.shape[-2:] != (self.feature_size, self.feature_size):
-            raise ValueError(f"input {tuple(x.shape[-2:])} gives a {tuple(f.shape[-2:])} feature "
-                             f"map; this model was built for {self.input_size}x{self.input_size} "
-                             f"inputs ({self.feature_size}x{self.feature_size} features)")
+            raise ValueError(
+                f"input {tuple(x.shape[-2:])} gives a {tuple(f.shape[-2:])} feature "
+                f"map; this model was built for {self.input_size}x{self.input_size} "
+                f"inputs ({self.feature_size}x{self.feature_size} features)"
+            )
         return self.classifier(self.flatten(f))
 
 
@@ -158,8 +189,10 @@ def _unwrap_state_dict(obj) -> dict[str, torch.Tensor]:
             if key in obj and isinstance(obj[key], dict):
                 return _unwrap_state_dict(obj[key])
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError("expected a state dict (names -> tensors), possibly inside "
-                         "{'model_state_dict': ...}; got " + type(obj).__name__)
+        raise ValueError(
+            "expected a state dict (names -> tensors), possibly inside "
+            "{'model_state_dict': ...}; got " + type(obj).__name__
+        )
     return {re.sub(r"^(module\.|_orig_mod\.)+", "", k): v for k, v in obj.items()}
 
 
@@ -171,8 +204,9 @@ def _groups(names: list[str]) -> "OrderedDict[str, list[str]]":
     return groups
 
 
-def map_state_dict_keys(src: dict[str, torch.Tensor],
-                        dst: dict[str, torch.Tensor]) -> dict[str, str]:
+def map_state_dict_keys(
+    src: dict[str, torch.Tensor], dst: dict[str, torch.Tensor]
+) -> dict[str, str]:
     """Map each key of ``src`` (e.g. the authors' ``Sequential`` keys ``0.weight`` ...
     ``31.6.bias``) to the key of ``dst`` (a ``MaskedVGG`` state dict) for the same tensor.
 
@@ -185,28 +219,38 @@ def map_state_dict_keys(src: dict[str, torch.Tensor],
     else:
         s_groups, d_groups = _groups(list(src)), _groups(list(dst))
         if len(s_groups) != len(d_groups):
-            raise ValueError(f"the file has {len(s_groups)} parameterised layers, the model "
-                             f"{len(d_groups)}: {list(s_groups)} vs {list(d_groups)}")
+            raise ValueError(
+                f"the file has {len(s_groups)} parameterised layers, the model "
+                f"{len(d_groups)}: {list(s_groups)} vs {list(d_groups)}"
+            )
         # Order by module position, not by name: "31.0" (authors) and "classifier.0" (ours).
-        d_order = sorted(d_groups.items(), key=lambda kv: (not kv[0].startswith("features"),
-                                                           _natural_key(kv[0])))
+        d_order = sorted(
+            d_groups.items(), key=lambda kv: (not kv[0].startswith("features"), _natural_key(kv[0]))
+        )
         pairs = {}
         for (s_prefix, s_names), (d_prefix, d_names) in zip(s_groups.items(), d_order):
             s_leaf = [n.rpartition(".")[2] for n in s_names]
             d_leaf = [n.rpartition(".")[2] for n in d_names]
             if s_leaf != d_leaf:
-                raise ValueError(f"layer {s_prefix!r} holds {s_leaf}, model layer {d_prefix!r} "
-                                 f"holds {d_leaf}")
+                raise ValueError(
+                    f"layer {s_prefix!r} holds {s_leaf}, model layer {d_prefix!r} holds {d_leaf}"
+                )
             pairs.update(zip(s_names, d_names))
     for s_key, d_key in pairs.items():
         if src[s_key].shape != dst[d_key].shape:
-            raise ValueError(f"shape mismatch: {s_key} {tuple(src[s_key].shape)} in the file, "
-                             f"{d_key} {tuple(dst[d_key].shape)} in the model")
+            raise ValueError(
+                f"shape mismatch: {s_key} {tuple(src[s_key].shape)} in the file, "
+                f"{d_key} {tuple(dst[d_key].shape)} in the model"
+            )
     return pairs
 
 
-def load_authors_weights(path: str | Path | dict, masked_rows: int = 9,
-                         map_location: str | torch.device = "cpu", **kwargs) -> MaskedVGG:
+def load_authors_weights(
+    path: str | Path | dict,
+    masked_rows: int = 9,
+    map_location: str | torch.device = "cpu",
+    **kwargs,
+) -> MaskedVGG:
     """A ``MaskedVGG`` holding the weights published with Taimeskhanov et al.
 
     The file holds the state dict of ``Sequential(features[0..29], Flatten, classifier)`` (keys
@@ -225,7 +269,8 @@ def load_authors_weights(path: str | Path | dict, masked_rows: int = 9,
             raise FileNotFoundError(
                 f"no weights file at {path}. The masked VGG weights of Taimeskhanov et al. come from "
                 f"{AUTHORS_WEIGHTS_URL}; they are only needed by the 'full' profile - the "
-                "'default' profile runs offline with the scaled masked VGG trained here.")
+                "'default' profile runs offline with the scaled masked VGG trained here."
+            )
         raw = torch.load(path, map_location=map_location, weights_only=True)
     sd = _unwrap_state_dict(raw)
     weights = [sd[n] for g in _groups(list(sd)).values() for n in g if n.endswith("weight")]
@@ -233,21 +278,31 @@ def load_authors_weights(path: str | Path | dict, masked_rows: int = 9,
     denses = [w for w in weights if w.dim() == 2]
     if not convs or len(denses) != 3:
         where = "the state dict" if isinstance(path, dict) else path
-        raise ValueError(f"expected VGG conv layers and 3 dense layers, found {len(convs)} conv "
-                         f"and {len(denses)} dense weight tensors in {where}")
+        raise ValueError(
+            f"expected VGG conv layers and 3 dense layers, found {len(convs)} conv "
+            f"and {len(denses)} dense weight tensors in {where}"
+        )
     w_first, c_last, d0 = convs[0], convs[-1].shape[0], denses[0]
     side = round((d0.shape[1] / c_last) ** 0.5)
     if side * side * c_last != d0.shape[1]:
         raise ValueError(f"first dense layer takes {d0.shape[1]} inputs, not {c_last} x s x s")
     n_convs = {len([v for v in spec if v != "M"]): name for name, spec in CONFIGS.items()}
     if len(convs) not in n_convs:
-        raise ValueError(f"{len(convs)} conv layers match no config in CONFIGS "
-                         f"({ {k: len([v for v in s if v != 'M']) for k, s in CONFIGS.items()} })")
+        raise ValueError(
+            f"{len(convs)} conv layers match no config in CONFIGS "
+            f"({ {k: len([v for v in s if v != 'M']) for k, s in CONFIGS.items()} })"
+        )
     cfg = n_convs[len(convs)]
     n_pools = CONFIGS[cfg].count("M")
-    arch = dict(cfg=cfg, width=w_first.shape[0] / CONFIGS[cfg][0], input_size=side * 2 ** n_pools,
-                hidden=d0.shape[0], num_classes=denses[2].shape[0],
-                in_channels=w_first.shape[1], masked_rows=masked_rows)
+    arch = dict(
+        cfg=cfg,
+        width=w_first.shape[0] / CONFIGS[cfg][0],
+        input_size=side * 2**n_pools,
+        hidden=d0.shape[0],
+        num_classes=denses[2].shape[0],
+        in_channels=w_first.shape[1],
+        masked_rows=masked_rows,
+    )
     arch.update(kwargs)
     model = MaskedVGG(**arch)
     mapped = {dst: sd[src] for src, dst in map_state_dict_keys(sd, model.state_dict()).items()}
@@ -255,9 +310,11 @@ def load_authors_weights(path: str | Path | dict, masked_rows: int = 9,
     lin = model.classifier[0]
     leaked = float(lin.weight.detach()[:, lin.mask == 0].abs().max()) if masked_rows else 0.0
     if leaked > 0:
-        warnings.warn(f"the file's first dense layer has non-zero weights (max |w| = {leaked:.3g})"
-                      f" over the {masked_rows} masked rows: is this the unmasked baseline? They "
-                      "are set to 0 here (the mask is applied in forward anyway).")
+        warnings.warn(
+            f"the file's first dense layer has non-zero weights (max |w| = {leaked:.3g})"
+            f" over the {masked_rows} masked rows: is this the unmasked baseline? They "
+            "are set to 0 here (the mask is applied in forward anyway)."
+        )
     with torch.no_grad():
         lin.weight.mul_(lin.mask)
     return model.eval()

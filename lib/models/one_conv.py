@@ -6,6 +6,7 @@ Notation follows the paper (Eq. 1-3, Figure 2): input xi (H x W, after the optio
 padding), A = conv(xi) (V x h x w), B = ReLU(A), C = maxpool(B) (V x h' x w'), C' = flatten(C),
 a^(l) = W^(l) ReLU(a^(l-1)) with a^(0) = C'. Grad-CAM's target layer is ``relu`` (its output is B).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -35,11 +36,20 @@ class OneConvNet(nn.Module):
             dense layer W^(1) (``W[:, :, -mask_rows:, :] = 0``, Theorem 3 and Section 3.1).
     """
 
-    def __init__(self, n_filters: int, kernel_size: int = 2, pool_size: int = 2,
-                 input_size: tuple[int, int] = (28, 28),
-                 pad: tuple[int, int, int, int] = (0, 0, 0, 0),
-                 hidden: Sequence[int] = (), n_classes: int = 10, in_channels: int = 1,
-                 conv_bias: bool = False, mlp_bias: bool = False, mask_rows: int = 0):
+    def __init__(
+        self,
+        n_filters: int,
+        kernel_size: int = 2,
+        pool_size: int = 2,
+        input_size: tuple[int, int] = (28, 28),
+        pad: tuple[int, int, int, int] = (0, 0, 0, 0),
+        hidden: Sequence[int] = (),
+        n_classes: int = 10,
+        in_channels: int = 1,
+        conv_bias: bool = False,
+        mlp_bias: bool = False,
+        mask_rows: int = 0,
+    ):
         super().__init__()
         H = input_size[0] + pad[2] + pad[3]
         W = input_size[1] + pad[0] + pad[1]
@@ -50,7 +60,8 @@ class OneConvNet(nn.Module):
             raise ValueError(
                 f"the conv output is {h}x{w}, which pool_size={pool_size} does not divide "
                 f"(the paper assumes k' | h and k' | w); change the padding or the input size, "
-                f"e.g. pad 28x28 MNIST to 29x29 for k=2, k'=2")
+                f"e.g. pad 28x28 MNIST to 29x29 for k=2, k'=2"
+            )
         hp, wp = h // pool_size, w // pool_size
         if not 0 <= mask_rows <= hp:
             raise ValueError(f"mask_rows={mask_rows} must lie in [0, h'={hp}]")
@@ -66,7 +77,7 @@ class OneConvNet(nn.Module):
         d0 = n_filters * hp * wp
         mask = torch.ones(n_filters, hp, wp)  # over W^(1)'s inputs, the flattened C
         if mask_rows:
-            mask[:, hp - mask_rows:, :] = 0
+            mask[:, hp - mask_rows :, :] = 0
         widths = [d0, *hidden, n_classes]
         layers: list[nn.Module] = []
         for ell, (d_in, d_out) in enumerate(zip(widths[:-1], widths[1:])):
@@ -125,8 +136,10 @@ class OneConvNet(nn.Module):
         if x.dim() == 3:
             x = x.unsqueeze(1)
         if tuple(x.shape[-2:]) != self.input_size:
-            raise ValueError(f"input is {tuple(x.shape[-2:])}, this [CNN] was built for "
-                             f"{self.input_size} (before its padding {self.padding})")
+            raise ValueError(
+                f"input is {tuple(x.shape[-2:])}, this [CNN] was built for "
+                f"{self.input_size} (before its padding {self.padding})"
+            )
         return self.head(self.features(x))
 
 
@@ -136,8 +149,9 @@ def effective_weight(layer: nn.Linear) -> torch.Tensor:
     return layer.weight if mask is None else layer.weight * mask
 
 
-def init_gaussian_(model: nn.Module, tau: float = 1.0,
-                   generator: torch.Generator | None = None) -> nn.Module:
+def init_gaussian_(
+    model: nn.Module, tau: float = 1.0, generator: torch.Generator | None = None
+) -> nn.Module:
     """Draw every conv and linear weight (and bias) i.i.d. N(0, tau^2), in place (Theorem 3).
 
     Masks stay in force: ``MaskedLinear`` applies its mask in ``forward``.
@@ -150,17 +164,29 @@ def init_gaussian_(model: nn.Module, tau: float = 1.0,
                 for p in (m.weight, m.bias):
                     if p is not None:
                         dev = p.device if generator is None else generator.device
-                        draw = torch.randn(p.shape, generator=generator, dtype=p.dtype,
-                                           device=dev)
+                        draw = torch.randn(p.shape, generator=generator, dtype=p.dtype, device=dev)
                         p.copy_(draw.to(p.device) * tau)
     return model
 
 
-def mnist_one_conv_net(n_filters: int = 256, mask_rows: int = 7, hidden: Sequence[int] = (),
-                 tau: float = 1.0, generator: torch.Generator | None = None) -> OneConvNet:
+def mnist_one_conv_net(
+    n_filters: int = 256,
+    mask_rows: int = 7,
+    hidden: Sequence[int] = (),
+    tau: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> OneConvNet:
     """The paper's MNIST set-up (Figure 3): 28x28 padded to 29x29 with (0, 1, 1, 0),
     Conv2d(1, 256, 2, bias=False), ReLU, MaxPool2d(2), Linear(256*14*14, 10, bias=False),
     the last 7 rows (of 14) of W masked, everything N(0, 1)."""
-    model = OneConvNet(n_filters, kernel_size=2, pool_size=2, input_size=(28, 28), pad=(0, 1, 1, 0),
-                   hidden=hidden, n_classes=10, mask_rows=mask_rows)
+    model = OneConvNet(
+        n_filters,
+        kernel_size=2,
+        pool_size=2,
+        input_size=(28, 28),
+        pad=(0, 1, 1, 0),
+        hidden=hidden,
+        n_classes=10,
+        mask_rows=mask_rows,
+    )
     return init_gaussian_(model, tau, generator)

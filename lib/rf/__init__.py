@@ -23,6 +23,7 @@ Modules: :mod:`lib.rf.fields` (the RF of every feature map, its result types and
 :mod:`lib.rf._trace` (the tracer behind them). Map resampling on RF centres is in
 :mod:`lib.resample`. Command line: ``python -m lib.rf MODEL`` / ``python -m lib.rf deadzone``.
 """
+
 from ._trace import RFError
 from .dead_zone import DeadZone, dead_zone
 from .erf import erf, erf_radius
@@ -36,5 +37,17 @@ from .fields import (
     unit_rf_bounds,
 )
 
-__all__ = ["AxisRF", "RF", "RFError", "DeadZone", "receptive_field", "receptive_fields", "rf_table",
-           "unit_rf_bounds", "rf_centres", "erf", "erf_radius", "dead_zone"]
+__all__ = [
+    "AxisRF",
+    "RF",
+    "RFError",
+    "DeadZone",
+    "receptive_field",
+    "receptive_fields",
+    "rf_table",
+    "unit_rf_bounds",
+    "rf_centres",
+    "erf",
+    "erf_radius",
+    "dead_zone",
+]

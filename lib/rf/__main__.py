@@ -1,6 +1,7 @@
 """``python -m lib.rf MODEL``: the theoretical RF of every feature map of a model of
 :func:`lib.models.zoo.build` (untrained, on the meta device); ``python -m lib.rf deadzone``: the
 dead rows of Taimeskhanov et al.'s masked VGG16."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,33 +16,49 @@ from lib.models.zoo import build
 from .dead_zone import dead_zone
 from .fields import _fmt, rf_table
 
-CLI_MODELS = ("resnet50", "densenet121", "efficientnet_b0", "vgg16", "alexnet", "masked_vgg16",
-              "efficientnet_lite0")
+CLI_MODELS = (
+    "resnet50",
+    "densenet121",
+    "efficientnet_b0",
+    "vgg16",
+    "alexnet",
+    "masked_vgg16",
+    "efficientnet_lite0",
+)
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["deadzone"]:
-        p = argparse.ArgumentParser(prog="python -m lib.rf deadzone",
-                                    description="Dead rows of Taimeskhanov et al.'s masked VGG16.")
+        p = argparse.ArgumentParser(
+            prog="python -m lib.rf deadzone",
+            description="Dead rows of Taimeskhanov et al.'s masked VGG16.",
+        )
         p.add_argument("--mask-rows", type=int, default=9)
         p.add_argument("--input-size", type=int, default=224)
         a = p.parse_args(argv[1:])
 
         # The RF does not depend on the channel widths: a narrow VGG16 traces and runs faster.
         with torch.device("meta"):
-            features = MaskedVGG(num_classes=2, input_size=a.input_size, masked_rows=0,
-                                 hidden=2).features
+            features = MaskedVGG(
+                num_classes=2, input_size=a.input_size, masked_rows=0, hidden=2
+            ).features
         dz = dead_zone(features, a.input_size, a.mask_rows)
         span = f"rows {dz.rows[0]}..{dz.rows[-1]}" if dz.rows else "none"
-        print(f"{dz.n} dead rows ({100 * dz.fraction:.1f} %): {span}; input {a.input_size} px, "
-              f"{a.mask_rows} of {dz.rf.out_h} feature rows masked, RF {_fmt(dz.rf.y.rf_max)}, "
-              f"jump {_fmt(dz.rf.y.jump)}")
+        print(
+            f"{dz.n} dead rows ({100 * dz.fraction:.1f} %): {span}; input {a.input_size} px, "
+            f"{a.mask_rows} of {dz.rf.out_h} feature rows masked, RF {_fmt(dz.rf.y.rf_max)}, "
+            f"jump {_fmt(dz.rf.y.jump)}"
+        )
         return 0
-    p = argparse.ArgumentParser(prog="python -m lib.rf",
-                                description="Theoretical receptive field of every feature map.")
-    p.add_argument("model", help=f"one of {', '.join(CLI_MODELS)} or any torchvision model name;"
-                                 " or 'deadzone --mask-rows K --input-size S'")
+    p = argparse.ArgumentParser(
+        prog="python -m lib.rf", description="Theoretical receptive field of every feature map."
+    )
+    p.add_argument(
+        "model",
+        help=f"one of {', '.join(CLI_MODELS)} or any torchvision model name;"
+        " or 'deadzone --mask-rows K --input-size S'",
+    )
     p.add_argument("--input-size", type=int, default=224)
     a = p.parse_args(argv)
     with torch.device("meta"):  # shapes only: no weight initialisation, no arithmetic

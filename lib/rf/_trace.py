@@ -1,6 +1,7 @@
 """The tracer behind lib.rf: every torch operation of one run moves, per axis and channel, the
 input interval a unit can depend on (Eq. 1 per window; unions for additions; ranges for
 concatenations; ``inf`` for global operations)."""
+
 from __future__ import annotations
 
 import math
@@ -22,6 +23,7 @@ class RFError(RuntimeError):
 # Per-axis state of one tensor during propagation
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass
 class _Axis:
     """Along one spatial axis: unit ``o`` of channel ``c`` depends on the input pixels
@@ -29,6 +31,7 @@ class _Axis:
     whole input. ``lo``/``hi``/``glob`` have shape (C or 1, P); 1 row means "same for every
     channel"; an empty interval (lo = +inf, hi = -inf) means no local dependence. ``jump`` is nan
     when there is no grid (after a global pool)."""
+
     jump: float
     lo: np.ndarray
     hi: np.ndarray
@@ -47,6 +50,7 @@ class _Axis:
 class _Map:
     """A 4-D tensor with its spatial layout: ``dims`` are the tensor dimensions of the
     (channel, row, column) axes, (1, 2, 3) for NCHW, (3, 1, 2) after a channels-last permute."""
+
     y: _Axis
     x: _Axis
     dims: tuple = (1, 2, 3)
@@ -64,6 +68,7 @@ class _Flat:
     """A tensor without spatial axes that depends on the input, hence on all of it.
     ``exact`` is False when only layout operations (flatten, view, permute) removed the axes:
     a map rebuilt from it is then reported unbounded as an upper bound."""
+
     exact: bool
 
 
@@ -72,8 +77,12 @@ def _input_axis() -> _Axis:
 
 
 def _empty_axis(channels: int = 1) -> _Axis:
-    return _Axis(math.nan, np.full((channels, 1), np.inf), np.full((channels, 1), -np.inf),
-                 np.zeros((channels, 1), bool))
+    return _Axis(
+        math.nan,
+        np.full((channels, 1), np.inf),
+        np.full((channels, 1), -np.inf),
+        np.zeros((channels, 1), bool),
+    )
 
 
 def _canonical(ax: _Axis) -> _Axis:
@@ -86,8 +95,11 @@ def _canonical(ax: _Axis) -> _Axis:
         if p % d:
             continue
         idx = np.arange(p) % d
-        if (np.array_equal(lo, lo[:, idx]) and np.array_equal(hi, hi[:, idx])
-                and np.array_equal(ax.glob, ax.glob[:, idx])):
+        if (
+            np.array_equal(lo, lo[:, idx])
+            and np.array_equal(hi, hi[:, idx])
+            and np.array_equal(ax.glob, ax.glob[:, idx])
+        ):
             return _Axis(jump, lo[:, :d], hi[:, :d], ax.glob[:, :d])
     return _Axis(jump, lo, hi, ax.glob)
 
@@ -126,8 +138,9 @@ def _window(ax: _Axis, k: int, s: int, p: int, d: int = 1) -> _Axis:
 def _transposed(ax: _Axis, k: int, s: int, p: int, d: int = 1) -> _Axis:
     """Transposed convolution: output o receives input j where o = j*s - p + t*d."""
     pout = ax.period * s
-    sources = [[(q + p - t * d) // s for t in range(k) if (q + p - t * d) % s == 0]
-               for q in range(pout)]
+    sources = [
+        [(q + p - t * d) // s for t in range(k) if (q + p - t * d) % s == 0] for q in range(pout)
+    ]
     return _gather(ax, sources, ax.jump / s)
 
 
@@ -155,8 +168,7 @@ def _globalise(ax: _Axis, keep_local: bool) -> _Axis:
     if keep_local:
         return _Axis(ax.jump, ax.lo, ax.hi, np.ones_like(ax.glob))
     c = ax.channels
-    return _Axis(math.nan, np.full((c, 1), np.inf), np.full((c, 1), -np.inf),
-                 np.ones((c, 1), bool))
+    return _Axis(math.nan, np.full((c, 1), np.inf), np.full((c, 1), -np.inf), np.ones((c, 1), bool))
 
 
 def _mix(ax: _Axis, groups: int | None, c_in: int, c_out: int) -> _Axis:
@@ -181,16 +193,22 @@ def _broadcast_channels(ax: _Axis, c: int) -> _Axis:
     if ax.channels != 1:
         raise RFError(f"internal: {ax.channels} channel rows for a {c}-channel tensor")
     p = ax.period
-    return _Axis(ax.jump, np.broadcast_to(ax.lo, (c, p)).copy(),
-                 np.broadcast_to(ax.hi, (c, p)).copy(), np.broadcast_to(ax.glob, (c, p)).copy())
+    return _Axis(
+        ax.jump,
+        np.broadcast_to(ax.lo, (c, p)).copy(),
+        np.broadcast_to(ax.hi, (c, p)).copy(),
+        np.broadcast_to(ax.glob, (c, p)).copy(),
+    )
 
 
 def _align(axes: Sequence[_Axis], what: str) -> list[_Axis]:
     """Bring axes on the same grid to a common phase period (jumps must agree)."""
     jumps = [a.jump for a in axes if math.isfinite(a.jump)]
     if jumps and not np.allclose(jumps, jumps[0], rtol=0, atol=1e-9):
-        raise RFError(f"{what} combines feature maps of the same size on different grids "
-                      f"(jumps {sorted(set(jumps))}); their units are not aligned")
+        raise RFError(
+            f"{what} combines feature maps of the same size on different grids "
+            f"(jumps {sorted(set(jumps))}); their units are not aligned"
+        )
     jump = jumps[0] if jumps else math.nan
     p = math.lcm(*(a.period for a in axes))
     out = []
@@ -208,31 +226,169 @@ def _align(axes: Sequence[_Axis], what: str) -> list[_Axis]:
 
 # Functions and tensor methods (by name) that act element-wise, with broadcasting.
 _ELEMENTWISE = {
-    "add", "sub", "mul", "truediv", "div", "floordiv", "floor_divide", "true_divide", "pow",
-    "neg", "abs", "exp", "log", "sqrt", "rsqrt", "square", "reciprocal", "sign", "clamp",
-    "clamp_min", "clamp_max", "clip", "maximum", "minimum", "where", "lerp", "addcmul",
-    "iadd", "isub", "imul", "itruediv", "add_", "sub_", "mul_", "div_", "clamp_", "neg_",
-    "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "elu", "elu_", "selu", "celu",
-    "gelu", "silu", "silu_", "mish", "sigmoid", "sigmoid_", "tanh", "tanh_", "hardtanh",
-    "hardtanh_", "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "softplus",
-    "softsign", "threshold", "logsigmoid", "erf", "sin", "cos", "dropout", "dropout2d",
-    "alpha_dropout", "feature_alpha_dropout", "batch_norm", "stochastic_depth", "drop_path",
-    "contiguous", "clone", "detach", "float", "double", "half", "bfloat16", "to", "type",
-    "type_as", "cpu", "cuda", "expand", "expand_as", "broadcast_to", "masked_fill",
-    "nan_to_num", "gt", "lt", "ge", "le", "eq", "ne",
+    "add",
+    "sub",
+    "mul",
+    "truediv",
+    "div",
+    "floordiv",
+    "floor_divide",
+    "true_divide",
+    "pow",
+    "neg",
+    "abs",
+    "exp",
+    "log",
+    "sqrt",
+    "rsqrt",
+    "square",
+    "reciprocal",
+    "sign",
+    "clamp",
+    "clamp_min",
+    "clamp_max",
+    "clip",
+    "maximum",
+    "minimum",
+    "where",
+    "lerp",
+    "addcmul",
+    "iadd",
+    "isub",
+    "imul",
+    "itruediv",
+    "add_",
+    "sub_",
+    "mul_",
+    "div_",
+    "clamp_",
+    "neg_",
+    "relu",
+    "relu_",
+    "relu6",
+    "leaky_relu",
+    "leaky_relu_",
+    "elu",
+    "elu_",
+    "selu",
+    "celu",
+    "gelu",
+    "silu",
+    "silu_",
+    "mish",
+    "sigmoid",
+    "sigmoid_",
+    "tanh",
+    "tanh_",
+    "hardtanh",
+    "hardtanh_",
+    "hardswish",
+    "hardswish_",
+    "hardsigmoid",
+    "hardsigmoid_",
+    "softplus",
+    "softsign",
+    "threshold",
+    "logsigmoid",
+    "erf",
+    "sin",
+    "cos",
+    "dropout",
+    "dropout2d",
+    "alpha_dropout",
+    "feature_alpha_dropout",
+    "batch_norm",
+    "stochastic_depth",
+    "drop_path",
+    "contiguous",
+    "clone",
+    "detach",
+    "float",
+    "double",
+    "half",
+    "bfloat16",
+    "to",
+    "type",
+    "type_as",
+    "cpu",
+    "cuda",
+    "expand",
+    "expand_as",
+    "broadcast_to",
+    "masked_fill",
+    "nan_to_num",
+    "gt",
+    "lt",
+    "ge",
+    "le",
+    "eq",
+    "ne",
 }
 # Results that do not depend on the input's values (only on its shape) or overwrite it.
-_CONSTANT_LIKE = {"zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
-                  "randint_like", "new_zeros", "new_ones", "new_empty", "new_full", "new_tensor",
-                  "bernoulli", "zero", "fill", "normal", "uniform"}
-_REDUCTIONS = {"mean", "sum", "amax", "amin", "max", "min", "std", "var", "norm", "logsumexp",
-               "prod", "any", "all", "median", "nanmean", "nansum"}
-_LAYOUT = {"view", "reshape", "flatten", "permute", "transpose", "squeeze", "unsqueeze",
-           "movedim", "unflatten", "view_as", "reshape_as", "t", "swapaxes"}
+_CONSTANT_LIKE = {
+    "zeros_like",
+    "ones_like",
+    "empty_like",
+    "full_like",
+    "rand_like",
+    "randn_like",
+    "randint_like",
+    "new_zeros",
+    "new_ones",
+    "new_empty",
+    "new_full",
+    "new_tensor",
+    "bernoulli",
+    "zero",
+    "fill",
+    "normal",
+    "uniform",
+}
+_REDUCTIONS = {
+    "mean",
+    "sum",
+    "amax",
+    "amin",
+    "max",
+    "min",
+    "std",
+    "var",
+    "norm",
+    "logsumexp",
+    "prod",
+    "any",
+    "all",
+    "median",
+    "nanmean",
+    "nansum",
+}
+_LAYOUT = {
+    "view",
+    "reshape",
+    "flatten",
+    "permute",
+    "transpose",
+    "squeeze",
+    "unsqueeze",
+    "movedim",
+    "unflatten",
+    "view_as",
+    "reshape_as",
+    "t",
+    "swapaxes",
+}
 
 
-_REFLECTED = {"radd": "add", "rsub": "sub", "rmul": "mul", "rtruediv": "truediv", "rdiv": "div",
-              "rfloordiv": "floordiv", "rpow": "pow", "rmatmul": "matmul"}
+_REFLECTED = {
+    "radd": "add",
+    "rsub": "sub",
+    "rmul": "mul",
+    "rtruediv": "truediv",
+    "rdiv": "div",
+    "rfloordiv": "floordiv",
+    "rpow": "pow",
+    "rmatmul": "matmul",
+}
 
 
 def _op_name(func) -> str:
@@ -277,8 +433,8 @@ class _Tracker(TorchFunctionMode):
     def __init__(self, meta: bool):
         super().__init__()
         self.meta = meta
-        self.fields: dict[int, Any] = {}   # id(tensor) -> field
-        self._alive: list = []             # keeps tracked tensors alive: ids stay unique
+        self.fields: dict[int, Any] = {}  # id(tensor) -> field
+        self._alive: list = []  # keeps tracked tensors alive: ids stay unique
 
     def track(self, tensor, field) -> None:
         self.fields[id(tensor)] = field
@@ -307,12 +463,21 @@ class _Tracker(TorchFunctionMode):
         if not tracked:
             return out  # depends on no input pixel (constants, parameters, shapes)
         if name == "setitem":  # x[idx] = y writes y into x: x may now depend on y as well
-            self.track(args[0], self._elementwise(
-                [(f, v) for f, v in ((fargs[0], args[0]), (fargs[2], args[2]))
-                 if isinstance(f, (_Map, _Flat))], args[0]))
+            self.track(
+                args[0],
+                self._elementwise(
+                    [
+                        (f, v)
+                        for f, v in ((fargs[0], args[0]), (fargs[2], args[2]))
+                        if isinstance(f, (_Map, _Flat))
+                    ],
+                    args[0],
+                ),
+            )
             return out
-        if not (_is_tensor(out) or (isinstance(out, (tuple, list))
-                                    and any(_is_tensor(v) for v in out))):
+        if not (
+            _is_tensor(out) or (isinstance(out, (tuple, list)) and any(_is_tensor(v) for v in out))
+        ):
             return out  # sizes, dtypes, booleans of shape checks
         try:
             field = self._function(name, fargs, fkw, list(args), kwargs, out)
@@ -334,11 +499,14 @@ class _Tracker(TorchFunctionMode):
         tensors = [(f, v) for f, v in tensors if isinstance(f, (_Map, _Flat))]
         first_f = fargs[0] if fargs else None
         first_v = vargs[0] if vargs else None
-        if (any(isinstance(f, _Map) and not f.nchw for f, _ in tensors)
-                and name not in _ELEMENTWISE | _LAYOUT | {"linear", "layer_norm"}):
-            raise RFError(f"no RF rule for {name!r} on a tensor whose spatial axes were permuted "
-                          "(channels-last); only element-wise operations, linear and layer_norm "
-                          "over channels, and permutes are understood there")
+        if any(
+            isinstance(f, _Map) and not f.nchw for f, _ in tensors
+        ) and name not in _ELEMENTWISE | _LAYOUT | {"linear", "layer_norm"}:
+            raise RFError(
+                f"no RF rule for {name!r} on a tensor whose spatial axes were permuted "
+                "(channels-last); only element-wise operations, linear and layer_norm "
+                "over channels, and permutes are understood there"
+            )
         if name in _CONSTANT_LIKE:
             return None
         if name == "copy" and len(fargs) > 1:  # dst.copy_(src): dst now holds src
@@ -357,17 +525,30 @@ class _Tracker(TorchFunctionMode):
             dil = _arg(vargs, vkw, 5, "dilation", 1)
             if isinstance(pad, str):
                 pad = _same_padding(k, _pair(dil)) if pad == "same" else (0, 0)
-            return self._conv(first_f, first_v, value, k, _arg(vargs, vkw, 3, "stride", 1), pad,
-                              dil, _arg(vargs, vkw, 6, "groups", 1))
+            return self._conv(
+                first_f,
+                first_v,
+                value,
+                k,
+                _arg(vargs, vkw, 3, "stride", 1),
+                pad,
+                dil,
+                _arg(vargs, vkw, 6, "groups", 1),
+            )
         if name == "conv_transpose2d":
             w = vargs[1] if len(vargs) > 1 else vkw["weight"]
             k = tuple(w.shape[-2:])
-            s_, p_ = (_pair(_arg(vargs, vkw, i, key, 1 if key == "stride" else 0))
-                      for i, key in ((3, "stride"), (4, "padding")))
+            s_, p_ = (
+                _pair(_arg(vargs, vkw, i, key, 1 if key == "stride" else 0))
+                for i, key in ((3, "stride"), (4, "padding"))
+            )
             d_ = _pair(_arg(vargs, vkw, 7, "dilation", 1))
             m = first_f.apply(lambda ax, i: _transposed(ax, k[i], s_[i], p_[i], d_[i]))
-            return m.apply(lambda ax, i: _mix(ax, _arg(vargs, vkw, 6, "groups", 1),
-                                              first_v.shape[1], value.shape[1]))
+            return m.apply(
+                lambda ax, i: _mix(
+                    ax, _arg(vargs, vkw, 6, "groups", 1), first_v.shape[1], value.shape[1]
+                )
+            )
         if name in ("local_response_norm", "channel_shuffle", "native_channel_shuffle"):
             return first_f.apply(lambda ax, i: _mix(ax, 1, ax.channels, 1))
         if name in ("max_pool2d", "avg_pool2d", "max_pool2d_with_indices", "lp_pool2d"):
@@ -377,29 +558,47 @@ class _Tracker(TorchFunctionMode):
             p = 0 if name == "lp_pool2d" else _arg(vargs, vkw, 3, "padding", 0)
             d = _arg(vargs, vkw, 4, "dilation", 1) if name.startswith("max") else 1
             return self._conv(first_f, first_v, value, k, s, p, d, None)
-        if name in ("adaptive_avg_pool2d", "adaptive_max_pool2d",
-                    "adaptive_max_pool2d_with_indices"):
+        if name in (
+            "adaptive_avg_pool2d",
+            "adaptive_max_pool2d",
+            "adaptive_max_pool2d_with_indices",
+        ):
             return self._adaptive(first_f, first_v, _first_tensor(value))
         if name in ("interpolate", "upsample", "upsample_bilinear", "upsample_nearest"):
             mode = _arg(vargs, vkw, 3, "mode", "nearest")
             if name == "upsample_bilinear":
                 mode = "bilinear"
-            ac = _arg(vargs, vkw, 4, "align_corners", True if name == "upsample_bilinear"
-                      else None)
+            ac = _arg(vargs, vkw, 4, "align_corners", True if name == "upsample_bilinear" else None)
             if _arg(vargs, vkw, 6, "antialias", False):
-                raise RFError("interpolate(antialias=True) widens its kernel when down-sampling; "
-                              "no RF rule for it")
-            return self._interpolate(first_f, first_v, value, mode, ac,
-                                     _arg(vargs, vkw, 2, "scale_factor"),
-                                     _arg(vargs, vkw, 5, "recompute_scale_factor"))
+                raise RFError(
+                    "interpolate(antialias=True) widens its kernel when down-sampling; "
+                    "no RF rule for it"
+                )
+            return self._interpolate(
+                first_f,
+                first_v,
+                value,
+                mode,
+                ac,
+                _arg(vargs, vkw, 2, "scale_factor"),
+                _arg(vargs, vkw, 5, "recompute_scale_factor"),
+            )
         if name == "pad":
             p = tuple(_arg(vargs, vkw, 1, "pad"))
             return self._pad(first_f, p)
         if name == "linear" and isinstance(first_f, _Map) and first_f.dims[0] == 3:
             # a linear layer over channels-last channels: a 1x1 convolution
             return first_f.apply(lambda ax, i: _mix(ax, 1, ax.channels, 1))
-        if name in ("linear", "matmul", "bmm", "mm", "einsum", "scaled_dot_product_attention",
-                    "baddbmm", "addmm"):
+        if name in (
+            "linear",
+            "matmul",
+            "bmm",
+            "mm",
+            "einsum",
+            "scaled_dot_product_attention",
+            "baddbmm",
+            "addmm",
+        ):
             if any(isinstance(f, _Map) for f, _ in tensors):
                 return self._from_flat([_Flat(exact=False)], value)
             return self._from_flat([_Flat(exact=True)], value)
@@ -407,8 +606,9 @@ class _Tracker(TorchFunctionMode):
             return self._softmax(first_f, first_v, value, _arg(vargs, vkw, 1, "dim"))
         if name in ("layer_norm", "group_norm", "instance_norm"):
             if name == "layer_norm":
-                return self._normalise_last(first_f, first_v, value,
-                                            len(tuple(_arg(vargs, vkw, 1, "normalized_shape"))))
+                return self._normalise_last(
+                    first_f, first_v, value, len(tuple(_arg(vargs, vkw, 1, "normalized_shape")))
+                )
             groups = 1 if name == "group_norm" else None
             c = first_v.shape[1]
             return first_f.apply(lambda ax, i: _mix(_globalise(ax, True), groups, c, c))
@@ -424,10 +624,12 @@ class _Tracker(TorchFunctionMode):
             if name in ("permute", "transpose", "swapaxes") and isinstance(first_f, _Map):
                 return self._permute(first_f, name, vargs, vkw, value)
             return self._layout(first_f, first_v, value)
-        raise RFError(f"no receptive-field rule for the operation {name!r}. Supported: "
-                      "convolutions, pooling, interpolate, pad, element-wise operations, cat, split, "
-                      "reductions, reshapes and linear layers; compute the RF of a layer before "
-                      "it")
+        raise RFError(
+            f"no receptive-field rule for the operation {name!r}. Supported: "
+            "convolutions, pooling, interpolate, pad, element-wise operations, cat, split, "
+            "reductions, reshapes and linear layers; compute the RF of a layer before "
+            "it"
+        )
 
     # -- rules -------------------------------------------------------------------------------
     def _conv(self, f: _Map, v, value, k, s, p, d, groups):
@@ -451,8 +653,11 @@ class _Tracker(TorchFunctionMode):
                 pos = lambda o: o * r  # noqa: E731
             else:
                 sf = scale_factor[i] if isinstance(scale_factor, (tuple, list)) else scale_factor
-                r = (1 / Fraction(sf).limit_denominator(10 ** 6) if sf and not recompute
-                     else Fraction(n_in, n_out))
+                r = (
+                    1 / Fraction(sf).limit_denominator(10**6)
+                    if sf and not recompute
+                    else Fraction(n_in, n_out)
+                )
                 pos = lambda o: (o + Fraction(1, 2)) * r - Fraction(1, 2)  # noqa: E731
             if mode == "nearest":
                 src = lambda o: [math.floor(o * r)]  # noqa: E731
@@ -468,6 +673,7 @@ class _Tracker(TorchFunctionMode):
             else:
                 raise RFError(f"no receptive-field rule for interpolate mode {mode!r}")
             return _ratio_window(ax, r, src)
+
         return f.apply(rule)
 
     def _pad(self, f: _Map, pad):
@@ -503,8 +709,10 @@ class _Tracker(TorchFunctionMode):
                     full.append(ax)
                 elif size == 1:
                     if np.isfinite(ax.lo).any() or np.isfinite(ax.hi).any():
-                        raise RFError("broadcasting a 1-unit map with a bounded RF over a "
-                                      "larger map: no RF rule for it")
+                        raise RFError(
+                            "broadcasting a 1-unit map with a bounded RF over a "
+                            "larger map: no RF rule for it"
+                        )
                     glob_any = glob_any | ax.glob.any(axis=1, keepdims=True)
                 else:
                     raise RFError(f"operands of sizes {size} and {n} along an axis")
@@ -518,8 +726,9 @@ class _Tracker(TorchFunctionMode):
                 lo, hi, gl = np.broadcast_arrays(lo, hi, gl | glob_any)
                 ax = _Axis(al[0].jump, lo.copy(), hi.copy(), gl.copy())
             else:
-                ax = _Axis(math.nan, np.full((1, 1), np.inf), np.full((1, 1), -np.inf),
-                           glob_any.copy())
+                ax = _Axis(
+                    math.nan, np.full((1, 1), np.inf), np.full((1, 1), -np.inf), glob_any.copy()
+                )
             if ax.channels not in (1, c):
                 ax = _mix(ax, 1, ax.channels, 1)
             result.append(_canonical(ax))
@@ -531,8 +740,9 @@ class _Tracker(TorchFunctionMode):
         if out is not None and out.dim() == 4:
             if not exact:
                 _warn_upper_bound()
-            ax = _Axis(math.nan, np.full((1, 1), np.inf), np.full((1, 1), -np.inf),
-                       np.ones((1, 1), bool))
+            ax = _Axis(
+                math.nan, np.full((1, 1), np.inf), np.full((1, 1), -np.inf), np.ones((1, 1), bool)
+            )
             return _Map(ax, ax)
         return _Flat(exact=exact)
 
@@ -542,8 +752,14 @@ class _Tracker(TorchFunctionMode):
             return self._from_flat([f], value)
         if out is not None and tuple(out.shape) == tuple(v.shape):
             return f
-        if f.nchw and out is not None and out.dim() == 4 and len(v.shape) == 4 and \
-                out.shape[0] == v.shape[0] and tuple(out.shape[2:]) == tuple(v.shape[2:]):
+        if (
+            f.nchw
+            and out is not None
+            and out.dim() == 4
+            and len(v.shape) == 4
+            and out.shape[0] == v.shape[0]
+            and tuple(out.shape[2:]) == tuple(v.shape[2:])
+        ):
             # channels regrouped in an unknown order: every channel may hold any input channel
             return f.apply(lambda ax, i: _mix(ax, 1, ax.channels, 1))
         # Already global along both axes (a flattened global pool): nothing is lost.
@@ -551,8 +767,11 @@ class _Tracker(TorchFunctionMode):
 
     def _permute(self, f: _Map, name, vargs, vkw, value):
         if name == "permute":
-            perm = vargs[1] if len(vargs) == 2 and isinstance(vargs[1], (tuple, list)) \
+            perm = (
+                vargs[1]
+                if len(vargs) == 2 and isinstance(vargs[1], (tuple, list))
                 else (vargs[1:] or vkw.get("dims"))
+            )
             perm = [d % 4 for d in perm]
         else:
             a, b = (d % 4 for d in (vargs[1], vargs[2]))
@@ -571,7 +790,7 @@ class _Tracker(TorchFunctionMode):
             index = (index,)
         if any(i is Ellipsis for i in index):
             e = index.index(Ellipsis)
-            index = index[:e] + (slice(None),) * (4 - len(index) + 1) + index[e + 1:]
+            index = index[:e] + (slice(None),) * (4 - len(index) + 1) + index[e + 1 :]
         index = index + (slice(None),) * (4 - len(index))
         if len(index) != 4 or not all(isinstance(i, slice) for i in index):
             return self._layout(f, v, value)
@@ -612,9 +831,16 @@ class _Tracker(TorchFunctionMode):
         result = []
         for i in (0, 1):
             al = _align(axes[i], "a channel concatenation")
-            result.append(_canonical(_Axis(al[0].jump, np.concatenate([a.lo for a in al]),
-                                           np.concatenate([a.hi for a in al]),
-                                           np.concatenate([a.glob for a in al]))))
+            result.append(
+                _canonical(
+                    _Axis(
+                        al[0].jump,
+                        np.concatenate([a.lo for a in al]),
+                        np.concatenate([a.hi for a in al]),
+                        np.concatenate([a.glob for a in al]),
+                    )
+                )
+            )
         return _Map(*result)
 
     def _split(self, f, v, name, vargs, vkw, value):
@@ -645,8 +871,10 @@ class _Tracker(TorchFunctionMode):
             m = f
             if 1 in dims:
                 m = m.apply(lambda ax, i: _mix(ax, 1, ax.channels, 1))
-            res = _Map(_globalise(m.y, False) if 2 in dims else m.y,
-                       _globalise(m.x, False) if 3 in dims else m.x)
+            res = _Map(
+                _globalise(m.y, False) if 2 in dims else m.y,
+                _globalise(m.x, False) if 3 in dims else m.x,
+            )
         return tuple(res for _ in value) if isinstance(value, (tuple, list)) else res
 
     def _softmax(self, f, v, value, dim):
@@ -657,15 +885,17 @@ class _Tracker(TorchFunctionMode):
             return f.apply(lambda ax, i: _mix(ax, 1, ax.channels, 1))
         if dim == 0:
             return f
-        return _Map(_globalise(f.y, True) if dim == 2 else f.y,
-                    _globalise(f.x, True) if dim == 3 else f.x)
+        return _Map(
+            _globalise(f.y, True) if dim == 2 else f.y, _globalise(f.x, True) if dim == 3 else f.x
+        )
 
     def _normalise_last(self, f, v, value, ndims):
         normed = set(range(4 - ndims, 4))
         c, y, x = (d in normed for d in f.dims)
         m = f.apply(lambda ax, i: _mix(ax, 1, ax.channels, 1)) if c else f
-        return _Map(_globalise(m.y, True) if y else m.y, _globalise(m.x, True) if x else m.x,
-                    f.dims)
+        return _Map(
+            _globalise(m.y, True) if y else m.y, _globalise(m.x, True) if x else m.x, f.dims
+        )
 
 
 def _take(ax: _Axis, c: int, sel: np.ndarray) -> _Axis:
@@ -700,6 +930,8 @@ def _flatten_args(args) -> list:
 
 
 def _warn_upper_bound() -> None:
-    warnings.warn("a spatial map was rebuilt from a tensor whose spatial axes were reshaped "
-                  "away (flatten/view/permute); its RF is reported unbounded, an upper bound",
-                  stacklevel=4)
+    warnings.warn(
+        "a spatial map was rebuilt from a tensor whose spatial axes were reshaped "
+        "away (flatten/view/permute); its RF is reported unbounded, an upper bound",
+        stacklevel=4,
+    )

@@ -1,4 +1,5 @@
 """The dead zone of a masked model (Taimeskhanov et al., Section 3.1): input rows no visible unit sees."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -14,6 +15,7 @@ from .fields import RF, receptive_field
 class DeadZone:
     """Input rows no unmasked unit can see. ``rows``: their indices; ``n``; ``fraction`` of the
     image (rows x full width / area); ``first`` (None if empty); ``seen``: rows that are seen."""
+
     rows: tuple[int, ...]
     input_size: int
     visible_rows: tuple[int, ...]
@@ -32,9 +34,15 @@ class DeadZone:
         return slice(self.rows[0], self.rows[-1] + 1)
 
 
-def dead_zone(model: nn.Module, input_size=None, masked_rows: int | None = None, *,
-              layer: nn.Module | str | None = None, visible_rows: Iterable[int] | None = None,
-              in_channels: int | None = None) -> DeadZone:
+def dead_zone(
+    model: nn.Module,
+    input_size=None,
+    masked_rows: int | None = None,
+    *,
+    layer: nn.Module | str | None = None,
+    visible_rows: Iterable[int] | None = None,
+    in_channels: int | None = None,
+) -> DeadZone:
     """The dead zone (Taimeskhanov et al., Section 3.1): input rows outside the union of the RFs of
     the feature rows that the mask leaves visible.
 
@@ -79,11 +87,14 @@ def dead_zone(model: nn.Module, input_size=None, masked_rows: int | None = None,
     n = rf.y.size
     if visible_rows is None:
         if masked_rows is None:
-            raise ValueError("give masked_rows (the number of masked bottom feature rows) or "
-                             "visible_rows")
+            raise ValueError(
+                "give masked_rows (the number of masked bottom feature rows) or visible_rows"
+            )
         if not 0 <= masked_rows <= n:
-            raise ValueError(f"masked_rows={masked_rows} must be in [0, {n}] for a {n}-row "
-                             f"feature map at input {input_size}")
+            raise ValueError(
+                f"masked_rows={masked_rows} must be in [0, {n}] for a {n}-row "
+                f"feature map at input {input_size}"
+            )
         visible = tuple(range(n - masked_rows))
     else:
         visible = tuple(sorted(set(int(r) for r in visible_rows)))
@@ -94,6 +105,6 @@ def dead_zone(model: nn.Module, input_size=None, masked_rows: int | None = None,
     for r in visible:
         b = rf.y.bounds(r)
         if b is not None:
-            covered[b[0]:b[1] + 1] = True
+            covered[b[0] : b[1] + 1] = True
     rows = tuple(int(i) for i in np.flatnonzero(~covered))
     return DeadZone(rows=rows, input_size=h, visible_rows=visible, rf=rf)

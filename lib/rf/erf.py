@@ -1,4 +1,5 @@
 """The effective receptive field (Santos et al., Eq. 2) and its half-mass radius."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +10,14 @@ from tqdm import tqdm
 from lib.layers import resolve_layer
 
 
-def erf(model: nn.Module, layer: nn.Module | str, images: torch.Tensor, unit=None,
-        batch_size: int = 16, progress: bool | None = None) -> torch.Tensor:
+def erf(
+    model: nn.Module,
+    layer: nn.Module | str,
+    images: torch.Tensor,
+    unit=None,
+    batch_size: int = 16,
+    progress: bool | None = None,
+) -> torch.Tensor:
     """The effective receptive field (Santos et al., Eq. 2):
     ``1/N sum_n | 1/C sum_c dA_ij / dI_n,c,x,y |``.
 
@@ -43,8 +50,10 @@ def erf(model: nn.Module, layer: nn.Module | str, images: torch.Tensor, unit=Non
                 [0., 0., 0., 0., 0.]])
     """
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
-        raise ValueError(f"images must be a (N, C, H, W) tensor, got "
-                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+        raise ValueError(
+            f"images must be a (N, C, H, W) tensor, got "
+            f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}"
+        )
     module = resolve_layer(model, layer)
     try:
         device = next(model.parameters()).device
@@ -54,8 +63,9 @@ def erf(model: nn.Module, layer: nn.Module | str, images: torch.Tensor, unit=Non
 
     def hook(_m, _inp, out):
         if not isinstance(out, torch.Tensor) or out.dim() != 4:
-            raise ValueError(f"layer {layer!r} outputs {type(out).__name__}, not a (N, C, h, w) "
-                             "feature map")
+            raise ValueError(
+                f"layer {layer!r} outputs {type(out).__name__}, not a (N, C, h, w) feature map"
+            )
         captured[:] = [out]
         return out.clone()  # later in-place ops (DenseNet's relu_) must not rewrite our copy
 
@@ -109,15 +119,18 @@ def erf_radius(erf_map, mass: float = 0.5, centre: tuple[float, float] | None = 
         >>> erf_radius(e)                                     # radius 1 holds 5 of 9 (>= 4.5)
         1.0
     """
-    a = np.asarray(erf_map.detach().cpu() if isinstance(erf_map, torch.Tensor) else erf_map, dtype=np.float64)
+    a = np.asarray(
+        erf_map.detach().cpu() if isinstance(erf_map, torch.Tensor) else erf_map, dtype=np.float64
+    )
     if a.ndim != 2:
         raise ValueError(f"erf_map must be 2-D (H, W), got shape {a.shape}")
     if not np.isfinite(a).all() or (a < 0).any():
         raise ValueError("erf_map must be finite and non-negative (an ERF is an absolute value)")
     total = a.sum()
     if total <= 0:
-        raise ValueError("erf_map is all zero: the layer's centre unit does not depend on the "
-                         "input")
+        raise ValueError(
+            "erf_map is all zero: the layer's centre unit does not depend on the input"
+        )
     if not 0 < mass <= 1:
         raise ValueError(f"mass must be in (0, 1], got {mass}")
     yy, xx = np.indices(a.shape)

@@ -1,5 +1,6 @@
 """The theoretical receptive field of every feature map of a model (Santos et al., Eq. 1), from the
 model's own computation (:mod:`lib.rf._trace`); the result types and their table."""
+
 from __future__ import annotations
 
 import math
@@ -19,6 +20,7 @@ from ._trace import RFError, _Axis, _input_axis, _is_tensor, _Map, _Tracker
 # Public results
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class AxisRF:
     """Theoretical RF along one axis of a feature map (input pixel units, unbounded image).
@@ -30,6 +32,7 @@ class AxisRF:
     ``start + i * jump`` (exactly so when ``period == 1``). ``size``: units along the axis;
     ``input_size``: pixels along the axis.
     """
+
     rf_min: float
     rf_max: float
     rf_local: float
@@ -77,11 +80,19 @@ def _summarise(ax: _Axis, size: int, input_size: int) -> AxisRF:
     sizes = np.where(gl, np.inf, local)
     ulo, uhi, ugl = ax.lo.min(axis=0), ax.hi.max(axis=0), ax.glob.any(axis=0)
     start = (ulo[0] + uhi[0]) / 2 if ulo[0] <= uhi[0] else math.nan
-    return AxisRF(rf_min=_num(sizes.min()), rf_max=_num(sizes.max()),
-                  rf_local=_num(local.max()), jump=_num(ax.jump), start=_num(start),
-                  size=int(size), input_size=int(input_size), period=p,
-                  _lo=tuple(float(a) for a in ulo), _hi=tuple(float(a) for a in uhi),
-                  _glob=tuple(bool(a) for a in ugl))
+    return AxisRF(
+        rf_min=_num(sizes.min()),
+        rf_max=_num(sizes.max()),
+        rf_local=_num(local.max()),
+        jump=_num(ax.jump),
+        start=_num(start),
+        size=int(size),
+        input_size=int(input_size),
+        period=p,
+        _lo=tuple(float(a) for a in ulo),
+        _hi=tuple(float(a) for a in uhi),
+        _glob=tuple(bool(a) for a in ugl),
+    )
 
 
 def _num(v) -> float:
@@ -93,6 +104,7 @@ def _num(v) -> float:
 class RF:
     """Theoretical RF of one layer's output map: ``y`` (rows) and ``x`` (columns) axes.
     ``rf_min``, ``rf_max``, ``jump``, ``start`` read both axes and need them equal."""
+
     layer: str
     channels: int
     y: AxisRF
@@ -102,8 +114,10 @@ class RF:
         a, b = getattr(self.y, attr), getattr(self.x, attr)
         if _same(a, b):
             return a
-        raise ValueError(f"{attr} differs between the axes of {self.layer!r} (rows {a}, "
-                         f"columns {b}); read rf.y.{attr} and rf.x.{attr}")
+        raise ValueError(
+            f"{attr} differs between the axes of {self.layer!r} (rows {a}, "
+            f"columns {b}); read rf.y.{attr} and rf.x.{attr}"
+        )
 
     rf_min = property(lambda self: self._both("rf_min"))
     rf_max = property(lambda self: self._both("rf_max"))
@@ -117,6 +131,7 @@ class RF:
         def f(a: AxisRF) -> str:
             rng = _fmt(a.rf_max) if a.rf_min == a.rf_max else f"{_fmt(a.rf_min)}-{_fmt(a.rf_max)}"
             return f"RF {rng}, jump {_fmt(a.jump)}, start {_fmt(a.start)}, {a.size} units"
+
         if self.y == self.x or (f(self.y) == f(self.x)):
             return f"{self.layer}: {f(self.y)}"
         return f"{self.layer}: rows {f(self.y)}; columns {f(self.x)}"
@@ -138,6 +153,7 @@ def _fmt(v: float) -> str:
 # Analysis entry points
 # --------------------------------------------------------------------------------------------
 
+
 def _hw(input_size) -> tuple[int, int]:
     if isinstance(input_size, int):
         return input_size, input_size
@@ -152,8 +168,9 @@ def _in_channels(model: nn.Module) -> int:
     return 3
 
 
-def _analyse(model: nn.Module, input_size=224, in_channels: int | None = None
-             ) -> dict[str, tuple[RF, int]]:
+def _analyse(
+    model: nn.Module, input_size=224, in_channels: int | None = None
+) -> dict[str, tuple[RF, int]]:
     """name -> (RF, number of calls) for every module whose output is a 4-D feature map."""
     h, w = _hw(input_size)
     c = in_channels or _in_channels(model)
@@ -172,11 +189,16 @@ def _analyse(model: nn.Module, input_size=224, in_channels: int | None = None
             name = names.get(id(module))
             if name is not None:
                 calls[name] = calls.get(name, 0) + 1  # a module called several times: last call
-                outputs[name] = (tracker.field_of(out), tuple(out.shape) if _is_tensor(out)
-                                 else None)
+                outputs[name] = (
+                    tracker.field_of(out),
+                    tuple(out.shape) if _is_tensor(out) else None,
+                )
 
-        device = torch.device("meta") if meta else next(
-            (v.device for _, v in params), torch.device("cpu"))
+        device = (
+            torch.device("meta")
+            if meta
+            else next((v.device for _, v in params), torch.device("cpu"))
+        )
         x = torch.zeros(1, c, h, w, device=device, dtype=dtype)
         tracker.track(x, _Map(_input_axis(), _input_axis()))
         handles = [m.register_forward_hook(hook) for m in model.modules()]
@@ -199,21 +221,28 @@ def _analyse(model: nn.Module, input_size=224, in_channels: int | None = None
             raise
         except Exception as meta_exc:  # noqa: BLE001 - an op without a meta kernel: run for real
             if all(v.device.type == "meta" for _, v in params) and params:
-                raise RFError(f"the forward pass of {type(model).__name__} failed on a "
-                              f"{h}x{w} image with {c} channels: {meta_exc}. Is input_size large "
-                              "enough, and in_channels right?") from meta_exc
-            warnings.warn(f"{type(model).__name__}'s forward needs real values ({meta_exc}): "
-                          "data-dependent control flow or an operation without a shape-only "
-                          "kernel. The RF is computed on a real blank (all-zero) image and "
-                          "follows the path that image takes", stacklevel=3)
+                raise RFError(
+                    f"the forward pass of {type(model).__name__} failed on a "
+                    f"{h}x{w} image with {c} channels: {meta_exc}. Is input_size large "
+                    "enough, and in_channels right?"
+                ) from meta_exc
+            warnings.warn(
+                f"{type(model).__name__}'s forward needs real values ({meta_exc}): "
+                "data-dependent control flow or an operation without a shape-only "
+                "kernel. The RF is computed on a real blank (all-zero) image and "
+                "follows the path that image takes",
+                stacklevel=3,
+            )
             try:
                 run(meta=False)
             except RFError:
                 raise
             except Exception as exc:  # noqa: BLE001
-                raise RFError(f"the forward pass of {type(model).__name__} failed on a {h}x{w} "
-                              f"image with {c} channels: {exc}. Is input_size large enough, and "
-                              "in_channels right?") from exc
+                raise RFError(
+                    f"the forward pass of {type(model).__name__} failed on a {h}x{w} "
+                    f"image with {c} channels: {exc}. Is input_size large enough, and "
+                    "in_channels right?"
+                ) from exc
     finally:
         for m, t in training.items():
             m.train(t)
@@ -221,14 +250,19 @@ def _analyse(model: nn.Module, input_size=224, in_channels: int | None = None
     for name, (f, shape) in outputs.items():
         if isinstance(f, _Map) and shape is not None and len(shape) == 4:
             cd, yd, xd = f.dims
-            rf = RF(layer=name, channels=int(shape[cd]), y=_summarise(f.y, shape[yd], h),
-                    x=_summarise(f.x, shape[xd], w))
+            rf = RF(
+                layer=name,
+                channels=int(shape[cd]),
+                y=_summarise(f.y, shape[yd], h),
+                x=_summarise(f.x, shape[xd], w),
+            )
             result[name] = (rf, calls[name])
     return result
 
 
-def receptive_field(model: nn.Module, layer: nn.Module | str = "", input_size=224,
-                    in_channels: int | None = None) -> RF:
+def receptive_field(
+    model: nn.Module, layer: nn.Module | str = "", input_size=224, in_channels: int | None = None
+) -> RF:
     """Theoretical RF of ``layer``'s output (Santos et al., Eq. 1, ``r_{l-1} = r_l s_l + k_l -
     s_l``, generalised to any traced graph).
 
@@ -258,14 +292,17 @@ def receptive_field(model: nn.Module, layer: nn.Module | str = "", input_size=22
     name = layer_name(model, layer) if layer != "" else ""
     table = _analyse(model, input_size, in_channels)
     if name not in table:
-        raise RFError(f"layer {name!r} of {type(model).__name__} has no 4-D feature map output "
-                      "in the forward pass (not called, or its output is not (N, C, H, W)). "
-                      f"Layers with one: {', '.join(n for n in table if n) or 'none'}")
+        raise RFError(
+            f"layer {name!r} of {type(model).__name__} has no 4-D feature map output "
+            "in the forward pass (not called, or its output is not (N, C, H, W)). "
+            f"Layers with one: {', '.join(n for n in table if n) or 'none'}"
+        )
     return table[name][0]
 
 
-def receptive_fields(model: nn.Module, input_size=224, in_channels: int | None = None
-                     ) -> dict[str, RF]:
+def receptive_fields(
+    model: nn.Module, input_size=224, in_channels: int | None = None
+) -> dict[str, RF]:
     """The RF (Santos et al., Eq. 1) of every module whose output is a 4-D map, from one analysis.
 
     Args:
@@ -314,8 +351,9 @@ def rf_table(model: nn.Module, input_size=224, in_channels: int | None = None):
     types = {n: type(m).__name__ for n, m in model.named_modules()}
     order = [n for n, _ in model.named_modules() if n in table]
     keys = ("rf_min", "rf_max", "rf_local", "jump", "start")
-    square = all(_same(getattr(table[n][0].y, k), getattr(table[n][0].x, k))
-                 for n in order for k in keys)
+    square = all(
+        _same(getattr(table[n][0].y, k), getattr(table[n][0].x, k)) for n in order for k in keys
+    )
     rows = []
     for n in order:
         rf, calls = table[n]
@@ -355,8 +393,9 @@ def unit_rf_bounds(rf: RF, row: int, col: int | None = None):
     return rf.y.bounds(row), rf.x.bounds(col)
 
 
-def rf_centres(model: nn.Module, layer: nn.Module | str, input_size=224,
-               in_channels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def rf_centres(
+    model: nn.Module, layer: nn.Module | str, input_size=224, in_channels: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Input coordinates (pixel indices) of the RF centres of a layer's units, per axis: where
     Santos et al.'s up-sampling should put them (``start + i * jump``, Eq. 1's centres).
 
