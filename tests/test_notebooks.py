@@ -148,6 +148,9 @@ def test_parameters_cell(path):
     names = {}
     for node in tree.body:
         assert isinstance(node, ast.Assign), "the parameters cell holds plain assignments only"
+        # one line each: a reader (and Colab's rehearsal) replaces a parameter's line; a value
+        # wrapped over lines by a formatter would leave its tail behind
+        assert node.lineno == node.end_lineno, f"parameter on line {node.lineno} spans lines"
         names[node.targets[0].id] = ast.literal_eval(node.value)
     assert names.get("profile") == "default", "the book renders the default profile"
     for required in ("data_root", "device", "seed"):

@@ -53,7 +53,7 @@ OVERRIDES = {
             "shap_samples": 10,
         },
     ),
-    "09_explanation_cost": ("explanation_cost", {"model": "resnet50"}),
+    "09_explanation_cost": ("explanation_cost", {}),
     "10_sanity_checks": (
         "sanity_checks",
         {"imagenet_archs": ["resnet50"], "n_imagenet": 2},
