@@ -27,6 +27,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .. import cam, fast, metrics
+from ..data.nih import FINDINGS
 from ..data.photos import load_boxes, load_photo
 from ..train import RECIPES, TrainConfig
 from ..verdict import all_of
@@ -185,22 +186,7 @@ TABLE5_LAYER = {
 #: with another finding's output. This book maps every box's finding by NAME to the
 #: checkpoint's own index.
 NIH_ORDERS = {
-    "chexnet": (
-        "Atelectasis",
-        "Cardiomegaly",
-        "Effusion",
-        "Infiltration",
-        "Mass",
-        "Nodule",
-        "Pneumonia",
-        "Pneumothorax",
-        "Consolidation",
-        "Edema",
-        "Emphysema",
-        "Fibrosis",
-        "Pleural_Thickening",
-        "Hernia",
-    ),
+    "chexnet": FINDINGS,  # the data set's own order (lib.data.nih)
     "covid": (
         "Cardiomegaly",
         "Emphysema",
@@ -274,8 +260,8 @@ from ..data.boxes import box_mask, rescale_boxes
 from ..data.imagenet import WHERE, ImageNetVal, collate, image_size, imagenet_root
 from ..data.images import array_to_tensor
 from ..data.needs import Need, random_stand_ins, require, weights_need
-from ..data.nih import FINDINGS, NIHChestXray, nih_root
 from ..data.nih import WHERE as NIH_WHERE
+from ..data.nih import NIHChestXray, nih_root
 from ..models.pretrained import LITE0_MEAN, LITE0_STD
 from ..models.zoo import SmallConvNet, SmallGoogLeNet, build, imagenet_weights_file
 from ..plot import as_image, colorbar, method_label
