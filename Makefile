@@ -13,6 +13,10 @@ FMNIST := /usr/share/datasets/fashion-mnist
 SMOKE  := _build/smoke
 SMOKE_BOOK := _build/smoke-book
 WHEEL  := _build/wheel
+# Two jobs at once on a 2-core machine (the smoke notebooks two at a time, pytest's two workers):
+# one torch/OpenMP thread each. torch's default, one thread per core in every job, oversubscribes
+# the cores and ran the CIFAR-10 test 274 s beside the other worker against 67 s with one thread.
+ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 # a profile's claim records are rewritten by the run that renders it: drop the old ones first, so
 # that a chapter renamed or removed leaves no row on the summary page
 CLEAR_CLAIMS = $(BIN)/python -c "import shutil; from lib.report import claims_dir; shutil.rmtree(claims_dir('$(1)'), ignore_errors=True)"
@@ -59,7 +63,7 @@ wheel: setup
 smoke-notebooks: setup
 	rm -rf $(SMOKE) && mkdir -p $(SMOKE)
 	$(call CLEAR_CLAIMS,smoke)
-	ls notebooks/*.ipynb | grep -v '/9[0-9]_' | xargs -P 2 -I{} sh -c \
+	ls notebooks/*.ipynb | grep -v '/9[0-9]_' | $(ONE_THREAD) xargs -P 2 -I{} sh -c \
 	  '$(BIN)/papermill -k python3 --cwd notebooks -p profile smoke "{}" "$(SMOKE)/$$(basename {})" --log-level WARNING --no-progress-bar || { echo "FAILED: {} (smoke profile)"; exit 255; }'
 	for nb in $$(ls notebooks/9[0-9]_*.ipynb 2>/dev/null); do \
 	  $(BIN)/papermill -k python3 --cwd notebooks -p profile smoke "$$nb" "$(SMOKE)/$$(basename $$nb)" --log-level WARNING --no-progress-bar || exit 1; \
@@ -81,7 +85,7 @@ lint: setup
 	$(BIN)/ruff format --check lib tests notebooks
 
 test: setup lint browser smoke-book
-	REQUIRE_BOOK=1 $(BIN)/python -m pytest tests -n 2 --dist loadfile -q --durations=15
+	REQUIRE_BOOK=1 $(ONE_THREAD) $(BIN)/python -m pytest tests -n 2 --dist loadfile -q --durations=15
 
 book: setup wheel
 	$(call CLEAR_CLAIMS,default)
