@@ -265,29 +265,21 @@ def mean_above(
     Returns:
         A :class:`Verdict` on the mean with its BCa bootstrap interval.
     """
-    a = _values(values, rule)
-    est, lo, hi, se, kind = _bootstrap((a,), np.mean, paired=False)
-    return Verdict(
-        _few(decide(lo, hi, boundary, ">"), a.size),
-        est,
-        lo,
-        hi,
-        float(boundary),
-        rule,
-        _few_note(f"bootstrap over {a.size} {unit}, {kind}", a.size),
-        a.size,
-        _DETECT_Z * se or None,
-    )
+    return _mean_against(values, boundary, ">", rule, unit)
 
 
 def mean_below(
     values: Sequence[float], boundary: float = 0.0, *, rule: str, unit: str = "images"
 ) -> Verdict:
     """Whether the mean of ``values`` is below ``boundary`` (see :func:`mean_above`)."""
+    return _mean_against(values, boundary, "<", rule, unit)
+
+
+def _mean_against(values, boundary: float, side: str, rule: str, unit: str) -> Verdict:
     a = _values(values, rule)
     est, lo, hi, se, kind = _bootstrap((a,), np.mean, paired=False)
     return Verdict(
-        _few(decide(lo, hi, boundary, "<"), a.size),
+        _few(decide(lo, hi, boundary, side), a.size),
         est,
         lo,
         hi,

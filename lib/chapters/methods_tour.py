@@ -54,24 +54,10 @@ COST = {
 }
 #: EfficientNet-Lite0's last feature map: 1280 x 7 x 7, then global average pooling + linear
 LAYER = "bn2"
-LAYER_METHODS = [
-    "cam",
-    "gradcam",
-    "gradcam++",
-    "xgradcam",
-    "hirescam",
-    "layercam",
-    "counterfactual",
-    "eigencam",
-    "ablationcam",
-]
-INPUT_METHODS = [
-    "guidedbackprop",
-    "guidedgradcam",
-    "integratedgradients",
-    "occlusion",
-    "gradientshap",
-]
+#: the layer methods on every photograph; Score-CAM (hundreds of passes) only on ``scorecam_photos``
+LAYER_METHODS = [m for m in cam.LAYER_METHODS if m != "scorecam"]
+#: the methods at the input's resolution: guided backpropagation and Captum's attributions
+INPUT_METHODS = [*cam.INPUT_METHODS, *cam.CAPTUM_METHODS]
 #: what a person sees in the photographs: the top-3 classes of chelsea are the three cats
 #: (tabby, tiger cat, Egyptian cat); coffee is an espresso; the rocket a missile
 EXPECTED = {
