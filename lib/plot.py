@@ -172,12 +172,20 @@ def _is_colorbar(ax) -> bool:
     return getattr(ax, "_colorbar", None) is not None
 
 
-def draw_boxes(ax, boxes, color="lime", lw=1.5, labels: Sequence[str] | None = None) -> None:
-    """Boxes (K, 4+) as (x_min, y_min, x_max, y_max), x_max exclusive (pixel edges)."""
+def draw_boxes(
+    ax,
+    boxes,
+    color="lime",
+    lw=1.5,
+    labels: Sequence[str] | None = None,
+    inclusive: bool = False,
+) -> None:
+    """Boxes (K, 4+) as (x_min, y_min, x_max, y_max), x_max exclusive (pixel edges), or, with
+    ``inclusive``, the last pixel inside the box (ILSVRC's and ``lib.metrics``' boxes)."""
     if _is_colorbar(ax):
         return
     for k, b in enumerate(np.asarray(boxes, dtype=float).reshape(-1, np.shape(boxes)[-1])):
-        x0, y0, x1, y1 = b[:4]
+        x0, y0, x1, y1 = b[:4] + np.array([0, 0, int(inclusive), int(inclusive)])
         ax.add_patch(
             Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=color, lw=lw)
         )

@@ -155,6 +155,16 @@ def test_existing_helpers_keep_working():
     assert axes[2].texts[0].get_text() == "cat"
 
 
+def test_draw_boxes_puts_edges_on_pixel_borders_by_hand():
+    # pixel j covers [j - 0.5, j + 0.5]: a box over pixels 1..2 has edges at 0.5 and 2.5
+    fig, ax = plt.subplots()
+    plot.draw_boxes(ax, [[1, 1, 3, 3]])  # x_max exclusive
+    plot.draw_boxes(ax, [[1, 1, 2, 2]], color="red", inclusive=True)  # the last pixel inside
+    edges = [(p.get_x(), p.get_y(), p.get_width(), p.get_height()) for p in ax.patches]
+    assert edges == [(0.5, 0.5, 2.0, 2.0), (0.5, 0.5, 2.0, 2.0)]
+    plt.close(fig)
+
+
 def test_verdict_figure_draws_estimate_interval_rule_and_paper_by_hand():
     from lib import report
     from lib import verdict as V

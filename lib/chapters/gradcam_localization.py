@@ -252,7 +252,6 @@ from collections import OrderedDict
 import cv2
 import matplotlib.pyplot as plt
 import torchvision
-from matplotlib.patches import Rectangle
 from scipy import stats
 
 from .. import bench_boxes, verdict
@@ -264,7 +263,7 @@ from ..data.nih import WHERE as NIH_WHERE
 from ..data.nih import NIHChestXray, nih_root
 from ..models.pretrained import LITE0_MEAN, LITE0_STD
 from ..models.zoo import SmallConvNet, SmallGoogLeNet, build, imagenet_weights_file
-from ..plot import as_image, colorbar, method_label
+from ..plot import as_image, colorbar, draw_boxes, method_label
 from ..plot import method_label as _label
 from ..results import ResultsStore
 from ..train import load_or_train, load_trained, stand_in_scene_spec, stand_in_test_scenes
@@ -1383,28 +1382,9 @@ def plot_boxes(
         for c in contours:
             c = c[:, 0]
             a.plot(np.r_[c[:, 0], c[0, 0]], np.r_[c[:, 1], c[0, 1]], color="yellow", lw=1)
-        for g in gts:
-            a.add_patch(
-                Rectangle(
-                    (g[0] - 0.5, g[1] - 0.5),
-                    g[2] - g[0] + 1,
-                    g[3] - g[1] + 1,
-                    fill=False,
-                    color="lime",
-                    lw=1.5,
-                )
-            )
+        draw_boxes(a, np.reshape(gts, (-1, 4)), inclusive=True)
         if box[0] != metrics.NO_BOX:
-            a.add_patch(
-                Rectangle(
-                    (box[0] - 0.5, box[1] - 0.5),
-                    box[2] - box[0] + 1,
-                    box[3] - box[1] + 1,
-                    fill=False,
-                    color="red",
-                    lw=1.5,
-                )
-            )
+            draw_boxes(a, [box], color="red", inclusive=True)
         ious = [metrics.box_iou(torch.tensor([box]), torch.tensor([g])).item() for g in gts]
         need = [metrics.iou_threshold(torch.tensor([g])).item() for g in gts]
         best = int(np.argmax(ious)) if ious else 0
@@ -1416,17 +1396,7 @@ def plot_boxes(
         a.imshow(img, cmap="gray" if img.ndim == 2 else None)
         a.imshow(m, cmap="jet", alpha=0.4, vmin=0, vmax=1)
         yy, xx = np.unravel_index(int(np.argmax(m)), m.shape)
-        for g in gts:
-            a.add_patch(
-                Rectangle(
-                    (g[0] - 0.5, g[1] - 0.5),
-                    g[2] - g[0] + 1,
-                    g[3] - g[1] + 1,
-                    fill=False,
-                    color="lime",
-                    lw=1.5,
-                )
-            )
+        draw_boxes(a, np.reshape(gts, (-1, 4)), inclusive=True)
         a.plot([xx], [yy], marker="x", color="white", ms=9, mew=2.5)
         a.plot([xx], [yy], marker="x", color="black", ms=7, mew=1.2)
         a.set_title(
