@@ -119,11 +119,11 @@ def test_erf_centre_of_an_even_map_is_h_over_2():
     assert (t["map"], t["even map"], t["centre unit"]) == ("4x4", True, "(2, 2)")
     assert t["its RF centre (px)"] == "(4, 4)" and t["image centre (px)"] == "(3.5, 3.5)"
     assert (t["row offset (px)"], t["column offset (px)"]) == (0.5, 0.5)
-    assert (
-        "unit (2, 2), no middle unit, so h // 2 picks the lower-right of the four central "
-        "units; its RF centre lies 0.5 px below and right of the image centre"
-        in C.erf_centre_text(C.erf_centre_table(model, ["0"], 8))
-    )
+    # an odd map: 3x3 conv, stride 2, padding 1 on 9 px gives 5x5, unit 2 centred on pixel 4,
+    # which is the image centre (4, 4): no offset
+    o = C.erf_centre_table(model, ["0"], 9).iloc[0]
+    assert (o["map"], o["even map"], o["centre unit"]) == ("5x5", False, "(2, 2)")
+    assert (o["row offset (px)"], o["column offset (px)"]) == (0.0, 0.0)
     seen = torch.zeros(8, 8, dtype=torch.bool)
     seen[3:6, 3:6] = True  # unit 2 of a stride-2, 3-wide window sees pixels 3..5
     assert torch.equal(R.erf(model, "0", torch.ones(1, 1, 8, 8)) > 0, seen)
@@ -305,14 +305,17 @@ def test_verdict_with_three_layers_does_not_count_the_farthest_as_the_improvemen
     assert v.loc["iou", "farthest layer"] == "layer2" and not v.loc["iou", "too_far_back_is_worse"]
     assert v.loc["hr", "one_or_two_back_beats_last"] and v.loc["hr", "too_far_back_is_worse"]
     moved = C.overlap_fix_effect(t).set_index("metric")
-    assert (
-        moved.loc["iou", "old: best of layers 2-3"] == 0.40 and moved.loc["iou", "old: beats last"]
+    iou = moved.loc["iou"]
+    # overlapping rule: best of layer3 (0.20) and layer2 (0.40) = 0.40 > 0.30, it "beats last";
+    # the roles: layer3 alone, 0.20 < 0.30, it does not
+    assert (iou["overlapping: best of layers 2-3"], iou["roles: best 1-2 back"]) == (0.40, 0.20)
+    assert iou["overlapping: beats last"] and not iou["roles: beats last"]
+    assert iou["beats last differs"] and not moved.loc["hr", "beats last differs"]
+    # a model with four layers has no overlap to compare: no row
+    four = pd.DataFrame(
+        {"model": ["d"] * 4, "layer": ["a", "b", "c", "e"], "iou": [0.1] * 4, "hr": [0.2] * 4}
     )
-    assert moved.loc["iou", "verdict moved"] and not moved.loc["hr", "verdict moved"]
-    effects = C.fix_effects(t, n_seeds=3)
-    assert len(effects) == 1 and "0.400 (beats last: yes)" == effects["old"].iloc[0]
-    assert "0.200 (beats last: no)" == effects["new"].iloc[0]
-    assert "one seed" in C.fix_effects(t, n_seeds=1)["new"].iloc[-1]
+    assert C.overlap_fix_effect(four).empty
 
 
 def _rows(model, layers, values, seeds=(0,)):
@@ -421,13 +424,15 @@ def test_table2_verdicts_by_hand_three_outcomes():
     }
     c = claims["beats-last-resnet-iou"]
     assert (c["kind"], c["tier"], c["verdict"].outcome) == ("paper", "stand-in", V.HOLDS)
+    assert c["statement"].startswith(exp.models[r50].description + ": ")
     assert "stand-in for ResNet50" in c["statement"] and "trained here" in c["statement"]
     assert c["paper_value"] == pytest.approx(0.06)
     assert claims["too-far-densenet-iou"]["verdict"].outcome == V.FAILS
-    # the prose follows the outcomes
-    text = " ".join(C.verdict_sentences(v.reset_index()))
-    assert "IoU (layer3 − layer4) +0.200 [+0.200, +0.200], holds" in text
-    assert "undecided" in text and "does not hold" in text
+    # the display table: one row per verdict, its interval from the numbers above
+    shown = C.table2_verdict_table(v.reset_index()).set_index(["model", "claim"])
+    row = shown.loc[(r50, C.TABLE2_PARTS["back-beats-last"][0])]
+    assert (row["comparison"], row["outcome"]) == ("layer3 − layer4", V.HOLDS)
+    assert row["difference (95 % interval)"] == "+0.200 [+0.200, +0.200]"
     assert C.outcome_counts(v["outcome"]) == {"n": 6, "holds": 2, "fails": 2, "undecided": 2}
     assert C.outcome_counts([]) == {"n": 0, "holds": 0, "fails": 0, "undecided": 0}
     with pytest.raises(ValueError, match="none of"):
@@ -607,3 +612,24 @@ def test_figure2_photo_verdict_three_outcomes_and_not_run():
     assert C.figure2_photo_verdict(mixed, back).outcome == V.UNDECIDED
     one = C.figure2_photo_verdict(smaller.iloc[:1], back)
     assert one.outcome == V.NOT_RUN and "at least 2" in one.method
+
+
+def test_stand_in_description_names_the_model_and_what_it_stands_in_for():
+    """A claim statement's subject: the paper's own network is named as such; a stand-in says
+    what it is and which paper model it stands in for (data about the model, not a judgment)."""
+    own = C.StandIn("r", "ResNet50", C.PAPER_MODELS["ResNet50"], {}, 224, 3, "ResNet50")
+    assert own.is_paper_model
+    assert own.description == (
+        "ResNet50 (torchvision, ImageNet weights, fine-tuned here on VinDr-CXR)"
+    )
+    lite = C.StandIn("l", "EfficientNet-b0", "lite0", {}, 96, 3, "EfficientNet-Lite0")
+    assert not lite.is_paper_model
+    assert lite.description == (
+        "EfficientNet-Lite0 (ImageNet-pretrained, frozen, head fitted here on Fashion-MNIST "
+        "scenes at 96 px; a stand-in for EfficientNet-b0 fine-tuned on VinDr-CXR)"
+    )
+    small = C.StandIn("s", "DenseNet121", "small_densenet", {}, 64, 1, "DenseNet-style")
+    assert small.description == (
+        "The DenseNet-style stand-in (64 px, trained here on Fashion-MNIST scenes; "
+        "a stand-in for DenseNet121 on VinDr-CXR)"
+    )

@@ -90,17 +90,14 @@ def test_table1_stats_leave_empty_maps_out_with_ddof_1_by_hand():
     se = 10 / math.sqrt(3)
     assert g["z"] == pytest.approx((20 - 22.7) / math.hypot(se, 13.4 / 10))
     assert s.loc["hirescam", "z"] == 0.0 and np.isnan(s.loc[wx.EIGEN_OURS, "z"])
-    moved = wx.what_moved(per, "STACK-MIX")
-    assert moved.loc["gradcam", "before: mean"] == pytest.approx(15.0)
-    assert moved.loc["gradcam", "before: std"] == pytest.approx(100 * np.std([0.1, 0.3, 0, 0.2]))
-    assert moved.loc["eigencam", "before: mean"] == pytest.approx(20.0)  # our sign's row
-    assert moved.loc["eigencam", "now: mean"] == pytest.approx(50.0)
-    assert "1 empty maps left out" in moved.loc["gradcam", "why"]
+    # Eigen-CAM's two signs are two rows: the paper tool's (SVD) and ours (channel sum)
+    assert s.loc["eigencam", "mean"] == pytest.approx(50.0)
+    assert s.loc[wx.EIGEN_OURS, "mean"] == pytest.approx(20.0)
     t = wx.table1(per, "STACK-MIX")
-    assert t.loc["gradcam", "empty maps (left out)"] == "1 of 4"
-    assert t.loc["gradcam", "ours: mu x100, paper's post-processing"] == "20.0 ± 10.0"
-    assert t.loc["gradcam", "ours: mean, 95 % interval"].startswith("20.0 [")
-    assert t.loc["hirescam", "ours: mean, 95 % interval"] == "0.0"  # no spread: the point
+    assert t.loc["Grad-CAM", "empty maps (left out)"] == "1 of 4"
+    assert t.loc["Grad-CAM", "ours: μ × 100, paper's post-processing"] == "20.0 ± 10.0"
+    assert t.loc["Grad-CAM", "ours: mean, 95 % interval"].startswith("20.0 [")
+    assert t.loc["HiResCAM", "ours: mean, 95 % interval"] == "0.0"  # no spread: the point
 
 
 def test_ordering_verdict_by_hand():
@@ -138,14 +135,14 @@ def test_table1_claims_can_fail():
     name, lv = v["others_leak"]
     # 30, 0, 20, 40, ... (mean 25.7, wide) has a lower interval than Grad-CAM's 20 to 25: the
     # first such method (the paper's order of columns) decides
-    assert lv.outcome == "holds" and name == "gradcam++" and lv.low < v["gradcam"].low
+    assert lv.outcome == "holds" and name == "Grad-CAM++" and lv.low < v["gradcam"].low
     assert v["gradcam"].estimate == pytest.approx(100 * np.nanmean(grad))
     assert v["gradcam"].n == 6 and v["gradcam"].outcome == "holds"
-    assert v["leak_verdicts"]["xgradcam"].estimate == pytest.approx(180 / 7)
+    assert v["leak_verdicts"]["XGrad-CAM"].estimate == pytest.approx(180 / 7)
     w = wx.table1_claims(per(hires=(0.0, 1e-9, 0.0, 0.0, 0.0, 0.0, 0.0)), "STACK-MIX")
     assert not w["hirescam_zero"] and w["hirescam_error"] == pytest.approx(1e-7)
     name, lv = wx.table1_claims(per(xgrad=[0.0] * 7), "STACK-MIX")["others_leak"]
-    assert (name, lv.outcome, lv.estimate) == ("xgradcam", "does not hold", 0.0)
+    assert (name, lv.outcome, lv.estimate) == ("XGrad-CAM", "does not hold", 0.0)
 
 
 def _ranked(eigen, grad, n=6):
@@ -164,7 +161,7 @@ def test_ordering_claim_gives_each_of_the_three_outcomes():
     1 [1, 1]; Eigen-CAM - Grad-CAM of mean -0.83 points with a spread of 14 -> undecided, 1 [1, 2]."""
     grad = [0.2, 0.3, 0.25, 0.2, 0.3, 0.25]
     v, pairs = wx.ordering_claim(_ranked([0.6, 0.5, 0.7, 0.55, 0.65, 0.6], grad), "STACK-MIX")
-    assert list(pairs["pair (paper's order)"]) == ["eigencam > gradcam", "gradcam > hirescam"]
+    assert list(pairs["pair (paper's order)"]) == ["Eigen-CAM > Grad-CAM", "Grad-CAM > HiResCAM"]
     assert (v.outcome, v.estimate, v.low, v.high, v.boundary) == ("holds", 2, 2, 2, 1.5)
     assert list(pairs["outcome"]) == ["holds", "holds"] and v.n == 6
     v, pairs = wx.ordering_claim(_ranked([0.1, 0.05, 0.1, 0.12, 0.08, 0.1], grad), "STACK-MIX")
@@ -173,7 +170,8 @@ def test_ordering_claim_gives_each_of_the_three_outcomes():
     v, pairs = wx.ordering_claim(_ranked(list(np.array(grad) + diffs), grad), "STACK-MIX")
     assert (v.outcome, v.estimate, v.low, v.high) == ("undecided", 1, 1, 2)
     assert list(pairs["outcome"]) == ["undecided", "holds"]
-    assert "undecided" in wx.ordering_text(v) and "1 of its 2" in wx.ordering_text(v)
+    # the counts the chapter words: 1 pair certainly in order, 2 - 2 = 0 certainly reversed
+    assert (int(v.low), round(v.boundary + 0.5) - int(v.high)) == (1, 0)
     # an empty Grad-CAM map leaves its image out of both of Grad-CAM's pairs
     grad_empty = [float("nan")] + grad[1:]
     _, pairs = wx.ordering_claim(_ranked([0.6, 0.5, 0.7, 0.55, 0.65, 0.6], grad_empty), "STACK-MIX")
@@ -232,19 +230,31 @@ def test_add_table1_claims_kinds_and_tiers():
     for k in ("others-leak", "gradcam", "eigencam-highest", "ordering"):
         assert c[k].kind == "paper" and c[k].tier == "stand-in" and "stand-in" in c[k].statement
     assert c["eigencam-highest"].outcome == "holds"
+    # method ids never reach the page: display names in the values and rules
+    assert c["eigencam-highest"].paper_value == "Eigen-CAM"
+    assert c["ordering"].ours_text.startswith("Eigen-CAM > ")
+    assert c["eigencam-highest"].verdict.rule.endswith("deciding: Grad-CAM++)")
+    assert c["eigencam-highest"].verdict.method.startswith("Grad-CAM++: ")
+    assert "gradcam" not in c["ordering"].verdict.rule
     assert sum(report.tally(claims.rows).values()) == 5  # the check is not counted
 
 
-def test_accuracy_reason_is_computed_from_the_numbers():
-    """Issue #9, item 5: the epochs, the dead zone's share and both drops come from the inputs."""
+def test_method_label_gives_display_names():
+    assert wx.method_label("gradcam++") == "Grad-CAM++"
+    assert wx.method_label(wx.EIGEN_OURS) == "Eigen-CAM (sign: channel sum)"
+    assert wx.method_label("no-such-method") == "no-such-method"
+
+
+def test_accuracy_table_changes_by_hand():
+    """The numbers the chapter words: both drops (80 - 90 = -10 points here, 66.5 - 71.5 = -5 in
+    the paper) and the epochs, from the trainer's history."""
     hist_m = {"test_acc": 0.80, "epochs": [{}] * 4}
     hist_u = {"test_acc": 0.90, "epochs": [{}] * 4}
     acc = wx.accuracy_table(hist_m, hist_u)
     assert acc.loc["masked", "ours: top-1 change (points)"] == pytest.approx(-10.0)
+    assert acc.loc["unmasked", "ours: top-1 change (points)"] == 0.0
     assert acc.loc["masked", "paper: top-1 change (points)"] == pytest.approx(-5.0)
-    text = wx.accuracy_reason(acc, 0.3, 64)
-    assert "10.0 points" in text and "paper's 5.0" in text
-    assert "a 30 % dead zone" in text and "64 px" in text and "train 4 epochs, not 90" in text
+    assert acc.loc["masked", "ours: epochs"] == 4 and wx.PAPER_EPOCHS == 90
 
 
 def test_authors_files_names_everything_missing(tmp_path):

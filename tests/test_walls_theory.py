@@ -426,3 +426,19 @@ def test_add_claims_kinds_tiers_and_a_failing_check():
     claims = report.Claims("04_walls_theory", "smoke")
     theory.add_claims(claims, off, results, fig3_v, fig3)
     assert claims.rows[0].outcome == "does not hold" and claims.rows[0].verdict.estimate == 1e-3
+
+
+def test_theorem3_overall_is_decided_by_the_weakest_v():
+    """Every V must hold: one undecided V makes the whole undecided and is named; with every V
+    holding, the V whose interval comes nearest 1 (low 1.1 < 1.2) decides; one failing V fails."""
+    good = _v("holds", 1.5, 1.2, 1.8, boundary=1.0)
+    near = _v("holds", 1.3, 1.1, 1.5, boundary=1.0)
+    bad = _v("undecided", 1.1, 0.9, 1.3, boundary=1.0)
+    worse = _v("does not hold", 0.8, 0.7, 0.9, boundary=1.0)
+    at, v = theory.theorem3_overall({25: {"verdict": bad}, 64: {"verdict": good}})
+    assert (at, v.outcome, v.low) == ("V = 25", "undecided", 0.9)
+    at, v = theory.theorem3_overall({25: {"verdict": good}, 64: {"verdict": near}})
+    assert (at, v.outcome, v.estimate) == ("V = 64", "holds", 1.3)
+    at, v = theory.theorem3_overall({25: {"verdict": bad}, 64: {"verdict": worse}})
+    assert (at, v.outcome) == ("V = 64", "does not hold")
+    assert v.rule.startswith(theory.THEOREM3_RULE)

@@ -87,7 +87,6 @@ __all__ = [
     "plot_block_rfs",
     # effective receptive fields
     "erf_centre_table",
-    "erf_centre_text",
     "photo_batch",
     "photo_erfs",
     "plot_photo_erfs",
@@ -112,7 +111,6 @@ __all__ = [
     "table2_verdicts",
     "table2_verdict_table",
     "outcome_counts",
-    "stand_in_text",
     "TABLE2_PARTS",
     # recipes
     "scene_data",
@@ -133,7 +131,6 @@ __all__ = [
     "rf_scale_table",
     "rf_scale_facts",
     "table2_claims",
-    "verdict_sentences",
     "seed_gains",
     "true_positive_table",
     "best_layers",
@@ -146,7 +143,6 @@ __all__ = [
     "dead_zone_sweep",
     "dead_zone_sweep_facts",
     "SCALE_TOLERANCE",
-    "fix_effects",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -370,42 +366,6 @@ def erf_centre_table(model: nn.Module, layers: Sequence[str], input_size: int) -
             }
         )
     return pd.DataFrame(rows)
-
-
-def erf_centre_text(centres: pd.DataFrame) -> str:
-    """The ERF's centre unit in words, from :func:`erf_centre_table`: which unit Eq. 2 seeds on
-    odd and even maps, and how far its RF centre is from the image centre."""
-
-    def where(dy: float, dx: float) -> str:
-        if dy == 0 and dx == 0:
-            return "on the image centre"
-        v = "below" if dy > 0 else "above" if dy < 0 else ""
-        h = "right of" if dx > 0 else "left of" if dx < 0 else ""
-        size = f"{abs(dy):g} px" if abs(dy) == abs(dx) or not dx else f"({dy:g}, {dx:g}) px"
-        return f"{size} {' and '.join(w for w in (v, h) if w)} the image centre"
-
-    parts = []
-    for (even, m, unit), g in centres.groupby(["even map", "map", "centre unit"], sort=False):
-        layers = ", ".join(g["layer"])
-        each = [
-            (r["layer"], where(r["row offset (px)"], r["column offset (px)"]))
-            for _, r in g.iterrows()
-        ]
-        offsets = (
-            each[0][1]
-            if len({w for _, w in each}) == 1
-            else "; ".join(f"{lay}: {w}" for lay, w in each)
-        )
-        kind = (
-            "no middle unit, so h // 2 picks the lower-right of the four central units"
-            if even
-            else "the middle unit"
-        )
-        parts.append(f"{m} maps ({layers}): unit {unit}, {kind}; its RF centre lies {offsets}")
-    return (
-        f"Eq. 2 seeds unit (h // 2, w // 2); the image centre is pixel "
-        f"{centres['image centre (px)'].iloc[0]}. " + ". ".join(parts) + "."
-    )
 
 
 def photo_erfs(
@@ -766,10 +726,11 @@ def overlap_fix_effect(
     layer_col: str = "layer",
     metrics_: Sequence[str] = tuple(CLAIM_METRICS),
 ) -> pd.DataFrame:
-    """What :func:`layer_roles`'s non-overlapping sets change for models with three layers: the
-    previous rule took the 2nd AND 3rd layers as "1-2 back" while the 3rd was also the farthest,
-    so ResNet50's layer2 could count as the improvement. Per (model, metric): the best "1-2 back"
-    value and verdict under the old and the new rule, and whether the verdict moved."""
+    """What :func:`layer_roles`'s non-overlapping sets change for models with three layers, on the
+    means: an overlapping rule would take the 2nd AND 3rd layers as "1-2 back" while the 3rd is
+    also the farthest, so ResNet50's layer2 could count as the improvement. Per (model, metric):
+    the best "1-2 back" value and whether it beats the last layer under the overlapping rule and
+    under :func:`layer_roles`, and whether the two differ (booleans, not words)."""
     t = table.reset_index() if model_col not in table.columns else table
     new = verdict(t, model_col, layer_col, metrics_).set_index([model_col, "metric"])
     rows = []
@@ -785,11 +746,11 @@ def overlap_fix_effect(
                 {
                     model_col: model,
                     "metric": m,
-                    "old: best of layers 2-3": old["best"],
-                    "new: best 1-2 back": n["best 1-2 back"],
-                    "old: beats last": old["beats"],
-                    "new: beats last": n["one_or_two_back_beats_last"],
-                    "verdict moved": old["beats"] != n["one_or_two_back_beats_last"],
+                    "overlapping: best of layers 2-3": old["best"],
+                    "roles: best 1-2 back": n["best 1-2 back"],
+                    "overlapping: beats last": old["beats"],
+                    "roles: beats last": n["one_or_two_back_beats_last"],
+                    "beats last differs": old["beats"] != n["one_or_two_back_beats_last"],
                 }
             )
     return pd.DataFrame(
@@ -797,11 +758,11 @@ def overlap_fix_effect(
         columns=[
             model_col,
             "metric",
-            "old: best of layers 2-3",
-            "new: best 1-2 back",
-            "old: beats last",
-            "new: beats last",
-            "verdict moved",
+            "overlapping: best of layers 2-3",
+            "roles: best 1-2 back",
+            "overlapping: beats last",
+            "roles: beats last",
+            "beats last differs",
         ],
     )
 
@@ -1033,6 +994,25 @@ class StandIn:
     @property
     def is_paper_model(self) -> bool:
         return self.arch == PAPER_MODELS.get(self.paper_model)
+
+    @property
+    def description(self) -> str:
+        """What the model is, for a claim's statement: the paper's own network, or a stand-in
+        named as one with the paper model it stands in for."""
+        if self.is_paper_model:
+            return (
+                f"{self.paper_model} (torchvision, ImageNet weights, fine-tuned here on VinDr-CXR)"
+            )
+        if self.arch == "lite0":
+            return (
+                f"EfficientNet-Lite0 (ImageNet-pretrained, frozen, head fitted here on "
+                f"Fashion-MNIST scenes at {self.input_size} px; a stand-in for "
+                f"{self.paper_model} fine-tuned on VinDr-CXR)"
+            )
+        return (
+            f"The {self.short} stand-in ({self.input_size} px, trained here on Fashion-MNIST "
+            f"scenes; a stand-in for {self.paper_model} on VinDr-CXR)"
+        )
 
 
 def _stand_ins(profile: str) -> dict[str, StandIn]:
@@ -1552,48 +1532,6 @@ def outcome_counts(outcomes: Sequence[str]) -> dict[str, int]:
     }
 
 
-def _diff_text(r) -> str:
-    return f"{r['difference']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}], {r['outcome']}"
-
-
-def verdict_sentences(verdicts: pd.DataFrame) -> list[str]:
-    """One sentence per model from :func:`table2_verdicts`: each comparison's mean difference
-    over test scenes with its 95 % interval and its outcome (the prose follows the outcome)."""
-    out = []
-    for m, g in verdicts.groupby("model", sort=False):
-        bits = []
-        for part, gp in g.groupby("part", sort=False):
-            what = (
-                "one or two blocks back vs the last layer"
-                if part == "back-beats-last"
-                else "too far back vs one or two blocks back"
-            )
-            per_metric = "; ".join(
-                f"{CLAIM_METRICS[r['metric']]} ({r['layer']} − {r['against']}) {_diff_text(r)}"
-                for _, r in gp.iterrows()
-            )
-            bits.append(f"{what}: {per_metric}")
-        out.append(f"{m}: " + "; ".join(bits) + ".")
-    return out
-
-
-def stand_in_text(s: StandIn) -> str:
-    """What a Table 2 model is, for a claim's statement: a stand-in is named as one, with the
-    paper model it stands in for."""
-    if s.is_paper_model:
-        return f"{s.paper_model} (torchvision, ImageNet weights, fine-tuned here on VinDr-CXR)"
-    if s.arch == "lite0":
-        return (
-            f"EfficientNet-Lite0 (ImageNet-pretrained, frozen, head fitted here on "
-            f"Fashion-MNIST scenes at {s.input_size} px; a stand-in for {s.paper_model} "
-            "fine-tuned on VinDr-CXR)"
-        )
-    return (
-        f"The {s.short} stand-in ({s.input_size} px, trained here on Fashion-MNIST scenes; "
-        f"a stand-in for {s.paper_model} on VinDr-CXR)"
-    )
-
-
 #: short claim ids (``where`` already says "Table 2"): "beats-last-resnet-iou", so that the
 #: chapter's figure of verdicts can title each panel in full
 _PART_KEY = {"back-beats-last": "beats-last", "too-far-back": "too-far"}
@@ -1632,7 +1570,7 @@ def table2_claims(verdicts: pd.DataFrame, exp: Table2Experiment) -> list[dict]:
         out.append(
             {
                 "claim_id": f"{_PART_KEY[r['part']]}-{key}-{r['metric']}",
-                "statement": f"{stand_in_text(s)}: {says}.",
+                "statement": f"{s.description}: {says}.",
                 "paper_value": None if pd.isna(pv) else float(pv),
                 "kind": "paper",
                 "tier": "paper-data" if s.is_paper_model else "stand-in",
@@ -1993,36 +1931,3 @@ def dead_zone_sweep_facts(sweep: pd.DataFrame, jump: float) -> dict[str, Any]:
         "dead_before_all": int(dead[n - 1]),
         "dead_all": int(dead[n]),
     }
-
-
-# --------------------------------------------------------------------------------------------
-# Where the fixes of issue #9 moved a number
-# --------------------------------------------------------------------------------------------
-
-
-def fix_effects(ours: pd.DataFrame, n_seeds: int) -> pd.DataFrame:
-    """Each number that the chapter's corrections moved on this run: what, the old value, the new
-    one and why. Computed from the results (empty when nothing moved)."""
-    rows = []
-    for _, r in overlap_fix_effect(ours).iterrows():
-        old, new = r["old: best of layers 2-3"], r["new: best 1-2 back"]
-        if old != new or r["verdict moved"]:
-            rows.append(
-                {
-                    "what": f"{r['model']}, {CLAIM_METRICS[r['metric']]}: best layer 1-2 back",
-                    "old": f"{old:.3f} (beats last: {'yes' if r['old: beats last'] else 'no'})",
-                    "new": f"{new:.3f} (beats last: {'yes' if r['new: beats last'] else 'no'})",
-                    "why": "the farthest of three layers is 'too far back' only, no longer "
-                    "also '1-2 back'",
-                }
-            )
-    if n_seeds == 1:
-        rows.append(
-            {
-                "what": "standard deviations of Table 2",
-                "old": "0.00",
-                "new": "undefined (one seed)",
-                "why": "a spread over one seed does not exist; it was shown as 0",
-            }
-        )
-    return pd.DataFrame(rows, columns=["what", "old", "new", "why"])

@@ -56,8 +56,8 @@ __all__ = [
     "theorem3_verdict",
     "figure3_verdict",
     "unseen_positive_share",
-    "outcome_text",
-    "theorem3_text",
+    "THEOREM3_RULE",
+    "theorem3_overall",
 ]
 
 #: The chapter's sizes per profile (``lib.notebook.setup(profile, sizes=SIZES, ...)``).
@@ -541,7 +541,7 @@ def theorem3_verdict(
         ratio,
         1.0,
         unit="random initialisations",
-        rule=f"V = {mc.n_filters}: mean over draws of GC_ij / bound_ij > 1 at pixel ({i}, {j}), "
+        rule=f"V = {mc.n_filters}: mean over draws of GCᵢⱼ / boundᵢⱼ > 1 at pixel ({i}, {j}), "
         f"the closest to its bound in standard errors of the {n} non-blank pixels",
     )
     return v, {"pixel": (i, j), "z": float(z[i, j]), "n_pixels": n}
@@ -579,19 +579,6 @@ def figure3_verdict(
         rule=f"V = {mc.n_filters}, {target}: mean over draws of the share of unseen non-blank "
         "pixels with GC > 0 > 0",
     )
-
-
-#: how the prose says an outcome
-_OUTCOME_WORDS = {
-    verdict.HOLDS: "holds",
-    verdict.FAILS: "does not hold",
-    verdict.UNDECIDED: "is undecided (the interval contains both answers)",
-}
-
-
-def outcome_text(v: verdict.Verdict, digits: int = 2) -> str:
-    """ "holds: 1.52 [1.41, 1.63]", for the prose (glued, never typed)."""
-    return f"{_OUTCOME_WORDS.get(v.outcome, v.outcome)}: {v.interval_text(digits)}"
 
 
 # --------------------------------------------------------------------------- the chapter's drivers
@@ -701,7 +688,7 @@ def theorem3_table(
                 "P(GC > 0): exact": signs["p_exact"],
                 "sign test: max |z| / threshold": signs["max_abs_z"] / signs["z_threshold"],
                 "seconds": round(seconds, 1),
-                "paper (Theorem 3)": "E[GC_ij] >= bound at every pixel, for every V > 20",
+                "paper (Theorem 3)": "E[GCᵢⱼ] ≥ bound at every pixel, for every V > 20",
             }
         )
     return results, pd.DataFrame(rows)
@@ -796,29 +783,15 @@ def figure3(image: torch.Tensor, n_filters: int = PAPER_FILTERS, seed: int = 0) 
     )
 
 
-def theorem3_text(results: dict) -> str:
-    """The prose's sentence on Theorem 3, from the verdicts (glued, never typed)."""
-    vs = {f"V = {V}": r["verdict"] for V, r in results.items()}
-    name, v = verdict.all_of(vs, "E[GC_ij] / bound_ij > 1 at every non-blank pixel for every V")
-    each = "; ".join(f"{k}: {u.interval_text(2)}" for k, u in vs.items())
-    if v.outcome == verdict.HOLDS:
-        lead = (
-            "At every V the mean of GC / bound at the weakest pixel lies above 1 with its whole "
-            "95 % interval, so every pixel that sees something, in the unseen rows as "
-            "everywhere else, has an expected Grad-CAM score above the bound, as the theorem "
-            "says"
-        )
-    elif v.outcome == verdict.FAILS:
-        lead = (
-            f"At {name} the whole 95 % interval of GC / bound at the weakest pixel lies below "
-            "1: the bound is violated there, against the theorem"
-        )
-    else:
-        lead = (
-            f"At {name} the 95 % interval of GC / bound at the weakest pixel contains 1: these "
-            "draws cannot decide whether the bound holds at every pixel"
-        )
-    return f"{lead} (mean GC / bound at the weakest pixel, {each})."
+#: Theorem 3's rule over the values of V (:func:`theorem3_overall`)
+THEOREM3_RULE = "E[GCᵢⱼ] / boundᵢⱼ > 1 at every non-blank pixel for every V"
+
+
+def theorem3_overall(results: dict) -> tuple[str, verdict.Verdict]:
+    """Theorem 3 over every V of :func:`theorem3_table`'s ``results``: it holds only if it holds
+    at each V (:func:`lib.verdict.all_of`). Returns the deciding V (``"V = 64"``: the failing one,
+    else an undecided one, else the one nearest its boundary) and the combined verdict."""
+    return verdict.all_of({f"V = {V}": r["verdict"] for V, r in results.items()}, THEOREM3_RULE)
 
 
 def add_claims(
@@ -853,23 +826,22 @@ def add_claims(
         verdict=verdict.check(
             err,
             PROP2_TOL,
-            rule=f"largest |closed form - autograd| and "
-            f"|closed-form map - lib.cam map| <= {PROP2_TOL:g} (float64)",
+            rule=f"largest |closed form − autograd| and "
+            f"|closed-form map − lib.cam map| ≤ {PROP2_TOL:g} (float64)",
         ),
         section="proposition-2",
         **kw,
     )  # the chapter's label above its Proposition 2
-    vs = {f"V = {V}": r["verdict"] for V, r in results.items()}
-    _, v3 = verdict.all_of(vs, "E[GC_ij] / bound_ij > 1 at every non-blank pixel for every V")
+    _, v3 = theorem3_overall(results)
     claims.add(
         "theorem3",
         where="Theorem 3",
-        statement="E[GC_ij] >= the bound at every pixel, "
+        statement="E[GCᵢⱼ] ≥ the bound at every pixel, "
         "the unseen rows included, for every V > 20 (random networks of the paper's set-up "
         "on one Fashion-MNIST image; ours: E[GC] / bound at the weakest pixel, V = "
         + ", ".join(str(v) for v in results)
         + ").",
-        paper_value="E[GC_ij] / bound_ij >= 1 at every pixel",
+        paper_value="E[GCᵢⱼ] / boundᵢⱼ ≥ 1 at every pixel",
         kind="paper",
         tier="stand-in",
         verdict=v3,
