@@ -331,7 +331,7 @@ WEIGHTS: dict[str, int] = {}
 #: pages whose every table reflows on a phone (no sideways scrolling): the summary
 REFLOW_PAGES = ("90_summary",)
 #: the chapters and the summary: pages with a text column (figures are checked against it)
-PAGE_HAS_TEXT = re.compile(r"notebooks/\d\d_")
+PAGE_HAS_TEXT = re.compile(r"notebooks/\d\d[a-z]?_")
 
 
 @pytest.mark.parametrize("width", list(WIDTHS), ids=list(WIDTHS))
@@ -470,4 +470,28 @@ def test_search_finds_a_chapter(server, browser):
       })();""")
     assert any(page in (href or "") for href in links), (
         f"searching {word!r} (from the title of {page}) did not list it: {links[:5]}"
+    )
+
+
+def test_search_quotes_formulas_in_unicode_not_tex(server, browser):
+    """The search page quotes each result's text around the word; a formula there reads as
+    Unicode (book/_static/search_math.js), never as raw TeX such as ``\\(\\alpha^c_k\\)``."""
+    _viewport(browser, WIDTHS["desktop"])
+    browser.get(server + "search.html?q=gradients")
+    quotes = browser.execute_async_script("""
+      const done = arguments[arguments.length - 1];
+      (async () => {
+        for (let i = 0; i < 300; i++) {
+          const p = [...document.querySelectorAll('#search-results p.context')];
+          const n = document.querySelectorAll('#search-results ul.search li').length;
+          if (n && p.length === n) { done(p.map(x => x.textContent)); return; }
+          await new Promise(r => setTimeout(r, 100));
+        }
+        done(null);
+      })();""")
+    assert quotes, "searching 'gradients' listed no page with a quoted summary"
+    tex = [q for q in quotes if re.search(r"\\[()\[\]]|\\[A-Za-z]{2,}", q)]
+    assert not tex, f"search summaries show raw TeX: {tex[:2]}"
+    assert any(re.search(r"[α-ω∑∂]", q) for q in quotes), (
+        f"no search summary quotes a formula (expected one near 'gradients'): {quotes[:3]}"
     )
