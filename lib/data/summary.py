@@ -54,7 +54,11 @@ def _photos(_):
 
 def _full(data_root, fn):
     if data_root is None:
-        return "missing", "", "no --data-root given; " + fn(None)[1]
+        return (
+            "missing",
+            "",
+            "full profile only, not looked for (no data folder given): " + fn(None)[1],
+        )
     return fn(Path(data_root))
 
 
