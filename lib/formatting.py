@@ -9,7 +9,15 @@ from typing import Any, Iterable
 
 import numpy as np
 
-__all__ = ["format_number", "auto_digits", "is_number", "is_integral", "count_of", "at_most_times"]
+__all__ = [
+    "format_number",
+    "auto_digits",
+    "is_number",
+    "is_integral",
+    "count_of",
+    "at_most_times",
+    "signed",
+]
 
 
 def is_number(v: Any) -> bool:
@@ -86,3 +94,17 @@ def at_most_times(
     if d == 0:
         return f"{equal}, bit for bit"
     return f"{verb} by at most {d:{fmt}} times {of}"
+
+
+def signed(v: Any, digits: int = 2, na: str = "—") -> str:
+    """``v`` with its sign always written and ``digits`` decimals (a difference: "+0.44",
+    "-0.07"), NaN or None as ``na`` (a verdict that was not run has no estimate).
+
+    >>> signed(0.4417), signed(-0.07), signed(float("nan"))
+    ('+0.44', '-0.07', '—')
+    """
+    if v is None or (is_number(v) and math.isnan(float(v))):
+        return na
+    if not is_number(v):
+        raise ValueError(f"signed: a number or NaN, got {v!r}")
+    return f"{float(v):+.{digits}f}"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 import torch
 
 from lib import verdict as V
 from lib.chapters import methods_tour as T
+from lib.formatting import signed
 
 
 def _masks(n: int) -> torch.Tensor:
@@ -72,9 +75,25 @@ def test_localisation_verdict_three_outcomes_empty_maps_and_one_photo():
     # one photograph: no interval, no outcome
     one = T.localisation_verdict(_per_photo([0.8], [0.2]))
     assert one.outcome == V.NOT_RUN
-    assert T.localisation_text(one).startswith("No verdict on this profile")
-    assert "cannot decide" in T.localisation_text(mixed)
-    assert "+0.44 more of its mass" in T.localisation_text(holds)
+    assert math.isnan(one.estimate) and "1 photograph(s) with a map" in one.method
+
+
+def test_the_facts_the_chapter_words_its_localisation_verdict_from():
+    """The chapter words the verdict from its estimate and interval, written with their sign
+    (``lib.formatting.signed``), and a verdict not run here reads "—", never "+nan"."""
+    share = [0.2, 0.3, 0.25, 0.4, 0.1, 0.35]
+    holds = T.localisation_verdict(_per_photo([0.8, 0.7, 0.9, 0.6, 0.5, 0.75], share))
+    # the differences 0.6, 0.4, 0.65, 0.2, 0.4, 0.4: mean 2.65 / 6 = 0.44166...
+    assert signed(holds.estimate, 2) == "+0.44"
+    assert holds.low < holds.estimate < holds.high and holds.low > 0
+    fails = T.localisation_verdict(_per_photo([0.1, 0.2, 0.15, 0.3, 0.05, 0.2], share))
+    # the differences -0.1, -0.1, -0.1, -0.1, -0.05, -0.15: mean -0.6 / 6 = -0.1
+    assert signed(fails.estimate, 2) == "-0.10" and fails.high < 0
+    one = T.localisation_verdict(_per_photo([0.8], [0.2]))
+    assert [signed(x, 2) for x in (one.estimate, one.low, one.high)] == ["—"] * 3
+    assert signed(0.0, 2) == "+0.00" and signed(-0.004, 2) == "-0.00"
+    with pytest.raises(ValueError, match="a number or NaN"):
+        signed("0.4")
 
 
 def test_checks_measure_their_error():

@@ -32,7 +32,6 @@ __all__ = [
     "box_scores",
     "box_scores_per_photo",
     "localisation_verdict",
-    "localisation_text",
     "predictions_check",
     "LOCALISATION_RULE",
     "REFERENCE_TOLERANCE",
@@ -232,24 +231,6 @@ def localisation_verdict(per_photo: pd.DataFrame, method: str = "gradcam") -> V.
 
 def _label(method: str) -> str:
     return method_label(method)
-
-
-def localisation_text(v: V.Verdict, method: str = "gradcam") -> str:
-    """The verdict of :func:`localisation_verdict` in a sentence for the chapter's prose: the
-    mean excess over an even map with its interval, and what that decides."""
-    if v.outcome == V.NOT_RUN:
-        return f"No verdict on this profile: {v.method}."
-    what = {
-        V.HOLDS: "so the claim holds on these photographs",
-        V.FAILS: "so the claim does not hold on these photographs",
-        V.UNDECIDED: ("an interval that contains 0, so these photographs cannot decide the claim"),
-    }[v.outcome]
-    return (
-        f"Over the {v.n} photograph{'s' if v.n != 1 else ''}, {_label(method)}'s map puts on "
-        f"average {v.estimate:+.2f} more of its mass in the box than an even map would "
-        f"(95 % interval {v.low:+.2f} to {v.high:+.2f}, paired bootstrap over photographs): "
-        f"{what}."
-    )
 
 
 def predictions_check(expected: pd.DataFrame) -> V.Verdict:
