@@ -2,6 +2,8 @@
 against a brute-force loop, the authors' grey-scaling, the one-pixel attack on models where the
 answer is known, the verdict rules on hand-made rows, the SHAP choice."""
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -214,7 +216,11 @@ def test_table6_counts_failures_and_reads_sensitivity_over_all_successes():
     assert s.loc["a", "attacked"] == 3 and s.loc["a", "success rate"] == pytest.approx(2 / 3)
     assert s.loc["a", "Grad-CAM before"] == pytest.approx(0.3)  # the failure is not averaged in
     none = ff.table6_claims(_rows6().assign(success=False))
-    assert none["successes"] == 0 and "no attack succeeded" in ff.table6_sentence(none).lower()
+    # the facts the chapter words: below-share over the successes (0.3, 0.5, 0.0) = 0.8 / 3
+    assert v["below"] == pytest.approx(0.8 / 3)
+    # with no success: counts 0 and no means (NaN, which the page writes as a dash), never 0
+    assert (none["attacked"], none["successes"], none["nonzero"]) == (4, 0, 0)
+    assert all(math.isnan(none[k]) for k in ("before", "after", "change", "below"))
     # it ran and found nothing to read: undecided (no units), not "not run here"
     assert none["sensitive"].outcome == none["change_verdict"].outcome == "undecided"
     assert none["sensitive"].n == 0 and "no attack succeeded" in none["sensitive"].method

@@ -108,7 +108,6 @@ __all__ = [
     "run_table6",
     "table6_summary",
     "table6_table",
-    "table6_sentence",
     "table6_claims",
     "table6_claims_per_model",
     "table6_model_id",
@@ -1295,23 +1294,6 @@ def table6_verdict_table(per: dict[str, dict]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows).set_index("model")
-
-
-def table6_sentence(v: dict) -> str:
-    """What the successful attacks show, in words, from :func:`table6_claims`'s verdict (a
-    sentence that also reads right when no attack succeeded)."""
-    if not v["successes"]:
-        return (
-            "No attack succeeded within the budget, so there is no attacked pixel to read "
-            "Grad-CAM at (raise the budget: see Try it)."
-        )
-    return (
-        f"Over those, Grad-CAM's value at the attacked pixel is {v['before']:.3f} before and "
-        f"{v['after']:.3f} after the attack, and it is non-zero on {v['nonzero']} of "
-        f"{v['successes']}. But a non-zero value is not the same as pointing at the pixel: on "
-        f"average {v['below']:.0%} of the map's pixels lie below the attacked one, where a "
-        "pixel drawn at random would have half of them below it."
-    )
 
 
 def plot_table6(rows: pd.DataFrame, targets: Sequence[AttackTarget], n: int = 4):
