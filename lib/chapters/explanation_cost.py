@@ -43,7 +43,6 @@ __all__ = [
     "engine_verdicts",
     "targets",
     "claim_rows",
-    "closing_text",
     "times_view",
     "passes_view",
     "levers_view",
@@ -902,37 +901,6 @@ def claim_rows(s: dict, engine: dict, channels: pd.DataFrame, model_name: str) -
         )
     )
     return rows
-
-
-def closing_text(rows: list[dict]) -> str:
-    """The chapter's last word on the papers' claims, from the outcomes of :func:`claim_rows`."""
-    v = {r["claim_id"]: r["verdict"] for r in rows}
-    word = {
-        verdict.HOLDS: "holds",
-        verdict.FAILS: "does not hold",
-        verdict.UNDECIDED: "is undecided",
-    }
-    sc, ab, cost = v["scorecam-passes"], v["ablation-passes"], v["ablation-cost"]
-    text = (
-        f"Counted with hooks, Score-CAM makes {sc.estimate:g} whole pass per channel and "
-        f"Ablation-CAM {ab.estimate:g} evaluation of the network per channel, against the "
-        f"paper's one (Definitions 7 and 8): the claim {word[sc.outcome]} for Score-CAM and "
-        f"{word[ab.outcome]} for Ablation-CAM. "
-    )
-    if cost.outcome == verdict.HOLDS:
-        text += (
-            f"But Ablation-CAM's evaluations need not run the whole network: split at its "
-            f"layer, this engine's Ablation-CAM costs {cost.estimate:.2g} forward passes "
-            f"of time [{cost.low:.2g}, {cost.high:.2g}], fewer than {ABLATION_LOTS:g}; "
-            '"lots of forward passes" holds for its count, not for its cost.'
-        )
-    else:
-        text += (
-            f"Split at its layer, this engine's Ablation-CAM costs {cost.estimate:.2g} "
-            f'forward passes of time [{cost.low:.2g}, {cost.high:.2g}]: the rule "fewer '
-            f'than {ABLATION_LOTS:g}" {word[cost.outcome]} here.'
-        )
-    return text
 
 
 def _fmt_range(value: float, r) -> str:
