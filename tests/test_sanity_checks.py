@@ -348,6 +348,16 @@ def test_paper_claims_follow_the_rules():
     s = _scores({"guidedbackprop": high, "guidedgradcam": low, "gradient": low, "gradcam": high})
     out = {c["id"]: c["verdict"].outcome for c in sc.paper_claims(s, "norm", "t", "images", "x")}
     assert out == {"gbp-t": V.HOLDS, "ggcam-t": V.FAILS, "grad-t": V.HOLDS, "gradcam-t": V.FAILS}
+    # the facts the chapter glues beside each outcome: the mean over the units with its interval,
+    # 5.58 / 6 = 0.93 for the high values, 0.65 / 6 = 0.108 for the low ones
+    v = {c["id"]: c["verdict"] for c in sc.paper_claims(s, "norm", "t", "images", "x")}
+    assert v["gbp-t"].estimate == pytest.approx(0.93) and v["gbp-t"].n == 6
+    assert v["grad-t"].estimate == pytest.approx(0.65 / 6)
+    assert v["gbp-t"].interval_text(2).startswith("0.93 [")
+    assert v["grad-t"].interval_text(2).startswith("0.11 [")
+    assert (
+        v["gbp-t"].boundary == sc.INSENSITIVE_ABOVE and v["grad-t"].boundary == sc.SENSITIVE_BELOW
+    )
     data = _scores(
         {"guidedbackprop": high, "guidedgradcam": high, "gradient": high, "gradcam": low}
     ).drop(columns=["order", "step", "depth"])

@@ -61,6 +61,7 @@ from ..data.photos import list_photos
 from ..layers import resolve_layer
 from ..models.zoo import build
 from ..plot import METHOD_LABELS
+from ..report import outcome_word
 from ..train import (
     STAND_INS,
     DataBundle,
@@ -131,7 +132,6 @@ __all__ = [
     "compare_models",
     "paper_claims",
     "full_claims",
-    "claim_sentence",
     "engine_findings",
     "engine_table",
     "scope_check",
@@ -1085,12 +1085,6 @@ def full_claims(
     return out
 
 
-def claim_sentence(c: Mapping, digits: int = 2) -> str:
-    """A claim's outcome for the prose: "holds: 0.99 [0.98, 1.00]"."""
-    v = c["verdict"]
-    return f"{v.outcome} ({v.interval_text(digits)})"
-
-
 def engine_findings(scores: pd.DataFrame, full_step: str, unit: str) -> list[dict]:
     """The engine's pass / fail, one finding per method: the mean Spearman correlation of the
     absolute maps between the trained model and the model with every block re-initialised, below
@@ -1109,10 +1103,6 @@ def engine_findings(scores: pd.DataFrame, full_step: str, unit: str) -> list[dic
     return out
 
 
-def _word(outcome: str) -> str:
-    return {V.HOLDS: "passes", V.FAILS: "fails"}.get(outcome, outcome)
-
-
 def engine_table(
     columns: Mapping[str, pd.DataFrame], step: Mapping[str, str | None]
 ) -> pd.DataFrame:
@@ -1129,7 +1119,7 @@ def engine_table(
             v = V.mean_below(vals, PASS_BELOW, rule="engine", unit="units")
             r = rows.setdefault(method, {"method": method_label(method)})
             r[f"{name}"] = v.interval_text(2)
-            r[f"{name}: outcome"] = _word(v.outcome)
+            r[f"{name}: outcome"] = outcome_word(v.outcome, "check")
     return pd.DataFrame(list(rows.values()))
 
 
