@@ -9,6 +9,9 @@ of small images each:
   under ``images_001/images/``;
 - ``vindr-cxr/``: VinDr-CXR's ``train.csv`` (one row per radiologist and finding) and its images,
   DICOM and PNG (with ``train_meta.csv`` for the PNG's original size);
+- ``chexnet/model.pth.tar``: a DenseNet121 checkpoint in CheXNet's own layout (arnoweng/CheXNet:
+  ``state_dict`` with ``module.densenet121.`` prefixes, old ``norm.1`` names, a Linear + Sigmoid
+  classifier), randomly initialised, for chapter 07's Table 5 on NIH;
 - ``stack/``: Taimeskhanov et al.'s masked VGG16 checkpoint in their own layout
   (``Sequential(features, Flatten, classifier)`` keys, a narrow width) and STACK-MIX /
   STACK-GEN folders of PNGs named by wnid;
@@ -108,7 +111,9 @@ def write_dicom(path: Path, arr) -> None:
 
 def write_vindr(root: Path, n: int, rng) -> None:
     """``n`` images, every other one a DICOM (the rest PNGs at another size, as Kaggle's resized
-    copies, with ``train_meta.csv``); each finding marked by two of three readers."""
+    copies, with ``train_meta.csv``); each finding marked by two of three readers, every fifth
+    image "No finding" by all three (so that chapter 03's split 0 of 10 images has two test
+    images with boxes: the fewest a paired bootstrap takes)."""
     from lib.data.vindr import FINDINGS
 
     rows, meta = [VINDR_HEADER], ["image_id,dim0,dim1"]
@@ -126,7 +131,7 @@ def write_vindr(root: Path, n: int, rng) -> None:
                 rng.integers(0, 256, (h // 2, w // 2), dtype=np.uint8),
             )
             meta.append(f"{image_id},{h},{w}")
-        if i % 3 == 2:
+        if i % 5 == 4:
             rows += [f"{image_id},No finding,14,R{r},,,," for r in (1, 2, 3)]
             continue
         k = i % len(VINDR_FINDINGS)
@@ -139,6 +144,29 @@ def write_vindr(root: Path, n: int, rng) -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / "train.csv").write_text("\n".join(rows) + "\n")
     (root / "train_meta.csv").write_text("\n".join(meta) + "\n")
+
+
+def write_chexnet(path: Path, seed: int = 0) -> Path:
+    """A randomly initialised torchvision DenseNet121 with 14 outputs, saved as CheXNet's
+    ``model.pth.tar`` stores it (the layout ``lib.chapters.gradcam_localization.load_chexnet``
+    reads)."""
+    import re
+
+    import torchvision
+
+    torch.manual_seed(seed)
+    model = torchvision.models.densenet121(num_classes=14)
+    state = {}
+    for k, v in model.state_dict().items():
+        if k.endswith("num_batches_tracked"):  # PyTorch 0.3's checkpoint has none
+            continue
+        if "denselayer" in k:  # the dense layers' names in their torchvision (norm.1, conv.2)
+            k = re.sub(r"\.(norm|conv)(\d)\.", r".\1.\2.", k)
+        k = k.replace("classifier.", "classifier.0.")  # Sequential(Linear, Sigmoid)
+        state[f"module.densenet121.{k}"] = v
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"epoch": 0, "state_dict": state}, path)
+    return path
 
 
 def authors_vgg16_sequential(
@@ -250,6 +278,7 @@ def write_data_root(root: Path, n: int = 4, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     write_imagenet(root / "imagenet", n, rng)
     write_nih(root / "chestxray14", n, rng)
+    write_chexnet(root / "chexnet" / "model.pth.tar", seed)
     write_vindr(root / "vindr-cxr", 2 * n + 2, rng)
     (root / "stack").mkdir(parents=True)
     write_stack(root / "stack", n, rng)

@@ -250,6 +250,33 @@ def test_gap_rule_on_the_relative_gap_and_the_floor():
     assert g.loc["gradcam++", "relative gap (%)"] == pytest.approx(30.0)  # the data's, shown
 
 
+def test_gap_with_an_ablated_score_of_zero_is_undecided_and_said():
+    """The ablated network's maps all outside the reference (s_A = 0 on every pair, as random
+    weights can give): the relative gap has no base, so its rule is undecided with the reason
+    stated, never an infinity, a NaN verdict or a crash; the other methods keep theirs, and
+    the combined claim is undecided."""
+    with pytest.raises(ValueError, match="mean s_A = 0 over 3"):
+        ur.relative_gap([0.2, 0.1, 0.3], [0.0, 0.0, 0.0])
+    for n in (1, 3, 8):  # the sign test's branch, the bootstrap's, and one exact number
+        v = ur.gap_verdict(np.full(n, 0.2), np.zeros(n), "gradcam")
+        assert v.outcome == "undecided" and v.unmeasured, (n, v)
+        assert f"mean s_A = 0 over {n} (seed, scene) pairs" in v.method
+        assert (v.boundary, v.tolerance) == (ur.PAPER_GAP, ur.GAP_TOLERANCE)
+    vals = _two_networks({m: np.full(10, 0.1 * BASE) for m in ur.METHODS}, seeds=(0,))
+    for t in (0.0, 0.5):  # Grad-CAM's ablated maps score 0 against the reference
+        vals[(0, "ablated U-Net", "dec1", "gradcam")][t] = [0.0] * 10
+    g = ur.gap_table(_many(vals), 0.5).set_index("method")
+    assert np.isnan(g.loc["gradcam", "relative gap (%)"])
+    assert g.loc["gradcam", "outcome"] == "undecided" and g.loc["gradcam", "95 % interval"] == "—"
+    assert g.loc["gradcam++", "relative gap (%)"] == pytest.approx(10.0)  # +10 % on every scene
+    assert g.loc["gradcam++", "outcome"] == "holds"
+    text = ur.gap_text(g.reset_index())
+    assert text.startswith("10 to 10 % higher for the other methods")
+    assert "for Grad-CAM no relative gap is defined" in text and "nan" not in text
+    name, combined = ur.verdict.all_of(dict(zip(g.index, g["verdict"])), "every method")
+    assert combined.outcome == "undecided"
+
+
 def _scores(values, thresholds=(0.0, 0.5)):
     """A Scores with two images per (seed, network, method), layer dec1: the first image's s is
     ``values`` at every threshold, the second image's map is empty (NaN)."""
@@ -636,3 +663,37 @@ def test_closing_text_and_claim_rows_follow_the_outcomes():
     }
     assert rows["truth-scorecam"]["verdict"].outcome == "does not hold"
     assert rows["truth-gradcam"]["verdict"].outcome == "holds"
+
+
+def test_claims_with_an_empty_map_on_every_scene_are_undecided_and_said():
+    """The ablated U-Net's Grad-CAM maps empty on every scene (an untrained network gives them):
+    no pair for Grad-CAM, so its claims are undecided with the reason and the count stated, the
+    other methods keep their verdicts, and nothing prints "nan" (it raised before)."""
+    vals = _two_networks({m: np.full(10, 0.1) for m in ur.METHODS})
+    for (s, net, lay, m), v in list(vals.items()):
+        vals[(s, net, "bottleneck", m)] = {t: list(np.asarray(x) - 0.05) for t, x in v.items()}
+        if net == "ablated U-Net" and m == "gradcam":
+            for key in (0.0, 0.5, "truth"):
+                v[key] = [np.nan] * 10  # an empty map: no s
+    sc = _many(vals)
+    rows = {
+        r["claim_id"]: r
+        for r in ur.claim_rows(sc, 0.5, {"input": (48, 48), "dec1": (48, 48), "bottleneck": (6, 6)})
+    }
+    for cid in ("table1-gradcam", "truth-gradcam"):
+        v = rows[cid]["verdict"]
+        assert v.outcome == "undecided" and v.unmeasured and v.boundary == 0.0, cid
+        assert v.method == (
+            "no (seed, scene) pair has both maps non-empty (20 left out for an empty map)"
+        )
+        assert rows[cid]["ours"] == "no pair"
+    assert rows["table1-gradcam++"]["verdict"].outcome == "holds"
+    assert rows["table1-gradcam++"]["ours"] == f"{100 * np.mean(BASE + 0.1):.1f} vs " + (
+        f"{100 * np.mean(BASE):.1f}"
+    )
+    gap = rows["table1-gap"]
+    assert gap["verdict"].outcome == "does not hold"  # the others' +10 points: over +15 %
+    assert gap["ours"].startswith("Grad-CAM undefined (mean s_A = 0 or no pair), Grad-CAM++ ")
+    assert rows["resolution-helps"]["verdict"].outcome == "holds"  # the U-Net's own maps
+    assert rows["every-threshold"]["ours"].endswith("reversed at 0, no pair at 2")
+    assert "nan" not in " ".join(str(r["ours"]) for r in rows.values())

@@ -98,6 +98,7 @@ __all__ = [
     "relative_gap",
     "paper_gaps",
     "gap_verdict",
+    "gap_undefined",
     "floors",
     "gap_table",
     "gap_text",
@@ -1051,8 +1052,24 @@ GAP_TOLERANCE = 5.0
 
 
 def relative_gap(a, b) -> float:
-    """(mean(a) − mean(b)) / mean(b), in % (a: the U-Net's s, b: the ablated U-Net's)."""
+    """(mean(a) − mean(b)) / mean(b), in % (a: the U-Net's s, b: the ablated U-Net's). Undefined
+    with no pair or where mean(b) is 0 (every ablated map entirely outside its reference): an
+    error naming which (:func:`gap_undefined` says beforehand; the chapter's tables state it)."""
+    why = gap_undefined(b)
+    if why:
+        raise ValueError(f"relative gap: {why}; check gap_undefined(b) first")
     return float(100 * (np.mean(a) - np.mean(b)) / np.mean(b))
+
+
+def gap_undefined(b) -> str | None:
+    """Why the relative gap over the pairs whose ablated s are ``b`` is undefined (no pair, or
+    mean s_A = 0: no base to be "% higher" than), or None where it is defined."""
+    b = np.asarray(b, float)
+    if b.size == 0:
+        return "no (seed, scene) pair with both maps non-empty"
+    if not np.mean(b) > 0:
+        return f"mean s_A = {np.mean(b):g} over {b.size} (seed, scene) pairs, no base for a ratio"
+    return None
 
 
 def paper_gaps() -> pd.DataFrame:
@@ -1073,12 +1090,20 @@ def gap_verdict(a, b, method: str, unit: str | None = UNIT) -> verdict.Verdict:
     (``verdict.within``), its 95 % interval a paired BCa bootstrap of that ratio over the
     pairs (``lib.verdict.relative_gap_within``). ``unit=None`` with one value each
     (the paper's own table): the exact number; fewer than ``lib.verdict.MIN_UNITS`` pairs of
-    scenes: undecided (a sign test, which cannot decide)."""
+    scenes: undecided (a sign test, which cannot decide); no pair, or mean s_A = 0
+    (:func:`gap_undefined`): undecided with no estimate, the reason as its method."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     rule = (
         f"relative gap (s_U − s_A) / s_A of {METHOD_LABELS[method]} within "
         f"{PAPER_GAP:g} ± {GAP_TOLERANCE:g} %"
     )
+    why = gap_undefined(b)
+    if why:  # nothing to be "% higher" than: undecided, stated (never a NaN or an infinity)
+        return replace(
+            verdict.no_units(rule, f"relative gap undefined: {why}"),
+            boundary=PAPER_GAP,
+            tolerance=GAP_TOLERANCE,
+        )
     if a.size == 1 and unit is None:  # the paper's own table: one exact number per method
         x = relative_gap(a, b)
         return replace(
@@ -1136,11 +1161,13 @@ def gap_table(sc: Scores, threshold: float) -> pd.DataFrame:
                 "ablated U-Net": p["b"].mean(),
                 "absolute gap": p["a"].mean() - p["b"].mean(),
                 "paper absolute": paper.loc[m, "absolute"],
-                "relative gap (%)": relative_gap(p["a"], p["b"]),
+                "relative gap (%)": (
+                    np.nan if gap_undefined(p["b"]) else relative_gap(p["a"], p["b"])
+                ),  # undefined: shown "—", stated by gap_text and the verdict's method
                 "95 % interval": _interval(v),
                 "paper relative (%)": paper.loc[m, "relative"],
                 "outcome": v.outcome,
-                "normalised gap": norm.estimate,
+                "normalised gap": norm.estimate if norm is not None else np.nan,
                 "normalised 95 % interval": _interval(norm),
                 "pairs": len(p),
                 "verdict": v,
@@ -1150,10 +1177,24 @@ def gap_table(sc: Scores, threshold: float) -> pd.DataFrame:
 
 
 def gap_text(gaps: pd.DataFrame) -> str:
-    """The gap's verdict in words (from :func:`gap_table`)."""
+    """The gap's verdict in words (from :func:`gap_table`); a method whose relative gap is
+    undefined (:func:`gap_undefined`) is named as such, its rule undecided."""
     lo, hi = gaps["relative gap (%)"].min(), gaps["relative gap (%)"].max()
     pl, ph = gaps["paper relative (%)"].min(), gaps["paper relative (%)"].max()
     band = f"{PAPER_GAP - GAP_TOLERANCE:g}–{PAPER_GAP + GAP_TOLERANCE:g} %"
+    undefined = gaps["relative gap (%)"].isna()
+    if undefined.any():
+        names = " and ".join(METHOD_LABELS[m] for m in gaps.loc[undefined, "method"])
+        head = (
+            f"{lo:.0f} to {hi:.0f} % higher for the other methods"
+            if not undefined.all()
+            else "not comparable"
+        )
+        return (
+            f"{head} (the paper's Table I: {pl:.0f} to {ph:.0f} %); for {names} no relative "
+            "gap is defined (the ablated network's mean s over the pairs is 0, or no pair has "
+            f"both maps non-empty), so the rule of the band of {band} is undecided"
+        )
     out = set(gaps["outcome"])
     if out == {verdict.HOLDS}:
         word = f"inside the band of {band} for every method"
@@ -1377,12 +1418,24 @@ def map_sizes(exp: Experiment, seed: int = 0) -> dict[str, tuple[int, int]]:
     return {"input": tuple(x.shape[-2:]), **{lay: tuple(raw[lay].shape[-2:]) for lay in LAYERS}}
 
 
-def _require(v: verdict.Verdict | None, what: str) -> verdict.Verdict:
-    if v is None:
-        raise ValueError(
-            f"{what}: no (seed, scene) pair has both maps non-empty; explain more scenes (n_images)"
-        )
-    return v
+def _require(v: verdict.Verdict | None, what: str, left_out: int | None = None) -> verdict.Verdict:
+    """A paired claim's verdict; where no (seed, scene) pair has both maps non-empty (a network
+    whose maps are empty on every scene, as an untrained one can give), undecided with no
+    estimate and that reason stated (``verdict.no_units``; boundary 0, the paired difference's),
+    never a crash or a NaN."""
+    if v is not None:
+        return v
+    why = "no (seed, scene) pair has both maps non-empty" + (
+        f" ({left_out} left out for an empty map)" if left_out else ""
+    )
+    return replace(
+        verdict.no_units(f"{what}: mean paired difference of s above 0", why), boundary=0.0
+    )
+
+
+def _versus(a: float, b: float) -> str:
+    """ "61.2 vs 55.0", or "no pair" where the means are missing (no pair to average)."""
+    return "no pair" if np.isnan(a) or np.isnan(b) else f"{a:.1f} vs {b:.1f}"
 
 
 def claim_rows(sc: Scores, threshold: float, sizes: dict, tables: dict | None = None) -> list[dict]:
@@ -1425,10 +1478,10 @@ def claim_rows(sc: Scores, threshold: float, sizes: dict, tables: dict | None = 
                 f"{PAPER_TABLE1['U-Net'][m]:.2f} vs {PAPER_TABLE1['ablated U-Net'][m]:.2f} "
                 "on ImageNet).",
                 paper_value=round(PAPER_TABLE1["U-Net"][m] - PAPER_TABLE1["ablated U-Net"][m], 2),
-                ours=f"{v['U-Net']:.1f} vs {v['ablated U-Net']:.1f}",
+                ours=_versus(v["U-Net"], v["ablated U-Net"]),
                 kind="paper",
                 tier="stand-in",
-                verdict=_require(v["verdict"], f"table1-{m}"),
+                verdict=_require(v["verdict"], f"table1-{m}", v["left out"]),
                 section="Table I",
                 digits=1,
             )
@@ -1450,7 +1503,8 @@ def claim_rows(sc: Scores, threshold: float, sizes: dict, tables: dict | None = 
             + ", ".join(f"{g:.1f}" for g in paper_gaps()["relative"])
             + " %)",
             ours=", ".join(
-                f"{METHOD_LABELS[m]} {g:.1f} %"
+                f"{METHOD_LABELS[m]} "
+                + ("undefined (mean s_A = 0 or no pair)" if np.isnan(g) else f"{g:.1f} %")
                 for m, g in zip(gaps["method"], gaps["relative gap (%)"])
             )
             + f" (deciding: {key})",
@@ -1481,7 +1535,8 @@ def claim_rows(sc: Scores, threshold: float, sizes: dict, tables: dict | None = 
             ours=f"holds at {int(count.get(verdict.HOLDS, 0))} of {len(sweep)} "
             f"(threshold, method) pairs, undecided at "
             f"{int(count.get(verdict.UNDECIDED, 0))}, reversed at "
-            f"{int(count.get(verdict.FAILS, 0))}",
+            f"{int(count.get(verdict.FAILS, 0))}"
+            + (f", no pair at {int(count['no pair'])}" if count.get("no pair", 0) else ""),
             kind="paper",
             tier="stand-in",
             verdict=sv,
@@ -1499,10 +1554,10 @@ def claim_rows(sc: Scores, threshold: float, sizes: dict, tables: dict | None = 
                 statement=f"The skip connections raise s for {METHOD_LABELS[m]} against the true "
                 f"object mask: {stand_in} above its skip-less twin (paired by scene).",
                 paper_value=None,
-                ours=f"{v['U-Net']:.1f} vs {v['ablated U-Net']:.1f}",
+                ours=_versus(v["U-Net"], v["ablated U-Net"]),
                 kind="paper",
                 tier="stand-in",
-                verdict=_require(v["verdict"], f"truth-{m}"),
+                verdict=_require(v["verdict"], f"truth-{m}", v["left out"]),
                 section="Beyond the paper: s against the true object",
                 digits=1,
             )
@@ -1522,8 +1577,7 @@ def claim_rows(sc: Scores, threshold: float, sizes: dict, tables: dict | None = 
             "mask, every method (paired by scene).",
             paper_value=None,
             ours=", ".join(
-                f"{METHOD_LABELS[r['method']]} {r['last decoder layer']:.1f} "
-                f"vs {r['bottleneck']:.1f}"
+                f"{METHOD_LABELS[r['method']]} {_versus(r['last decoder layer'], r['bottleneck'])}"
                 for _, r in lv.iterrows()
             ),
             kind="paper",
