@@ -105,9 +105,9 @@ def test_top_channels_and_pixel_terms_are_eq1_and_eq2_in_numbers():
     assert list(c) == sorted(c, reverse=True)
     p = gcf.pixel_terms(steps, 2)
     i, j = steps.peak
-    total = p["alpha_k A^k_ij"].iloc[-1]
+    total = p["αₖ Aᵏᵢⱼ"].iloc[-1]
     assert total == pytest.approx(steps.weighted[i, j].item(), rel=1e-12)
-    assert p["alpha_k A^k_ij"].iloc[:-1].sum() == pytest.approx(total, rel=1e-12)
+    assert p["αₖ Aᵏᵢⱼ"].iloc[:-1].sum() == pytest.approx(total, rel=1e-12)
     with pytest.raises(ValueError, match="'alpha' or 'contribution'"):
         gcf.top_channels(steps, 3, by="weight")
 
@@ -214,8 +214,68 @@ def _images(model, x):
 def test_competing_picks_the_close_contests_first():
     p = torch.tensor([[0.5, 0.4], [0.9, 0.05], [0.4, 0.39], [0.3, 0.15]])
     assert gcf.competing(p, 0.5) == [2, 0, 3]
-    with pytest.raises(ValueError, match="lower compete_ratio"):
-        gcf.competing(p[1:2], 0.5)
+    # no contest is no error: the page says so and the claims have no case
+    assert gcf.competing(p[1:2], 0.5) == []
+    im = _images(IdentityGap((1.0, 1.0)), torch.zeros(1, 1, 4, 4))
+    text = gcf.competing_text(im, [], p[1:2], 0.5)
+    assert text.startswith("none: on no image does the second class reach 0.5 times")
+    assert "(the closest reaches 0.06 times)" in text  # 0.05 / 0.9
+    assert gcf.competing_text(im, [0], p[:1], 0.5) == "img0"
+    with pytest.raises(ValueError, match="compete_ratio must be in"):
+        gcf.competing(p, 0.0)
+
+
+def test_every_counterfactual_map_empty_is_undecided_with_no_case():
+    # w = (1, 2) and x >= 0: both classes' Grad-CAM sums are >= 0 everywhere, so both
+    # counterfactual maps (their negation) are empty after the ReLU, as with the full
+    # rehearsal's random weights. Nothing can be scored: undecided with n = 0, no NaN.
+    model = IdentityGap((1.0, 2.0))
+    x = torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    im = _images(model, x)
+    two = gcf.two_class_maps(im, [0], torch.tensor([[1, 0]]))
+    d = gcf.deletion(model, two)
+    assert d["empty counterfactual"].tolist() == [True, True]
+    cv = gcf.counterfactual_verdict(d)
+    v = cv["verdict"]
+    assert (cv["scored"], cv["empty"], cv["rises"]) == (0, 2, 0)
+    assert v.outcome == verdict.UNDECIDED and v.n == 0 and v.unmeasured
+    assert cv["mean_dp"] is None and cv["mean_dp_gradcam"] is None
+    assert v.method == cv["why"] == "all 2 counterfactual maps are empty (negative everywhere)"
+    assert v.interval_text(2) == "—"
+    assert gcf.counterfactual_summary(cv) == (
+        "No (photograph, class) case is scored: all 2 counterfactual maps are empty (negative "
+        "everywhere)."
+    )
+    assert gcf.counterfactual_measured(cv).startswith("no case scored: ")
+    assert gcf.counterfactual_reading(cv).startswith("The claim is undecided with no case")
+    # the check of Eq. 12 still runs: the maps exist, they are negative everywhere
+    err = gcf.counterfactual_identity(model, two, "features")
+    assert gcf.counterfactual_sign_verdict(err).outcome == verdict.HOLDS
+
+
+def test_no_competing_image_leaves_every_two_class_test_without_a_case():
+    model = IdentityGap((1.0, 2.0))
+    im = _images(model, torch.rand(2, 1, 4, 4, generator=torch.Generator().manual_seed(0)))
+    two = gcf.two_class_maps(im, [], torch.tensor([[1, 0], [1, 0]]))
+    assert two.rows == [] and two.maps["gradcam"].shape[0] == 0
+    assert gcf.counterfactual_identity(model, two, "features") is None
+    assert gcf.counterfactual_identity_text(None).startswith("has no map to compare")
+    sign = gcf.counterfactual_sign_verdict(None)
+    assert sign.outcome == verdict.UNDECIDED and sign.n == 0
+    dv = gcf.discrimination_verdict(gcf.discrimination(two, im))
+    assert dv["images"] == 0 and dv["verdict"] is None
+    assert gcf.discrimination_summary(dv).startswith("No photograph has two competing classes")
+    assert (
+        gcf.discrimination_reading(dv)
+        == "With no competing photograph there is nothing to compare."
+    )
+    d = gcf.deletion(model, two)
+    assert d.empty and "empty counterfactual" in d.columns
+    cv = gcf.counterfactual_verdict(d)
+    assert cv["verdict"].outcome == verdict.UNDECIDED and cv["verdict"].n == 0
+    assert cv["why"] == "no image has two classes that compete"
+    fig = gcf.plot_two_classes(im, two, 3)
+    assert "no image where two classes compete" in fig.axes[0].texts[0].get_text()
 
 
 def test_two_class_maps_counterfactual_and_guided_methods_against_captum():
@@ -375,8 +435,12 @@ def test_counterfactual_verdict_counts_scored_rows_only():
     )
     d.loc[1, "p counterfactual"] = 0.5
     assert gcf.counterfactual_verdict(d)["verdict"].outcome == verdict.UNDECIDED  # 1 of 3
-    with pytest.raises(ValueError, match="every counterfactual map is empty"):
-        gcf.counterfactual_verdict(d.assign(**{"empty counterfactual": True}))
+    assert gcf.counterfactual_summary(cv) == (
+        "Deleting the counterfactual regions raises p(c) in 2 of 3 scored cases (mean change "
+        "+0.067; 1 empty counterfactual map is not scored); deleting Grad-CAM's regions changes "
+        "it by -0.300 on average."
+    )
+    assert gcf.counterfactual_measured(cv) == "p(c) rises in 2 of 3 (mean change +0.067)"
 
 
 def _deleted(rises, n):
@@ -688,6 +752,13 @@ def test_identity_table_shows_tiny_differences_in_scientific_notation():
     )
     t = gcf.identity_table(identity)
     assert t.iloc[0].tolist() == [49, 2, "1.1e-16", 0.25, "7.0e-16"]
+    assert t.columns.tolist() == [
+        "Z",
+        "images",
+        "max |Z·αᶜₖ − wᶜₖ|",
+        "max |wᶜₖ|",
+        "max |CAM − Z·Grad-CAM| / max |CAM|",
+    ]
 
 
 # --------------------------------------------------------------------------- sections 4-7
@@ -831,7 +902,7 @@ def test_pairs_average_over_seeds_and_pooling_verdicts():
     assert set(pv["by_network"]["box"]) == {"AlexNet-style", "VGG16-BN-style"}
     assert pv["box"].outcome == verdict.HOLDS and pv["box"].estimate == 1.0
     assert "every one of 2" in pv["box"].rule
-    assert "alpha = mean" in pv["box"].rule
+    assert "α = mean" in pv["box"].rule
 
 
 def test_relu_units_on_a_map_known_by_hand(monkeypatch):

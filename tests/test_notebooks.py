@@ -299,7 +299,19 @@ def test_every_glued_value_is_read_by_the_prose(path):
 
 
 #: chapters whose every figure goes through lib.plot.figure (a numbered, captioned {glue:figure})
-FIGURES_THROUGH_THE_HELPER = ("01_", "02_", "03_", "04_", "05_", "06_", "07_", "08_", "09_", "10_")
+FIGURES_THROUGH_THE_HELPER = (
+    "01_",
+    "02_",
+    "02b_",
+    "03_",
+    "04_",
+    "05_",
+    "06_",
+    "07_",
+    "08_",
+    "09_",
+    "10_",
+)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -34,7 +34,12 @@ OVERRIDES = {
     "02_gradcam_fundamentals": (
         "gradcam_fundamentals",
         {"photos": None, "step_photo": None, "n_imagenet": 2, "compete_ratio": 0.05},
-    ),  # random weights: no two classes compete at the paper's ratio
+    ),  # random weights: no two classes compete at the paper's ratio (and with 0.05 every
+    # counterfactual map is empty: the removal claim is undecided with no case)
+    "02b_gradcam_design_choices": (
+        "gradcam_fundamentals:SIZES_DESIGN",
+        {"photos": None, "n_imagenet": 2},
+    ),
     "03_receptive_fields": ("receptive_fields", {"epochs": 1, "n_eval": 3}),
     "04_walls_theory": ("walls_theory", {}),
     "05_walls_experiments": ("walls_experiments", {}),
@@ -70,13 +75,7 @@ SHOWS = {
     "07_gradcam_localization": "share in box (mean)",
 }
 #: chapter -> (step, why) for a chapter whose full run cannot finish here
-NOT_HERE: dict[str, tuple[str, str]] = {
-    "02_gradcam_fundamentals": (
-        "the counterfactual maps of two competing classes",
-        "with random stand-in weights no image has two classes whose counterfactual map is "
-        "non-empty; the chapter needs trained weights to have a second class to explain",
-    ),
-}
+NOT_HERE: dict[str, tuple[str, str]] = {}
 
 
 def rehearsal_sizes(stem: str) -> dict:
@@ -84,7 +83,8 @@ def rehearsal_sizes(stem: str) -> dict:
     import importlib
 
     module, over = OVERRIDES[stem]
-    sizes = importlib.import_module(f"lib.chapters.{module}").SIZES
+    module, _, name = module.partition(":")  # "module:NAME": a page's own sizes (default SIZES)
+    sizes = getattr(importlib.import_module(f"lib.chapters.{module}"), name or "SIZES")
     out = {k: v["smoke"] for k, v in sizes.items()}
     out.update(over)
     return json.loads(json.dumps(out, default=list))

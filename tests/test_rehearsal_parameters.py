@@ -9,10 +9,10 @@ from papermill.iorw import load_notebook_node
 
 from lib.paths import REPO_ROOT
 
-NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem[:2])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem.split("_")[0])
 def test_papermill_infers_every_parameter(path, caplog):
     nb = load_notebook_node(str(path))  # as papermill reads it
     (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]

@@ -29,6 +29,7 @@ from ..data.imagenet import ImageNetVal
 from ..data.images import IMAGENET_MEAN, IMAGENET_STD
 from ..data.photos import list_photos, load_photo, photo_boxes
 from ..data.scenes import make_scenes
+from ..formatting import at_most_times, count_of
 from ..layers import resolve_layer
 from ..models.pretrained import (
     LITE0_LAYER,
@@ -44,8 +45,11 @@ from ..train import RECIPES, STAND_INS, load_data, load_trained, stand_in_recipe
 from ..verdict import Verdict
 
 __all__ = [
+    "PAGES",
     "SIZES",
     "COST",
+    "SIZES_DESIGN",
+    "COST_DESIGN",
     "COMPETE_RATIO",
     "DELETE_FRACTION",
     "ACCURACY_TOLERANCE",
@@ -68,9 +72,15 @@ __all__ = [
     "cam_identity",
     "identity_table",
     "competing",
+    "competing_text",
     "TwoClasses",
     "two_class_maps",
     "counterfactual_identity",
+    "counterfactual_identity_text",
+    "counterfactual_sign_verdict",
+    "counterfactual_summary",
+    "counterfactual_measured",
+    "discrimination_summary",
     "discrimination",
     "discrimination_verdict",
     "discrimination_reading",
@@ -194,18 +204,18 @@ STAND_IN_SCENE_SEEDS = (1000, 1001)
 
 #: the rules of the chapter's verdicts, fixed before the run (``lib.verdict``)
 RULES = {
-    "cam-special-case": "max |Z alpha_k^c - w_k^c| and max |CAM - Z Grad-CAM| / max |CAM| "
-    f"<= {IDENTITY_TOLERANCE:g} (float64)",
+    "cam-special-case": "max |Z·αᶜₖ − wᶜₖ| and max |CAM − Z·Grad-CAM| / max |CAM| "
+    f"≤ {IDENTITY_TOLERANCE:g} (float64)",
     "pooling-box": "mean over scenes of the localisation hit (box at 15 % of the min-max map, "
-    "IoU >= min(0.5, wh/((w+10)(h+10)))) with alpha = mean of the gradients minus "
-    "with alpha = their max > 0 (each scene averaged over the seeds)",
-    "pooling-pointing": "mean over scenes of the pointing-game hit with alpha = mean of the "
-    "gradients minus with alpha = their max > 0 (each scene averaged over "
+    "IoU ≥ min(0.5, wh/((w+10)(h+10)))) with α = mean of the gradients minus "
+    "with α = their max > 0 (each scene averaged over the seeds)",
+    "pooling-pointing": "mean over scenes of the pointing-game hit with α = mean of the "
+    "gradients minus with α = their max > 0 (each scene averaged over "
     "the seeds)",
     "pooling-photos": "mean over photographs of the localisation hit (box at 15 %, size rule) "
-    "with alpha = mean of the gradients minus with alpha = their max > 0",
-    "pooling-last-layer": "max |map(alpha = mean) - map(alpha = max)| / max |map(alpha = mean)| "
-    f"<= {FLOAT32_TOLERANCE:g} (float32) at a layer followed by global "
+    "with α = mean of the gradients minus with α = their max > 0",
+    "pooling-last-layer": "max |map(α = mean) − map(α = max)| / max |map(α = mean)| "
+    f"≤ {FLOAT32_TOLERANCE:g} (float32) at a layer followed by global "
     "average pooling",
     "relu-other-class": "mean over two-object scenes of the share of the map's mass on the other "
     "object's box without the final ReLU minus with it > 0 (maps up-sampled "
@@ -219,50 +229,68 @@ RULES = {
     "layers-pointing": "least-squares slope of the pointing-game hit against the block's "
     "position (1 = first) > 0 (each scene averaged over the seeds; bootstrap "
     "of whole scenes)",
-    "guided-photos": "mean over photographs of corr(Guided Backprop top-1, top-2) - "
+    "guided-photos": "mean over photographs of corr(Guided Backprop top-1, top-2) − "
     "corr(Guided Grad-CAM top-1, top-2) > 0 (an illustration: the claim is "
     "decided on the two-object scenes)",
     "gradcam-class-discriminative": "mean over two-object scenes of Grad-CAM's d > 0, d = the "
     "map's mass share in its own class's box minus in the other "
     "object's, averaged over both classes and the seeds",
-    "guided-not-discriminative": "mean over two-object scenes of d(Guided Grad-CAM) - "
+    "guided-not-discriminative": "mean over two-object scenes of d(Guided Grad-CAM) − "
     "d(Guided Backprop) > 0 (d as for Grad-CAM; paired by scene)",
-    "counterfactual-sign": "max |counterfactual map - sum_k alpha_k A^k with alpha from "
-    "-dy^c/dA| / max |that map| <= "
+    "counterfactual-sign": "max |counterfactual map − Σₖ αₖ Aᵏ with α from "
+    "−∂yᶜ/∂A| / max |that map| ≤ "
     f"{FLOAT32_TOLERANCE:g} (float32)",
     "counterfactual-removal": "share of (photograph, class) cases where p(c) rises when the "
     "counterfactual regions are deleted > 1/2",
-    "gap-gmp-accuracy": "mean over the Fashion-MNIST test images of correct(GAP) - "
-    "correct(GMP), each image's averaged over the seeds, within +-{points:g} "
+    "gap-gmp-accuracy": "mean over the Fashion-MNIST test images of correct(GAP) − "
+    "correct(GMP), each image's averaged over the seeds, within ±{points:g} "
     "points (its whole interval)",
-    "gap-gmp-iou": "mean over scenes of IoU(GAP) - IoU(GMP) > 0 (each scene's IoU averaged over "
+    "gap-gmp-iou": "mean over scenes of IoU(GAP) − IoU(GMP) > 0 (each scene's IoU averaged over "
     "the seeds)",
-    "gap-gmp-pointing": "mean over scenes of hit(GAP) - hit(GMP) > 0 (each scene's hit averaged "
+    "gap-gmp-pointing": "mean over scenes of hit(GAP) − hit(GMP) > 0 (each scene's hit averaged "
     "over the seeds)",
-    "gmp-one-part": "mean over scenes of coverage(GAP) - coverage(GMP) > 0 (each scene's "
+    "gmp-one-part": "mean over scenes of coverage(GAP) − coverage(GMP) > 0 (each scene's "
     "coverage averaged over the seeds)",
-    "gap-gmp-zhou-box": "mean over scenes of hit(GAP) - hit(GMP) > 0, hit = the box of the map "
-    "above 20 % of its max has IoU >= 0.5 with the item's box (Zhou et al.; "
+    "gap-gmp-zhou-box": "mean over scenes of hit(GAP) − hit(GMP) > 0, hit = the box of the map "
+    "above 20 % of its max has IoU ≥ 0.5 with the item's box (Zhou et al.; "
     "each scene's hit averaged over the seeds)",
 }
 
-#: per profile: the photographs (None: ImageNet validation images, profile "full"; smoke takes
-#: two on which two classes compete, so that a paired interval has two units), the one
-#: walked through step by step (None: the first image), how many ImageNet images the full profile
-#: reads, how many images the float64 check takes (small networks; photographs), how many
-#: competing images are drawn, how many scenes score GAP against GMP, the training seeds of the
-#: GAP / GMP networks (five in every profile, all committed), the test images their accuracies
-#: are paired on, the stand-ins' seeds and scenes (sections 5-8), and the thresholds of the
-#: verdicts (the module constants above, the same in every profile)
-SIZES = {
+#: the book splits the chapter in two pages: "Grad-CAM fundamentals" (sections 1-3, this
+#: module's ``SIZES`` and ``COST``) and "Grad-CAM's design choices tested" (sections 4-8,
+#: ``SIZES_DESIGN`` and ``COST_DESIGN``); both compute with this one module
+PAGES = {"basics": "02_gradcam_fundamentals", "design": "02b_gradcam_design_choices"}
+
+#: the sizes both pages read: the photographs (None: ImageNet validation images, profile "full";
+#: smoke takes two on which two classes compete, so that a paired interval has two units), how
+#: many ImageNet images the full profile reads, how many images the float64 checks take (small
+#: networks; photographs) and how many Fashion-MNIST scenes are drawn (the GAP / GMP scenes, whose
+#: first ``n_identity`` the checks read)
+_SHARED_SIZES = {
     "photos": {"smoke": ["chelsea", "rocket"], "default": list_photos(), "full": None},
-    "step_photo": {"smoke": "chelsea", "default": "chelsea", "full": None},
     "n_imagenet": {"smoke": 0, "default": 0, "full": 200},
     "n_identity": {"smoke": 16, "default": 64, "full": 1000},
     # Lite0 in float64 on a CPU: ~5 CPU-seconds a photograph
     "n_identity_photos": {"smoke": 1, "default": 2, "full": 32},
-    "n_show": {"smoke": 1, "default": 3, "full": 4},
     "n_scenes": {"smoke": 60, "default": 500, "full": 5000},
+}
+#: per profile, the sizes of the page "Grad-CAM fundamentals" (sections 1-3): the shared ones, the
+#: photograph walked through step by step (None: the first image), how many competing images are
+#: drawn, and the thresholds of the two-class test (the module constants above, the same in every
+#: profile)
+SIZES = {
+    **_SHARED_SIZES,
+    "step_photo": {"smoke": "chelsea", "default": "chelsea", "full": None},
+    "n_show": {"smoke": 1, "default": 3, "full": 4},
+    "compete_ratio": dict.fromkeys(("smoke", "default", "full"), COMPETE_RATIO),
+    "delete_fraction": dict.fromkeys(("smoke", "default", "full"), DELETE_FRACTION),
+}
+#: per profile, the sizes of the page "Grad-CAM's design choices tested" (sections 4-8): the shared
+#: ones, the training seeds of the GAP / GMP networks (five in every profile, all committed), the
+#: test images their accuracies are paired on, the stand-ins' seeds and scenes, and the band of
+#: "similar accuracy" (the module constant above, the same in every profile)
+SIZES_DESIGN = {
+    **_SHARED_SIZES,
     "seeds": dict.fromkeys(("smoke", "default", "full"), [0, 1, 2, 3, 4]),
     # Fashion-MNIST test images on which the GAP / GMP accuracies are paired
     "n_test": {"smoke": 1000, "default": 10000, "full": 10000},
@@ -271,12 +299,17 @@ SIZES = {
     "stand_in_seeds": {"smoke": [0], "default": [0, 1, 2], "full": [0, 1, 2]},
     "n_stand_in_scenes": {"smoke": 40, "default": 500, "full": 2000},
     "n_two_object": {"smoke": 40, "default": 500, "full": 2000},
-    "compete_ratio": dict.fromkeys(("smoke", "default", "full"), COMPETE_RATIO),
-    "delete_fraction": dict.fromkeys(("smoke", "default", "full"), DELETE_FRACTION),
     "accuracy_tolerance": dict.fromkeys(("smoke", "default", "full"), ACCURACY_TOLERANCE),
 }
+#: the run time of the page "Grad-CAM fundamentals" per profile (measured: tests/test_cost_estimates)
 COST = {
-    "smoke": "about a minute on a 2-core CPU",
+    "smoke": "under half a minute on a 2-core CPU",
+    "default": "under half a minute on a 2-core CPU (the small GAP / GMP networks are committed)",
+    "full": "a few minutes on one GPU (ResNet50 on ImageNet validation images)",
+}
+#: the run time of the page "Grad-CAM's design choices tested" per profile
+COST_DESIGN = {
+    "smoke": "about half a minute on a 2-core CPU",
     "default": "about a minute on a 2-core CPU (every network is committed: ten GAP / GMP "
     "networks and the nine stand-ins of the localisation chapter)",
     "full": "a few minutes on one GPU (ResNet50 on ImageNet validation images)",
@@ -520,26 +553,26 @@ def pixel_terms(steps: Steps, n: int = 5, unit: tuple[int, int] | None = None) -
     rows = [
         {
             "term": f"k = {k}",
-            "alpha_k": float(steps.alpha[k]),
-            "A^k_ij": float(steps.activations[k, i, j]),
-            "alpha_k A^k_ij": float(terms[k]),
+            "αₖ": float(steps.alpha[k]),
+            "Aᵏᵢⱼ": float(steps.activations[k, i, j]),
+            "αₖ Aᵏᵢⱼ": float(terms[k]),
         }
         for k in top
     ]
     rows.append(
         {
             "term": f"the other {len(rest)} channels",
-            "alpha_k": np.nan,
-            "A^k_ij": np.nan,
-            "alpha_k A^k_ij": float(terms[rest].sum()),
+            "αₖ": np.nan,
+            "Aᵏᵢⱼ": np.nan,
+            "αₖ Aᵏᵢⱼ": float(terms[rest].sum()),
         }
     )
     rows.append(
         {
             "term": f"sum = map at ({i}, {j})",
-            "alpha_k": np.nan,
-            "A^k_ij": np.nan,
-            "alpha_k A^k_ij": float(terms.sum()),
+            "αₖ": np.nan,
+            "Aᵏᵢⱼ": np.nan,
+            "αₖ Aᵏᵢⱼ": float(terms.sum()),
         }
     )
     return pd.DataFrame(rows)
@@ -655,7 +688,15 @@ def identity_table(identity: pd.DataFrame) -> pd.DataFrame:
         out[col] = [f"{v:.1e}" for v in identity[col]]
     out["Z"] = identity["Z"].astype(int)
     out["images"] = identity["images"].astype(int)
-    return out
+    return out.rename(columns=IDENTITY_COLUMNS)
+
+
+#: the page's headers of :func:`identity_table`, in the chapter's notation
+IDENTITY_COLUMNS = {
+    "max |Z alpha - w|": "max |Z·αᶜₖ − wᶜₖ|",
+    "max |w|": "max |wᶜₖ|",
+    "max |CAM - Z Grad-CAM| / max |CAM|": "max |CAM − Z·Grad-CAM| / max |CAM|",
+}
 
 
 # --------------------------------------------------------------------------- two classes
@@ -663,15 +704,25 @@ def identity_table(identity: pd.DataFrame) -> pd.DataFrame:
 
 def competing(probs: torch.Tensor, ratio: float = COMPETE_RATIO) -> list[int]:
     """Images whose second class has at least ``ratio`` times the first's probability, the
-    closest contests first. ``probs``: (N, 2) top-2 probabilities."""
+    closest contests first. ``probs``: (N, 2) top-2 probabilities. An empty list where no image
+    has two competing classes: the two-class tests then have no case, which the page says
+    (:func:`competing_text`) and the verdicts record as undecided with n = 0."""
+    if not 0 < ratio <= 1:
+        raise ValueError(f"compete_ratio must be in (0, 1], got {ratio!r}")
     share = (probs[:, 1] / probs[:, 0]).tolist()
-    picked = sorted((i for i, s in enumerate(share) if s >= ratio), key=lambda i: -share[i])
-    if not picked:
-        raise ValueError(
-            f"on no image does the second class reach {ratio} times the first's "
-            f"probability (best: {max(share):.2f}); lower compete_ratio or add images"
-        )
-    return picked
+    return sorted((i for i, s in enumerate(share) if s >= ratio), key=lambda i: -share[i])
+
+
+def competing_text(images: "Images", idx: Sequence[int], probs: torch.Tensor, ratio: float) -> str:
+    """The competing images for the prose, or, where there is none, why and what to change."""
+    if idx:
+        return ", ".join(images.names[i] for i in idx)
+    best = max((probs[:, 1] / probs[:, 0]).tolist(), default=0.0)
+    return (
+        f"none: on no image does the second class reach {ratio:.2g} times the first's "
+        f"probability (the closest reaches {best:.2f} times), so the tests of this section "
+        "have no case (a lower compete_ratio, or more images, would give them some)"
+    )
 
 
 TWO_CLASS_METHODS = ["gradcam", "counterfactual", "guidedbackprop", "guidedgradcam"]
@@ -707,6 +758,8 @@ def two_class_maps(images: Images, idx: Sequence[int], top2: torch.Tensor) -> Tw
     rows = [i for i in idx for _ in range(2)]
     targets = [int(top2[i, r]) for i in idx for r in range(2)]
     x = images.x[rows]
+    if not rows:  # no competing image: no map, and nothing for the engine to run on
+        return TwoClasses([], [], [], x, {m: x.new_zeros((0, 0, 0)) for m in TWO_CLASS_METHODS})
     maps = cam.compute_many(images.model, x, [images.layer], TWO_CLASS_METHODS, target=targets)
     return TwoClasses(
         list(idx), rows, targets, x, {m: maps[m][images.layer] for m in TWO_CLASS_METHODS}
@@ -727,6 +780,8 @@ def discrimination(two: TwoClasses, images: Images) -> pd.DataFrame:
     near 1, the method shows the same pixels whatever the class (it is not class-discriminative).
     Grad-CAM: ReLU and bilinear up-sampling; the input attributions: |.| summed over colour."""
     maps = two.maps
+    if not two.rows:
+        return pd.DataFrame(columns=DISCRIMINATION_METHODS, index=pd.Index([], name="image"))
     shown = {
         "gradcam": cam.postprocess(maps["gradcam"], two.x.shape[-2:], normalize="none"),
         "guidedbackprop": maps["guidedbackprop"].abs().sum(1),
@@ -747,6 +802,8 @@ def discrimination_verdict(disc: pd.DataFrame) -> dict:
     Also the means and the number of photographs where Guided Backprop's maps are the more
     alike. An illustration: the claim is decided on two-object scenes
     (:func:`discrimination_scene_verdicts`)."""
+    if disc.empty:
+        return {"images": 0, "gb_more_alike": 0, "verdict": None}
     gb, ggc = disc["guidedbackprop"], disc["guidedgradcam"]
     v = (
         None
@@ -763,6 +820,17 @@ def discrimination_verdict(disc: pd.DataFrame) -> dict:
         "gb_more_alike": int((gb > ggc).sum()),
         "verdict": v,
     }
+
+
+def discrimination_summary(dv: dict) -> str:
+    """The correlations of :func:`discrimination_verdict` in one sentence for the prose."""
+    if dv["images"] == 0:
+        return "No photograph has two competing classes, so no correlation is measured."
+    return (
+        f"Guided Backprop's two maps correlate at {dv['gb']:.3f} on average, Guided "
+        f"Grad-CAM's at {dv['ggc']:.3f} and Grad-CAM's at {dv['gradcam']:.3f}; Guided "
+        f"Backprop's are the more alike on {dv['gb_more_alike']} of {dv['images']} photographs."
+    )
 
 
 def outcome_phrase(v: Verdict) -> str:
@@ -782,6 +850,8 @@ def discrimination_reading(dv: dict) -> str:
     """One sentence for the prose: the verdict of :func:`discrimination_verdict` with its
     interval, and what it means."""
     v = dv["verdict"]
+    if dv["images"] == 0:
+        return "With no competing photograph there is nothing to compare."
     if v is None:
         return "One photograph gives no interval: it shows the maps, and decides nothing."
     head = (
@@ -806,13 +876,34 @@ def discrimination_reading(dv: dict) -> str:
 def counterfactual_identity(model: nn.Module, two: "TwoClasses", layer: str) -> float:
     """The counterfactual map (Eq. 12) computed again from the hooks: alpha_k = the mean of
     -dy^c/dA^k over the Z units, then sum_k alpha_k A^k (before the ReLU); returns
-    max |engine's counterfactual map - this| / max |this| over every row of ``two``."""
+    max |engine's counterfactual map - this| / max |this| over every row of ``two``, or None
+    where ``two`` has no row (no competing image: nothing to compare)."""
+    if not two.rows:
+        return None
     a, g, _, _ = layer_gradients(model, two.x, layer, two.targets)
     ref = torch.einsum("nk,nkhw->nhw", (-g).mean((2, 3)), a)
     den = ref.abs().max()
     if den == 0:
         raise ValueError("every counterfactual map is zero: the identity has nothing to compare")
     return float((two.maps["counterfactual"].to(ref.dtype) - ref).abs().max() / den)
+
+
+def counterfactual_identity_text(error: float | None) -> str:
+    """:func:`counterfactual_identity`'s result for the prose."""
+    if error is None:
+        return "has no map to compare with (no competing photograph)"
+    return at_most_times(
+        error, "its largest absolute value", verb="differs", equal="equals the engine's"
+    )
+
+
+def counterfactual_sign_verdict(error: float | None) -> Verdict:
+    """The check of Eq. 12 (``RULES["counterfactual-sign"]``): the measured error against
+    :data:`FLOAT32_TOLERANCE`; undecided with n = 0 where there was no map to compare."""
+    rule = RULES["counterfactual-sign"]
+    if error is None:
+        return verdict.no_units(rule, "no map to compare: no image where two classes compete")
+    return verdict.check(error, FLOAT32_TOLERANCE, rule=rule)
 
 
 def _top_region(m: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -834,6 +925,12 @@ def deletion(model: nn.Module, two: TwoClasses, fraction: float = DELETE_FRACTIO
     everywhere after the ReLU highlights nothing: its row is kept, marked ``empty``, and not
     scored by :func:`counterfactual_verdict`."""
     x, size = two.x, two.x.shape[-2:]
+    if not two.rows:  # no competing image: no row
+        kinds = {"empty": bool, "deleted share": float, "y": float, "p": float}
+        cols = {"y image": float, "p image": float}
+        for name in ("gradcam", "counterfactual"):
+            cols.update({f"{what} {name}": kind for what, kind in kinds.items()})
+        return pd.DataFrame({c: pd.Series(dtype=k) for c, k in cols.items()})
     t = torch.as_tensor(two.targets, device=x.device).view(-1, 1)
     out = {}
     for name in ("image", "gradcam", "counterfactual"):
@@ -856,17 +953,37 @@ def counterfactual_verdict(deleted: pd.DataFrame) -> dict:
     """The counterfactual claim on the scored rows (non-empty counterfactual map): the share of
     rows where deleting the counterfactual regions raises p(c), with its Wilson interval, above
     1/2 (``RULES``; ``verdict.proportion_above``). Also counted: the rows where deleting them
-    costs less p(c) than deleting Grad-CAM's regions, and the mean changes of p(c)."""
-    d = deleted[~deleted["empty counterfactual"]]
+    costs less p(c) than deleting Grad-CAM's regions, and the mean changes of p(c).
+
+    Where no row can be scored (no competing image, or every counterfactual map empty: with
+    random weights, say, Grad-CAM's weighted sum can be positive everywhere for both classes)
+    the claim has no case: undecided with n = 0 (``verdict.no_units``), no mean change (None,
+    never NaN), and the reason in ``why``."""
+    d = deleted[~deleted["empty counterfactual"].astype(bool)]
+    empty = int(deleted["empty counterfactual"].astype(bool).sum())
     if d.empty:
-        raise ValueError("every counterfactual map is empty: no row to score")
+        why = (
+            "no image has two classes that compete"
+            if deleted.empty
+            else f"all {len(deleted)} counterfactual maps are empty (negative everywhere)"
+        )
+        return {
+            "scored": 0,
+            "empty": empty,
+            "rises": 0,
+            "mean_dp": None,
+            "mean_dp_gradcam": None,
+            "less_than_gradcam": 0,
+            "why": why,
+            "verdict": verdict.no_units(RULES["counterfactual-removal"], why),
+        }
     rises = int((d["p counterfactual"] > d["p image"]).sum())
     v = verdict.proportion_above(
         rises, len(d), 0.5, rule=RULES["counterfactual-removal"], unit="(photograph, class) cases"
     )
     return {
         "scored": len(d),
-        "empty": int(deleted["empty counterfactual"].sum()),
+        "empty": empty,
         "rises": rises,
         "mean_dp": float((d["p counterfactual"] - d["p image"]).mean()),
         "mean_dp_gradcam": float((d["p gradcam"] - d["p image"]).mean()),
@@ -880,6 +997,11 @@ def counterfactual_reading(cv: dict) -> str:
     (:func:`counterfactual_verdict`) with its interval, then what the map singles out against
     Grad-CAM's regions (a count, not a verdict)."""
     v, n = cv["verdict"], cv["scored"]
+    if n == 0:
+        return (
+            f"The claim is undecided with no case behind it: {cv['why']}. Nothing on this page "
+            "speaks for or against it."
+        )
     share = (
         f"{cv['rises']} of {n}, a share of {v.estimate:.2f} with 95 % interval "
         f"[{v.low:.2f}, {v.high:.2f}]"
@@ -917,10 +1039,47 @@ def counterfactual_reading(cv: dict) -> str:
     return first + second
 
 
+def counterfactual_summary(cv: dict) -> str:
+    """What deleting the regions did, in one sentence for the prose (:func:`counterfactual_verdict`)."""
+    if cv["scored"] == 0:
+        return f"No (photograph, class) case is scored: {cv['why']}."
+    empty = (
+        "no counterfactual map was empty"
+        if cv["empty"] == 0
+        else count_of(cv["empty"], "empty counterfactual map")
+        + (" is" if cv["empty"] == 1 else " are")
+        + " not scored"
+    )
+    return (
+        f"Deleting the counterfactual regions raises p(c) in {cv['rises']} of {cv['scored']} "
+        f"scored cases (mean change {cv['mean_dp']:+.3f}; {empty}); deleting Grad-CAM's regions "
+        f"changes it by {cv['mean_dp_gradcam']:+.3f} on average."
+    )
+
+
+def counterfactual_measured(cv: dict) -> str:
+    """The "we measured" text of the counterfactual claim."""
+    if cv["scored"] == 0:
+        return f"no case scored: {cv['why']}"
+    return f"p(c) rises in {cv['rises']} of {cv['scored']} (mean change {cv['mean_dp']:+.3f})"
+
+
 def plot_two_classes(images: Images, two: TwoClasses, n: int):
     """For the first ``n`` competing images and each of their top-2 classes: Grad-CAM and the
     counterfactual map over the image, Guided Backprop and Guided Grad-CAM (grey, |.|)."""
     n = min(n, len(two.idx))
+    if n == 0:
+        fig, ax = plt.subplots(figsize=(7.1, 0.8))
+        ax.axis("off")
+        ax.text(
+            0.5,
+            0.5,
+            "no image where two classes compete: no map to show",
+            ha="center",
+            va="center",
+            fontsize=10,
+        )
+        return fig
     size = images.x.shape[-2:]
     gc = cam.postprocess(two.maps["gradcam"][: 2 * n], size).cpu()
     cf = cam.postprocess(two.maps["counterfactual"][: 2 * n], size).cpu()
@@ -1102,7 +1261,7 @@ def pooling_layers_table(models: dict[str, nn.Module], x: torch.Tensor, target) 
                         if lay == layer
                     ),
                     "followed by": FOLLOWED_BY[net, layer],
-                    "max |mean - max| / max |mean|": pooling_difference(model, x, layer, target),
+                    "max |mean − max| / max |mean|": pooling_difference(model, x, layer, target),
                 }
             )
     return pd.DataFrame(rows)
