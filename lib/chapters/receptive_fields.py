@@ -1443,9 +1443,11 @@ def table2_verdicts(
                 index=["seed", "image"], columns="layer", values=col, sort=False
             ).dropna()
             n_seeds = wide.index.get_level_values("seed").nunique()
+            # the paper's models are scored on VinDr-CXR's test images, the stand-ins on scenes
+            what = "test images" if s.is_paper_model else "test scenes"
             unit = (
-                f"test scenes ({n_seeds} seed{'s' if n_seeds != 1 else ''}, each with its own "
-                "scenes and model)"
+                f"{what} ({n_seeds} seed{'s' if n_seeds != 1 else ''}, each with its own "
+                f"{what.split()[1]} and model)"
             )
             k = 0 if metric == "iou" else 2
             for part in parts:
@@ -1462,7 +1464,7 @@ def table2_verdicts(
                     0.0,
                     direction=direction,
                     unit=unit,
-                    rule=f"mean over test scenes of ({name} at {a} − at {b}) {direction} 0",
+                    rule=f"mean over {what} of ({name} at {a} − at {b}) {direction} 0",
                 )
                 pa, pb = paper.get((s.paper_model, a)), paper.get((s.paper_model, b))
                 out.append(
