@@ -122,34 +122,10 @@ def _many(values, thresholds=(0.0, 0.5)):
                     )
                 )
                 ref.add((seed, i, t))
-    sc = pd.DataFrame(
-        rows,
-        columns=[
-            "seed",
-            "network",
-            "layer",
-            "method",
-            "image",
-            "empty",
-            "correct",
-            "threshold",
-            "s_ref",
-            "s_true",
-            "s_other",
-        ],
-    )
+    sc = pd.DataFrame(rows, columns=list(ur.SCORE_COLUMNS))
     reference = pd.DataFrame(
         [(s, i, False, t, 0.2, 0.4, 0.1, 0.1) for s, i, t in sorted(ref)],
-        columns=[
-            "seed",
-            "image",
-            "reference_empty",
-            "threshold",
-            "iou",
-            "area",
-            "truth_area",
-            "other_area",
-        ],
+        columns=list(ur.REFERENCE_COLUMNS),
     )
     return ur.Scores(sc, reference, pd.DataFrame(), tuple(thresholds))
 
@@ -192,11 +168,16 @@ def test_skips_verdict_pairs_scenes_and_gives_each_outcome():
     assert v.loc["gradcam", "verdict"].method.startswith(
         "paired bootstrap over 20 (seed, scene) pairs"
     )
-    assert ur.verdict_text(v.reset_index()) == (
-        "above its ablation for Grad-CAM; below it for Grad-CAM++; undecided for Score-CAM (the "
-        f"interval contains zero); the mean paired differences run from -10.0 to "
-        f"{max(v['difference']):+.1f} points"
+    f = ur.verdict_facts(v.reset_index())
+    assert (f["holds"], f["fails"], f["undecided"], f["no_pair"]) == (
+        ["Grad-CAM"],
+        ["Grad-CAM++"],
+        ["Score-CAM"],
+        [],
     )
+    assert not f["every"]
+    assert f["low"] == pytest.approx(-10.0)  # Grad-CAM++: -10 points on every scene
+    assert f["high"] == pytest.approx(100 * np.mean(diffs["gradcam"]))  # above the noise's ~0
 
 
 def test_scene_pairs_leave_out_empty_maps_and_count_them():
@@ -237,11 +218,14 @@ def test_gap_rule_on_the_relative_gap_and_the_floor():
     want = 100 * np.mean((u["gradcam++"] - BASE) / 0.6)
     assert g.loc["gradcam++", "normalised gap"] == pytest.approx(want)
     assert g.loc["gradcam", "paper relative (%)"] == pytest.approx(100 * (53.55 / 47.81 - 1))
-    text = ur.gap_text(g.reset_index())
-    assert text.startswith(
-        f"{g['relative gap (%)'].min():.0f} to 30 % higher (the paper's Table I: 11 to 15 %)"
-    )
-    assert text.endswith("above the band of 5–15 % for Grad-CAM++ (the whole interval outside it)")
+    f = ur.gap_facts(g.reset_index())
+    assert f["high"] == pytest.approx(30.0)  # Grad-CAM++: 1.3 BASE against BASE
+    assert f["low"] == pytest.approx(g["relative gap (%)"].min()) and 5 < f["low"] < 20
+    assert f["paper_low"] == pytest.approx(100 * (71.52 / 64.36 - 1))  # Score-CAM's 11.1 %
+    assert f["paper_high"] == pytest.approx(100 * (72.47 / 63.04 - 1))  # Grad-CAM++'s 15.0 %
+    assert (f["band_low"], f["band_high"]) == (5.0, 15.0)
+    assert f["undefined"] == [] and f["outcome"] == "does not hold"
+    assert f["fails"] == ["Grad-CAM++"] and f["side"] == "above"  # 30 % > 15 %
     one = ur.gap_verdict([0.9], [0.5], "gradcam")  # a single scene of data: undecided
     assert one.outcome == "undecided"
     few = {k: {t: x[:3] for t, x in v.items()} for k, v in vals.items() if k[0] == 0}
@@ -270,9 +254,13 @@ def test_gap_with_an_ablated_score_of_zero_is_undecided_and_said():
     assert g.loc["gradcam", "outcome"] == "undecided" and g.loc["gradcam", "95 % interval"] == "—"
     assert g.loc["gradcam++", "relative gap (%)"] == pytest.approx(10.0)  # +10 % on every scene
     assert g.loc["gradcam++", "outcome"] == "holds"
-    text = ur.gap_text(g.reset_index())
-    assert text.startswith("10 to 10 % higher for the other methods")
-    assert "for Grad-CAM no relative gap is defined" in text and "nan" not in text
+    f = ur.gap_facts(g.reset_index())
+    assert f["undefined"] == ["Grad-CAM"]  # worded by the chapter as undecided, with the reason
+    assert f["low"] == pytest.approx(10.0) and f["high"] == pytest.approx(10.0)  # the others'
+    assert f["outcome"] == "undecided" and f["fails"] == []
+    every = g.reset_index().assign(**{"relative gap (%)": np.nan, "outcome": "undecided"})
+    f = ur.gap_facts(every)  # undefined for every method: no range, never a NaN
+    assert f["low"] is None and f["high"] is None and len(f["undefined"]) == 3
     name, combined = ur.verdict.all_of(dict(zip(g.index, g["verdict"])), "every method")
     assert combined.outcome == "undecided"
 
@@ -299,22 +287,7 @@ def _scores(values, thresholds=(0.0, 0.5)):
                 )
             )
             rows.append((seed, net, "dec1", m, 1, True, True, t, np.nan, np.nan, np.nan))
-    sc = pd.DataFrame(
-        rows,
-        columns=[
-            "seed",
-            "network",
-            "layer",
-            "method",
-            "image",
-            "empty",
-            "correct",
-            "threshold",
-            "s_ref",
-            "s_true",
-            "s_other",
-        ],
-    )
+    sc = pd.DataFrame(rows, columns=list(ur.SCORE_COLUMNS))
     return ur.Scores(sc, pd.DataFrame(), pd.DataFrame(), tuple(thresholds))
 
 
@@ -379,7 +352,7 @@ def test_sweep_verdict_names_the_thresholds_where_it_fails():
     assert (v["undecided"] == 0).all() and (v["not holding at"] == "0.5").all()
 
 
-def test_sweep_text_names_the_failing_thresholds_and_their_area():
+def test_sweep_facts_name_the_failing_thresholds_and_their_area():
     vals = {
         (s, n, m): {0.0: 0.5 - 0.1 * (n == "U-Net"), 0.5: 0.5 + 0.1 * (n == "U-Net"), "truth": 0.3}
         for s in range(6)
@@ -398,10 +371,13 @@ def test_sweep_text_names_the_failing_thresholds_and_their_area():
             "truth_area": 0.1,
         }
     )
-    assert ur.sweep_text(sc) == (
-        "not at every threshold: reversed at t = 0 (the reference mask "
-        "covers 96 % of the image there)"
-    )
+    off = ur.sweep_not_holding(sc)
+    assert off.to_dict("records") == [
+        {"outcome": "does not hold", "threshold": 0.0, "reference area (%)": pytest.approx(96.0)}
+    ]
+    up = _scores({k: {**v, 0.0: v[0.5]} for k, v in vals.items()})  # U-Net +10 points at both
+    up.reference = sc.reference
+    assert ur.sweep_not_holding(up).empty
 
 
 def test_subset_of_images_both_networks_classify_correctly():
@@ -422,7 +398,8 @@ def test_subset_of_images_both_networks_classify_correctly():
     sc = _scores(vals)
     kept = ur.both_correct(sc)
     assert sorted(map(tuple, kept.to_numpy().tolist())) == [(0, 1), (1, 0), (1, 1)]
-    assert ur.correct_subset_text(sc) == "1 of 2, 2 of 2 per seed"
+    counts = ur.correct_subset_counts(sc)
+    assert counts.to_dict("list") == {"seed": [0, 1], "kept": [1, 2], "explained": [2, 2]}
     means = ur.seed_means(sc, "reference", 0.5, subset="both correct")
     assert means["seed"].tolist().count(0) == 6 and means[means["seed"] == 0]["s"].isna().all()
     t = ur.correct_subset_table(sc, 0.5)
@@ -442,6 +419,23 @@ def test_argued_threshold_maximises_iou_of_non_empty_references():
 
 
 # -- models and data ----------------------------------------------------------------------------------
+def test_scene_facts_are_the_profiles_sizes():
+    """The default's scenes: 48 px, two items of the class and one distractor, 30-40 % of the
+    side, 3000 training and 300 test scenes per seed; the full profile names its folder."""
+    assert ur.scene_facts("default") == {
+        "size": 48,
+        "n_objects": 2,
+        "n_distractors": 1,
+        "scale_low": pytest.approx(30.0),
+        "scale_high": pytest.approx(40.0),
+        "n_train": 3000,
+        "n_test": 300,
+    }
+    assert ur.scene_facts("smoke")["n_train"] == 64
+    with pytest.raises(ValueError, match="profile must be 'smoke', 'default' or 'full'"):
+        ur.scene_facts("fast")
+
+
 def test_recipes_differ_only_in_the_skips():
     a, b = ur.unet_recipe("default", 1, True), ur.unet_recipe("default", 1, False)
     assert a.model_kwargs.pop("skips") is True and b.model_kwargs.pop("skips") is False
@@ -600,22 +594,20 @@ def test_experiment_scores_match_the_metric_recomputed():
     )
 
 
-def test_verdict_text_when_every_method_holds_or_none_does():
+def test_verdict_facts_when_every_method_holds_or_none_does():
     every = ur.skips_verdict(
         _many(_two_networks({m: np.full(10, 0.015) for m in ur.METHODS})), "truth"
     )
-    assert ur.verdict_text(every) == (
-        "above its ablation for all three methods, by +1.5 to "
-        "+1.5 points on average (each 95 % interval above zero)"
-    )
+    f = ur.verdict_facts(every)
+    assert f["every"] and f["holds"] == ["Grad-CAM", "Grad-CAM++", "Score-CAM"]
+    assert f["low"] == pytest.approx(1.5) and f["high"] == pytest.approx(1.5)  # +0.015 a scene
     none = ur.skips_verdict(_many(_two_networks({m: NOISE for m in ur.METHODS})), "truth")
-    assert ur.verdict_text(none).startswith(
-        "not found above its ablation for any method: "
-        "undecided for Grad-CAM and Grad-CAM++ and Score-CAM"
-    )
+    f = ur.verdict_facts(none)
+    assert not f["every"] and f["holds"] == [] and len(f["undecided"]) == 3
+    assert f["low"] == pytest.approx(0.0, abs=1e-9)  # the same noise, of mean 0, every method
 
 
-def test_closing_text_and_claim_rows_follow_the_outcomes():
+def test_closing_facts_and_claim_rows_follow_the_outcomes():
     vals = _two_networks({m: np.full(10, 0.1) for m in ur.METHODS})
     for (s, net, lay, m), v in list(vals.items()):  # the bottleneck: lower, for the U-Net
         vals[(s, net, "bottleneck", m)] = {
@@ -623,18 +615,15 @@ def test_closing_text_and_claim_rows_follow_the_outcomes():
             for t, x in v.items()
         }
     sc = _many(vals)
-    text = ur.closing_text(sc, 0.5)
-    assert text.startswith(
-        "Against the reference at t = 0.5, the stand-in U-Net is above its "
-        "ablation for all three methods, by +10.0 to +10.0 points"
-    )
-    assert "holds against the truth as well as against the reference, for every method" in text
-    assert "; in size, the U-Net's s is" in text
-    level = f"{100 * np.mean(BASE + 0.1):.0f}"
-    assert (
-        f"The level is another matter: even the U-Net's maps put only {level} to {level} % "
-        "of their mass on the object, which covers 10 % of the image."
-    ) in text
+    tables = ur.verdicts(sc, 0.5)
+    assert ur.skips_outcome(tables) == "holds"  # +10 points on every scene, both references
+    f = ur.verdict_facts(tables["reference"])
+    assert f["every"] and f["low"] == pytest.approx(10.0) and f["high"] == pytest.approx(10.0)
+    assert ur.verdict_facts(tables["layers"])["low"] == pytest.approx(5.0)  # dec1 − bottleneck
+    # the level: the U-Net's mean s on the object, against the object's area (10 % here)
+    assert tables["truth"]["U-Net"].to_numpy() == pytest.approx(100 * np.mean(BASE + 0.1))
+    assert ur.uniform_baseline(sc, 0.5)["truth"] == pytest.approx(10.0)
+    assert ur.verdict_facts(tables["subset"])["every"]  # every scene classified correctly
     rows = {
         r["claim_id"]: r
         for r in ur.claim_rows(sc, 0.5, {"input": (48, 48), "dec1": (48, 48), "bottleneck": (6, 6)})
@@ -654,7 +643,14 @@ def test_closing_text_and_claim_rows_follow_the_outcomes():
     for s in (0, 1):  # Score-CAM against the truth: the U-Net 20 points below on every scene
         vals[(s, "U-Net", "dec1", "scorecam")]["truth"] = list(BASE - 0.2)
     against = _many(vals)
-    assert "does not hold for every method and reference" in ur.closing_text(against, 0.5)
+    assert ur.skips_outcome(ur.verdicts(against, 0.5)) == "does not hold"
+    noisy = dict(vals)
+    for s in (0, 1):  # Score-CAM against the truth: noise around 0, the others still +10
+        noisy[(s, "U-Net", "dec1", "scorecam")] = {
+            **vals[(s, "U-Net", "dec1", "scorecam")],
+            "truth": list(BASE + NOISE),
+        }
+    assert ur.skips_outcome(ur.verdicts(_many(noisy), 0.5)) == "undecided"
     rows = {
         r["claim_id"]: r
         for r in ur.claim_rows(

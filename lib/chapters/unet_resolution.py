@@ -65,7 +65,7 @@ __all__ = [
     "COST",
     # data and models
     "scene_data",
-    "scenes_text",
+    "scene_facts",
     "check_data",
     "folder_data",
     "unet_recipe",
@@ -81,6 +81,8 @@ __all__ = [
     "score_maps",
     "Experiment",
     "Scores",
+    "SCORE_COLUMNS",
+    "REFERENCE_COLUMNS",
     "map_sizes",
     # tables and verdicts
     "accuracy_table",
@@ -101,7 +103,7 @@ __all__ = [
     "gap_undefined",
     "floors",
     "gap_table",
-    "gap_text",
+    "gap_facts",
     "verdicts",
     "sweep_verdicts",
     "sweep_verdict",
@@ -109,14 +111,14 @@ __all__ = [
     "layer_verdict",
     "both_correct",
     "correct_subset_table",
-    "correct_subset_text",
+    "correct_subset_counts",
     "selectivity_table",
     "class_blind_share",
     "uniform_baseline",
     "for_page",
-    "verdict_text",
-    "sweep_text",
-    "closing_text",
+    "verdict_facts",
+    "sweep_not_holding",
+    "skips_outcome",
     "claim_rows",
     # figures
     "plot_reference",
@@ -211,18 +213,26 @@ def scene_data(profile: str, seed: int) -> dict:
     )
 
 
-def scenes_text(profile: str, data_root=None) -> str:
-    """The data of ``profile`` in words, for the page."""
+def scene_facts(profile: str, data_root=None) -> dict[str, Any]:
+    """What the images of ``profile`` are, as facts for the page: for the scenes (``smoke``,
+    ``default``) their side (px), the items of the scene's class and of another class, the
+    items' size as shares of the side (%, low and high) and the training and test scenes per
+    seed; for ``full`` the data folder and the side the images are resized to (px)."""
     if profile == "full":
-        return f"the images and masks of {unet_folder_dir(data_root)}, at {_FULL['size']} px"
+        return {"folder": str(unet_folder_dir(data_root)), "size": _FULL["size"]}
+    if profile not in _SCENE_SIZES:
+        raise ValueError(f"profile must be 'smoke', 'default' or 'full', got {profile!r}")
     lo, hi = SCENES["scale"]
     n = _SCENE_SIZES[profile]
-    return (
-        f"{SCENES['size']} px scenes of real Fashion-MNIST items, {SCENES['n_objects']} of the "
-        f"scene's class and {SCENES['n_distractors']} of another class, each "
-        f"{100 * lo:.0f}–{100 * hi:.0f} % of the side, never touching; {n['n_train']} "
-        f"training and {n['n_test']} test scenes per seed"
-    )
+    return {
+        "size": SCENES["size"],
+        "n_objects": SCENES["n_objects"],
+        "n_distractors": SCENES["n_distractors"],
+        "scale_low": 100 * lo,
+        "scale_high": 100 * hi,
+        "n_train": n["n_train"],
+        "n_test": n["n_test"],
+    }
 
 
 def check_data(profile: str, data_root) -> None:
@@ -687,6 +697,35 @@ class Experiment:
         return Scores.from_records(recs, self.thresholds)
 
 
+#: the columns of ``Scores.scores``, in order: one row per (seed, network, layer, method, image,
+#: threshold); ``empty``: the map is zero everywhere; ``correct``: the network's top-1 is the
+#: label; s as shares (NaN for an empty map or reference)
+SCORE_COLUMNS = (
+    "seed",
+    "network",
+    "layer",
+    "method",
+    "image",
+    "empty",
+    "correct",
+    "threshold",
+    "s_ref",
+    "s_true",
+    "s_other",
+)
+#: the columns of ``Scores.reference``, in order: one row per (seed, image, threshold)
+REFERENCE_COLUMNS = (
+    "seed",
+    "image",
+    "reference_empty",
+    "threshold",
+    "iou",
+    "area",
+    "truth_area",
+    "other_area",
+)
+
+
 @dataclass
 class Scores:
     """The experiment's numbers as tables: ``scores`` one row per (seed, network, layer, method,
@@ -737,35 +776,8 @@ class Scores:
                         )
                     )
             acc += [{"seed": seed, **a} for a in r["accuracy"]]
-        scores = pd.DataFrame(
-            sc,
-            columns=[
-                "seed",
-                "network",
-                "layer",
-                "method",
-                "image",
-                "empty",
-                "correct",
-                "threshold",
-                "s_ref",
-                "s_true",
-                "s_other",
-            ],
-        )
-        reference = pd.DataFrame(
-            ref,
-            columns=[
-                "seed",
-                "image",
-                "reference_empty",
-                "threshold",
-                "iou",
-                "area",
-                "truth_area",
-                "other_area",
-            ],
-        )
+        scores = pd.DataFrame(sc, columns=list(SCORE_COLUMNS))
+        reference = pd.DataFrame(ref, columns=list(REFERENCE_COLUMNS))
         return cls(scores, reference, pd.DataFrame(acc), tuple(th))
 
 
@@ -774,7 +786,8 @@ class Scores:
 
 def accuracy_table(exp: Experiment, sc: Scores) -> pd.DataFrame:
     """Per network: top-1 accuracy (%) on the trainer's test scenes and on the explained ones,
-    mean ± std over seeds (ddof=1), and the CPU time of training (s, mean over seeds)."""
+    mean ± std over seeds (ddof=1). The training's CPU time is in
+    :meth:`Experiment.training_table`, not here: timings belong to the cost chapter."""
     tr = exp.training_table()
     tr["network"] = tr["network"].replace({"reference": "reference (ResNet-style)"})
     acc = sc.accuracy.assign(
@@ -990,32 +1003,39 @@ def correct_subset_table(sc: Scores, threshold: float) -> pd.DataFrame:
         )
     for against in ("reference", "truth"):
         v = skips_verdict(sc, against, threshold, subset="both correct")
-        for _, r in v.iterrows():
-            rows.append(
-                {
-                    "M": "true mask" if against == "truth" else f"reference, t = {threshold:g}",
-                    "method": METHOD_LABELS[r["method"]],
-                    "U-Net": r["U-Net"],
-                    "ablated": r["ablated U-Net"],
-                    "difference": r["difference"],
-                    "95 % interval": r["95 % interval"],
-                    "outcome": r["outcome"],
-                    "pairs": r["pairs"],
-                }
-            )
+        where = "true mask" if against == "truth" else f"reference, t = {threshold:g}"
+        rows += _page_rows(v, M=where)
     return pd.DataFrame(rows)
 
 
-def correct_subset_text(sc: Scores) -> str:
-    """How many explained images per seed both networks classify correctly, in words."""
-    kept = (
-        both_correct(sc)
-        .groupby("seed")
-        .size()
-        .reindex(sorted(sc.scores["seed"].unique()), fill_value=0)
+def _page_rows(v: pd.DataFrame, **first) -> list[dict]:
+    """The rows of a :func:`skips_verdict` table as the page's tables show them, each after the
+    columns ``first``: the method's display name, both networks' s, the difference with its
+    interval and outcome, the pairs."""
+    return [
+        {
+            **first,
+            "method": METHOD_LABELS[r["method"]],
+            "U-Net": r["U-Net"],
+            "ablated": r["ablated U-Net"],
+            "difference": r["difference"],
+            "95 % interval": r["95 % interval"],
+            "outcome": r["outcome"],
+            "pairs": r["pairs"],
+        }
+        for _, r in v.iterrows()
+    ]
+
+
+def correct_subset_counts(sc: Scores) -> pd.DataFrame:
+    """Per seed: the explained images that both networks classify correctly (``kept``) and the
+    explained images (``explained``); a seed where none is kept has ``kept`` 0."""
+    seeds = sorted(sc.scores["seed"].unique())
+    kept = both_correct(sc).groupby("seed").size().reindex(seeds, fill_value=0)
+    n = sc.scores.groupby("seed")["image"].nunique().reindex(seeds)
+    return pd.DataFrame(
+        {"seed": seeds, "kept": kept.to_numpy().astype(int), "explained": n.to_numpy().astype(int)}
     )
-    n = sc.scores.groupby("seed")["image"].nunique()
-    return ", ".join(f"{k} of {n[s]}" for s, k in kept.items()) + " per seed"
 
 
 def paired_differences(means: pd.DataFrame) -> pd.DataFrame:
@@ -1163,7 +1183,7 @@ def gap_table(sc: Scores, threshold: float) -> pd.DataFrame:
                 "paper absolute": paper.loc[m, "absolute"],
                 "relative gap (%)": (
                     np.nan if gap_undefined(p["b"]) else relative_gap(p["a"], p["b"])
-                ),  # undefined: shown "—", stated by gap_text and the verdict's method
+                ),  # undefined: shown "—", stated by gap_facts and the verdict's method
                 "95 % interval": _interval(v),
                 "paper relative (%)": paper.loc[m, "relative"],
                 "outcome": v.outcome,
@@ -1176,42 +1196,45 @@ def gap_table(sc: Scores, threshold: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def gap_text(gaps: pd.DataFrame) -> str:
-    """The gap's verdict in words (from :func:`gap_table`); a method whose relative gap is
-    undefined (:func:`gap_undefined`) is named as such, its rule undecided."""
-    lo, hi = gaps["relative gap (%)"].min(), gaps["relative gap (%)"].max()
-    pl, ph = gaps["paper relative (%)"].min(), gaps["paper relative (%)"].max()
-    band = f"{PAPER_GAP - GAP_TOLERANCE:g}–{PAPER_GAP + GAP_TOLERANCE:g} %"
-    undefined = gaps["relative gap (%)"].isna()
-    if undefined.any():
-        names = " and ".join(METHOD_LABELS[m] for m in gaps.loc[undefined, "method"])
-        head = (
-            f"{lo:.0f} to {hi:.0f} % higher for the other methods"
-            if not undefined.all()
-            else "not comparable"
-        )
-        return (
-            f"{head} (the paper's Table I: {pl:.0f} to {ph:.0f} %); for {names} no relative "
-            "gap is defined (the ablated network's mean s over the pairs is 0, or no pair has "
-            f"both maps non-empty), so the rule of the band of {band} is undecided"
-        )
-    out = set(gaps["outcome"])
-    if out == {verdict.HOLDS}:
-        word = f"inside the band of {band} for every method"
-    elif verdict.FAILS in out:
-        bad = [
-            METHOD_LABELS[m] for m, o in zip(gaps["method"], gaps["outcome"]) if o == verdict.FAILS
-        ]
-        side = (
+def gap_facts(gaps: pd.DataFrame) -> dict[str, Any]:
+    """The facts a sentence on the gap's verdict needs, from :func:`gap_table`: ``low`` and
+    ``high``, the smallest and largest relative gap (%) among the methods where it is defined
+    (None where it is defined for none); ``paper_low`` and ``paper_high``, the paper's; the band
+    (``band_low``, ``band_high``, %); ``undefined``, the methods (display names) whose relative
+    gap is undefined (:func:`gap_undefined`: their rule is undecided); ``outcome``, the rule over
+    every method (holds where every method's does, does not hold where one does not,
+    undecided otherwise); ``fails``, the methods whose rule does not hold, and ``side``, where
+    their relative gaps lie: "above" or "below" the band when all on one side, else
+    "outside"."""
+    rel = gaps["relative gap (%)"]
+    defined = rel.dropna()
+    outcomes = set(gaps["outcome"])
+    failing = gaps["outcome"] == verdict.FAILS
+    over = rel[failing]
+    return {
+        "low": float(defined.min()) if len(defined) else None,
+        "high": float(defined.max()) if len(defined) else None,
+        "paper_low": float(gaps["paper relative (%)"].min()),
+        "paper_high": float(gaps["paper relative (%)"].max()),
+        "band_low": PAPER_GAP - GAP_TOLERANCE,
+        "band_high": PAPER_GAP + GAP_TOLERANCE,
+        "undefined": [METHOD_LABELS[m] for m in gaps.loc[rel.isna(), "method"]],
+        "outcome": (
+            verdict.HOLDS
+            if outcomes == {verdict.HOLDS}
+            else verdict.FAILS
+            if verdict.FAILS in outcomes
+            else verdict.UNDECIDED
+        ),
+        "fails": [METHOD_LABELS[m] for m in gaps.loc[failing, "method"]],
+        "side": (
             "above"
-            if (gaps.loc[gaps["outcome"] == verdict.FAILS, "relative gap (%)"] > PAPER_GAP).all()
+            if len(over) and (over > PAPER_GAP).all()
+            else "below"
+            if len(over) and (over < PAPER_GAP).all()
             else "outside"
-        )
-        which = "every method" if len(bad) == len(gaps) else " and ".join(bad)
-        word = f"{side} the band of {band} for {which} (the whole interval outside it)"
-    else:
-        word = f"not decided against the band of {band} (an interval straddles its edge)"
-    return f"{lo:.0f} to {hi:.0f} % higher (the paper's Table I: {pl:.0f} to {ph:.0f} %), {word}"
+        ),
+    }
 
 
 # -- beyond Table I ---------------------------------------------------------------------------
@@ -1228,20 +1251,11 @@ def truth_table(sc: Scores, tables: dict | None = None) -> pd.DataFrame:
             if tables is not None and key is not None
             else skips_verdict(sc, "truth", layer=lay)
         )
-        for _, r in v.iterrows():
-            rows.append(
-                {
-                    "layer": LAYERS[lay],
-                    "method": METHOD_LABELS[r["method"]],
-                    "U-Net": r["U-Net"],
-                    "ablated": r["ablated U-Net"],
-                    "difference": r["difference"],
-                    "95 % interval": r["95 % interval"],
-                    "outcome": r["outcome"],
-                    "pairs": r["pairs"],
-                    "seeds U-Net higher": r["seeds U-Net higher"],
-                }
-            )
+        seeds = v["seeds U-Net higher"].tolist()
+        rows += [
+            {**row, "seeds U-Net higher": n}
+            for row, n in zip(_page_rows(v, layer=LAYERS[lay]), seeds)
+        ]
     return pd.DataFrame(rows)
 
 
@@ -1337,27 +1351,20 @@ def sweep_verdict(
     return pd.DataFrame(rows)
 
 
-def sweep_text(sc: Scores, sweep: pd.DataFrame | None = None) -> str:
-    """Where the U-Net is not found above its ablation across the sweep, in words, with the
-    reference mask's area there."""
+def sweep_not_holding(sc: Scores, sweep: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The thresholds where the paired verdict of the sweep does not hold for some method
+    (``sweep``: :func:`sweep_verdicts`, computed if not given): one row per (outcome, threshold),
+    outcomes undecided, does not hold and "no pair", thresholds ascending, with the reference
+    mask's mean area there (``reference area (%)``); empty where it holds everywhere."""
     sweep = sweep_verdicts(sc) if sweep is None else sweep
     q = reference_quality(sc)
-    bad = sweep[sweep["outcome"] != verdict.HOLDS]
-    if bad.empty:
-        return "at every threshold"
-    parts = []
-    for outcome, word in ((verdict.UNDECIDED, "undecided"), (verdict.FAILS, "reversed")):
-        ts = sorted(set(bad.loc[bad["outcome"] == outcome, "threshold"]))
-        if ts:
-            areas = ", ".join(
-                f"{100 * q.loc[q.index[np.isclose(q.index, t)][0], 'reference area']:.0f}"
-                for t in ts
-            )
-            parts.append(
-                f"{word} at t = {', '.join(f'{t:g}' for t in ts)} (the reference mask "
-                f"covers {areas} % of the image there)"
-            )
-    return "not at every threshold: " + "; ".join(parts)
+    bad = sweep.loc[sweep["outcome"] != verdict.HOLDS, ["outcome", "threshold"]]
+    bad = bad.drop_duplicates().sort_values(["outcome", "threshold"], kind="stable")
+    area = [
+        100 * float(q.loc[q.index[np.isclose(q.index, t)][0], "reference area"])
+        for t in bad["threshold"]
+    ]
+    return bad.assign(**{"reference area (%)": area}).reset_index(drop=True)
 
 
 def layer_verdict(sc: Scores, network: str = "U-Net") -> pd.DataFrame:
@@ -1590,93 +1597,35 @@ def claim_rows(sc: Scores, threshold: float, sizes: dict, tables: dict | None = 
     return rows
 
 
-def verdict_text(v: pd.DataFrame) -> str:
-    """A :func:`skips_verdict` table in words: for which methods the U-Net is found above its
-    ablation (the paired interval above 0), below it, or undecided, and the range of the mean
-    paired differences."""
+def verdict_facts(v: pd.DataFrame) -> dict[str, Any]:
+    """The facts a sentence on a paired verdict table needs (:func:`skips_verdict`,
+    :func:`layer_verdict`): the methods (display names) by outcome, ``holds``, ``fails``,
+    ``undecided`` and ``no_pair``; ``every``, whether every method holds; ``low`` and ``high``,
+    the smallest and largest mean paired difference (points; NaN where no method has a pair)."""
     by = {
         o: [METHOD_LABELS[m] for m, oo in zip(v["method"], v["outcome"]) if oo == o]
         for o in (verdict.HOLDS, verdict.FAILS, verdict.UNDECIDED, "no pair")
     }
-    lo, hi = v["difference"].min(), v["difference"].max()
-    if len(by[verdict.HOLDS]) == len(v):
-        return (
-            f"above its ablation for all three methods, by {lo:+.1f} to {hi:+.1f} points on "
-            "average (each 95 % interval above zero)"
-        )
-    parts = []
-    if by[verdict.HOLDS]:
-        parts.append(f"above its ablation for {' and '.join(by[verdict.HOLDS])}")
-    if by[verdict.FAILS]:
-        parts.append(f"below it for {' and '.join(by[verdict.FAILS])}")
-    if by[verdict.UNDECIDED]:
-        parts.append(
-            f"undecided for {' and '.join(by[verdict.UNDECIDED])} (the interval contains zero)"
-        )
-    if by["no pair"]:
-        parts.append(f"without a scene to compare for {' and '.join(by['no pair'])}")
-    if not by[verdict.HOLDS]:
-        parts[0] = "not found above its ablation for any method: " + parts[0]
-    return "; ".join(parts) + (
-        f"; the mean paired differences run from {lo:+.1f} to {hi:+.1f} points"
-    )
+    return {
+        "holds": by[verdict.HOLDS],
+        "fails": by[verdict.FAILS],
+        "undecided": by[verdict.UNDECIDED],
+        "no_pair": by["no pair"],
+        "every": len(by[verdict.HOLDS]) == len(v),
+        "low": float(v["difference"].min()),
+        "high": float(v["difference"].max()),
+    }
 
 
-def empty_maps_text(n_empty: int, n_maps: int) -> str:
-    """The maps left out for being empty, as a sentence: "No map of the 180 was empty", "1 of
-    the 180 maps was empty and is left out", "3 of the 180 maps were empty and are left out"."""
-    if n_empty < 0 or n_maps < n_empty:
-        raise ValueError(f"{n_empty} empty maps of {n_maps}: the count must lie in [0, n_maps]")
-    if n_empty == 0:
-        return f"No map of the {n_maps} was empty"
-    if n_empty == 1:
-        return f"1 of the {n_maps} maps was empty and is left out"
-    return f"{n_empty} of the {n_maps} maps were empty and are left out"
-
-
-def closing_text(sc: Scores, threshold: float, tables: dict | None = None) -> str:
-    """The chapter's conclusion on "the skips preserve spatial detail and raise s", computed:
-    against the reference at ``threshold``, against the true object, the size of the gap, and
-    on the scenes both networks classify correctly (``tables``: :func:`verdicts`, computed if
-    not given)."""
-    tables = verdicts(sc, threshold) if tables is None else tables
-    ref, truth = tables["reference"], tables["truth"]
-    outcomes = set(ref["outcome"]) | set(truth["outcome"])
-    text = (
-        f"Against the reference at t = {threshold:g}, the stand-in U-Net is "
-        f"{verdict_text(ref)}; against the true object, it is {verdict_text(truth)}. "
-    )
+def skips_outcome(tables: dict) -> str:
+    """The claim "the skip connections raise s" over every method, against the reference and
+    against the true object (``tables``: :func:`verdicts`): holds where every one of those
+    paired verdicts holds, does not hold where one does not, undecided otherwise (a method
+    with no pair included)."""
+    outcomes = set(tables["reference"]["outcome"]) | set(tables["truth"]["outcome"])
     if outcomes == {verdict.HOLDS}:
-        text += (
-            "So on these stand-ins the claim that the skip connections raise s holds "
-            "against the truth as well as against the reference, for every method"
-        )
-    elif verdict.FAILS in outcomes:
-        text += (
-            "So on these stand-ins the claim that the skip connections raise s does not "
-            "hold for every method and reference"
-        )
-    else:
-        text += (
-            "So on these stand-ins the claim that the skip connections raise s is not "
-            "decided for every method and reference"
-        )
-    text += f"; in size, the U-Net's s is {gap_text(tables['gaps'])}"
-    sub = tables["subset"]
-    if sub is not None:
-        text += (
-            ". On the scenes that both networks classify correctly, against the truth, "
-            f"the U-Net is {verdict_text(sub)}"
-        )
-    lo, hi = truth["U-Net"].min(), truth["U-Net"].max()
-    text += (
-        f". The level is another matter: even the U-Net's maps put only {lo:.0f} to "
-        f"{hi:.0f} % of their mass on the object, which covers "
-        f"{uniform_baseline(sc, threshold)['truth']:.0f} % of the image. Every interval "
-        "here is over the scenes drawn, for these trained networks; the spread between "
-        "training seeds is shown in the tables, not covered by the intervals."
-    )
-    return text
+        return verdict.HOLDS
+    return verdict.FAILS if verdict.FAILS in outcomes else verdict.UNDECIDED
 
 
 def for_page(df: pd.DataFrame) -> pd.DataFrame:
