@@ -17,6 +17,8 @@ __all__ = [
     "count_of",
     "at_most_times",
     "signed",
+    "with_interval",
+    "named_intervals",
 ]
 
 
@@ -108,3 +110,39 @@ def signed(v: Any, digits: int = 2, na: str = "—") -> str:
     if not is_number(v):
         raise ValueError(f"signed: a number or NaN, got {v!r}")
     return f"{float(v):+.{digits}f}"
+
+
+def with_interval(estimate: Any, low: Any, high: Any, digits: int = 3) -> str:
+    """An estimate and its interval, each with its sign (:func:`signed`): "+0.040 [+0.021,
+    +0.060]"; a NaN or None reads "—".
+
+    >>> with_interval(0.04, 0.0213, 0.06)
+    '+0.040 [+0.021, +0.060]'
+    """
+    return f"{signed(estimate, digits)} [{signed(low, digits)}, {signed(high, digits)}]"
+
+
+def named_intervals(per: Any, digits: int = 3, words: Any = None) -> str:
+    """Each entry of ``per`` (a name -> anything with ``estimate``, ``low`` and ``high``, e.g. a
+    ``lib.verdict.Verdict``) as "name estimate [low, high]" (:func:`with_interval`), joined by
+    "; ". With ``words`` (an outcome -> its words, given by the page), each is followed by
+    ", " and the words for its ``outcome``.
+
+    >>> from types import SimpleNamespace as V
+    >>> named_intervals({"a": V(estimate=0.3, low=0.2, high=0.4, outcome="holds")}, 2)
+    'a +0.30 [+0.20, +0.40]'
+    >>> named_intervals({"a": V(estimate=0.3, low=0.2, high=0.4, outcome="holds")}, 2, {"holds": "holds"})
+    'a +0.30 [+0.20, +0.40], holds'
+    """
+    parts = []
+    for name, v in per.items():
+        text = f"{name} {with_interval(v.estimate, v.low, v.high, digits)}"
+        if words is not None:
+            if v.outcome not in words:
+                raise ValueError(
+                    f"named_intervals: no words for the outcome {v.outcome!r} of {name!r}; "
+                    f"words has {sorted(words)}: add it"
+                )
+            text += f", {words[v.outcome]}"
+        parts.append(text)
+    return "; ".join(parts)

@@ -15,6 +15,7 @@ from torch import nn
 
 from lib import cam, verdict
 from lib.chapters import gradcam_fundamentals as gcf
+from lib.formatting import named_intervals, signed, with_interval
 from lib.models.small import PooledCNN
 from lib.train import RECIPES, recipe_path
 
@@ -216,11 +217,10 @@ def test_competing_picks_the_close_contests_first():
     assert gcf.competing(p, 0.5) == [2, 0, 3]
     # no contest is no error: the page says so and the claims have no case
     assert gcf.competing(p[1:2], 0.5) == []
-    im = _images(IdentityGap((1.0, 1.0)), torch.zeros(1, 1, 4, 4))
-    text = gcf.competing_text(im, [], p[1:2], 0.5)
-    assert text.startswith("none: on no image does the second class reach 0.5 times")
-    assert "(the closest reaches 0.06 times)" in text  # 0.05 / 0.9
-    assert gcf.competing_text(im, [0], p[:1], 0.5) == "img0"
+    # what the page words where there is none: the closest contest, 0.05 / 0.9 = 0.0555...
+    assert gcf.closest_ratio(p[1:2]) == pytest.approx(0.05 / 0.9)
+    assert gcf.closest_ratio(p) == pytest.approx(0.39 / 0.4)  # the image of 0.4 vs 0.39
+    assert gcf.closest_ratio(p[:0]) == 0.0  # no image at all
     with pytest.raises(ValueError, match="compete_ratio must be in"):
         gcf.competing(p, 0.0)
 
@@ -242,12 +242,7 @@ def test_every_counterfactual_map_empty_is_undecided_with_no_case():
     assert cv["mean_dp"] is None and cv["mean_dp_gradcam"] is None
     assert v.method == cv["why"] == "all 2 counterfactual maps are empty (negative everywhere)"
     assert v.interval_text(2) == "—"
-    assert gcf.counterfactual_summary(cv) == (
-        "No (photograph, class) case is scored: all 2 counterfactual maps are empty (negative "
-        "everywhere)."
-    )
-    assert gcf.counterfactual_measured(cv).startswith("no case scored: ")
-    assert gcf.counterfactual_reading(cv).startswith("The claim is undecided with no case")
+    assert (cv["less_than_gradcam"], cv["mostly_less"]) == (0, False)
     # the check of Eq. 12 still runs: the maps exist, they are negative everywhere
     err = gcf.counterfactual_identity(model, two, "features")
     assert gcf.counterfactual_sign_verdict(err).outcome == verdict.HOLDS
@@ -259,16 +254,11 @@ def test_no_competing_image_leaves_every_two_class_test_without_a_case():
     two = gcf.two_class_maps(im, [], torch.tensor([[1, 0], [1, 0]]))
     assert two.rows == [] and two.maps["gradcam"].shape[0] == 0
     assert gcf.counterfactual_identity(model, two, "features") is None
-    assert gcf.counterfactual_identity_text(None).startswith("has no map to compare")
     sign = gcf.counterfactual_sign_verdict(None)
     assert sign.outcome == verdict.UNDECIDED and sign.n == 0
     dv = gcf.discrimination_verdict(gcf.discrimination(two, im))
-    assert dv["images"] == 0 and dv["verdict"] is None
-    assert gcf.discrimination_summary(dv).startswith("No photograph has two competing classes")
-    assert (
-        gcf.discrimination_reading(dv)
-        == "With no competing photograph there is nothing to compare."
-    )
+    assert dv["images"] == 0 and dv["verdict"] is None and dv["few"] is False
+    assert dv["gb"] is None and dv["ggc"] is None and dv["gradcam"] is None  # no mean, no NaN
     d = gcf.deletion(model, two)
     assert d.empty and "empty counterfactual" in d.columns
     cv = gcf.counterfactual_verdict(d)
@@ -320,7 +310,8 @@ def test_discrimination_is_the_pearson_correlation_of_the_two_maps():
     assert d.loc["only", "guidedbackprop"] == pytest.approx(ref)
     dv = gcf.discrimination_verdict(d)
     assert dv["gb_more_alike"] == 0  # GB less alike than GGC here
-    assert dv["verdict"] is None and "decides nothing" in gcf.discrimination_reading(dv)
+    # one photograph: no interval, so no verdict and nothing "few" to say about it
+    assert dv["images"] == 1 and dv["verdict"] is None and dv["few"] is False
 
 
 def _disc(gb, ggc):
@@ -351,16 +342,12 @@ def test_discrimination_verdict_is_a_paired_difference_with_three_outcomes():
     # GB less alike than GGC everywhere: does not hold
     v = gcf.discrimination_verdict(_disc(ggc, gb))["verdict"]
     assert v.outcome == verdict.FAILS and v.high < 0
-    assert "the interval contains 0" in gcf.discrimination_reading(
-        gcf.discrimination_verdict(_disc([0.9 + x for x in d], [0.9] * 6))
-    )
-    assert "Guided Backprop's two maps are the more alike" in gcf.discrimination_reading(
-        gcf.discrimination_verdict(_disc(gb, ggc))
-    )
-    # four photographs decide nothing, even with an interval above 0: the reading says why
+    # six photographs are enough (verdict.MIN_UNITS = 6): not "few"
+    assert gcf.discrimination_verdict(_disc(gb, ggc))["few"] is False
+    # four photographs decide nothing, even with an interval above 0: "few" says why
     dv = gcf.discrimination_verdict(_disc(gb[:4], ggc[:4]))
     assert dv["verdict"].outcome == verdict.UNDECIDED and dv["verdict"].low > 0
-    assert "fewer than 6 photographs decide nothing" in gcf.discrimination_reading(dv)
+    assert dv["few"] is True and dv["verdict"].n == 4 and dv["gb_more_alike"] == 4
 
 
 def test_counterfactual_identity_measures_the_engine_against_the_negated_gradient():
@@ -428,19 +415,21 @@ def test_counterfactual_verdict_counts_scored_rows_only():
     assert v.low == pytest.approx((centre - half) / (1 + z * z / n), abs=1e-6)
     assert v.high == pytest.approx((centre + half) / (1 + z * z / n), abs=1e-6)
     assert v.outcome == verdict.UNDECIDED and v.estimate == pytest.approx(2 / 3)
-    assert "cannot decide" in gcf.counterfactual_reading(cv)
-    assert (
-        "in most cases the map points at evidence that matters less"
-        in gcf.counterfactual_reading(cv)
-    )
+    # deleting the counterfactual regions costs less than Grad-CAM's in 3 of 3 (0.6 > 0.1,
+    # 0.7 > 0.2, 0.4 > 0.3): more than half
+    assert cv["mostly_less"] is True
     d.loc[1, "p counterfactual"] = 0.5
     assert gcf.counterfactual_verdict(d)["verdict"].outcome == verdict.UNDECIDED  # 1 of 3
-    assert gcf.counterfactual_summary(cv) == (
-        "Deleting the counterfactual regions raises p(c) in 2 of 3 scored cases (mean change "
-        "+0.067; 1 empty counterfactual map is not scored); deleting Grad-CAM's regions changes "
-        "it by -0.300 on average."
-    )
-    assert gcf.counterfactual_measured(cv) == "p(c) rises in 2 of 3 (mean change +0.067)"
+    # the facts the page words: mean changes (0.1 + 0.2 - 0.1) / 3 and (-0.4 - 0.3 - 0.2) / 3
+    assert signed(cv["mean_dp"], 3) == "+0.067"
+    assert signed(cv["mean_dp_gradcam"], 3) == "-0.300"
+    # now 0.6 > 0.1 and 0.5 > 0.2 but not 0.25 > 0.3: 2 of 3, more than half
+    d.loc[2, "p counterfactual"] = 0.25
+    cv = gcf.counterfactual_verdict(d)
+    assert (cv["less_than_gradcam"], cv["mostly_less"]) == (2, True)
+    d.loc[0, "p counterfactual"] = 0.05
+    cv = gcf.counterfactual_verdict(d)
+    assert (cv["less_than_gradcam"], cv["mostly_less"]) == (1, False)
 
 
 def _deleted(rises, n):
@@ -462,15 +451,12 @@ def test_counterfactual_verdict_holds_and_fails_on_enough_cases():
     z2 = 1.959963984540054**2
     assert cv["verdict"].low == pytest.approx(10 / (10 + z2), abs=1e-6)
     assert cv["verdict"].outcome == verdict.HOLDS
-    assert gcf.counterfactual_reading(cv).startswith(
-        "Deleting the counterfactual regions makes the network more confident in most cases "
-        "(10 of 10, a share of 1.00 with 95 % interval [0.72, 1.00]), as the paper says."
-    )
+    assert (cv["rises"], cv["scored"], f"{cv['verdict'].low:.2f}") == (10, 10, "0.72")
     # none rises: the upper bound is z^2 / (n + z^2) = 0.278 < 1/2
     cv = gcf.counterfactual_verdict(_deleted(0, 10))
     assert cv["verdict"].high == pytest.approx(z2 / (10 + z2), abs=1e-6)
     assert cv["verdict"].outcome == verdict.FAILS
-    assert "the claim does not hold here" in gcf.counterfactual_reading(cv)
+    assert cv["rises"] == 0 and cv["verdict"].estimate == 0.0
 
 
 # --------------------------------------------------------------------------- GAP against GMP
@@ -630,7 +616,7 @@ def test_gap_gmp_verdict_by_hand():
         gcf.gap_gmp_verdict(correct[~((correct.pooling == "GMP") & (correct.seed == 2))], s)
 
 
-def test_gap_gmp_reading_follows_the_outcomes():
+def test_gap_gmp_verdict_gives_the_facts_the_page_words():
     # GAP wrong on every image with seed 0 of 3: each image's difference is -1/3, no spread
     gap = np.ones((3, 50), bool)
     gap[0] = False
@@ -640,15 +626,19 @@ def test_gap_gmp_reading_follows_the_outcomes():
     s["hit"] = np.float32(1.0)  # every map hits, in both
     v = gcf.gap_gmp_verdict(correct, s)
     assert v["hit"].outcome == verdict.FAILS and v["hit"].estimate == 0.0  # no spread: the point
-    assert gcf.gap_gmp_reading(v) == (
-        "Here GMP is the more accurate by more than the 2 points called similar (GAP - GMP "
-        "accuracy -33.3 points, 95 % interval [-33.3, -33.3]); GAP's IoU is higher, by +0.100 "
-        "[+0.100, +0.100] over 20 scenes; GAP's pointing game is not higher (+0.000 [+0.000, "
-        "+0.000] over 20 scenes); GAP's hit by Zhou et al.'s box is higher, by +0.100 [+0.100, "
-        "+0.100] over 20 scenes."
+    # accuracy: -1/3 on every image, outside +-2 points, GMP ahead
+    a = v["accuracy"]
+    assert a.outcome == verdict.FAILS and a.n == 50
+    assert (f"{100 * a.low:+.1f}", f"{100 * a.estimate:+.1f}", f"{100 * a.high:+.1f}") == (
+        "-33.3",
+        "-33.3",
+        "-33.3",
     )
-    assert gcf.outcome_phrase(v["hit"]) == "does not hold"
-    assert gcf.outcome_phrase(v["iou"]) == "holds"
+    # IoU and Zhou's box: GAP 0.1 higher on each of the 20 scenes, every seed
+    for m in ("iou", "zhou"):
+        assert v[m].outcome == verdict.HOLDS and v[m].n == 20
+        assert with_interval(v[m].estimate, v[m].low, v[m].high) == "+0.100 [+0.100, +0.100]"
+    assert v["hit"].n == 20
 
 
 def test_gap_gmp_runs_per_scene_are_the_values_behind_the_means(monkeypatch):
@@ -1057,8 +1047,23 @@ def test_notes_table_names_each_claim_of_the_notes():
         gcf.notes_table(rows[1:])
 
 
-def test_every_text_and_reading():
+def test_named_intervals_of_verdicts():
+    """The claims' "ours" of chapter 02b (``lib.formatting.named_intervals``): each verdict's
+    estimate and interval with its sign, by name; with the page's words, its outcome too."""
     hold = verdict.Verdict(verdict.HOLDS, 0.3, 0.2, 0.4, 0.0, "r", "m", 10)
     und = verdict.Verdict(verdict.UNDECIDED, 0.1, -0.1, 0.3, 0.0, "r", "m", 10)
-    assert gcf.every_text({"a": hold}) == "a +0.300 [+0.200, +0.400]"
-    assert gcf.every_reading({"a": und}, "what") == "what: a +0.100 [-0.100, +0.300], is undecided"
+    assert named_intervals({"a": hold}) == "a +0.300 [+0.200, +0.400]"
+    assert named_intervals({"a": hold, "b": und}, 1) == "a +0.3 [+0.2, +0.4]; b +0.1 [-0.1, +0.3]"
+    words = {verdict.HOLDS: "holds", verdict.UNDECIDED: "is undecided"}
+    assert named_intervals({"a": und}, words=words) == "a +0.100 [-0.100, +0.300], is undecided"
+    assert with_interval(float("nan"), None, -0.0004) == "— [—, -0.000]"
+    fails = verdict.Verdict(verdict.FAILS, -0.3, -0.4, -0.2, 0.0, "r", "m", 10)
+    with pytest.raises(ValueError, match="no words for the outcome 'does not hold' of 'c'"):
+        named_intervals({"c": fails}, words=words)
+
+
+def test_training_recipe_is_the_committed_recipe_of_seed_0():
+    r = gcf.training_recipe("gap")
+    assert r is RECIPES[gcf.recipe("gap", 0)]
+    # what the page says of it: Adam with a cosine schedule
+    assert (r.optimizer, r.schedule) == ("adam", "cosine")

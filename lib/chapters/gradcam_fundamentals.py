@@ -29,7 +29,6 @@ from ..data.imagenet import ImageNetVal
 from ..data.images import IMAGENET_MEAN, IMAGENET_STD
 from ..data.photos import list_photos, load_photo, photo_boxes
 from ..data.scenes import make_scenes
-from ..formatting import at_most_times, count_of
 from ..layers import resolve_layer
 from ..models.pretrained import (
     LITE0_LAYER,
@@ -41,7 +40,7 @@ from ..models.pretrained import (
 )
 from ..plot import as_image, attribution_image, colorbar, overlay, shared_colorbar, signed_map
 from ..rf import receptive_fields
-from ..train import RECIPES, STAND_INS, load_data, load_trained, stand_in_recipe
+from ..train import RECIPES, STAND_INS, TrainConfig, load_data, load_trained, stand_in_recipe
 from ..verdict import Verdict
 
 __all__ = [
@@ -72,24 +71,18 @@ __all__ = [
     "cam_identity",
     "identity_table",
     "competing",
-    "competing_text",
     "TwoClasses",
     "two_class_maps",
     "counterfactual_identity",
-    "counterfactual_identity_text",
     "counterfactual_sign_verdict",
-    "counterfactual_summary",
-    "counterfactual_measured",
-    "discrimination_summary",
     "discrimination",
     "discrimination_verdict",
-    "discrimination_reading",
     "deletion",
     "counterfactual_verdict",
-    "counterfactual_reading",
     "plot_two_classes",
     "recipe",
-    "recipe_text",
+    "training_recipe",
+    "closest_ratio",
     "load_pooled",
     "localisation_scenes",
     "canvas_to_box",
@@ -100,8 +93,6 @@ __all__ = [
     "paired",
     "scene_pairs",
     "gap_gmp_verdict",
-    "gap_gmp_reading",
-    "outcome_phrase",
     "plot_gap_gmp",
     "THRESHOLD",
     "ZHOU_THRESHOLD",
@@ -124,8 +115,6 @@ __all__ = [
     "pooling_difference",
     "pooling_layers_table",
     "pooling_units",
-    "every_text",
-    "every_reading",
     "pooling_verdicts",
     "pooling_table",
     "photo_rows",
@@ -706,23 +695,11 @@ def competing(probs: torch.Tensor, ratio: float = COMPETE_RATIO) -> list[int]:
     """Images whose second class has at least ``ratio`` times the first's probability, the
     closest contests first. ``probs``: (N, 2) top-2 probabilities. An empty list where no image
     has two competing classes: the two-class tests then have no case, which the page says
-    (:func:`competing_text`) and the verdicts record as undecided with n = 0."""
+    (with :func:`closest_ratio`) and the verdicts record as undecided with n = 0."""
     if not 0 < ratio <= 1:
         raise ValueError(f"compete_ratio must be in (0, 1], got {ratio!r}")
     share = (probs[:, 1] / probs[:, 0]).tolist()
     return sorted((i for i, s in enumerate(share) if s >= ratio), key=lambda i: -share[i])
-
-
-def competing_text(images: "Images", idx: Sequence[int], probs: torch.Tensor, ratio: float) -> str:
-    """The competing images for the prose, or, where there is none, why and what to change."""
-    if idx:
-        return ", ".join(images.names[i] for i in idx)
-    best = max((probs[:, 1] / probs[:, 0]).tolist(), default=0.0)
-    return (
-        f"none: on no image does the second class reach {ratio:.2g} times the first's "
-        f"probability (the closest reaches {best:.2f} times), so the tests of this section "
-        "have no case (a lower compete_ratio, or more images, would give them some)"
-    )
 
 
 TWO_CLASS_METHODS = ["gradcam", "counterfactual", "guidedbackprop", "guidedgradcam"]
@@ -750,6 +727,13 @@ class TwoClasses:
                 ],
             }
         )
+
+
+def closest_ratio(probs: torch.Tensor) -> float:
+    """The largest ratio p(top-2) / p(top-1) over the images (``probs``: (N, 2) top-2
+    probabilities), 0.0 where there is no image: how close the closest contest comes to
+    ``compete_ratio`` where :func:`competing` finds none."""
+    return float(max((probs[:, 1] / probs[:, 0]).tolist(), default=0.0))
 
 
 def two_class_maps(images: Images, idx: Sequence[int], top2: torch.Tensor) -> TwoClasses:
@@ -799,11 +783,20 @@ def discrimination_verdict(disc: pd.DataFrame) -> dict:
     paper), measured: per photograph, the correlation of the two classes' Guided Backprop maps
     minus that of their Guided Grad-CAM maps; the verdict (``RULES``) is the paired bootstrap of
     that difference over the photographs, above 0 (None for a single photograph: no interval).
-    Also the means and the number of photographs where Guided Backprop's maps are the more
-    alike. An illustration: the claim is decided on two-object scenes
+    Also the means (None without a photograph), the number of photographs where Guided
+    Backprop's maps are the more alike, and ``few``: True where the verdict has fewer than
+    ``verdict.MIN_UNITS`` photographs, which decide nothing whatever the interval. An illustration: the claim is decided on two-object scenes
     (:func:`discrimination_scene_verdicts`)."""
     if disc.empty:
-        return {"images": 0, "gb_more_alike": 0, "verdict": None}
+        return {
+            "gb": None,
+            "ggc": None,
+            "gradcam": None,
+            "images": 0,
+            "gb_more_alike": 0,
+            "verdict": None,
+            "few": False,
+        }
     gb, ggc = disc["guidedbackprop"], disc["guidedgradcam"]
     v = (
         None
@@ -819,58 +812,8 @@ def discrimination_verdict(disc: pd.DataFrame) -> dict:
         "images": len(disc),
         "gb_more_alike": int((gb > ggc).sum()),
         "verdict": v,
+        "few": v is not None and v.n < verdict.MIN_UNITS,
     }
-
-
-def discrimination_summary(dv: dict) -> str:
-    """The correlations of :func:`discrimination_verdict` in one sentence for the prose."""
-    if dv["images"] == 0:
-        return "No photograph has two competing classes, so no correlation is measured."
-    return (
-        f"Guided Backprop's two maps correlate at {dv['gb']:.3f} on average, Guided "
-        f"Grad-CAM's at {dv['ggc']:.3f} and Grad-CAM's at {dv['gradcam']:.3f}; Guided "
-        f"Backprop's are the more alike on {dv['gb_more_alike']} of {dv['images']} photographs."
-    )
-
-
-def outcome_phrase(v: Verdict) -> str:
-    """ "holds", "does not hold" or "is undecided" (a verbal form for the prose)."""
-    return {
-        verdict.HOLDS: "holds",
-        verdict.FAILS: "does not hold",
-        verdict.UNDECIDED: "is undecided",
-    }.get(v.outcome, v.outcome)
-
-
-def _interval(v: Verdict, digits: int = 3) -> str:
-    return f"{v.estimate:+.{digits}f} [{v.low:+.{digits}f}, {v.high:+.{digits}f}]"
-
-
-def discrimination_reading(dv: dict) -> str:
-    """One sentence for the prose: the verdict of :func:`discrimination_verdict` with its
-    interval, and what it means."""
-    v = dv["verdict"]
-    if dv["images"] == 0:
-        return "With no competing photograph there is nothing to compare."
-    if v is None:
-        return "One photograph gives no interval: it shows the maps, and decides nothing."
-    head = (
-        f"The paired difference, Guided Backprop's correlation minus Guided Grad-CAM's, is "
-        f"{_interval(v, 4)} over {v.n} photographs (95 % interval)"
-    )
-    if v.outcome == verdict.HOLDS:
-        return (
-            head + ": on these photographs Guided Backprop's two maps are the more alike, "
-            "a small sample."
-        )
-    if v.outcome == verdict.FAILS:
-        return head + ": on these photographs Guided Backprop's two maps are not the more alike."
-    if v.n < verdict.MIN_UNITS:
-        return (
-            head + f": fewer than {verdict.MIN_UNITS} photographs decide nothing, whatever "
-            "the interval."
-        )
-    return head + ": the interval contains 0, and these photographs cannot tell them apart."
 
 
 def counterfactual_identity(model: nn.Module, two: "TwoClasses", layer: str) -> float:
@@ -886,15 +829,6 @@ def counterfactual_identity(model: nn.Module, two: "TwoClasses", layer: str) -> 
     if den == 0:
         raise ValueError("every counterfactual map is zero: the identity has nothing to compare")
     return float((two.maps["counterfactual"].to(ref.dtype) - ref).abs().max() / den)
-
-
-def counterfactual_identity_text(error: float | None) -> str:
-    """:func:`counterfactual_identity`'s result for the prose."""
-    if error is None:
-        return "has no map to compare with (no competing photograph)"
-    return at_most_times(
-        error, "its largest absolute value", verb="differs", equal="equals the engine's"
-    )
 
 
 def counterfactual_sign_verdict(error: float | None) -> Verdict:
@@ -953,7 +887,8 @@ def counterfactual_verdict(deleted: pd.DataFrame) -> dict:
     """The counterfactual claim on the scored rows (non-empty counterfactual map): the share of
     rows where deleting the counterfactual regions raises p(c), with its Wilson interval, above
     1/2 (``RULES``; ``verdict.proportion_above``). Also counted: the rows where deleting them
-    costs less p(c) than deleting Grad-CAM's regions, and the mean changes of p(c).
+    costs less p(c) than deleting Grad-CAM's regions (``less_than_gradcam``; ``mostly_less``: in
+    more than half of the scored rows), and the mean changes of p(c).
 
     Where no row can be scored (no competing image, or every counterfactual map empty: with
     random weights, say, Grad-CAM's weighted sum can be positive everywhere for both classes)
@@ -974,10 +909,12 @@ def counterfactual_verdict(deleted: pd.DataFrame) -> dict:
             "mean_dp": None,
             "mean_dp_gradcam": None,
             "less_than_gradcam": 0,
+            "mostly_less": False,
             "why": why,
             "verdict": verdict.no_units(RULES["counterfactual-removal"], why),
         }
     rises = int((d["p counterfactual"] > d["p image"]).sum())
+    less = int((d["p counterfactual"] > d["p gradcam"]).sum())
     v = verdict.proportion_above(
         rises, len(d), 0.5, rule=RULES["counterfactual-removal"], unit="(photograph, class) cases"
     )
@@ -987,81 +924,10 @@ def counterfactual_verdict(deleted: pd.DataFrame) -> dict:
         "rises": rises,
         "mean_dp": float((d["p counterfactual"] - d["p image"]).mean()),
         "mean_dp_gradcam": float((d["p gradcam"] - d["p image"]).mean()),
-        "less_than_gradcam": int((d["p counterfactual"] > d["p gradcam"]).sum()),
+        "less_than_gradcam": less,
+        "mostly_less": less > len(d) / 2,
         "verdict": v,
     }
-
-
-def counterfactual_reading(cv: dict) -> str:
-    """Sentences for the prose: the outcome of the counterfactual test
-    (:func:`counterfactual_verdict`) with its interval, then what the map singles out against
-    Grad-CAM's regions (a count, not a verdict)."""
-    v, n = cv["verdict"], cv["scored"]
-    if n == 0:
-        return (
-            f"The claim is undecided with no case behind it: {cv['why']}. Nothing on this page "
-            "speaks for or against it."
-        )
-    share = (
-        f"{cv['rises']} of {n}, a share of {v.estimate:.2f} with 95 % interval "
-        f"[{v.low:.2f}, {v.high:.2f}]"
-    )
-    if v.outcome == verdict.HOLDS:
-        first = (
-            f"Deleting the counterfactual regions makes the network more confident in most "
-            f"cases ({share}), as the paper says."
-        )
-    elif v.outcome == verdict.FAILS:
-        first = (
-            f"Deleting the counterfactual regions makes the network more confident in fewer "
-            f"than half of the cases ({share}): the claim does not hold here."
-        )
-    else:
-        first = (
-            f"p(c) rises in {share}; the interval contains one half, so these few cases "
-            f"cannot decide the claim."
-        )
-    less = cv["less_than_gradcam"]
-    second = (
-        f" Deleting them costs less confidence than deleting Grad-CAM's regions in {less} "
-        f"of {n} cases"
-    )
-    if less > n / 2:
-        second += (
-            ": in most cases the map points at evidence that matters less to the class "
-            "than Grad-CAM's regions, which is not the same as evidence against it."
-        )
-    else:
-        second += (
-            ": the map does not even single out, in most cases, regions that matter less "
-            "to the class than Grad-CAM's."
-        )
-    return first + second
-
-
-def counterfactual_summary(cv: dict) -> str:
-    """What deleting the regions did, in one sentence for the prose (:func:`counterfactual_verdict`)."""
-    if cv["scored"] == 0:
-        return f"No (photograph, class) case is scored: {cv['why']}."
-    empty = (
-        "no counterfactual map was empty"
-        if cv["empty"] == 0
-        else count_of(cv["empty"], "empty counterfactual map")
-        + (" is" if cv["empty"] == 1 else " are")
-        + " not scored"
-    )
-    return (
-        f"Deleting the counterfactual regions raises p(c) in {cv['rises']} of {cv['scored']} "
-        f"scored cases (mean change {cv['mean_dp']:+.3f}; {empty}); deleting Grad-CAM's regions "
-        f"changes it by {cv['mean_dp_gradcam']:+.3f} on average."
-    )
-
-
-def counterfactual_measured(cv: dict) -> str:
-    """The "we measured" text of the counterfactual claim."""
-    if cv["scored"] == 0:
-        return f"no case scored: {cv['why']}"
-    return f"p(c) rises in {cv['rises']} of {cv['scored']} (mean change {cv['mean_dp']:+.3f})"
 
 
 def plot_two_classes(images: Images, two: TwoClasses, n: int):
@@ -1320,20 +1186,6 @@ def _pairs(
     if sorted(t[a].columns) != sorted(t[b].columns):
         raise ValueError(f"{a} and {b} have different seeds")
     return t[a].mean(axis=1).to_numpy(float), t[b].mean(axis=1).to_numpy(float)
-
-
-def every_text(per: dict[str, Verdict], digits: int = 3) -> str:
-    """Each verdict's estimate and interval, by name: "AlexNet-style +0.040 [+0.021, +0.060];
-    ..." (the claim's "ours")."""
-    return "; ".join(f"{name} {_interval(v, digits)}" for name, v in per.items())
-
-
-def every_reading(per: dict[str, Verdict], what: str, digits: int = 3) -> str:
-    """For the prose: ``what`` and, per name, its estimate, interval and outcome: "mean minus
-    max: AlexNet-style +0.040 [+0.021, +0.060], holds; ..."."""
-    return f"{what}: " + "; ".join(
-        f"{name} {_interval(v, digits)}, {outcome_phrase(v)}" for name, v in per.items()
-    )
 
 
 def pooling_verdicts(units: pd.DataFrame) -> dict:
@@ -1891,13 +1743,10 @@ def recipe(pool: str, seed: int) -> str:
     return name
 
 
-def recipe_text(pool: str) -> str:
-    """The training recipe of the ``pool`` networks in words, from ``lib.train.RECIPES``."""
-    r = RECIPES[recipe(pool, 0)]
-    return (
-        f"{r.epochs} epochs of Adam, learning rate {r.lr:g} with a cosine schedule, "
-        f"batches of {r.batch_size}"
-    )
+def training_recipe(pool: str) -> TrainConfig:
+    """The training recipe of the ``pool`` networks (``lib.train.RECIPES``; the same for every
+    seed but the seed): its epochs, learning rate, batch size, optimizer and schedule."""
+    return RECIPES[recipe(pool, 0)]
 
 
 def load_pooled(pool: str, seed: int, device="cpu") -> tuple[nn.Module, dict]:
@@ -2135,42 +1984,6 @@ def gap_gmp_verdict(
         gap, gmp = scene_pairs(scores, metric)
         out[metric] = verdict.paired_difference(gap, gmp, 0.0, rule=RULES[claim], unit="scenes")
     return out
-
-
-def gap_gmp_reading(v: dict[str, Verdict], tolerance: float = ACCURACY_TOLERANCE) -> str:
-    """One sentence for the prose: the outcome of each part of "similar accuracy, GAP localises
-    better" (:func:`gap_gmp_verdict`), with its interval."""
-    acc, iou, hit = v["accuracy"], v["iou"], v["hit"]
-    pts = f"{100 * tolerance:g} point" + ("" if round(100 * tolerance, 9) == 1 else "s")
-    band = (
-        f"GAP - GMP accuracy {100 * acc.estimate:+.1f} points, 95 % interval "
-        f"[{100 * acc.low:+.1f}, {100 * acc.high:+.1f}]"
-    )
-    if acc.outcome == verdict.HOLDS:
-        a = f"the accuracies are similar ({band}, inside +-{pts})"
-    elif acc.outcome == verdict.FAILS:
-        more = "GAP" if acc.estimate > 0 else "GMP"
-        a = f"{more} is the more accurate by more than the {pts} called similar ({band})"
-    else:
-        a = f"the accuracy claim is undecided ({band} straddles +-{pts})"
-    parts = [a]
-    named = [("IoU", iou), ("pointing game", hit)]
-    if "zhou" in v:
-        named.append(("hit by Zhou et al.'s box", v["zhou"]))
-    for name, w in named:
-        d = _interval(w)
-        if w.outcome == verdict.HOLDS:
-            parts.append(f"GAP's {name} is higher, by {d} over {w.n} scenes")
-        elif w.outcome == verdict.FAILS:
-            parts.append(f"GAP's {name} is not higher ({d} over {w.n} scenes)")
-        else:
-            why = (
-                f"fewer than {verdict.MIN_UNITS} scenes decide nothing"
-                if w.n < verdict.MIN_UNITS
-                else "an interval that contains 0"
-            )
-            parts.append(f"the {name} does not separate them ({d} over {w.n} scenes, {why})")
-    return "Here " + "; ".join(parts) + "."
 
 
 def plot_gap_gmp(gap: nn.Module, gmp: nn.Module, scenes, idx: Sequence[int]):
