@@ -693,3 +693,20 @@ def test_claims_with_an_empty_map_on_every_scene_are_undecided_and_said():
     assert rows["resolution-helps"]["verdict"].outcome == "holds"  # the U-Net's own maps
     assert rows["every-threshold"]["ours"].endswith("reversed at 0, no pair at 2")
     assert "nan" not in " ".join(str(r["ours"]) for r in rows.values())
+
+
+def test_model_descriptions_follow_the_profile_by_hand():
+    # default: base 8, depth 3 -> 8..64 channels; 48 px in, 48 / 2**3 = 6 at the bottleneck
+    d = ur.model_descriptions("default")
+    assert "8 to 64 channels, 48 px in" in d["unet"] and "6 × 6 at the bottleneck" in d["unet"]
+    assert "standing in for the paper's ResNet50" in d["reference"]
+    assert "layer4 3 × 3 at 48 px" in d["reference"]  # 48 / 16
+    # full: base 16, depth 4 -> 16..256; 128 px, 128 / 16 = 8; ResNet50's layer4 at 128 / 32 = 4
+    f = ur.model_descriptions("full")
+    assert "16 to 256 channels, 128 px in" in f["unet"] and "8 × 8 at the bottleneck" in f["unet"]
+    assert (
+        "ResNet50 from its ImageNet weights" in f["reference"]
+        and "4 × 4 at 128 px" in f["reference"]
+    )
+    with pytest.raises(ValueError, match="profile"):
+        ur.model_descriptions("huge")

@@ -59,8 +59,7 @@ __all__ = [
     "REFERENCE",
     "THRESHOLDS",
     "SCENES",
-    "STAND_IN",
-    "REFERENCE_STAND_IN",
+    "model_descriptions",
     "SIZES",
     "COST",
     # data and models
@@ -172,15 +171,6 @@ SCENES: dict[str, Any] = dict(size=48, n_objects=2, n_distractors=1, scale=(0.3,
 #: what stands in for the paper's networks in the default profile (the scenes' size: dec1 has one
 #: unit per pixel, the bottleneck 1/8 of the side, the ResNet-style layer4 1/16)
 _S = SCENES["size"]
-STAND_IN = (
-    f"a U-Net-style classifier, 8 to 64 channels, {_S} px in, {_S} x {_S} maps at the "
-    f"last decoder layer, {_S // 8} x {_S // 8} at the bottleneck, trained here on scenes"
-)
-REFERENCE_STAND_IN = (
-    f"ResNet-style (ResNet18-like BasicBlocks, layer4 {_S // 16} x {_S // 16} at "
-    f"{_S} px), trained here on the same scenes, standing in for the paper's "
-    "ResNet50 (7 x 7 at 224 px)"
-)
 # Models per profile: train / test scenes per seed, the U-Nets' and the reference's training.
 # default: each model trains in at most ~3 CPU-minutes with one thread.
 _SCENE_SIZES = {"smoke": dict(n_train=64, n_test=12), "default": dict(n_train=3000, n_test=300)}
@@ -198,6 +188,34 @@ _FULL = dict(size=128, reference_epochs=10, reference_lr=1e-4)
 
 
 # --------------------------------------------------------------------------- data and models
+
+
+def model_descriptions(profile: str) -> dict[str, str]:
+    """What the U-Net (``"unet"``) and the reference network (``"reference"``) of ``profile``
+    are, for the page: a network trained here is named as the stand-in it is."""
+    if profile not in _UNET:
+        raise ValueError(f"profile must be one of {sorted(_UNET)}, got {profile!r}")
+    u, full = _UNET[profile], profile == "full"
+    size = _FULL["size"] if full else _S
+    low = size // 2 ** u["depth"]
+    data = "the data folder's images" if full else "scenes"
+    unet = (
+        f"a U-Net-style classifier, {u['base']} to {u['base'] * 2 ** u['depth']} channels, "
+        f"{size} px in, {size} × {size} maps at the last decoder layer, {low} × {low} at the "
+        f"bottleneck, trained here on {data}"
+    )
+    if full:
+        reference = (
+            f"torchvision's ResNet50 from its ImageNet weights, fine-tuned here on {data} "
+            f"(layer4 {size // 32} × {size // 32} at {size} px), the paper's ResNet50"
+        )
+    else:
+        reference = (
+            f"ResNet-style (ResNet18-like BasicBlocks, layer4 {size // 16} × {size // 16} at "
+            f"{size} px), trained here on the same scenes, standing in for the paper's "
+            "ResNet50 (7 × 7 at 224 px)"
+        )
+    return {"unet": unet, "reference": reference}
 
 
 def scene_data(profile: str, seed: int) -> dict:
