@@ -19,6 +19,7 @@ __all__ = [
     "signed",
     "with_interval",
     "named_intervals",
+    "mean_std",
 ]
 
 
@@ -146,3 +147,17 @@ def named_intervals(per: Any, digits: int = 3, words: Any = None) -> str:
             text += f", {words[v.outcome]}"
         parts.append(text)
     return "; ".join(parts)
+
+
+def mean_std(mean: float, std: float | None, digits: int = 2, single: str = "one seed") -> str:
+    """ "mean ± std" to ``digits`` decimals; "mean (``single``)" where the spread is undefined
+    (one value: None or NaN); "—" where the mean is.
+
+    >>> mean_std(0.2, 0.031), mean_std(0.2, float("nan")), mean_std(float("nan"), 1.0)
+    ('0.20 ± 0.03', '0.20 (one seed)', '—')
+    """
+    if mean is None or math.isnan(float(mean)):
+        return "—"
+    if std is None or math.isnan(float(std)):
+        return f"{mean:.{digits}f} ({single})"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"

@@ -35,3 +35,11 @@ def test_at_most_times_says_identical_instead_of_at_most_zero_times():
 def test_the_examples_in_the_docstrings_run():
     failed, tried = doctest.testmod(formatting)
     assert tried >= 3 and failed == 0
+
+
+def test_mean_std_by_hand():
+    assert formatting.mean_std(0.2, 0.031) == "0.20 ± 0.03"
+    assert formatting.mean_std(12.345, 0.06, 1, "one image") == "12.3 ± 0.1"
+    assert formatting.mean_std(0.2, float("nan")) == "0.20 (one seed)"
+    assert formatting.mean_std(0.2, None, 1, "one image") == "0.2 (one image)"
+    assert formatting.mean_std(float("nan"), 0.1) == "—"  # never "nan"

@@ -44,6 +44,7 @@ from lib.data.needs import Need, require, weights_need
 from lib.data.photos import list_photos, load_photo, photo_boxes
 from lib.data.vindr import WHERE as VINDR_WHERE
 from lib.data.vindr import VinDrCXR, vindr_root
+from lib.formatting import mean_std
 from lib.layers import layer_name
 from lib.models import zoo
 from lib.models.heads import Normalized
@@ -658,9 +659,7 @@ def summarise(
 
 def mean_std_text(mean: float, std: float, digits: int = 2) -> str:
     """ "0.20 ± 0.03", or "0.20 (one seed)" when the std is undefined (NaN)."""
-    if std is None or math.isnan(float(std)):
-        return f"{mean:.{digits}f} (one seed)"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return mean_std(mean, std, digits, "one seed")
 
 
 def layer_roles(labels: Sequence[str]) -> dict[str, str]:

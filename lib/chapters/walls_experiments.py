@@ -28,6 +28,7 @@ from lib.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize_imagenet
 from lib.data.needs import Need, require
 from lib.data.stack_folders import WHERE, load_stack_folder, stack_folder_dir
 from lib.data.stackmix import stack_mix
+from lib.formatting import mean_std
 from lib.metrics import dead_zone_ratio, is_empty
 from lib.models.masked_vgg import AUTHORS_WEIGHTS_URL, load_authors_weights
 from lib.models.masked_vgg import PAPER_DEAD_ROWS as _PAPER_DEAD_ROWS
@@ -532,9 +533,7 @@ def table1_stats(per_image: pd.DataFrame, dataset: str, score: str = "mu_pgc") -
 
 
 def _pm(mean: float, std: float) -> str:
-    if np.isnan(mean):
-        return "—"
-    return f"{mean:.1f}" + (" (one image)" if np.isnan(std) else f" ± {std:.1f}")
+    return mean_std(mean, std, 1, "one image")
 
 
 def mean_std_text(values) -> str:
