@@ -40,6 +40,8 @@ pytestmark = pytest.mark.slow
 
 BOOK = Path(os.environ.get("BOOK_HTML", REPO_ROOT / "_build" / "smoke-book" / "_build" / "html"))
 WIDTHS = {"desktop": 1366, "phone": 390}
+#: characters of bold prose that make a paragraph, not a phrase
+LONG_BOLD = 100
 MAX_PAGE_BYTES = 2.5e6
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -182,8 +184,9 @@ const done = arguments[arguments.length - 1];
 })();
 """
 
-_INSPECT = """
+_INSPECT = r"""
 const base = arguments[0];
+const LONG_BOLD = arguments[1];
 const visible = document.body.cloneNode(true);
 visible.querySelectorAll('pre, code, script, style, mjx-assistive-mml, .MathJax_Preview, '
                          + 'noscript, template').forEach(e => e.remove());
@@ -253,6 +256,15 @@ const scrollingTables = [...document.querySelectorAll('article table')].filter(t
     return false; })
   .map(t => ({name: ((t.querySelector('caption') || {}).innerText || name(t)).slice(0, 60),
               mustReflow: !!t.closest('div.verdict-box') || t.matches('table.claim-table')}));
+// bold runs of prose longer than a phrase (myst-nb sets glued text in bold by default)
+const longBold = [...document.querySelectorAll('article p *, article li *')]
+  .filter(e => !e.closest('h1, h2, h3, h4, table, pre, .MathJax, mjx-container')
+    && parseInt(getComputedStyle(e).fontWeight) >= 600 && e.innerText.length > LONG_BOLD)
+  .slice(0, 3).map(e => e.innerText.slice(0, 60));
+// display formulas a phone shows only in part (wider than their box, which scrolls them)
+const cutFormulas = [...document.querySelectorAll('article div.math, article mjx-container[display="true"]')]
+  .filter(d => d.scrollWidth > d.clientWidth + 1)
+  .slice(0, 3).map(d => (d.querySelector('mjx-assistive-mml') || d).textContent.trim().slice(0, 40));
 // the column figures are scaled to: lib.plot.figure checks text for a phone's column this wide
 const figureColumn = Math.round((document.querySelector('article.bd-article section > p') || col)
   .getBoundingClientRect().width);
@@ -278,6 +290,8 @@ return {
   links: [...document.querySelectorAll('a[href]')].map(a => a.href).filter(h => h.startsWith(base)),
   outputs: [...document.querySelectorAll('div.cell_output')].map(e => e.innerText),
   brokenWords: brokenWords,
+  longBold: longBold,
+  cutFormulas: cutFormulas,
   spills: spills,
   tooWide: tooWide,
   scrollingTables: scrollingTables,
@@ -339,7 +353,7 @@ PAGE_HAS_TEXT = re.compile(r"notebooks/\d\d[a-z]?_")
 def test_page_reads_well(server, browser, page, width):
     _viewport(browser, WIDTHS[width])
     mathjax = _open(browser, server + page)
-    info = browser.execute_script(_INSPECT, server)
+    info = browser.execute_script(_INSPECT, server, LONG_BOLD)
     errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     problems = []
     if errors:
@@ -381,6 +395,17 @@ def test_page_reads_well(server, browser, page, width):
         problems.append(
             f"words broken across lines in a verdict box, a summary table or a "
             f"caption: {info['brokenWords']}"
+        )
+    if info["longBold"]:
+        problems.append(
+            f"bold runs of prose over {LONG_BOLD} characters (a phrase may be bold, a "
+            f"paragraph not; glued text is bold unless book/_static/book.css says otherwise): "
+            f"{info['longBold']}"
+        )
+    if width == "phone" and info["cutFormulas"]:
+        problems.append(
+            f"display formulas wider than a phone's column, shown only in part (one formula "
+            f"a display, or break it): {info['cutFormulas']}"
         )
     if info["spills"]:
         problems.append(

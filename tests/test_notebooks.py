@@ -182,8 +182,9 @@ def test_colab_cell_comes_first(path):
 )
 def test_plumbing_out_of_sight(path):
     """The reader sees the story, not the plumbing: the set-up cell (``setup(``) is collapsed or
-    removed, the verdict cell (``verdict_box()``) shows its box without its code, and ``print``
-    appears only in cells removed from the page (numbers go into the prose with glue)."""
+    removed, the verdict cell (``verdict_box()``) shows its box without its code, glue and claim
+    bookkeeping stay out of the cells on the page, and ``print`` appears only in cells removed
+    from the page (numbers go into the prose with glue)."""
     for i, cell in enumerate(c for c in _cells(path) if c["cell_type"] == "code"):
         src, tags = "".join(cell["source"]), set(cell["metadata"].get("tags", []))
         hidden = {"remove-cell", "remove-input", "hide-input", "hide-cell"}
@@ -194,6 +195,11 @@ def test_plumbing_out_of_sight(path):
         if "verdict_box()" in src:
             assert tags & {"remove-input", "remove-cell"}, (
                 f"{path.name}: tag the verdict cell remove-input"
+            )
+        if not tags & hidden and "parameters" not in tags:
+            assert "report.glue(" not in src and "claims.add(" not in src, (
+                f"{path.name}: glue or claim bookkeeping in a cell on the page ({src[:60]!r}): "
+                "move it to a cell tagged remove-input (the reader sees only code worth changing)"
             )
         if "print(" in src:
             assert "remove-cell" in tags, (
