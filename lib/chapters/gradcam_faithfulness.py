@@ -47,7 +47,7 @@ from ..data.photos import list_photos, load_photo, photo_boxes
 from ..models.heads import Normalized
 from ..models.pretrained import LITE0_LAYER, LITE0_MEAN, LITE0_STD, efficientnet_lite0, preprocess
 from ..models.zoo import build, paper_layers
-from ..plot import as_image, colorbar, method_label
+from ..plot import as_image, colorbar, method_label, shared_colorbar
 from ..results import ResultsStore, file_digest
 from ..train import (
     RECIPES,
@@ -1875,18 +1875,11 @@ def plot_table7(data: Table7Data, maps: dict, p: int = 10, n: int = 4):
     axes[0, 0].set_title("image", fontsize=9)
     fig.tight_layout()
 
-    sm = mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(-1, 1), cmap="RdBu_r")
-    cb = fig.colorbar(
-        sm,
-        ax=list(axes.ravel()),
-        orientation="horizontal",
-        fraction=0.04,
-        pad=0.03,
-        aspect=40,
-        shrink=0.8,
+    shared_colorbar(
+        fig,
+        "attribution / the map's largest |value| (red: for the class, blue: against)",
+        cmap="RdBu_r",
+        vmin=-1.0,
+        axes=axes.ravel(),
     )
-    cb.set_label(
-        "attribution / the map's largest |value| (red: for the class, blue: against)", fontsize=9
-    )
-    cb.ax.tick_params(labelsize=9)
     return fig

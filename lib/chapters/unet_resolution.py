@@ -44,7 +44,7 @@ from lib.data.unet_folder import FOLDER as UNET_FOLDER
 from lib.data.unet_folder import WHERE as UNET_WHERE
 from lib.data.unet_folder import list_unet_folder, load_unet_folder, unet_folder_dir
 from lib.models.heads import Normalized
-from lib.plot import METHOD_LABELS, overlay
+from lib.plot import METHOD_LABELS, overlay, shared_colorbar
 from lib.results import ResultsStore
 from lib.train import DataBundle, TrainConfig, load_or_train, torch_threads
 
@@ -1838,18 +1838,11 @@ def _grid(images, columns: dict[str, torch.Tensor], truth, ref_mask, size: float
             _outline(ax, truth[i], "lime")
             _outline(ax, ref_mask[i], "white", "--")
     fig.tight_layout()
-    sm = mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(0, 1), cmap="jet")
-    cb = fig.colorbar(
-        sm,
-        ax=list(axes.ravel()),
-        orientation="horizontal",
-        fraction=0.03,
-        pad=0.02,
-        aspect=40,
-        shrink=0.8,
+    shared_colorbar(
+        fig,
+        "map (min-max); lime: true object mask; white dashed: reference mask",
+        axes=axes.ravel(),
     )
-    cb.set_label("map (min-max); lime: true object mask; white dashed: reference mask", fontsize=9)
-    cb.ax.tick_params(labelsize=9)
     return fig
 
 
