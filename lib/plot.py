@@ -469,6 +469,25 @@ def method_grid(
     return fig
 
 
+def ours_and_paper(
+    ax, xs, ours, sd, paper, color, ours_label: str, paper_label: str, ms: float = 5
+) -> None:
+    """One network's row of a paper-against-ours figure at positions ``xs``: our values as
+    filled dots with ± ``sd`` whiskers (NaN: no whisker), the paper's as open diamonds, both in
+    ``color``."""
+    ax.errorbar(
+        xs,
+        ours,
+        yerr=np.nan_to_num(np.asarray(sd, dtype=float)),
+        fmt="o",
+        color=color,
+        capsize=3 + (ms > 5),
+        ms=ms,
+        label=ours_label,
+    )
+    ax.plot(xs, paper, "D", mfc="none", ms=ms + 1, mec=color, mew=1.4, label=paper_label)
+
+
 def shared_colorbar(
     fig, label: str, cmap: str = "jet", vmin: float = 0.0, vmax: float = 1.0, axes=None
 ):

@@ -447,3 +447,18 @@ def test_signed_grid_divides_each_map_by_its_largest_absolute_value_and_shares_o
     fig = plot.signed_grid(nine, [f"photo{i}" for i in range(8)])
     assert fig.get_figwidth() * fig.dpi <= plot.TEXT_COLUMN_PX
     assert plot.text_px_on_screen(fig) >= 9
+
+
+def test_ours_and_paper_draws_dots_whiskers_and_diamonds_by_hand():
+    fig, ax = plt.subplots()
+    plot.ours_and_paper(ax, [0, 1], [10.0, 20.0], [2.0, np.nan], [12.0, 18.0], "red", "o", "p")
+    (dots, _, bars), diamonds = ax.containers[0], ax.lines[-1]
+    np.testing.assert_allclose(np.asarray(dots.get_ydata(), float), [10.0, 20.0])
+    np.testing.assert_allclose(np.asarray(diamonds.get_ydata(), float), [12.0, 18.0])
+    assert diamonds.get_marker() == "D" and diamonds.get_markerfacecolor() == "none"
+    # whiskers: 10 ± 2 at x = 0; a NaN spread draws none (zero length) at x = 1
+    segs = bars[0].get_segments()
+    np.testing.assert_allclose(segs[0], [[0, 8], [0, 12]])
+    np.testing.assert_allclose(segs[1], [[1, 20], [1, 20]])
+    assert [t.get_text() for t in ax.legend().get_texts()] == ["p", "o"]
+    plt.close(fig)

@@ -263,7 +263,7 @@ from ..data.nih import WHERE as NIH_WHERE
 from ..data.nih import NIHChestXray, nih_root
 from ..models.pretrained import LITE0_MEAN, LITE0_STD
 from ..models.zoo import SmallConvNet, SmallGoogLeNet, build, imagenet_weights_file
-from ..plot import as_image, colorbar, draw_boxes, method_label
+from ..plot import as_image, colorbar, draw_boxes, method_label, ours_and_paper
 from ..plot import method_label as _label
 from ..results import ResultsStore
 from ..train import load_or_train, load_trained, stand_in_scene_spec, stand_in_test_scenes
@@ -1318,25 +1318,15 @@ def plot_table1(per_seed: pd.DataFrame):
         xs = np.arange(len(cols)) + off
         mean = [sub[c].mean() for c in cols]
         sd = [sub[c].std(ddof=1) if len(sub) > 1 else 0.0 for c in cols]
-        ax.errorbar(
+        ours_and_paper(
+            ax,
             xs,
             mean,
-            yerr=sd,
-            fmt="o",
-            color=colours[net],
-            capsize=3,
-            ms=5,
-            label=f"{STYLE_NAMES[net]} (ours)",
-        )
-        ax.plot(
-            xs,
+            sd,
             [PAPER_TABLE1[net][c][0] for c in cols],
-            "D",
-            mfc="none",
-            ms=6,
-            mec=colours[net],
-            mew=1.4,
-            label=f"{net} (paper)",
+            colours[net],
+            f"{STYLE_NAMES[net]} (ours)",
+            f"{net} (paper)",
         )
     ax.set_xticks(
         range(len(cols)),

@@ -44,7 +44,7 @@ from lib.data.unet_folder import FOLDER as UNET_FOLDER
 from lib.data.unet_folder import WHERE as UNET_WHERE
 from lib.data.unet_folder import list_unet_folder, load_unet_folder, unet_folder_dir
 from lib.models.heads import Normalized
-from lib.plot import METHOD_LABELS, overlay, shared_colorbar
+from lib.plot import METHOD_LABELS, ours_and_paper, overlay, shared_colorbar
 from lib.results import ResultsStore
 from lib.train import DataBundle, TrainConfig, load_or_train, torch_threads
 
@@ -1720,25 +1720,16 @@ def plot_table1(sc: Scores, threshold: float):
         xs = np.arange(len(METHODS)) + off
         ours = [mean.get((net, m), np.nan) for m in METHODS]
         sd = [std.get((net, m), np.nan) for m in METHODS]
-        ax.errorbar(
+        ours_and_paper(
+            ax,
             xs,
             ours,
-            yerr=np.nan_to_num(sd),
-            fmt="o",
-            color=colours[net],
-            capsize=4,
-            ms=6,
-            label=f"{net}, ours (mean ± sd over seeds)",
-        )
-        ax.plot(
-            xs,
+            sd,
             [PAPER_TABLE1[net][m] for m in METHODS],
-            "D",
-            mfc="none",
-            ms=7,
-            mec=colours[net],
-            mew=1.5,
-            label=f"{net}, paper (ImageNet)",
+            colours[net],
+            f"{net}, ours (mean ± sd over seeds)",
+            f"{net}, paper (ImageNet)",
+            ms=6,
         )
     ax.axhline(
         uniform_baseline(sc, threshold)["reference"],
